@@ -1,0 +1,172 @@
+//! The journey model: plain data, produced only by the parser, fully validated.
+//!
+//! Nothing here does IO. A value of these types is known to be valid: every template and
+//! condition is already parsed, every variable a step uses is defined before it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::condition::{Condition, Placeholder};
+use super::template::Template;
+
+/// One journey file, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub name: String,
+    pub description: Option<String>,
+    pub schedule: Schedule,
+    /// Deadline for the whole run, all steps and retries included.
+    pub timeout: Duration,
+    pub tags: Vec<String>,
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+    /// Availability target in percent, e.g. `99.5`.
+    pub slo: Option<f64>,
+    /// Defaults; `--var` overrides win over them.
+    pub variables: BTreeMap<String, String>,
+    pub steps: Vec<Step>,
+    pub source: Source,
+}
+
+/// Where a journey came from: the file, and a hash of its content that identifies its version.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub path: PathBuf,
+    pub content_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Every(Duration),
+    Cron(CronSchedule),
+}
+
+/// A cron expression normalised to the `cron` crate's seconds-first form, with its timezone.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    /// What the user wrote, for display.
+    pub expression: String,
+    pub schedule: cron::Schedule,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expression == other.expression && self.timezone == other.timezone
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub kind: StepKind,
+    /// Third-party dependency label (`stripe`, `auth0`) for grouping in reports.
+    pub dependency: Option<String>,
+    pub timeout: Duration,
+    pub retries: Retries,
+    pub conditions: Vec<Condition>,
+    /// Variable name → where to read it from; applied in order after a passing attempt.
+    pub extract: Vec<(String, Placeholder)>,
+    /// Run even after an earlier step failed (cleanup).
+    pub always_run: bool,
+    /// Values extracted by this step are redacted everywhere, like secrets.
+    pub sensitive: bool,
+}
+
+/// Fast retries inside one run: only the last attempt counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retries {
+    pub count: u32,
+    pub delay: Duration,
+}
+
+/// The closed set of step kinds: the compiler lists every place a new kind must be handled.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Http(HttpStep),
+}
+
+impl StepKind {
+    /// The YAML key of this kind, also used in span and report names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Http(_) => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpStep {
+    pub method: http::Method,
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    pub query: Vec<(String, Template)>,
+    pub body: Option<HttpBody>,
+    pub follow_redirects: bool,
+    /// Redirects followed at most before the step fails with `too_many_redirects`.
+    pub max_redirects: u32,
+    /// Bodies larger than this fail the step with `body_too_large`; never buffered beyond it.
+    pub max_body_bytes: u64,
+    pub insecure_skip_verify: bool,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum HttpBody {
+    /// Sent as is; `Content-Type` only if the step sets it.
+    Raw(Template),
+    /// `application/json`; every string leaf is a template.
+    Json(JsonTemplate),
+    /// `application/x-www-form-urlencoded`.
+    Form(Vec<(String, Template)>),
+}
+
+/// A JSON value whose strings are templates.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+impl JsonTemplate {
+    pub fn templates(&self) -> Box<dyn Iterator<Item = &Template> + '_> {
+        match self {
+            JsonTemplate::String(t) => Box::new(std::iter::once(t)),
+            JsonTemplate::Array(items) => Box::new(items.iter().flat_map(|i| i.templates())),
+            JsonTemplate::Object(fields) => Box::new(fields.iter().flat_map(|(_, v)| v.templates())),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl HttpStep {
+    /// Every template of the step, for variable checks.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out = vec![&self.url];
+        out.extend(self.headers.iter().map(|(_, t)| t));
+        out.extend(self.query.iter().map(|(_, t)| t));
+        match &self.body {
+            Some(HttpBody::Raw(t)) => out.push(t),
+            Some(HttpBody::Json(j)) => out.extend(j.templates()),
+            Some(HttpBody::Form(f)) => out.extend(f.iter().map(|(_, t)| t)),
+            None => {}
+        }
+        out
+    }
+}
+
+impl Step {
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out = match &self.kind {
+            StepKind::Http(h) => h.templates(),
+        };
+        out.extend(self.conditions.iter().flat_map(|c| c.templates()));
+        out
+    }
+}

@@ -1,0 +1,4 @@
+//! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
+
+pub mod journey;
+pub mod step;

@@ -1,0 +1,191 @@
+//! Step executors: one file per step kind, all behind [`StepExecutor`].
+//!
+//! An executor performs exactly one attempt and reports what it observed ([`Attempt`]).
+//! Retries, conditions, extraction and redaction belong to the runner, so every kind gets
+//! them the same way. Executors never panic on hostile input and always return by the
+//! attempt's deadline.
+
+pub mod http;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::journey::facts::Facts;
+use crate::journey::template::{RenderError, Scope};
+
+/// What an executor gets for one attempt.
+pub struct StepContext<'a> {
+    pub scope: Scope<'a>,
+    /// The attempt must be over by then: the step timeout or the run deadline, whichever is first.
+    pub deadline: Instant,
+    /// Extra headers for every outgoing request (trace propagation).
+    pub propagation_headers: Vec<(String, String)>,
+}
+
+pub trait StepExecutor {
+    fn execute(&self, ctx: &StepContext<'_>) -> impl Future<Output = Attempt> + Send;
+}
+
+/// The result of one attempt, before conditions are evaluated.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    pub facts: Facts,
+    pub timings: Timings,
+    /// Set when the attempt could not complete (transport error, timeout, template error).
+    pub failure: Option<Failure>,
+    pub request: Option<RequestSummary>,
+    pub response: Option<ResponseSummary>,
+}
+
+impl Attempt {
+    pub fn failed(class: FailureClass, message: impl Into<String>) -> Attempt {
+        Attempt {
+            failure: Some(Failure {
+                class,
+                message: message.into(),
+            }),
+            ..Attempt::default()
+        }
+    }
+}
+
+impl From<RenderError> for Attempt {
+    fn from(e: RenderError) -> Attempt {
+        Attempt::failed(FailureClass::Template, e.to_string())
+    }
+}
+
+/// Where the time of an attempt went. Phases that did not happen (no DNS for an IP literal,
+/// no TLS for plain HTTP) stay `None`; after redirects each phase is the sum over all hops.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Timings {
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub dns: Option<Duration>,
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub connect: Option<Duration>,
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub tls: Option<Duration>,
+    /// Time to first byte: request sent → response head received.
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub ttfb: Option<Duration>,
+    /// Response head → last body byte.
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub download: Option<Duration>,
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<Duration>,
+}
+
+impl Timings {
+    /// Adds `d` to a phase, creating it if absent (phases add up across redirect hops).
+    pub fn add(phase: &mut Option<Duration>, d: Duration) {
+        *phase = Some(phase.unwrap_or_default() + d);
+    }
+}
+
+/// Durations as fractional milliseconds in JSON: stable, readable, precise to the microsecond.
+mod opt_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64((d.as_micros() as f64) / 1000.0),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms: Option<f64> = Option::deserialize(d)?;
+        Ok(ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+/// Why a step failed: stable names, used in JSON output, storage and alert grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The step or the run deadline passed.
+    Timeout,
+    /// The name did not resolve.
+    Dns,
+    /// TCP connection refused, reset or unreachable.
+    Connect,
+    /// TLS handshake or certificate verification failed.
+    Tls,
+    /// A condition on `[STATUS]` failed.
+    HttpStatus,
+    /// Any other condition failed.
+    Condition,
+    /// The response body exceeded `max_body_bytes`.
+    BodyTooLarge,
+    /// Redirect loop or more redirects than allowed.
+    TooManyRedirects,
+    /// The peer broke the protocol (malformed response, closed mid-response).
+    Protocol,
+    /// Waymark could not build the request (undefined variable, missing secret, bad URL):
+    /// a problem of the journey, not of the target.
+    Template,
+}
+
+impl FailureClass {
+    /// True when the fault is the journey's, so the step is an `error` rather than `failed`.
+    pub fn is_journey_error(self) -> bool {
+        matches!(self, FailureClass::Template)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RequestSummary {
+    pub method: String,
+    pub url: String,
+    /// Header names and values; credentials-bearing headers are masked.
+    pub headers: Vec<(String, String)>,
+    pub body_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ResponseSummary {
+    pub status: u16,
+    /// `HTTP/1.1`, `HTTP/2`.
+    pub protocol: String,
+    pub headers: Vec<(String, String)>,
+    pub body_bytes: u64,
+    /// Number of redirects followed before this response.
+    pub redirects: u32,
+    /// Final URL after redirects.
+    pub url: String,
+}
+
+/// Header names whose values are credentials: never shown, whatever the journey says.
+pub fn is_credential_header(name: &str) -> bool {
+    const NAMES: [&str; 6] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Masks credential header values for summaries.
+pub fn summarize_headers<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if is_credential_header(k) { crate::journey::template::REDACTED } else { v };
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}

@@ -34,6 +34,8 @@ pub struct Journey {
 pub struct Source {
     pub path: PathBuf,
     pub content_sha256: String,
+    /// Line and column of the `name:` value, for diagnostics that concern the whole journey.
+    pub name_pos: (usize, usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]

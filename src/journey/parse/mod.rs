@@ -1,0 +1,437 @@
+//! YAML journey files → validated [`Journey`] values, or every problem at once.
+//!
+//! Invariant: a `Journey` only exists if its file had no problem at all. Problems are reported
+//! as `file:line:column: message`; a broken file never prevents the others from loading.
+
+mod checker;
+mod http;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use self::checker::{Checker, Fields, valid_var_name};
+use super::condition::{Condition, Placeholder};
+use super::model::{Journey, Retries, Schedule, Source, Step, StepKind};
+use super::schedule::parse_cron;
+use super::yaml::{self, Node, Value};
+
+/// One problem in a journey file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+/// What the loader needs to know beyond the file itself.
+#[derive(Debug, Default, Clone)]
+pub struct ParseOptions {
+    /// Variables supplied from outside the file (`--var`), so templates may use them.
+    pub extra_vars: BTreeSet<String>,
+}
+
+/// The outcome of loading many files: the valid journeys, and every problem found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub journeys: Vec<Journey>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+const JOURNEY_KEYS: &[&str] = &[
+    "name", "description", "schedule", "timeout", "tags", "owner", "runbook", "slo", "variables", "steps",
+];
+const STEP_KEYS: &[&str] = &[
+    "name", "dependency", "timeout", "retries", "conditions", "extract", "always_run", "sensitive", "http",
+    "websocket", "tcp", "dns", "tls", "wait",
+];
+const STEP_KINDS: &[&str] = &["http", "websocket", "tcp", "dns", "tls", "wait"];
+
+pub const DEFAULT_JOURNEY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(500);
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Parses one journey from its source text. `path` is only used in diagnostics and [`Source`].
+pub fn parse_journey(src: &str, path: &Path, opts: &ParseOptions) -> Result<Journey, Vec<Diagnostic>> {
+    let mut c = Checker::new(path);
+    let root = match yaml::parse(src) {
+        Ok(root) => root,
+        Err(e) => {
+            c.err(e.pos, format!("YAML syntax error: {}", e.message));
+            return Err(c.diagnostics);
+        }
+    };
+    let journey = journey(&mut c, &root, opts, src, path);
+    match journey {
+        Some(j) if c.diagnostics.is_empty() => Ok(j),
+        _ => {
+            c.diagnostics.sort_by_key(|d| (d.line, d.col));
+            Err(c.diagnostics)
+        }
+    }
+}
+
+/// Reads and parses one file.
+pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Journey, Vec<Diagnostic>> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse_journey(&src, path, opts),
+        Err(e) => Err(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read file: {e}"),
+        }]),
+    }
+}
+
+/// Journey files under `path`: the file itself, or the `*.yaml`/`*.yml` files of a directory
+/// (not recursive), sorted so that results are stable.
+pub fn journey_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every journey under `paths`; reports duplicate journey names across files.
+pub fn load_paths(paths: &[PathBuf], opts: &ParseOptions) -> Loaded {
+    let mut loaded = Loaded::default();
+    for path in paths {
+        let files = match journey_files(path) {
+            Ok(f) => f,
+            Err(e) => {
+                loaded.diagnostics.push(Diagnostic {
+                    file: path.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("cannot read directory: {e}"),
+                });
+                continue;
+            }
+        };
+        for file in files {
+            match load_file(&file, opts) {
+                Ok(j) => {
+                    if let Some(first) = loaded.journeys.iter().find(|o| o.name == j.name) {
+                        loaded.diagnostics.push(Diagnostic {
+                            file: file.clone(),
+                            line: j.source.name_pos.0,
+                            col: j.source.name_pos.1,
+                            message: format!(
+                                "duplicate journey name `{}` (also defined in {})",
+                                j.name,
+                                first.source.path.display()
+                            ),
+                        });
+                    } else {
+                        loaded.journeys.push(j);
+                    }
+                }
+                Err(d) => loaded.diagnostics.extend(d),
+            }
+        }
+    }
+    loaded
+}
+
+fn journey(c: &mut Checker, root: &Node, opts: &ParseOptions, src: &str, path: &Path) -> Option<Journey> {
+    let f = c.fields(root, "the journey", JOURNEY_KEYS)?;
+    let name_node = f.get("name");
+    let name = match name_node {
+        Some(n) => c.non_empty_text(n, "`name`"),
+        None => {
+            c.err(root.pos, "missing required key `name`");
+            None
+        }
+    };
+    let description = f.get("description").and_then(|n| c.text(n, "`description`"));
+    let owner = f.get("owner").and_then(|n| c.non_empty_text(n, "`owner`"));
+    let runbook = f.get("runbook").and_then(|n| runbook(c, n));
+    let tags = f.get("tags").map(|n| tags(c, n)).unwrap_or_default();
+    let slo = f.get("slo").and_then(|n| slo(c, n));
+    let timeout = match f.get("timeout") {
+        Some(n) => c.duration(n, "`timeout`", Duration::from_millis(1), MAX_TIMEOUT),
+        None => Some(DEFAULT_JOURNEY_TIMEOUT),
+    };
+    let schedule = match f.get("schedule") {
+        Some(n) => schedule(c, n),
+        None => Some(Schedule::Every(DEFAULT_EVERY)),
+    };
+    let mut defined = opts.extra_vars.clone();
+    let mut variables = std::collections::BTreeMap::new();
+    if let Some(n) = f.get("variables") {
+        for (k, v, kpos) in c.string_map(n, "`variables`") {
+            if !valid_var_name(&k) {
+                c.err(kpos, format!("`{k}` is not a valid variable name (letters, digits, `_`, `-`; not starting with a digit)"));
+            }
+            if let Some(text) = c.text(v, &format!("variable `{k}`")) {
+                defined.insert(k.clone());
+                variables.insert(k, text);
+            }
+        }
+    }
+    let steps = steps(c, &f, root, &mut defined);
+    Some(Journey {
+        name: name?,
+        description,
+        schedule: schedule?,
+        timeout: timeout?,
+        tags,
+        owner,
+        runbook,
+        slo,
+        variables,
+        steps: steps?,
+        source: Source {
+            path: path.to_path_buf(),
+            content_sha256: hex::encode(Sha256::digest(src.as_bytes())),
+            name_pos: name_node.map_or((1, 1), |n| (n.pos.line, n.pos.col)),
+        },
+    })
+}
+
+fn runbook(c: &mut Checker, n: &Node) -> Option<String> {
+    let text = c.text(n, "`runbook`")?;
+    match url::Url::parse(&text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(text),
+        _ => {
+            c.err(n.pos, format!("`runbook` must be an http(s) URL, found `{text}`"));
+            None
+        }
+    }
+}
+
+fn tags(c: &mut Checker, n: &Node) -> Vec<String> {
+    let Some(items) = c.list(n, "`tags`") else {
+        return Vec::new();
+    };
+    items.iter().filter_map(|t| c.non_empty_text(t, "a tag")).collect()
+}
+
+/// `slo: 99.5%` or `slo: 99.5`: a percentage in (0, 100].
+fn slo(c: &mut Checker, n: &Node) -> Option<f64> {
+    let value = match &n.value {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Str(s) => s.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match value {
+        Some(v) if v > 0.0 && v <= 100.0 => Some(v),
+        _ => {
+            c.err(n.pos, "`slo` must be a percentage between 0 and 100, e.g. `99.5%`");
+            None
+        }
+    }
+}
+
+fn schedule(c: &mut Checker, n: &Node) -> Option<Schedule> {
+    let f = c.fields(n, "`schedule`", &["every", "cron", "timezone"])?;
+    match (f.get("every"), f.get("cron")) {
+        (Some(every), None) => {
+            if let Some(pos) = f.key_pos("timezone") {
+                c.err(pos, "`timezone` only applies to `cron` schedules");
+            }
+            c.duration(every, "`every`", Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600))
+                .map(Schedule::Every)
+        }
+        (None, Some(cron)) => {
+            let expr = c.text(cron, "`cron`")?;
+            let tz = f.get("timezone").and_then(|t| c.text(t, "`timezone`"));
+            match parse_cron(&expr, tz.as_deref()) {
+                Ok(s) => Some(Schedule::Cron(s)),
+                Err(msg) => {
+                    let pos = if msg.contains("timezone") { f.get("timezone").unwrap_or(cron).pos } else { cron.pos };
+                    c.err(pos, msg);
+                    None
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            c.err(n.pos, "`schedule` takes either `every` or `cron`, not both");
+            None
+        }
+        (None, None) => {
+            c.err(n.pos, "`schedule` needs `every: <duration>` or `cron: \"<expression>\"`");
+            None
+        }
+    }
+}
+
+fn steps(
+    c: &mut Checker,
+    f: &Fields<'_>,
+    root: &Node,
+    defined: &mut BTreeSet<String>,
+) -> Option<Vec<Step>> {
+    let Some(n) = f.get("steps") else {
+        c.err(root.pos, "missing required key `steps`");
+        return None;
+    };
+    let items = c.list(n, "`steps`")?;
+    if items.is_empty() {
+        c.err(n.pos, "`steps` must contain at least one step");
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match step(c, item, defined, &mut names) {
+            Some(s) => out.push(s),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn step(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>, names: &mut Vec<String>) -> Option<Step> {
+    let f = c.fields(n, "a step", STEP_KEYS)?;
+    let name = match f.get("name") {
+        Some(v) => c.non_empty_text(v, "step `name`"),
+        None => {
+            c.err(n.pos, "step is missing required key `name`");
+            None
+        }
+    };
+    if let (Some(name), Some(v)) = (&name, f.get("name")) {
+        if names.contains(name) {
+            c.err(v.pos, format!("duplicate step name `{name}`"));
+        }
+        names.push(name.clone());
+    }
+    let what = |field: &str| format!("`{field}` of step `{}`", name.as_deref().unwrap_or("?"));
+    let kinds: Vec<&str> = STEP_KINDS.iter().copied().filter(|k| f.get(k).is_some()).collect();
+    let kind = match kinds.as_slice() {
+        ["http"] => http::http_step(c, f.get("http")?, defined, &name).map(StepKind::Http),
+        [other] => {
+            c.err(f.key_pos(other)?, format!("step kind `{other}` is not supported yet"));
+            None
+        }
+        [] => {
+            c.err(n.pos, format!("step needs exactly one kind: {}", STEP_KINDS.join(", ")));
+            None
+        }
+        [_, second, ..] => {
+            c.err(f.key_pos(second)?, format!("a step has exactly one kind; found {}", kinds.join(" and ")));
+            None
+        }
+    };
+    let dependency = f.get("dependency").and_then(|v| c.non_empty_text(v, &what("dependency")));
+    let timeout = match f.get("timeout") {
+        Some(v) => c.duration(v, &what("timeout"), Duration::from_millis(1), MAX_TIMEOUT),
+        None => Some(DEFAULT_STEP_TIMEOUT),
+    };
+    let retries = match f.get("retries") {
+        Some(v) => retries(c, v, &what("retries")),
+        None => Some(Retries::default()),
+    };
+    let conditions = f.get("conditions").map_or(Some(Vec::new()), |v| conditions(c, v, defined));
+    let always_run = f.get("always_run").and_then(|v| c.bool(v, &what("always_run"))).unwrap_or(false);
+    let sensitive = f.get("sensitive").and_then(|v| c.bool(v, &what("sensitive"))).unwrap_or(false);
+    let extract = f.get("extract").map_or(Some(Vec::new()), |v| extract(c, v, defined));
+    Some(Step {
+        name: name?,
+        kind: kind?,
+        dependency,
+        timeout: timeout?,
+        retries: retries?,
+        conditions: conditions?,
+        extract: extract?,
+        always_run,
+        sensitive,
+    })
+}
+
+/// `retries: 2` or `retries: { count: 2, delay: 1s }`.
+fn retries(c: &mut Checker, n: &Node, what: &str) -> Option<Retries> {
+    if let Value::Int(_) = n.value {
+        let count = c.uint(n, what, 10)? as u32;
+        return Some(Retries { count, delay: DEFAULT_RETRY_DELAY });
+    }
+    let f = c.fields(n, what, &["count", "delay"])?;
+    let count = match f.get("count") {
+        Some(v) => c.uint(v, &format!("{what} count"), 10).map(|v| v as u32),
+        None => {
+            c.err(n.pos, format!("{what} needs `count`"));
+            None
+        }
+    };
+    let delay = match f.get("delay") {
+        Some(v) => c.duration(v, &format!("{what} delay"), Duration::ZERO, Duration::from_secs(60)),
+        None => Some(DEFAULT_RETRY_DELAY),
+    };
+    Some(Retries { count: count?, delay: delay? })
+}
+
+fn conditions(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<Vec<Condition>> {
+    let items = c.list(n, "`conditions`")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let Some(text) = c.text(item, "a condition") else {
+            ok = false;
+            continue;
+        };
+        match Condition::parse(&text) {
+            Ok(cond) => {
+                for t in cond.templates() {
+                    c.check_vars(item, t, &format!("condition `{text}`"), defined);
+                }
+                out.push(cond);
+            }
+            Err(e) => {
+                c.err(item.pos_at(e.offset), format!("invalid condition `{text}`: {}", e.message));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Variables extracted by a step become defined for the steps after it.
+fn extract(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<Vec<(String, Placeholder)>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (name, v, kpos) in c.string_map(n, "`extract`") {
+        if !valid_var_name(&name) {
+            c.err(kpos, format!("`{name}` is not a valid variable name"));
+            ok = false;
+        }
+        let Some(text) = c.text(v, &format!("extract `{name}`")) else {
+            ok = false;
+            continue;
+        };
+        match Placeholder::parse(text.trim()) {
+            Ok(p) => {
+                defined.insert(name.clone());
+                out.push((name, p));
+            }
+            Err(e) => {
+                c.err(v.pos_at(e.offset), format!("invalid extraction `{text}`: {}", e.message));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests;

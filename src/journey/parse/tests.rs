@@ -1,0 +1,174 @@
+use super::*;
+
+fn parse(src: &str) -> Result<Journey, Vec<Diagnostic>> {
+    parse_journey(src, Path::new("j.yaml"), &ParseOptions::default())
+}
+
+fn errors(src: &str) -> Vec<String> {
+    parse(src).unwrap_err().iter().map(|d| d.to_string()).collect()
+}
+
+const ISSUE_EXAMPLE: &str = r#"name: checkout
+description: A shopper logs in and lists items
+schedule: { every: 1m }
+owner: shop-team
+runbook: https://wiki.example.com/runbooks/checkout
+variables: { base: "http://127.0.0.1:8081" }
+steps:
+  - name: login
+    http:
+      method: POST
+      url: "{{ base }}/login"
+      json: { user: ada, password: "{{ secret.SHOP_PASSWORD }}" }
+    conditions: ["[STATUS] == 200", "[BODY].auth.user.id == 7"]
+    extract: { token: "[BODY].auth.token" }
+  - name: list items
+    http:
+      url: "{{ base }}/items"
+      headers: { Authorization: "Bearer {{ token }}" }
+    conditions: ["[STATUS] == 200", "len([BODY].items) == 2", "[RESPONSE_TIME] < 500"]
+"#;
+
+#[test]
+fn the_issue_example_parses() {
+    let j = parse(ISSUE_EXAMPLE).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(j.name, "checkout");
+    assert_eq!(j.schedule, Schedule::Every(Duration::from_secs(60)));
+    assert_eq!(j.steps.len(), 2);
+    assert_eq!(j.steps[0].extract[0].0, "token");
+    assert_eq!(j.steps[1].conditions.len(), 3);
+    let StepKind::Http(h) = &j.steps[0].kind;
+    assert_eq!(h.method, ::http::Method::POST);
+    assert_eq!(h.url.to_string(), "{{ base }}/login");
+    assert!(h.follow_redirects);
+    assert_eq!(j.source.content_sha256.len(), 64);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_position() {
+    let src = r#"name: x
+schedul: { every: 1m }
+steps:
+  - name: a
+    http:
+      url: "{{ base }}/x"
+      methd: GET
+    conditions: ["[STATUS] =! 200"]
+  - name: a
+    http: { url: "http://h/{{ token }}" }
+"#;
+    let errs = errors(src);
+    let joined = errs.join("\n");
+    assert!(joined.contains("j.yaml:2:1: unknown key `schedul` in the journey; did you mean `schedule`?"), "{joined}");
+    assert!(joined.contains("j.yaml:6:"), "{joined}");
+    assert!(joined.contains("variable `base` is not defined"), "{joined}");
+    assert!(joined.contains("j.yaml:7:7: unknown key `methd`"), "{joined}");
+    assert!(joined.contains("did you mean `method`?"), "{joined}");
+    assert!(joined.contains("j.yaml:8:"), "{joined}");
+    assert!(joined.contains("invalid condition"), "{joined}");
+    assert!(joined.contains("duplicate step name `a`"), "{joined}");
+    assert!(joined.contains("variable `token` is not defined"), "{joined}");
+    assert!(errs.len() >= 5, "{joined}");
+}
+
+#[test]
+fn variables_are_defined_by_earlier_steps_only() {
+    let src = r#"name: x
+steps:
+  - name: a
+    http: { url: "http://h/{{ later }}" }
+  - name: b
+    http: { url: "http://h/" }
+    extract: { later: "[BODY].x" }
+  - name: c
+    http: { url: "http://h/{{ later }}" }
+    conditions: ["[BODY].id == {{ later }}"]
+"#;
+    let errs = errors(src);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("j.yaml:4:"), "{errs:#?}");
+}
+
+#[test]
+fn extra_vars_count_as_defined() {
+    let src = "name: x\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/\" }\n";
+    assert!(parse(src).is_err());
+    let opts = ParseOptions { extra_vars: ["base".to_string()].into() };
+    assert!(parse_journey(src, Path::new("j.yaml"), &opts).is_ok());
+}
+
+#[test]
+fn wrong_types_and_values_are_reported() {
+    let src = r#"name: x
+timeout: 30
+slo: 101%
+tags: fast
+schedule: { cron: "61 * * * *" }
+steps:
+  - name: a
+    always_run: yes please
+    retries: { count: 2, delay: soon }
+    http:
+      url: ftp://h/
+      max_body_bytes: 10 parsecs
+"#;
+    let joined = errors(src).join("\n");
+    for needle in [
+        "j.yaml:2:10: `timeout` needs a unit",
+        "j.yaml:3:6: `slo` must be a percentage",
+        "j.yaml:4:7: `tags` must be a list",
+        "j.yaml:5:19: invalid cron expression `61 * * * *`: Minutes",
+        "j.yaml:8:17: `always_run` of step `a` must be true or false",
+        "j.yaml:9:33: `retries` of step `a` delay `soon` is not a duration",
+        "j.yaml:11:12: URL scheme `ftp`",
+        "j.yaml:12:23: `http.max_body_bytes` of step `a` must be a size",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn syntax_errors_and_unknown_kinds() {
+    let e = errors("name: x\nsteps: [\n");
+    assert!(e[0].starts_with("j.yaml:") && e[0].contains("YAML syntax error"), "{e:?}");
+    let e = errors("name: x\nsteps:\n  - name: a\n    websocket: {}\n");
+    assert!(e[0].contains("j.yaml:4:5: step kind `websocket` is not supported yet"), "{e:?}");
+    let e = errors("name: x\nsteps:\n  - name: a\n");
+    assert!(e[0].contains("step needs exactly one kind"), "{e:?}");
+    let e = errors("name: x\nsteps:\n  - name: a\n    http: { url: \"http://h\" }\n    tcp: {}\n");
+    assert!(e[0].contains("exactly one kind"), "{e:?}");
+}
+
+#[test]
+fn cron_schedules_with_five_and_six_fields() {
+    for expr in ["*/5 * * * *", "*/30 * * * * *"] {
+        let src = format!("name: x\nschedule: {{ cron: \"{expr}\", timezone: Europe/Paris }}\nsteps:\n  - name: a\n    http: {{ url: \"http://h/\" }}\n");
+        let j = parse(&src).unwrap_or_else(|d| panic!("{d:#?}"));
+        let Schedule::Cron(c) = j.schedule else { panic!() };
+        assert_eq!(c.timezone, chrono_tz::Europe::Paris);
+    }
+}
+
+#[test]
+fn retries_short_and_long_forms() {
+    let src = "name: x\nsteps:\n  - name: a\n    retries: 2\n    http: { url: \"http://h/\" }\n  - name: b\n    retries: { count: 1, delay: 2s }\n    http: { url: \"http://h/\" }\n";
+    let j = parse(src).unwrap();
+    assert_eq!(j.steps[0].retries, Retries { count: 2, delay: DEFAULT_RETRY_DELAY });
+    assert_eq!(j.steps[1].retries, Retries { count: 1, delay: Duration::from_secs(2) });
+}
+
+#[test]
+fn duplicate_journey_names_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name: same\nsteps:\n  - name: a\n    http: { url: \"http://h/\" }\n";
+    std::fs::write(dir.path().join("a.yaml"), body).unwrap();
+    std::fs::write(dir.path().join("b.yml"), body).unwrap();
+    std::fs::write(dir.path().join("c.yaml"), "name: [").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+    let loaded = load_paths(&[dir.path().to_path_buf()], &ParseOptions::default());
+    assert_eq!(loaded.journeys.len(), 1);
+    let msgs: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    assert!(msgs[0].contains("b.yml:1:7: duplicate journey name `same`"), "{msgs:#?}");
+    assert!(msgs[1].contains("c.yaml:"), "{msgs:#?}");
+}

@@ -1,0 +1,153 @@
+//! Schedules: `every:` intervals and crontab expressions, validated at load.
+//!
+//! Users write standard crontab (5 fields, day-of-week 0–7 with 0 and 7 = Sunday), optionally
+//! with a leading seconds field. The `cron` crate wants seconds first and numbers Sunday as 1,
+//! so expressions are normalised here once; nothing else in Waymark sees the crate's dialect.
+
+use std::str::FromStr;
+
+use super::model::CronSchedule;
+
+/// Parses a user's cron expression and timezone into a [`CronSchedule`].
+pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, String> {
+    let normalised = normalise(expression)?;
+    let schedule = cron::Schedule::from_str(&normalised)
+        .map_err(|e| {
+            // The crate's message quotes its own normalised form; keep only the explanation.
+            let text = e.to_string();
+            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            format!("invalid cron expression `{expression}`: {reason}")
+        })?;
+    let timezone = match timezone {
+        None => chrono_tz::UTC,
+        Some(tz) => tz.parse::<chrono_tz::Tz>().map_err(|_| {
+            format!("unknown timezone `{tz}` (expected an IANA name such as `Europe/Paris`)")
+        })?,
+    };
+    Ok(CronSchedule {
+        expression: expression.trim().to_string(),
+        schedule,
+        timezone,
+    })
+}
+
+/// Turns crontab syntax into the `cron` crate's: seconds first, Sunday = 1.
+fn normalise(expression: &str) -> Result<String, String> {
+    let expression = expression.trim();
+    if expression.starts_with('@') {
+        return Ok(expression.to_string());
+    }
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let (seconds, rest) = match fields.len() {
+        5 => ("0", &fields[..]),
+        6 => (fields[0], &fields[1..]),
+        n => {
+            return Err(format!(
+                "cron expression `{expression}` has {n} fields; expected 5 (minute hour day month weekday) or 6 (with seconds first)"
+            ));
+        }
+    };
+    let dow = day_of_week(rest[4])?;
+    Ok(format!("{seconds} {} {} {} {} {dow}", rest[0], rest[1], rest[2], rest[3]))
+}
+
+/// Converts a crontab day-of-week field (0–7, Sunday = 0 or 7) to the crate's 1–7, Sunday = 1.
+/// Named days pass through; numeric items are expanded to explicit lists.
+fn day_of_week(field: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for item in field.split(',') {
+        if item.starts_with('*') || item.chars().any(|c| c.is_ascii_alphabetic()) {
+            out.push(item.to_string());
+            continue;
+        }
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let num = |s: &str| -> Result<u32, String> {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 7)
+                .ok_or_else(|| format!("invalid day of week `{s}` (expected 0-7 or SUN-SAT)"))
+        };
+        let (start, end) = match range.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None if step.is_some() => (num(range)?, 6),
+            None => (num(range)?, num(range)?),
+        };
+        if start > end {
+            return Err(format!("invalid day-of-week range `{range}`"));
+        }
+        let step = match step {
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| format!("invalid step `{s}` in day of week"))?,
+            None => 1,
+        };
+        for day in (start..=end).step_by(step) {
+            out.push(((day % 7) + 1).to_string());
+        }
+    }
+    out.dedup();
+    Ok(out.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Timelike};
+
+    fn next_after(expr: &str, tz: Option<&str>, from: &str) -> chrono::DateTime<chrono::Utc> {
+        let s = parse_cron(expr, tz).unwrap();
+        let from = chrono::DateTime::parse_from_rfc3339(from).unwrap();
+        s.schedule
+            .after(&from.with_timezone(&s.timezone))
+            .next()
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn five_fields_get_a_zero_seconds_field() {
+        assert_eq!(normalise("*/5 * * * *").unwrap(), "0 */5 * * * *");
+        let t = next_after("*/5 * * * *", None, "2026-01-01T10:03:30Z");
+        assert_eq!((t.minute(), t.second()), (5, 0));
+    }
+
+    #[test]
+    fn six_fields_keep_seconds() {
+        assert_eq!(normalise("*/10 * * * * *").unwrap(), "*/10 * * * * *");
+        let t = next_after("*/10 * * * * *", None, "2026-01-01T10:03:31Z");
+        assert_eq!((t.minute(), t.second()), (3, 40));
+    }
+
+    #[test]
+    fn crontab_weekday_numbers_mean_what_crontab_means() {
+        // 2026-01-01 is a Thursday. `1` is Monday in crontab.
+        let t = next_after("0 9 * * 1", None, "2026-01-01T00:00:00Z");
+        assert_eq!(t.weekday(), chrono::Weekday::Mon);
+        for sunday in ["0 9 * * 0", "0 9 * * 7", "0 9 * * SUN"] {
+            assert_eq!(next_after(sunday, None, "2026-01-01T00:00:00Z").weekday(), chrono::Weekday::Sun);
+        }
+        assert_eq!(normalise("0 9 * * 1-5").unwrap(), "0 0 9 * * 2,3,4,5,6");
+        assert_eq!(normalise("0 9 * * 5-7").unwrap(), "0 0 9 * * 6,7,1");
+        assert_eq!(normalise("0 9 * * MON-FRI").unwrap(), "0 0 9 * * MON-FRI");
+    }
+
+    #[test]
+    fn timezone_is_honoured() {
+        // 09:00 in Paris in January is 08:00 UTC.
+        let t = next_after("0 9 * * *", Some("Europe/Paris"), "2026-01-01T00:00:00Z");
+        assert_eq!(t, chrono::Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn bad_expressions_are_rejected() {
+        assert!(parse_cron("* * *", None).unwrap_err().contains("3 fields"));
+        assert!(parse_cron("61 * * * *", None).is_err());
+        assert!(parse_cron("0 9 * * 8", None).is_err());
+        assert!(parse_cron("0 9 * * *", Some("Mars/Olympus")).unwrap_err().contains("timezone"));
+    }
+}

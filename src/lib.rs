@@ -2,3 +2,5 @@
 
 pub mod journey;
 pub mod step;
+pub mod runner;
+pub mod report;

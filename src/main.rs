@@ -1,1 +1,194 @@
-fn main(){}
+//! The `waymark` command line: parses arguments and calls into the library. No logic here.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use waymark::journey::parse::{self, Diagnostic, ParseOptions};
+use waymark::journey::template::EnvSecrets;
+use waymark::runner::{Outcome, Runner};
+
+const EXAMPLES: &str = "\
+Examples:
+  waymark validate                        check every journey in journeys/
+  waymark validate journeys/checkout.yaml
+  waymark run checkout --var base=https://staging.example.com
+  waymark run journeys/checkout.yaml --format json
+
+Secrets: {{ secret.NAME }} reads WAYMARK_SECRET_NAME or the --secrets-file.
+Exit codes: 0 passed/valid, 1 failed/invalid, 2 usage or journey error.";
+
+#[derive(Parser)]
+#[command(name = "waymark", version, about = "Synthetic journey monitoring", after_help = EXAMPLES)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check journey files and print every problem as file:line:column: message.
+    Validate {
+        /// Files or directories (default: journeys/).
+        paths: Vec<PathBuf>,
+    },
+    /// Run one journey once, now, and print its result.
+    Run {
+        /// A journey file, or the name of a journey in --journeys.
+        journey: String,
+        /// Override or add a variable: --var base=http://127.0.0.1:8081 (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Where journeys are looked up by name.
+        #[arg(long, default_value = "journeys", env = "WAYMARK_JOURNEYS")]
+        journeys: PathBuf,
+        /// A NAME=value file of secrets (WAYMARK_SECRET_NAME variables take precedence).
+        #[arg(long, env = "WAYMARK_SECRETS_FILE")]
+        secrets_file: Option<PathBuf>,
+        /// Location label recorded with the run.
+        #[arg(long, default_value = "local", env = "WAYMARK_LOCATION")]
+        location: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = match cli.command {
+        Command::Validate { paths } => Ok(validate(paths)),
+        Command::Run { journey, vars, format, journeys, secrets_file, location } => {
+            run(&journey, vars, format, &journeys, secrets_file.as_deref(), location)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WAYMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`waymark run x | head`) is not an error.
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    let text: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
+    print(&text);
+}
+
+fn validate(paths: Vec<PathBuf>) -> ExitCode {
+    let paths = if paths.is_empty() { vec![PathBuf::from("journeys")] } else { paths };
+    let loaded = parse::load_paths(&paths, &ParseOptions::default());
+    print_diagnostics(&loaded.diagnostics);
+    let files = loaded.journeys.len();
+    if loaded.diagnostics.is_empty() {
+        print(&format!("{files} journey(s) valid\n"));
+        ExitCode::SUCCESS
+    } else {
+        print(&format!("{} problem(s); {files} journey(s) valid\n", loaded.diagnostics.len()));
+        ExitCode::from(1)
+    }
+}
+
+fn run(
+    journey: &str,
+    vars: Vec<(String, String)>,
+    format: Format,
+    journeys_dir: &Path,
+    secrets_file: Option<&Path>,
+    location: String,
+) -> anyhow::Result<ExitCode> {
+    let overrides: BTreeMap<String, String> = vars.into_iter().collect();
+    let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
+    let journey = match find_journey(journey, journeys_dir, &opts)? {
+        Ok(j) => j,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let secrets = match secrets_file {
+        Some(path) => {
+            let contents = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read secrets file {}", path.display()))?;
+            EnvSecrets::with_file_contents(&contents)
+        }
+        None => EnvSecrets::default(),
+    };
+    let runner = Runner { location, secrets: Arc::new(secrets), overrides };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(runner.run(&journey));
+    match format {
+        Format::Text => print(&waymark::report::text(&result)),
+        Format::Json => print(&(serde_json::to_string_pretty(&result)? + "\n")),
+    }
+    Ok(match result.outcome {
+        Outcome::Passed => ExitCode::SUCCESS,
+        Outcome::Failed => ExitCode::from(1),
+        Outcome::Error => ExitCode::from(2),
+    })
+}
+
+/// A path to a file, or the name of a journey among the files of `dir`.
+fn find_journey(
+    arg: &str,
+    dir: &Path,
+    opts: &ParseOptions,
+) -> anyhow::Result<Result<waymark::journey::Journey, Vec<Diagnostic>>> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return Ok(parse::load_file(path, opts));
+    }
+    let loaded = parse::load_paths(&[dir.to_path_buf()], opts);
+    if let Some(j) = loaded.journeys.into_iter().find(|j| j.name == arg) {
+        return Ok(Ok(j));
+    }
+    if !loaded.diagnostics.is_empty() {
+        print_diagnostics(&loaded.diagnostics);
+    }
+    anyhow::bail!("no journey file or journey named `{arg}` in {}", dir.display())
+}

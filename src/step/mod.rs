@@ -124,6 +124,8 @@ pub enum FailureClass {
     HttpStatus,
     /// Any other condition failed.
     Condition,
+    /// A value named in `extract:` was not in the response.
+    Extraction,
     /// The response body exceeded `max_body_bytes`.
     BodyTooLarge,
     /// Redirect loop or more redirects than allowed.

@@ -1,0 +1,89 @@
+//! Human-readable rendering of a [`RunResult`] for the terminal (`waymark run`).
+//!
+//! It reads only the already-redacted result, so it cannot print a secret.
+
+use std::fmt::Write;
+
+use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+use crate::step::Timings;
+
+pub fn text(result: &RunResult) -> String {
+    let mut out = String::new();
+    let verdict = match result.outcome {
+        Outcome::Passed => "PASSED",
+        Outcome::Failed => "FAILED",
+        Outcome::Error => "ERROR",
+    };
+    let _ = writeln!(
+        out,
+        "{} {verdict} in {}  (run {}, location {})",
+        result.journey,
+        fmt_ms(result.duration_ms),
+        result.run_id,
+        result.location
+    );
+    let width = result.steps.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+    for step in &result.steps {
+        write_step(&mut out, step, width);
+    }
+    out
+}
+
+fn mark(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Passed => "✔ pass",
+        StepStatus::Failed => "✘ FAIL",
+        StepStatus::Skipped => "- skip",
+        StepStatus::Error => "! ERR ",
+    }
+}
+
+fn write_step(out: &mut String, s: &StepResult, width: usize) {
+    let _ = write!(out, "  {} {:<width$}", mark(s.status), s.name);
+    if let Some(resp) = &s.response {
+        let _ = write!(out, "  {}", resp.status);
+    }
+    if let Some(total) = s.timings.total {
+        let _ = write!(out, "  {}", fmt_ms(total.as_secs_f64() * 1000.0));
+    }
+    if s.attempts > 1 {
+        let _ = write!(out, "  ({} attempts)", s.attempts);
+    }
+    out.push('\n');
+    let phases = phases(&s.timings);
+    if !phases.is_empty() {
+        let _ = writeln!(out, "      {phases}");
+    }
+    if let Some(req) = &s.request {
+        let _ = writeln!(out, "      {} {}", req.method, req.url);
+    }
+    if let Some(f) = &s.failure {
+        let class = serde_json::to_value(f.class).ok();
+        let class = class.as_ref().and_then(|c| c.as_str()).unwrap_or("?");
+        let _ = writeln!(out, "      {class}: {}", f.message);
+    }
+    if s.status != StepStatus::Passed {
+        for c in s.conditions.iter().filter(|c| !c.passed) {
+            let _ = writeln!(out, "      ✘ {}   actual: {}", c.expression, c.actual);
+        }
+    }
+    if let Some(reason) = &s.skip_reason {
+        let _ = writeln!(out, "      skipped: {reason}");
+    }
+}
+
+fn phases(t: &Timings) -> String {
+    [("dns", t.dns), ("connect", t.connect), ("tls", t.tls), ("ttfb", t.ttfb), ("download", t.download)]
+        .into_iter()
+        .filter_map(|(name, d)| d.map(|d| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0))))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}

@@ -1,0 +1,350 @@
+//! Runs one journey once: steps in order, fast retries, timeouts, conditions, extraction.
+//!
+//! The runner knows nothing of storage, schedules or alerting: it turns a [`Journey`] into a
+//! [`RunResult`]. Every string in the result has passed through the run's [`Redactor`], so
+//! whoever prints or stores it cannot leak a secret by accident.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::journey::condition::{Condition, ConditionOutcome, Placeholder};
+use crate::journey::facts::Facts;
+use crate::journey::template::{Redactor, Ref, Scope, SecretSource};
+use crate::journey::{Journey, Step, StepKind};
+use crate::step::{Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor, Timings};
+
+/// How a run is performed: where from, with which overrides and secrets.
+#[derive(Clone)]
+pub struct Runner {
+    pub location: String,
+    pub secrets: Arc<dyn SecretSource>,
+    /// `--var` overrides; they win over the journey's `variables:`.
+    pub overrides: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    /// The journey itself is broken (a template could not be rendered).
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    Skipped,
+    Error,
+}
+
+/// One run of one journey. Field names are a stable interface (`waymark run --format json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub run_id: uuid::Uuid,
+    pub journey: String,
+    pub location: String,
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    pub steps: Vec<StepResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub name: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dependency: Option<String>,
+    pub status: StepStatus,
+    /// Attempts made; more than 1 means fast retries happened (only the last one counts).
+    pub attempts: u32,
+    /// Milliseconds from the start of the run to the start of this step's last attempt.
+    pub offset_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure: Option<Failure>,
+    pub conditions: Vec<ConditionOutcome>,
+    pub timings: Timings,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request: Option<RequestSummary>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub response: Option<ResponseSummary>,
+    /// Names of the variables this step extracted (never their values).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub extracted: Vec<String>,
+    /// Why a `skipped` step did not run.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skip_reason: Option<String>,
+}
+
+/// Steps that say nothing about `[STATUS]` still fail on an HTTP error status.
+static IMPLICIT_STATUS: LazyLock<Condition> =
+    LazyLock::new(|| Condition::parse("[STATUS] < 400").expect("built-in condition parses"));
+
+/// Grace after a deadline before the runner stops waiting for an executor that overran it.
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
+impl Runner {
+    pub async fn run(&self, journey: &Journey) -> RunResult {
+        let run_id = uuid::Uuid::new_v4();
+        let started_at = Utc::now();
+        let start = Instant::now();
+        let deadline = start + journey.timeout;
+        let redactor = Redactor::default();
+        let mut vars = journey.variables.clone();
+        vars.extend(self.overrides.clone());
+        let mut steps = Vec::with_capacity(journey.steps.len());
+        let mut broken = false;
+        for step in &journey.steps {
+            let missing = missing_var(step, &vars);
+            let result = if broken && !step.always_run {
+                skipped(step, "an earlier step failed".to_string())
+            } else if let (true, Some(var)) = (broken, missing) {
+                skipped(step, format!("needs `{var}`, which no earlier step extracted"))
+            } else if Instant::now() >= deadline {
+                timed_out_run(step, journey.timeout)
+            } else {
+                self.run_step(step, &mut vars, &redactor, start, deadline).await
+            };
+            broken |= matches!(result.status, StepStatus::Failed | StepStatus::Error);
+            steps.push(result);
+        }
+        let outcome = if steps.iter().any(|s| s.status == StepStatus::Failed) {
+            Outcome::Failed
+        } else if steps.iter().any(|s| s.status == StepStatus::Error) {
+            Outcome::Error
+        } else {
+            Outcome::Passed
+        };
+        let result = RunResult {
+            run_id,
+            journey: journey.name.clone(),
+            location: self.location.clone(),
+            outcome,
+            started_at,
+            finished_at: Utc::now(),
+            duration_ms: ms(start.elapsed()),
+            steps,
+        };
+        redact(result, &redactor)
+    }
+
+    async fn run_step(
+        &self,
+        step: &Step,
+        vars: &mut BTreeMap<String, String>,
+        redactor: &Redactor,
+        run_start: Instant,
+        run_deadline: Instant,
+    ) -> StepResult {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let attempt_start = Instant::now();
+            let deadline = (attempt_start + step.timeout).min(run_deadline);
+            let scope = Scope {
+                vars,
+                secrets: self.secrets.as_ref(),
+                redactor,
+                now: Utc::now(),
+            };
+            let ctx = StepContext {
+                scope,
+                deadline,
+                propagation_headers: Vec::new(),
+            };
+            let attempt = execute(step, &ctx, deadline).await;
+            let (mut result, facts) = judge(step, attempt, &ctx.scope, attempts, ms(attempt_start - run_start));
+            match result.failure.as_ref().map(|f| f.class) {
+                None => {
+                    match extract(step, &facts, vars, redactor) {
+                        Ok(names) => result.extracted = names,
+                        Err(failure) => {
+                            result.status = StepStatus::Failed;
+                            result.failure = Some(failure);
+                        }
+                    }
+                    return result;
+                }
+                // A journey error is deterministic: retrying cannot help.
+                Some(class) if class.is_journey_error() => return result,
+                Some(_) => {}
+            }
+            let retry_at = Instant::now() + step.retries.delay;
+            if attempts > step.retries.count || retry_at >= run_deadline {
+                return result;
+            }
+            tokio::time::sleep_until(retry_at).await;
+        }
+    }
+}
+
+/// Runs the executor for the step's kind, never waiting much past the deadline even if an
+/// executor misbehaves.
+async fn execute(step: &Step, ctx: &StepContext<'_>, deadline: Instant) -> Attempt {
+    let fut = async {
+        match &step.kind {
+            StepKind::Http(h) => h.execute(ctx).await,
+        }
+    };
+    match tokio::time::timeout_at(deadline + DEADLINE_GRACE, fut).await {
+        Ok(a) => a,
+        Err(_) => Attempt::failed(FailureClass::Timeout, "step did not finish before its deadline"),
+    }
+}
+
+/// Evaluates conditions and decides the attempt's status. Returns the facts too, for extraction.
+fn judge(step: &Step, attempt: Attempt, scope: &Scope<'_>, attempts: u32, offset_ms: f64) -> (StepResult, Facts) {
+    let Attempt { facts, timings, failure, request, response } = attempt;
+    let mut conditions = Vec::new();
+    let mut failure = failure;
+    if failure.is_none() {
+        let mut failed_status = None;
+        let mut failed_other = None;
+        for c in conditions_for(step) {
+            let outcome = c.evaluate(&facts, scope);
+            if !outcome.passed {
+                let on_status = c.placeholders().any(|p| *p == Placeholder::Status);
+                let slot = if on_status { &mut failed_status } else { &mut failed_other };
+                slot.get_or_insert_with(|| format!("{} (actual: {})", outcome.expression, outcome.actual));
+            }
+            conditions.push(outcome);
+        }
+        failure = match (failed_status, failed_other) {
+            (Some(msg), _) => Some(Failure { class: FailureClass::HttpStatus, message: msg }),
+            (None, Some(msg)) => Some(Failure { class: FailureClass::Condition, message: msg }),
+            (None, None) => None,
+        };
+    }
+    let status = match &failure {
+        None => StepStatus::Passed,
+        Some(f) if f.class.is_journey_error() => StepStatus::Error,
+        Some(_) => StepStatus::Failed,
+    };
+    (
+        StepResult {
+            name: step.name.clone(),
+            kind: step.kind.name().to_string(),
+            dependency: step.dependency.clone(),
+            status,
+            attempts,
+            offset_ms,
+            failure,
+            conditions,
+            timings,
+            request,
+            response,
+            extracted: Vec::new(),
+            skip_reason: None,
+        },
+        facts,
+    )
+}
+
+fn conditions_for(step: &Step) -> impl Iterator<Item = &Condition> {
+    let has_status = step
+        .conditions
+        .iter()
+        .any(|c| c.placeholders().any(|p| *p == Placeholder::Status));
+    let implicit = match step.kind {
+        StepKind::Http(_) if !has_status => Some(&*IMPLICIT_STATUS),
+        _ => None,
+    };
+    step.conditions.iter().chain(implicit)
+}
+
+/// Stores extracted values in the run's variables; a value that is not there fails the step.
+fn extract(
+    step: &Step,
+    facts: &Facts,
+    vars: &mut BTreeMap<String, String>,
+    redactor: &Redactor,
+) -> Result<Vec<String>, Failure> {
+    for (name, placeholder) in &step.extract {
+        let value = placeholder.resolve(facts).ok_or_else(|| Failure {
+            class: FailureClass::Extraction,
+            message: format!("cannot extract `{name}`: {placeholder:?} is missing from the response"),
+        })?;
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if step.sensitive {
+            redactor.register(&text);
+        }
+        vars.insert(name.clone(), text);
+    }
+    Ok(step.extract.iter().map(|(name, _)| name.clone()).collect())
+}
+
+/// The first variable the step uses that is not (yet) in `vars`. Validation guarantees that an
+/// earlier step extracts it; it can still be missing at run time when that step failed, which
+/// is why a cleanup step that needs it is skipped rather than errored.
+fn missing_var<'a>(step: &'a Step, vars: &BTreeMap<String, String>) -> Option<&'a str> {
+    step.templates().into_iter().flat_map(|t| t.refs()).find_map(|r| match r {
+        Ref::Var(name) if !vars.contains_key(name) => Some(name.as_str()),
+        _ => None,
+    })
+}
+
+fn skipped(step: &Step, reason: String) -> StepResult {
+    StepResult {
+        name: step.name.clone(),
+        kind: step.kind.name().to_string(),
+        dependency: step.dependency.clone(),
+        status: StepStatus::Skipped,
+        attempts: 0,
+        offset_ms: 0.0,
+        failure: None,
+        conditions: Vec::new(),
+        timings: Timings::default(),
+        request: None,
+        response: None,
+        extracted: vec![],
+        skip_reason: Some(reason),
+    }
+}
+
+fn timed_out_run(step: &Step, timeout: Duration) -> StepResult {
+    let mut r = skipped(step, String::new());
+    r.skip_reason = None;
+    r.status = StepStatus::Failed;
+    r.failure = Some(Failure {
+        class: FailureClass::Timeout,
+        message: format!(
+            "the journey timeout ({}) passed before this step started",
+            humantime::format_duration(timeout)
+        ),
+    });
+    r
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
+
+/// Passes every string of the result through the redactor.
+fn redact(result: RunResult, redactor: &Redactor) -> RunResult {
+    if redactor.is_empty() {
+        return result;
+    }
+    fn walk(v: &mut serde_json::Value, r: &Redactor) {
+        match v {
+            serde_json::Value::String(s) => *s = r.redact(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, r)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|i| walk(i, r)),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&result).expect("RunResult serialises");
+    walk(&mut value, redactor);
+    serde_json::from_value(value).expect("redaction keeps the shape of RunResult")
+}

@@ -4,3 +4,4 @@ pub mod journey;
 pub mod step;
 pub mod runner;
 pub mod report;
+pub mod demo;

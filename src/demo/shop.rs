@@ -1,0 +1,158 @@
+//! The demo shop's HTTP API: login, catalogue, cart, orders, and a "payments" dependency.
+//!
+//! State is in memory; tokens are random per login; every route but login and health needs
+//! `Authorization: Bearer <token>`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const DEMO_USER: &str = "ada";
+pub const DEMO_PASSWORD: &str = "correct-horse-battery-staple";
+
+#[derive(Default)]
+struct Shop {
+    tokens: HashSet<String>,
+    carts: BTreeMap<u64, Vec<(u64, u32)>>,
+    orders: BTreeMap<u64, u64>,
+    next_id: u64,
+}
+
+type AppState = Arc<Mutex<Shop>>;
+
+const CATALOGUE: &[(u64, &str, u32)] = &[
+    (1, "walking boots", 8900),
+    (2, "rain jacket", 12900),
+    (3, "trail map", 900),
+    (4, "water bottle", 1500),
+];
+
+pub fn router() -> Router {
+    let state = AppState::default();
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "UP" })) }))
+        .route("/api/login", post(login))
+        .route("/api/items", get(items))
+        .route("/api/cart", post(add_to_cart))
+        .route("/api/orders", post(place_order))
+        .route("/api/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/payments/health", get(|| async { Json(json!({ "status": "ok", "provider": "demo-pay" })) }))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Response {
+    if body.user != DEMO_USER || body.password != DEMO_PASSWORD {
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad credentials" }))).into_response();
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    state.lock().expect("shop lock").tokens.insert(token.clone());
+    Json(json!({ "auth": { "token": token, "user": { "id": 7, "name": "Ada" } } })).into_response()
+}
+
+/// Checks the bearer token; `Err` is the 401 to return.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(t) if state.lock().expect("shop lock").tokens.contains(t) => Ok(()),
+        _ => Err((StatusCode::UNAUTHORIZED, Json(json!({ "error": "missing or bad token" }))).into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Search {
+    q: Option<String>,
+}
+
+async fn items(State(state): State<AppState>, headers: HeaderMap, Query(search): Query<Search>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let q = search.q.unwrap_or_default().to_lowercase();
+    let items: Vec<Value> = CATALOGUE
+        .iter()
+        .filter(|(_, name, _)| name.contains(&q))
+        .map(|(id, name, price)| json!({ "id": id, "name": name, "price_cents": price }))
+        .collect();
+    Json(json!({ "query": q, "items": items })).into_response()
+}
+
+#[derive(Deserialize)]
+struct AddToCart {
+    item_id: u64,
+    qty: u32,
+}
+
+async fn add_to_cart(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<AddToCart>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    if !CATALOGUE.iter().any(|(id, _, _)| *id == body.item_id) || body.qty == 0 {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": "unknown item or zero quantity" }))).into_response();
+    }
+    let mut shop = state.lock().expect("shop lock");
+    shop.next_id += 1;
+    let id = shop.next_id;
+    shop.carts.insert(id, vec![(body.item_id, body.qty)]);
+    (StatusCode::CREATED, Json(json!({ "cart_id": id }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct PlaceOrder {
+    cart_id: u64,
+}
+
+async fn place_order(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<PlaceOrder>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let mut shop = state.lock().expect("shop lock");
+    if !shop.carts.contains_key(&body.cart_id) {
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such cart" }))).into_response();
+    }
+    shop.next_id += 1;
+    let id = shop.next_id;
+    shop.orders.insert(id, body.cart_id);
+    let location = format!("/api/orders/{id}");
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(json!({ "order_id": id, "status": "confirmed" })),
+    )
+        .into_response()
+}
+
+async fn get_order(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.lock().expect("shop lock").orders.get(&id) {
+        Some(cart) => Json(json!({ "order_id": id, "cart_id": cart, "status": "confirmed" })).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such order" }))).into_response(),
+    }
+}
+
+async fn cancel_order(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.lock().expect("shop lock").orders.remove(&id) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such order" }))).into_response(),
+    }
+}

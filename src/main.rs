@@ -59,6 +59,18 @@ enum Command {
         #[arg(long, default_value = "local", env = "WAYMARK_LOCATION")]
         location: String,
     },
+    /// Start the bundled demo shop and run every example journey against it once.
+    Demo {
+        /// Journeys to run.
+        #[arg(long, default_value = "journeys", env = "WAYMARK_JOURNEYS")]
+        journeys: PathBuf,
+        /// Port for the demo shop (the examples default to 8081); 0 picks a free one.
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+        /// Keep the shop running after the runs (Ctrl-C to stop), to try `waymark run` by hand.
+        #[arg(long)]
+        keep_running: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +101,7 @@ fn main() -> ExitCode {
         Command::Run { journey, vars, format, journeys, secrets_file, location } => {
             run(&journey, vars, format, &journeys, secrets_file.as_deref(), location)
         }
+        Command::Demo { journeys, port, keep_running } => demo(&journeys, port, keep_running),
     };
     match result {
         Ok(code) => code,
@@ -191,4 +204,35 @@ fn find_journey(
         print_diagnostics(&loaded.diagnostics);
     }
     anyhow::bail!("no journey file or journey named `{arg}` in {}", dir.display())
+}
+
+fn demo(journeys_dir: &Path, port: u16, keep_running: bool) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let target = match waymark::demo::DemoTarget::start(port).await {
+            Ok(t) => t,
+            Err(_) => waymark::demo::DemoTarget::start(0).await.context("cannot start the demo shop")?,
+        };
+        let base = target.base_url();
+        print(&format!("demo shop listening on {base}\n\n"));
+        let overrides: BTreeMap<String, String> = [("base".to_string(), base.clone())].into();
+        let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
+        let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
+        print_diagnostics(&loaded.diagnostics);
+        let secrets = waymark::demo::DemoSecrets(EnvSecrets::default());
+        let runner = Runner { location: "demo".into(), secrets: Arc::new(secrets), overrides };
+        let mut all_passed = loaded.diagnostics.is_empty();
+        for journey in &loaded.journeys {
+            let result = runner.run(journey).await;
+            all_passed &= result.outcome == Outcome::Passed;
+            print(&(waymark::report::text(&result) + "\n"));
+        }
+        if keep_running {
+            print(&format!(
+                "The shop keeps running; try:\n  waymark run shop-checkout --var base={base}\n(Ctrl-C to stop)\n"
+            ));
+            tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        }
+        Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
 }

@@ -41,3 +41,15 @@ impl Drop for DemoTarget {
         self.task.abort();
     }
 }
+
+/// Secrets for the demo journeys: the shop password, then whatever the environment provides.
+pub struct DemoSecrets(pub crate::journey::template::EnvSecrets);
+
+impl crate::journey::template::SecretSource for DemoSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.secret(name).or_else(|| (name == "SHOP_PASSWORD").then(|| DEMO_PASSWORD.to_string()))
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.env(name)
+    }
+}

@@ -1,0 +1,151 @@
+//! The `waymark` binary: validate and run, output formats, exit codes, secrets.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::TestServer;
+
+const SECRET: &str = "s3cr3t-t0ken-value-91f2";
+
+async fn waymark(args: &[&str], dir: &Path) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .args(&args)
+            .current_dir(dir)
+            .env("WAYMARK_SECRET_API_KEY", SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn validate_reports_every_problem_with_positions_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journeys = dir.path().join("journeys");
+    std::fs::create_dir(&journeys).unwrap();
+    std::fs::write(journeys.join("good.yaml"), "name: good\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\" }\n").unwrap();
+    std::fs::write(
+        journeys.join("bad.yaml"),
+        "name: bad\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\", metod: GET }\n    conditions: [\"[STATUS] ==\"]\n",
+    )
+    .unwrap();
+    let o = waymark(&["validate"], dir.path()).await;
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("journeys/bad.yaml:4:45: unknown key `metod`"), "{out}");
+    assert!(out.contains("journeys/bad.yaml:5:"), "{out}");
+    assert!(out.contains("1 journey(s) valid"), "{out}");
+
+    std::fs::remove_file(journeys.join("bad.yaml")).unwrap();
+    let o = waymark(&["validate"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[tokio::test]
+async fn shipped_examples_are_valid() {
+    let o = waymark(&["validate", "journeys"], Path::new(env!("CARGO_MANIFEST_DIR"))).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("3 journey(s) valid"));
+}
+
+fn write_journey(dir: &Path, body: &str) {
+    std::fs::write(dir.join("j.yaml"), body).unwrap();
+}
+
+#[tokio::test]
+async fn run_exit_codes_follow_the_outcome() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let var = format!("base={}", srv.base);
+    write_journey(dir.path(), "name: ok\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json\" }\n");
+    let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("ok PASSED"), "{}", stdout(&o));
+
+    write_journey(dir.path(), "name: ko\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/status/503\" }\n");
+    let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("http_status"), "{}", stdout(&o));
+
+    // Not valid: `base` is not defined without --var.
+    let o = waymark(&["run", "j.yaml"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stdout(&o).contains("j.yaml:4:"), "{}", stdout(&o));
+
+    // A missing secret is the journey's problem, not the target's.
+    write_journey(dir.path(), "name: s\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json?k={{ secret.NOT_SET }}\" }\n");
+    let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+
+    let o = waymark(&["run", "no-such-journey"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn run_finds_journeys_by_name() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("journeys")).unwrap();
+    std::fs::write(
+        dir.path().join("journeys/x.yaml"),
+        "name: by-name\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json\" }\n",
+    )
+    .unwrap();
+    let var = format!("base={}", srv.base);
+    let o = waymark(&["run", "by-name", "--var", &var, "--format", "json"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["journey"], "by-name");
+    assert_eq!(v["outcome"], "passed");
+    assert_eq!(v["steps"][0]["status"], "passed");
+    assert_eq!(v["steps"][0]["response"]["status"], 200);
+    assert!(v["steps"][0]["timings"]["total"].as_f64().unwrap() > 0.0);
+    assert!(v["run_id"].as_str().unwrap().len() == 36);
+}
+
+/// The target echoes the secret back in its body and the condition that fails shows the body:
+/// the secret must still appear nowhere, in either format.
+#[tokio::test]
+async fn secrets_never_reach_the_output() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_journey(
+        dir.path(),
+        r#"name: secret
+steps:
+  - name: leaky target
+    http:
+      method: POST
+      url: "{{ base }}/echo?key={{ secret.API_KEY }}"
+      headers: { X-Api-Key: "{{ secret.API_KEY }}", X-Other: "{{ secret.API_KEY }}" }
+      body: "token={{ secret.API_KEY }}"
+    conditions: ["[BODY] == pat(*nothing like this*)", "[BODY].body == x"]
+    extract: { never: "[BODY].missing" }
+"#,
+    );
+    let var = format!("base={}", srv.base);
+    for format in ["text", "json"] {
+        let o = waymark(&["run", "j.yaml", "--var", &var, "--format", format], dir.path()).await;
+        let out = stdout(&o) + &String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(!out.contains(SECRET), "secret leaked in {format} output:\n{out}");
+        assert!(out.contains("***"), "{format} output shows no redaction marker:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = waymark(&["--version"], dir.path()).await;
+    assert!(stdout(&o).starts_with("waymark "), "{}", stdout(&o));
+    let o = waymark(&["--help"], dir.path()).await;
+    assert!(stdout(&o).contains("waymark run checkout --var"), "{}", stdout(&o));
+}

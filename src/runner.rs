@@ -271,7 +271,7 @@ fn extract(
     for (name, placeholder) in &step.extract {
         let value = placeholder.resolve(facts).ok_or_else(|| Failure {
             class: FailureClass::Extraction,
-            message: format!("cannot extract `{name}`: {placeholder:?} is missing from the response"),
+            message: format!("cannot extract `{name}`: {placeholder} is missing from the response"),
         })?;
         let text = match value {
             serde_json::Value::String(s) => s,

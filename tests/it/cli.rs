@@ -40,7 +40,7 @@ async fn validate_reports_every_problem_with_positions_and_exit_codes() {
     let o = waymark(&["validate"], dir.path()).await;
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("journeys/bad.yaml:4:45: unknown key `metod`"), "{out}");
+    assert!(out.contains("journeys/bad.yaml:4:41: unknown key `metod`"), "{out}");
     assert!(out.contains("journeys/bad.yaml:5:"), "{out}");
     assert!(out.contains("1 journey(s) valid"), "{out}");
 

@@ -24,4 +24,4 @@ export HTTPBIN_URL="http://127.0.0.1:${HTTPBIN_PORT}"
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets "$@"
+cargo test "$@"

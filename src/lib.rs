@@ -1,7 +1,7 @@
 //! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
 
-pub mod journey;
-pub mod step;
-pub mod runner;
-pub mod report;
 pub mod demo;
+pub mod journey;
+pub mod report;
+pub mod runner;
+pub mod step;

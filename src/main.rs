@@ -98,10 +98,26 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
         Command::Validate { paths } => Ok(validate(paths)),
-        Command::Run { journey, vars, format, journeys, secrets_file, location } => {
-            run(&journey, vars, format, &journeys, secrets_file.as_deref(), location)
-        }
-        Command::Demo { journeys, port, keep_running } => demo(&journeys, port, keep_running),
+        Command::Run {
+            journey,
+            vars,
+            format,
+            journeys,
+            secrets_file,
+            location,
+        } => run(
+            &journey,
+            vars,
+            format,
+            &journeys,
+            secrets_file.as_deref(),
+            location,
+        ),
+        Command::Demo {
+            journeys,
+            port,
+            keep_running,
+        } => demo(&journeys, port, keep_running),
     };
     match result {
         Ok(code) => code,
@@ -115,7 +131,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WAYMARK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -134,7 +152,11 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
 }
 
 fn validate(paths: Vec<PathBuf>) -> ExitCode {
-    let paths = if paths.is_empty() { vec![PathBuf::from("journeys")] } else { paths };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("journeys")]
+    } else {
+        paths
+    };
     let loaded = parse::load_paths(&paths, &ParseOptions::default());
     print_diagnostics(&loaded.diagnostics);
     let files = loaded.journeys.len();
@@ -142,7 +164,10 @@ fn validate(paths: Vec<PathBuf>) -> ExitCode {
         print(&format!("{files} journey(s) valid\n"));
         ExitCode::SUCCESS
     } else {
-        print(&format!("{} problem(s); {files} journey(s) valid\n", loaded.diagnostics.len()));
+        print(&format!(
+            "{} problem(s); {files} journey(s) valid\n",
+            loaded.diagnostics.len()
+        ));
         ExitCode::from(1)
     }
 }
@@ -156,7 +181,9 @@ fn run(
     location: String,
 ) -> anyhow::Result<ExitCode> {
     let overrides: BTreeMap<String, String> = vars.into_iter().collect();
-    let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
+    let opts = ParseOptions {
+        extra_vars: overrides.keys().cloned().collect(),
+    };
     let journey = match find_journey(journey, journeys_dir, &opts)? {
         Ok(j) => j,
         Err(diagnostics) => {
@@ -172,7 +199,11 @@ fn run(
         }
         None => EnvSecrets::default(),
     };
-    let runner = Runner { location, secrets: Arc::new(secrets), overrides };
+    let runner = Runner {
+        location,
+        secrets: Arc::new(secrets),
+        overrides,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(runner.run(&journey));
     match format {
@@ -203,7 +234,10 @@ fn find_journey(
     if !loaded.diagnostics.is_empty() {
         print_diagnostics(&loaded.diagnostics);
     }
-    anyhow::bail!("no journey file or journey named `{arg}` in {}", dir.display())
+    anyhow::bail!(
+        "no journey file or journey named `{arg}` in {}",
+        dir.display()
+    )
 }
 
 fn demo(journeys_dir: &Path, port: u16, keep_running: bool) -> anyhow::Result<ExitCode> {

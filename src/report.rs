@@ -22,7 +22,12 @@ pub fn text(result: &RunResult) -> String {
         result.run_id,
         result.location
     );
-    let width = result.steps.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+    let width = result
+        .steps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for step in &result.steps {
         write_step(&mut out, step, width);
     }
@@ -73,11 +78,17 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
 }
 
 fn phases(t: &Timings) -> String {
-    [("dns", t.dns), ("connect", t.connect), ("tls", t.tls), ("ttfb", t.ttfb), ("download", t.download)]
-        .into_iter()
-        .filter_map(|(name, d)| d.map(|d| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0))))
-        .collect::<Vec<_>>()
-        .join(" · ")
+    [
+        ("dns", t.dns),
+        ("connect", t.connect),
+        ("tls", t.tls),
+        ("ttfb", t.ttfb),
+        ("download", t.download),
+    ]
+    .into_iter()
+    .filter_map(|(name, d)| d.map(|d| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0))))
+    .collect::<Vec<_>>()
+    .join(" · ")
 }
 
 fn fmt_ms(ms: f64) -> String {

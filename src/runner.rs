@@ -14,9 +14,12 @@ use tokio::time::Instant;
 
 use crate::journey::condition::{Condition, ConditionOutcome, Placeholder};
 use crate::journey::facts::Facts;
-use crate::journey::template::{Redactor, Ref, Scope, SecretSource};
+use crate::journey::template::{Redactor, Ref, Scope, SecretSource, Vars, value_text};
 use crate::journey::{Journey, Step, StepKind};
-use crate::step::{Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor, Timings};
+use crate::step::{
+    Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
+    Timings,
+};
 
 /// How a run is performed: where from, with which overrides and secrets.
 #[derive(Clone)]
@@ -99,8 +102,12 @@ impl Runner {
         let start = Instant::now();
         let deadline = start + journey.timeout;
         let redactor = Redactor::default();
-        let mut vars = journey.variables.clone();
-        vars.extend(self.overrides.clone());
+        let mut vars: Vars = journey.variables.clone();
+        vars.extend(
+            self.overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))),
+        );
         let mut steps = Vec::with_capacity(journey.steps.len());
         let mut broken = false;
         for step in &journey.steps {
@@ -108,11 +115,15 @@ impl Runner {
             let result = if broken && !step.always_run {
                 skipped(step, "an earlier step failed".to_string())
             } else if let (true, Some(var)) = (broken, missing) {
-                skipped(step, format!("needs `{var}`, which no earlier step extracted"))
+                skipped(
+                    step,
+                    format!("needs `{var}`, which no earlier step extracted"),
+                )
             } else if Instant::now() >= deadline {
                 timed_out_run(step, journey.timeout)
             } else {
-                self.run_step(step, &mut vars, &redactor, start, deadline).await
+                self.run_step(step, &mut vars, &redactor, start, deadline)
+                    .await
             };
             broken |= matches!(result.status, StepStatus::Failed | StepStatus::Error);
             steps.push(result);
@@ -140,7 +151,7 @@ impl Runner {
     async fn run_step(
         &self,
         step: &Step,
-        vars: &mut BTreeMap<String, String>,
+        vars: &mut Vars,
         redactor: &Redactor,
         run_start: Instant,
         run_deadline: Instant,
@@ -162,7 +173,13 @@ impl Runner {
                 propagation_headers: Vec::new(),
             };
             let attempt = execute(step, &ctx, deadline).await;
-            let (mut result, facts) = judge(step, attempt, &ctx.scope, attempts, ms(attempt_start - run_start));
+            let (mut result, facts) = judge(
+                step,
+                attempt,
+                &ctx.scope,
+                attempts,
+                ms(attempt_start - run_start),
+            );
             match result.failure.as_ref().map(|f| f.class) {
                 None => {
                     match extract(step, &facts, vars, redactor) {
@@ -197,13 +214,28 @@ async fn execute(step: &Step, ctx: &StepContext<'_>, deadline: Instant) -> Attem
     };
     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, fut).await {
         Ok(a) => a,
-        Err(_) => Attempt::failed(FailureClass::Timeout, "step did not finish before its deadline"),
+        Err(_) => Attempt::failed(
+            FailureClass::Timeout,
+            "step did not finish before its deadline",
+        ),
     }
 }
 
 /// Evaluates conditions and decides the attempt's status. Returns the facts too, for extraction.
-fn judge(step: &Step, attempt: Attempt, scope: &Scope<'_>, attempts: u32, offset_ms: f64) -> (StepResult, Facts) {
-    let Attempt { facts, timings, failure, request, response } = attempt;
+fn judge(
+    step: &Step,
+    attempt: Attempt,
+    scope: &Scope<'_>,
+    attempts: u32,
+    offset_ms: f64,
+) -> (StepResult, Facts) {
+    let Attempt {
+        facts,
+        timings,
+        failure,
+        request,
+        response,
+    } = attempt;
     let mut conditions = Vec::new();
     let mut failure = failure;
     if failure.is_none() {
@@ -213,14 +245,26 @@ fn judge(step: &Step, attempt: Attempt, scope: &Scope<'_>, attempts: u32, offset
             let outcome = c.evaluate(&facts, scope);
             if !outcome.passed {
                 let on_status = c.placeholders().any(|p| *p == Placeholder::Status);
-                let slot = if on_status { &mut failed_status } else { &mut failed_other };
-                slot.get_or_insert_with(|| format!("{} (actual: {})", outcome.expression, outcome.actual));
+                let slot = if on_status {
+                    &mut failed_status
+                } else {
+                    &mut failed_other
+                };
+                slot.get_or_insert_with(|| {
+                    format!("{} (actual: {})", outcome.expression, outcome.actual)
+                });
             }
             conditions.push(outcome);
         }
         failure = match (failed_status, failed_other) {
-            (Some(msg), _) => Some(Failure { class: FailureClass::HttpStatus, message: msg }),
-            (None, Some(msg)) => Some(Failure { class: FailureClass::Condition, message: msg }),
+            (Some(msg), _) => Some(Failure {
+                class: FailureClass::HttpStatus,
+                message: msg,
+            }),
+            (None, Some(msg)) => Some(Failure {
+                class: FailureClass::Condition,
+                message: msg,
+            }),
             (None, None) => None,
         };
     }
@@ -265,7 +309,7 @@ fn conditions_for(step: &Step) -> impl Iterator<Item = &Condition> {
 fn extract(
     step: &Step,
     facts: &Facts,
-    vars: &mut BTreeMap<String, String>,
+    vars: &mut Vars,
     redactor: &Redactor,
 ) -> Result<Vec<String>, Failure> {
     for (name, placeholder) in &step.extract {
@@ -273,14 +317,10 @@ fn extract(
             class: FailureClass::Extraction,
             message: format!("cannot extract `{name}`: {placeholder} is missing from the response"),
         })?;
-        let text = match value {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
         if step.sensitive {
-            redactor.register(&text);
+            redactor.register(&value_text(&value));
         }
-        vars.insert(name.clone(), text);
+        vars.insert(name.clone(), value);
     }
     Ok(step.extract.iter().map(|(name, _)| name.clone()).collect())
 }
@@ -288,11 +328,14 @@ fn extract(
 /// The first variable the step uses that is not (yet) in `vars`. Validation guarantees that an
 /// earlier step extracts it; it can still be missing at run time when that step failed, which
 /// is why a cleanup step that needs it is skipped rather than errored.
-fn missing_var<'a>(step: &'a Step, vars: &BTreeMap<String, String>) -> Option<&'a str> {
-    step.templates().into_iter().flat_map(|t| t.refs()).find_map(|r| match r {
-        Ref::Var(name) if !vars.contains_key(name) => Some(name.as_str()),
-        _ => None,
-    })
+fn missing_var<'a>(step: &'a Step, vars: &Vars) -> Option<&'a str> {
+    step.templates()
+        .into_iter()
+        .flat_map(|t| t.refs())
+        .find_map(|r| match r {
+            Ref::Var(name) if !vars.contains_key(name) => Some(name.as_str()),
+            _ => None,
+        })
 }
 
 fn skipped(step: &Step, reason: String) -> StepResult {

@@ -47,7 +47,9 @@ pub struct DemoSecrets(pub crate::journey::template::EnvSecrets);
 
 impl crate::journey::template::SecretSource for DemoSecrets {
     fn secret(&self, name: &str) -> Option<String> {
-        self.0.secret(name).or_else(|| (name == "SHOP_PASSWORD").then(|| DEMO_PASSWORD.to_string()))
+        self.0
+            .secret(name)
+            .or_else(|| (name == "SHOP_PASSWORD").then(|| DEMO_PASSWORD.to_string()))
     }
     fn env(&self, name: &str) -> Option<String> {
         self.0.env(name)

@@ -43,7 +43,10 @@ pub fn router() -> Router {
         .route("/api/cart", post(add_to_cart))
         .route("/api/orders", post(place_order))
         .route("/api/orders/{id}", get(get_order).delete(cancel_order))
-        .route("/payments/health", get(|| async { Json(json!({ "status": "ok", "provider": "demo-pay" })) }))
+        .route(
+            "/payments/health",
+            get(|| async { Json(json!({ "status": "ok", "provider": "demo-pay" })) }),
+        )
         .with_state(state)
 }
 
@@ -55,22 +58,39 @@ struct Login {
 
 async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Response {
     if body.user != DEMO_USER || body.password != DEMO_PASSWORD {
-        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad credentials" }))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "bad credentials" })),
+        )
+            .into_response();
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    state.lock().expect("shop lock").tokens.insert(token.clone());
+    state
+        .lock()
+        .expect("shop lock")
+        .tokens
+        .insert(token.clone());
     Json(json!({ "auth": { "token": token, "user": { "id": 7, "name": "Ada" } } })).into_response()
 }
 
-/// Checks the bearer token; `Err` is the 401 to return.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The answer to a request without a valid bearer token.
+struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": "missing or bad token" }));
+        (StatusCode::UNAUTHORIZED, body).into_response()
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Unauthorized> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match token {
         Some(t) if state.lock().expect("shop lock").tokens.contains(t) => Ok(()),
-        _ => Err((StatusCode::UNAUTHORIZED, Json(json!({ "error": "missing or bad token" }))).into_response()),
+        _ => Err(Unauthorized),
     }
 }
 
@@ -79,9 +99,13 @@ struct Search {
     q: Option<String>,
 }
 
-async fn items(State(state): State<AppState>, headers: HeaderMap, Query(search): Query<Search>) -> Response {
+async fn items(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(search): Query<Search>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let q = search.q.unwrap_or_default().to_lowercase();
     let items: Vec<Value> = CATALOGUE
@@ -98,12 +122,20 @@ struct AddToCart {
     qty: u32,
 }
 
-async fn add_to_cart(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<AddToCart>) -> Response {
+async fn add_to_cart(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<AddToCart>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     if !CATALOGUE.iter().any(|(id, _, _)| *id == body.item_id) || body.qty == 0 {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": "unknown item or zero quantity" }))).into_response();
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": "unknown item or zero quantity" })),
+        )
+            .into_response();
     }
     let mut shop = state.lock().expect("shop lock");
     shop.next_id += 1;
@@ -117,13 +149,21 @@ struct PlaceOrder {
     cart_id: u64,
 }
 
-async fn place_order(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<PlaceOrder>) -> Response {
+async fn place_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<PlaceOrder>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let mut shop = state.lock().expect("shop lock");
     if !shop.carts.contains_key(&body.cart_id) {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such cart" }))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such cart" })),
+        )
+            .into_response();
     }
     shop.next_id += 1;
     let id = shop.next_id;
@@ -137,22 +177,40 @@ async fn place_order(State(state): State<AppState>, headers: HeaderMap, Json(bod
         .into_response()
 }
 
-async fn get_order(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+async fn get_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     match state.lock().expect("shop lock").orders.get(&id) {
-        Some(cart) => Json(json!({ "order_id": id, "cart_id": cart, "status": "confirmed" })).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such order" }))).into_response(),
+        Some(cart) => {
+            Json(json!({ "order_id": id, "cart_id": cart, "status": "confirmed" })).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such order" })),
+        )
+            .into_response(),
     }
 }
 
-async fn cancel_order(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+async fn cancel_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     match state.lock().expect("shop lock").orders.remove(&id) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such order" }))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such order" })),
+        )
+            .into_response(),
     }
 }

@@ -38,14 +38,22 @@ impl Facts {
     /// The body parsed as JSON, once; `None` if there is no body or it is not JSON.
     pub fn body_json(&self) -> Option<&serde_json::Value> {
         self.body_json
-            .get_or_init(|| self.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()))
+            .get_or_init(|| {
+                self.body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+            })
             .as_ref()
     }
 
     /// The current WebSocket message parsed as JSON, once.
     pub fn message_json(&self) -> Option<&serde_json::Value> {
         self.message_json
-            .get_or_init(|| self.message.as_deref().and_then(|m| serde_json::from_str(m).ok()))
+            .get_or_init(|| {
+                self.message
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str(m).ok())
+            })
             .as_ref()
     }
 

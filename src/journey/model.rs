@@ -23,8 +23,8 @@ pub struct Journey {
     pub runbook: Option<String>,
     /// Availability target in percent, e.g. `99.5`.
     pub slo: Option<f64>,
-    /// Defaults; `--var` overrides win over them.
-    pub variables: BTreeMap<String, String>,
+    /// Defaults; `--var` overrides win over them. Values keep their YAML type.
+    pub variables: BTreeMap<String, serde_json::Value>,
     pub steps: Vec<Step>,
     pub source: Source,
 }
@@ -41,7 +41,7 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
     Every(Duration),
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
 }
 
 /// A cron expression normalised to the `cron` crate's seconds-first form, with its timezone.
@@ -141,7 +141,9 @@ impl JsonTemplate {
         match self {
             JsonTemplate::String(t) => Box::new(std::iter::once(t)),
             JsonTemplate::Array(items) => Box::new(items.iter().flat_map(|i| i.templates())),
-            JsonTemplate::Object(fields) => Box::new(fields.iter().flat_map(|(_, v)| v.templates())),
+            JsonTemplate::Object(fields) => {
+                Box::new(fields.iter().flat_map(|(_, v)| v.templates()))
+            }
             _ => Box::new(std::iter::empty()),
         }
     }

@@ -11,13 +11,18 @@ use super::model::CronSchedule;
 /// Parses a user's cron expression and timezone into a [`CronSchedule`].
 pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, String> {
     let normalised = normalise(expression)?;
-    let schedule = cron::Schedule::from_str(&normalised)
-        .map_err(|e| {
-            // The crate's message quotes its own normalised form; keep only the explanation.
-            let text = e.to_string();
-            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-            format!("invalid cron expression `{expression}`: {reason}")
-        })?;
+    let schedule = cron::Schedule::from_str(&normalised).map_err(|e| {
+        // The crate's message quotes its own normalised form; keep only the explanation.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        format!("invalid cron expression `{expression}`: {reason}")
+    })?;
     let timezone = match timezone {
         None => chrono_tz::UTC,
         Some(tz) => tz.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -48,7 +53,10 @@ fn normalise(expression: &str) -> Result<String, String> {
         }
     };
     let dow = day_of_week(rest[4])?;
-    Ok(format!("{seconds} {} {} {} {} {dow}", rest[0], rest[1], rest[2], rest[3]))
+    Ok(format!(
+        "{seconds} {} {} {} {} {dow}",
+        rest[0], rest[1], rest[2], rest[3]
+    ))
 }
 
 /// Converts a crontab day-of-week field (0–7, Sunday = 0 or 7) to the crate's 1–7, Sunday = 1.
@@ -129,7 +137,10 @@ mod tests {
         let t = next_after("0 9 * * 1", None, "2026-01-01T00:00:00Z");
         assert_eq!(t.weekday(), chrono::Weekday::Mon);
         for sunday in ["0 9 * * 0", "0 9 * * 7", "0 9 * * SUN"] {
-            assert_eq!(next_after(sunday, None, "2026-01-01T00:00:00Z").weekday(), chrono::Weekday::Sun);
+            assert_eq!(
+                next_after(sunday, None, "2026-01-01T00:00:00Z").weekday(),
+                chrono::Weekday::Sun
+            );
         }
         assert_eq!(normalise("0 9 * * 1-5").unwrap(), "0 0 9 * * 2,3,4,5,6");
         assert_eq!(normalise("0 9 * * 5-7").unwrap(), "0 0 9 * * 6,7,1");
@@ -140,7 +151,10 @@ mod tests {
     fn timezone_is_honoured() {
         // 09:00 in Paris in January is 08:00 UTC.
         let t = next_after("0 9 * * *", Some("Europe/Paris"), "2026-01-01T00:00:00Z");
-        assert_eq!(t, chrono::Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap());
+        assert_eq!(
+            t,
+            chrono::Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap()
+        );
     }
 
     #[test]
@@ -148,6 +162,10 @@ mod tests {
         assert!(parse_cron("* * *", None).unwrap_err().contains("3 fields"));
         assert!(parse_cron("61 * * * *", None).is_err());
         assert!(parse_cron("0 9 * * 8", None).is_err());
-        assert!(parse_cron("0 9 * * *", Some("Mars/Olympus")).unwrap_err().contains("timezone"));
+        assert!(
+            parse_cron("0 9 * * *", Some("Mars/Olympus"))
+                .unwrap_err()
+                .contains("timezone")
+        );
     }
 }

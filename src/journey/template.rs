@@ -60,7 +60,8 @@ fn is_name_char(c: char) -> bool {
 
 fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(is_name_char)
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(is_name_char)
 }
 
 impl Ref {
@@ -249,25 +250,53 @@ impl Redactor {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.read().expect("redactor lock poisoned").is_empty()
+        self.values
+            .read()
+            .expect("redactor lock poisoned")
+            .is_empty()
+    }
+}
+
+/// A run's variables. Values keep their JSON type (an extracted `7` stays a number), so a
+/// JSON body leaf that is exactly `"{{ id }}"` sends what was extracted, not its text.
+pub type Vars = BTreeMap<String, serde_json::Value>;
+
+/// A variable's text in a string context: strings as they are, anything else as JSON.
+pub fn value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
 /// Everything a template can see during one run.
 pub struct Scope<'a> {
-    pub vars: &'a BTreeMap<String, String>,
+    pub vars: &'a Vars,
     pub secrets: &'a dyn SecretSource,
     pub redactor: &'a Redactor,
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
 impl Scope<'_> {
+    /// Renders a JSON string leaf: exactly one `{{ var }}` keeps the variable's JSON type,
+    /// anything else (text around it, secrets, built-ins) is a string.
+    pub fn render_json_leaf(&self, t: &Template) -> Result<serde_json::Value, RenderError> {
+        if let [Part::Ref(Ref::Var(name))] = t.parts.as_slice() {
+            return self
+                .vars
+                .get(name)
+                .cloned()
+                .ok_or_else(|| RenderError::UndefinedVar(name.clone()));
+        }
+        t.render(self).map(serde_json::Value::String)
+    }
+
     fn resolve(&self, r: &Ref) -> Result<String, RenderError> {
         Ok(match r {
             Ref::Var(name) => self
                 .vars
                 .get(name)
-                .cloned()
+                .map(value_text)
                 .ok_or_else(|| RenderError::UndefinedVar(name.clone()))?,
             Ref::Secret(name) => {
                 let value = self
@@ -304,7 +333,10 @@ mod tests {
     }
 
     fn render(src: &str, vars: &[(&str, &str)]) -> (Result<String, RenderError>, Redactor) {
-        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
         let secrets = MapSecrets([("PW".to_string(), "hunter2".to_string())].into());
         let redactor = Redactor::default();
         let scope = Scope {
@@ -319,7 +351,10 @@ mod tests {
 
     #[test]
     fn renders_vars_builtins_and_secrets() {
-        let (out, red) = render("{{base}}/x?t={{ now_unix }}&p={{ secret.PW }}", &[("base", "http://h")]);
+        let (out, red) = render(
+            "{{base}}/x?t={{ now_unix }}&p={{ secret.PW }}",
+            &[("base", "http://h")],
+        );
         assert_eq!(out.unwrap(), "http://h/x?t=1700000000&p=hunter2");
         assert_eq!(red.redact("pw is hunter2!"), "pw is ***!");
         let (out, _) = render("{{ now_rfc3339 }}", &[]);
@@ -330,7 +365,10 @@ mod tests {
 
     #[test]
     fn undefined_and_missing_are_errors() {
-        assert_eq!(render("{{ nope }}", &[]).0, Err(RenderError::UndefinedVar("nope".into())));
+        assert_eq!(
+            render("{{ nope }}", &[]).0,
+            Err(RenderError::UndefinedVar("nope".into()))
+        );
         assert_eq!(
             render("{{ secret.NOPE }}", &[]).0,
             Err(RenderError::MissingSecret("NOPE".into()))

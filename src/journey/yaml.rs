@@ -171,7 +171,9 @@ mod tests {
         let Value::Map(m) = n.value else { panic!() };
         assert_eq!(m[0].0.pos, Pos { line: 1, col: 1 });
         assert_eq!(m[0].1.pos, Pos { line: 1, col: 4 });
-        let Value::Seq(items) = &m[1].1.value else { panic!() };
+        let Value::Seq(items) = &m[1].1.value else {
+            panic!()
+        };
         assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
         assert_eq!(items[0].text_pos, Pos { line: 3, col: 6 });
         assert_eq!(items[1].text_pos, Pos { line: 4, col: 5 });
@@ -182,7 +184,10 @@ mod tests {
         let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(e.pos.line >= 1, "{e:?}");
         let e = parse("a: 1\na: 2\n").unwrap_err();
-        assert!(e.message.contains("duplicate") || e.message.contains("key"), "{e:?}");
+        assert!(
+            e.message.contains("duplicate") || e.message.contains("key"),
+            "{e:?}"
+        );
         assert!(parse("").is_err());
         assert!(parse("a: 1\n---\nb: 2\n").is_err());
     }

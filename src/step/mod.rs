@@ -186,7 +186,11 @@ pub fn summarize_headers<'a>(
     headers
         .into_iter()
         .map(|(k, v)| {
-            let v = if is_credential_header(k) { crate::journey::template::REDACTED } else { v };
+            let v = if is_credential_header(k) {
+                crate::journey::template::REDACTED
+            } else {
+                v
+            };
             (k.to_string(), v.to_string())
         })
         .collect()

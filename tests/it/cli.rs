@@ -31,7 +31,11 @@ async fn validate_reports_every_problem_with_positions_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let journeys = dir.path().join("journeys");
     std::fs::create_dir(&journeys).unwrap();
-    std::fs::write(journeys.join("good.yaml"), "name: good\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\" }\n").unwrap();
+    std::fs::write(
+        journeys.join("good.yaml"),
+        "name: good\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\" }\n",
+    )
+    .unwrap();
     std::fs::write(
         journeys.join("bad.yaml"),
         "name: bad\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\", metod: GET }\n    conditions: [\"[STATUS] ==\"]\n",
@@ -40,7 +44,10 @@ async fn validate_reports_every_problem_with_positions_and_exit_codes() {
     let o = waymark(&["validate"], dir.path()).await;
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("journeys/bad.yaml:4:41: unknown key `metod`"), "{out}");
+    assert!(
+        out.contains("journeys/bad.yaml:4:41: unknown key `metod`"),
+        "{out}"
+    );
     assert!(out.contains("journeys/bad.yaml:5:"), "{out}");
     assert!(out.contains("1 journey(s) valid"), "{out}");
 
@@ -51,7 +58,11 @@ async fn validate_reports_every_problem_with_positions_and_exit_codes() {
 
 #[tokio::test]
 async fn shipped_examples_are_valid() {
-    let o = waymark(&["validate", "journeys"], Path::new(env!("CARGO_MANIFEST_DIR"))).await;
+    let o = waymark(
+        &["validate", "journeys"],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("3 journey(s) valid"));
 }
@@ -65,12 +76,18 @@ async fn run_exit_codes_follow_the_outcome() {
     let srv = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let var = format!("base={}", srv.base);
-    write_journey(dir.path(), "name: ok\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json\" }\n");
+    write_journey(
+        dir.path(),
+        "name: ok\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json\" }\n",
+    );
     let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("ok PASSED"), "{}", stdout(&o));
 
-    write_journey(dir.path(), "name: ko\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/status/503\" }\n");
+    write_journey(
+        dir.path(),
+        "name: ko\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/status/503\" }\n",
+    );
     let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("http_status"), "{}", stdout(&o));
@@ -81,7 +98,10 @@ async fn run_exit_codes_follow_the_outcome() {
     assert!(stdout(&o).contains("j.yaml:4:"), "{}", stdout(&o));
 
     // A missing secret is the journey's problem, not the target's.
-    write_journey(dir.path(), "name: s\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json?k={{ secret.NOT_SET }}\" }\n");
+    write_journey(
+        dir.path(),
+        "name: s\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/json?k={{ secret.NOT_SET }}\" }\n",
+    );
     let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
 
@@ -100,7 +120,11 @@ async fn run_finds_journeys_by_name() {
     )
     .unwrap();
     let var = format!("base={}", srv.base);
-    let o = waymark(&["run", "by-name", "--var", &var, "--format", "json"], dir.path()).await;
+    let o = waymark(
+        &["run", "by-name", "--var", &var, "--format", "json"],
+        dir.path(),
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["journey"], "by-name");
@@ -133,11 +157,21 @@ steps:
     );
     let var = format!("base={}", srv.base);
     for format in ["text", "json"] {
-        let o = waymark(&["run", "j.yaml", "--var", &var, "--format", format], dir.path()).await;
+        let o = waymark(
+            &["run", "j.yaml", "--var", &var, "--format", format],
+            dir.path(),
+        )
+        .await;
         let out = stdout(&o) + &String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{out}");
-        assert!(!out.contains(SECRET), "secret leaked in {format} output:\n{out}");
-        assert!(out.contains("***"), "{format} output shows no redaction marker:\n{out}");
+        assert!(
+            !out.contains(SECRET),
+            "secret leaked in {format} output:\n{out}"
+        );
+        assert!(
+            out.contains("***"),
+            "{format} output shows no redaction marker:\n{out}"
+        );
     }
 }
 
@@ -147,5 +181,9 @@ async fn version_and_help() {
     let o = waymark(&["--version"], dir.path()).await;
     assert!(stdout(&o).starts_with("waymark "), "{}", stdout(&o));
     let o = waymark(&["--help"], dir.path()).await;
-    assert!(stdout(&o).contains("waymark run checkout --var"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("waymark run checkout --var"),
+        "{}",
+        stdout(&o)
+    );
 }

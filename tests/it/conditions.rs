@@ -65,7 +65,12 @@ async fn documented_conditions_pass_on_matching_responses() {
     let srv = TestServer::start().await;
     let r = run_yaml(&journey(PASSING), &srv.base, &[]).await;
     for (s, c) in r.steps.iter().zip(PASSING) {
-        assert_eq!(s.status, StepStatus::Passed, "`{c}` should pass: {:#?}", s.conditions);
+        assert_eq!(
+            s.status,
+            StepStatus::Passed,
+            "`{c}` should pass: {:#?}",
+            s.conditions
+        );
     }
     assert_eq!(r.outcome, Outcome::Passed);
 }
@@ -75,7 +80,12 @@ async fn their_negations_fail_with_the_actual_value() {
     let srv = TestServer::start().await;
     let r = run_yaml(&journey(FAILING), &srv.base, &[]).await;
     for (s, c) in r.steps.iter().zip(FAILING) {
-        assert_eq!(s.status, StepStatus::Failed, "`{c}` should fail: {:#?}", s.conditions);
+        assert_eq!(
+            s.status,
+            StepStatus::Failed,
+            "`{c}` should fail: {:#?}",
+            s.conditions
+        );
         let outcome = &s.conditions[0];
         assert_eq!(outcome.expression, *c);
         assert!(!outcome.actual.is_empty(), "`{c}` reports no actual value");

@@ -46,7 +46,12 @@ steps:
     conditions: ["[BODY].url == pat(*/anything/first)"]
 "#;
     // base64("ada:pw-1234") = YWRhOnB3LTEyMzQ=
-    let r = run_yaml(yaml, &httpbin(), &[("PW", "pw-1234"), ("BASIC", "YWRhOnB3LTEyMzQ=")]).await;
+    let r = run_yaml(
+        yaml,
+        &httpbin(),
+        &[("PW", "pw-1234"), ("BASIC", "YWRhOnB3LTEyMzQ=")],
+    )
+    .await;
     for s in &r.steps {
         assert_eq!(s.status, StepStatus::Passed, "{s:#?}");
     }
@@ -60,5 +65,8 @@ steps:
 async fn httpbin_delay_beyond_the_step_timeout() {
     let yaml = "name: slow\nsteps:\n  - name: delay\n    timeout: 300ms\n    http: { url: \"{{ base }}/delay/2\" }\n";
     let r = run_yaml(yaml, &httpbin(), &[]).await;
-    assert_eq!(r.steps[0].failure.as_ref().unwrap().class, FailureClass::Timeout);
+    assert_eq!(
+        r.steps[0].failure.as_ref().unwrap().class,
+        FailureClass::Timeout
+    );
 }

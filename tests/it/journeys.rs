@@ -14,8 +14,17 @@ use crate::support::{TestServer, run_yaml};
 async fn shop_checkout_example_chains_extracted_values() {
     let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
-    let r = run_yaml(&yaml, &shop.base_url(), &[("SHOP_PASSWORD", waymark::demo::DEMO_PASSWORD)]).await;
-    let summary: Vec<_> = r.steps.iter().map(|s| (s.name.as_str(), s.status, s.failure.clone())).collect();
+    let r = run_yaml(
+        &yaml,
+        &shop.base_url(),
+        &[("SHOP_PASSWORD", waymark::demo::DEMO_PASSWORD)],
+    )
+    .await;
+    let summary: Vec<_> = r
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status, s.failure.clone()))
+        .collect();
     assert_eq!(r.outcome, Outcome::Passed, "{summary:#?}");
     assert_eq!(r.steps.len(), 6);
     assert_eq!(r.steps[0].extracted, vec!["token"]);
@@ -32,16 +41,30 @@ async fn shop_checkout_example_chains_extracted_values() {
 async fn wrong_secret_fails_at_login_and_skips_the_rest() {
     let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
-    let r = run_yaml(&yaml, &shop.base_url(), &[("SHOP_PASSWORD", "wrong-password-123")]).await;
+    let r = run_yaml(
+        &yaml,
+        &shop.base_url(),
+        &[("SHOP_PASSWORD", "wrong-password-123")],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Failed);
     let login = &r.steps[0];
     assert_eq!(login.status, StepStatus::Failed);
-    assert_eq!(login.failure.as_ref().unwrap().class, FailureClass::HttpStatus);
+    assert_eq!(
+        login.failure.as_ref().unwrap().class,
+        FailureClass::HttpStatus
+    );
     let statuses: Vec<_> = r.steps.iter().map(|s| s.status).collect();
     assert_eq!(&statuses[1..5], &[StepStatus::Skipped; 4]);
     // The cleanup step needs `order_path`, which was never extracted: skipped, with a reason.
     assert_eq!(statuses[5], StepStatus::Skipped);
-    assert!(r.steps[5].skip_reason.as_ref().unwrap().contains("order_path"));
+    assert!(
+        r.steps[5]
+            .skip_reason
+            .as_ref()
+            .unwrap()
+            .contains("order_path")
+    );
 }
 
 #[tokio::test]
@@ -65,10 +88,21 @@ steps:
 "#;
     let r = run_yaml(yaml, &srv.base, &[]).await;
     let statuses: Vec<_> = r.steps.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, [StepStatus::Passed, StepStatus::Failed, StepStatus::Skipped, StepStatus::Passed]);
+    assert_eq!(
+        statuses,
+        [
+            StepStatus::Passed,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+            StepStatus::Passed
+        ]
+    );
     assert_eq!(r.outcome, Outcome::Failed);
     // The implicit `[STATUS] < 400` check caught the 500.
-    assert_eq!(r.steps[1].failure.as_ref().unwrap().class, FailureClass::HttpStatus);
+    assert_eq!(
+        r.steps[1].failure.as_ref().unwrap().class,
+        FailureClass::HttpStatus
+    );
     assert_eq!(srv.deleted(), vec![100]);
 }
 
@@ -88,8 +122,14 @@ steps:
     conditions: ["[STATUS] == 200"]
 "#;
     let r = run_yaml(yaml, &srv.base, &[]).await;
-    assert_eq!((r.steps[0].status, r.steps[0].attempts), (StepStatus::Passed, 3));
-    assert_eq!((r.steps[1].status, r.steps[1].attempts), (StepStatus::Failed, 2));
+    assert_eq!(
+        (r.steps[0].status, r.steps[0].attempts),
+        (StepStatus::Passed, 3)
+    );
+    assert_eq!(
+        (r.steps[1].status, r.steps[1].attempts),
+        (StepStatus::Failed, 2)
+    );
     assert_eq!(r.steps[1].conditions[0].actual, "503");
 }
 
@@ -112,7 +152,10 @@ steps:
     assert_eq!(r.steps[0].status, StepStatus::Passed, "{:#?}", r.steps[0]);
     assert_eq!(r.steps[0].response.as_ref().unwrap().redirects, 3);
     assert_eq!(r.steps[1].status, StepStatus::Passed, "{:#?}", r.steps[1]);
-    assert_eq!(r.steps[2].failure.as_ref().unwrap().class, FailureClass::TooManyRedirects);
+    assert_eq!(
+        r.steps[2].failure.as_ref().unwrap().class,
+        FailureClass::TooManyRedirects
+    );
 }
 
 #[tokio::test]
@@ -129,7 +172,11 @@ steps:
     let r = run_yaml(yaml, &srv.base, &[]).await;
     let elapsed = started.elapsed();
     let step = &r.steps[0];
-    assert_eq!(step.failure.as_ref().unwrap().class, FailureClass::Timeout, "{step:#?}");
+    assert_eq!(
+        step.failure.as_ref().unwrap().class,
+        FailureClass::Timeout,
+        "{step:#?}"
+    );
     assert!(elapsed < Duration::from_millis(600), "took {elapsed:?}");
     assert!(elapsed >= Duration::from_millis(500), "took {elapsed:?}");
 }
@@ -150,9 +197,19 @@ steps:
 "#;
     let started = Instant::now();
     let r = run_yaml(yaml, &srv.base, &[]).await;
-    assert!(started.elapsed() < Duration::from_millis(450), "took {:?}", started.elapsed());
-    assert_eq!(r.steps[0].failure.as_ref().unwrap().class, FailureClass::Timeout);
-    assert_eq!(r.steps[1].failure.as_ref().unwrap().class, FailureClass::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        r.steps[0].failure.as_ref().unwrap().class,
+        FailureClass::Timeout
+    );
+    assert_eq!(
+        r.steps[1].failure.as_ref().unwrap().class,
+        FailureClass::Timeout
+    );
 }
 
 #[tokio::test]
@@ -169,7 +226,12 @@ steps:
     conditions: ["len([BODY]) == 1000"]
 "#;
     let r = run_yaml(yaml, &srv.base, &[]).await;
-    assert_eq!(r.steps[0].failure.as_ref().unwrap().class, FailureClass::BodyTooLarge, "{:#?}", r.steps[0]);
+    assert_eq!(
+        r.steps[0].failure.as_ref().unwrap().class,
+        FailureClass::BodyTooLarge,
+        "{:#?}",
+        r.steps[0]
+    );
     assert_eq!(r.steps[1].status, StepStatus::Passed, "{:#?}", r.steps[1]);
 }
 

@@ -53,7 +53,7 @@ impl TestServer {
             .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move {
                 (StatusCode::from_u16(code).unwrap(), format!("status {code}"))
             }))
-            .route("/never", get(|| std::future::pending::<&'static str>()))
+            .route("/never", get(std::future::pending::<&'static str>))
             .route("/slow", get(|Query(q): Query<Size>| async move {
                 tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(0))).await;
                 "slow"
@@ -88,7 +88,11 @@ impl TestServer {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        TestServer { base, task, counters }
+        TestServer {
+            base,
+            task,
+            counters,
+        }
     }
 
     pub fn deleted(&self) -> Vec<u64> {
@@ -106,28 +110,48 @@ async fn big(Query(q): Query<Size>) -> Response {
     Body::from_stream(futures_util::stream::iter(chunks)).into_response()
 }
 
-async fn flaky(State(c): State<Arc<Counters>>, UrlPath(key): UrlPath<String>, Query(q): Query<Size>) -> Response {
+async fn flaky(
+    State(c): State<Arc<Counters>>,
+    UrlPath(key): UrlPath<String>,
+    Query(q): Query<Size>,
+) -> Response {
     let mut map = c.flaky.lock().unwrap();
     let seen = map.entry(key).or_default();
     *seen += 1;
     if *seen <= q.fail.unwrap_or(0) {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("attempt {seen} fails")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("attempt {seen} fails"),
+        )
+            .into_response()
     } else {
         Json(json!({ "attempt": *seen })).into_response()
     }
 }
 
-async fn echo(method: Method, headers: HeaderMap, uri: axum::http::Uri, body: String) -> Json<serde_json::Value> {
+async fn echo(
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: String,
+) -> Json<serde_json::Value> {
     let headers: BTreeMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    Json(json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": headers, "body": body }))
+    Json(
+        json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": headers, "body": body }),
+    )
 }
 
 async fn create_resource(State(c): State<Arc<Counters>>) -> Response {
     let id = c.next.fetch_add(1, Ordering::SeqCst) + 100;
-    (StatusCode::CREATED, [(header::LOCATION, format!("/resources/{id}"))], Json(json!({ "id": id }))).into_response()
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/resources/{id}"))],
+        Json(json!({ "id": id })),
+    )
+        .into_response()
 }
 
 async fn delete_resource(State(c): State<Arc<Counters>>, UrlPath(id): UrlPath<u64>) -> StatusCode {
@@ -155,10 +179,15 @@ impl SecretSource for MapSecrets {
 pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunResult {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let overrides: BTreeMap<String, String> = [("base".to_string(), base.to_string())].into();
-    let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
+    let opts = ParseOptions {
+        extra_vars: overrides.keys().cloned().collect(),
+    };
     let journey = parse_journey(yaml, Path::new("test.yaml"), &opts)
         .unwrap_or_else(|d| panic!("journey does not parse: {d:#?}"));
-    let secrets = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let secrets = secrets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let runner = Runner {
         location: "test".into(),
         secrets: Arc::new(MapSecrets(secrets)),

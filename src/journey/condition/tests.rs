@@ -20,9 +20,9 @@ impl SecretSource for NoSecrets {
 }
 
 fn eval(cond: &str, facts: &Facts, vars: &[(&str, &str)]) -> ConditionOutcome {
-    let vars: BTreeMap<String, String> = vars
+    let vars: BTreeMap<String, serde_json::Value> = vars
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
         .collect();
     let redactor = Redactor::default();
     let scope = Scope {

@@ -23,16 +23,25 @@ pub(super) struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
     }
 
     pub fn key_pos(&self, key: &str) -> Option<Pos> {
-        self.entries.iter().find(|(k, _, _)| *k == key).map(|(_, k, _)| k.pos)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, k, _)| k.pos)
     }
 }
 
 /// The closest allowed word, if it is close enough to be a plausible typo.
-pub(super) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), c), c))
@@ -65,15 +74,26 @@ impl Checker {
     }
 
     /// A mapping with only `allowed` keys; unknown keys are reported with a suggestion.
-    pub fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    pub fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
         let Value::Map(map) = &node.value else {
-            self.err(node.pos, format!("{what} must be a mapping, found {}", node.type_name()));
+            self.err(
+                node.pos,
+                format!("{what} must be a mapping, found {}", node.type_name()),
+            );
             return None;
         };
         let mut entries = Vec::new();
         for (k, v) in map {
             let Value::Str(key) = &k.value else {
-                self.err(k.pos, format!("keys of {what} must be strings, found {}", k.type_name()));
+                self.err(
+                    k.pos,
+                    format!("keys of {what} must be strings, found {}", k.type_name()),
+                );
                 continue;
             };
             if allowed.contains(&key.as_str()) {
@@ -92,14 +112,20 @@ impl Checker {
     /// A mapping with free-form string keys (variables, headers, query, extract).
     pub fn string_map<'n>(&mut self, node: &'n Node, what: &str) -> Vec<(String, &'n Node, Pos)> {
         let Value::Map(map) = &node.value else {
-            self.err(node.pos, format!("{what} must be a mapping, found {}", node.type_name()));
+            self.err(
+                node.pos,
+                format!("{what} must be a mapping, found {}", node.type_name()),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for (k, v) in map {
             match k.scalar_text() {
                 Some(key) => out.push((key, v, k.pos)),
-                None => self.err(k.pos, format!("keys of {what} must be strings, found {}", k.type_name())),
+                None => self.err(
+                    k.pos,
+                    format!("keys of {what} must be strings, found {}", k.type_name()),
+                ),
             }
         }
         out
@@ -109,7 +135,10 @@ impl Checker {
         match &node.value {
             Value::Seq(items) => Some(items),
             _ => {
-                self.err(node.pos, format!("{what} must be a list, found {}", node.type_name()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be a list, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -119,7 +148,10 @@ impl Checker {
     pub fn text(&mut self, node: &Node, what: &str) -> Option<String> {
         let text = node.scalar_text();
         if text.is_none() {
-            self.err(node.pos, format!("{what} must be a string, found {}", node.type_name()));
+            self.err(
+                node.pos,
+                format!("{what} must be a string, found {}", node.type_name()),
+            );
         }
         text
     }
@@ -137,7 +169,10 @@ impl Checker {
         match node.value {
             Value::Bool(b) => Some(b),
             _ => {
-                self.err(node.pos, format!("{what} must be true or false, found {}", node.type_name()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be true or false, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -151,22 +186,44 @@ impl Checker {
                 None
             }
             _ => {
-                self.err(node.pos, format!("{what} must be an integer, found {}", node.type_name()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be an integer, found {}", node.type_name()),
+                );
                 None
             }
         }
     }
 
     /// A humane duration (`500ms`, `30s`, `5m`, `1h 30m`) within `[min, max]`.
-    pub fn duration(&mut self, node: &Node, what: &str, min: Duration, max: Duration) -> Option<Duration> {
+    pub fn duration(
+        &mut self,
+        node: &Node,
+        what: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         let text = match &node.value {
             Value::Str(s) => s.clone(),
             Value::Int(_) | Value::Float(_) => {
-                self.err(node.pos, format!("{what} needs a unit, e.g. `{}s` or `{}ms`", node.scalar_text()?, node.scalar_text()?));
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} needs a unit, e.g. `{}s` or `{}ms`",
+                        node.scalar_text()?,
+                        node.scalar_text()?
+                    ),
+                );
                 return None;
             }
             _ => {
-                self.err(node.pos, format!("{what} must be a duration such as `30s`, found {}", node.type_name()));
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} must be a duration such as `30s`, found {}",
+                        node.type_name()
+                    ),
+                );
                 return None;
             }
         };
@@ -184,14 +241,24 @@ impl Checker {
             }
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(node.pos, format!("{what} `{text}` is not a duration ({e}); use e.g. `500ms`, `30s`, `5m`"));
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} `{text}` is not a duration ({e}); use e.g. `500ms`, `30s`, `5m`"
+                    ),
+                );
                 None
             }
         }
     }
 
     /// A template whose variables must all be in `defined`.
-    pub fn template(&mut self, node: &Node, what: &str, defined: &BTreeSet<String>) -> Option<Template> {
+    pub fn template(
+        &mut self,
+        node: &Node,
+        what: &str,
+        defined: &BTreeSet<String>,
+    ) -> Option<Template> {
         let text = self.text(node, what)?;
         self.template_text(node, &text, 0, what, defined)
     }
@@ -212,14 +279,23 @@ impl Checker {
                 Some(t)
             }
             Err(e) => {
-                self.err(node.pos_at(offset + e.offset), format!("in {what}: {}", e.message));
+                self.err(
+                    node.pos_at(offset + e.offset),
+                    format!("in {what}: {}", e.message),
+                );
                 None
             }
         }
     }
 
     /// Reports every `{{ var }}` of `t` that nothing defines before this point.
-    pub fn check_vars(&mut self, node: &Node, t: &Template, what: &str, defined: &BTreeSet<String>) {
+    pub fn check_vars(
+        &mut self,
+        node: &Node,
+        t: &Template,
+        what: &str,
+        defined: &BTreeSet<String>,
+    ) {
         for r in t.refs() {
             if let Ref::Var(name) = r
                 && !defined.contains(name)

@@ -30,35 +30,60 @@ pub(super) fn http_step(
     step: &Option<String>,
 ) -> Option<HttpStep> {
     let f = c.fields(n, "`http`", HTTP_KEYS)?;
-    let what = |field: &str| format!("`http.{field}` of step `{}`", step.as_deref().unwrap_or("?"));
+    let what = |field: &str| {
+        format!(
+            "`http.{field}` of step `{}`",
+            step.as_deref().unwrap_or("?")
+        )
+    };
     let method = match f.get("method") {
         Some(m) => method(c, m),
         None => Some(http::Method::GET),
     };
     let url = match f.get("url") {
-        Some(u) => c.template(u, &what("url"), defined).and_then(|t| check_url(c, u, t)),
+        Some(u) => c
+            .template(u, &what("url"), defined)
+            .and_then(|t| check_url(c, u, t)),
         None => {
             c.err(n.pos, "`http` needs a `url`");
             None
         }
     };
-    let headers = f.get("headers").map(|h| pairs(c, h, &what("headers"), defined));
+    let headers = f
+        .get("headers")
+        .map(|h| pairs(c, h, &what("headers"), defined));
     if let Some(Some(headers)) = &headers {
         for (name, _) in headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                c.err(f.get("headers")?.pos, format!("`{name}` is not a valid header name"));
+                c.err(
+                    f.get("headers")?.pos,
+                    format!("`{name}` is not a valid header name"),
+                );
             }
         }
     }
     let query = f.get("query").map(|q| pairs(c, q, &what("query"), defined));
-    let bodies: Vec<&str> = ["body", "json", "form"].into_iter().filter(|k| f.get(k).is_some()).collect();
+    let bodies: Vec<&str> = ["body", "json", "form"]
+        .into_iter()
+        .filter(|k| f.get(k).is_some())
+        .collect();
     if bodies.len() > 1 {
-        c.err(f.key_pos(bodies[1])?, format!("use only one of `body`, `json` and `form` (found {})", bodies.join(", ")));
+        c.err(
+            f.key_pos(bodies[1])?,
+            format!(
+                "use only one of `body`, `json` and `form` (found {})",
+                bodies.join(", ")
+            ),
+        );
     }
     let body = match bodies.first() {
-        Some(&"body") => c.template(f.get("body")?, &what("body"), defined).map(|t| Some(HttpBody::Raw(t))),
+        Some(&"body") => c
+            .template(f.get("body")?, &what("body"), defined)
+            .map(|t| Some(HttpBody::Raw(t))),
         Some(&"json") => json(c, f.get("json")?, defined).map(|j| Some(HttpBody::Json(j))),
-        Some(_) => pairs(c, f.get("form")?, &what("form"), defined).map(|p| Some(HttpBody::Form(p))),
+        Some(_) => {
+            pairs(c, f.get("form")?, &what("form"), defined).map(|p| Some(HttpBody::Form(p)))
+        }
         None => Some(None),
     };
     let flag = |c: &mut Checker, key: &str, default: bool| match f.get(key) {
@@ -108,7 +133,13 @@ fn check_url(c: &mut Checker, n: &Node, t: Template) -> Option<Template> {
         return match url::Url::parse(&text) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(t),
             Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                c.err(n.pos, format!("URL scheme `{}` is not supported by http steps (use http or https)", u.scheme()));
+                c.err(
+                    n.pos,
+                    format!(
+                        "URL scheme `{}` is not supported by http steps (use http or https)",
+                        u.scheme()
+                    ),
+                );
                 None
             }
             Ok(_) => {
@@ -121,16 +152,23 @@ fn check_url(c: &mut Checker, n: &Node, t: Template) -> Option<Template> {
             }
         };
     }
-    let starts_with_ref = matches!(t.refs().next(), Some(Ref::Var(_) | Ref::Env(_) | Ref::Secret(_)))
-        && text.starts_with("{{");
-    if !starts_with_ref && !(text.starts_with("http://") || text.starts_with("https://")) {
+    let starts_with_ref = matches!(
+        t.refs().next(),
+        Some(Ref::Var(_) | Ref::Env(_) | Ref::Secret(_))
+    ) && text.starts_with("{{");
+    if !(starts_with_ref || text.starts_with("http://") || text.starts_with("https://")) {
         c.err(n.pos, format!("URL `{text}` must start with http:// or https:// (or a variable holding the base URL)"));
         return None;
     }
     Some(t)
 }
 
-fn pairs(c: &mut Checker, n: &Node, what: &str, defined: &BTreeSet<String>) -> Option<Vec<(String, Template)>> {
+fn pairs(
+    c: &mut Checker,
+    n: &Node,
+    what: &str,
+    defined: &BTreeSet<String>,
+) -> Option<Vec<(String, Template)>> {
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v, _) in c.string_map(n, what) {
@@ -192,7 +230,10 @@ fn byte_size(c: &mut Checker, n: &Node, what: &str) -> Option<u64> {
                 "gib" => Some(1024 * 1024 * 1024),
                 _ => None,
             };
-            num.parse::<u64>().ok().zip(mult).and_then(|(n, m)| n.checked_mul(m))
+            num.parse::<u64>()
+                .ok()
+                .zip(mult)
+                .and_then(|(n, m)| n.checked_mul(m))
         }
         _ => None,
     };
@@ -203,7 +244,10 @@ fn byte_size(c: &mut Checker, n: &Node, what: &str) -> Option<u64> {
             None
         }
         None => {
-            c.err(n.pos, format!("{what} must be a size such as `10MiB`, `512KiB` or a number of bytes"));
+            c.err(
+                n.pos,
+                format!("{what} must be a size such as `10MiB`, `512KiB` or a number of bytes"),
+            );
             None
         }
     }

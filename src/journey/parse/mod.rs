@@ -30,7 +30,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -49,11 +56,32 @@ pub struct Loaded {
 }
 
 const JOURNEY_KEYS: &[&str] = &[
-    "name", "description", "schedule", "timeout", "tags", "owner", "runbook", "slo", "variables", "steps",
+    "name",
+    "description",
+    "schedule",
+    "timeout",
+    "tags",
+    "owner",
+    "runbook",
+    "slo",
+    "variables",
+    "steps",
 ];
 const STEP_KEYS: &[&str] = &[
-    "name", "dependency", "timeout", "retries", "conditions", "extract", "always_run", "sensitive", "http",
-    "websocket", "tcp", "dns", "tls", "wait",
+    "name",
+    "dependency",
+    "timeout",
+    "retries",
+    "conditions",
+    "extract",
+    "always_run",
+    "sensitive",
+    "http",
+    "websocket",
+    "tcp",
+    "dns",
+    "tls",
+    "wait",
 ];
 const STEP_KINDS: &[&str] = &["http", "websocket", "tcp", "dns", "tls", "wait"];
 
@@ -64,7 +92,11 @@ pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Parses one journey from its source text. `path` is only used in diagnostics and [`Source`].
-pub fn parse_journey(src: &str, path: &Path, opts: &ParseOptions) -> Result<Journey, Vec<Diagnostic>> {
+pub fn parse_journey(
+    src: &str,
+    path: &Path,
+    opts: &ParseOptions,
+) -> Result<Journey, Vec<Diagnostic>> {
     let mut c = Checker::new(path);
     let root = match yaml::parse(src) {
         Ok(root) => root,
@@ -104,7 +136,9 @@ pub fn journey_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -151,7 +185,13 @@ pub fn load_paths(paths: &[PathBuf], opts: &ParseOptions) -> Loaded {
     loaded
 }
 
-fn journey(c: &mut Checker, root: &Node, opts: &ParseOptions, src: &str, path: &Path) -> Option<Journey> {
+fn journey(
+    c: &mut Checker,
+    root: &Node,
+    opts: &ParseOptions,
+    src: &str,
+    path: &Path,
+) -> Option<Journey> {
     let f = c.fields(root, "the journey", JOURNEY_KEYS)?;
     let name_node = f.get("name");
     let name = match name_node {
@@ -161,7 +201,9 @@ fn journey(c: &mut Checker, root: &Node, opts: &ParseOptions, src: &str, path: &
             None
         }
     };
-    let description = f.get("description").and_then(|n| c.text(n, "`description`"));
+    let description = f
+        .get("description")
+        .and_then(|n| c.text(n, "`description`"));
     let owner = f.get("owner").and_then(|n| c.non_empty_text(n, "`owner`"));
     let runbook = f.get("runbook").and_then(|n| runbook(c, n));
     let tags = f.get("tags").map(|n| tags(c, n)).unwrap_or_default();
@@ -181,9 +223,9 @@ fn journey(c: &mut Checker, root: &Node, opts: &ParseOptions, src: &str, path: &
             if !valid_var_name(&k) {
                 c.err(kpos, format!("`{k}` is not a valid variable name (letters, digits, `_`, `-`; not starting with a digit)"));
             }
-            if let Some(text) = c.text(v, &format!("variable `{k}`")) {
+            if let Some(value) = variable_value(c, v, &k) {
                 defined.insert(k.clone());
-                variables.insert(k, text);
+                variables.insert(k, value);
             }
         }
     }
@@ -207,12 +249,26 @@ fn journey(c: &mut Checker, root: &Node, opts: &ParseOptions, src: &str, path: &
     })
 }
 
+/// A variable's default keeps its YAML type: `n: 3` is the number 3, `on: true` a boolean.
+fn variable_value(c: &mut Checker, n: &Node, name: &str) -> Option<serde_json::Value> {
+    Some(match &n.value {
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        _ => serde_json::Value::String(c.text(n, &format!("variable `{name}`"))?),
+    })
+}
+
 fn runbook(c: &mut Checker, n: &Node) -> Option<String> {
     let text = c.text(n, "`runbook`")?;
     match url::Url::parse(&text) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Some(text),
         _ => {
-            c.err(n.pos, format!("`runbook` must be an http(s) URL, found `{text}`"));
+            c.err(
+                n.pos,
+                format!("`runbook` must be an http(s) URL, found `{text}`"),
+            );
             None
         }
     }
@@ -222,7 +278,10 @@ fn tags(c: &mut Checker, n: &Node) -> Vec<String> {
     let Some(items) = c.list(n, "`tags`") else {
         return Vec::new();
     };
-    items.iter().filter_map(|t| c.non_empty_text(t, "a tag")).collect()
+    items
+        .iter()
+        .filter_map(|t| c.non_empty_text(t, "a tag"))
+        .collect()
 }
 
 /// `slo: 99.5%` or `slo: 99.5`: a percentage in (0, 100].
@@ -236,7 +295,10 @@ fn slo(c: &mut Checker, n: &Node) -> Option<f64> {
     match value {
         Some(v) if v > 0.0 && v <= 100.0 => Some(v),
         _ => {
-            c.err(n.pos, "`slo` must be a percentage between 0 and 100, e.g. `99.5%`");
+            c.err(
+                n.pos,
+                "`slo` must be a percentage between 0 and 100, e.g. `99.5%`",
+            );
             None
         }
     }
@@ -249,16 +311,25 @@ fn schedule(c: &mut Checker, n: &Node) -> Option<Schedule> {
             if let Some(pos) = f.key_pos("timezone") {
                 c.err(pos, "`timezone` only applies to `cron` schedules");
             }
-            c.duration(every, "`every`", Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600))
-                .map(Schedule::Every)
+            c.duration(
+                every,
+                "`every`",
+                Duration::from_secs(1),
+                Duration::from_secs(7 * 24 * 3600),
+            )
+            .map(Schedule::Every)
         }
         (None, Some(cron)) => {
             let expr = c.text(cron, "`cron`")?;
             let tz = f.get("timezone").and_then(|t| c.text(t, "`timezone`"));
             match parse_cron(&expr, tz.as_deref()) {
-                Ok(s) => Some(Schedule::Cron(s)),
+                Ok(s) => Some(Schedule::Cron(Box::new(s))),
                 Err(msg) => {
-                    let pos = if msg.contains("timezone") { f.get("timezone").unwrap_or(cron).pos } else { cron.pos };
+                    let pos = if msg.contains("timezone") {
+                        f.get("timezone").unwrap_or(cron).pos
+                    } else {
+                        cron.pos
+                    };
                     c.err(pos, msg);
                     None
                 }
@@ -269,7 +340,10 @@ fn schedule(c: &mut Checker, n: &Node) -> Option<Schedule> {
             None
         }
         (None, None) => {
-            c.err(n.pos, "`schedule` needs `every: <duration>` or `cron: \"<expression>\"`");
+            c.err(
+                n.pos,
+                "`schedule` needs `every: <duration>` or `cron: \"<expression>\"`",
+            );
             None
         }
     }
@@ -302,7 +376,12 @@ fn steps(
     ok.then_some(out)
 }
 
-fn step(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>, names: &mut Vec<String>) -> Option<Step> {
+fn step(
+    c: &mut Checker,
+    n: &Node,
+    defined: &mut BTreeSet<String>,
+    names: &mut Vec<String>,
+) -> Option<Step> {
     let f = c.fields(n, "a step", STEP_KEYS)?;
     let name = match f.get("name") {
         Some(v) => c.non_empty_text(v, "step `name`"),
@@ -318,23 +397,38 @@ fn step(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>, names: &mut V
         names.push(name.clone());
     }
     let what = |field: &str| format!("`{field}` of step `{}`", name.as_deref().unwrap_or("?"));
-    let kinds: Vec<&str> = STEP_KINDS.iter().copied().filter(|k| f.get(k).is_some()).collect();
+    let kinds: Vec<&str> = STEP_KINDS
+        .iter()
+        .copied()
+        .filter(|k| f.get(k).is_some())
+        .collect();
     let kind = match kinds.as_slice() {
         ["http"] => http::http_step(c, f.get("http")?, defined, &name).map(StepKind::Http),
         [other] => {
-            c.err(f.key_pos(other)?, format!("step kind `{other}` is not supported yet"));
+            c.err(
+                f.key_pos(other)?,
+                format!("step kind `{other}` is not supported yet"),
+            );
             None
         }
         [] => {
-            c.err(n.pos, format!("step needs exactly one kind: {}", STEP_KINDS.join(", ")));
+            c.err(
+                n.pos,
+                format!("step needs exactly one kind: {}", STEP_KINDS.join(", ")),
+            );
             None
         }
         [_, second, ..] => {
-            c.err(f.key_pos(second)?, format!("a step has exactly one kind; found {}", kinds.join(" and ")));
+            c.err(
+                f.key_pos(second)?,
+                format!("a step has exactly one kind; found {}", kinds.join(" and ")),
+            );
             None
         }
     };
-    let dependency = f.get("dependency").and_then(|v| c.non_empty_text(v, &what("dependency")));
+    let dependency = f
+        .get("dependency")
+        .and_then(|v| c.non_empty_text(v, &what("dependency")));
     let timeout = match f.get("timeout") {
         Some(v) => c.duration(v, &what("timeout"), Duration::from_millis(1), MAX_TIMEOUT),
         None => Some(DEFAULT_STEP_TIMEOUT),
@@ -343,10 +437,20 @@ fn step(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>, names: &mut V
         Some(v) => retries(c, v, &what("retries")),
         None => Some(Retries::default()),
     };
-    let conditions = f.get("conditions").map_or(Some(Vec::new()), |v| conditions(c, v, defined));
-    let always_run = f.get("always_run").and_then(|v| c.bool(v, &what("always_run"))).unwrap_or(false);
-    let sensitive = f.get("sensitive").and_then(|v| c.bool(v, &what("sensitive"))).unwrap_or(false);
-    let extract = f.get("extract").map_or(Some(Vec::new()), |v| extract(c, v, defined));
+    let conditions = f
+        .get("conditions")
+        .map_or(Some(Vec::new()), |v| conditions(c, v, defined));
+    let always_run = f
+        .get("always_run")
+        .and_then(|v| c.bool(v, &what("always_run")))
+        .unwrap_or(false);
+    let sensitive = f
+        .get("sensitive")
+        .and_then(|v| c.bool(v, &what("sensitive")))
+        .unwrap_or(false);
+    let extract = f
+        .get("extract")
+        .map_or(Some(Vec::new()), |v| extract(c, v, defined));
     Some(Step {
         name: name?,
         kind: kind?,
@@ -364,7 +468,10 @@ fn step(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>, names: &mut V
 fn retries(c: &mut Checker, n: &Node, what: &str) -> Option<Retries> {
     if let Value::Int(_) = n.value {
         let count = c.uint(n, what, 10)? as u32;
-        return Some(Retries { count, delay: DEFAULT_RETRY_DELAY });
+        return Some(Retries {
+            count,
+            delay: DEFAULT_RETRY_DELAY,
+        });
     }
     let f = c.fields(n, what, &["count", "delay"])?;
     let count = match f.get("count") {
@@ -375,10 +482,18 @@ fn retries(c: &mut Checker, n: &Node, what: &str) -> Option<Retries> {
         }
     };
     let delay = match f.get("delay") {
-        Some(v) => c.duration(v, &format!("{what} delay"), Duration::ZERO, Duration::from_secs(60)),
+        Some(v) => c.duration(
+            v,
+            &format!("{what} delay"),
+            Duration::ZERO,
+            Duration::from_secs(60),
+        ),
         None => Some(DEFAULT_RETRY_DELAY),
     };
-    Some(Retries { count: count?, delay: delay? })
+    Some(Retries {
+        count: count?,
+        delay: delay?,
+    })
 }
 
 fn conditions(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<Vec<Condition>> {
@@ -398,7 +513,10 @@ fn conditions(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<V
                 out.push(cond);
             }
             Err(e) => {
-                c.err(item.pos_at(e.offset), format!("invalid condition `{text}`: {}", e.message));
+                c.err(
+                    item.pos_at(e.offset),
+                    format!("invalid condition `{text}`: {}", e.message),
+                );
                 ok = false;
             }
         }
@@ -407,7 +525,11 @@ fn conditions(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<V
 }
 
 /// Variables extracted by a step become defined for the steps after it.
-fn extract(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<Vec<(String, Placeholder)>> {
+fn extract(
+    c: &mut Checker,
+    n: &Node,
+    defined: &mut BTreeSet<String>,
+) -> Option<Vec<(String, Placeholder)>> {
     let mut out = Vec::new();
     let mut ok = true;
     for (name, v, kpos) in c.string_map(n, "`extract`") {
@@ -425,7 +547,10 @@ fn extract(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<
                 out.push((name, p));
             }
             Err(e) => {
-                c.err(v.pos_at(e.offset), format!("invalid extraction `{text}`: {}", e.message));
+                c.err(
+                    v.pos_at(e.offset),
+                    format!("invalid extraction `{text}`: {}", e.message),
+                );
                 ok = false;
             }
         }

@@ -5,7 +5,11 @@ fn parse(src: &str) -> Result<Journey, Vec<Diagnostic>> {
 }
 
 fn errors(src: &str) -> Vec<String> {
-    parse(src).unwrap_err().iter().map(|d| d.to_string()).collect()
+    parse(src)
+        .unwrap_err()
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
 }
 
 const ISSUE_EXAMPLE: &str = r#"name: checkout
@@ -59,15 +63,28 @@ steps:
 "#;
     let errs = errors(src);
     let joined = errs.join("\n");
-    assert!(joined.contains("j.yaml:2:1: unknown key `schedul` in the journey; did you mean `schedule`?"), "{joined}");
+    assert!(
+        joined
+            .contains("j.yaml:2:1: unknown key `schedul` in the journey; did you mean `schedule`?"),
+        "{joined}"
+    );
     assert!(joined.contains("j.yaml:6:"), "{joined}");
-    assert!(joined.contains("variable `base` is not defined"), "{joined}");
-    assert!(joined.contains("j.yaml:7:7: unknown key `methd`"), "{joined}");
+    assert!(
+        joined.contains("variable `base` is not defined"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("j.yaml:7:7: unknown key `methd`"),
+        "{joined}"
+    );
     assert!(joined.contains("did you mean `method`?"), "{joined}");
     assert!(joined.contains("j.yaml:8:"), "{joined}");
     assert!(joined.contains("invalid condition"), "{joined}");
     assert!(joined.contains("duplicate step name `a`"), "{joined}");
-    assert!(joined.contains("variable `token` is not defined"), "{joined}");
+    assert!(
+        joined.contains("variable `token` is not defined"),
+        "{joined}"
+    );
     assert!(errs.len() >= 5, "{joined}");
 }
 
@@ -93,7 +110,9 @@ steps:
 fn extra_vars_count_as_defined() {
     let src = "name: x\nsteps:\n  - name: a\n    http: { url: \"{{ base }}/\" }\n";
     assert!(parse(src).is_err());
-    let opts = ParseOptions { extra_vars: ["base".to_string()].into() };
+    let opts = ParseOptions {
+        extra_vars: ["base".to_string()].into(),
+    };
     assert!(parse_journey(src, Path::new("j.yaml"), &opts).is_ok());
 }
 
@@ -130,9 +149,15 @@ steps:
 #[test]
 fn syntax_errors_and_unknown_kinds() {
     let e = errors("name: x\nsteps: [\n");
-    assert!(e[0].starts_with("j.yaml:") && e[0].contains("YAML syntax error"), "{e:?}");
+    assert!(
+        e[0].starts_with("j.yaml:") && e[0].contains("YAML syntax error"),
+        "{e:?}"
+    );
     let e = errors("name: x\nsteps:\n  - name: a\n    websocket: {}\n");
-    assert!(e[0].contains("j.yaml:4:5: step kind `websocket` is not supported yet"), "{e:?}");
+    assert!(
+        e[0].contains("j.yaml:4:5: step kind `websocket` is not supported yet"),
+        "{e:?}"
+    );
     let e = errors("name: x\nsteps:\n  - name: a\n");
     assert!(e[0].contains("step needs exactly one kind"), "{e:?}");
     let e = errors("name: x\nsteps:\n  - name: a\n    http: { url: \"http://h\" }\n    tcp: {}\n");
@@ -142,9 +167,13 @@ fn syntax_errors_and_unknown_kinds() {
 #[test]
 fn cron_schedules_with_five_and_six_fields() {
     for expr in ["*/5 * * * *", "*/30 * * * * *"] {
-        let src = format!("name: x\nschedule: {{ cron: \"{expr}\", timezone: Europe/Paris }}\nsteps:\n  - name: a\n    http: {{ url: \"http://h/\" }}\n");
+        let src = format!(
+            "name: x\nschedule: {{ cron: \"{expr}\", timezone: Europe/Paris }}\nsteps:\n  - name: a\n    http: {{ url: \"http://h/\" }}\n"
+        );
         let j = parse(&src).unwrap_or_else(|d| panic!("{d:#?}"));
-        let Schedule::Cron(c) = j.schedule else { panic!() };
+        let Schedule::Cron(c) = j.schedule else {
+            panic!()
+        };
         assert_eq!(c.timezone, chrono_tz::Europe::Paris);
     }
 }
@@ -153,8 +182,20 @@ fn cron_schedules_with_five_and_six_fields() {
 fn retries_short_and_long_forms() {
     let src = "name: x\nsteps:\n  - name: a\n    retries: 2\n    http: { url: \"http://h/\" }\n  - name: b\n    retries: { count: 1, delay: 2s }\n    http: { url: \"http://h/\" }\n";
     let j = parse(src).unwrap();
-    assert_eq!(j.steps[0].retries, Retries { count: 2, delay: DEFAULT_RETRY_DELAY });
-    assert_eq!(j.steps[1].retries, Retries { count: 1, delay: Duration::from_secs(2) });
+    assert_eq!(
+        j.steps[0].retries,
+        Retries {
+            count: 2,
+            delay: DEFAULT_RETRY_DELAY
+        }
+    );
+    assert_eq!(
+        j.steps[1].retries,
+        Retries {
+            count: 1,
+            delay: Duration::from_secs(2)
+        }
+    );
 }
 
 #[test]
@@ -169,6 +210,9 @@ fn duplicate_journey_names_across_files() {
     assert_eq!(loaded.journeys.len(), 1);
     let msgs: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(msgs.len(), 2, "{msgs:#?}");
-    assert!(msgs[0].contains("b.yml:1:7: duplicate journey name `same`"), "{msgs:#?}");
+    assert!(
+        msgs[0].contains("b.yml:1:7: duplicate journey name `same`"),
+        "{msgs:#?}"
+    );
     assert!(msgs[1].contains("c.yaml:"), "{msgs:#?}");
 }

@@ -1,13 +1,14 @@
 //! The demo shop's HTTP API: login, catalogue, cart, orders, and a "payments" dependency.
 //!
 //! State is in memory; tokens are random per login; every route but login and health needs
-//! `Authorization: Bearer <token>`.
+//! `Authorization: Bearer <token>` (the [`Authorized`] extractor).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +24,13 @@ struct Shop {
     carts: BTreeMap<u64, Vec<(u64, u32)>>,
     orders: BTreeMap<u64, u64>,
     next_id: u64,
+}
+
+impl Shop {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
 }
 
 type AppState = Arc<Mutex<Shop>>;
@@ -50,6 +58,29 @@ pub fn router() -> Router {
         .with_state(state)
 }
 
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Proof that the request carried a token issued by `/api/login`.
+struct Authorized;
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match token {
+            Some(t) if state.lock().expect("shop lock").tokens.contains(t) => Ok(Authorized),
+            _ => Err(error(StatusCode::UNAUTHORIZED, "missing or bad token")),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Login {
     user: String,
@@ -58,11 +89,7 @@ struct Login {
 
 async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Response {
     if body.user != DEMO_USER || body.password != DEMO_PASSWORD {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "bad credentials" })),
-        )
-            .into_response();
+        return error(StatusCode::UNAUTHORIZED, "bad credentials");
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
     state
@@ -73,47 +100,19 @@ async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Respon
     Json(json!({ "auth": { "token": token, "user": { "id": 7, "name": "Ada" } } })).into_response()
 }
 
-/// The answer to a request without a valid bearer token.
-struct Unauthorized;
-
-impl IntoResponse for Unauthorized {
-    fn into_response(self) -> Response {
-        let body = Json(json!({ "error": "missing or bad token" }));
-        (StatusCode::UNAUTHORIZED, body).into_response()
-    }
-}
-
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Unauthorized> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        Some(t) if state.lock().expect("shop lock").tokens.contains(t) => Ok(()),
-        _ => Err(Unauthorized),
-    }
-}
-
 #[derive(Deserialize)]
 struct Search {
     q: Option<String>,
 }
 
-async fn items(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(search): Query<Search>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r.into_response();
-    }
+async fn items(_: Authorized, Query(search): Query<Search>) -> Json<Value> {
     let q = search.q.unwrap_or_default().to_lowercase();
     let items: Vec<Value> = CATALOGUE
         .iter()
         .filter(|(_, name, _)| name.contains(&q))
         .map(|(id, name, price)| json!({ "id": id, "name": name, "price_cents": price }))
         .collect();
-    Json(json!({ "query": q, "items": items })).into_response()
+    Json(json!({ "query": q, "items": items }))
 }
 
 #[derive(Deserialize)]
@@ -123,23 +122,18 @@ struct AddToCart {
 }
 
 async fn add_to_cart(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Json(body): Json<AddToCart>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r.into_response();
-    }
     if !CATALOGUE.iter().any(|(id, _, _)| *id == body.item_id) || body.qty == 0 {
-        return (
+        return error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "error": "unknown item or zero quantity" })),
-        )
-            .into_response();
+            "unknown item or zero quantity",
+        );
     }
     let mut shop = state.lock().expect("shop lock");
-    shop.next_id += 1;
-    let id = shop.next_id;
+    let id = shop.next_id();
     shop.carts.insert(id, vec![(body.item_id, body.qty)]);
     (StatusCode::CREATED, Json(json!({ "cart_id": id }))).into_response()
 }
@@ -150,23 +144,15 @@ struct PlaceOrder {
 }
 
 async fn place_order(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Json(body): Json<PlaceOrder>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r.into_response();
-    }
     let mut shop = state.lock().expect("shop lock");
     if !shop.carts.contains_key(&body.cart_id) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such cart" })),
-        )
-            .into_response();
+        return error(StatusCode::NOT_FOUND, "no such cart");
     }
-    shop.next_id += 1;
-    let id = shop.next_id;
+    let id = shop.next_id();
     shop.orders.insert(id, body.cart_id);
     let location = format!("/api/orders/{id}");
     (
@@ -177,40 +163,22 @@ async fn place_order(
         .into_response()
 }
 
-async fn get_order(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<u64>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r.into_response();
-    }
+async fn get_order(_: Authorized, State(state): State<AppState>, Path(id): Path<u64>) -> Response {
     match state.lock().expect("shop lock").orders.get(&id) {
         Some(cart) => {
             Json(json!({ "order_id": id, "cart_id": cart, "status": "confirmed" })).into_response()
         }
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such order" })),
-        )
-            .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such order"),
     }
 }
 
 async fn cancel_order(
+    _: Authorized,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r.into_response();
-    }
     match state.lock().expect("shop lock").orders.remove(&id) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such order" })),
-        )
-            .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such order"),
     }
 }

@@ -44,16 +44,17 @@ fn mark(status: StepStatus) -> &'static str {
 }
 
 fn write_step(out: &mut String, s: &StepResult, width: usize) {
-    let _ = write!(out, "  {} {:<width$}", mark(s.status), s.name);
+    let mut line = format!("  {} {:<width$}", mark(s.status), s.name);
     if let Some(resp) = &s.response {
-        let _ = write!(out, "  {}", resp.status);
+        let _ = write!(line, "  {}", resp.status);
     }
     if let Some(total) = s.timings.total {
-        let _ = write!(out, "  {}", fmt_ms(total.as_secs_f64() * 1000.0));
+        let _ = write!(line, "  {}", fmt_ms(total.as_secs_f64() * 1000.0));
     }
     if s.attempts > 1 {
-        let _ = write!(out, "  ({} attempts)", s.attempts);
+        let _ = write!(line, "  ({} attempts)", s.attempts);
     }
+    out.push_str(line.trim_end());
     out.push('\n');
     let phases = phases(&s.timings);
     if !phases.is_empty() {

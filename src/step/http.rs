@@ -128,6 +128,9 @@ async fn exchange(
 ) -> Result<(), HttpError> {
     let mut redirects = 0;
     loop {
+        // Known before connecting, so a refused connection still says where it went; replaced
+        // by what was really sent once the request is built.
+        attempt.request = Some(summarize_spec(&spec, &spec.headers));
         // The connection (and its driver task) lives exactly as long as this hop.
         let mut conn = transport::connect(
             &spec.url,
@@ -249,7 +252,11 @@ fn record_head(
 
 /// What was sent on the wire for the final hop (`Host` included), credentials masked.
 fn summarize_request(request: &Request<Full<Bytes>>, spec: &RequestSpec) -> RequestSummary {
-    let headers = header_pairs(request.headers());
+    summarize_spec(spec, request.headers())
+}
+
+fn summarize_spec(spec: &RequestSpec, headers: &HeaderMap) -> RequestSummary {
+    let headers = header_pairs(headers);
     RequestSummary {
         method: spec.method.to_string(),
         url: spec.url.to_string(),

@@ -17,8 +17,8 @@ use crate::journey::facts::Facts;
 use crate::journey::template::{Redactor, Ref, Scope, SecretSource, Vars, value_text};
 use crate::journey::{Journey, Step, StepKind};
 use crate::step::{
-    Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
-    Timings,
+    ActionOutcome, Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext,
+    StepExecutor, Timings,
 };
 
 /// How a run is performed: where from, with which overrides and secrets.
@@ -80,6 +80,9 @@ pub struct StepResult {
     pub request: Option<RequestSummary>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub response: Option<ResponseSummary>,
+    /// Scripted actions (WebSocket), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub actions: Vec<ActionOutcome>,
     /// Names of the variables this step extracted (never their values).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub extracted: Vec<String>,
@@ -173,7 +176,7 @@ impl Runner {
                 propagation_headers: Vec::new(),
             };
             let attempt = execute(step, &ctx, deadline).await;
-            let (mut result, facts) = judge(
+            let (mut result, facts, inner) = judge(
                 step,
                 attempt,
                 &ctx.scope,
@@ -182,7 +185,7 @@ impl Runner {
             );
             match result.failure.as_ref().map(|f| f.class) {
                 None => {
-                    match extract(step, &facts, vars, redactor) {
+                    match extract(step, &facts, inner, vars, redactor) {
                         Ok(names) => result.extracted = names,
                         Err(failure) => {
                             result.status = StepStatus::Failed;
@@ -209,7 +212,12 @@ impl Runner {
 async fn execute(step: &Step, ctx: &StepContext<'_>, deadline: Instant) -> Attempt {
     let fut = async {
         match &step.kind {
-            StepKind::Http(h) => h.execute(ctx).await,
+            StepKind::Http(s) => s.execute(ctx).await,
+            StepKind::Websocket(s) => s.execute(ctx).await,
+            StepKind::Tcp(s) => s.execute(ctx).await,
+            StepKind::Dns(s) => s.execute(ctx).await,
+            StepKind::Tls(s) => s.execute(ctx).await,
+            StepKind::Wait(s) => s.execute(ctx).await,
         }
     };
     match tokio::time::timeout_at(deadline + DEADLINE_GRACE, fut).await {
@@ -221,20 +229,23 @@ async fn execute(step: &Step, ctx: &StepContext<'_>, deadline: Instant) -> Attem
     }
 }
 
-/// Evaluates conditions and decides the attempt's status. Returns the facts too, for extraction.
+/// Evaluates conditions and decides the attempt's status. Returns the facts and the values the
+/// executor extracted too, for extraction.
 fn judge(
     step: &Step,
     attempt: Attempt,
     scope: &Scope<'_>,
     attempts: u32,
     offset_ms: f64,
-) -> (StepResult, Facts) {
+) -> (StepResult, Facts, Vec<(String, serde_json::Value)>) {
     let Attempt {
         facts,
         timings,
         failure,
         request,
         response,
+        extracted,
+        actions,
     } = attempt;
     let mut conditions = Vec::new();
     let mut failure = failure;
@@ -286,10 +297,12 @@ fn judge(
             timings,
             request,
             response,
+            actions,
             extracted: Vec::new(),
             skip_reason: None,
         },
         facts,
+        extracted,
     )
 }
 
@@ -305,24 +318,32 @@ fn conditions_for(step: &Step) -> impl Iterator<Item = &Condition> {
     step.conditions.iter().chain(implicit)
 }
 
-/// Stores extracted values in the run's variables; a value that is not there fails the step.
+/// Stores extracted values in the run's variables: those the executor extracted during the
+/// attempt, then the step's `extract:`. A value that is not there fails the step.
 fn extract(
     step: &Step,
     facts: &Facts,
+    inner: Vec<(String, serde_json::Value)>,
     vars: &mut Vars,
     redactor: &Redactor,
 ) -> Result<Vec<String>, Failure> {
+    let mut values = inner;
     for (name, placeholder) in &step.extract {
         let value = placeholder.resolve(facts).ok_or_else(|| Failure {
             class: FailureClass::Extraction,
             message: format!("cannot extract `{name}`: {placeholder} is missing from the response"),
         })?;
+        values.push((name.clone(), value));
+    }
+    let mut names = Vec::with_capacity(values.len());
+    for (name, value) in values {
         if step.sensitive {
             redactor.register(&value_text(&value));
         }
         vars.insert(name.clone(), value);
+        names.push(name);
     }
-    Ok(step.extract.iter().map(|(name, _)| name.clone()).collect())
+    Ok(names)
 }
 
 /// The first variable the step uses that is not (yet) in `vars`. Validation guarantees that an
@@ -351,6 +372,7 @@ fn skipped(step: &Step, reason: String) -> StepResult {
         timings: Timings::default(),
         request: None,
         response: None,
+        actions: Vec::new(),
         extracted: vec![],
         skip_reason: Some(reason),
     }

@@ -24,6 +24,11 @@ pub struct Facts {
     /// `[CERTIFICATE_EXPIRATION]`: time until the peer's leaf certificate expires, in
     /// milliseconds (negative once expired).
     pub certificate_expiration_ms: Option<i64>,
+    /// `[CERTIFICATE_SUBJECT]`, `[CERTIFICATE_ISSUER]`: distinguished names of the leaf.
+    pub certificate_subject: Option<String>,
+    pub certificate_issuer: Option<String>,
+    /// `[CERTIFICATE_SANS]`: the leaf's DNS and IP subject alternative names, comma-separated.
+    pub certificate_sans: Option<String>,
     /// `[DNS_RCODE]`: the DNS response code name (`NOERROR`, `NXDOMAIN`, ...).
     pub dns_rcode: Option<String>,
     /// `[MESSAGE]`: the WebSocket message being matched.

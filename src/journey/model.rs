@@ -87,6 +87,11 @@ pub struct Retries {
 #[derive(Debug, Clone)]
 pub enum StepKind {
     Http(HttpStep),
+    Websocket(WebsocketStep),
+    Tcp(TcpStep),
+    Dns(DnsStep),
+    Tls(TlsStep),
+    Wait(WaitStep),
 }
 
 impl StepKind {
@@ -94,6 +99,28 @@ impl StepKind {
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Http(_) => "http",
+            StepKind::Websocket(_) => "websocket",
+            StepKind::Tcp(_) => "tcp",
+            StepKind::Dns(_) => "dns",
+            StepKind::Tls(_) => "tls",
+            StepKind::Wait(_) => "wait",
+        }
+    }
+
+    /// Every template of the step's kind-specific part, for variable checks.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            StepKind::Http(h) => h.templates(),
+            StepKind::Websocket(w) => w.templates(),
+            StepKind::Tcp(t) => {
+                let mut out = vec![&t.host];
+                out.extend(t.send.iter().map(|p| &p.template));
+                out.extend(t.expect.iter().map(|p| &p.template));
+                out
+            }
+            StepKind::Dns(d) => vec![&d.name],
+            StepKind::Tls(t) => vec![&t.host],
+            StepKind::Wait(_) => Vec::new(),
         }
     }
 }
@@ -167,10 +194,166 @@ impl HttpStep {
 
 impl Step {
     pub fn templates(&self) -> Vec<&Template> {
-        let mut out = match &self.kind {
-            StepKind::Http(h) => h.templates(),
-        };
+        let mut out = self.kind.templates();
         out.extend(self.conditions.iter().flat_map(|c| c.templates()));
         out
     }
+}
+
+/// A WebSocket conversation: connect, then a script of actions in order.
+#[derive(Debug, Clone)]
+pub struct WebsocketStep {
+    /// `ws://` or `wss://`.
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    /// Offered in `Sec-WebSocket-Protocol`; the server must pick one of them if any are given.
+    pub subprotocols: Vec<String>,
+    pub actions: Vec<WsAction>,
+    /// A message (or frame) larger than this fails the step with `message_too_large`.
+    pub max_message_bytes: u64,
+    /// How many non-matching messages an `expect` may skip before failing with
+    /// `no_matching_message`, so a flood cannot keep a step busy until its timeout.
+    pub max_skipped_messages: u32,
+    pub insecure_skip_verify: bool,
+}
+
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_MAX_SKIPPED_MESSAGES: u32 = 1000;
+
+#[derive(Debug, Clone)]
+pub enum WsAction {
+    Send(WsPayload),
+    /// Wait up to `timeout` (default: the rest of the step's time) for a message for which
+    /// all conditions hold; extract from it.
+    Expect {
+        conditions: Vec<Condition>,
+        timeout: Option<Duration>,
+        extract: Vec<(String, Placeholder)>,
+    },
+    /// No message (matching `conditions`, if any) may arrive for `duration`.
+    ExpectNone {
+        duration: Duration,
+        conditions: Vec<Condition>,
+    },
+    /// Send a ping and wait for its pong.
+    Ping {
+        timeout: Option<Duration>,
+    },
+    /// Close the connection; `code` is the close code expected back from the peer.
+    Close {
+        code: Option<u16>,
+    },
+}
+
+impl WsAction {
+    /// The YAML key of the action, for timings and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WsAction::Send(_) => "send",
+            WsAction::Expect { .. } => "expect",
+            WsAction::ExpectNone { .. } => "expect_none",
+            WsAction::Ping { .. } => "ping",
+            WsAction::Close { .. } => "close",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum WsPayload {
+    Text(Template),
+    Json(JsonTemplate),
+}
+
+impl WebsocketStep {
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out = vec![&self.url];
+        out.extend(self.headers.iter().map(|(_, t)| t));
+        for action in &self.actions {
+            match action {
+                WsAction::Send(WsPayload::Text(t)) => out.push(t),
+                WsAction::Send(WsPayload::Json(j)) => out.extend(j.templates()),
+                WsAction::Expect { conditions, .. } | WsAction::ExpectNone { conditions, .. } => {
+                    out.extend(conditions.iter().flat_map(|c| c.templates()))
+                }
+                WsAction::Ping { .. } | WsAction::Close { .. } => {}
+            }
+        }
+        out
+    }
+}
+
+/// Connect to `host:port`, optionally send bytes and wait for expected bytes.
+#[derive(Debug, Clone)]
+pub struct TcpStep {
+    pub host: Template,
+    pub port: u16,
+    pub send: Option<BytesTemplate>,
+    /// Read until these bytes have been seen (or `max_bytes` read, or the deadline).
+    pub expect: Option<BytesTemplate>,
+    pub max_bytes: u64,
+}
+
+pub const DEFAULT_TCP_MAX_BYTES: u64 = 64 * 1024;
+
+/// Bytes written as text (templated) or as hex (`"48 65 6c"`, spaces allowed).
+#[derive(Debug, Clone)]
+pub struct BytesTemplate {
+    pub template: Template,
+    pub hex: bool,
+}
+
+/// Resolve a name, from the system resolver or a given server.
+#[derive(Debug, Clone)]
+pub struct DnsStep {
+    pub name: Template,
+    pub record_type: DnsRecordType,
+    /// `ip` or `ip:port` (default port 53); `None` = the system's resolvers.
+    pub server: Option<std::net::SocketAddr>,
+    /// Query over TCP instead of UDP.
+    pub tcp: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsRecordType {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Ns,
+}
+
+impl DnsRecordType {
+    pub const ALL: [(&'static str, DnsRecordType); 6] = [
+        ("A", DnsRecordType::A),
+        ("AAAA", DnsRecordType::Aaaa),
+        ("CNAME", DnsRecordType::Cname),
+        ("MX", DnsRecordType::Mx),
+        ("TXT", DnsRecordType::Txt),
+        ("NS", DnsRecordType::Ns),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("A", |(n, _)| n)
+    }
+}
+
+/// A TLS handshake only, to inspect the certificate.
+#[derive(Debug, Clone)]
+pub struct TlsStep {
+    pub host: Template,
+    pub port: u16,
+    /// SNI and the name the certificate must match; default: `host`.
+    pub server_name: Option<String>,
+    /// Inspect the certificate even if it does not verify (self-signed, expired).
+    pub insecure_skip_verify: bool,
+}
+
+/// Pause the journey (e.g. let an asynchronous job finish).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStep {
+    pub duration: Duration,
 }

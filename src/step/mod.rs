@@ -5,7 +5,12 @@
 //! them the same way. Executors never panic on hostile input and always return by the
 //! attempt's deadline.
 
+pub mod dns;
 pub mod http;
+pub mod tcp;
+pub mod tls;
+pub mod wait;
+pub mod websocket;
 
 use std::time::Duration;
 
@@ -37,6 +42,23 @@ pub struct Attempt {
     pub failure: Option<Failure>,
     pub request: Option<RequestSummary>,
     pub response: Option<ResponseSummary>,
+    /// Values extracted inside the attempt (WebSocket `expect` actions), in order.
+    pub extracted: Vec<(String, serde_json::Value)>,
+    /// One entry per scripted action (WebSocket), in order.
+    pub actions: Vec<ActionOutcome>,
+}
+
+/// What one scripted action did and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ActionOutcome {
+    /// `send`, `expect`, `expect_none`, `ping`, `close`.
+    pub action: String,
+    pub passed: bool,
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub duration: Option<Duration>,
+    /// What happened, e.g. the matched message or why nothing matched (redacted like the rest).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub detail: String,
 }
 
 impl Attempt {
@@ -67,6 +89,9 @@ pub struct Timings {
     pub connect: Option<Duration>,
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
     pub tls: Option<Duration>,
+    /// WebSocket upgrade: request sent → `101 Switching Protocols` received.
+    #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    pub handshake: Option<Duration>,
     /// Time to first byte: request sent → response head received.
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
     pub ttfb: Option<Duration>,
@@ -132,6 +157,16 @@ pub enum FailureClass {
     TooManyRedirects,
     /// The peer broke the protocol (malformed response, closed mid-response).
     Protocol,
+    /// The WebSocket upgrade was refused or never completed (the message has the HTTP status).
+    Handshake,
+    /// The peer closed the WebSocket (or TCP) connection when the script did not expect it.
+    ClosedByPeer,
+    /// An `expect` saw no matching message in time, or skipped too many non-matching ones.
+    NoMatchingMessage,
+    /// An `expect_none` saw a message it forbids.
+    UnexpectedMessage,
+    /// A WebSocket message exceeded `max_message_bytes`.
+    MessageTooLarge,
     /// Waymark could not build the request (undefined variable, missing secret, bad URL):
     /// a problem of the journey, not of the target.
     Template,

@@ -29,6 +29,11 @@ pub enum Placeholder {
     Connected,
     /// Milliseconds until the leaf certificate expires.
     CertificateExpiration,
+    /// The leaf certificate's subject, issuer (distinguished names) and subject alternative
+    /// names (comma-separated), from TLS and HTTPS steps.
+    CertificateSubject,
+    CertificateIssuer,
+    CertificateSans,
     DnsRcode,
     /// The name as written (for display); looked up case-insensitively.
     Header(String),
@@ -45,6 +50,9 @@ const NAMES: &[&str] = &[
     "IP",
     "CONNECTED",
     "CERTIFICATE_EXPIRATION",
+    "CERTIFICATE_SUBJECT",
+    "CERTIFICATE_ISSUER",
+    "CERTIFICATE_SANS",
     "DNS_RCODE",
     "HEADERS",
     "MESSAGE",
@@ -88,7 +96,10 @@ impl Placeholder {
             Placeholder::Ip => facts.ip.map(|ip| Val::Text(ip.to_string().into())),
             Placeholder::Connected => facts.connected.map(Val::Bool),
             Placeholder::CertificateExpiration => facts.certificate_expiration_ms.map(Val::Int),
-            Placeholder::DnsRcode => facts.dns_rcode.as_deref().map(|r| Val::Text(r.into())),
+            Placeholder::CertificateSubject => text(&facts.certificate_subject),
+            Placeholder::CertificateIssuer => text(&facts.certificate_issuer),
+            Placeholder::CertificateSans => text(&facts.certificate_sans),
+            Placeholder::DnsRcode => text(&facts.dns_rcode),
             Placeholder::Header(name) => facts.header(name).map(|h| Val::Text(h.into())),
             Placeholder::Message(path) if path.is_empty() => {
                 facts.message.as_deref().map(|m| Val::Text(m.trim().into()))
@@ -141,6 +152,9 @@ impl fmt::Display for Placeholder {
             Placeholder::Ip => ("IP", None),
             Placeholder::Connected => ("CONNECTED", None),
             Placeholder::CertificateExpiration => ("CERTIFICATE_EXPIRATION", None),
+            Placeholder::CertificateSubject => ("CERTIFICATE_SUBJECT", None),
+            Placeholder::CertificateIssuer => ("CERTIFICATE_ISSUER", None),
+            Placeholder::CertificateSans => ("CERTIFICATE_SANS", None),
             Placeholder::DnsRcode => ("DNS_RCODE", None),
             Placeholder::Header(h) => return write!(f, "[HEADERS].{h}"),
             Placeholder::Message(p) => ("MESSAGE", Some(p)),
@@ -155,6 +169,10 @@ impl fmt::Display for Placeholder {
         }
         Ok(())
     }
+}
+
+fn text(fact: &Option<String>) -> Option<Val<'_>> {
+    fact.as_deref().map(|t| Val::Text(t.into()))
 }
 
 fn trim(text: Cow<'_, str>) -> Cow<'_, str> {
@@ -200,6 +218,9 @@ fn parse(src: &str) -> Located<Placeholder> {
         "IP" => Placeholder::Ip,
         "CONNECTED" => Placeholder::Connected,
         "CERTIFICATE_EXPIRATION" => Placeholder::CertificateExpiration,
+        "CERTIFICATE_SUBJECT" => Placeholder::CertificateSubject,
+        "CERTIFICATE_ISSUER" => Placeholder::CertificateIssuer,
+        "CERTIFICATE_SANS" => Placeholder::CertificateSans,
         "DNS_RCODE" => Placeholder::DnsRcode,
         "MESSAGES_RECEIVED" => Placeholder::MessagesReceived,
         "BODY" => {

@@ -43,7 +43,7 @@ pub(super) fn http_step(
     let url = match f.get("url") {
         Some(u) => c
             .template(u, &what("url"), defined)
-            .and_then(|t| check_url(c, u, t)),
+            .and_then(|t| check_url(c, u, t, "http", &["http", "https"])),
         None => {
             c.err(n.pos, "`http` needs a `url`");
             None
@@ -125,27 +125,34 @@ fn method(c: &mut Checker, n: &Node) -> Option<http::Method> {
     }
 }
 
-/// Checks what can be known of a URL before run time: a literal URL must parse, and a URL that
-/// starts with literal text must start with `http://` or `https://`.
-fn check_url(c: &mut Checker, n: &Node, t: Template) -> Option<Template> {
+/// Checks what can be known of a URL before run time: a literal URL must parse with one of
+/// `schemes` and a host, and a URL that starts with literal text must start with one of them.
+pub(super) fn check_url(
+    c: &mut Checker,
+    n: &Node,
+    t: Template,
+    kind: &str,
+    schemes: &[&str],
+) -> Option<Template> {
     let text = t.to_string();
+    let allowed = schemes.join(" or ");
     if t.is_literal() {
         return match url::Url::parse(&text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(t),
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Ok(u) if !schemes.contains(&u.scheme()) => {
+                let scheme = u.scheme();
                 c.err(
                     n.pos,
                     format!(
-                        "URL scheme `{}` is not supported by http steps (use http or https)",
-                        u.scheme()
+                        "URL scheme `{scheme}` is not supported by {kind} steps (use {allowed})"
                     ),
                 );
                 None
             }
-            Ok(_) => {
+            Ok(u) if u.host().is_none() => {
                 c.err(n.pos, format!("URL `{text}` has no host"));
                 None
             }
+            Ok(_) => Some(t),
             Err(e) => {
                 c.err(n.pos, format!("invalid URL `{text}`: {e}"));
                 None
@@ -156,14 +163,22 @@ fn check_url(c: &mut Checker, n: &Node, t: Template) -> Option<Template> {
         t.refs().next(),
         Some(Ref::Var(_) | Ref::Env(_) | Ref::Secret(_))
     ) && text.starts_with("{{");
-    if !(starts_with_ref || text.starts_with("http://") || text.starts_with("https://")) {
-        c.err(n.pos, format!("URL `{text}` must start with http:// or https:// (or a variable holding the base URL)"));
+    let starts_with_scheme = schemes.iter().any(|s| text.starts_with(&format!("{s}://")));
+    if !(starts_with_ref || starts_with_scheme) {
+        let prefixes: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        c.err(
+            n.pos,
+            format!(
+                "URL `{text}` must start with {} (or a variable holding the base URL)",
+                prefixes.join(" or ")
+            ),
+        );
         return None;
     }
     Some(t)
 }
 
-fn pairs(
+pub(super) fn pairs(
     c: &mut Checker,
     n: &Node,
     what: &str,
@@ -180,7 +195,7 @@ fn pairs(
     ok.then_some(out)
 }
 
-fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<JsonTemplate> {
+pub(super) fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<JsonTemplate> {
     Some(match &n.value {
         Value::Null => JsonTemplate::Null,
         Value::Bool(b) => JsonTemplate::Bool(*b),
@@ -213,7 +228,7 @@ fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<JsonTem
 }
 
 /// `1048576`, `512KiB`, `10MiB`, `1MB`.
-fn byte_size(c: &mut Checker, n: &Node, what: &str) -> Option<u64> {
+pub(super) fn byte_size(c: &mut Checker, n: &Node, what: &str) -> Option<u64> {
     let parsed = match &n.value {
         Value::Int(i) if *i > 0 => Some(*i as u64),
         Value::Str(s) => {

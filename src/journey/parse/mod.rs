@@ -5,6 +5,8 @@
 
 mod checker;
 mod http;
+mod probes;
+mod websocket;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -403,13 +405,16 @@ fn step(
         .filter(|k| f.get(k).is_some())
         .collect();
     let kind = match kinds.as_slice() {
-        ["http"] => http::http_step(c, f.get("http")?, defined, &name).map(StepKind::Http),
-        [other] => {
-            c.err(
-                f.key_pos(other)?,
-                format!("step kind `{other}` is not supported yet"),
-            );
-            None
+        [kind] => {
+            let body = f.get(kind)?;
+            match *kind {
+                "http" => http::http_step(c, body, defined, &name).map(StepKind::Http),
+                "websocket" => websocket::websocket_step(c, body, defined).map(StepKind::Websocket),
+                "tcp" => probes::tcp_step(c, body, defined).map(StepKind::Tcp),
+                "dns" => probes::dns_step(c, body, defined).map(StepKind::Dns),
+                "tls" => probes::tls_step(c, body, defined).map(StepKind::Tls),
+                _ => probes::wait_step(c, body).map(StepKind::Wait),
+            }
         }
         [] => {
             c.err(

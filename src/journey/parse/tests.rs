@@ -41,7 +41,9 @@ fn the_issue_example_parses() {
     assert_eq!(j.steps.len(), 2);
     assert_eq!(j.steps[0].extract[0].0, "token");
     assert_eq!(j.steps[1].conditions.len(), 3);
-    let StepKind::Http(h) = &j.steps[0].kind;
+    let StepKind::Http(h) = &j.steps[0].kind else {
+        panic!("not http")
+    };
     assert_eq!(h.method, ::http::Method::POST);
     assert_eq!(h.url.to_string(), "{{ base }}/login");
     assert!(h.follow_redirects);
@@ -154,10 +156,7 @@ fn syntax_errors_and_unknown_kinds() {
         "{e:?}"
     );
     let e = errors("name: x\nsteps:\n  - name: a\n    websocket: {}\n");
-    assert!(
-        e[0].contains("j.yaml:4:5: step kind `websocket` is not supported yet"),
-        "{e:?}"
-    );
+    assert!(e[0].contains("j.yaml:4:16: `websocket` needs a `url`"), "{e:?}");
     let e = errors("name: x\nsteps:\n  - name: a\n");
     assert!(e[0].contains("step needs exactly one kind"), "{e:?}");
     let e = errors("name: x\nsteps:\n  - name: a\n    http: { url: \"http://h\" }\n    tcp: {}\n");
@@ -215,4 +214,83 @@ fn duplicate_journey_names_across_files() {
         "{msgs:#?}"
     );
     assert!(msgs[1].contains("c.yaml:"), "{msgs:#?}");
+}
+
+#[test]
+fn every_step_kind_parses() {
+    let src = r#"name: kinds
+variables: { host: "127.0.0.1:9" }
+steps:
+  - name: feed
+    websocket:
+      url: "ws://{{ host }}/feed"
+      headers: { Authorization: "Bearer x" }
+      subprotocols: [v1.orders]
+      max_message_bytes: 64KiB
+      actions:
+        - expect: { conditions: ["[MESSAGE].type == hello"], timeout: 2s, extract: { session: "[MESSAGE].id" } }
+        - send: { json: { type: ping, session: "{{ session }}" } }
+        - send: { text: "raw {{ session }}" }
+        - expect_none: { for: 500ms, conditions: ["[MESSAGE].type == error"] }
+        - ping: {}
+        - close: { code: 1000 }
+  - name: port
+    tcp: { host: "127.0.0.1", port: 6379, send: "PING\r\n", expect: { hex: "2b 50 4f 4e 47" } }
+  - name: lookup
+    dns: { name: "shop.test", type: aaaa, server: "127.0.0.1:5353", tcp: true }
+  - name: cert
+    tls: { host: "{{ session }}", port: 8443, insecure_skip_verify: true }
+    conditions: ["[CERTIFICATE_EXPIRATION] > 336h"]
+  - name: pause
+    wait: 250ms
+  - name: pause again
+    wait: { for: 1s }
+"#;
+    let j = parse(src).unwrap_or_else(|d| panic!("{d:#?}"));
+    let kinds: Vec<_> = j.steps.iter().map(|s| s.kind.name()).collect();
+    assert_eq!(kinds, ["websocket", "tcp", "dns", "tls", "wait", "wait"]);
+    let StepKind::Websocket(ws) = &j.steps[0].kind else { panic!() };
+    assert_eq!(ws.actions.len(), 6);
+    assert_eq!(ws.max_message_bytes, 64 * 1024);
+    let StepKind::Dns(d) = &j.steps[2].kind else { panic!() };
+    assert_eq!(d.record_type, crate::journey::DnsRecordType::Aaaa);
+    assert_eq!(d.server.unwrap().port(), 5353);
+    let StepKind::Wait(w) = &j.steps[4].kind else { panic!() };
+    assert_eq!(w.duration, Duration::from_millis(250));
+}
+
+#[test]
+fn step_kind_problems_are_reported() {
+    let src = r#"name: kinds
+steps:
+  - name: feed
+    websocket:
+      url: "http://x/feed"
+      actions:
+        - expect: { timeout: 2s }
+        - send: { text: a, json: {} }
+        - shout: {}
+        - send: { text: "{{ nope }}" }
+  - name: port
+    tcp: { host: h, port: 70000, send: { hex: "4x" } }
+  - name: lookup
+    dns: { name: x, type: AAA, server: "not-an-ip" }
+  - name: pause
+    wait: 10m
+"#;
+    let joined = errors(src).join("\n");
+    for needle in [
+        "j.yaml:5:12: URL scheme `http` is not supported by websocket steps (use ws or wss)",
+        "j.yaml:7:19: `expect` needs `conditions`",
+        "j.yaml:8:17: `send` takes exactly one of `text` or `json`",
+        "j.yaml:9:11: unknown key `shout` in an action",
+        "variable `nope` is not defined",
+        "j.yaml:12:27: `tcp.port` must be between 0 and 65535",
+        "`tcp.send`: `4x` is not hex bytes",
+        "unsupported DNS record type `AAA`; did you mean `AAAA`?",
+        "`dns.server` must be an IP address",
+        "j.yaml:16:11: `wait` `10m` is out of range",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
 }

@@ -65,7 +65,8 @@ fn bytes(
             let text = template.to_string();
             let digits: String = text.chars().filter(|ch| !ch.is_whitespace()).collect();
             if template.is_literal()
-                && (digits.len() % 2 != 0 || !digits.chars().all(|ch| ch.is_ascii_hexdigit()))
+                && (!digits.len().is_multiple_of(2)
+                    || !digits.chars().all(|ch| ch.is_ascii_hexdigit()))
             {
                 c.err(
                     h.pos,

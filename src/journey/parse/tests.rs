@@ -156,7 +156,10 @@ fn syntax_errors_and_unknown_kinds() {
         "{e:?}"
     );
     let e = errors("name: x\nsteps:\n  - name: a\n    websocket: {}\n");
-    assert!(e[0].contains("j.yaml:4:16: `websocket` needs a `url`"), "{e:?}");
+    assert!(
+        e[0].contains("j.yaml:4:16: `websocket` needs a `url`"),
+        "{e:?}"
+    );
     let e = errors("name: x\nsteps:\n  - name: a\n");
     assert!(e[0].contains("step needs exactly one kind"), "{e:?}");
     let e = errors("name: x\nsteps:\n  - name: a\n    http: { url: \"http://h\" }\n    tcp: {}\n");
@@ -249,13 +252,19 @@ steps:
     let j = parse(src).unwrap_or_else(|d| panic!("{d:#?}"));
     let kinds: Vec<_> = j.steps.iter().map(|s| s.kind.name()).collect();
     assert_eq!(kinds, ["websocket", "tcp", "dns", "tls", "wait", "wait"]);
-    let StepKind::Websocket(ws) = &j.steps[0].kind else { panic!() };
+    let StepKind::Websocket(ws) = &j.steps[0].kind else {
+        panic!()
+    };
     assert_eq!(ws.actions.len(), 6);
     assert_eq!(ws.max_message_bytes, 64 * 1024);
-    let StepKind::Dns(d) = &j.steps[2].kind else { panic!() };
+    let StepKind::Dns(d) = &j.steps[2].kind else {
+        panic!()
+    };
     assert_eq!(d.record_type, crate::journey::DnsRecordType::Aaaa);
     assert_eq!(d.server.unwrap().port(), 5353);
-    let StepKind::Wait(w) = &j.steps[4].kind else { panic!() };
+    let StepKind::Wait(w) = &j.steps[4].kind else {
+        panic!()
+    };
     assert_eq!(w.duration, Duration::from_millis(250));
 }
 

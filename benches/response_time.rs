@@ -1,16 +1,17 @@
 //! How much does `[RESPONSE_TIME]` overstate a server's known delay, compared with curl?
 //!
-//! Starts a loopback HTTP server whose handler sleeps a fixed delay, then measures N requests
-//! with a Waymark HTTP step (`[RESPONSE_TIME]` = the step's total time) and N with
+//! Starts a loopback HTTP server whose handler sleeps a fixed delay and records how long each
+//! handler really took (timers overshoot by up to a millisecond), then measures N requests with
+//! a Waymark HTTP step (`[RESPONSE_TIME]` = the step's total time) and N with
 //! `curl -w %{time_total}` against the same server, each on a new connection, and prints the
-//! overstatement (measured − delay) at p50 and p99 for both.
+//! overstatement (measured − the server's own handler time) at p50 and p99 for both.
 //!
 //! Run: `cargo bench --bench response_time` (env: N=1000 DELAY_MS=20).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -28,6 +29,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
+}
+
+fn over(measured: Vec<f64>, handled: Vec<f64>) -> Vec<f64> {
+    assert_eq!(
+        measured.len(),
+        handled.len(),
+        "one handler time per request"
+    );
+    measured.iter().zip(&handled).map(|(m, h)| m - h).collect()
 }
 
 fn summary(name: &str, mut over: Vec<f64>) -> (f64, f64) {
@@ -50,11 +60,19 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let handled: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let record = handled.clone();
     let app = Router::new().route(
         "/delay",
-        get(move || async move {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            "ok"
+        get(move || {
+            let record = record.clone();
+            async move {
+                let started = Instant::now();
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                record.lock().unwrap().push(ms);
+                "ok"
+            }
         }),
     );
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -72,14 +90,16 @@ fn main() {
         overrides,
     };
 
-    let delay = delay_ms as f64;
+    // Requests are sequential, so the i-th handler time belongs to the i-th request.
+    let take_handled = || std::mem::take(&mut *handled.lock().unwrap());
     let mut waymark = Vec::with_capacity(n);
     for _ in 0..n {
         let r = rt.block_on(runner.run(&journey));
         assert_eq!(r.outcome, Outcome::Passed, "{r:?}");
         let total = r.steps[0].timings.total.expect("total recorded");
-        waymark.push(total.as_secs_f64() * 1000.0 - delay);
+        waymark.push(total.as_secs_f64() * 1000.0);
     }
+    let waymark = over(waymark, take_handled());
     let mut curl = Vec::with_capacity(n);
     let url = format!("{base}/delay");
     for _ in 0..n {
@@ -91,10 +111,11 @@ fn main() {
             .trim()
             .parse()
             .expect("curl prints time_total");
-        curl.push(secs * 1000.0 - delay);
+        curl.push(secs * 1000.0);
     }
+    let curl = over(curl, take_handled());
     println!("server delay {delay_ms} ms, {n} requests each, new connection per request, loopback");
-    println!("overstatement = measured − delay");
+    println!("overstatement = measured − the server's handler time for that request");
     let (w50, w99) = summary("waymark [RESPONSE_TIME]", waymark);
     let (c50, c99) = summary("curl time_total", curl);
     println!(

@@ -1,26 +1,50 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, starts the real servers the
-# tests talk to, and runs the whole suite. This is the README's test command and what CI runs.
+# tests talk to (all on 127.0.0.1), and runs the whole suite. This is the README's test command
+# and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Python test servers: httpbin (behind gunicorn) for HTTP behaviour we do not write ourselves.
-python3 -m pip install --quiet --disable-pip-version-check 'httpbin==0.10.*' 'gunicorn>=22' 2>&1 \
-  | grep -v "Running pip as the 'root' user" || true
-command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+# Debian packages: dnsmasq (a real DNS server for DNS steps), curl (readiness checks).
+missing=()
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# PyPI: httpbin behind gunicorn (HTTP peer), websockets (independent WebSocket peer).
+python3 -m pip install --quiet --disable-pip-version-check \
+  'httpbin==0.10.*' 'gunicorn>=22' 'websockets>=13' 2>&1 | grep -v "Running pip as the 'root' user" || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
 
 HTTPBIN_PORT=$(free_port)
 python3 -m gunicorn --bind "127.0.0.1:${HTTPBIN_PORT}" --workers 2 --log-level warning httpbin:app &
-HTTPBIN_PID=$!
-trap 'kill $HTTPBIN_PID 2>/dev/null || true' EXIT
+pids+=($!)
+export HTTPBIN_URL="http://127.0.0.1:${HTTPBIN_PORT}"
+
+WS_PORT_FILE=$(mktemp)
+python3 tests/peers/ws_peer.py >"$WS_PORT_FILE" &
+pids+=($!)
+
+DNS_PORT=$(free_port)
+dnsmasq --keep-in-foreground --port="$DNS_PORT" --listen-address=127.0.0.1 --bind-interfaces \
+  --no-resolv --no-hosts --no-poll --conf-file=/dev/null --pid-file= --log-facility=/dev/null \
+  --local=/shop.test/ --host-record=shop.test,127.0.0.1,::1 --cname=www.shop.test,shop.test \
+  --mx-host=shop.test,mail.shop.test,10 --txt-record=shop.test,"v=spf1 -all" &
+pids+=($!)
+export DNS_SERVER="127.0.0.1:${DNS_PORT}"
+
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:${HTTPBIN_PORT}/get" >/dev/null 2>&1 && break
+  curl -fsS "${HTTPBIN_URL}/get" >/dev/null 2>&1 && [ -s "$WS_PORT_FILE" ] && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:${HTTPBIN_PORT}/get" >/dev/null || { echo "httpbin did not start" >&2; exit 1; }
-export HTTPBIN_URL="http://127.0.0.1:${HTTPBIN_PORT}"
+curl -fsS "${HTTPBIN_URL}/get" >/dev/null || { echo "httpbin did not start" >&2; exit 1; }
+[ -s "$WS_PORT_FILE" ] || { echo "the WebSocket peer did not start" >&2; exit 1; }
+export WS_PEER_URL="ws://127.0.0.1:$(head -n1 "$WS_PORT_FILE")"
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -249,7 +249,9 @@ fn demo(journeys_dir: &Path, port: u16, keep_running: bool) -> anyhow::Result<Ex
         };
         let base = target.base_url();
         print(&format!("demo shop listening on {base}\n\n"));
-        let overrides: BTreeMap<String, String> = [("base".to_string(), base.clone())].into();
+        let feed = base.replacen("http://", "ws://", 1);
+        let overrides: BTreeMap<String, String> =
+            [("base".to_string(), base.clone()), ("feed".to_string(), feed)].into();
         let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
         let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
         print_diagnostics(&loaded.diagnostics);

@@ -31,7 +31,49 @@ pub fn text(result: &RunResult) -> String {
     for step in &result.steps {
         write_step(&mut out, step, width);
     }
+    write_dependencies(&mut out, &result.steps);
     out
+}
+
+/// One line per third-party `dependency` label: how its steps did in this run.
+fn write_dependencies(out: &mut String, steps: &[StepResult]) {
+    let mut labels: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s.dependency.as_deref())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.is_empty() {
+        return;
+    }
+    out.push_str("  dependencies:\n");
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    for label in labels {
+        let of_label: Vec<&StepResult> = steps
+            .iter()
+            .filter(|s| s.dependency.as_deref() == Some(label))
+            .collect();
+        let count = |status| of_label.iter().filter(|s| s.status == status).count();
+        let (passed, failed) = (count(StepStatus::Passed), count(StepStatus::Failed));
+        let verdict = if failed > 0 {
+            "FAILING"
+        } else if passed > 0 {
+            "healthy"
+        } else {
+            "not checked"
+        };
+        let time: f64 = of_label
+            .iter()
+            .filter_map(|s| s.timings.total)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .sum();
+        let _ = writeln!(
+            out,
+            "    {label:<width$}  {verdict}  {passed}/{} step(s) passed  {}",
+            of_label.len(),
+            fmt_ms(time)
+        );
+    }
 }
 
 fn mark(status: StepStatus) -> &'static str {

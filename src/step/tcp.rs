@@ -1,10 +1,334 @@
-//! tcp step executor. STUB: being implemented.
+//! `tcp` steps: connect, optionally send bytes, optionally read until expected bytes appear.
+//!
+//! Also home of the resolve-and-connect helper the `tls` step shares: a host that is an IP
+//! literal skips DNS, anything else goes through the system resolver (`lookup_host`), and the
+//! addresses are tried in resolver order, all bounded by the attempt's deadline.
 
-use super::{Attempt, FailureClass, StepContext, StepExecutor};
-use crate::journey::TcpStep;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, Timings};
+use crate::journey::template::{RenderError, Scope};
+use crate::journey::{BytesTemplate, TcpStep};
+
+#[cfg(test)]
+pub(super) mod tests;
+
+/// Size of one read while looking for `expect`.
+const READ_CHUNK: usize = 8 * 1024;
 
 impl StepExecutor for TcpStep {
-    async fn execute(&self, _ctx: &StepContext<'_>) -> Attempt {
-        Attempt::failed(FailureClass::Template, "tcp steps are not implemented yet")
+    async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
+        let started = Instant::now();
+        let mut attempt = Attempt::default();
+        if let Err(failure) = self.run(ctx, &mut attempt).await {
+            attempt.failure = Some(failure);
+        }
+        finish(&mut attempt, started);
+        attempt
     }
+}
+
+impl TcpStep {
+    async fn run(&self, ctx: &StepContext<'_>, attempt: &mut Attempt) -> Result<(), Failure> {
+        // Everything the journey supplies is rendered before any traffic.
+        let host = self.host.render(&ctx.scope).map_err(template_failure)?;
+        let send = match &self.send {
+            Some(b) => Some(render_bytes(b, &ctx.scope, "send")?),
+            None => None,
+        };
+        let expect = match &self.expect {
+            Some(b) => Some(render_bytes(b, &ctx.scope, "expect")?),
+            None => None,
+        };
+
+        let (mut stream, peer) = connect(&host, self.port, ctx.deadline, attempt).await?;
+        if let Some(bytes) = &send {
+            match timeout_at(ctx.deadline, stream.write_all(bytes)).await {
+                Err(_) => {
+                    return Err(failure(
+                        FailureClass::Timeout,
+                        format!("timed out sending {} bytes to {peer}", bytes.len()),
+                    ));
+                }
+                Ok(Err(e)) => return Err(io_failure(&e, "sending", peer)),
+                Ok(Ok(())) => {}
+            }
+        }
+        let sent = Instant::now();
+        if let (Some(expect), Some(source)) = (&expect, &self.expect) {
+            let wanted = Expected {
+                bytes: expect,
+                source,
+            };
+            let read = read_until(&mut stream, &wanted, self.max_bytes, ctx.deadline, sent).await;
+            attempt.timings.ttfb = read.first_byte.map(|at| at - sent);
+            attempt.facts.body = Some(read.bytes);
+            read.outcome.map_err(|f| describe_peer(f, peer))?;
+        }
+        // A FIN, not a reset: the peer sees a normal close.
+        let _ = timeout_at(ctx.deadline, stream.shutdown()).await;
+        Ok(())
+    }
+}
+
+/// The rendered `expect` bytes and how the journey wrote them (for messages: the source form
+/// never contains a secret's value).
+struct Expected<'a> {
+    bytes: &'a [u8],
+    source: &'a BytesTemplate,
+}
+
+impl Expected<'_> {
+    fn describe(&self) -> String {
+        if self.source.hex {
+            format!("expected bytes (hex `{}`)", self.source.template)
+        } else {
+            format!("expected bytes `{}`", self.source.template)
+        }
+    }
+}
+
+struct Read {
+    bytes: Vec<u8>,
+    first_byte: Option<Instant>,
+    outcome: Result<(), Failure>,
+}
+
+/// Reads until `expect` appears, the peer closes, `max_bytes` have been read, or the deadline.
+async fn read_until(
+    stream: &mut TcpStream,
+    expect: &Expected<'_>,
+    max_bytes: u64,
+    deadline: Instant,
+    since: Instant,
+) -> Read {
+    let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let mut read = Read {
+        bytes: Vec::new(),
+        first_byte: None,
+        outcome: Ok(()),
+    };
+    let mut chunk = vec![0u8; READ_CHUNK];
+    // Where the next search starts: the match may straddle the previous chunk's end.
+    let mut searched = 0usize;
+    loop {
+        if contains(&read.bytes[searched..], expect.bytes) {
+            return read;
+        }
+        searched = read
+            .bytes
+            .len()
+            .saturating_sub(expect.bytes.len().saturating_sub(1));
+        let total = read.bytes.len();
+        if total >= cap {
+            read.outcome = Err(failure(
+                FailureClass::Protocol,
+                format!(
+                    "{} not found in the first {total} bytes (max_bytes)",
+                    expect.describe()
+                ),
+            ));
+            return read;
+        }
+        let want = chunk.len().min(cap - total);
+        match timeout_at(deadline, stream.read(&mut chunk[..want])).await {
+            Err(_) => {
+                let waited = humantime::format_duration(round_ms(since.elapsed()));
+                read.outcome = Err(failure(
+                    FailureClass::Timeout,
+                    format!(
+                        "timed out reading: {} not seen after {waited} ({total} bytes read)",
+                        expect.describe()
+                    ),
+                ));
+                return read;
+            }
+            Ok(Err(e)) => {
+                read.outcome = Err(io_failure_text(&e, "reading", total));
+                return read;
+            }
+            Ok(Ok(0)) => {
+                read.outcome = Err(failure(
+                    FailureClass::ClosedByPeer,
+                    format!(
+                        "the peer closed the connection after {total} bytes without sending the {}",
+                        expect.describe()
+                    ),
+                ));
+                return read;
+            }
+            Ok(Ok(n)) => {
+                read.first_byte.get_or_insert_with(Instant::now);
+                read.bytes.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Renders `send`/`expect`; hex text may only turn out to be invalid once rendered.
+fn render_bytes(b: &BytesTemplate, scope: &Scope<'_>, what: &str) -> Result<Vec<u8>, Failure> {
+    let text = b.template.render(scope).map_err(template_failure)?;
+    if !b.hex {
+        return Ok(text.into_bytes());
+    }
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(&digits).map_err(|e| {
+        failure(
+            FailureClass::Template,
+            format!(
+                "`tcp.{what}`: `{}` does not render to hex bytes: {e}",
+                b.template
+            ),
+        )
+    })
+}
+
+/// Resolves `host` (an IP literal, `[v6]`, or a name for the system resolver) and connects to
+/// the first address that accepts. Fills `timings.dns`/`connect`, `facts.ip` and
+/// `facts.connected`.
+pub(super) async fn connect(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    attempt: &mut Attempt,
+) -> Result<(TcpStream, SocketAddr), Failure> {
+    let result = connect_inner(host, port, deadline, attempt).await;
+    attempt.facts.connected = Some(result.is_ok());
+    result
+}
+
+async fn connect_inner(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    attempt: &mut Attempt,
+) -> Result<(TcpStream, SocketAddr), Failure> {
+    let addrs = resolve(host, port, deadline, &mut attempt.timings).await?;
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    for addr in addrs {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(failure(
+                    FailureClass::Timeout,
+                    format!("timed out connecting to {addr}"),
+                ));
+            }
+            Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
+            Ok(Ok(stream)) => {
+                // Small writes go out at once.
+                let _ = stream.set_nodelay(true);
+                attempt.timings.connect = Some(started.elapsed());
+                attempt.facts.ip = Some(addr.ip());
+                return Ok((stream, addr));
+            }
+        }
+    }
+    Err(failure(
+        FailureClass::Connect,
+        format!("cannot connect to {}", errors.join("; ")),
+    ))
+}
+
+async fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    timings: &mut Timings,
+) -> Result<Vec<SocketAddr>, Failure> {
+    let host = host.trim();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if bare.is_empty() {
+        return Err(failure(FailureClass::Template, "the host is empty"));
+    }
+    let started = Instant::now();
+    let addrs: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host((bare, port)))
+        .await
+    {
+        Err(_) => {
+            return Err(failure(
+                FailureClass::Timeout,
+                format!("timed out resolving `{bare}`"),
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(failure(
+                FailureClass::Dns,
+                format!("cannot resolve `{bare}`: {e}"),
+            ));
+        }
+        Ok(Ok(addrs)) => addrs.collect(),
+    };
+    timings.dns = Some(started.elapsed());
+    if addrs.is_empty() {
+        return Err(failure(
+            FailureClass::Dns,
+            format!("`{bare}` has no addresses"),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// A read or write error on an established connection: the peer resetting or aborting it is
+/// `closed_by_peer`; anything else (unreachable mid-stream, ...) is `connect`.
+fn io_failure(e: &std::io::Error, doing: &str, peer: SocketAddr) -> Failure {
+    describe_peer(io_failure_text(e, doing, 0), peer)
+}
+
+fn io_failure_text(e: &std::io::Error, doing: &str, read: usize) -> Failure {
+    let class = match e.kind() {
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof => FailureClass::ClosedByPeer,
+        _ => FailureClass::Connect,
+    };
+    let after = if read > 0 {
+        format!(" after {read} bytes")
+    } else {
+        String::new()
+    };
+    failure(class, format!("error {doing}{after}: {e}"))
+}
+
+/// Appends the peer address to a failure message.
+fn describe_peer(mut f: Failure, peer: SocketAddr) -> Failure {
+    f.message = format!("{} ({peer})", f.message);
+    f
+}
+
+fn round_ms(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(super) fn failure(class: FailureClass, message: impl Into<String>) -> Failure {
+    Failure {
+        class,
+        message: message.into(),
+    }
+}
+
+pub(super) fn template_failure(e: RenderError) -> Failure {
+    failure(FailureClass::Template, e.to_string())
+}
+
+/// Sets `total` and `[RESPONSE_TIME]`.
+pub(super) fn finish(attempt: &mut Attempt, started: Instant) {
+    attempt.timings.total = Some(started.elapsed());
+    attempt.facts.response_time = attempt.timings.total;
 }

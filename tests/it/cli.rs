@@ -64,7 +64,7 @@ async fn shipped_examples_are_valid() {
     )
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("3 journey(s) valid"));
+    assert!(stdout(&o).contains("4 journey(s) valid"));
 }
 
 fn write_journey(dir: &Path, body: &str) {
@@ -186,4 +186,52 @@ async fn version_and_help() {
         "{}",
         stdout(&o)
     );
+}
+
+#[tokio::test]
+async fn run_prints_a_summary_per_dependency() {
+    let srv = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_journey(
+        dir.path(),
+        r#"name: deps
+steps:
+  - name: own api
+    http: { url: "{{ base }}/json" }
+  - name: charge
+    dependency: payments
+    http: { url: "{{ base }}/json" }
+  - name: geocode
+    dependency: maps
+    http: { url: "{{ base }}/status/502" }
+  - name: refund
+    dependency: payments
+    always_run: true
+    http: { url: "{{ base }}/json" }
+"#,
+    );
+    let var = format!("base={}", srv.base);
+    let o = waymark(&["run", "j.yaml", "--var", &var], dir.path()).await;
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let deps = out
+        .split("dependencies:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        deps.contains("maps      FAILING  0/1 step(s) passed"),
+        "{out}"
+    );
+    assert!(
+        deps.contains("payments  healthy  2/2 step(s) passed"),
+        "{out}"
+    );
+    let o = waymark(
+        &["run", "j.yaml", "--var", &var, "--format", "json"],
+        dir.path(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["steps"][1]["dependency"], "payments");
+    assert!(v["steps"][0].get("dependency").is_none());
 }

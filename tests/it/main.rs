@@ -5,4 +5,5 @@ mod cli;
 mod conditions;
 mod httpbin;
 mod journeys;
+
 mod support;

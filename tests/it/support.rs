@@ -178,7 +178,13 @@ impl SecretSource for MapSecrets {
 /// Parses `yaml` (which may use `{{ base }}`) and runs it once against `base`.
 pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunResult {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let overrides: BTreeMap<String, String> = [("base".to_string(), base.to_string())].into();
+    // `feed` is the WebSocket twin of `base`, as `waymark demo` sets it.
+    let feed = base.replacen("http://", "ws://", 1);
+    let overrides: BTreeMap<String, String> = [
+        ("base".to_string(), base.to_string()),
+        ("feed".to_string(), feed),
+    ]
+    .into();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
     };
@@ -198,6 +204,12 @@ pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunRe
 
 /// The URL of the httpbin started by scripts/test.sh.
 pub fn httpbin() -> String {
-    std::env::var("HTTPBIN_URL")
-        .expect("HTTPBIN_URL is not set: run the suite with scripts/test.sh, which starts httpbin")
+    env_url("HTTPBIN_URL")
+}
+
+/// A peer URL exported by scripts/test.sh, which starts the peer.
+pub fn env_url(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with scripts/test.sh, which starts that peer")
+    })
 }

@@ -3,6 +3,7 @@
 //! It exists so that a newcomer (and the test suite) has something real to monitor on a
 //! machine without internet. It listens on loopback only.
 
+mod feed;
 mod shop;
 
 use std::net::SocketAddr;

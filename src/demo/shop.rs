@@ -1,11 +1,15 @@
-//! The demo shop's HTTP API: login, catalogue, cart, orders, and a "payments" dependency.
+//! The demo shop's HTTP API: login, catalogue, cart, orders, a live order feed over
+//! WebSocket ([`super::feed`]), and a "payments" dependency.
 //!
 //! State is in memory; tokens are random per login; every route but login and health needs
-//! `Authorization: Bearer <token>` (the [`Authorized`] extractor).
+//! `Authorization: Bearer <token>` (the [`Authorized`] extractor). An order is `confirmed`
+//! when placed and `shipped` [`SHIP_AFTER`] later.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -15,6 +19,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::feed::{self, Feed};
+
 pub const DEMO_USER: &str = "ada";
 pub const DEMO_PASSWORD: &str = "correct-horse-battery-staple";
 
@@ -22,9 +28,18 @@ pub const DEMO_PASSWORD: &str = "correct-horse-battery-staple";
 struct Shop {
     tokens: HashSet<String>,
     carts: BTreeMap<u64, Vec<(u64, u32)>>,
-    orders: BTreeMap<u64, u64>,
+    orders: BTreeMap<u64, Order>,
     next_id: u64,
+    feed: Feed,
 }
+
+struct Order {
+    cart_id: u64,
+    status: &'static str,
+}
+
+/// How long after it is placed an order ships.
+const SHIP_AFTER: Duration = Duration::from_millis(500);
 
 impl Shop {
     fn next_id(&mut self) -> u64 {
@@ -51,6 +66,7 @@ pub fn router() -> Router {
         .route("/api/cart", post(add_to_cart))
         .route("/api/orders", post(place_order))
         .route("/api/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/api/orders/feed", get(order_feed))
         .route(
             "/payments/health",
             get(|| async { Json(json!({ "status": "ok", "provider": "demo-pay" })) }),
@@ -153,7 +169,13 @@ async fn place_order(
         return error(StatusCode::NOT_FOUND, "no such cart");
     }
     let id = shop.next_id();
-    shop.orders.insert(id, body.cart_id);
+    let order = Order {
+        cart_id: body.cart_id,
+        status: "confirmed",
+    };
+    shop.orders.insert(id, order);
+    shop.feed.publish(id, "confirmed");
+    tokio::spawn(ship(Arc::clone(&state), id));
     let location = format!("/api/orders/{id}");
     (
         StatusCode::CREATED,
@@ -165,9 +187,12 @@ async fn place_order(
 
 async fn get_order(_: Authorized, State(state): State<AppState>, Path(id): Path<u64>) -> Response {
     match state.lock().expect("shop lock").orders.get(&id) {
-        Some(cart) => {
-            Json(json!({ "order_id": id, "cart_id": cart, "status": "confirmed" })).into_response()
-        }
+        Some(order) => Json(json!({
+            "order_id": id,
+            "cart_id": order.cart_id,
+            "status": order.status,
+        }))
+        .into_response(),
         None => error(StatusCode::NOT_FOUND, "no such order"),
     }
 }
@@ -177,8 +202,41 @@ async fn cancel_order(
     State(state): State<AppState>,
     Path(id): Path<u64>,
 ) -> Response {
-    match state.lock().expect("shop lock").orders.remove(&id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+    let mut shop = state.lock().expect("shop lock");
+    match shop.orders.remove(&id) {
+        Some(_) => {
+            shop.feed.publish(id, "cancelled");
+            StatusCode::NO_CONTENT.into_response()
+        }
         None => error(StatusCode::NOT_FOUND, "no such order"),
     }
+}
+
+/// Ships the order [`SHIP_AFTER`] it was placed, unless it was cancelled meanwhile.
+async fn ship(state: AppState, id: u64) {
+    tokio::time::sleep(SHIP_AFTER).await;
+    let mut guard = state.lock().expect("shop lock");
+    let shop = &mut *guard;
+    if let Some(order) = shop.orders.get_mut(&id) {
+        order.status = "shipped";
+        shop.feed.publish(id, "shipped");
+    }
+}
+
+/// The live order feed: the current status of every order, then each change.
+async fn order_feed(
+    _: Authorized,
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let (snapshot, updates) = {
+        let shop = state.lock().expect("shop lock");
+        let snapshot = shop
+            .orders
+            .iter()
+            .map(|(id, order)| feed::order_event(*id, order.status))
+            .collect();
+        (snapshot, shop.feed.subscribe())
+    };
+    feed::upgrade(ws, snapshot, updates)
 }

@@ -12,9 +12,9 @@
 //! - [`transport`]: phase-timed connect path, sending, and the capped body read;
 //! - [`tls`]: the shared rustls client configurations and certificate facts.
 
-mod request;
-mod tls;
-mod transport;
+pub(crate) mod request;
+pub(crate) mod tls;
+pub(crate) mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -59,9 +59,10 @@ impl StepExecutor for HttpStep {
     }
 }
 
-/// Why an attempt stopped early. Internal to the module; it becomes a [`Failure`].
+/// Why an attempt stopped early; it becomes a [`Failure`]. The WebSocket step shares the
+/// connect path ([`transport::open`]) and so these errors too.
 #[derive(Debug, thiserror::Error)]
-enum HttpError {
+pub(crate) enum HttpError {
     #[error(transparent)]
     Render(#[from] RenderError),
     /// The rendered request cannot be sent (bad URL, invalid header value).
@@ -87,7 +88,7 @@ enum HttpError {
 }
 
 impl HttpError {
-    fn class(&self) -> FailureClass {
+    pub(crate) fn class(&self) -> FailureClass {
         match self {
             HttpError::Render(_) | HttpError::Template(_) => FailureClass::Template,
             HttpError::Dns { .. } => FailureClass::Dns,
@@ -103,7 +104,7 @@ impl HttpError {
 
 /// Formats an error with its whole `source()` chain: hyper and io errors keep the useful part
 /// (the OS error, the parse problem) in their sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -266,7 +267,7 @@ fn summarize_spec(spec: &RequestSpec, headers: &HeaderMap) -> RequestSummary {
 }
 
 /// Header names (always lower-case in `http`) and values, non-UTF-8 bytes replaced.
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {

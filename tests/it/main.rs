@@ -1,9 +1,10 @@
 //! Integration tests: one binary, one module per capability. Every test talks to real servers
-//! on 127.0.0.1 (an in-test axum server, the demo shop, httpbin started by scripts/test.sh).
+//! on 127.0.0.1: in-test servers, the demo shop, and the peers scripts/test.sh starts (httpbin,
+//! a Python WebSocket server, dnsmasq).
 
 mod cli;
 mod conditions;
 mod httpbin;
 mod journeys;
-
+mod steps;
 mod support;

@@ -42,8 +42,13 @@ async def handler(ws):
         await ws.send(json.dumps(data))
 
 
+def select_subprotocol(connection, offered):
+    """Accept "v1.echo" when offered; clients that offer nothing are accepted too."""
+    return "v1.echo" if "v1.echo" in offered else None
+
+
 async def main():
-    async with serve(handler, "127.0.0.1", 0, subprotocols=["v1.echo"]) as server:
+    async with serve(handler, "127.0.0.1", 0, select_subprotocol=select_subprotocol) as server:
         port = server.sockets[0].getsockname()[1]
         print(port, flush=True)
         await asyncio.Future()

@@ -18,7 +18,7 @@ use crate::journey::template::{RenderError, Scope, Template};
 use crate::journey::{HttpBody, HttpStep, JsonTemplate};
 use crate::step::StepContext;
 
-const USER_AGENT: &str = concat!("waymark/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("waymark/", env!("CARGO_PKG_VERSION"));
 
 /// Headers that identify the caller, sent only to the host the step named. A `Host` override
 /// is in the list too: it is meant for the step's own host, never for a redirect target.
@@ -170,7 +170,7 @@ fn host_header(url: &Url) -> Result<HeaderValue, HttpError> {
     HeaderValue::try_from(value).map_err(|e| HttpError::Template(format!("host of `{url}`: {e}")))
 }
 
-fn render_headers(
+pub(crate) fn render_headers(
     headers: &[(String, Template)],
     scope: &Scope<'_>,
 ) -> Result<HeaderMap, HttpError> {
@@ -192,7 +192,7 @@ fn render_headers(
 
 /// Adds trace-propagation headers, except those the step sets itself: the journey author's
 /// explicit choice wins. Invalid ones are skipped (they come from the runner, not the target).
-fn add_propagation_headers(headers: &mut HeaderMap, propagation: &[(String, String)]) {
+pub(crate) fn add_propagation_headers(headers: &mut HeaderMap, propagation: &[(String, String)]) {
     let own: Vec<HeaderName> = headers.keys().cloned().collect();
     for (name, value) in propagation {
         match (
@@ -233,7 +233,10 @@ fn render_body(
     })
 }
 
-fn render_json(template: &JsonTemplate, scope: &Scope<'_>) -> Result<Value, RenderError> {
+pub(crate) fn render_json(
+    template: &JsonTemplate,
+    scope: &Scope<'_>,
+) -> Result<Value, RenderError> {
     Ok(match template {
         JsonTemplate::Null => Value::Null,
         JsonTemplate::Bool(b) => Value::Bool(*b),

@@ -1,7 +1,8 @@
-//! TLS for HTTPS hops: the two shared client configurations (verifying and
-//! `insecure_skip_verify`), the handshake, and what it tells about the peer.
+//! TLS for HTTPS hops and `wss://` connections: the shared client configurations
+//! (verifying and `insecure_skip_verify`, each with an HTTP/1.1-only ALPN variant for
+//! WebSocket upgrades), the handshake, and what it tells about the peer.
 //!
-//! Both configurations name the `ring` provider explicitly instead of relying on a
+//! All configurations name the `ring` provider explicitly instead of relying on a
 //! process-wide default provider, and are built once: building a `ClientConfig` parses the
 //! whole root store, which is far too slow to do per request.
 
@@ -45,6 +46,17 @@ static INSECURE: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| {
     )
 });
 
+/// [`VERIFYING`] and [`INSECURE`] offering only `http/1.1`: a WebSocket upgrade is an
+/// HTTP/1.1 request, so the server must not pick h2.
+static VERIFYING_HTTP1: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| http1_only(&VERIFYING));
+static INSECURE_HTTP1: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| http1_only(&INSECURE));
+
+fn http1_only(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -62,8 +74,28 @@ fn finish(builder: ConfigBuilder<ClientConfig, WantsClientCert>) -> Arc<ClientCo
     Arc::new(config)
 }
 
+/// How to run a TLS handshake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsOptions {
+    /// Accept any certificate (the step's `insecure_skip_verify`).
+    pub insecure_skip_verify: bool,
+    /// Offer only `http/1.1` in ALPN (WebSocket); otherwise h2 first, then `http/1.1`.
+    pub http1_only: bool,
+}
+
+impl TlsOptions {
+    fn config(self) -> &'static Arc<ClientConfig> {
+        match (self.insecure_skip_verify, self.http1_only) {
+            (false, false) => &VERIFYING,
+            (true, false) => &INSECURE,
+            (false, true) => &VERIFYING_HTTP1,
+            (true, true) => &INSECURE_HTTP1,
+        }
+    }
+}
+
 /// What the handshake established.
-pub(super) struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// ALPN selected HTTP/2.
     pub h2: bool,
     /// `[CERTIFICATE_EXPIRATION]`: leaf `notAfter` minus now, in milliseconds.
@@ -75,7 +107,7 @@ pub(super) async fn handshake(
     tcp: TcpStream,
     host: &Host<&str>,
     peer: SocketAddr,
-    insecure_skip_verify: bool,
+    options: TlsOptions,
     clock: &Clock,
     timings: &mut Timings,
 ) -> Result<(TlsStream<TcpStream>, TlsInfo), HttpError> {
@@ -84,12 +116,7 @@ pub(super) async fn handshake(
         reason,
     };
     let name = server_name(host).map_err(failed)?;
-    let config = if insecure_skip_verify {
-        &INSECURE
-    } else {
-        &VERIFYING
-    };
-    let connector = TlsConnector::from(Arc::clone(config));
+    let connector = TlsConnector::from(Arc::clone(options.config()));
     let started = Instant::now();
     let stream = clock
         .limit("TLS handshake", connector.connect(name, tcp))

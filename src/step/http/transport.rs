@@ -1,5 +1,6 @@
 //! The connect path of one hop, each phase timed and bounded by the attempt's deadline:
 //! DNS → TCP → TLS (https) → hyper handshake, then sending the request and reading the body.
+//! The WebSocket step shares the first phases ([`open`]) and does its own upgrade.
 //!
 //! Every wait goes through [`Clock::limit`], so an expired deadline always surfaces as a
 //! `Timeout` naming the phase, with the phases completed before it already recorded.
@@ -17,13 +18,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use url::{Host, Url};
 
-use super::{HttpError, error_chain, tls};
+use super::tls::{self, TlsInfo, TlsOptions};
+use super::{HttpError, error_chain};
 use crate::step::{Attempt, Timings};
 
 /// The attempt's time budget: when it started (for messages) and when it must be over.
-pub(super) struct Clock {
+pub(crate) struct Clock {
     start: Instant,
     deadline: Instant,
 }
@@ -137,6 +140,37 @@ pub(super) async fn connect(
     clock: &Clock,
     attempt: &mut Attempt,
 ) -> Result<Connection, HttpError> {
+    let tls = (url.scheme() == "https").then_some(TlsOptions {
+        insecure_skip_verify,
+        http1_only: false,
+    });
+    match open(url, tls, clock, attempt).await? {
+        Transport::Plain(tcp) => handshake(tcp, Protocol::Http1, max_body_bytes, clock).await,
+        Transport::Tls(stream, info) => {
+            let protocol = if info.h2 {
+                Protocol::Http2
+            } else {
+                Protocol::Http1
+            };
+            handshake(*stream, protocol, max_body_bytes, clock).await
+        }
+    }
+}
+
+/// A byte stream to the URL's host, before any HTTP: plain TCP, or TLS over it.
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>, TlsInfo),
+}
+
+/// DNS → TCP → TLS (when `tls` is given), recording `[CONNECTED]`, `[IP]`, the certificate
+/// expiry and the DNS, connect and TLS phases into `attempt`.
+pub(crate) async fn open(
+    url: &Url,
+    tls: Option<TlsOptions>,
+    clock: &Clock,
+    attempt: &mut Attempt,
+) -> Result<Transport, HttpError> {
     let host = url
         .host()
         .ok_or_else(|| HttpError::Template(format!("URL `{url}` has no host")))?;
@@ -146,25 +180,13 @@ pub(super) async fn connect(
     let (tcp, peer) = connect_tcp(&addrs, clock, &mut attempt.timings).await?;
     attempt.facts.connected = Some(true);
     attempt.facts.ip = Some(peer.ip());
-    if url.scheme() != "https" {
-        return handshake(tcp, Protocol::Http1, max_body_bytes, clock).await;
-    }
-    let (stream, info) = tls::handshake(
-        tcp,
-        &host,
-        peer,
-        insecure_skip_verify,
-        clock,
-        &mut attempt.timings,
-    )
-    .await?;
-    attempt.facts.certificate_expiration_ms = info.expires_in_ms;
-    let protocol = if info.h2 {
-        Protocol::Http2
-    } else {
-        Protocol::Http1
+    let Some(options) = tls else {
+        return Ok(Transport::Plain(tcp));
     };
-    handshake(stream, protocol, max_body_bytes, clock).await
+    let (stream, info) =
+        tls::handshake(tcp, &host, peer, options, clock, &mut attempt.timings).await?;
+    attempt.facts.certificate_expiration_ms = info.expires_in_ms;
+    Ok(Transport::Tls(Box::new(stream), info))
 }
 
 /// Resolves a name with the system resolver; IP literals skip the DNS phase entirely.

@@ -1,10 +1,329 @@
-//! dns step executor. STUB: being implemented.
+//! `dns` steps: one query, one answer, the response code as a fact.
+//!
+//! Messages are encoded and decoded with `hickory-proto`; the transport is a few lines of
+//! tokio here instead of `hickory-resolver`, because a monitor wants exactly one query to one
+//! server with the raw response code: the resolver turns NXDOMAIN into an error, caches,
+//! retries, walks search domains and hides which server answered.
+//!
+//! - The name is always absolute (`api.example.com` is queried as `api.example.com.`): no
+//!   search domains, no `ndots`.
+//! - `server: None` reads the `nameserver` lines of `/etc/resolv.conf`; the next one is tried
+//!   only when one is unusable (refused, unreachable), never after a timeout.
+//! - UDP answers with the truncation bit set are asked again over TCP, like a resolver would.
+//! - Any response code is a successful attempt: `[DNS_RCODE]` says which. A server that does
+//!   not answer by the deadline is a `timeout`; one that cannot be used (refused, unreachable,
+//!   malformed answer) is `dns`.
 
-use super::{Attempt, FailureClass, StepContext, StepExecutor};
-use crate::journey::DnsStep;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout_at};
+
+use super::tcp::{failure, finish, template_failure};
+use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor};
+use crate::journey::{DnsRecordType, DnsStep};
+
+#[cfg(test)]
+mod tests;
+
+/// EDNS UDP payload size advertised: the DNS flag day 2020 value, safe from fragmentation.
+const UDP_PAYLOAD: u16 = 1232;
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 impl StepExecutor for DnsStep {
-    async fn execute(&self, _ctx: &StepContext<'_>) -> Attempt {
-        Attempt::failed(FailureClass::Template, "dns steps are not implemented yet")
+    async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
+        let started = Instant::now();
+        let mut attempt = Attempt::default();
+        if let Err(failure) = self.run(ctx, &mut attempt).await {
+            attempt.failure = Some(failure);
+        }
+        finish(&mut attempt, started);
+        attempt
+    }
+}
+
+impl DnsStep {
+    async fn run(&self, ctx: &StepContext<'_>, attempt: &mut Attempt) -> Result<(), Failure> {
+        let text = self.name.render(&ctx.scope).map_err(template_failure)?;
+        let name = query_name(&text)?;
+        let servers = match self.server {
+            Some(server) => vec![server],
+            None => system_servers().await?,
+        };
+        let query = Query::query(name, record_type(self.record_type));
+        let mut errors = Vec::new();
+        for server in servers {
+            let started = Instant::now();
+            let exchange = Exchange {
+                server,
+                query: &query,
+                deadline: ctx.deadline,
+            };
+            match exchange.run(self.tcp).await {
+                Ok(response) => {
+                    attempt.timings.dns = Some(started.elapsed());
+                    attempt.facts.ip = Some(server.ip());
+                    record_answer(&response, &query, attempt);
+                    return Ok(());
+                }
+                Err(f) if f.class == FailureClass::Dns => errors.push(f.message),
+                Err(f) => return Err(f),
+            }
+        }
+        Err(failure(FailureClass::Dns, errors.join("; ")))
+    }
+}
+
+fn record_type(t: DnsRecordType) -> RecordType {
+    match t {
+        DnsRecordType::A => RecordType::A,
+        DnsRecordType::Aaaa => RecordType::AAAA,
+        DnsRecordType::Cname => RecordType::CNAME,
+        DnsRecordType::Mx => RecordType::MX,
+        DnsRecordType::Txt => RecordType::TXT,
+        DnsRecordType::Ns => RecordType::NS,
+    }
+}
+
+/// The rendered name as an absolute DNS name (IDNA for non-ASCII labels).
+fn query_name(text: &str) -> Result<Name, Failure> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(failure(FailureClass::Template, "the DNS name is empty"));
+    }
+    let mut name = Name::from_utf8(text).map_err(|e| {
+        failure(
+            FailureClass::Template,
+            format!("`{text}` is not a valid DNS name: {e}"),
+        )
+    })?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// `[DNS_RCODE]`, `[BODY]` (answers of the asked type, as a JSON array of strings).
+fn record_answer(response: &Message, query: &Query, attempt: &mut Attempt) {
+    attempt.facts.dns_rcode = Some(rcode_name(response.metadata.response_code));
+    let answers: Vec<String> = response
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == query.query_type())
+        .map(answer_text)
+        .collect();
+    attempt.facts.body = serde_json::to_vec(&answers).ok();
+}
+
+/// Answers as `dig +short` shows them; TXT strings are joined without separators.
+fn answer_text(record: &Record) -> String {
+    match &record.data {
+        RData::A(a) => a.0.to_string(),
+        RData::AAAA(a) => a.0.to_string(),
+        RData::CNAME(n) => n.0.to_ascii(),
+        RData::NS(n) => n.0.to_ascii(),
+        RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange.to_ascii()),
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| String::from_utf8_lossy(s))
+            .collect(),
+        other => other.to_string(),
+    }
+}
+
+/// Response code names as `dig` prints them.
+fn rcode_name(code: ResponseCode) -> String {
+    let name = match code {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::YXDomain => "YXDOMAIN",
+        ResponseCode::YXRRSet => "YXRRSET",
+        ResponseCode::NXRRSet => "NXRRSET",
+        ResponseCode::NotAuth => "NOTAUTH",
+        ResponseCode::NotZone => "NOTZONE",
+        ResponseCode::BADVERS => "BADVERS",
+        ResponseCode::BADSIG => "BADSIG",
+        ResponseCode::BADKEY => "BADKEY",
+        ResponseCode::BADTIME => "BADTIME",
+        ResponseCode::BADMODE => "BADMODE",
+        ResponseCode::BADNAME => "BADNAME",
+        ResponseCode::BADALG => "BADALG",
+        ResponseCode::BADTRUNC => "BADTRUNC",
+        ResponseCode::BADCOOKIE => "BADCOOKIE",
+        ResponseCode::Unknown(n) => return format!("RCODE{n}"),
+    };
+    name.to_string()
+}
+
+/// The system's name servers, from `/etc/resolv.conf`.
+async fn system_servers() -> Result<Vec<SocketAddr>, Failure> {
+    let text = tokio::fs::read_to_string(RESOLV_CONF).await.map_err(|e| {
+        failure(
+            FailureClass::Dns,
+            format!("no `server` given and {RESOLV_CONF} is unreadable: {e}"),
+        )
+    })?;
+    let servers = nameservers(&text);
+    if servers.is_empty() {
+        return Err(failure(
+            FailureClass::Dns,
+            format!("no `server` given and {RESOLV_CONF} names no usable nameserver"),
+        ));
+    }
+    Ok(servers)
+}
+
+/// `nameserver <ip>` lines, in order; scoped IPv6 addresses (`fe80::1%eth0`) are skipped.
+fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
+/// One query to one server.
+struct Exchange<'a> {
+    server: SocketAddr,
+    query: &'a Query,
+    deadline: Instant,
+}
+
+impl Exchange<'_> {
+    async fn run(&self, tcp: bool) -> Result<Message, Failure> {
+        if tcp {
+            return self.tcp().await;
+        }
+        let response = self.udp().await?;
+        if response.metadata.truncation {
+            return self.tcp().await;
+        }
+        Ok(response)
+    }
+
+    fn request(&self) -> Result<(u16, Vec<u8>), Failure> {
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(self.query.clone());
+        let mut edns = Edns::new();
+        edns.set_max_payload(UDP_PAYLOAD);
+        message.set_edns(edns);
+        let bytes = message.to_vec().map_err(|e| {
+            failure(
+                FailureClass::Template,
+                format!("cannot encode the query: {e}"),
+            )
+        })?;
+        Ok((message.metadata.id, bytes))
+    }
+
+    async fn udp(&self) -> Result<Message, Failure> {
+        let (id, request) = self.request()?;
+        let local: SocketAddr = match self.server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(local)
+            .await
+            .map_err(|e| self.unusable("UDP", e))?;
+        // Connected: only the server's datagrams arrive, and ICMP errors (port unreachable)
+        // are reported instead of silently waiting for the deadline.
+        socket
+            .connect(self.server)
+            .await
+            .map_err(|e| self.unusable("UDP", e))?;
+        self.limit("UDP", socket.send(&request))
+            .await?
+            .map_err(|e| self.unusable("UDP", e))?;
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let n = self
+                .limit("UDP", socket.recv(&mut buf))
+                .await?
+                .map_err(|e| self.unusable("UDP", e))?;
+            // Stray datagrams (another ID, not a response) are ignored, as resolvers do.
+            if let Some(response) = self.accept(id, &buf[..n], "UDP")? {
+                return Ok(response);
+            }
+        }
+    }
+
+    async fn tcp(&self) -> Result<Message, Failure> {
+        let (id, request) = self.request()?;
+        let mut stream = self
+            .limit("TCP", TcpStream::connect(self.server))
+            .await?
+            .map_err(|e| self.unusable("TCP", e))?;
+        let _ = stream.set_nodelay(true);
+        let len = u16::try_from(request.len()).unwrap_or(u16::MAX);
+        let mut framed = Vec::with_capacity(request.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&request);
+        self.limit("TCP", stream.write_all(&framed))
+            .await?
+            .map_err(|e| self.unusable("TCP", e))?;
+        let read = async {
+            let len = stream.read_u16().await?;
+            let mut buf = vec![0u8; usize::from(len)];
+            stream.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        };
+        let buf = self
+            .limit("TCP", read)
+            .await?
+            .map_err(|e| self.unusable("TCP", e))?;
+        match self.accept(id, &buf, "TCP")? {
+            Some(response) => Ok(response),
+            None => Err(self.unusable("TCP", "the answer is for another query")),
+        }
+    }
+
+    /// Parses a datagram or TCP message: `None` if it is not the answer to this query.
+    fn accept(&self, id: u16, bytes: &[u8], transport: &str) -> Result<Option<Message>, Failure> {
+        // The ID is the first two bytes; a message that is not ours is not this server's fault.
+        if bytes.len() < 2 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
+            return Ok(None);
+        }
+        let message = Message::from_vec(bytes)
+            .map_err(|e| self.unusable(transport, format!("malformed answer: {e}")))?;
+        let ours = message.metadata.message_type == MessageType::Response
+            && message.queries.iter().all(|q| {
+                q.name() == self.query.name() && q.query_type() == self.query.query_type()
+            });
+        Ok(ours.then_some(message))
+    }
+
+    async fn limit<F: Future>(&self, transport: &str, f: F) -> Result<F::Output, Failure> {
+        timeout_at(self.deadline, f).await.map_err(|_| {
+            failure(
+                FailureClass::Timeout,
+                format!(
+                    "no answer from {} ({transport}) for {} {} by the deadline",
+                    self.server,
+                    self.query.name(),
+                    self.query.query_type()
+                ),
+            )
+        })
+    }
+
+    fn unusable(&self, transport: &str, reason: impl std::fmt::Display) -> Failure {
+        failure(
+            FailureClass::Dns,
+            format!("DNS server {} ({transport}): {reason}", self.server),
+        )
     }
 }

@@ -55,7 +55,7 @@ impl TcpStep {
                         format!("timed out sending {} bytes to {peer}", bytes.len()),
                     ));
                 }
-                Ok(Err(e)) => return Err(io_failure(&e, "sending", peer)),
+                Ok(Err(e)) => return Err(io_failure(&e, "sending to", peer, 0)),
                 Ok(Ok(())) => {}
             }
         }
@@ -64,11 +64,12 @@ impl TcpStep {
             let wanted = Expected {
                 bytes: expect,
                 source,
+                peer,
             };
             let read = read_until(&mut stream, &wanted, self.max_bytes, ctx.deadline, sent).await;
             attempt.timings.ttfb = read.first_byte.map(|at| at - sent);
             attempt.facts.body = Some(read.bytes);
-            read.outcome.map_err(|f| describe_peer(f, peer))?;
+            read.outcome?;
         }
         // A FIN, not a reset: the peer sees a normal close.
         let _ = timeout_at(ctx.deadline, stream.shutdown()).await;
@@ -81,6 +82,7 @@ impl TcpStep {
 struct Expected<'a> {
     bytes: &'a [u8],
     source: &'a BytesTemplate,
+    peer: SocketAddr,
 }
 
 impl Expected<'_> {
@@ -129,8 +131,9 @@ async fn read_until(
             read.outcome = Err(failure(
                 FailureClass::Protocol,
                 format!(
-                    "{} not found in the first {total} bytes (max_bytes)",
-                    expect.describe()
+                    "{} not found in the first {total} bytes from {} (max_bytes)",
+                    expect.describe(),
+                    expect.peer
                 ),
             ));
             return read;
@@ -142,21 +145,23 @@ async fn read_until(
                 read.outcome = Err(failure(
                     FailureClass::Timeout,
                     format!(
-                        "timed out reading: {} not seen after {waited} ({total} bytes read)",
+                        "timed out reading from {}: {} not seen after {waited} ({total} bytes read)",
+                        expect.peer,
                         expect.describe()
                     ),
                 ));
                 return read;
             }
             Ok(Err(e)) => {
-                read.outcome = Err(io_failure_text(&e, "reading", total));
+                read.outcome = Err(io_failure(&e, "reading from", expect.peer, total));
                 return read;
             }
             Ok(Ok(0)) => {
                 read.outcome = Err(failure(
                     FailureClass::ClosedByPeer,
                     format!(
-                        "the peer closed the connection after {total} bytes without sending the {}",
+                        "{} closed the connection after {total} bytes without sending the {}",
+                        expect.peer,
                         expect.describe()
                     ),
                 ));
@@ -257,23 +262,22 @@ async fn resolve(
         return Err(failure(FailureClass::Template, "the host is empty"));
     }
     let started = Instant::now();
-    let addrs: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host((bare, port)))
-        .await
-    {
-        Err(_) => {
-            return Err(failure(
-                FailureClass::Timeout,
-                format!("timed out resolving `{bare}`"),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Err(failure(
-                FailureClass::Dns,
-                format!("cannot resolve `{bare}`: {e}"),
-            ));
-        }
-        Ok(Ok(addrs)) => addrs.collect(),
-    };
+    let addrs: Vec<SocketAddr> =
+        match timeout_at(deadline, tokio::net::lookup_host((bare, port))).await {
+            Err(_) => {
+                return Err(failure(
+                    FailureClass::Timeout,
+                    format!("timed out resolving `{bare}`"),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(failure(
+                    FailureClass::Dns,
+                    format!("cannot resolve `{bare}`: {e}"),
+                ));
+            }
+            Ok(Ok(addrs)) => addrs.collect(),
+        };
     timings.dns = Some(started.elapsed());
     if addrs.is_empty() {
         return Err(failure(
@@ -286,11 +290,7 @@ async fn resolve(
 
 /// A read or write error on an established connection: the peer resetting or aborting it is
 /// `closed_by_peer`; anything else (unreachable mid-stream, ...) is `connect`.
-fn io_failure(e: &std::io::Error, doing: &str, peer: SocketAddr) -> Failure {
-    describe_peer(io_failure_text(e, doing, 0), peer)
-}
-
-fn io_failure_text(e: &std::io::Error, doing: &str, read: usize) -> Failure {
+fn io_failure(e: &std::io::Error, doing: &str, peer: SocketAddr, read: usize) -> Failure {
     let class = match e.kind() {
         ErrorKind::ConnectionReset
         | ErrorKind::ConnectionAborted
@@ -303,13 +303,11 @@ fn io_failure_text(e: &std::io::Error, doing: &str, read: usize) -> Failure {
     } else {
         String::new()
     };
-    failure(class, format!("error {doing}{after}: {e}"))
-}
-
-/// Appends the peer address to a failure message.
-fn describe_peer(mut f: Failure, peer: SocketAddr) -> Failure {
-    f.message = format!("{} ({peer})", f.message);
-    f
+    let what = match class {
+        FailureClass::ClosedByPeer => "the peer broke the connection",
+        _ => "connection error",
+    };
+    failure(class, format!("{what} while {doing} {peer}{after}: {e}"))
 }
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {

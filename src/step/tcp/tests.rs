@@ -1,0 +1,358 @@
+//! Tests against real TCP servers on 127.0.0.1 (random ports). The harness is shared with the
+//! `dns` and `tls` tests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+use crate::journey::condition::Condition;
+use crate::journey::template::{EnvSecrets, Redactor, Scope, Template};
+use crate::journey::{BytesTemplate, DEFAULT_TCP_MAX_BYTES, TcpStep};
+use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
+
+// ---------------------------------------------------------------------------------------------
+// Harness (shared)
+
+/// Variables, secrets and redactor for one test; builds the [`Scope`] steps render with.
+pub(in crate::step) struct Harness {
+    vars: BTreeMap<String, Value>,
+    secrets: EnvSecrets,
+    redactor: Redactor,
+}
+
+impl Harness {
+    pub fn new(vars: &[(&str, Value)]) -> Harness {
+        Harness {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            secrets: EnvSecrets::default(),
+            redactor: Redactor::default(),
+        }
+    }
+
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            vars: &self.vars,
+            secrets: &self.secrets,
+            redactor: &self.redactor,
+            now: chrono::Utc::now(),
+        }
+    }
+
+    /// One attempt with a deadline `timeout` from now.
+    pub async fn run<S: StepExecutor>(&self, step: &S, timeout: Duration) -> Attempt {
+        let ctx = StepContext {
+            scope: self.scope(),
+            deadline: Instant::now() + timeout,
+            propagation_headers: Vec::new(),
+        };
+        step.execute(&ctx).await
+    }
+
+    /// Evaluates a condition against the attempt's facts: (passed, actual).
+    pub fn check(&self, condition: &str, attempt: &Attempt) -> (bool, String) {
+        let c = Condition::parse(condition).unwrap();
+        let outcome = c.evaluate(&attempt.facts, &self.scope());
+        (outcome.passed, outcome.actual)
+    }
+}
+
+pub(in crate::step) fn t(src: &str) -> Template {
+    Template::parse(src).unwrap()
+}
+
+#[track_caller]
+pub(in crate::step) fn assert_ok(a: &Attempt) {
+    assert!(a.failure.is_none(), "unexpected failure: {:?}", a.failure);
+    assert!(a.timings.total.is_some());
+    assert_eq!(a.facts.response_time, a.timings.total);
+}
+
+#[track_caller]
+pub(in crate::step) fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
+    let f = a
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected {class:?}, got success: {a:?}"));
+    assert_eq!(f.class, class, "{}", f.message);
+    assert!(a.timings.total.is_some());
+    &f.message
+}
+
+/// A port nothing listens on (bound, then released).
+pub(in crate::step) async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/// Accepts connections forever and hands each to `handle`.
+async fn serve<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(handle(s));
+        }
+    });
+    addr
+}
+
+async fn echo_server() -> SocketAddr {
+    serve(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// Writes each chunk with a pause in between, then keeps the connection open.
+async fn chunked_server(chunks: &'static [&'static [u8]]) -> SocketAddr {
+    serve(move |mut s| async move {
+        for c in chunks {
+            let _ = s.write_all(c).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await
+}
+
+fn text(src: &str) -> Option<BytesTemplate> {
+    Some(BytesTemplate {
+        template: t(src),
+        hex: false,
+    })
+}
+
+fn hex(src: &str) -> Option<BytesTemplate> {
+    Some(BytesTemplate {
+        template: t(src),
+        hex: true,
+    })
+}
+
+fn step(host: &str, port: u16) -> TcpStep {
+    TcpStep {
+        host: t(host),
+        port,
+        send: None,
+        expect: None,
+        max_bytes: DEFAULT_TCP_MAX_BYTES,
+    }
+}
+
+const FIVE_S: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn echo_server_answers_what_was_sent() {
+    let addr = echo_server().await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.send = text("PING\r\n");
+    s.expect = text("PING");
+    let a = h.run(&s, FIVE_S).await;
+    assert_ok(&a);
+    assert_eq!(a.facts.body.as_deref(), Some(&b"PING\r\n"[..]));
+    assert_eq!(a.facts.connected, Some(true));
+    assert_eq!(a.facts.ip, Some(addr.ip()));
+    assert!(a.timings.dns.is_none(), "an IP literal needs no DNS");
+    assert!(a.timings.connect.is_some());
+    assert!(a.timings.ttfb.is_some());
+    assert!(h.check("[BODY] == PING", &a).0);
+    assert!(h.check("[CONNECTED] == true", &a).0);
+}
+
+#[tokio::test]
+async fn hex_send_and_expect() {
+    let addr = echo_server().await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.send = hex("de ad\tBE ef");
+    s.expect = hex("adbe");
+    let a = h.run(&s, FIVE_S).await;
+    assert_ok(&a);
+    assert_eq!(a.facts.body.as_deref(), Some(&[0xde, 0xad, 0xbe, 0xef][..]));
+}
+
+#[tokio::test]
+async fn send_and_expect_are_templates() {
+    let addr = echo_server().await;
+    let h = Harness::new(&[
+        ("who", Value::from("waymark")),
+        ("bytes", Value::from("2a 0a")),
+    ]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.send = text("HELLO {{ who }}\n");
+    s.expect = text("{{ who }}");
+    assert_ok(&h.run(&s, FIVE_S).await);
+
+    s.send = hex("{{ bytes }}");
+    s.expect = hex("0a");
+    assert_ok(&h.run(&s, FIVE_S).await);
+}
+
+#[tokio::test]
+async fn bad_hex_at_run_time_is_a_template_error_before_connecting() {
+    let h = Harness::new(&[("bytes", Value::from("zz"))]);
+    let mut s = step("127.0.0.1", closed_port().await);
+    s.send = hex("{{ bytes }}");
+    let a = h.run(&s, FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::Template);
+    assert!(
+        msg.contains("tcp.send") && msg.contains("{{ bytes }}"),
+        "{msg}"
+    );
+    assert_eq!(a.facts.connected, None, "nothing was attempted");
+
+    let s = step("{{ undefined }}", 1);
+    assert_failed(&h.run(&s, FIVE_S).await, FailureClass::Template);
+}
+
+#[tokio::test]
+async fn expected_bytes_split_across_reads_are_found() {
+    let addr = chunked_server(&[b"+PO", b"N", b"G\r\n"]).await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.expect = text("+PONG");
+    let a = h.run(&s, FIVE_S).await;
+    assert_ok(&a);
+    assert!(a.facts.body.as_deref().unwrap().starts_with(b"+PONG"));
+}
+
+#[tokio::test]
+async fn expect_not_within_max_bytes_is_a_protocol_failure() {
+    let addr = chunked_server(&[&[b'x'; 100]]).await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.expect = text("PONG");
+    s.max_bytes = 10;
+    let a = h.run(&s, FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::Protocol);
+    assert!(
+        msg.contains("`PONG` not found in the first 10 bytes"),
+        "{msg}"
+    );
+    assert_eq!(a.facts.body.as_deref(), Some(&[b'x'; 10][..]), "capped");
+}
+
+#[tokio::test]
+async fn peer_closing_before_expect_is_closed_by_peer() {
+    let addr = serve(|mut s| async move {
+        // Reads the request first, so the close is a FIN rather than a reset.
+        let _ = s.read_exact(&mut [0u8; 6]).await;
+        let _ = s.write_all(b"-ERR go away\r\n").await;
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.send = text("PING\r\n");
+    s.expect = text("+PONG");
+    let a = h.run(&s, FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::ClosedByPeer);
+    assert!(
+        msg.contains("closed the connection after 14 bytes"),
+        "{msg}"
+    );
+    assert_eq!(a.facts.body.as_deref(), Some(&b"-ERR go away\r\n"[..]));
+    assert_eq!(a.facts.connected, Some(true));
+}
+
+#[tokio::test]
+async fn silent_server_times_out_by_the_deadline() {
+    let addr = serve(|s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.send = text("hello");
+    s.expect = text("anything");
+    let started = Instant::now();
+    let a = h.run(&s, Duration::from_millis(300)).await;
+    let elapsed = started.elapsed();
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("timed out reading"), "{msg}");
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
+        "{elapsed:?}"
+    );
+    assert_eq!(a.facts.body.as_deref(), Some(&b""[..]));
+}
+
+#[tokio::test]
+async fn refused_port_is_a_connect_failure() {
+    let h = Harness::new(&[]);
+    let s = step("127.0.0.1", closed_port().await);
+    let a = h.run(&s, FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::Connect);
+    assert!(msg.contains("refused"), "{msg}");
+    assert_eq!(a.facts.connected, Some(false));
+}
+
+#[tokio::test]
+async fn connect_only_passes_once_connected() {
+    let addr = serve(|s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let a = h.run(&step("127.0.0.1", addr.port()), FIVE_S).await;
+    assert_ok(&a);
+    assert_eq!(a.facts.body, None, "nothing is read without `expect`");
+    assert_eq!(h.check("[CONNECTED] == true", &a), (true, "true".into()));
+    assert!(h.check("[RESPONSE_TIME] < 1000", &a).0);
+}
+
+#[tokio::test]
+async fn localhost_resolves_and_falls_back_across_addresses() {
+    // `localhost` may resolve to ::1 first, where nothing listens: the next address is tried.
+    let addr = echo_server().await;
+    let h = Harness::new(&[]);
+    let mut s = step("localhost", addr.port());
+    s.send = text("hi");
+    s.expect = text("hi");
+    let a = h.run(&s, FIVE_S).await;
+    assert_ok(&a);
+    assert!(a.timings.dns.is_some());
+    assert_eq!(a.facts.ip, Some(addr.ip()));
+}
+
+#[tokio::test]
+async fn peer_resetting_the_connection_is_closed_by_peer() {
+    let addr = serve(|s| async move {
+        // A zero linger turns the close into a reset.
+        let _ = s.set_zero_linger();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(s);
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let mut s = step("127.0.0.1", addr.port());
+    s.expect = text("+PONG");
+    let a = h.run(&s, FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::ClosedByPeer);
+    assert!(msg.contains("broke the connection while reading"), "{msg}");
+}

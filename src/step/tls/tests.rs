@@ -1,0 +1,285 @@
+//! Tests against tokio-rustls servers on 127.0.0.1 with certificates made here by rcgen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::provider;
+use crate::journey::TlsStep;
+use crate::step::tcp::tests::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::{Attempt, FailureClass, StepContext};
+
+const THREE_DAYS_MS: i64 = 3 * 24 * 3600 * 1000;
+const FIVE_S: Duration = Duration::from_secs(5);
+
+fn in_days(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(days)
+}
+
+/// Leaf parameters: SANs `shop.test` and `127.0.0.1`, subject `CN=shop.test, O=Waymark Tests`.
+fn leaf_params(not_after: time::OffsetDateTime) -> CertificateParams {
+    let mut params =
+        CertificateParams::new(vec!["shop.test".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "shop.test");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Waymark Tests");
+    params.not_before = in_days(-30);
+    params.not_after = not_after;
+    params
+}
+
+/// A self-signed leaf expiring in 3 days.
+fn self_signed() -> (CertificateDer<'static>, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf_params(in_days(3)).self_signed(&key).unwrap();
+    (cert.der().clone(), key)
+}
+
+/// A CA, and a leaf it signed valid until `not_after`: (CA certificate, leaf, leaf key).
+fn ca_signed(
+    not_after: time::OffsetDateTime,
+) -> (CertificateDer<'static>, CertificateDer<'static>, KeyPair) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Waymark Test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = leaf_params(not_after);
+    params.not_before = in_days(-60);
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    (ca.der().clone(), leaf.der().clone(), key)
+}
+
+/// A TLS server; for each connection it reports whether the client closed with close_notify.
+async fn tls_server(
+    cert: CertificateDer<'static>,
+    key: &KeyPair,
+) -> (SocketAddr, mpsc::UnboundedReceiver<bool>) {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    // Ok(0) only after the peer's close_notify; a bare FIN is an error.
+                    let polite = matches!(tls.read(&mut [0u8; 16]).await, Ok(0));
+                    let _ = tx.send(polite);
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> TlsStep {
+    TlsStep {
+        host: t(host),
+        port,
+        server_name: server_name.map(str::to_string),
+        insecure_skip_verify: insecure,
+    }
+}
+
+/// One attempt trusting only `root` (instead of the Mozilla roots).
+async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>) -> Attempt {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let ctx = StepContext {
+        scope: h.scope(),
+        deadline: Instant::now() + FIVE_S,
+        propagation_headers: Vec::new(),
+    };
+    s.probe(&ctx, Arc::new(config)).await
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
+    let (cert, key) = self_signed();
+    let (addr, mut closes) = tls_server(cert, &key).await;
+    let h = Harness::new(&[]);
+    let a = h
+        .run(
+            &step("127.0.0.1", addr.port(), Some("shop.test"), true),
+            FIVE_S,
+        )
+        .await;
+    assert_ok(&a);
+    let f = &a.facts;
+    let left = f.certificate_expiration_ms.unwrap();
+    assert!((left - THREE_DAYS_MS).abs() < 60_000, "{left}");
+    assert_eq!(
+        f.certificate_subject.as_deref(),
+        Some("CN=shop.test, O=Waymark Tests")
+    );
+    assert_eq!(f.certificate_issuer, f.certificate_subject, "self-signed");
+    assert_eq!(f.certificate_sans.as_deref(), Some("shop.test, 127.0.0.1"));
+    assert_eq!(f.connected, Some(true));
+    assert_eq!(f.ip, Some(addr.ip()));
+    assert!(a.timings.connect.is_some() && a.timings.tls.is_some());
+    assert!(a.timings.dns.is_none());
+    assert_eq!(closes.recv().await, Some(true), "closed with close_notify");
+}
+
+#[tokio::test]
+async fn self_signed_certificate_fails_verification_with_unknown_issuer() {
+    let (cert, key) = self_signed();
+    let (addr, _closes) = tls_server(cert, &key).await;
+    let h = Harness::new(&[]);
+    let a = h
+        .run(
+            &step("127.0.0.1", addr.port(), Some("shop.test"), false),
+            FIVE_S,
+        )
+        .await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(msg.contains("unknown issuer"), "{msg}");
+    assert!(msg.contains("shop.test"), "{msg}");
+    assert_eq!(a.facts.certificate_expiration_ms, None);
+    assert_eq!(a.facts.connected, Some(true));
+}
+
+#[tokio::test]
+async fn expiry_condition_fails_showing_the_time_left() {
+    let (cert, key) = self_signed();
+    let (addr, _closes) = tls_server(cert, &key).await;
+    let h = Harness::new(&[]);
+    let a = h
+        .run(&step("127.0.0.1", addr.port(), None, true), FIVE_S)
+        .await;
+    assert_ok(&a);
+    let (passed, actual) = h.check("[CERTIFICATE_EXPIRATION] > 336h", &a);
+    assert!(!passed);
+    assert!(actual.contains("71h") || actual.contains("72h"), "{actual}");
+    assert!(h.check("[CERTIFICATE_EXPIRATION] > 48h", &a).0);
+    assert!(h.check("[CERTIFICATE_SANS] == pat(*shop.test*)", &a).0);
+    assert!(h.check("[CERTIFICATE_ISSUER] == pat(*Waymark*)", &a).0);
+}
+
+#[tokio::test]
+async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
+    let (ca, leaf, key) = ca_signed(in_days(90));
+    let (addr, mut closes) = tls_server(leaf, &key).await;
+    let h = Harness::new(&[]);
+    let by_name = step("127.0.0.1", addr.port(), Some("shop.test"), false);
+    let a = probe_trusting(&h, &by_name, ca.clone()).await;
+    assert_ok(&a);
+    assert_eq!(
+        a.facts.certificate_issuer.as_deref(),
+        Some("CN=Waymark Test CA")
+    );
+    assert_eq!(closes.recv().await, Some(true));
+    // No server_name: the IP literal is verified against the IP SAN.
+    let by_ip = step("127.0.0.1", addr.port(), None, false);
+    assert_ok(&probe_trusting(&h, &by_ip, ca).await);
+}
+
+#[tokio::test]
+async fn name_mismatch_and_expiry_fail_verification() {
+    let (ca, leaf, key) = ca_signed(in_days(90));
+    let (addr, _closes) = tls_server(leaf, &key).await;
+    let h = Harness::new(&[]);
+    let other = step("127.0.0.1", addr.port(), Some("other.test"), false);
+    let a = probe_trusting(&h, &other, ca).await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(msg.contains("name mismatch"), "{msg}");
+
+    let (ca, leaf, key) = ca_signed(in_days(-1));
+    let (addr, _closes) = tls_server(leaf, &key).await;
+    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
+    let msg = assert_failed(&probe_trusting(&h, &s, ca).await, FailureClass::Tls).to_string();
+    assert!(msg.contains("expired"), "{msg}");
+
+    // With insecure_skip_verify the expired certificate is inspected: time left is negative.
+    let a = h
+        .run(&step("127.0.0.1", addr.port(), None, true), FIVE_S)
+        .await;
+    assert_ok(&a);
+    let left = a.facts.certificate_expiration_ms.unwrap();
+    assert!((left + 24 * 3600 * 1000).abs() < 60_000, "{left}");
+}
+
+#[tokio::test]
+async fn server_that_never_speaks_tls_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let h = Harness::new(&[]);
+    let started = Instant::now();
+    let a = h
+        .run(
+            &step("127.0.0.1", port, None, true),
+            Duration::from_millis(300),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("TLS handshake"), "{msg}");
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn peer_closing_during_the_handshake_is_a_tls_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    let h = Harness::new(&[]);
+    let a = h.run(&step("127.0.0.1", port, None, true), FIVE_S).await;
+    assert_failed(&a, FailureClass::Tls);
+}
+
+#[tokio::test]
+async fn refused_port_and_bad_server_name() {
+    let h = Harness::new(&[]);
+    let port = closed_port().await;
+    let a = h.run(&step("127.0.0.1", port, None, false), FIVE_S).await;
+    assert_failed(&a, FailureClass::Connect);
+    let a = h
+        .run(&step("127.0.0.1", port, Some("not a name!"), false), FIVE_S)
+        .await;
+    let msg = assert_failed(&a, FailureClass::Template);
+    assert!(msg.contains("not a valid TLS server name"), "{msg}");
+    assert_eq!(a.facts.connected, None, "nothing was attempted");
+}

@@ -22,8 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
-use super::tcp::{failure, finish, template_failure};
-use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor};
+use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
 use crate::journey::{DnsRecordType, DnsStep};
 
 #[cfg(test)]
@@ -41,14 +40,14 @@ impl StepExecutor for DnsStep {
         if let Err(failure) = self.run(ctx, &mut attempt).await {
             attempt.failure = Some(failure);
         }
-        finish(&mut attempt, started);
+        finish(&mut attempt, started.elapsed());
         attempt
     }
 }
 
 impl DnsStep {
     async fn run(&self, ctx: &StepContext<'_>, attempt: &mut Attempt) -> Result<(), Failure> {
-        let text = self.name.render(&ctx.scope).map_err(template_failure)?;
+        let text = self.name.render(&ctx.scope)?;
         let name = query_name(&text)?;
         let servers = match self.server {
             Some(server) => vec![server],

@@ -9,17 +9,14 @@
 //! Layout:
 //! - this file: the attempt as a whole, the redirect loop, and filling [`Attempt`];
 //! - [`request`]: turning the step's templates into a concrete request, and redirect rewriting;
-//! - [`transport`]: phase-timed connect path, sending, and the capped body read;
-//! - [`tls`]: the shared rustls client configurations and certificate facts.
+//! - [`transport`]: the hop's connection (over `step::net` and `step::tls_client`), the hyper
+//!   handshake, sending, and the capped body read.
 
 pub(crate) mod request;
-pub(crate) mod tls;
 pub(crate) mod transport;
 
 #[cfg(test)]
 mod tests;
-
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version, header};
@@ -27,14 +24,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::net::Clock;
 use super::{
     Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
-    Timings, summarize_headers,
+    Timings, finish, summarize_headers,
 };
 use crate::journey::HttpStep;
 use crate::journey::template::RenderError;
 use request::RequestSpec;
-use transport::Clock;
 
 impl StepExecutor for HttpStep {
     async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
@@ -46,21 +43,15 @@ impl StepExecutor for HttpStep {
         };
         let mut attempt = Attempt::default();
         let outcome = exchange(self, spec, &clock, &mut attempt).await;
-        let total = clock.elapsed();
-        attempt.timings.total = Some(total);
-        attempt.facts.response_time = Some(total);
+        finish(&mut attempt, clock.elapsed());
         if let Err(e) = outcome {
-            attempt.failure = Some(Failure {
-                class: e.class(),
-                message: e.to_string(),
-            });
+            attempt.failure = Some(e.into());
         }
         attempt
     }
 }
 
-/// Why an attempt stopped early; it becomes a [`Failure`]. The WebSocket step shares the
-/// connect path ([`transport::open`]) and so these errors too.
+/// Why an attempt stopped early; it becomes a [`Failure`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HttpError {
     #[error(transparent)]
@@ -68,17 +59,9 @@ pub(crate) enum HttpError {
     /// The rendered request cannot be sent (bad URL, invalid header value).
     #[error("{0}")]
     Template(String),
-    #[error("cannot resolve `{host}`: {reason}")]
-    Dns { host: String, reason: String },
-    #[error("{0}")]
-    Connect(String),
-    #[error("TLS handshake with {peer} failed: {reason}")]
-    Tls { peer: String, reason: String },
-    #[error("timed out after {:.2}s waiting for {phase}", elapsed.as_secs_f64())]
-    Timeout {
-        phase: &'static str,
-        elapsed: Duration,
-    },
+    /// Already classified by the shared plumbing: DNS, connect, TLS, or the deadline.
+    #[error("{}", .0.message)]
+    Failed(Failure),
     #[error("{0}")]
     Protocol(String),
     #[error("response body is larger than max_body_bytes ({limit} bytes): {detail}")]
@@ -91,10 +74,7 @@ impl HttpError {
     pub(crate) fn class(&self) -> FailureClass {
         match self {
             HttpError::Render(_) | HttpError::Template(_) => FailureClass::Template,
-            HttpError::Dns { .. } => FailureClass::Dns,
-            HttpError::Connect(_) => FailureClass::Connect,
-            HttpError::Tls { .. } => FailureClass::Tls,
-            HttpError::Timeout { .. } => FailureClass::Timeout,
+            HttpError::Failed(f) => f.class,
             HttpError::Protocol(_) => FailureClass::Protocol,
             HttpError::BodyTooLarge { .. } => FailureClass::BodyTooLarge,
             HttpError::TooManyRedirects { .. } => FailureClass::TooManyRedirects,
@@ -102,20 +82,19 @@ impl HttpError {
     }
 }
 
-/// Formats an error with its whole `source()` chain: hyper and io errors keep the useful part
-/// (the OS error, the parse problem) in their sources.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+impl From<Failure> for HttpError {
+    fn from(f: Failure) -> HttpError {
+        HttpError::Failed(f)
     }
-    out
+}
+
+impl From<HttpError> for Failure {
+    fn from(e: HttpError) -> Failure {
+        match e {
+            HttpError::Failed(f) => f,
+            e => super::failure(e.class(), e.to_string()),
+        }
+    }
 }
 
 /// Runs request hops until a response that is not a followed redirect, then reads its body.

@@ -4,13 +4,23 @@
 //! Retries, conditions, extraction and redaction belong to the runner, so every kind gets
 //! them the same way. Executors never panic on hostile input and always return by the
 //! attempt's deadline.
+//!
+//! Shared plumbing: `net` reaches a host (DNS, TCP, the deadline `net::Clock`) and
+//! `tls_client` runs TLS over it, for the `http`, `websocket`, `tcp` and `tls` steps alike.
+//! This file holds the types every executor reports with and the small helpers that build
+//! and finish them (`failure`, `finish`, `error_chain`).
 
 pub mod dns;
 pub mod http;
+pub(crate) mod net;
 pub mod tcp;
 pub mod tls;
+pub(crate) mod tls_client;
 pub mod wait;
 pub mod websocket;
+
+#[cfg(test)]
+mod test_support;
 
 use std::time::Duration;
 
@@ -64,10 +74,7 @@ pub struct ActionOutcome {
 impl Attempt {
     pub fn failed(class: FailureClass, message: impl Into<String>) -> Attempt {
         Attempt {
-            failure: Some(Failure {
-                class,
-                message: message.into(),
-            }),
+            failure: Some(failure(class, message)),
             ..Attempt::default()
         }
     }
@@ -77,6 +84,12 @@ impl From<RenderError> for Attempt {
     fn from(e: RenderError) -> Attempt {
         Attempt::failed(FailureClass::Template, e.to_string())
     }
+}
+
+/// Sets `total` and `[RESPONSE_TIME]`: the attempt is over.
+pub(crate) fn finish(attempt: &mut Attempt, total: Duration) {
+    attempt.timings.total = Some(total);
+    attempt.facts.response_time = Some(total);
 }
 
 /// Where the time of an attempt went. Phases that did not happen (no DNS for an IP literal,
@@ -131,6 +144,36 @@ mod opt_ms {
 pub struct Failure {
     pub class: FailureClass,
     pub message: String,
+}
+
+pub(crate) fn failure(class: FailureClass, message: impl Into<String>) -> Failure {
+    Failure {
+        class,
+        message: message.into(),
+    }
+}
+
+/// A template that did not render is the journey's fault.
+impl From<RenderError> for Failure {
+    fn from(e: RenderError) -> Failure {
+        failure(FailureClass::Template, e.to_string())
+    }
+}
+
+/// Formats an error with its whole `source()` chain: hyper, rustls and io errors keep the
+/// useful part (the OS error, the parse problem) in their sources.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Why a step failed: stable names, used in JSON output, storage and alert grouping.

@@ -1,42 +1,45 @@
-//! `tcp` steps: connect, optionally send bytes, optionally read until expected bytes appear.
-//!
-//! Also home of the resolve-and-connect helper the `tls` step shares: a host that is an IP
-//! literal skips DNS, anything else goes through the system resolver (`lookup_host`), and the
-//! addresses are tried in resolver order, all bounded by the attempt's deadline.
+//! `tcp` steps: connect (`net::connect`), optionally send bytes, optionally read until
+//! expected bytes appear, all bounded by the attempt's deadline.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, Timings};
-use crate::journey::template::{RenderError, Scope};
+use super::net::{self, Clock};
+use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
+use crate::journey::template::Scope;
 use crate::journey::{BytesTemplate, TcpStep};
 
 #[cfg(test)]
-pub(super) mod tests;
+mod tests;
 
 /// Size of one read while looking for `expect`.
 const READ_CHUNK: usize = 8 * 1024;
 
 impl StepExecutor for TcpStep {
     async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
-        let started = Instant::now();
+        let clock = Clock::new(ctx.deadline);
         let mut attempt = Attempt::default();
-        if let Err(failure) = self.run(ctx, &mut attempt).await {
+        if let Err(failure) = self.run(ctx, &clock, &mut attempt).await {
             attempt.failure = Some(failure);
         }
-        finish(&mut attempt, started);
+        finish(&mut attempt, clock.elapsed());
         attempt
     }
 }
 
 impl TcpStep {
-    async fn run(&self, ctx: &StepContext<'_>, attempt: &mut Attempt) -> Result<(), Failure> {
+    async fn run(
+        &self,
+        ctx: &StepContext<'_>,
+        clock: &Clock,
+        attempt: &mut Attempt,
+    ) -> Result<(), Failure> {
         // Everything the journey supplies is rendered before any traffic.
-        let host = self.host.render(&ctx.scope).map_err(template_failure)?;
+        let host = self.host.render(&ctx.scope)?;
         let send = match &self.send {
             Some(b) => Some(render_bytes(b, &ctx.scope, "send")?),
             None => None,
@@ -46,7 +49,7 @@ impl TcpStep {
             None => None,
         };
 
-        let (mut stream, peer) = connect(&host, self.port, ctx.deadline, attempt).await?;
+        let (mut stream, peer) = net::connect(&host, self.port, clock, attempt).await?;
         if let Some(bytes) = &send {
             match timeout_at(ctx.deadline, stream.write_all(bytes)).await {
                 Err(_) => {
@@ -181,7 +184,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Renders `send`/`expect`; hex text may only turn out to be invalid once rendered.
 fn render_bytes(b: &BytesTemplate, scope: &Scope<'_>, what: &str) -> Result<Vec<u8>, Failure> {
-    let text = b.template.render(scope).map_err(template_failure)?;
+    let text = b.template.render(scope)?;
     if !b.hex {
         return Ok(text.into_bytes());
     }
@@ -195,97 +198,6 @@ fn render_bytes(b: &BytesTemplate, scope: &Scope<'_>, what: &str) -> Result<Vec<
             ),
         )
     })
-}
-
-/// Resolves `host` (an IP literal, `[v6]`, or a name for the system resolver) and connects to
-/// the first address that accepts. Fills `timings.dns`/`connect`, `facts.ip` and
-/// `facts.connected`.
-pub(super) async fn connect(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-    attempt: &mut Attempt,
-) -> Result<(TcpStream, SocketAddr), Failure> {
-    let result = connect_inner(host, port, deadline, attempt).await;
-    attempt.facts.connected = Some(result.is_ok());
-    result
-}
-
-async fn connect_inner(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-    attempt: &mut Attempt,
-) -> Result<(TcpStream, SocketAddr), Failure> {
-    let addrs = resolve(host, port, deadline, &mut attempt.timings).await?;
-    let started = Instant::now();
-    let mut errors = Vec::new();
-    for addr in addrs {
-        match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(failure(
-                    FailureClass::Timeout,
-                    format!("timed out connecting to {addr}"),
-                ));
-            }
-            Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
-            Ok(Ok(stream)) => {
-                // Small writes go out at once.
-                let _ = stream.set_nodelay(true);
-                attempt.timings.connect = Some(started.elapsed());
-                attempt.facts.ip = Some(addr.ip());
-                return Ok((stream, addr));
-            }
-        }
-    }
-    Err(failure(
-        FailureClass::Connect,
-        format!("cannot connect to {}", errors.join("; ")),
-    ))
-}
-
-async fn resolve(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-    timings: &mut Timings,
-) -> Result<Vec<SocketAddr>, Failure> {
-    let host = host.trim();
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    if bare.is_empty() {
-        return Err(failure(FailureClass::Template, "the host is empty"));
-    }
-    let started = Instant::now();
-    let addrs: Vec<SocketAddr> =
-        match timeout_at(deadline, tokio::net::lookup_host((bare, port))).await {
-            Err(_) => {
-                return Err(failure(
-                    FailureClass::Timeout,
-                    format!("timed out resolving `{bare}`"),
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err(failure(
-                    FailureClass::Dns,
-                    format!("cannot resolve `{bare}`: {e}"),
-                ));
-            }
-            Ok(Ok(addrs)) => addrs.collect(),
-        };
-    timings.dns = Some(started.elapsed());
-    if addrs.is_empty() {
-        return Err(failure(
-            FailureClass::Dns,
-            format!("`{bare}` has no addresses"),
-        ));
-    }
-    Ok(addrs)
 }
 
 /// A read or write error on an established connection: the peer resetting or aborting it is
@@ -312,21 +224,4 @@ fn io_failure(e: &std::io::Error, doing: &str, peer: SocketAddr, read: usize) ->
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-pub(super) fn failure(class: FailureClass, message: impl Into<String>) -> Failure {
-    Failure {
-        class,
-        message: message.into(),
-    }
-}
-
-pub(super) fn template_failure(e: RenderError) -> Failure {
-    failure(FailureClass::Template, e.to_string())
-}
-
-/// Sets `total` and `[RESPONSE_TIME]`.
-pub(super) fn finish(attempt: &mut Attempt, started: Instant) {
-    attempt.timings.total = Some(started.elapsed());
-    attempt.facts.response_time = attempt.timings.total;
 }

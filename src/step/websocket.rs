@@ -1,6 +1,6 @@
 //! WebSocket step executor: connect, upgrade, then play the step's script of actions.
 //!
-//! The connect path (DNS, TCP, TLS with its shared rustls configurations) is the HTTP step's
+//! The connect path (DNS, TCP, TLS with the shared rustls configurations) is the HTTP step's
 //! ([`transport::open`]), with ALPN restricted to `http/1.1`; tungstenite only does the
 //! upgrade and the framing over that stream. Every wait is bounded by the attempt's deadline,
 //! every message by `max_message_bytes`, and every `expect` by `max_skipped_messages`, so a
@@ -26,13 +26,16 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use url::Url;
 
-use super::http::request::{USER_AGENT, add_propagation_headers, render_headers};
-use super::http::tls::TlsOptions;
-use super::http::transport::{self, Clock, Transport};
-use super::http::{HttpError, error_chain, header_pairs};
+use super::http::header_pairs;
+use super::http::request::{
+    USER_AGENT, add_propagation_headers, host_header, render_headers, sendable,
+};
+use super::http::transport::{self, Transport};
+use super::net::Clock;
+use super::tls_client::{Alpn, TlsOptions};
 use super::{
     Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
-    summarize_headers,
+    error_chain, failure, finish, summarize_headers,
 };
 use crate::journey::WebsocketStep;
 
@@ -49,8 +52,7 @@ impl StepExecutor for WebsocketStep {
                     failure: Some(failure),
                     ..Attempt::default()
                 };
-                attempt.timings.total = Some(clock.elapsed());
-                attempt.facts.response_time = attempt.timings.total;
+                finish(&mut attempt, clock.elapsed());
                 return attempt;
             }
         };
@@ -60,8 +62,8 @@ impl StepExecutor for WebsocketStep {
         };
         let outcome = converse(self, ctx, upgrade, &clock, &mut attempt).await;
         // The script sets the total before its closing courtesy; failures before it did not.
-        let total = *attempt.timings.total.get_or_insert_with(|| clock.elapsed());
-        attempt.facts.response_time = Some(total);
+        let total = attempt.timings.total.unwrap_or_else(|| clock.elapsed());
+        finish(&mut attempt, total);
         if let Err(failure) = outcome {
             attempt.failure = Some(failure);
         }
@@ -80,18 +82,16 @@ async fn converse(
 ) -> Result<(), Failure> {
     let tls = (upgrade.url.scheme() == "wss").then_some(TlsOptions {
         insecure_skip_verify: step.insecure_skip_verify,
-        http1_only: true,
+        alpn: Alpn::Http1,
     });
-    let transport = transport::open(&upgrade.url, tls, clock, attempt)
-        .await
-        .map_err(from_http)?;
+    let transport = transport::open(&upgrade.url, tls, clock, attempt).await?;
     // One monomorphisation per stream type keeps the rest free of an enum of streams.
     match transport {
         Transport::Plain(tcp) => {
             let ws = handshake(step, upgrade, tcp, clock, attempt).await?;
             script::play(ws, step, ctx, clock, attempt).await
         }
-        Transport::Tls(tls, _) => {
+        Transport::Tls(tls) => {
             let ws = handshake(step, upgrade, *tls, clock, attempt).await?;
             script::play(ws, step, ctx, clock, attempt).await
         }
@@ -107,16 +107,10 @@ struct Upgrade {
 
 impl Upgrade {
     fn render(step: &WebsocketStep, ctx: &StepContext<'_>) -> Result<Upgrade, Failure> {
-        let template = |message: String| Failure {
-            class: FailureClass::Template,
-            message,
-        };
-        let rendered = step
-            .url
-            .render(&ctx.scope)
-            .map_err(|e| template(e.to_string()))?;
+        let template = |message: String| failure(FailureClass::Template, message);
+        let rendered = step.url.render(&ctx.scope)?;
         let url = ws_url(&rendered).map_err(|e| template(format!("url `{rendered}`: {e}")))?;
-        let mut headers = render_headers(&step.headers, &ctx.scope).map_err(from_http)?;
+        let mut headers = render_headers(&step.headers, &ctx.scope).map_err(Failure::from)?;
         add_propagation_headers(&mut headers, &ctx.propagation_headers);
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -160,9 +154,11 @@ impl Upgrade {
     /// The request tungstenite writes: origin-form target, our headers as they are.
     fn into_request(self) -> Result<http::Request<()>, Failure> {
         let mut request = http::Request::new(());
-        *request.uri_mut() = self.url.as_str().parse().map_err(|e| Failure {
-            class: FailureClass::Template,
-            message: format!("URL `{}` cannot be sent: {e}", self.url),
+        *request.uri_mut() = self.url.as_str().parse().map_err(|e| {
+            failure(
+                FailureClass::Template,
+                format!("URL `{}` cannot be sent: {e}", self.url),
+            )
         })?;
         *request.headers_mut() = self.headers;
         Ok(request)
@@ -171,31 +167,8 @@ impl Upgrade {
 
 /// Parses a rendered URL: `ws` or `wss`, a host, no credentials; the fragment is dropped.
 fn ws_url(rendered: &str) -> Result<Url, String> {
-    let mut url = Url::parse(rendered).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !matches!(url.scheme(), "ws" | "wss") {
-        return Err(format!(
-            "scheme `{}` is not supported (only ws and wss)",
-            url.scheme()
-        ));
-    }
-    if url.host().is_none() {
-        return Err("the URL has no host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials in the URL are not supported; set an Authorization header".into());
-    }
-    url.set_fragment(None);
-    Ok(url)
-}
-
-/// `Host`: host, plus the port when it is not the scheme's default.
-fn host_header(url: &Url) -> Result<HeaderValue, String> {
-    let host = url.host_str().unwrap_or_default();
-    let value = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
-    HeaderValue::try_from(value).map_err(|e| format!("host of `{url}`: {e}"))
+    let url = Url::parse(rendered).map_err(|e| format!("not a valid URL: {e}"))?;
+    sendable(url, ["ws", "wss"])
 }
 
 /// Sends the upgrade and waits for `101 Switching Protocols` (the `handshake` phase);
@@ -223,26 +196,15 @@ where
             "the WebSocket handshake (101 Switching Protocols)",
             tokio_tungstenite::client_async_with_config(request, stream, Some(config)),
         )
-        .await
-        .map_err(from_http)?;
+        .await?;
     match upgraded {
         Ok((ws, response)) => {
             attempt.timings.handshake = Some(started.elapsed());
-            record_response(
-                response.status().as_u16(),
-                response.headers(),
-                &url,
-                attempt,
-            );
+            record_response(&response, &url, attempt);
             Ok(ws)
         }
         Err(WsError::Http(response)) => {
-            record_response(
-                response.status().as_u16(),
-                response.headers(),
-                &url,
-                attempt,
-            );
+            record_response(&response, &url, attempt);
             let mut message = format!("upgrade refused: HTTP {}", response.status());
             if let Some(body) = response.body().as_deref().filter(|b| !b.is_empty()) {
                 message.push_str(&format!(
@@ -276,8 +238,10 @@ where
     }
 }
 
-fn record_response(status: u16, headers: &HeaderMap, url: &str, attempt: &mut Attempt) {
-    let headers = header_pairs(headers);
+/// The upgrade response (a 101, or the refusal) as status, headers and response summary.
+fn record_response<B>(response: &http::Response<B>, url: &str, attempt: &mut Attempt) {
+    let status = response.status().as_u16();
+    let headers = header_pairs(response.headers());
     attempt.facts.status = Some(status);
     attempt.response = Some(ResponseSummary {
         status,
@@ -288,17 +252,6 @@ fn record_response(status: u16, headers: &HeaderMap, url: &str, attempt: &mut At
         url: url.to_string(),
     });
     attempt.facts.headers = headers;
-}
-
-fn failure(class: FailureClass, message: impl Into<String>) -> Failure {
-    Failure {
-        class,
-        message: message.into(),
-    }
-}
-
-fn from_http(e: HttpError) -> Failure {
-    failure(e.class(), e.to_string())
 }
 
 /// Classifies an error of the established connection (reading, sending, closing).

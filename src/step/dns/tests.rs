@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::nameservers;
 use crate::journey::{DnsRecordType, DnsStep};
-use crate::step::tcp::tests::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::test_support::{Harness, assert_failed, assert_ok, closed_port, t};
 use crate::step::{Attempt, FailureClass};
 
 // ---------------------------------------------------------------------------------------------

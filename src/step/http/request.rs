@@ -20,6 +20,8 @@ use crate::step::StepContext;
 
 pub(crate) const USER_AGENT: &str = concat!("waymark/", env!("CARGO_PKG_VERSION"));
 
+const HTTP_SCHEMES: [&str; 2] = ["http", "https"];
+
 /// Headers that identify the caller, sent only to the host the step named. A `Host` override
 /// is in the list too: it is meant for the step's own host, never for a redirect target.
 fn host_bound_headers() -> [HeaderName; 4] {
@@ -79,9 +81,10 @@ impl RequestSpec {
         *request.uri_mut() = uri;
         *request.headers_mut() = self.headers.clone();
         if protocol == Protocol::Http1 && !self.headers.contains_key(header::HOST) {
-            request
-                .headers_mut()
-                .insert(header::HOST, host_header(&self.url)?);
+            request.headers_mut().insert(
+                header::HOST,
+                host_header(&self.url).map_err(HttpError::Template)?,
+            );
         }
         Ok(request)
     }
@@ -95,7 +98,7 @@ impl RequestSpec {
         let url = self.url.join(location).map_err(|e| {
             HttpError::Protocol(format!("redirect to invalid Location `{location}`: {e}"))
         })?;
-        let url = sendable(url)
+        let url = sendable(url, HTTP_SCHEMES)
             .map_err(|e| HttpError::Protocol(format!("redirect to `{location}`: {e}")))?;
         let mut next = self.clone();
         if switches_to_get(status, &self.method) {
@@ -128,8 +131,8 @@ fn render_url(step: &HttpStep, scope: &Scope<'_>) -> Result<Url, HttpError> {
     let rendered = step.url.render(scope)?;
     let url = Url::parse(&rendered)
         .map_err(|e| HttpError::Template(format!("url `{rendered}` is not a valid URL: {e}")))?;
-    let mut url =
-        sendable(url).map_err(|e| HttpError::Template(format!("url `{rendered}`: {e}")))?;
+    let mut url = sendable(url, HTTP_SCHEMES)
+        .map_err(|e| HttpError::Template(format!("url `{rendered}`: {e}")))?;
     if !step.query.is_empty() {
         let pairs = step
             .query
@@ -141,12 +144,13 @@ fn render_url(step: &HttpStep, scope: &Scope<'_>) -> Result<Url, HttpError> {
     Ok(url)
 }
 
-/// Checks that a URL is one this client can send: http(s), no credentials, and strips the
-/// fragment (which never goes on the wire).
-fn sendable(mut url: Url) -> Result<Url, String> {
-    if !matches!(url.scheme(), "http" | "https") {
+/// Checks that a URL is one this client can send: one of the `[plain, secure]` schemes
+/// (`http`/`https`, or `ws`/`wss` for WebSocket), a host, no credentials; strips the fragment
+/// (which never goes on the wire).
+pub(crate) fn sendable(mut url: Url, [plain, secure]: [&str; 2]) -> Result<Url, String> {
+    if url.scheme() != plain && url.scheme() != secure {
         return Err(format!(
-            "scheme `{}` is not supported (only http and https)",
+            "scheme `{}` is not supported (only {plain} and {secure})",
             url.scheme()
         ));
     }
@@ -160,14 +164,15 @@ fn sendable(mut url: Url) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `Host` for HTTP/1.1: host, plus the port when it is not the scheme's default.
-fn host_header(url: &Url) -> Result<HeaderValue, HttpError> {
+/// `Host` for HTTP/1.1 (and WebSocket upgrades): host, plus the port when it is not the
+/// scheme's default.
+pub(crate) fn host_header(url: &Url) -> Result<HeaderValue, String> {
     let host = url.host_str().unwrap_or_default();
     let value = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
     };
-    HeaderValue::try_from(value).map_err(|e| HttpError::Template(format!("host of `{url}`: {e}")))
+    HeaderValue::try_from(value).map_err(|e| format!("host of `{url}`: {e}"))
 }
 
 pub(crate) fn render_headers(

@@ -916,6 +916,24 @@ async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
 }
 
 #[tokio::test]
+async fn https_records_subject_issuer_and_sans_like_the_tls_step() {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let a = run(&s).await;
+    assert_ok(&a);
+    let f = &a.facts;
+    // rcgen's default distinguished name, and the one SAN `self_signed_cert` asks for.
+    assert_eq!(
+        f.certificate_subject.as_deref(),
+        Some("CN=rcgen self signed cert")
+    );
+    assert_eq!(f.certificate_issuer, f.certificate_subject, "self-signed");
+    assert_eq!(f.certificate_sans.as_deref(), Some("localhost"));
+    assert!(f.certificate_expiration_ms.unwrap() > 0);
+}
+
+#[tokio::test]
 async fn https_without_h2_uses_http1() {
     let addr = serve_tls(&[b"http/1.1"]).await;
     let mut s = step(Method::GET, &format!("https://127.0.0.1:{}/", addr.port()));

@@ -1,12 +1,10 @@
-//! The connect path of one hop, each phase timed and bounded by the attempt's deadline:
-//! DNS → TCP → TLS (https) → hyper handshake, then sending the request and reading the body.
-//! The WebSocket step shares the first phases ([`open`]) and does its own upgrade.
+//! The connection of one hop, each phase timed and bounded by the attempt's deadline:
+//! DNS → TCP ([`net`]) → TLS for https ([`tls_client`]) → hyper handshake, then sending the
+//! request and reading the body. The WebSocket step shares the first phases ([`open`]) and
+//! does its own upgrade.
 //!
 //! Every wait goes through [`Clock::limit`], so an expired deadline always surfaces as a
 //! `Timeout` naming the phase, with the phases completed before it already recorded.
-
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -17,46 +15,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
-use url::{Host, Url};
+use url::Url;
 
-use super::tls::{self, TlsInfo, TlsOptions};
-use super::{HttpError, error_chain};
-use crate::step::{Attempt, Timings};
-
-/// The attempt's time budget: when it started (for messages) and when it must be over.
-pub(crate) struct Clock {
-    start: Instant,
-    deadline: Instant,
-}
-
-impl Clock {
-    pub fn new(deadline: Instant) -> Clock {
-        Clock {
-            start: Instant::now(),
-            deadline,
-        }
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    /// Runs `fut` unless the deadline passes first; then fails with a `Timeout` naming `phase`.
-    pub async fn limit<F: Future>(
-        &self,
-        phase: &'static str,
-        fut: F,
-    ) -> Result<F::Output, HttpError> {
-        tokio::time::timeout_at(self.deadline, fut)
-            .await
-            .map_err(|_| HttpError::Timeout {
-                phase,
-                elapsed: self.elapsed(),
-            })
-    }
-}
+use super::HttpError;
+use crate::step::net::{self, Clock};
+use crate::step::tls_client::{self, Alpn, TlsOptions};
+use crate::step::{Attempt, Failure, FailureClass, error_chain, failure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protocol {
@@ -131,8 +96,7 @@ impl Connection {
     }
 }
 
-/// Opens a connection to the URL's host, recording `[CONNECTED]`, `[IP]`, the certificate
-/// expiry and the DNS, connect and TLS phases into `attempt`.
+/// Opens a connection to the URL's host for one request, recording what [`open`] records.
 pub(super) async fn connect(
     url: &Url,
     insecure_skip_verify: bool,
@@ -142,12 +106,12 @@ pub(super) async fn connect(
 ) -> Result<Connection, HttpError> {
     let tls = (url.scheme() == "https").then_some(TlsOptions {
         insecure_skip_verify,
-        http1_only: false,
+        alpn: Alpn::Http,
     });
     match open(url, tls, clock, attempt).await? {
         Transport::Plain(tcp) => handshake(tcp, Protocol::Http1, max_body_bytes, clock).await,
-        Transport::Tls(stream, info) => {
-            let protocol = if info.h2 {
+        Transport::Tls(stream) => {
+            let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 Protocol::Http2
             } else {
                 Protocol::Http1
@@ -160,90 +124,31 @@ pub(super) async fn connect(
 /// A byte stream to the URL's host, before any HTTP: plain TCP, or TLS over it.
 pub(crate) enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>, TlsInfo),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// DNS → TCP → TLS (when `tls` is given), recording `[CONNECTED]`, `[IP]`, the certificate
-/// expiry and the DNS, connect and TLS phases into `attempt`.
+/// DNS → TCP ([`net::connect`]) → TLS when `tls` is given, recording `[CONNECTED]`, `[IP]`,
+/// the certificate facts and the DNS, connect and TLS phases into `attempt`.
 pub(crate) async fn open(
     url: &Url,
     tls: Option<TlsOptions>,
     clock: &Clock,
     attempt: &mut Attempt,
-) -> Result<Transport, HttpError> {
+) -> Result<Transport, Failure> {
     let host = url
-        .host()
-        .ok_or_else(|| HttpError::Template(format!("URL `{url}` has no host")))?;
+        .host_str()
+        .ok_or_else(|| failure(FailureClass::Template, format!("URL `{url}` has no host")))?;
     let port = url.port_or_known_default().unwrap_or(80);
-    attempt.facts.connected.get_or_insert(false);
-    let addrs = resolve(&host, port, clock, &mut attempt.timings).await?;
-    let (tcp, peer) = connect_tcp(&addrs, clock, &mut attempt.timings).await?;
-    attempt.facts.connected = Some(true);
-    attempt.facts.ip = Some(peer.ip());
+    let (tcp, peer) = net::connect(host, port, clock, attempt).await?;
     let Some(options) = tls else {
         return Ok(Transport::Plain(tcp));
     };
-    let (stream, info) =
-        tls::handshake(tcp, &host, peer, options, clock, &mut attempt.timings).await?;
-    attempt.facts.certificate_expiration_ms = info.expires_in_ms;
-    Ok(Transport::Tls(Box::new(stream), info))
-}
-
-/// Resolves a name with the system resolver; IP literals skip the DNS phase entirely.
-async fn resolve(
-    host: &Host<&str>,
-    port: u16,
-    clock: &Clock,
-    timings: &mut Timings,
-) -> Result<Vec<SocketAddr>, HttpError> {
-    let domain = match *host {
-        Host::Domain(domain) => domain,
-        Host::Ipv4(ip) => return Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)]),
-        Host::Ipv6(ip) => return Ok(vec![SocketAddr::new(IpAddr::V6(ip), port)]),
-    };
-    let dns_error = |reason: String| HttpError::Dns {
-        host: domain.to_string(),
-        reason,
-    };
-    let started = Instant::now();
-    let addrs: Vec<SocketAddr> = clock
-        .limit("DNS resolution", tokio::net::lookup_host((domain, port)))
-        .await?
-        .map_err(|e| dns_error(error_chain(&e)))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(dns_error("no addresses".into()));
-    }
-    Timings::add(&mut timings.dns, started.elapsed());
-    Ok(addrs)
-}
-
-/// Tries each address in resolver order until one accepts; the connect phase covers all tries.
-async fn connect_tcp(
-    addrs: &[SocketAddr],
-    clock: &Clock,
-    timings: &mut Timings,
-) -> Result<(TcpStream, SocketAddr), HttpError> {
-    let started = Instant::now();
-    let mut errors = Vec::new();
-    for &addr in addrs {
-        match clock
-            .limit("TCP connection", TcpStream::connect(addr))
-            .await?
-        {
-            Ok(stream) => {
-                // Requests are written whole; Nagle would only delay them.
-                let _ = stream.set_nodelay(true);
-                Timings::add(&mut timings.connect, started.elapsed());
-                return Ok((stream, addr));
-            }
-            Err(e) => errors.push(format!("{addr}: {e}")),
-        }
-    }
-    Err(HttpError::Connect(format!(
-        "cannot connect to {}",
-        errors.join("; ")
-    )))
+    // A name the URL parser accepts but TLS does not is the peer's problem, like a bad
+    // certificate (it may come from a redirect's Location).
+    let sni = tls_client::server_name(host)
+        .map_err(|reason| tls_client::handshake_failed(host, peer, &reason))?;
+    let stream = tls_client::handshake(tcp, sni, peer, options.config(), clock, attempt).await?;
+    Ok(Transport::Tls(Box::new(stream)))
 }
 
 /// Starts hyper on the stream and spawns its connection driver.

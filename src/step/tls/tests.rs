@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::provider;
 use crate::journey::TlsStep;
-use crate::step::tcp::tests::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::test_support::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::tls_client::provider;
 use crate::step::{Attempt, FailureClass, StepContext};
 
 const THREE_DAYS_MS: i64 = 3 * 24 * 3600 * 1000;

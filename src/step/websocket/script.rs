@@ -24,7 +24,7 @@ use crate::journey::facts::Facts;
 use crate::journey::template::{Scope, Vars};
 use crate::journey::{WebsocketStep, WsAction, WsPayload};
 use crate::step::http::request::render_json;
-use crate::step::http::transport::Clock;
+use crate::step::net::Clock;
 use crate::step::{ActionOutcome, Attempt, Failure, FailureClass, StepContext};
 
 /// How long the closing courtesy after the script may wait for the peer's close frame.

@@ -719,6 +719,8 @@ async fn wss_uses_the_shared_tls_path_with_http1_alpn() {
     assert_ok(&a);
     assert!(a.timings.tls.is_some() && a.timings.handshake.is_some());
     assert!(a.facts.certificate_expiration_ms.unwrap() > 0);
+    assert_eq!(a.facts.certificate_sans.as_deref(), Some("127.0.0.1"));
+    assert!(a.facts.certificate_subject.is_some() && a.facts.certificate_issuer.is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+//! Test harness shared by the `tcp`, `dns` and `tls` step tests: a [`Harness`] that renders
+//! with fixed variables and runs one attempt, attempt assertions, and a closed port.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::journey::condition::Condition;
+use crate::journey::template::{EnvSecrets, Redactor, Scope, Template};
+use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
+
+/// Variables, secrets and redactor for one test; builds the [`Scope`] steps render with.
+pub(super) struct Harness {
+    vars: BTreeMap<String, Value>,
+    secrets: EnvSecrets,
+    redactor: Redactor,
+}
+
+impl Harness {
+    pub fn new(vars: &[(&str, Value)]) -> Harness {
+        Harness {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            secrets: EnvSecrets::default(),
+            redactor: Redactor::default(),
+        }
+    }
+
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            vars: &self.vars,
+            secrets: &self.secrets,
+            redactor: &self.redactor,
+            now: chrono::Utc::now(),
+        }
+    }
+
+    /// One attempt with a deadline `timeout` from now.
+    pub async fn run<S: StepExecutor>(&self, step: &S, timeout: Duration) -> Attempt {
+        let ctx = StepContext {
+            scope: self.scope(),
+            deadline: Instant::now() + timeout,
+            propagation_headers: Vec::new(),
+        };
+        step.execute(&ctx).await
+    }
+
+    /// Evaluates a condition against the attempt's facts: (passed, actual).
+    pub fn check(&self, condition: &str, attempt: &Attempt) -> (bool, String) {
+        let c = Condition::parse(condition).unwrap();
+        let outcome = c.evaluate(&attempt.facts, &self.scope());
+        (outcome.passed, outcome.actual)
+    }
+}
+
+pub(super) fn t(src: &str) -> Template {
+    Template::parse(src).unwrap()
+}
+
+#[track_caller]
+pub(super) fn assert_ok(a: &Attempt) {
+    assert!(a.failure.is_none(), "unexpected failure: {:?}", a.failure);
+    assert!(a.timings.total.is_some());
+    assert_eq!(a.facts.response_time, a.timings.total);
+}
+
+#[track_caller]
+pub(super) fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
+    let f = a
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected {class:?}, got success: {a:?}"));
+    assert_eq!(f.class, class, "{}", f.message);
+    assert!(a.timings.total.is_some());
+    &f.message
+}
+
+/// A port nothing listens on (bound, then released).
+pub(super) async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}

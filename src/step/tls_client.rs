@@ -1,0 +1,263 @@
+//! TLS on the client side, for HTTPS hops, `wss://` connections and `tls` steps: the rustls
+//! client configurations, the SNI name, the handshake, and what the peer's leaf certificate
+//! says (`[CERTIFICATE_*]`).
+//!
+//! The configurations (verifying against the Mozilla roots from webpki-roots, and
+//! `insecure_skip_verify`, each with the ALPN offers of [`Alpn`]) name the `ring` provider
+//! explicitly instead of relying on a process-wide default, and are built once: building a
+//! `ClientConfig` parses the whole root store, far too slow to do per request.
+//!
+//! rustls does not hand out the peer's certificates after a failed handshake, so a
+//! verification failure (`tls`) leaves the certificate facts empty.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, LazyLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use x509_parser::extensions::GeneralName;
+
+use super::net::{Clock, ip_literal};
+use super::{Attempt, Failure, FailureClass, Timings, error_chain, failure};
+use crate::journey::facts::Facts;
+
+/// What ALPN offers, i.e. which protocols may run over the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// HTTP steps: `h2` first so servers that speak it get HTTP/2, then `http/1.1`.
+    Http = 0,
+    /// WebSocket: only `http/1.1`, since the upgrade is an HTTP/1.1 request.
+    Http1 = 1,
+    /// `tls` steps: nothing, a certificate probe is not an HTTP client.
+    None = 2,
+}
+
+impl Alpn {
+    /// In discriminant order, which indexes [`CONFIGS`].
+    const ALL: [Alpn; 3] = [Alpn::Http, Alpn::Http1, Alpn::None];
+
+    fn protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Alpn::Http => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Alpn::Http1 => vec![b"http/1.1".to_vec()],
+            Alpn::None => Vec::new(),
+        }
+    }
+}
+
+/// `[verifying, insecure]`, each indexed by `Alpn as usize`.
+static CONFIGS: LazyLock<[[Arc<ClientConfig>; 3]; 2]> = LazyLock::new(|| {
+    [verifying(), insecure()].map(|base| {
+        Alpn::ALL.map(|alpn| {
+            let mut config = base.clone();
+            config.alpn_protocols = alpn.protocols();
+            Arc::new(config)
+        })
+    })
+});
+
+/// Which of the shared client configurations a connection uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsOptions {
+    /// Accept any certificate (the step's `insecure_skip_verify`, see
+    /// [`AcceptAnyCertificate`]); otherwise verify against the Mozilla roots.
+    pub insecure_skip_verify: bool,
+    pub alpn: Alpn,
+}
+
+impl TlsOptions {
+    pub fn config(self) -> Arc<ClientConfig> {
+        Arc::clone(&CONFIGS[usize::from(self.insecure_skip_verify)][self.alpn as usize])
+    }
+}
+
+pub(in crate::step) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+}
+
+/// Verifies the chain against the Mozilla roots (webpki-roots), like a browser would.
+fn verifying() -> ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn insecure() -> ClientConfig {
+    let verifier = AcceptAnyCertificate {
+        algorithms: provider().signature_verification_algorithms,
+    };
+    builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth()
+}
+
+/// SNI and the name to verify: an IP literal (`[v6]` too) becomes an IP server name. The
+/// error is the reason only; whose fault it is depends on the caller.
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    match ip_literal(host) {
+        (_, Some(ip)) => Ok(ServerName::IpAddress(ip.into())),
+        (name, None) => ServerName::try_from(name.to_string())
+            .map_err(|e| format!("`{name}` is not a valid TLS server name: {e}")),
+    }
+}
+
+/// The `tls` failure of a handshake with `name` at `peer`.
+pub(crate) fn handshake_failed(name: &str, peer: SocketAddr, reason: &str) -> Failure {
+    failure(
+        FailureClass::Tls,
+        format!("TLS handshake with {name} ({peer}) failed: {reason}"),
+    )
+}
+
+/// Runs the TLS handshake over an established TCP stream, recording the `tls` phase and the
+/// peer's certificate facts into `attempt`.
+pub(crate) async fn handshake(
+    tcp: TcpStream,
+    name: ServerName<'static>,
+    peer: SocketAddr,
+    config: Arc<ClientConfig>,
+    clock: &Clock,
+    attempt: &mut Attempt,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let shown = name.to_str().into_owned();
+    let started = Instant::now();
+    let stream = clock
+        .limit(
+            format!("the TLS handshake with {shown} ({peer})"),
+            TlsConnector::from(config).connect(name, tcp),
+        )
+        .await?
+        .map_err(|e| handshake_failed(&shown, peer, &handshake_error(&e)))?;
+    Timings::add(&mut attempt.timings.tls, started.elapsed());
+    if let Some(leaf) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        certificate_facts(leaf, &mut attempt.facts);
+    }
+    Ok(stream)
+}
+
+/// The rustls reason, with the common certificate problems said plainly first.
+fn handshake_error(e: &std::io::Error) -> String {
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return error_chain(e);
+    };
+    let plain = match cert {
+        CertificateError::UnknownIssuer => "unknown issuer (self-signed or untrusted CA)",
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "not valid yet"
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "name mismatch"
+        }
+        CertificateError::Revoked => "revoked",
+        _ => return format!("certificate rejected: {e}"),
+    };
+    format!("certificate rejected, {plain}: {e}")
+}
+
+/// `[CERTIFICATE_EXPIRATION]` (ms until `notAfter`, negative once expired),
+/// `[CERTIFICATE_SUBJECT]`, `[CERTIFICATE_ISSUER]` and `[CERTIFICATE_SANS]` from a DER leaf
+/// certificate. A certificate that does not parse leaves them unset: a fact about the peer,
+/// not an error of the attempt.
+pub(crate) fn certificate_facts(der: &CertificateDer<'_>, facts: &mut Facts) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+        return;
+    };
+    facts.certificate_expiration_ms = cert
+        .validity()
+        .not_after
+        .timestamp()
+        .checked_mul(1000)
+        .map(|ms| ms.saturating_sub(chrono::Utc::now().timestamp_millis()));
+    facts.certificate_subject = Some(cert.subject().to_string());
+    facts.certificate_issuer = Some(cert.issuer().to_string());
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(d.to_string()),
+                GeneralName::IPAddress(b) => ip_text(b),
+                _ => None,
+            })
+            .collect();
+        facts.certificate_sans = Some(names.join(", "));
+    }
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        return Some(Ipv4Addr::from(v4).to_string());
+    }
+    <[u8; 16]>::try_from(bytes)
+        .ok()
+        .map(|v6| Ipv6Addr::from(v6).to_string())
+}
+
+/// Accepts any certificate chain for any name, for `insecure_skip_verify`. Handshake
+/// signatures are still checked against the presented certificate, so the peer must hold its
+/// key: only trust in the certificate is skipped, not the cryptography of the handshake.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -46,6 +46,18 @@ curl -fsS "${HTTPBIN_URL}/get" >/dev/null || { echo "httpbin did not start" >&2;
 [ -s "$WS_PORT_FILE" ] || { echo "the WebSocket peer did not start" >&2; exit 1; }
 export WS_PEER_URL="ws://127.0.0.1:$(head -n1 "$WS_PORT_FILE")"
 
+# --- OTLP trace receiver (tests/it/telemetry.rs) -------------------------------------------
+# PyPI: opentelemetry-proto, an independent decoder of the spans Waymark exports over OTLP/HTTP.
+python3 -m pip install --quiet --disable-pip-version-check 'opentelemetry-proto>=1.20,<2' 2>&1 \
+  | grep -v "Running pip as the 'root' user" || true
+OTLP_PORT_FILE=$(mktemp)
+python3 tests/peers/otlp_receiver.py "$(mktemp)" >"$OTLP_PORT_FILE" &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$OTLP_PORT_FILE" ] && break; sleep 0.1; done
+[ -s "$OTLP_PORT_FILE" ] || { echo "the OTLP receiver did not start" >&2; exit 1; }
+export OTLP_PY_URL="http://127.0.0.1:$(head -n1 "$OTLP_PORT_FILE")"
+# --- end of the OTLP trace receiver --------------------------------------------------------
+
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test "$@"

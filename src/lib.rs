@@ -5,3 +5,4 @@ pub mod journey;
 pub mod report;
 pub mod runner;
 pub mod step;
+pub mod telemetry;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use waymark::journey::parse::{self, Diagnostic, ParseOptions};
 use waymark::journey::template::EnvSecrets;
 use waymark::runner::{Outcome, Runner};
+use waymark::telemetry::{Telemetry, TelemetryConfig};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,6 +22,8 @@ Examples:
   waymark run journeys/checkout.yaml --format json
 
 Secrets: {{ secret.NAME }} reads WAYMARK_SECRET_NAME or the --secrets-file.
+Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) to export each run's trace;
+WAYMARK_TRACE_URL=http://localhost:16686/trace/{trace_id} prints a link to it.
 Exit codes: 0 passed/valid, 1 failed/invalid, 2 usage or journey error.";
 
 #[derive(Parser)]
@@ -29,8 +32,56 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Tracing options of `run` and `demo`; the standard OTEL_* variables apply too (flags win).
+#[derive(clap::Args)]
+struct TelemetryArgs {
+    /// Export each run's trace to this OTLP collector (base URL, as OTEL_EXPORTER_OTLP_ENDPOINT:
+    /// http://127.0.0.1:4318 for HTTP, http://127.0.0.1:4317 for gRPC). Default: no export
+    /// unless an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set.
+    #[arg(long, global = true, value_name = "URL", help_heading = "Tracing")]
+    otlp_endpoint: Option<String>,
+    /// OTLP protocol: grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf).
+    #[arg(long, global = true, value_name = "PROTOCOL", help_heading = "Tracing")]
+    otlp_protocol: Option<String>,
+    /// Trace headers sent to targets, comma-separated: tracecontext, b3, b3multi, none
+    /// (default: OTEL_PROPAGATORS, else tracecontext).
+    #[arg(long, global = true, value_name = "LIST", help_heading = "Tracing")]
+    propagators: Option<String>,
+    /// Link to print with each run's trace id: a URL with {trace_id} in it.
+    #[arg(
+        long,
+        global = true,
+        env = "WAYMARK_TRACE_URL",
+        value_name = "TEMPLATE",
+        help_heading = "Tracing"
+    )]
+    trace_url: Option<String>,
+}
+
+impl TelemetryArgs {
+    /// The standard environment variables, with the flags in place of the generic ones.
+    fn config(&self) -> anyhow::Result<TelemetryConfig> {
+        let flag = |name: &str| -> Option<Option<String>> {
+            match name {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => self.otlp_endpoint.clone().map(Some),
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => self.otlp_endpoint.as_ref().map(|_| None),
+                "OTEL_EXPORTER_OTLP_PROTOCOL" => self.otlp_protocol.clone().map(Some),
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => self.otlp_protocol.as_ref().map(|_| None),
+                "OTEL_PROPAGATORS" => self.propagators.clone().map(Some),
+                _ => None,
+            }
+        };
+        Ok(TelemetryConfig::from_env(|name| {
+            flag(name).unwrap_or_else(|| std::env::var(name).ok())
+        })?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -96,6 +147,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let telemetry = cli.telemetry;
     let result = match cli.command {
         Command::Validate { paths } => Ok(validate(paths)),
         Command::Run {
@@ -112,12 +164,13 @@ fn main() -> ExitCode {
             &journeys,
             secrets_file.as_deref(),
             location,
+            &telemetry,
         ),
         Command::Demo {
             journeys,
             port,
             keep_running,
-        } => demo(&journeys, port, keep_running),
+        } => demo(&journeys, port, keep_running, &telemetry),
     };
     match result {
         Ok(code) => code,
@@ -179,7 +232,9 @@ fn run(
     journeys_dir: &Path,
     secrets_file: Option<&Path>,
     location: String,
+    telemetry: &TelemetryArgs,
 ) -> anyhow::Result<ExitCode> {
+    let telemetry_config = telemetry.config()?;
     let overrides: BTreeMap<String, String> = vars.into_iter().collect();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
@@ -205,9 +260,18 @@ fn run(
         overrides,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(runner.run(&journey));
+    // One CLI run is one complete trace: exported (if configured) before the process exits.
+    let result = runtime.block_on(async {
+        let traces = Telemetry::new(&telemetry_config)?;
+        let result = runner.run_traced(&journey, &traces).await;
+        traces.shutdown().await;
+        anyhow::Ok(result)
+    })?;
     match format {
-        Format::Text => print(&waymark::report::text(&result)),
+        Format::Text => print(&waymark::report::text_with_trace_url(
+            &result,
+            telemetry.trace_url.as_deref(),
+        )),
         Format::Json => print(&(serde_json::to_string_pretty(&result)? + "\n")),
     }
     Ok(match result.outcome {
@@ -240,9 +304,17 @@ fn find_journey(
     )
 }
 
-fn demo(journeys_dir: &Path, port: u16, keep_running: bool) -> anyhow::Result<ExitCode> {
+fn demo(
+    journeys_dir: &Path,
+    port: u16,
+    keep_running: bool,
+    telemetry: &TelemetryArgs,
+) -> anyhow::Result<ExitCode> {
+    let telemetry_config = telemetry.config()?;
+    let trace_url = telemetry.trace_url.as_deref();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let traces = Telemetry::new(&telemetry_config)?;
         let target = match waymark::demo::DemoTarget::start(port).await {
             Ok(t) => t,
             Err(_) => waymark::demo::DemoTarget::start(0).await.context("cannot start the demo shop")?,
@@ -259,10 +331,12 @@ fn demo(journeys_dir: &Path, port: u16, keep_running: bool) -> anyhow::Result<Ex
         let runner = Runner { location: "demo".into(), secrets: Arc::new(secrets), overrides };
         let mut all_passed = loaded.diagnostics.is_empty();
         for journey in &loaded.journeys {
-            let result = runner.run(journey).await;
+            let result = runner.run_traced(journey, &traces).await;
             all_passed &= result.outcome == Outcome::Passed;
-            print(&(waymark::report::text(&result) + "\n"));
+            print(&(waymark::report::text_with_trace_url(&result, trace_url) + "\n"));
         }
+        // Every run's trace is complete at the collector before the shop may keep running.
+        traces.shutdown().await;
         if keep_running {
             print(&format!(
                 "The shop keeps running; try:\n  waymark run shop-checkout --var base={base}\n(Ctrl-C to stop)\n"

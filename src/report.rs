@@ -8,6 +8,11 @@ use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::Timings;
 
 pub fn text(result: &RunResult) -> String {
+    text_with_trace_url(result, None)
+}
+
+/// [`text`], with a link to the run's trace when a URL template (`{trace_id}` in it) is given.
+pub fn text_with_trace_url(result: &RunResult, trace_url: Option<&str>) -> String {
     let mut out = String::new();
     let verdict = match result.outcome {
         Outcome::Passed => "PASSED",
@@ -22,6 +27,17 @@ pub fn text(result: &RunResult) -> String {
         result.run_id,
         result.location
     );
+    if !result.trace_id.is_empty() {
+        match trace_url {
+            Some(t) => {
+                let url = crate::telemetry::trace_url(t, &result.trace_id);
+                let _ = writeln!(out, "  trace {}  {url}", result.trace_id);
+            }
+            None => {
+                let _ = writeln!(out, "  trace {}", result.trace_id);
+            }
+        }
+    }
     let width = result
         .steps
         .iter()

@@ -3,14 +3,19 @@
 //! The runner knows nothing of storage, schedules or alerting: it turns a [`Journey`] into a
 //! [`RunResult`]. Every string in the result has passed through the run's [`Redactor`], so
 //! whoever prints or stores it cannot leak a secret by accident.
+//!
+//! Every run is a trace ([`crate::telemetry`]): a root span, one span per step attempt whose
+//! context goes out with the attempt's requests, and the ids in the result. The spans get
+//! their content when the run is over, through the same redactor.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::journey::condition::{Condition, ConditionOutcome, Placeholder};
 use crate::journey::facts::Facts;
@@ -20,6 +25,7 @@ use crate::step::{
     ActionOutcome, Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext,
     StepExecutor, Timings,
 };
+use crate::telemetry::{RunTrace, Telemetry};
 
 /// How a run is performed: where from, with which overrides and secrets.
 #[derive(Clone)]
@@ -58,6 +64,9 @@ pub struct RunResult {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_ms: f64,
+    /// The run's OpenTelemetry trace id, 32 hex digits.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
     pub steps: Vec<StepResult>,
 }
 
@@ -89,6 +98,13 @@ pub struct StepResult {
     /// Why a `skipped` step did not run.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub skip_reason: Option<String>,
+    /// Span id (16 hex digits) of the attempt this result describes, the last one; for a step
+    /// that did not run, of its (empty) span.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub span_id: String,
+    /// Span ids of every attempt in order, when the step was retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_span_ids: Vec<String>,
 }
 
 /// Steps that say nothing about `[STATUS]` still fail on an HTTP error status.
@@ -99,8 +115,34 @@ static IMPLICIT_STATUS: LazyLock<Condition> =
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
 impl Runner {
+    /// Runs the journey once. Its trace is not exported (targets still get `traceparent`);
+    /// [`Runner::run_traced`] exports it.
     pub async fn run(&self, journey: &Journey) -> RunResult {
+        self.run_traced(journey, &Telemetry::disabled()).await
+    }
+
+    /// Runs the journey once as one trace of `telemetry`. Log lines of the run carry its
+    /// trace id (a `run` tracing span).
+    pub async fn run_traced(&self, journey: &Journey, telemetry: &Telemetry) -> RunResult {
         let run_id = uuid::Uuid::new_v4();
+        let trace = telemetry.start_run(journey, run_id);
+        let span = tracing::info_span!(
+            "run",
+            journey = %journey.name,
+            run_id = %run_id,
+            trace_id = %trace.trace_id(),
+        );
+        self.run_inner(journey, run_id, trace)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_inner(
+        &self,
+        journey: &Journey,
+        run_id: uuid::Uuid,
+        mut trace: RunTrace,
+    ) -> RunResult {
         let started_at = Utc::now();
         let start = Instant::now();
         let deadline = start + journey.timeout;
@@ -115,18 +157,27 @@ impl Runner {
         let mut broken = false;
         for step in &journey.steps {
             let missing = missing_var(step, &vars);
-            let result = if broken && !step.always_run {
-                skipped(step, "an earlier step failed".to_string())
+            let not_run = if broken && !step.always_run {
+                Some(skipped(step, "an earlier step failed".to_string()))
             } else if let (true, Some(var)) = (broken, missing) {
-                skipped(
+                Some(skipped(
                     step,
                     format!("needs `{var}`, which no earlier step extracted"),
-                )
+                ))
             } else if Instant::now() >= deadline {
-                timed_out_run(step, journey.timeout)
+                Some(timed_out_run(step, journey.timeout))
             } else {
-                self.run_step(step, &mut vars, &redactor, start, deadline)
-                    .await
+                None
+            };
+            let result = match not_run {
+                Some(mut result) => {
+                    result.span_id = trace.not_run(step, &result);
+                    result
+                }
+                None => {
+                    self.run_step(step, &mut vars, &redactor, start, deadline, &mut trace)
+                        .await
+                }
             };
             broken |= matches!(result.status, StepStatus::Failed | StepStatus::Error);
             steps.push(result);
@@ -146,9 +197,13 @@ impl Runner {
             started_at,
             finished_at: Utc::now(),
             duration_ms: ms(start.elapsed()),
+            trace_id: trace.trace_id(),
             steps,
         };
-        redact(result, &redactor)
+        let result = redact(result, &redactor);
+        trace.finish(&result, &redactor);
+        tracing::info!(outcome = ?result.outcome, duration_ms = result.duration_ms, "run finished");
+        result
     }
 
     async fn run_step(
@@ -158,12 +213,16 @@ impl Runner {
         redactor: &Redactor,
         run_start: Instant,
         run_deadline: Instant,
+        trace: &mut RunTrace,
     ) -> StepResult {
         let mut attempts = 0;
+        let mut span_ids = Vec::new();
         loop {
             attempts += 1;
             let attempt_start = Instant::now();
             let deadline = (attempt_start + step.timeout).min(run_deadline);
+            let span = trace.start_attempt(step, attempts);
+            span_ids.push(span.span_id());
             let scope = Scope {
                 vars,
                 secrets: self.secrets.as_ref(),
@@ -173,9 +232,16 @@ impl Runner {
             let ctx = StepContext {
                 scope,
                 deadline,
-                propagation_headers: Vec::new(),
+                propagation_headers: trace.propagation_headers(&span),
             };
-            let attempt = execute(step, &ctx, deadline).await;
+            let log = tracing::debug_span!(
+                "step",
+                step = %step.name,
+                attempt = attempts,
+                span_id = %span_ids[span_ids.len() - 1],
+            );
+            let attempt = execute(step, &ctx, deadline).instrument(log.clone()).await;
+            let attempt_end = SystemTime::now();
             let (mut result, facts, inner) = judge(
                 step,
                 attempt,
@@ -183,7 +249,8 @@ impl Runner {
                 attempts,
                 ms(attempt_start - run_start),
             );
-            match result.failure.as_ref().map(|f| f.class) {
+            let retry_at = Instant::now() + step.retries.delay;
+            let done = match result.failure.as_ref().map(|f| f.class) {
                 None => {
                     match extract(step, &facts, inner, vars, redactor) {
                         Ok(names) => result.extracted = names,
@@ -192,14 +259,32 @@ impl Runner {
                             result.failure = Some(failure);
                         }
                     }
-                    return result;
+                    true
                 }
                 // A journey error is deterministic: retrying cannot help.
-                Some(class) if class.is_journey_error() => return result,
-                Some(_) => {}
-            }
-            let retry_at = Instant::now() + step.retries.delay;
-            if attempts > step.retries.count || retry_at >= run_deadline {
+                Some(class) if class.is_journey_error() => true,
+                Some(_) => attempts > step.retries.count || retry_at >= run_deadline,
+            };
+            log.in_scope(|| {
+                tracing::debug!(
+                    status = ?result.status,
+                    failure = ?result.failure.as_ref().map(|f| f.class),
+                    "attempt finished"
+                )
+            });
+            // `vars` may have changed (extraction): a fresh scope to render the target with.
+            let scope = Scope {
+                vars,
+                secrets: self.secrets.as_ref(),
+                redactor,
+                now: Utc::now(),
+            };
+            trace.end_attempt(span, attempt_end, step, &scope, &facts, &result, done);
+            if done {
+                result.span_id = span_ids.last().cloned().unwrap_or_default();
+                if span_ids.len() > 1 {
+                    result.attempt_span_ids = span_ids;
+                }
                 return result;
             }
             tokio::time::sleep_until(retry_at).await;
@@ -300,6 +385,8 @@ fn judge(
             actions,
             extracted: Vec::new(),
             skip_reason: None,
+            span_id: String::new(),
+            attempt_span_ids: Vec::new(),
         },
         facts,
         extracted,
@@ -375,6 +462,8 @@ fn skipped(step: &Step, reason: String) -> StepResult {
         actions: Vec::new(),
         extracted: vec![],
         skip_reason: Some(reason),
+        span_id: String::new(),
+        attempt_span_ids: Vec::new(),
     }
 }
 

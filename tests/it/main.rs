@@ -8,3 +8,4 @@ mod httpbin;
 mod journeys;
 mod steps;
 mod support;
+mod telemetry;

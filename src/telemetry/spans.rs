@@ -1,0 +1,701 @@
+//! The spans of one run: a root span `journey <name>` and one span per step attempt.
+//!
+//! Attempt spans are *started* when the attempt starts (their span id goes out in
+//! `traceparent`), but they get their attributes, events and status only when the run is over,
+//! from what the attempt observed, and every string of them passes through the run's
+//! [`Redactor`] at that moment: by then every secret the run rendered and every value a
+//! `sensitive` step extracted is registered, exactly as for the `RunResult`. The redaction
+//! happens in one place, [`apply`], after which strings are cut to [`MAX_TEXT`] characters.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+};
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::Span;
+
+use super::Telemetry;
+use crate::journey::facts::Facts;
+use crate::journey::template::{Redactor, Scope};
+use crate::journey::{Journey, Step, StepKind};
+use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+use crate::step::{FailureClass, Timings};
+
+/// Longest attribute or event text kept (after redaction), in characters.
+pub const MAX_TEXT: usize = 2048;
+
+/// Query parameters whose values never appear in `url.full`: the OpenTelemetry semantic
+/// conventions' list (signed URLs) plus common bearer credentials. In a `sensitive` step every
+/// query value is hidden.
+const SENSITIVE_QUERY_KEYS: [&str; 16] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "api_key",
+    "apikey",
+    "password",
+    "client_secret",
+];
+
+/// What semantic conventions write for hidden URL parts.
+const URL_REDACTED: &str = "REDACTED";
+
+/// The trace of one run, from [`Telemetry::start_run`] to [`RunTrace::finish`].
+pub struct RunTrace {
+    telemetry: Telemetry,
+    /// Holds the root span; the parent of every step span.
+    cx: Context,
+    trace_id: TraceId,
+    flags: TraceFlags,
+    run_id: uuid::Uuid,
+    journey_version: String,
+    /// Finished attempts, waiting for the end of the run to be filled in and ended.
+    records: Vec<Record>,
+}
+
+/// A step attempt's span, started; [`RunTrace::end_attempt`] finishes it.
+pub struct AttemptSpan {
+    span: Span,
+    start: SystemTime,
+    attempt: u32,
+}
+
+impl AttemptSpan {
+    /// 16 lower-case hex digits.
+    pub fn span_id(&self) -> String {
+        self.span.span_context().span_id().to_string()
+    }
+}
+
+struct Record {
+    span: Span,
+    end: SystemTime,
+    attributes: Vec<KeyValue>,
+    events: Vec<(Cow<'static, str>, SystemTime, Vec<KeyValue>)>,
+    /// Status description when the attempt failed.
+    error: Option<String>,
+}
+
+impl RunTrace {
+    pub(super) fn start(telemetry: &Telemetry, journey: &Journey, run_id: uuid::Uuid) -> RunTrace {
+        let root = SpanBuilder::from_name(format!("journey {}", journey.name))
+            .with_kind(SpanKind::Internal)
+            .start_with_context(telemetry.tracer(), &Context::new());
+        let sc = root.span_context().clone();
+        RunTrace {
+            telemetry: telemetry.clone(),
+            cx: Context::new().with_span(root),
+            trace_id: sc.trace_id(),
+            flags: sc.trace_flags(),
+            run_id,
+            journey_version: journey.source.content_sha256.clone(),
+            records: Vec::new(),
+        }
+    }
+
+    /// 32 lower-case hex digits.
+    pub fn trace_id(&self) -> String {
+        self.trace_id.to_string()
+    }
+
+    /// Starts the span of one attempt of `step` (1-based), now.
+    pub fn start_attempt(&self, step: &Step, attempt: u32) -> AttemptSpan {
+        let start = SystemTime::now();
+        let span = SpanBuilder::from_name(span_name(step))
+            .with_kind(kind_of(&step.kind))
+            .with_start_time(start)
+            .start_with_context(self.telemetry.tracer(), &self.cx);
+        AttemptSpan {
+            span,
+            start,
+            attempt,
+        }
+    }
+
+    /// The propagation headers for requests made during this attempt: the attempt span is
+    /// their parent.
+    pub fn propagation_headers(&self, attempt: &AttemptSpan) -> Vec<(String, String)> {
+        self.telemetry.propagation_headers(
+            self.trace_id,
+            attempt.span.span_context().span_id(),
+            self.flags,
+            self.run_id,
+        )
+    }
+
+    /// Records what the attempt observed; the span ends at `end` when the run finishes.
+    /// `scope` renders the step's target (host names of TCP, DNS and TLS steps) again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_attempt(
+        &mut self,
+        span: AttemptSpan,
+        end: SystemTime,
+        step: &Step,
+        scope: &Scope<'_>,
+        facts: &Facts,
+        result: &StepResult,
+        final_attempt: bool,
+    ) {
+        if !self.telemetry.is_exporting() {
+            // Nobody will see the attributes: the span only had to exist for its id.
+            return;
+        }
+        let AttemptSpan {
+            span,
+            start,
+            attempt,
+        } = span;
+        let mut a = Attrs::default();
+        a.step(step, result);
+        a.int("waymark.step.attempt", attempt.into());
+        a.bool("waymark.step.final_attempt", final_attempt);
+        a.kind_specific(step, scope, facts, result, start, attempt);
+        let mut events = phase_events(start, &result.timings);
+        let mut at = events.last().map_or(start, |e| e.1);
+        for action in &result.actions {
+            at += action.duration.unwrap_or_default();
+            let mut attrs = vec![KeyValue::new("waymark.action.passed", action.passed)];
+            if let Some(d) = action.duration {
+                attrs.push(KeyValue::new("waymark.action.duration_ms", ms(d)));
+            }
+            if !action.detail.is_empty() {
+                attrs.push(KeyValue::new(
+                    "waymark.action.detail",
+                    action.detail.clone(),
+                ));
+            }
+            events.push((format!("websocket.{}", action.action).into(), at, attrs));
+        }
+        let at_end = end;
+        for c in &result.conditions {
+            events.push((
+                "condition".into(),
+                at_end,
+                vec![
+                    KeyValue::new("waymark.condition.expression", c.expression.clone()),
+                    KeyValue::new("waymark.condition.passed", c.passed),
+                    KeyValue::new("waymark.condition.actual", c.actual.clone()),
+                ],
+            ));
+        }
+        if let Some(f) = &result.failure
+            && is_exception(f.class)
+        {
+            events.push((
+                "exception".into(),
+                at_end,
+                vec![
+                    KeyValue::new("exception.type", class_name(f.class)),
+                    KeyValue::new("exception.message", f.message.clone()),
+                ],
+            ));
+        }
+        let error = match result.status {
+            StepStatus::Failed | StepStatus::Error => Some(
+                result
+                    .failure
+                    .as_ref()
+                    .map_or_else(|| "failed".to_string(), |f| f.message.clone()),
+            ),
+            StepStatus::Passed | StepStatus::Skipped => None,
+        };
+        self.records.push(Record {
+            span,
+            end,
+            attributes: a.0,
+            events,
+            error,
+        });
+    }
+
+    /// A step that did not run (skipped, or the run's deadline had passed): an internal span
+    /// of no duration. Returns its span id.
+    pub fn not_run(&mut self, step: &Step, result: &StepResult) -> String {
+        let now = SystemTime::now();
+        let span = SpanBuilder::from_name(span_name(step))
+            .with_kind(SpanKind::Internal)
+            .with_start_time(now)
+            .start_with_context(self.telemetry.tracer(), &self.cx);
+        let id = span.span_context().span_id().to_string();
+        if !self.telemetry.is_exporting() {
+            return id;
+        }
+        let mut a = Attrs::default();
+        a.step(step, result);
+        if let Some(reason) = &result.skip_reason {
+            a.str("waymark.step.skip_reason", reason);
+        }
+        self.records.push(Record {
+            span,
+            end: now,
+            attributes: a.0,
+            events: Vec::new(),
+            error: result.failure.as_ref().map(|f| f.message.clone()),
+        });
+        id
+    }
+
+    /// Fills in and ends every span of the run. `result` is the finished run; `redactor` the
+    /// run's, which by now knows every secret the run touched.
+    pub fn finish(self, result: &RunResult, redactor: &Redactor) {
+        for record in self.records {
+            apply(record, redactor);
+        }
+        let root = self.cx.span();
+        if !self.telemetry.is_exporting() {
+            root.end();
+            return;
+        }
+        let outcome = match result.outcome {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Error => "error",
+        };
+        let mut attrs = vec![
+            KeyValue::new("waymark.journey.name", result.journey.clone()),
+            KeyValue::new("waymark.run.id", result.run_id.to_string()),
+            KeyValue::new("waymark.location", result.location.clone()),
+            KeyValue::new("waymark.run.outcome", outcome),
+            KeyValue::new("waymark.run.steps", result.steps.len() as i64),
+        ];
+        if !self.journey_version.is_empty() {
+            attrs.push(KeyValue::new(
+                "waymark.journey.version",
+                self.journey_version.clone(),
+            ));
+        }
+        root.set_attributes(attrs.into_iter().map(|kv| redact_kv(kv, redactor)));
+        if result.outcome != Outcome::Passed {
+            let culprit = result
+                .steps
+                .iter()
+                .find(|s| matches!(s.status, StepStatus::Failed | StepStatus::Error));
+            let text = match culprit {
+                Some(s) => format!(
+                    "step `{}` {}: {}",
+                    s.name,
+                    if s.status == StepStatus::Error {
+                        "errored"
+                    } else {
+                        "failed"
+                    },
+                    s.failure.as_ref().map_or("", |f| f.message.as_str())
+                ),
+                None => format!("run {outcome}"),
+            };
+            root.set_status(Status::error(clean(&text, redactor)));
+        }
+        root.end();
+    }
+}
+
+/// The one place where span data meets the redactor: every string attribute, event attribute
+/// and status description is redacted, then cut to [`MAX_TEXT`].
+fn apply(record: Record, redactor: &Redactor) {
+    let Record {
+        mut span,
+        end,
+        attributes,
+        events,
+        error,
+    } = record;
+    span.set_attributes(attributes.into_iter().map(|kv| redact_kv(kv, redactor)));
+    for (name, at, attrs) in events {
+        let attrs = attrs
+            .into_iter()
+            .map(|kv| redact_kv(kv, redactor))
+            .collect();
+        span.add_event_with_timestamp(name, at, attrs);
+    }
+    if let Some(text) = error {
+        span.set_status(Status::error(clean(&text, redactor)));
+    }
+    span.end_with_timestamp(end);
+}
+
+fn clean(text: &str, redactor: &Redactor) -> String {
+    truncate(redactor.redact(text))
+}
+
+fn truncate(mut s: String) -> String {
+    if let Some((cut, _)) = s.char_indices().nth(MAX_TEXT) {
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn redact_kv(kv: KeyValue, redactor: &Redactor) -> KeyValue {
+    let value = match kv.value {
+        Value::String(s) => Value::String(clean(s.as_str(), redactor).into()),
+        Value::Array(Array::String(items)) => Value::Array(Array::String(
+            items
+                .iter()
+                .map(|s| StringValue::from(clean(s.as_str(), redactor)))
+                .collect(),
+        )),
+        other => other,
+    };
+    KeyValue::new(kv.key, value)
+}
+
+fn span_name(step: &Step) -> String {
+    format!("{} {}", step.kind.name(), step.name)
+}
+
+fn kind_of(kind: &StepKind) -> SpanKind {
+    match kind {
+        StepKind::Wait(_) => SpanKind::Internal,
+        _ => SpanKind::Client,
+    }
+}
+
+/// Failures that are errors of the exchange (recorded as `exception` events), as opposed to
+/// conditions on a good exchange that did not hold.
+fn is_exception(class: FailureClass) -> bool {
+    !matches!(
+        class,
+        FailureClass::HttpStatus | FailureClass::Condition | FailureClass::Extraction
+    )
+}
+
+fn class_name(class: FailureClass) -> String {
+    serde_json::to_value(class)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{class:?}"))
+}
+
+fn status_name(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Passed => "passed",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+        StepStatus::Error => "error",
+    }
+}
+
+/// Span events for the timed phases, each at the moment its phase ended (phases follow each
+/// other from the attempt's start; after redirects each is the sum over the hops), with its
+/// duration.
+fn phase_events(
+    start: SystemTime,
+    t: &Timings,
+) -> Vec<(Cow<'static, str>, SystemTime, Vec<KeyValue>)> {
+    let mut at = start;
+    let mut out = Vec::new();
+    for (name, d) in [
+        ("dns", t.dns),
+        ("connect", t.connect),
+        ("tls", t.tls),
+        ("handshake", t.handshake),
+        ("ttfb", t.ttfb),
+        ("download", t.download),
+    ] {
+        if let Some(d) = d {
+            at += d;
+            out.push((
+                Cow::Borrowed(name),
+                at,
+                vec![KeyValue::new("waymark.phase.duration_ms", ms(d))],
+            ));
+        }
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Attributes being collected for one span (not yet redacted: see [`apply`]).
+#[derive(Default)]
+struct Attrs(Vec<KeyValue>);
+
+impl Attrs {
+    fn str(&mut self, key: &'static str, value: impl Into<String>) {
+        self.0.push(KeyValue::new(key, value.into()));
+    }
+
+    fn int(&mut self, key: &'static str, value: i64) {
+        self.0.push(KeyValue::new(key, value));
+    }
+
+    fn bool(&mut self, key: &'static str, value: bool) {
+        self.0.push(KeyValue::new(key, value));
+    }
+
+    fn f64(&mut self, key: &'static str, value: f64) {
+        self.0.push(KeyValue::new(key, value));
+    }
+
+    /// What every step span has.
+    fn step(&mut self, step: &Step, result: &StepResult) {
+        self.str("waymark.step.name", step.name.clone());
+        self.str("waymark.step.kind", step.kind.name());
+        self.str("waymark.step.status", status_name(result.status));
+        if let Some(d) = &step.dependency {
+            self.str("waymark.dependency", d.clone());
+        }
+        if step.sensitive {
+            self.bool("waymark.step.sensitive", true);
+        }
+        if let Some(f) = &result.failure {
+            self.str("waymark.failure.class", class_name(f.class));
+        }
+        if let Some(total) = result.timings.total {
+            self.f64("waymark.step.duration_ms", ms(total));
+        }
+        if !result.extracted.is_empty() {
+            self.0.push(KeyValue::new(
+                "waymark.step.extracted",
+                Value::Array(Array::String(
+                    result
+                        .extracted
+                        .iter()
+                        .map(|n| StringValue::from(n.clone()))
+                        .collect(),
+                )),
+            ));
+        }
+    }
+
+    /// Semantic-convention attributes of the step's kind.
+    fn kind_specific(
+        &mut self,
+        step: &Step,
+        scope: &Scope<'_>,
+        facts: &Facts,
+        result: &StepResult,
+        start: SystemTime,
+        attempt: u32,
+    ) {
+        if let Some(ip) = facts.ip {
+            self.str("network.peer.address", ip.to_string());
+        }
+        match &step.kind {
+            StepKind::Http(_) => {
+                self.str("network.protocol.name", "http");
+                self.http_exchange(step, result);
+                if attempt > 1 {
+                    self.int("http.request.resend_count", i64::from(attempt - 1));
+                }
+                if let Some(f) = &result.failure {
+                    let error_type = match (&result.response, f.class) {
+                        (Some(r), FailureClass::HttpStatus) if r.status >= 400 => {
+                            r.status.to_string()
+                        }
+                        _ => class_name(f.class),
+                    };
+                    self.str("error.type", error_type);
+                }
+            }
+            StepKind::Websocket(_) => {
+                self.str("network.protocol.name", "websocket");
+                self.http_exchange(step, result);
+                if let Some(n) = facts.messages_received {
+                    self.int("waymark.websocket.messages_received", n as i64);
+                }
+                if let Some(f) = &result.failure {
+                    self.str("error.type", class_name(f.class));
+                }
+            }
+            StepKind::Tcp(t) => {
+                self.str("network.transport", "tcp");
+                if let Ok(host) = t.host.render(scope) {
+                    self.str("server.address", host);
+                }
+                self.int("server.port", t.port.into());
+                if let Some(c) = facts.connected {
+                    self.bool("waymark.tcp.connected", c);
+                }
+                if let Some(b) = &facts.body {
+                    self.int("waymark.tcp.bytes_read", b.len() as i64);
+                }
+                self.error_type(result);
+            }
+            StepKind::Dns(d) => {
+                self.str("network.transport", if d.tcp { "tcp" } else { "udp" });
+                if let Ok(name) = d.name.render(scope) {
+                    self.str("dns.question.name", name);
+                }
+                self.str("waymark.dns.record_type", d.record_type.name());
+                if let Some(server) = d.server {
+                    self.str("server.address", server.ip().to_string());
+                    self.int("server.port", server.port().into());
+                }
+                if let Some(rcode) = &facts.dns_rcode {
+                    self.str("waymark.dns.rcode", rcode.clone());
+                }
+                if let Some(body) = facts.body_text() {
+                    let answers: Vec<StringValue> = body
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| StringValue::from(l.to_string()))
+                        .collect();
+                    if !answers.is_empty() {
+                        self.0.push(KeyValue::new(
+                            "dns.answers",
+                            Value::Array(Array::String(answers)),
+                        ));
+                    }
+                }
+                self.error_type(result);
+            }
+            StepKind::Tls(t) => {
+                self.str("network.transport", "tcp");
+                self.str("network.protocol.name", "tls");
+                if let Ok(host) = t.host.render(scope) {
+                    self.str("server.address", host);
+                }
+                self.int("server.port", t.port.into());
+                if let Some(sni) = &t.server_name {
+                    self.str("waymark.tls.server_name", sni.clone());
+                }
+                if let Some(s) = &facts.certificate_subject {
+                    self.str("tls.server.subject", s.clone());
+                }
+                if let Some(s) = &facts.certificate_issuer {
+                    self.str("tls.server.issuer", s.clone());
+                }
+                if let Some(s) = &facts.certificate_sans {
+                    self.str("waymark.tls.certificate_sans", s.clone());
+                }
+                if let Some(ms) = facts.certificate_expiration_ms {
+                    let not_after = chrono::DateTime::<chrono::Utc>::from(start)
+                        + chrono::Duration::milliseconds(ms);
+                    self.str(
+                        "tls.server.not_after",
+                        not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
+                }
+                self.error_type(result);
+            }
+            StepKind::Wait(w) => {
+                self.f64("waymark.wait.duration_ms", ms(w.duration));
+            }
+        }
+    }
+
+    fn error_type(&mut self, result: &StepResult) {
+        if let Some(f) = &result.failure {
+            self.str("error.type", class_name(f.class));
+        }
+    }
+
+    /// HTTP client attributes from the request and response summaries (HTTP and the
+    /// WebSocket upgrade).
+    fn http_exchange(&mut self, step: &Step, result: &StepResult) {
+        if let Some(req) = &result.request {
+            const KNOWN: [&str; 9] = [
+                "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+            ];
+            if KNOWN.contains(&req.method.as_str()) {
+                self.str("http.request.method", req.method.clone());
+            } else {
+                self.str("http.request.method", "_OTHER");
+                self.str("http.request.method_original", req.method.clone());
+            }
+            self.str("url.full", sanitize_url(&req.url, step.sensitive));
+            if let Ok(url) = url::Url::parse(&req.url) {
+                self.str("url.scheme", url.scheme().to_string());
+                if let Some(host) = url.host_str() {
+                    self.str(
+                        "server.address",
+                        host.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_string(),
+                    );
+                }
+                if let Some(port) = url.port_or_known_default() {
+                    self.int("server.port", port.into());
+                }
+            }
+            if req.body_bytes > 0 {
+                self.int("http.request.body.size", req.body_bytes as i64);
+            }
+        }
+        if let Some(resp) = &result.response {
+            self.int("http.response.status_code", resp.status.into());
+            let version = resp
+                .protocol
+                .trim_start_matches("HTTP/")
+                .trim_start_matches("http/");
+            if !version.is_empty() {
+                self.str("network.protocol.version", version.to_string());
+            }
+            if matches!(step.kind, StepKind::Http(_)) {
+                self.int("http.response.body.size", resp.body_bytes as i64);
+            }
+            if resp.redirects > 0 {
+                self.int("waymark.http.redirects", resp.redirects.into());
+                self.str(
+                    "waymark.http.final_url",
+                    sanitize_url(&resp.url, step.sensitive),
+                );
+            }
+        }
+    }
+}
+
+/// `url.full` as the semantic conventions want it: no credentials in the user-info part, and
+/// no values of credential-like query parameters (`every_value`: none at all). The text is
+/// otherwise kept as the request had it.
+pub fn sanitize_url(raw: &str, every_value: bool) -> String {
+    let (head, fragment) = match raw.split_once('#') {
+        Some((h, f)) => (h, Some(f)),
+        None => (raw, None),
+    };
+    let (base, query) = match head.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (head, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => {
+                    format!("{scheme}://{URL_REDACTED}:{URL_REDACTED}@{host}{path}")
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _))
+                    if every_value
+                        || SENSITIVE_QUERY_KEYS
+                            .iter()
+                            .any(|s| s.eq_ignore_ascii_case(k)) =>
+                {
+                    format!("{k}={URL_REDACTED}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&parts.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}

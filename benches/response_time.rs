@@ -18,6 +18,7 @@ use axum::routing::get;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::EnvSecrets;
 use waymark::runner::{Outcome, Runner};
+use waymark::telemetry::Telemetry;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -88,6 +89,7 @@ fn main() {
         location: "bench".into(),
         secrets: Arc::new(EnvSecrets::default()),
         overrides,
+        telemetry: Telemetry::disabled(),
     };
 
     // Requests are sequential, so the i-th handler time belongs to the i-th request.

@@ -150,10 +150,11 @@ fn main() {
         extra_vars: overrides.keys().cloned().collect(),
     };
     let journey = parse_journey(&yaml, Path::new("bench.yaml"), &opts).expect("journey parses");
-    let runner = Runner {
+    let runner = |telemetry: &Telemetry| Runner {
         location: "bench".into(),
         secrets: Arc::new(EnvSecrets::default()),
-        overrides,
+        overrides: overrides.clone(),
+        telemetry: telemetry.clone(),
     };
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -164,7 +165,7 @@ fn main() {
         )),
         ..TelemetryConfig::default()
     };
-    let modes: Vec<(&str, Telemetry)> = rt.block_on(async {
+    let telemetries: Vec<(&str, Telemetry)> = rt.block_on(async {
         vec![
             ("off", Telemetry::disabled()),
             (
@@ -178,11 +179,19 @@ fn main() {
         ]
     });
 
+    let modes: Vec<(&str, Telemetry, Runner)> = telemetries
+        .into_iter()
+        .map(|(name, t)| {
+            let r = runner(&t);
+            (name, t, r)
+        })
+        .collect();
+
     // Warm up: connections, allocator, lazy statics.
-    for (_, t) in &modes {
+    for (_, t, runner) in &modes {
         rt.block_on(async {
             for _ in 0..20 {
-                runner.run_traced(&journey, t).await;
+                runner.run(&journey).await;
             }
             t.flush().await;
         });
@@ -198,11 +207,11 @@ fn main() {
             (0..modes.len()).rev().collect()
         };
         for i in order {
-            let t = &modes[i].1;
+            let (_, t, runner) = &modes[i];
             let (c0, w0) = (cpu_time(), Instant::now());
             rt.block_on(async {
                 for _ in 0..runs {
-                    let r = runner.run_traced(&journey, t).await;
+                    let r = runner.run(&journey).await;
                     assert_eq!(r.outcome, Outcome::Passed, "{r:?}");
                 }
                 // The export of this round's spans is part of its cost.
@@ -224,7 +233,7 @@ fn main() {
         "tracing", "CPU µs/step", "wall µs/step", "CPU vs off", "spans lost"
     );
     let base = median(cpu[0].clone());
-    for (i, (name, t)) in modes.iter().enumerate() {
+    for (i, (name, t, _)) in modes.iter().enumerate() {
         let c = median(cpu[i].clone());
         let w = median(wall[i].clone());
         let vs = if i == 0 {

@@ -254,16 +254,17 @@ fn run(
         }
         None => EnvSecrets::default(),
     };
-    let runner = Runner {
-        location,
-        secrets: Arc::new(secrets),
-        overrides,
-    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     // One CLI run is one complete trace: exported (if configured) before the process exits.
     let result = runtime.block_on(async {
         let traces = Telemetry::new(&telemetry_config)?;
-        let result = runner.run_traced(&journey, &traces).await;
+        let runner = Runner {
+            location,
+            secrets: Arc::new(secrets),
+            overrides,
+            telemetry: traces.clone(),
+        };
+        let result = runner.run(&journey).await;
         traces.shutdown().await;
         anyhow::Ok(result)
     })?;
@@ -328,10 +329,15 @@ fn demo(
         let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
         print_diagnostics(&loaded.diagnostics);
         let secrets = waymark::demo::DemoSecrets(EnvSecrets::default());
-        let runner = Runner { location: "demo".into(), secrets: Arc::new(secrets), overrides };
+        let runner = Runner {
+            location: "demo".into(),
+            secrets: Arc::new(secrets),
+            overrides,
+            telemetry: traces.clone(),
+        };
         let mut all_passed = loaded.diagnostics.is_empty();
         for journey in &loaded.journeys {
-            let result = runner.run_traced(journey, &traces).await;
+            let result = runner.run(journey).await;
             all_passed &= result.outcome == Outcome::Passed;
             print(&(waymark::report::text_with_trace_url(&result, trace_url) + "\n"));
         }

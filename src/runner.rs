@@ -34,6 +34,9 @@ pub struct Runner {
     pub secrets: Arc<dyn SecretSource>,
     /// `--var` overrides; they win over the journey's `variables:`.
     pub overrides: BTreeMap<String, String>,
+    /// Where each run's trace goes; [`Telemetry::disabled`] still gives every run trace ids
+    /// and sends `traceparent`, so a backend can correlate even without export.
+    pub telemetry: Telemetry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,17 +118,11 @@ static IMPLICIT_STATUS: LazyLock<Condition> =
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
 impl Runner {
-    /// Runs the journey once. Its trace is not exported (targets still get `traceparent`);
-    /// [`Runner::run_traced`] exports it.
+    /// Runs the journey once, as one trace. Log lines of the run carry its trace id (a `run`
+    /// tracing span).
     pub async fn run(&self, journey: &Journey) -> RunResult {
-        self.run_traced(journey, &Telemetry::disabled()).await
-    }
-
-    /// Runs the journey once as one trace of `telemetry`. Log lines of the run carry its
-    /// trace id (a `run` tracing span).
-    pub async fn run_traced(&self, journey: &Journey, telemetry: &Telemetry) -> RunResult {
         let run_id = uuid::Uuid::new_v4();
-        let trace = telemetry.start_run(journey, run_id);
+        let trace = self.telemetry.start_run(journey, run_id);
         let span = tracing::info_span!(
             "run",
             journey = %journey.name,

@@ -6,7 +6,7 @@
 //! become children of the attempt span.
 //!
 //! There is no global state: whoever runs journeys creates a `Telemetry` (the CLI from the
-//! standard `OTEL_*` environment variables), hands it to [`crate::runner::Runner::run_traced`],
+//! standard `OTEL_*` environment variables), gives a clone to each [`crate::runner::Runner`],
 //! and flushes it before exiting. Without an exporter ([`Telemetry::disabled`]) spans are still
 //! created, so a run still has a trace id and targets still receive `traceparent`; nothing is
 //! sent anywhere.

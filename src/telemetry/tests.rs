@@ -226,8 +226,9 @@ async fn run(yaml: &str, telemetry: &Telemetry) -> RunResult {
         location: "unit".into(),
         secrets: Arc::new(Secrets),
         overrides: BTreeMap::new(),
+        telemetry: telemetry.clone(),
     };
-    runner.run_traced(&journey, telemetry).await
+    runner.run(&journey).await
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {

@@ -18,6 +18,7 @@ use serde_json::json;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::SecretSource;
 use waymark::runner::{RunResult, Runner};
+use waymark::telemetry::Telemetry;
 
 #[derive(Default)]
 struct Counters {
@@ -198,6 +199,7 @@ pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunRe
         location: "test".into(),
         secrets: Arc::new(MapSecrets(secrets)),
         overrides,
+        telemetry: Telemetry::disabled(),
     };
     runner.run(&journey).await
 }

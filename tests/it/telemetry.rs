@@ -425,8 +425,9 @@ async fn run_traced(
                 .collect(),
         )),
         overrides,
+        telemetry: telemetry.clone(),
     };
-    runner.run_traced(&journey, telemetry).await
+    runner.run(&journey).await
 }
 
 /// Six steps: a recorded request (with a credential in its query), a step that passes on its

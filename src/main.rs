@@ -345,7 +345,8 @@ fn demo(
         traces.shutdown().await;
         if keep_running {
             print(&format!(
-                "The shop keeps running; try:\n  waymark run shop-checkout --var base={base}\n(Ctrl-C to stop)\n"
+                "The shop keeps running; try:\n  WAYMARK_SECRET_SHOP_PASSWORD={} waymark run shop-checkout --var base={base}\n(Ctrl-C to stop)\n",
+                waymark::demo::DEMO_PASSWORD
             ));
             tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
         }

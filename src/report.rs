@@ -118,6 +118,18 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
     if !phases.is_empty() {
         let _ = writeln!(out, "      {phases}");
     }
+    if !s.actions.is_empty() {
+        let actions: Vec<String> = s
+            .actions
+            .iter()
+            .map(|a| {
+                let took = a.duration.map(|d| fmt_ms(d.as_secs_f64() * 1000.0));
+                let mark = if a.passed { "" } else { " ✘" };
+                format!("{}{mark} {}", a.action, took.unwrap_or_default())
+            })
+            .collect();
+        let _ = writeln!(out, "      actions: {}", actions.join(" · "));
+    }
     if let Some(req) = &s.request {
         let _ = writeln!(out, "      {} {}", req.method, req.url);
     }
@@ -141,6 +153,7 @@ fn phases(t: &Timings) -> String {
         ("dns", t.dns),
         ("connect", t.connect),
         ("tls", t.tls),
+        ("handshake", t.handshake),
         ("ttfb", t.ttfb),
         ("download", t.download),
     ]

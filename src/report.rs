@@ -149,18 +149,10 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
 }
 
 fn phases(t: &Timings) -> String {
-    [
-        ("dns", t.dns),
-        ("connect", t.connect),
-        ("tls", t.tls),
-        ("handshake", t.handshake),
-        ("ttfb", t.ttfb),
-        ("download", t.download),
-    ]
-    .into_iter()
-    .filter_map(|(name, d)| d.map(|d| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0))))
-    .collect::<Vec<_>>()
-    .join(" · ")
+    t.phases()
+        .map(|(name, d)| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0)))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn fmt_ms(ms: f64) -> String {

@@ -116,6 +116,20 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// The phases that happened, in the order they happen in an attempt (`total` excluded).
+    pub fn phases(&self) -> impl Iterator<Item = (&'static str, Duration)> {
+        [
+            ("dns", self.dns),
+            ("connect", self.connect),
+            ("tls", self.tls),
+            ("handshake", self.handshake),
+            ("ttfb", self.ttfb),
+            ("download", self.download),
+        ]
+        .into_iter()
+        .filter_map(|(name, d)| d.map(|d| (name, d)))
+    }
+
     /// Adds `d` to a phase, creating it if absent (phases add up across redirect hops).
     pub fn add(phase: &mut Option<Duration>, d: Duration) {
         *phase = Some(phase.unwrap_or_default() + d);

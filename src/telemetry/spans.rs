@@ -394,25 +394,13 @@ fn phase_events(
     t: &Timings,
 ) -> Vec<(Cow<'static, str>, SystemTime, Vec<KeyValue>)> {
     let mut at = start;
-    let mut out = Vec::new();
-    for (name, d) in [
-        ("dns", t.dns),
-        ("connect", t.connect),
-        ("tls", t.tls),
-        ("handshake", t.handshake),
-        ("ttfb", t.ttfb),
-        ("download", t.download),
-    ] {
-        if let Some(d) = d {
+    t.phases()
+        .map(|(name, d)| {
             at += d;
-            out.push((
-                Cow::Borrowed(name),
-                at,
-                vec![KeyValue::new("waymark.phase.duration_ms", ms(d))],
-            ));
-        }
-    }
-    out
+            let duration = vec![KeyValue::new("waymark.phase.duration_ms", ms(d))];
+            (Cow::Borrowed(name), at, duration)
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -8,7 +8,7 @@ use opentelemetry::{Key, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::spans::sanitize_url;
+use super::attributes::sanitize_url;
 use super::*;
 use crate::journey::parse::{ParseOptions, parse_journey};
 use crate::journey::template::SecretSource;

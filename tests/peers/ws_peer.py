@@ -15,6 +15,7 @@ import json
 import sys
 
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 
 async def handler(ws):
@@ -25,11 +26,14 @@ async def handler(ws):
         return
     if path == "/flood":
         n = 0
-        while True:
-            n += 1
-            await ws.send(json.dumps({"type": "noise", "n": n}))
-            if n % 100 == 0:
-                await asyncio.sleep(0)
+        try:
+            while True:
+                n += 1
+                await ws.send(json.dumps({"type": "noise", "n": n}))
+                if n % 100 == 0:
+                    await asyncio.sleep(0)
+        except ConnectionClosed:
+            return  # the client gave up on the flood, as it should
     await ws.send(json.dumps({"type": "hello", "server": "python-websockets"}))
     async for message in ws:
         try:

@@ -18,7 +18,12 @@ python3 -m pip install --quiet --disable-pip-version-check \
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# `stops`: shell commands run at exit, for daemons that are not our children (PostgreSQL).
+stops=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for c in "${stops[@]}"; do eval "$c" || true; done
+}
 trap cleanup EXIT
 
 HTTPBIN_PORT=$(free_port)
@@ -57,6 +62,25 @@ for _ in $(seq 1 100); do [ -s "$OTLP_PORT_FILE" ] && break; sleep 0.1; done
 [ -s "$OTLP_PORT_FILE" ] || { echo "the OTLP receiver did not start" >&2; exit 1; }
 export OTLP_PY_URL="http://127.0.0.1:$(head -n1 "$OTLP_PORT_FILE")"
 # --- end of the OTLP trace receiver --------------------------------------------------------
+
+# --- PostgreSQL for the store tests (tests/it/store.rs) ------------------------------------
+# Debian `postgresql`, only if no initdb is installed. A private server on a free loopback port,
+# trust auth, data and socket in a temp dir; it refuses to run as root, hence `runuser`.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+PG_DIR=$(mktemp -d)
+chown postgres "$PG_DIR"
+stops+=("pg pg_ctl -D '$PG_DIR/data' -m fast -w stop >/dev/null 2>&1; rm -rf '$PG_DIR'")
+PG_PORT=$(free_port)
+pg() { (cd "$PG_DIR" && runuser -u postgres -- "$PG_BIN/$1" "${@:2}"); }
+pg initdb -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+pg pg_ctl -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o "-p ${PG_PORT} -k ${PG_DIR} \
+  -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+pg createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres waymark_test
+export WAYMARK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${PG_PORT}/waymark_test"
+# --- end of PostgreSQL ---------------------------------------------------------------------
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

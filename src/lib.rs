@@ -1,8 +1,11 @@
 //! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
 
+pub mod config;
 pub mod demo;
 pub mod journey;
 pub mod report;
 pub mod runner;
+pub mod scheduler;
 pub mod step;
+pub mod store;
 pub mod telemetry;

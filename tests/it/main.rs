@@ -7,5 +7,6 @@ mod conditions;
 mod httpbin;
 mod journeys;
 mod steps;
+mod store;
 mod support;
 mod telemetry;

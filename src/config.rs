@@ -1,0 +1,228 @@
+//! The service configuration (`waymark.toml`), with `WAYMARK_*` environment overrides.
+//!
+//! Loaded and validated once at start: unknown keys are errors, durations are humane strings
+//! (`30s`, `30d`), and every option has a documented default (see `waymark.example.toml`).
+//! Environment variables win over the file, the file over the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP server (API, metrics, dashboard). `WAYMARK_LISTEN`.
+    pub listen: SocketAddr,
+    /// `sqlite://waymark.db` (created on first start) or `postgres://…`. `WAYMARK_DATABASE_URL`.
+    pub database_url: String,
+    /// Directory of journey files, watched for changes. `WAYMARK_JOURNEYS`.
+    pub journeys: PathBuf,
+    /// Token required by the API's write endpoints; none = they are disabled. `WAYMARK_API_TOKEN`.
+    pub api_token: Option<String>,
+    /// Label of this node's vantage point, recorded with every run. `WAYMARK_LOCATION`.
+    pub location: String,
+    /// Most runs executing at once on this node. `WAYMARK_CONCURRENCY`.
+    pub concurrency: usize,
+    /// How long in-flight runs may take to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Raw runs and step results are pruned after this long.
+    #[serde(with = "humantime_serde")]
+    pub raw: Duration,
+    /// Hourly rollups are pruned after this long.
+    #[serde(with = "humantime_serde")]
+    pub rollup: Duration,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            raw: 30 * DAY,
+            rollup: 400 * DAY,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://waymark.db".into(),
+            journeys: PathBuf::from("journeys"),
+            api_token: None,
+            location: "local".into(),
+            concurrency: default_concurrency(),
+            shutdown_grace: Duration::from_secs(30),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// Runs mostly wait on the network, so several per core is the right order of magnitude.
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| n.get() * 16)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// The file (if given) under the environment's overrides, validated.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; the message carries the line and column of the problem.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("WAYMARK_LISTEN") {
+            self.listen = v.parse().map_err(|e| ConfigError::Env {
+                name: "WAYMARK_LISTEN",
+                message: format!("`{v}` is not an address like 127.0.0.1:8080 ({e})"),
+            })?;
+        }
+        if let Some(v) = env("WAYMARK_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = env("WAYMARK_JOURNEYS") {
+            self.journeys = PathBuf::from(v);
+        }
+        if let Some(v) = env("WAYMARK_API_TOKEN") {
+            self.api_token = Some(v);
+        }
+        if let Some(v) = env("WAYMARK_LOCATION") {
+            self.location = v;
+        }
+        if let Some(v) = env("WAYMARK_CONCURRENCY") {
+            self.concurrency = v.parse().map_err(|_| ConfigError::Env {
+                name: "WAYMARK_CONCURRENCY",
+                message: format!("`{v}` is not a positive integer"),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
+            return invalid("database_url must start with sqlite: or postgres://");
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency must be at least 1");
+        }
+        if self.location.trim().is_empty() {
+            return invalid("location must not be empty");
+        }
+        if self.api_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return invalid("api_token must be at least 16 characters");
+        }
+        if self.retention.rollup < self.retention.raw {
+            return invalid("retention.rollup must be at least retention.raw");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let c = Config::load(None, no_env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://waymark.db");
+        assert_eq!(c.retention.raw, 30 * DAY);
+        assert_eq!(c.retention.rollup, 400 * DAY);
+        assert!(c.concurrency >= 1);
+    }
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let text = include_str!("../waymark.example.toml");
+        let mut parsed = Config::parse(text).unwrap();
+        parsed.concurrency = Config::default().concurrency;
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("waymark.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nlocation = \"eu-west\"\n[retention]\nraw = \"7d\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "WAYMARK_LISTEN").then(|| "0.0.0.0:9100".to_string());
+        let c = Config::load(Some(&path), env).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9100");
+        assert_eq!(c.location, "eu-west");
+        assert_eq!(c.retention.raw, 7 * DAY);
+        assert_eq!(c.retention.rollup, 400 * DAY);
+    }
+
+    #[test]
+    fn problems_are_reported_with_their_place() {
+        let e = Config::parse("listen = \"x\"\nlocatoin = \"a\"\n").unwrap_err();
+        assert!(e.contains("line 1") || e.contains("listen"), "{e}");
+        let e = Config::parse("locatoin = \"a\"\n").unwrap_err();
+        assert!(e.contains("unknown field `locatoin`"), "{e}");
+        let bad = |k: &str, v: &str| {
+            let env = |n: &str| (n == k).then(|| v.to_string());
+            Config::load(None, env).unwrap_err().to_string()
+        };
+        assert!(bad("WAYMARK_LISTEN", "nowhere").contains("WAYMARK_LISTEN"));
+        assert!(bad("WAYMARK_CONCURRENCY", "0").contains("at least 1"));
+        assert!(bad("WAYMARK_DATABASE_URL", "mysql://x").contains("database_url"));
+        assert!(bad("WAYMARK_API_TOKEN", "short").contains("16 characters"));
+    }
+}

@@ -1,0 +1,25 @@
+//! PostgreSQL: a small pool; rollup rows are locked (`FOR UPDATE`) while a batch merges into
+//! them, so concurrent writers never lose counts.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?)
+}
+
+pub(super) mod q {
+    super::super::queries::dialect!(sqlx::Postgres, begin = "BEGIN", lock = " FOR UPDATE");
+}

@@ -1,0 +1,35 @@
+//! SQLite: one file, WAL, a busy timeout, foreign keys on, `BEGIN IMMEDIATE` for writes so
+//! that a write transaction never fails half-way on a lock upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
+    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a committed (acknowledged) batch survives a power cut, not only a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    // Each in-memory connection would be its own database.
+    let max = if memory { 1 } else { 4 };
+    Ok(SqlitePoolOptions::new()
+        .max_connections(max)
+        .connect_with(options)
+        .await?)
+}
+
+pub(super) mod q {
+    super::super::queries::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "");
+}

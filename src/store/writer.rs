@@ -1,0 +1,144 @@
+//! Batched writes: runs go through a bounded channel to one task that commits them in
+//! batches (up to `max_batch` runs, or whatever arrived within `max_delay`), so a slow disk
+//! costs a queue, never step execution.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Result, RunRecord, Store, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most runs per transaction.
+    pub max_batch: usize,
+    /// Longest a run waits for others before its batch is committed.
+    pub max_delay: Duration,
+    /// Runs queued before [`StoreWriter::submit`] waits (and [`StoreWriter::try_submit`]
+    /// refuses).
+    pub capacity: usize,
+    /// Commit attempts per batch before its runs are given up (and reported by `flush`).
+    pub attempts: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 100,
+            max_delay: Duration::from_millis(200),
+            capacity: 10_000,
+            attempts: 4,
+        }
+    }
+}
+
+enum Msg {
+    Run(Box<RunRecord>),
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// A handle to the writer task; clones share the task, which ends when every handle is gone
+/// (after committing what is queued).
+#[derive(Clone)]
+pub struct StoreWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl StoreWriter {
+    pub fn spawn(store: Store, config: WriterConfig) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let task = tokio::spawn(run(store, config, rx));
+        (StoreWriter { tx }, task)
+    }
+
+    /// Queues a run, waiting only if the queue is full.
+    pub async fn submit(&self, record: RunRecord) -> Result<()> {
+        self.tx
+            .send(Msg::Run(Box::new(record)))
+            .await
+            .map_err(|_| StoreError::WriterClosed)
+    }
+
+    /// Queues a run or gives it back at once if the queue is full.
+    pub fn try_submit(&self, record: RunRecord) -> std::result::Result<(), Box<RunRecord>> {
+        self.tx
+            .try_send(Msg::Run(Box::new(record)))
+            .map_err(|e| match e.into_inner() {
+                Msg::Run(r) => r,
+                Msg::Flush(_) => unreachable!(),
+            })
+    }
+
+    /// Commits everything queued before this call; `Ok` means those runs are durable. An error
+    /// reports runs given up since the previous flush.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(tx))
+            .await
+            .map_err(|_| StoreError::WriterClosed)?;
+        rx.await.map_err(|_| StoreError::WriterClosed)?
+    }
+}
+
+async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch: Vec<RunRecord> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<Result<()>>> = Vec::new();
+    let mut lost = 0u64;
+    let mut last_error = String::new();
+    let mut closed = false;
+    while !closed {
+        match rx.recv().await {
+            Some(Msg::Run(r)) => batch.push(*r),
+            Some(Msg::Flush(f)) => flushes.push(f),
+            None => closed = true,
+        }
+        let deadline = Instant::now() + config.max_delay;
+        while !closed && flushes.is_empty() && batch.len() < config.max_batch {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Msg::Run(r))) => batch.push(*r),
+                Ok(Some(Msg::Flush(f))) => flushes.push(f),
+                Ok(None) => closed = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = commit(&store, &batch, config.attempts).await {
+                tracing::error!(runs = batch.len(), error = %e, "runs could not be stored");
+                lost += batch.len() as u64;
+                last_error = e.to_string();
+            }
+            batch.clear();
+        }
+        for f in flushes.drain(..) {
+            let reply = if lost == 0 {
+                Ok(())
+            } else {
+                Err(StoreError::WriteFailed {
+                    runs: lost,
+                    error: last_error.clone(),
+                })
+            };
+            let _ = f.send(reply);
+            lost = 0;
+        }
+    }
+}
+
+async fn commit(store: &Store, batch: &[RunRecord], attempts: u32) -> Result<()> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match store.record_runs(batch).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= attempts.max(1) => return Err(e),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "storing runs failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Storage: one suite run against SQLite (a file in a temp dir) and PostgreSQL (a fresh
+//! database per test on the server scripts/test.sh starts, `WAYMARK_TEST_POSTGRES_URL`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::Connection;
+
+use waymark::journey::Journey;
+use waymark::journey::condition::ConditionOutcome;
+use waymark::journey::parse::{ParseOptions, parse_journey};
+use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
+use waymark::step::{Failure, FailureClass, Timings};
+use waymark::store::{RunRecord, Store, StoreWriter, WriterConfig};
+
+use crate::support::run_yaml;
+
+/// A database for one test: the store, and how to open it again.
+struct Db {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        Db {
+            store,
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Db {
+        let base = std::env::var("WAYMARK_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "WAYMARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
+                 which starts a private PostgreSQL"
+            )
+        });
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        let url = format!("{prefix}/{name}");
+        let store = Store::connect(&url).await.unwrap();
+        Db {
+            store,
+            url,
+            _dir: None,
+        }
+    }
+
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = Store::connect(&self.url).await.unwrap();
+    }
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Db::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Db::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    real_runs_read_back_identically,
+    hand_built_run_reads_back_identically,
+    recent_runs_newest_first,
+    recording_a_run_twice_counts_it_once,
+    journey_versions_by_content_hash,
+    rollups_count_and_quantiles_per_hour,
+    prune_deletes_in_batches,
+    writer_batches_and_flushed_runs_are_durable,
+    reopening_applies_migrations_once,
+    writer_reports_runs_it_could_not_store,
+);
+
+fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 14, h, m, s).unwrap()
+        + chrono::Duration::nanoseconds(nanos.into())
+}
+
+fn record(result: RunResult) -> RunRecord {
+    RunRecord {
+        planned_at: result.started_at - chrono::Duration::milliseconds(3),
+        scheduling_lag: Duration::from_nanos(3_000_123),
+        journey_sha256: "ab".repeat(32),
+        result,
+    }
+}
+
+fn step(name: &str, status: StepStatus, total_ms: Option<u64>) -> StepResult {
+    StepResult {
+        name: name.into(),
+        kind: "http".into(),
+        dependency: None,
+        status,
+        attempts: 1,
+        offset_ms: 0.0,
+        failure: None,
+        conditions: vec![],
+        timings: Timings {
+            total: total_ms.map(Duration::from_millis),
+            ..Timings::default()
+        },
+        request: None,
+        response: None,
+        actions: vec![],
+        extracted: vec![],
+        skip_reason: None,
+        span_id: String::new(),
+        attempt_span_ids: vec![],
+    }
+}
+
+/// A run of `journey` started at `started_at`, lasting `ms`, with one `login` step.
+fn simple_run(journey: &str, started_at: DateTime<Utc>, ms: u64, passed: bool) -> RunResult {
+    let status = if passed {
+        StepStatus::Passed
+    } else {
+        StepStatus::Failed
+    };
+    RunResult {
+        run_id: uuid::Uuid::new_v4(),
+        journey: journey.into(),
+        location: "eu-west".into(),
+        outcome: if passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        started_at,
+        finished_at: started_at + chrono::Duration::milliseconds(ms as i64),
+        duration_ms: ms as f64,
+        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        steps: vec![
+            step("login", status, Some(ms)),
+            step("logout", StepStatus::Skipped, None),
+        ],
+    }
+}
+
+fn same(a: &RunRecord, b: &RunRecord) {
+    assert_eq!(
+        serde_json::to_value(a).unwrap(),
+        serde_json::to_value(b).unwrap()
+    );
+    assert_eq!(a.scheduling_lag, b.scheduling_lag);
+    for (x, y) in a.result.steps.iter().zip(&b.result.steps) {
+        assert_eq!(x.timings, y.timings, "step {}", x.name);
+    }
+}
+
+async fn real_runs_read_back_identically(db: Db) {
+    let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
+    let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
+    let passed = run_yaml(
+        &yaml,
+        &shop.base_url(),
+        &[("SHOP_PASSWORD", waymark::demo::DEMO_PASSWORD)],
+    )
+    .await;
+    let failed = run_yaml(
+        &yaml,
+        &shop.base_url(),
+        &[("SHOP_PASSWORD", "wrong-password-123")],
+    )
+    .await;
+    assert_eq!(passed.outcome, Outcome::Passed);
+    assert_eq!(failed.outcome, Outcome::Failed);
+    assert!(failed.steps.iter().any(|s| s.failure.is_some()));
+    for r in [passed, failed] {
+        let rec = record(r);
+        db.store.record_run(&rec).await.unwrap();
+        let back = db
+            .store
+            .run(rec.result.run_id)
+            .await
+            .unwrap()
+            .expect("stored");
+        same(&rec, &back);
+    }
+    assert!(db.store.run(uuid::Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn hand_built_run_reads_back_identically(db: Db) {
+    let mut r = simple_run("shop", at(10, 15, 0, 123_456_789), 250, false);
+    let s = &mut r.steps[0];
+    s.dependency = Some("payments".into());
+    s.attempts = 3;
+    s.offset_ms = 12.345678;
+    s.failure = Some(Failure {
+        class: FailureClass::HttpStatus,
+        message: "status 503, token ***".into(),
+    });
+    s.conditions = vec![ConditionOutcome {
+        expression: "[STATUS] == 200".into(),
+        passed: false,
+        actual: "503".into(),
+    }];
+    s.timings = Timings {
+        dns: Some(Duration::from_nanos(1_234_567)),
+        connect: Some(Duration::from_nanos(987_654)),
+        tls: None,
+        handshake: None,
+        ttfb: Some(Duration::from_nanos(200_000_001)),
+        download: Some(Duration::from_nanos(1)),
+        total: Some(Duration::from_nanos(250_123_457)),
+    };
+    s.extracted = vec!["token".into()];
+    s.span_id = "00f067aa0ba902b7".into();
+    s.attempt_span_ids = vec!["a".repeat(16), "b".repeat(16), "00f067aa0ba902b7".into()];
+    r.steps[1].skip_reason = Some("an earlier step failed".into());
+    let rec = record(r);
+    db.store.record_run(&rec).await.unwrap();
+    let back = db.store.run(rec.result.run_id).await.unwrap().unwrap();
+    same(&rec, &back);
+    assert_eq!(back.result.started_at, at(10, 15, 0, 123_456_789));
+    assert_eq!(
+        back.result.steps[0].failure.as_ref().unwrap().class,
+        FailureClass::HttpStatus
+    );
+}
+
+async fn recent_runs_newest_first(db: Db) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = simple_run("shop", at(9, i, 0, 0), 100, true);
+        ids.push(r.run_id);
+        db.store.record_run(&record(r)).await.unwrap();
+    }
+    db.store
+        .record_run(&record(simple_run("other", at(9, 30, 0, 0), 100, true)))
+        .await
+        .unwrap();
+    let recent = db.store.recent_runs("shop", 3).await.unwrap();
+    let got: Vec<_> = recent.iter().map(|r| r.run_id).collect();
+    assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
+    assert_eq!(recent[0].started_at, at(9, 4, 0, 0));
+    assert_eq!(recent[0].scheduling_lag, Duration::from_nanos(3_000_123));
+    assert_eq!(recent[0].outcome, Outcome::Passed);
+    assert!(db.store.recent_runs("nobody", 10).await.unwrap().is_empty());
+}
+
+async fn recording_a_run_twice_counts_it_once(db: Db) {
+    let rec = record(simple_run("shop", at(8, 0, 0, 0), 100, true));
+    db.store.record_run(&rec).await.unwrap();
+    db.store
+        .record_runs(&[rec.clone(), rec.clone()])
+        .await
+        .unwrap();
+    assert_eq!(db.store.recent_runs("shop", 10).await.unwrap().len(), 1);
+    let rollups = db
+        .store
+        .rollups("shop", at(0, 0, 0, 0), at(23, 0, 0, 0))
+        .await
+        .unwrap();
+    let whole = rollups.iter().find(|r| r.step.is_none()).unwrap();
+    assert_eq!(whole.count, 1);
+}
+
+fn journey(text: &str) -> Journey {
+    let opts = ParseOptions {
+        extra_vars: BTreeSet::from(["base".to_string(), "feed".to_string()]),
+    };
+    parse_journey(text, Path::new("shop-health.yaml"), &opts).unwrap()
+}
+
+async fn journey_versions_by_content_hash(db: Db) {
+    let text = std::fs::read_to_string("journeys/shop-health.yaml").unwrap();
+    let v1 = journey(&text);
+    let first = at(7, 0, 0, 0);
+    assert!(
+        db.store
+            .record_journey_version(&v1, Some(&text), first)
+            .await
+            .unwrap()
+    );
+    // The same content again, later: still one row, first sighting kept.
+    let again = journey(&text);
+    assert!(
+        !db.store
+            .record_journey_version(&again, Some(&text), at(8, 0, 0, 0))
+            .await
+            .unwrap()
+    );
+    let changed = format!("{text}\n# a comment changes the version\n");
+    let v2 = journey(&changed);
+    assert_ne!(v1.source.content_sha256, v2.source.content_sha256);
+    assert!(
+        db.store
+            .record_journey_version(&v2, Some(&changed), at(9, 0, 0, 0))
+            .await
+            .unwrap()
+    );
+    let versions = db.store.journeys().await.unwrap();
+    assert_eq!(versions.len(), 2, "{versions:#?}");
+    assert_eq!(versions[0].content_sha256, v1.source.content_sha256);
+    assert_eq!(versions[0].first_seen, first);
+    assert_eq!(versions[0].definition.as_deref(), Some(text.as_str()));
+    assert_eq!(versions[1].content_sha256, v2.source.content_sha256);
+    assert!(versions.iter().all(|v| v.name == v1.name));
+}
+
+async fn rollups_count_and_quantiles_per_hour(db: Db) {
+    // Hour 10: 200 runs of 1..=200 ms, every tenth failed, recorded in several transactions
+    // (so rows are merged with what is stored). Hour 11: 3 runs.
+    let mut batch = Vec::new();
+    for ms in 1..=200u64 {
+        let started = at(10, (ms % 60) as u32, 0, 0);
+        batch.push(record(simple_run("shop", started, ms, ms % 10 != 0)));
+        if batch.len() == 30 {
+            db.store.record_runs(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    db.store.record_runs(&batch).await.unwrap();
+    for ms in [5, 7, 9] {
+        db.store
+            .record_run(&record(simple_run("shop", at(11, 1, 0, 0), ms, true)))
+            .await
+            .unwrap();
+    }
+    db.store
+        .record_run(&record(simple_run("other", at(10, 1, 0, 0), 1, true)))
+        .await
+        .unwrap();
+    let rollups = db
+        .store
+        .rollups("shop", at(10, 0, 0, 0), at(12, 0, 0, 0))
+        .await
+        .unwrap();
+    // Per hour: the whole run and `login`; skipped `logout` is not counted.
+    assert_eq!(rollups.len(), 4, "{rollups:#?}");
+    let find = |hour: u32, step: Option<&str>| {
+        rollups
+            .iter()
+            .find(|r| r.hour == at(hour, 0, 0, 0) && r.step.as_deref() == step)
+            .unwrap()
+    };
+    for step in [None, Some("login")] {
+        let r = find(10, step);
+        assert_eq!((r.count, r.failures), (200, 20));
+        assert_eq!(r.location, "eu-west");
+        assert_eq!((r.min_ms, r.max_ms), (Some(1.0), Some(200.0)));
+        assert!((r.sum_ms - 20_100.0).abs() < 1e-6);
+        assert_eq!(r.sketch.count(), 200);
+        for (q, exact) in [(0.5, 100.0), (0.95, 190.0), (0.99, 198.0)] {
+            let got = r.sketch.quantile(q).unwrap();
+            assert!((got - exact).abs() / exact <= 0.02, "{step:?} p{q}: {got}");
+        }
+        let r = find(11, step);
+        assert_eq!((r.count, r.failures), (3, 0));
+        assert!((r.sketch.quantile(0.5).unwrap() - 7.0).abs() / 7.0 <= 0.02);
+    }
+    // The window is [from, to).
+    let only_11 = db
+        .store
+        .rollups("shop", at(11, 0, 0, 0), at(12, 0, 0, 0))
+        .await
+        .unwrap();
+    assert!(only_11.iter().all(|r| r.hour == at(11, 0, 0, 0)));
+    assert_eq!(only_11.len(), 2);
+}
+
+async fn prune_deletes_in_batches(db: Db) {
+    let mut old = Vec::new();
+    for i in 0..25 {
+        let r = record(simple_run("shop", at(1, i, 0, 0), 10, true));
+        old.push(r.result.run_id);
+        db.store.record_run(&r).await.unwrap();
+    }
+    let mut new = Vec::new();
+    for i in 0..5 {
+        let r = record(simple_run("shop", at(5, i, 0, 0), 10, true));
+        new.push(r.result.run_id);
+        db.store.record_run(&r).await.unwrap();
+    }
+    // Raw data older than 04:00 goes; rollups of hours before 03:00 (hour 1) go.
+    let pruned = db
+        .store
+        .prune(at(4, 0, 0, 0), at(3, 0, 0, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(pruned.runs, 25);
+    assert_eq!(pruned.rollups, 2);
+    for id in &old {
+        assert!(db.store.run(*id).await.unwrap().is_none());
+    }
+    for id in &new {
+        let run = db.store.run(*id).await.unwrap().unwrap();
+        assert_eq!(run.result.steps.len(), 2);
+    }
+    assert_eq!(db.store.recent_runs("shop", 100).await.unwrap().len(), 5);
+    let left = db
+        .store
+        .rollups("shop", at(0, 0, 0, 0), at(23, 0, 0, 0))
+        .await
+        .unwrap();
+    assert!(left.iter().all(|r| r.hour == at(5, 0, 0, 0)), "{left:#?}");
+    // Nothing more to prune.
+    let again = db
+        .store
+        .prune(at(4, 0, 0, 0), at(3, 0, 0, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!((again.runs, again.rollups), (0, 0));
+}
+
+async fn writer_batches_and_flushed_runs_are_durable(mut db: Db) {
+    let config = WriterConfig {
+        max_batch: 50,
+        max_delay: Duration::from_millis(200),
+        capacity: 1000,
+        attempts: 2,
+    };
+    let (writer, task) = StoreWriter::spawn(db.store.clone(), config);
+    let mut ids = Vec::new();
+    for i in 0..230u32 {
+        let r = record(simple_run("shop", at(12, 0, 0, i * 1000), 10, true));
+        ids.push(r.result.run_id);
+        writer.submit(r).await.unwrap();
+    }
+    writer.flush().await.unwrap();
+    // Flushed means committed: visible before the writer stops, and after a reopen.
+    assert_eq!(db.store.recent_runs("shop", 1000).await.unwrap().len(), 230);
+    // A run submitted after the flush is committed by the time (max_delay) passes.
+    let late = record(simple_run("shop", at(13, 0, 0, 0), 10, true));
+    let late_id = late.result.run_id;
+    writer.submit(late).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(db.store.run(late_id).await.unwrap().is_some());
+    drop(writer);
+    task.await.unwrap();
+    db.reopen().await;
+    assert_eq!(db.store.recent_runs("shop", 1000).await.unwrap().len(), 231);
+    for id in ids.iter().step_by(23) {
+        assert!(db.store.run(*id).await.unwrap().is_some());
+    }
+    let rollups = db
+        .store
+        .rollups("shop", at(12, 0, 0, 0), at(13, 0, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        rollups.iter().find(|r| r.step.is_none()).unwrap().count,
+        230
+    );
+}
+
+async fn reopening_applies_migrations_once(mut db: Db) {
+    let rec = record(simple_run("shop", at(6, 0, 0, 0), 42, true));
+    db.store.record_run(&rec).await.unwrap();
+    db.reopen().await;
+    db.store.migrate().await.unwrap();
+    db.reopen().await;
+    let back = db.store.run(rec.result.run_id).await.unwrap().unwrap();
+    same(&rec, &back);
+}
+
+async fn writer_reports_runs_it_could_not_store(db: Db) {
+    let config = WriterConfig {
+        attempts: 2,
+        ..WriterConfig::default()
+    };
+    let (writer, _task) = StoreWriter::spawn(db.store.clone(), config);
+    writer
+        .submit(record(simple_run("shop", at(1, 0, 0, 0), 1, true)))
+        .await
+        .unwrap();
+    writer.flush().await.unwrap();
+    // The database goes away: the batch is retried, then given up and reported once.
+    db.store.close().await;
+    writer
+        .submit(record(simple_run("shop", at(1, 1, 0, 0), 1, true)))
+        .await
+        .unwrap();
+    match writer.flush().await {
+        Err(waymark::store::StoreError::WriteFailed { runs: 1, .. }) => {}
+        other => panic!("expected a write failure, got {other:?}"),
+    }
+    writer.flush().await.unwrap();
+}

@@ -82,6 +82,14 @@ pg createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres waymark_test
 export WAYMARK_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${PG_PORT}/waymark_test"
 # --- end of PostgreSQL ---------------------------------------------------------------------
 
+# --- promtool for the /metrics test (tests/it/serve.rs) -----------------------------------
+# Debian `prometheus` (about 19 MB), only if no promtool is installed: `promtool check metrics`
+# parses the exposition with Prometheus's own parser. Without it the test checks less.
+if ! command -v promtool >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# --- end of promtool -----------------------------------------------------------------------
+
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test "$@"

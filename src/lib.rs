@@ -1,11 +1,13 @@
 //! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
 
+pub mod api;
 pub mod config;
 pub mod demo;
 pub mod journey;
 pub mod report;
 pub mod runner;
 pub mod scheduler;
+pub mod service;
 pub mod step;
 pub mod store;
 pub mod telemetry;

@@ -20,6 +20,7 @@ Examples:
   waymark validate journeys/checkout.yaml
   waymark run checkout --var base=https://staging.example.com
   waymark run journeys/checkout.yaml --format json
+  waymark serve --config waymark.toml     schedule journeys, store runs, serve the API
 
 Secrets: {{ secret.NAME }} reads WAYMARK_SECRET_NAME or the --secrets-file.
 Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) to export each run's trace;
@@ -110,6 +111,18 @@ enum Command {
         #[arg(long, default_value = "local", env = "WAYMARK_LOCATION")]
         location: String,
     },
+    /// Run the monitoring service: schedule every journey, store runs, serve the API.
+    Serve {
+        /// The service configuration (WAYMARK_* variables override it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Apply the database migrations not applied yet, and exit.
+    Migrate {
+        /// The service configuration (for its database_url; WAYMARK_DATABASE_URL overrides it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Start the bundled demo shop and run every example journey against it once.
     Demo {
         /// Journeys to run.
@@ -145,7 +158,8 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let service = matches!(cli.command, Command::Serve { .. } | Command::Migrate { .. });
+    init_logging(cli.log_format, if service { "info" } else { "warn" });
     let _ = rustls::crypto::ring::default_provider().install_default();
     let telemetry = cli.telemetry;
     let result = match cli.command {
@@ -171,6 +185,8 @@ fn main() -> ExitCode {
             port,
             keep_running,
         } => demo(&journeys, port, keep_running, &telemetry),
+        Command::Serve { config } => serve(config.as_deref(), &telemetry),
+        Command::Migrate { config } => migrate(config.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -181,9 +197,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WAYMARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -191,6 +207,37 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<waymark::config::Config> {
+    Ok(waymark::config::Config::load(path, |k| {
+        std::env::var(k).ok()
+    })?)
+}
+
+/// Prints the bound address as the first line of stdout (scripts and tests read it), then
+/// serves until SIGINT/SIGTERM; a clean shutdown exits 0.
+fn serve(config: Option<&Path>, telemetry: &TelemetryArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let telemetry_config = telemetry.config()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = waymark::service::App::build_with(config, telemetry_config).await?;
+        print(&format!("listening on http://{}\n", app.local_addr()));
+        app.run_until_stopped().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn migrate(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(waymark::service::migrate(&config.database_url))?;
+    print(&format!(
+        "migrations applied to {}\n",
+        waymark::service::redacted_url(&config.database_url)
+    ));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes to stdout; a closed pipe (`waymark run x | head`) is not an error.

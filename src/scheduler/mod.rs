@@ -129,6 +129,19 @@ pub struct ReloadSummary {
     pub unchanged: Vec<String>,
 }
 
+/// What [`Scheduler::run_now`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunNow {
+    /// A run was dispatched as if the schedule had fired now (it still waits for a permit).
+    Dispatched,
+    /// A run of the journey is queued or executing: nothing was dispatched (no overlap).
+    AlreadyRunning,
+    /// No journey of that name is scheduled.
+    Unknown,
+    /// Shutdown has begun.
+    ShuttingDown,
+}
+
 #[derive(Default)]
 struct Counters {
     started: AtomicU64,
@@ -287,6 +300,31 @@ impl Scheduler {
             list.sort();
         }
         summary
+    }
+
+    /// Runs a scheduled journey now (the API's manual trigger), under the same rules as a
+    /// tick: the concurrency limit, no overlap with a run of the same journey, counted in the
+    /// stats. Its schedule is not changed.
+    pub fn run_now(&self, name: &str) -> RunNow {
+        if self.shared.stop.is_cancelled() {
+            return RunNow::ShuttingDown;
+        }
+        let (journey, busy) = {
+            let state = self.journeys.lock().unwrap_or_else(|e| e.into_inner());
+            match state.scheduled.get(name) {
+                Some(e) => (e.journey.clone(), e.busy.clone()),
+                None => return RunNow::Unknown,
+            }
+        };
+        if busy.swap(true, Ordering::AcqRel) {
+            return RunNow::AlreadyRunning;
+        }
+        let guard = BusyGuard(busy);
+        let now = self.shared.clock.now();
+        self.shared
+            .runs
+            .spawn(run_one(self.shared.clone(), journey, now, guard));
+        RunNow::Dispatched
     }
 
     pub fn stats(&self) -> SchedulerStats {

@@ -692,3 +692,36 @@ async fn a_journey_removed_and_added_back_does_not_overlap_its_last_run() {
     assert_eq!(s.stats().skipped_overlap, 1);
     s.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn run_now_dispatches_at_once_without_overlapping() {
+    let clock = TokioClock::starting_at(utc("2026-01-01T00:00:30Z"));
+    let rec = Recorder::with(&[("j", 10)]);
+    let hourly = Schedule::Every(Duration::from_secs(3600));
+    let s = Scheduler::new(
+        [journey("j", hourly, "v1")],
+        rec.clone(),
+        Arc::new(clock),
+        config(4, 30),
+    );
+    assert_eq!(s.run_now("nope"), RunNow::Unknown);
+    assert_eq!(s.run_now("j"), RunNow::Dispatched);
+    assert_eq!(s.run_now("j"), RunNow::AlreadyRunning);
+    sleep_until(&clock, "2026-01-01T00:00:35Z").await;
+    assert_eq!(s.stats().in_flight, 1);
+    assert_eq!(s.run_now("j"), RunNow::AlreadyRunning);
+    sleep_until(&clock, "2026-01-01T00:00:41Z").await;
+    assert_eq!(s.run_now("j"), RunNow::Dispatched);
+    sleep_until(&clock, "2026-01-01T00:00:52Z").await;
+    let calls = rec.calls("j");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].planned, utc("2026-01-01T00:00:30Z"));
+    assert_eq!(calls[0].lag, Duration::ZERO);
+    assert_eq!(calls[1].planned, utc("2026-01-01T00:00:41Z"));
+    let summary = s.shutdown().await;
+    assert_eq!(
+        (summary.started, summary.finished, summary.skipped_overlap),
+        (2, 2, 0)
+    );
+    assert_eq!(s.run_now("j"), RunNow::ShuttingDown);
+}

@@ -152,6 +152,29 @@ impl Store {
         }
     }
 
+    /// One trivial query: `Ok` when the database answers (readiness probes).
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
+            Store::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// SQLite's `PRAGMA integrity_check` (`"ok"` when the file is sound); PostgreSQL has no
+    /// equivalent and answers `"ok"` once it responds.
+    pub async fn integrity_check(&self) -> Result<String> {
+        match self {
+            Store::Sqlite(p) => {
+                let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(p)
+                    .await?;
+                Ok(rows.join("\n"))
+            }
+            Store::Postgres(_) => self.ping().await.map(|()| "ok".to_string()),
+        }
+    }
+
     /// Records a journey version the first time its content is seen; `true` if it was new.
     /// `definition` is the file's text (whose hash is `journey.source.content_sha256`).
     pub async fn record_journey_version(
@@ -452,6 +475,8 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
         assert!(store.journeys().await.unwrap().is_empty());
+        store.ping().await.unwrap();
+        assert_eq!(store.integrity_check().await.unwrap(), "ok");
         assert!(matches!(
             Store::connect("mysql://localhost/x").await,
             Err(StoreError::UnsupportedUrl(_))

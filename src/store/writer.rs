@@ -70,6 +70,11 @@ impl StoreWriter {
             })
     }
 
+    /// Runs queued and not yet taken by the writer task (for `/metrics`).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Commits everything queued before this call; `Ok` means those runs are durable. An error
     /// reports runs given up since the previous flush.
     pub async fn flush(&self) -> Result<()> {

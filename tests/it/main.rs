@@ -6,6 +6,7 @@ mod cli;
 mod conditions;
 mod httpbin;
 mod journeys;
+mod serve;
 mod steps;
 mod store;
 mod support;

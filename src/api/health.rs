@@ -1,0 +1,44 @@
+//! Liveness and readiness probes.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+
+use super::{ApiError, AppState};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Ready once the store answers.
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+        ApiError::Unavailable("the store does not answer".into())
+    })?;
+    Ok("ready\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{call, get, state};
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn healthz_and_readyz() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        let store = state.store.clone();
+        let app = super::router(state);
+        assert_eq!(call(&app, get("/healthz")).await.0, StatusCode::OK);
+        assert_eq!(call(&app, get("/readyz")).await.0, StatusCode::OK);
+        store.close().await;
+        let (status, body) = call(&app, get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("\"error\""), "{body}");
+        assert_eq!(call(&app, get("/healthz")).await.0, StatusCode::OK);
+    }
+}

@@ -1,0 +1,390 @@
+//! `/metrics`: Prometheus (OpenMetrics) text exposition with `prometheus-client`.
+//!
+//! Run metrics are recorded as runs are stored ([`Metrics::record_run`]); the scheduler's,
+//! writer's and telemetry's counters are read from their owners at scrape time, so the two
+//! never drift apart.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{ApiError, AppState};
+use crate::runner::{RunResult, StepStatus};
+use crate::scheduler::SchedulerStats;
+use crate::telemetry::TelemetryStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    journey: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    journey: String,
+    step: String,
+    kind: String,
+}
+
+/// 1 ms to about 65 s.
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
+    scheduling_lag: Histogram,
+    runs_dropped: Counter,
+    in_flight: Gauge,
+    waiting_for_permit: Gauge,
+    journeys: Gauge,
+    skipped_overlap: Counter,
+    abandoned: Counter,
+    writer_queue: Gauge,
+    spans_lost: Counter,
+    /// Serialises scrapes: counters mirrored from their owners are advanced by differences.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("waymark");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runs",
+            "Runs completed, by journey and outcome",
+            runs.clone(),
+        );
+        let step_duration: Family<StepLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_buckets);
+        registry.register_with_unit(
+            "step_duration",
+            "Duration of steps that ran (last attempt), by journey, step and kind",
+            Unit::Seconds,
+            step_duration.clone(),
+        );
+        let scheduling_lag = latency_buckets();
+        registry.register_with_unit(
+            "scheduling_lag",
+            "How late runs started compared to their schedule",
+            Unit::Seconds,
+            scheduling_lag.clone(),
+        );
+        let runs_dropped = Counter::default();
+        registry.register(
+            "store_runs_dropped",
+            "Runs not stored because the store writer's queue was full or closed",
+            runs_dropped.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "scheduler_runs_in_flight",
+            "Runs executing now",
+            in_flight.clone(),
+        );
+        let waiting_for_permit = Gauge::default();
+        registry.register(
+            "scheduler_runs_waiting_for_permit",
+            "Runs waiting for a concurrency permit now",
+            waiting_for_permit.clone(),
+        );
+        let journeys = Gauge::default();
+        registry.register(
+            "scheduler_journeys",
+            "Journeys being scheduled",
+            journeys.clone(),
+        );
+        let skipped_overlap = Counter::default();
+        registry.register(
+            "scheduler_skipped_overlap",
+            "Ticks skipped because the journey's previous run was still in progress",
+            skipped_overlap.clone(),
+        );
+        let abandoned = Counter::default();
+        registry.register(
+            "scheduler_runs_abandoned",
+            "Runs dropped at shutdown after the grace period",
+            abandoned.clone(),
+        );
+        let writer_queue = Gauge::default();
+        registry.register(
+            "store_writer_queue_depth",
+            "Runs queued for the store writer",
+            writer_queue.clone(),
+        );
+        let spans_lost = Counter::default();
+        registry.register(
+            "telemetry_spans_lost",
+            "Spans that could not be exported (collector down or queue full)",
+            spans_lost.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            step_duration,
+            scheduling_lag,
+            runs_dropped,
+            in_flight,
+            waiting_for_permit,
+            journeys,
+            skipped_overlap,
+            abandoned,
+            writer_queue,
+            spans_lost,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Counts a completed run: its outcome, its steps' durations and its scheduling lag.
+    pub fn record_run(&self, result: &RunResult, lag: Duration) {
+        let outcome = serde_json::to_value(result.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.runs
+            .get_or_create(&RunLabels {
+                journey: result.journey.clone(),
+                outcome,
+            })
+            .inc();
+        for step in &result.steps {
+            if step.status == StepStatus::Skipped {
+                continue;
+            }
+            if let Some(total) = step.timings.total {
+                self.step_duration
+                    .get_or_create(&StepLabels {
+                        journey: result.journey.clone(),
+                        step: step.name.clone(),
+                        kind: step.kind.clone(),
+                    })
+                    .observe(total.as_secs_f64());
+            }
+        }
+        self.scheduling_lag.observe(lag.as_secs_f64());
+    }
+
+    /// A run the writer would not take.
+    pub fn record_dropped(&self) {
+        self.runs_dropped.inc();
+    }
+
+    pub fn runs_dropped(&self) -> u64 {
+        self.runs_dropped.get()
+    }
+
+    /// The exposition, with the owners' counters as of now.
+    pub fn encode(
+        &self,
+        scheduler: Option<SchedulerStats>,
+        writer_queue: Option<usize>,
+        telemetry: Option<TelemetryStats>,
+    ) -> Result<String, std::fmt::Error> {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let mirror = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        if let Some(s) = scheduler {
+            self.in_flight.set(s.in_flight as i64);
+            self.waiting_for_permit.set(s.waiting_for_permit as i64);
+            self.journeys.set(s.journeys as i64);
+            mirror(&self.skipped_overlap, s.skipped_overlap);
+            mirror(&self.abandoned, s.abandoned);
+        }
+        if let Some(depth) = writer_queue {
+            self.writer_queue.set(depth as i64);
+        }
+        if let Some(t) = telemetry {
+            mirror(&self.spans_lost, t.spans_lost);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format 0.0.4
+/// otherwise, which older tools such as `promtool check metrics` read.
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let body = state
+        .metrics
+        .encode(
+            Some(state.scheduler.stats()),
+            state.writer.as_ref().map(|w| w.queue_depth()),
+            state.telemetry.as_ref().map(|t| t.stats()),
+        )
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(if openmetrics {
+        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, kind)], body)
+    } else {
+        let kind = "text/plain; version=0.0.4; charset=utf-8";
+        ([(header::CONTENT_TYPE, kind)], prometheus_text(&body))
+    })
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4: a counter family's `HELP`/`TYPE` lines name its
+/// samples (`x_total`), and there are no `UNIT` or `EOF` lines.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        match meta {
+            Some(rewritten) => out.push_str(rewritten.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prometheus_text_names_counter_families_by_their_samples() {
+        let om = "# HELP runs Runs.\n# TYPE runs counter\nruns_total{a=\"b\"} 3\n\
+                  # HELP lag Lag.\n# TYPE lag histogram\n# UNIT lag seconds\nlag_sum 1.0\n# EOF\n";
+        assert_eq!(
+            super::prometheus_text(om),
+            "# HELP runs_total Runs.\n# TYPE runs_total counter\nruns_total{a=\"b\"} 3\n\
+             # HELP lag Lag.\n# TYPE lag histogram\nlag_sum 1.0\n"
+        );
+    }
+
+    use super::super::test_support::{call, get, state};
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn run() -> RunResult {
+        serde_json::from_value(serde_json::json!({
+            "run_id": uuid::Uuid::new_v4(), "journey": "shop", "location": "test",
+            "outcome": "failed", "started_at": "2026-03-14T10:00:00Z",
+            "finished_at": "2026-03-14T10:00:01Z", "duration_ms": 1000.0,
+            "steps": [
+                { "name": "home", "kind": "http", "status": "passed", "attempts": 1,
+                  "offset_ms": 0.0, "conditions": [], "timings": { "total": 250.0 } },
+                { "name": "later", "kind": "http", "status": "skipped", "attempts": 0,
+                  "offset_ms": 0.0, "conditions": [], "timings": {} }
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn exposition_has_every_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        state.metrics.record_run(&run(), Duration::from_millis(20));
+        state.metrics.record_dropped();
+        let text = state
+            .metrics
+            .encode(
+                Some(SchedulerStats {
+                    in_flight: 2,
+                    skipped_overlap: 3,
+                    ..SchedulerStats::default()
+                }),
+                Some(7),
+                Some(TelemetryStats {
+                    spans_lost: 5,
+                    ..TelemetryStats::default()
+                }),
+            )
+            .unwrap();
+        for line in [
+            "waymark_runs_total{journey=\"shop\",outcome=\"failed\"} 1",
+            "waymark_step_duration_seconds_count{journey=\"shop\",step=\"home\",kind=\"http\"} 1",
+            "waymark_scheduling_lag_seconds_count 1",
+            "waymark_scheduler_runs_in_flight 2",
+            "waymark_scheduler_skipped_overlap_total 3",
+            "waymark_store_writer_queue_depth 7",
+            "waymark_store_runs_dropped_total 1",
+            "waymark_telemetry_spans_lost_total 5",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        assert!(!text.contains("step=\"later\""), "{text}");
+        // Mirrored counters do not double on a second scrape.
+        let again = state
+            .metrics
+            .encode(
+                Some(SchedulerStats {
+                    skipped_overlap: 4,
+                    ..SchedulerStats::default()
+                }),
+                None,
+                None,
+            )
+            .unwrap();
+        assert!(
+            again.contains("waymark_scheduler_skipped_overlap_total 4\n"),
+            "{again}"
+        );
+
+        let app = super::super::router(state);
+        let (status, body) = call(&app, get("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("# TYPE waymark_runs_total counter\n"),
+            "{body}"
+        );
+        assert!(!body.contains("# EOF"), "{body}");
+        let openmetrics = axum::http::Request::get("/metrics")
+            .header("accept", "application/openmetrics-text; version=1.0.0")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, body) = call(&app, openmetrics).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.ends_with("# EOF\n"), "{body}");
+    }
+}

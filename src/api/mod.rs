@@ -1,0 +1,191 @@
+//! The HTTP API (axum): one `router(state)` per area, merged by [`router`]. Only this module
+//! knows the JSON wire format; handlers read the [`AppState`] and the store, never SQL.
+//!
+//! - `health`: `/healthz`, `/readyz`;
+//! - `journeys`: `/api/v1/journeys`, runs of a journey, one run, the manual trigger;
+//! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
+
+pub mod health;
+pub mod journeys;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::config::Config;
+use crate::journey::Journey;
+use crate::journey::parse::Diagnostic;
+use crate::scheduler::Scheduler;
+use crate::store::{Store, StoreWriter};
+use crate::telemetry::Telemetry;
+pub use metrics::Metrics;
+
+/// The journeys being scheduled, and the problems of the last load of the journeys directory.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub journeys: BTreeMap<String, Arc<Journey>>,
+    pub problems: Vec<Diagnostic>,
+}
+
+/// Everything a handler may use; one per process (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub catalog: Arc<RwLock<Catalog>>,
+    /// Manual runs go through it like scheduled ones (same executor, no overlap).
+    pub scheduler: Arc<Scheduler>,
+    pub metrics: Arc<Metrics>,
+    /// For `/metrics`; absent in handler tests.
+    pub writer: Option<StoreWriter>,
+    pub telemetry: Option<Telemetry>,
+}
+
+impl AppState {
+    /// Makes `journeys` the catalog and the scheduled set (handler tests; the service's
+    /// reloader does the same with the problems of the directory).
+    pub fn set_journeys(&self, journeys: impl IntoIterator<Item = Journey>) {
+        let journeys: BTreeMap<String, Arc<Journey>> = journeys
+            .into_iter()
+            .map(|j| (j.name.clone(), Arc::new(j)))
+            .collect();
+        self.scheduler.replace_journeys(journeys.values().cloned());
+        self.catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .journeys = journeys;
+    }
+
+    pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router(state.clone()))
+        .merge(journeys::router(state.clone()))
+        .merge(metrics::router(state))
+}
+
+/// An error as the API answers it: `{"error": "..."}` with a status. Internal errors are
+/// logged with their context and answered with an opaque 500.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::scheduler::{BoxFuture, PlannedRun, RunExecutor, SchedulerConfig, SystemClock};
+    use std::sync::Mutex;
+
+    /// Records what it was asked to run.
+    #[derive(Default)]
+    pub struct Recorder(pub Mutex<Vec<String>>);
+
+    impl RunExecutor for Recorder {
+        fn execute(&self, run: PlannedRun) -> BoxFuture<'_, ()> {
+            self.0.lock().unwrap().push(run.journey.name.clone());
+            Box::pin(async {})
+        }
+    }
+
+    pub async fn state(dir: &std::path::Path, token: Option<&str>) -> (AppState, Arc<Recorder>) {
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let config = Config {
+            api_token: token.map(str::to_string),
+            database_url: url,
+            ..Config::default()
+        };
+        let scheduler = Arc::new(Scheduler::new(
+            Vec::<Arc<Journey>>::new(),
+            recorder.clone(),
+            Arc::new(SystemClock),
+            SchedulerConfig::default(),
+        ));
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            catalog: Arc::default(),
+            scheduler,
+            metrics: Arc::new(Metrics::new()),
+            writer: None,
+            telemetry: None,
+        };
+        (state, recorder)
+    }
+
+    pub async fn call(
+        app: &Router,
+        req: axum::http::Request<axum::body::Body>,
+    ) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub fn get(uri: &str) -> axum::http::Request<axum::body::Body> {
+        axum::http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+}

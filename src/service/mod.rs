@@ -1,0 +1,326 @@
+//! `waymark serve`: the store, the writer, the journeys, the scheduler and the HTTP API in one
+//! process, under one [`CancellationToken`].
+//!
+//! [`App::build`] connects and migrates the store, loads the journeys, binds the listener
+//! (port 0 picks a free one: see [`App::port`]) and starts scheduling. [`App::run_until_stopped`]
+//! serves until SIGINT/SIGTERM (or [`App::shutdown_token`] is cancelled), then stops in order:
+//! no new runs, in-flight runs get `shutdown_grace`, the writer is flushed, the trace exporter
+//! is shut down.
+
+mod reload;
+mod retention;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, Catalog, Metrics};
+use crate::config::Config;
+use crate::journey::template::EnvSecrets;
+use crate::runner::{RunResult, Runner};
+use crate::scheduler::{
+    BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
+    SystemClock,
+};
+use crate::store::{RunRecord, Store, StoreError, StoreWriter, WriterConfig};
+use crate::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
+
+pub use reload::Reloader;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("store {database}: {source}")]
+    Store {
+        database: String,
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The database URL without its password, for logs and messages.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Connects to the database and applies the migrations not applied yet (`waymark migrate`).
+pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
+    let store = Store::connect(database_url)
+        .await
+        .map_err(|source| ServiceError::Store {
+            database: redacted_url(database_url),
+            source,
+        })?;
+    store.close().await;
+    Ok(())
+}
+
+/// Where the scheduler's runs go: counted in the metrics, then queued for the store writer.
+///
+/// `try_submit`, not `submit`: a full queue (10 000 runs) means the database has been stuck
+/// for minutes; waiting here would hold the run's concurrency permit and its journey's
+/// overlap flag, turning a storage outage into a monitoring outage. Such a run is counted
+/// (`waymark_store_runs_dropped_total`) and logged instead.
+pub struct StoreSink {
+    pub writer: StoreWriter,
+    pub metrics: Arc<Metrics>,
+}
+
+impl RunSink for StoreSink {
+    fn record(&self, run: PlannedRun, result: RunResult) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.metrics.record_run(&result, run.lag);
+            let record = RunRecord {
+                result,
+                planned_at: run.planned,
+                scheduling_lag: run.lag,
+                journey_sha256: run.journey.source.content_sha256.clone(),
+            };
+            if let Err(record) = self.writer.try_submit(record) {
+                self.metrics.record_dropped();
+                tracing::error!(
+                    journey = %record.result.journey,
+                    run_id = %record.result.run_id,
+                    "run not stored: the store writer's queue is full or closed"
+                );
+            }
+        })
+    }
+}
+
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    scheduler: Arc<Scheduler>,
+    writer: StoreWriter,
+    writer_task: tokio::task::JoinHandle<()>,
+    telemetry: Telemetry,
+    reloader: Reloader,
+    shutdown: CancellationToken,
+    signals: Option<Signals>,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl App {
+    /// Builds the service with tracing configured by the standard `OTEL_*` variables.
+    pub async fn build(config: Config) -> Result<App, ServiceError> {
+        let telemetry = TelemetryConfig::from_env(|k| std::env::var(k).ok())?;
+        App::build_with(config, telemetry).await
+    }
+
+    /// Everything but serving: store, writer, journeys, scheduler, listener.
+    pub async fn build_with(
+        config: Config,
+        telemetry: TelemetryConfig,
+    ) -> Result<App, ServiceError> {
+        let database = redacted_url(&config.database_url);
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(|source| ServiceError::Store {
+                database: database.clone(),
+                source,
+            })?;
+        let (writer, writer_task) = StoreWriter::spawn(store.clone(), WriterConfig::default());
+        let telemetry = Telemetry::new(&telemetry)?;
+        let metrics = Arc::new(Metrics::new());
+        let runner = Runner {
+            location: config.location.clone(),
+            secrets: Arc::new(EnvSecrets::default()),
+            overrides: Default::default(),
+            telemetry: telemetry.clone(),
+        };
+        let executor: Arc<dyn RunExecutor> = Arc::new(RunnerExecutor {
+            runner,
+            sink: StoreSink {
+                writer: writer.clone(),
+                metrics: metrics.clone(),
+            },
+        });
+        let catalog = Arc::new(RwLock::new(Catalog::default()));
+        let scheduler = Arc::new(Scheduler::new(
+            Vec::<Arc<crate::journey::Journey>>::new(),
+            executor,
+            Arc::new(SystemClock),
+            SchedulerConfig {
+                max_concurrent_runs: config.concurrency,
+                shutdown_grace: config.shutdown_grace,
+            },
+        ));
+        let mut reloader = Reloader::new(
+            config.journeys.clone(),
+            store.clone(),
+            catalog.clone(),
+            scheduler.clone(),
+        );
+        reloader.poll().await;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let signals = {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).map_err(ServiceError::Signals)?,
+                int: signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?,
+            }
+        };
+        let (journeys, problems) = {
+            let c = catalog.read().unwrap_or_else(|e| e.into_inner());
+            (c.journeys.len(), c.problems.len())
+        };
+        tracing::info!(
+            listen = %addr,
+            database = %database,
+            journeys_dir = %config.journeys.display(),
+            journeys,
+            problems,
+            location = %config.location,
+            exporting_traces = telemetry.endpoint().unwrap_or("no"),
+            "waymark serving"
+        );
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            catalog,
+            scheduler: scheduler.clone(),
+            metrics,
+            writer: Some(writer.clone()),
+            telemetry: Some(telemetry.clone()),
+        };
+        Ok(App {
+            listener,
+            addr,
+            state,
+            scheduler,
+            writer,
+            writer_task,
+            telemetry,
+            reloader,
+            shutdown: CancellationToken::new(),
+            signals: Some(signals),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Cancelling it stops the service as a signal would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until a signal or the shutdown token, then shuts down in order.
+    pub async fn run_until_stopped(mut self) -> Result<(), ServiceError> {
+        let token = self.shutdown.clone();
+        if let Some(mut signals) = self.signals.take() {
+            let token = token.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = signals.term.recv() => tracing::info!("SIGTERM received"),
+                    _ = signals.int.recv() => tracing::info!("SIGINT received"),
+                    () = token.cancelled() => return,
+                }
+                token.cancel();
+            });
+        }
+        let tasks = TaskTracker::new();
+        let reloader = self.reloader;
+        tasks.spawn(reloader.run(token.clone()));
+        let retention = self.state.config.retention.clone();
+        tasks.spawn(retention::run(
+            self.state.store.clone(),
+            retention,
+            token.clone(),
+        ));
+
+        let app = api::router(self.state.clone());
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .into_future();
+        let mut server = tokio::spawn(server);
+
+        // The HTTP server ending on its own (it should not) stops the service too.
+        let mut served = Ok(());
+        tokio::select! {
+            () = token.cancelled() => {}
+            ended = &mut server => {
+                tracing::error!(?ended, "the HTTP server stopped; shutting down");
+                if let Ok(Err(e)) = ended {
+                    served = Err(ServiceError::Serve(e));
+                }
+                token.cancel();
+            }
+        }
+        tracing::info!("shutting down: no new runs; waiting for runs in flight");
+        tasks.close();
+        let summary = self.scheduler.shutdown().await;
+        match self.writer.flush().await {
+            Ok(()) => tracing::info!(
+                runs = summary.finished,
+                dropped = self.state.metrics.runs_dropped(),
+                "store writer flushed"
+            ),
+            Err(e) => tracing::error!(error = %e, "store writer flush failed"),
+        }
+        let stats = self.telemetry.shutdown().await;
+        tracing::debug!(?stats, "telemetry shut down");
+        if !server.is_finished()
+            && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), server).await
+        {
+            served = Err(ServiceError::Serve(e));
+        }
+        tasks.wait().await;
+        let store = self.state.store.clone();
+        drop(self.state);
+        drop(self.scheduler);
+        drop(self.writer);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.writer_task).await;
+        store.close().await;
+        tracing::info!("waymark stopped");
+        served
+    }
+}
+
+#[cfg(test)]
+mod tests;

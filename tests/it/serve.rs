@@ -1,0 +1,483 @@
+//! `waymark serve`: the real binary, scheduling `every: 1s` journeys against a test server,
+//! storing runs in SQLite and answering the API; hot reload, signals and crash recovery.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use waymark::store::Store;
+
+use crate::support::TestServer;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running `waymark serve`, killed (SIGKILL) if the test ends without stopping it.
+struct Serve {
+    child: Option<Child>,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn db_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("w.db").display())
+}
+
+impl Serve {
+    /// Starts the binary on `dir` (journeys in `dir/journeys`, database `dir/w.db`) and reads
+    /// the address it printed.
+    fn start(dir: &Path, run: u32) -> Serve {
+        let log = dir.join(format!("serve-{run}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .arg("serve")
+            .env("WAYMARK_DATABASE_URL", db_url(dir))
+            .env("WAYMARK_LISTEN", "127.0.0.1:0")
+            .env("WAYMARK_JOURNEYS", dir.join("journeys"))
+            .env("WAYMARK_API_TOKEN", TOKEN)
+            .env("WAYMARK_LOG", "info")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let mut serve = Serve {
+            child: Some(child),
+            base: String::new(),
+            log,
+        };
+        serve.base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line `{first}`; log:\n{}", serve.log()))
+            .to_string();
+        serve
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends `signal` and waits for the exit code (None: killed by a signal).
+    async fn stop(mut self, signal: i32) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("waymark did not exit; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let res = client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The runs the API reports, newest first (none for a journey it does not know yet).
+    async fn run_ids(&self, journey: &str) -> Vec<String> {
+        let path = format!("/api/v1/journeys/{journey}/runs?limit=500");
+        let (status, body) = self.get(&path).await;
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn journeys(&self) -> Value {
+        self.json("/api/v1/journeys").await
+    }
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, serve: &Serve, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}; log:\n{}", serve.log());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn journey(name: &str, url: &str) -> String {
+    format!(
+        "name: {name}\nowner: team-test\ntags: [it]\nschedule: {{ every: 1s }}\nsteps:\n  - name: fetch\n    http: {{ url: \"{url}\" }}\n"
+    )
+}
+
+fn setup(files: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let journeys = dir.path().join("journeys");
+    std::fs::create_dir(&journeys).unwrap();
+    for (file, body) in files {
+        std::fs::write(journeys.join(file), body).unwrap();
+    }
+    dir
+}
+
+fn promtool() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join("promtool"))
+        .find(|p| p.is_file())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stores_runs_answers_the_api_and_stops_cleanly_on_sigterm() {
+    let srv = TestServer::start().await;
+    let dir = setup(&[("ping.yaml", journey("ping", &format!("{}/json", srv.base)))]);
+    let serve = Serve::start(dir.path(), 1);
+
+    assert_eq!(serve.get("/healthz").await.0, 200);
+    assert_eq!(serve.get("/readyz").await.0, 200);
+    let ids = eventually(
+        "two stored runs",
+        &serve,
+        Duration::from_secs(10),
+        || async {
+            let ids = serve.run_ids("ping").await;
+            (ids.len() >= 2).then_some(ids)
+        },
+    )
+    .await;
+
+    let run = serve.json(&format!("/api/v1/runs/{}", ids[0])).await;
+    assert_eq!(run["journey"], "ping");
+    assert_eq!(run["outcome"], "passed", "{run}");
+    assert_eq!(run["steps"][0]["name"], "fetch");
+    assert_eq!(run["steps"][0]["status"], "passed");
+    assert_eq!(run["journey_sha256"].as_str().unwrap().len(), 64);
+
+    let list = serve.journeys().await;
+    let j = &list["journeys"][0];
+    assert_eq!(j["name"], "ping");
+    assert_eq!(j["schedule"], "every 1s");
+    assert_eq!(j["owner"], "team-test");
+    assert_eq!(j["version"], run["journey_sha256"]);
+    assert!(j["last_run"]["run_id"].is_string(), "{list}");
+    assert_eq!(list["problems"], serde_json::json!([]));
+
+    let (status, body) = serve
+        .get(&format!("/api/v1/runs/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    // The manual trigger.
+    let trigger = format!("{}/api/v1/journeys/ping/run", serve.base);
+    let res = client().post(&trigger).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = client()
+        .post(&trigger)
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = client()
+        .post(format!("{}/api/v1/journeys/nope/run", serve.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    // 409 while a scheduled run of `ping` is in progress (runs never overlap): try again.
+    eventually(
+        "a manual run accepted",
+        &serve,
+        Duration::from_secs(5),
+        || async {
+            let res = client()
+                .post(&trigger)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            match res.status().as_u16() {
+                202 => Some(()),
+                409 => None,
+                other => panic!("trigger answered {other}"),
+            }
+        },
+    )
+    .await;
+
+    // Metrics, checked by Prometheus's own parser when it is installed.
+    let (status, metrics) = serve.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("waymark_runs_total{journey=\"ping\",outcome=\"passed\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "waymark_step_duration_seconds_count{journey=\"ping\",step=\"fetch\",kind=\"http\"}"
+    ));
+    assert!(
+        metrics.contains("waymark_scheduler_journeys 1"),
+        "{metrics}"
+    );
+    if let Some(promtool) = promtool() {
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "promtool: {report}\n{metrics}");
+    } else {
+        eprintln!("promtool not installed: /metrics not checked by Prometheus's parser");
+    }
+
+    let reported = serve.run_ids("ping").await;
+    assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
+
+    let store = Store::connect(&db_url(dir.path())).await.unwrap();
+    let stored = store.recent_runs("ping", 500).await.unwrap();
+    for id in &reported {
+        assert!(
+            stored.iter().any(|r| r.run_id.to_string() == *id),
+            "{id} lost"
+        );
+    }
+    // Runs finished after the last listing (and the manual one) were flushed too.
+    assert!(
+        stored.len() > reported.len() || stored.len() >= 3,
+        "{}",
+        stored.len()
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_adds_keeps_last_good_and_stops_journeys() {
+    let srv = TestServer::start().await;
+    let a_yaml = journey("a", &format!("{}/json", srv.base));
+    let dir = setup(&[("a.yaml", a_yaml.clone())]);
+    let journeys = dir.path().join("journeys");
+    let serve = Serve::start(dir.path(), 1);
+    eventually("a runs", &serve, Duration::from_secs(10), || async {
+        (!serve.run_ids("a").await.is_empty()).then_some(())
+    })
+    .await;
+    let version_a = serve.journeys().await["journeys"][0]["version"].clone();
+
+    // Added: listed and running within a few seconds.
+    std::fs::write(
+        journeys.join("b.yaml"),
+        journey("b", &format!("{}/status/200", srv.base)),
+    )
+    .unwrap();
+    eventually("b runs", &serve, Duration::from_secs(8), || async {
+        (!serve.run_ids("b").await.is_empty()).then_some(())
+    })
+    .await;
+    let names: Vec<Value> = serve.journeys().await["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].clone())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    // Broken: the problem is listed with its place, the last good `a` keeps running.
+    std::fs::write(
+        journeys.join("a.yaml"),
+        a_yaml.replace("url:", "metod: GET, url:"),
+    )
+    .unwrap();
+    let problems = eventually("a problem", &serve, Duration::from_secs(8), || async {
+        let p = serve.journeys().await["problems"].clone();
+        (!p.as_array().unwrap().is_empty()).then_some(p)
+    })
+    .await;
+    let problem = problems[0].as_str().unwrap();
+    assert!(
+        problem.contains("a.yaml:7:") && problem.contains("metod"),
+        "{problems}"
+    );
+    let list = serve.journeys().await;
+    assert_eq!(list["journeys"][0]["name"], "a");
+    assert_eq!(list["journeys"][0]["version"], version_a);
+    let before = serve.run_ids("a").await.len();
+    eventually(
+        "a keeps running",
+        &serve,
+        Duration::from_secs(5),
+        || async { (serve.run_ids("a").await.len() >= before + 2).then_some(()) },
+    )
+    .await;
+
+    // Deleted: gone from the list, no more runs.
+    std::fs::remove_file(journeys.join("b.yaml")).unwrap();
+    eventually("b removed", &serve, Duration::from_secs(8), || async {
+        let list = serve.journeys().await;
+        (list["journeys"].as_array().unwrap().len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let b_runs = serve.run_ids("b").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(serve.run_ids("b").await.len(), b_runs, "b still runs");
+    assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_loses_no_reported_run_and_restarts_cleanly() {
+    let srv = TestServer::start().await;
+    let dir = setup(&[
+        ("fast.yaml", journey("fast", &format!("{}/json", srv.base))),
+        (
+            "slow.yaml",
+            journey("slow", &format!("{}/slow?ms=2000", srv.base)),
+        ),
+    ]);
+    let serve = Serve::start(dir.path(), 1);
+    let (fast, slow) = eventually("runs of both", &serve, Duration::from_secs(15), || async {
+        let (fast, slow) = (serve.run_ids("fast").await, serve.run_ids("slow").await);
+        (fast.len() >= 3 && !slow.is_empty()).then_some((fast, slow))
+    })
+    .await;
+    // Kill while a slow run is in flight (each takes 2 s; the next starts on the tick after).
+    eventually(
+        "a run in flight",
+        &serve,
+        Duration::from_secs(10),
+        || async {
+            let metrics = serve.get("/metrics").await.1;
+            let in_flight = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("waymark_scheduler_runs_in_flight "))
+                .and_then(|v| v.parse::<u64>().ok());
+            (in_flight > Some(0)).then_some(())
+        },
+    )
+    .await;
+    let pid = serve.pid();
+    assert_eq!(serve.stop(libc::SIGKILL).await, None, "pid {pid}");
+
+    let store = Store::connect(&db_url(dir.path())).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    for id in fast.iter().chain(&slow) {
+        let run = store.run(id.parse().unwrap()).await.unwrap();
+        assert!(run.is_some(), "reported run {id} lost");
+    }
+    store.close().await;
+
+    let serve = Serve::start(dir.path(), 2);
+    assert_eq!(serve.get("/readyz").await.0, 200);
+    let after = serve.run_ids("fast").await;
+    for id in &fast {
+        assert!(after.contains(id), "{id} missing after restart");
+    }
+    eventually(
+        "new runs after restart",
+        &serve,
+        Duration::from_secs(10),
+        || async { (serve.run_ids("fast").await.len() > after.len()).then_some(()) },
+    )
+    .await;
+    assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
+}
+
+#[tokio::test]
+async fn migrate_applies_migrations_and_bad_config_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_url(dir.path());
+    let run = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("migrate")
+                .env("WAYMARK_DATABASE_URL", url)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(url.clone()).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    assert!(store.journeys().await.unwrap().is_empty());
+    store.close().await;
+
+    let out = run("mysql://localhost/x".into()).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
+}

@@ -1,6 +1,7 @@
 //! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
 
 pub mod api;
+pub mod baseline;
 pub mod config;
 pub mod demo;
 pub mod journey;

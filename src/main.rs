@@ -135,6 +135,42 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+    /// Anomaly detection tools.
+    Anomaly {
+        #[command(subcommand)]
+        action: AnomalyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnomalyCommand {
+    /// Run the production detectors over a CSV history (`timestamp,value[,ok]`) and print
+    /// every flagged point and every episode.
+    Replay {
+        /// The CSV file (`-` for standard input).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, value_enum, default_value_t = SensitivityArg::Medium)]
+        sensitivity: SensitivityArg,
+        #[arg(long, value_enum, default_value_t = SeasonalityArg::Weekly)]
+        seasonality: SeasonalityArg,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SensitivityArg {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SeasonalityArg {
+    Off,
+    Daily,
+    Weekly,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -187,6 +223,15 @@ fn main() -> ExitCode {
         } => demo(&journeys, port, keep_running, &telemetry),
         Command::Serve { config } => serve(config.as_deref(), &telemetry),
         Command::Migrate { config } => migrate(config.as_deref()),
+        Command::Anomaly {
+            action:
+                AnomalyCommand::Replay {
+                    input,
+                    sensitivity,
+                    seasonality,
+                    format,
+                },
+        } => anomaly_replay(&input, sensitivity, seasonality, format),
     };
     match result {
         Ok(code) => code,
@@ -241,6 +286,43 @@ fn migrate(config: Option<&Path>) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes to stdout; a closed pipe (`waymark run x | head`) is not an error.
+fn anomaly_replay(
+    input: &Path,
+    sensitivity: SensitivityArg,
+    seasonality: SeasonalityArg,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    use waymark::baseline::{DetectorParams, replay};
+    use waymark::journey::{AnomalySettings, Seasonality, Sensitivity};
+    let text = if input == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?
+    };
+    let rows = replay::parse_csv(&text).with_context(|| input.display().to_string())?;
+    let settings = AnomalySettings {
+        sensitivity: Some(match sensitivity {
+            SensitivityArg::Low => Sensitivity::Low,
+            SensitivityArg::Medium => Sensitivity::Medium,
+            SensitivityArg::High => Sensitivity::High,
+        }),
+        seasonality: Some(match seasonality {
+            SeasonalityArg::Off => Seasonality::Off,
+            SeasonalityArg::Daily => Seasonality::Daily,
+            SeasonalityArg::Weekly => Seasonality::Weekly,
+        }),
+        ..AnomalySettings::default()
+    };
+    let params = DetectorParams::resolve(settings).expect("a sensitivity other than off");
+    let report = replay::replay(&rows, params);
+    match format {
+        Format::Json => print(&format!("{}\n", serde_json::to_string(&report)?)),
+        Format::Text => print(&replay::render_text(&report, rows.len())),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());

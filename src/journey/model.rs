@@ -25,6 +25,8 @@ pub struct Journey {
     pub slo: Option<f64>,
     /// Defaults; `--var` overrides win over them. Values keep their YAML type.
     pub variables: BTreeMap<String, serde_json::Value>,
+    /// Anomaly detection for every step; a step's own `anomaly:` overrides it field by field.
+    pub anomaly: AnomalySettings,
     pub steps: Vec<Step>,
     pub source: Source,
 }
@@ -74,6 +76,52 @@ pub struct Step {
     pub always_run: bool,
     /// Values extracted by this step are redacted everywhere, like secrets.
     pub sensitive: bool,
+    pub anomaly: AnomalySettings,
+}
+
+/// How eagerly anomalies are flagged; `Off` disables detection for the journey or step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Off,
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+/// Which recurring pattern the latency baseline learns. `Weekly` learns hour-of-week once
+/// three weeks are seen and uses hour-of-day until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seasonality {
+    Off,
+    Daily,
+    #[default]
+    Weekly,
+}
+
+/// The `anomaly:` block of a journey or step; `None` means "inherit, then default".
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AnomalySettings {
+    pub sensitivity: Option<Sensitivity>,
+    pub seasonality: Option<Seasonality>,
+    /// Smallest relative slowdown worth flagging (0.2 = 20 %).
+    pub min_change: Option<f64>,
+    /// Smallest absolute slowdown worth flagging.
+    pub min_delta: Option<Duration>,
+}
+
+impl AnomalySettings {
+    /// `self` with every unset field taken from `outer`.
+    pub fn or(self, outer: AnomalySettings) -> AnomalySettings {
+        AnomalySettings {
+            sensitivity: self.sensitivity.or(outer.sensitivity),
+            seasonality: self.seasonality.or(outer.seasonality),
+            min_change: self.min_change.or(outer.min_change),
+            min_delta: self.min_delta.or(outer.min_delta),
+        }
+    }
 }
 
 /// Fast retries inside one run: only the last attempt counts.

@@ -33,6 +33,7 @@ fn journey(name: &str, schedule: Schedule, version: &str) -> Journey {
         runbook: None,
         slo: None,
         variables: BTreeMap::new(),
+        anomaly: Default::default(),
         steps: Vec::new(),
         source: Source {
             content_sha256: version.to_string(),
@@ -649,6 +650,7 @@ async fn the_runner_executor_runs_the_journey_and_hands_the_result_to_the_sink()
         extract: Vec::new(),
         always_run: false,
         sensitive: false,
+        anomaly: Default::default(),
     });
     let sink = Arc::new(Sink::default());
     let executor = RunnerExecutor {

@@ -17,6 +17,17 @@ fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
 }
 
+/// The bucket a value falls in; `None` for values that count as zero (or are not finite).
+pub fn bucket_index(value: f64) -> Option<i32> {
+    (value.is_finite() && value > MIN_VALUE).then(|| (value.ln() / gamma().ln()).ceil() as i32)
+}
+
+/// The value a bucket answers with: within [`RELATIVE_ACCURACY`] of everything it holds.
+pub fn bucket_value(index: i32) -> f64 {
+    let g = gamma();
+    2.0 * g.powi(index) / (g + 1.0)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sketch {
     #[serde(rename = "n")]
@@ -38,12 +49,10 @@ impl Sketch {
             return;
         }
         self.count += 1;
-        if value <= MIN_VALUE {
-            self.zero += 1;
-            return;
+        match bucket_index(value) {
+            Some(index) => *self.buckets.entry(index).or_default() += 1,
+            None => self.zero += 1,
         }
-        let index = (value.ln() / gamma().ln()).ceil() as i32;
-        *self.buckets.entry(index).or_default() += 1;
     }
 
     /// Adds every observation of `other`.
@@ -63,6 +72,16 @@ impl Sketch {
         self.count == 0
     }
 
+    /// Observations that counted as zero.
+    pub fn zeros(&self) -> u64 {
+        self.zero
+    }
+
+    /// Non-empty buckets, `(index, count)` in increasing order of value.
+    pub fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        self.buckets.iter().map(|(&i, &n)| (i, n))
+    }
+
     /// The nearest-rank `q` quantile (`0.0..=1.0`): within [`RELATIVE_ACCURACY`] of the
     /// observation of rank `ceil(q·n)`; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
@@ -74,18 +93,14 @@ impl Sketch {
         if seen >= rank {
             return Some(0.0);
         }
-        let g = gamma();
         for (&i, &n) in &self.buckets {
             seen += n;
             if seen >= rank {
-                return Some(2.0 * g.powi(i) / (g + 1.0));
+                return Some(bucket_value(i));
             }
         }
         // Counts disagree (a hand-edited row): answer with the largest bucket.
-        self.buckets
-            .keys()
-            .next_back()
-            .map(|&i| 2.0 * g.powi(i) / (g + 1.0))
+        self.buckets.keys().next_back().map(|&i| bucket_value(i))
     }
 
     pub fn to_json(&self) -> String {

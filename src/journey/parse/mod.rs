@@ -3,6 +3,7 @@
 //! Invariant: a `Journey` only exists if its file had no problem at all. Problems are reported
 //! as `file:line:column: message`; a broken file never prevents the others from loading.
 
+mod anomaly;
 mod checker;
 mod http;
 mod probes;
@@ -66,6 +67,7 @@ const JOURNEY_KEYS: &[&str] = &[
     "owner",
     "runbook",
     "slo",
+    "anomaly",
     "variables",
     "steps",
 ];
@@ -78,6 +80,7 @@ const STEP_KEYS: &[&str] = &[
     "extract",
     "always_run",
     "sensitive",
+    "anomaly",
     "http",
     "websocket",
     "tcp",
@@ -210,6 +213,10 @@ fn journey(
     let runbook = f.get("runbook").and_then(|n| runbook(c, n));
     let tags = f.get("tags").map(|n| tags(c, n)).unwrap_or_default();
     let slo = f.get("slo").and_then(|n| slo(c, n));
+    let anomaly = f
+        .get("anomaly")
+        .and_then(|n| anomaly::anomaly(c, n, "`anomaly`"))
+        .unwrap_or_default();
     let timeout = match f.get("timeout") {
         Some(n) => c.duration(n, "`timeout`", Duration::from_millis(1), MAX_TIMEOUT),
         None => Some(DEFAULT_JOURNEY_TIMEOUT),
@@ -242,6 +249,7 @@ fn journey(
         runbook,
         slo,
         variables,
+        anomaly,
         steps: steps?,
         source: Source {
             path: path.to_path_buf(),
@@ -456,6 +464,10 @@ fn step(
     let extract = f
         .get("extract")
         .map_or(Some(Vec::new()), |v| extract(c, v, defined));
+    let anomaly = f
+        .get("anomaly")
+        .and_then(|v| anomaly::anomaly(c, v, &what("anomaly")))
+        .unwrap_or_default();
     Some(Step {
         name: name?,
         kind: kind?,
@@ -466,6 +478,7 @@ fn step(
         extract: extract?,
         always_run,
         sensitive,
+        anomaly,
     })
 }
 

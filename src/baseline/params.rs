@@ -1,0 +1,155 @@
+//! Detector parameters: the three sensitivity presets, and how a journey's `anomaly:` settings
+//! turn into them. The preset values were chosen with `cargo bench --bench anomaly_eval`; see
+//! docs/anomaly-detection.md for the figures behind each one.
+
+use std::time::Duration;
+
+use crate::journey::{AnomalySettings, Seasonality, Sensitivity};
+
+/// Parameters of the latency detector (one series: journey × step × location).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyParams {
+    /// A run is anomalous above `expected · e^(threshold · scale)` (robust deviations in log
+    /// space, where latency noise is close to symmetric)...
+    pub threshold: f64,
+    /// ...and at least this much slower, relatively (0.2 = 20 %)...
+    pub min_change: f64,
+    /// ...and in absolute terms (milliseconds).
+    pub min_delta_ms: f64,
+    /// An episode starts when `k` of the last `n` runs are anomalous...
+    pub k: u32,
+    pub n: u32,
+    /// ...and ends after `m` consecutive normal runs.
+    pub m: u32,
+    /// No judgement before the baseline holds this much (decayed) weight.
+    pub min_samples: f64,
+    /// Half-life of the rolling window: older runs weigh less, halving every this many hours.
+    pub half_life_hours: f64,
+    pub seasonality: Seasonality,
+}
+
+/// Parameters of the failure-rate detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureParams {
+    /// Runs in the recent window compared with the baseline (at most 64).
+    pub window: u32,
+    /// An episode starts when the recent failures are this improbable under the baseline
+    /// rate (binomial upper tail)...
+    pub alpha: f64,
+    /// ...and the recent rate exceeds the baseline by at least this (absolute, 0.05 = 5 points).
+    pub min_rate_increase: f64,
+    /// The episode ends once the last run passed and either the recent window is plausible
+    /// again (tail above `alpha_end`) or `m` runs in a row passed.
+    pub alpha_end: f64,
+    pub m: u32,
+    pub min_samples: f64,
+    pub half_life_hours: f64,
+    /// The baseline rate never counts as lower than this, so a step that has never failed
+    /// does not page on its first two failures.
+    pub min_baseline_rate: f64,
+}
+
+/// Parameters of the period-over-period comparison used by digests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftParams {
+    /// Two-sided p-value of the Mann-Whitney test below which a shift is significant.
+    pub alpha: f64,
+    /// Smallest change of the median worth reporting (0.3 = ±30 %).
+    pub min_change: f64,
+    pub min_delta_ms: f64,
+    /// Fewer observations than this in either period: no verdict.
+    pub min_samples: u64,
+}
+
+/// Everything one series needs, resolved from presets and the journey's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorParams {
+    pub latency: LatencyParams,
+    pub failure: FailureParams,
+}
+
+const HALF_LIFE_HOURS: f64 = 84.0;
+
+impl LatencyParams {
+    pub fn preset(sensitivity: Sensitivity) -> Option<LatencyParams> {
+        let (threshold, min_change, k, n) = match sensitivity {
+            Sensitivity::Off => return None,
+            Sensitivity::Low => (4.0, 0.3, 4, 5),
+            Sensitivity::Medium => (3.0, 0.2, 3, 5),
+            Sensitivity::High => (2.5, 0.15, 3, 6),
+        };
+        Some(LatencyParams {
+            threshold,
+            min_change,
+            min_delta_ms: 5.0,
+            k,
+            n,
+            m: 5,
+            min_samples: 60.0,
+            half_life_hours: HALF_LIFE_HOURS,
+            seasonality: Seasonality::default(),
+        })
+    }
+}
+
+impl FailureParams {
+    pub fn preset(sensitivity: Sensitivity) -> Option<FailureParams> {
+        let (alpha, min_rate_increase) = match sensitivity {
+            Sensitivity::Off => return None,
+            Sensitivity::Low => (1e-6, 0.1),
+            Sensitivity::Medium => (1e-4, 0.05),
+            Sensitivity::High => (1e-3, 0.03),
+        };
+        Some(FailureParams {
+            window: 20,
+            alpha,
+            min_rate_increase,
+            alpha_end: 0.05,
+            m: 10,
+            min_samples: 60.0,
+            half_life_hours: HALF_LIFE_HOURS,
+            min_baseline_rate: 0.001,
+        })
+    }
+}
+
+impl ShiftParams {
+    pub fn preset(sensitivity: Sensitivity) -> Option<ShiftParams> {
+        let (alpha, min_change) = match sensitivity {
+            Sensitivity::Off => return None,
+            Sensitivity::Low => (1e-4, 0.5),
+            Sensitivity::Medium => (1e-3, 0.3),
+            Sensitivity::High => (1e-2, 0.2),
+        };
+        Some(ShiftParams {
+            alpha,
+            min_change,
+            min_delta_ms: 5.0,
+            min_samples: 30,
+        })
+    }
+}
+
+impl DetectorParams {
+    /// The parameters for a step whose effective settings are `settings` (step over journey
+    /// already applied); `None` when detection is off.
+    pub fn resolve(settings: AnomalySettings) -> Option<DetectorParams> {
+        let sensitivity = settings.sensitivity.unwrap_or_default();
+        let mut latency = LatencyParams::preset(sensitivity)?;
+        let failure = FailureParams::preset(sensitivity)?;
+        if let Some(s) = settings.seasonality {
+            latency.seasonality = s;
+        }
+        if let Some(c) = settings.min_change {
+            latency.min_change = c;
+        }
+        if let Some(d) = settings.min_delta {
+            latency.min_delta_ms = duration_ms(d);
+        }
+        Some(DetectorParams { latency, failure })
+    }
+}
+
+fn duration_ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,107 @@
+//! The `anomaly:` block of a journey or a step: a sensitivity word, or a mapping of settings.
+
+use std::time::Duration;
+
+use super::checker::Checker;
+use crate::journey::model::{AnomalySettings, Seasonality, Sensitivity};
+use crate::journey::yaml::{Node, Value};
+
+const KEYS: &[&str] = &["sensitivity", "seasonality", "min_change", "min_delta"];
+
+/// `anomaly: high` or `anomaly: { sensitivity: low, seasonality: daily, min_change: 30%,
+/// min_delta: 20ms }`.
+pub(super) fn anomaly(c: &mut Checker, n: &Node, what: &str) -> Option<AnomalySettings> {
+    if let Value::Str(_) = n.value {
+        return Some(AnomalySettings {
+            sensitivity: Some(sensitivity(c, n, what)?),
+            ..AnomalySettings::default()
+        });
+    }
+    let f = c.fields(n, what, KEYS)?;
+    let w = |key: &str| format!("`{key}` of {what}");
+    // A bad value is reported by the checker, which fails the journey; its field stays unset.
+    Some(AnomalySettings {
+        sensitivity: f
+            .get("sensitivity")
+            .and_then(|v| sensitivity(c, v, &w("sensitivity"))),
+        seasonality: f
+            .get("seasonality")
+            .and_then(|v| seasonality(c, v, &w("seasonality"))),
+        min_change: f
+            .get("min_change")
+            .and_then(|v| fraction(c, v, &w("min_change"))),
+        min_delta: f.get("min_delta").and_then(|v| {
+            c.duration(
+                v,
+                &w("min_delta"),
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )
+        }),
+    })
+}
+
+fn word<T: Copy>(c: &mut Checker, n: &Node, what: &str, words: &[(&str, T)]) -> Option<T> {
+    let found = match &n.value {
+        Value::Str(s) => words.iter().find(|(w, _)| *w == s.trim()).map(|(_, t)| *t),
+        // YAML 1.1 readers turn a bare `off` into false; accept it as the word.
+        Value::Bool(false) => words.iter().find(|(w, _)| *w == "off").map(|(_, t)| *t),
+        _ => None,
+    };
+    if found.is_none() {
+        let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+        c.err(n.pos, format!("{what} must be one of {}", names.join(", ")));
+    }
+    found
+}
+
+fn sensitivity(c: &mut Checker, n: &Node, what: &str) -> Option<Sensitivity> {
+    use Sensitivity::*;
+    word(
+        c,
+        n,
+        what,
+        &[
+            ("off", Off),
+            ("low", Low),
+            ("medium", Medium),
+            ("high", High),
+        ],
+    )
+}
+
+fn seasonality(c: &mut Checker, n: &Node, what: &str) -> Option<Seasonality> {
+    use Seasonality::*;
+    word(
+        c,
+        n,
+        what,
+        &[("off", Off), ("daily", Daily), ("weekly", Weekly)],
+    )
+}
+
+/// `30%`, `0.3` or `30 %`: a non-negative fraction up to 10 (1,000 %).
+fn fraction(c: &mut Checker, n: &Node, what: &str) -> Option<f64> {
+    let value = match &n.value {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Str(s) => {
+            let s = s.trim();
+            match s.strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
+                None => s.parse::<f64>().ok(),
+            }
+        }
+        _ => None,
+    };
+    match value {
+        Some(v) if (0.0..=10.0).contains(&v) => Some(v),
+        _ => {
+            c.err(
+                n.pos,
+                format!("{what} must be a fraction such as `0.2` or `20%`"),
+            );
+            None
+        }
+    }
+}

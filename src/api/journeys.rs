@@ -104,7 +104,7 @@ struct RunsQuery {
     limit: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+pub(super) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_LIMIT);
     };

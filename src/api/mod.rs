@@ -3,8 +3,10 @@
 //!
 //! - `health`: `/healthz`, `/readyz`;
 //! - `journeys`: `/api/v1/journeys`, runs of a journey, one run, the manual trigger;
+//! - `anomalies`: `/api/v1/anomalies` (anomaly episodes);
 //! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
 
+pub mod anomalies;
 pub mod health;
 pub mod journeys;
 pub mod metrics;
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router(state.clone()))
         .merge(journeys::router(state.clone()))
+        .merge(anomalies::router(state.clone()))
         .merge(metrics::router(state))
 }
 

@@ -49,6 +49,8 @@ pub struct LatencyDetector {
     /// Raw latencies of the current hour, for the seasonal profile.
     hour: DecayedHistogram,
     current_hour: Option<i64>,
+    /// Instant of the oldest history learnt.
+    since_ms: Option<i64>,
     seasonal: Seasonal,
     baseline: Option<LatencyBaseline>,
     since_refresh: u32,
@@ -63,6 +65,7 @@ impl LatencyDetector {
             window: DecayedHistogram::default(),
             hour: DecayedHistogram::default(),
             current_hour: None,
+            since_ms: None,
             seasonal: Seasonal::new(params.seasonality),
             baseline: None,
             since_refresh: 0,
@@ -115,7 +118,9 @@ impl LatencyDetector {
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
         }
-        let point = self.judge(value_ms, season);
+        let since_ms = *self.since_ms.get_or_insert(at_ms);
+        let warm = (at_ms - since_ms) as f64 >= self.params.min_history_hours * 3_600_000.0;
+        let point = self.judge(value_ms, season).filter(|_| warm);
         self.window.add(value_ms / season, 1.0);
         self.hour.add(value_ms, 1.0);
         self.since_refresh += 1;
@@ -126,6 +131,7 @@ impl LatencyDetector {
     /// Learns one hour of history from a stored rollup (used to warm up after a restart).
     pub fn absorb_hour(&mut self, hour: i64, sketch: &Sketch) {
         self.advance_to(hour);
+        self.since_ms.get_or_insert(hour * 3_600_000);
         let season = self.seasonal.offset(hour * 3_600_000).exp();
         // A rollup has no individual values; dividing the whole hour by its seasonal factor
         // is exact because the factor is constant within an hour.

@@ -21,8 +21,10 @@ pub struct LatencyParams {
     pub n: u32,
     /// ...and ends after `m` consecutive normal runs.
     pub m: u32,
-    /// No judgement before the baseline holds this much (decayed) weight.
+    /// No judgement before the baseline holds this much (decayed) weight...
     pub min_samples: f64,
+    /// ...and has seen this much history (a first morning says nothing of the evening).
+    pub min_history_hours: f64,
     /// Half-life of the rolling window: older runs weigh less, halving every this many hours.
     pub half_life_hours: f64,
     pub seasonality: Seasonality,
@@ -76,7 +78,7 @@ impl LatencyParams {
             Sensitivity::Off => return None,
             Sensitivity::Low => (4.0, 0.3, 4, 5),
             Sensitivity::Medium => (3.0, 0.2, 3, 5),
-            Sensitivity::High => (2.5, 0.15, 3, 6),
+            Sensitivity::High => (2.5, 0.15, 3, 5),
         };
         Some(LatencyParams {
             threshold,
@@ -86,6 +88,7 @@ impl LatencyParams {
             n,
             m: 5,
             min_samples: 60.0,
+            min_history_hours: 24.0,
             half_life_hours: HALF_LIFE_HOURS,
             seasonality: Seasonality::default(),
         })
@@ -117,9 +120,9 @@ impl ShiftParams {
     pub fn preset(sensitivity: Sensitivity) -> Option<ShiftParams> {
         let (alpha, min_change) = match sensitivity {
             Sensitivity::Off => return None,
-            Sensitivity::Low => (1e-4, 0.5),
-            Sensitivity::Medium => (1e-3, 0.3),
-            Sensitivity::High => (1e-2, 0.2),
+            Sensitivity::Low => (1e-4, 0.4),
+            Sensitivity::Medium => (1e-3, 0.25),
+            Sensitivity::High => (1e-2, 0.15),
         };
         Some(ShiftParams {
             alpha,

@@ -7,6 +7,7 @@
 //! no new runs, in-flight runs get `shutdown_grace`, the writer is flushed, the trace exporter
 //! is shut down.
 
+mod analysis;
 mod reload;
 mod retention;
 
@@ -83,12 +84,21 @@ pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
 pub struct StoreSink {
     pub writer: StoreWriter,
     pub metrics: Arc<Metrics>,
+    /// The anomaly detectors' queue; a full one drops the run from analysis only.
+    pub analysis: Option<analysis::Sender>,
 }
 
 impl RunSink for StoreSink {
     fn record(&self, run: PlannedRun, result: RunResult) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.metrics.record_run(&result, run.lag);
+            if let Some(analysis) = &self.analysis
+                && analysis
+                    .try_send((run.journey.clone(), result.clone()))
+                    .is_err()
+            {
+                tracing::warn!(journey = %result.journey, "run not analysed: the queue is full");
+            }
             let record = RunRecord {
                 result,
                 planned_at: run.planned,
@@ -114,6 +124,7 @@ pub struct App {
     scheduler: Arc<Scheduler>,
     writer: StoreWriter,
     writer_task: tokio::task::JoinHandle<()>,
+    analysis_task: tokio::task::JoinHandle<()>,
     telemetry: Telemetry,
     reloader: Reloader,
     shutdown: CancellationToken,
@@ -147,6 +158,7 @@ impl App {
         let (writer, writer_task) = StoreWriter::spawn(store.clone(), WriterConfig::default());
         let telemetry = Telemetry::new(&telemetry)?;
         let metrics = Arc::new(Metrics::new());
+        let (analysis_tx, analysis_rx) = analysis::channel();
         let runner = Runner {
             location: config.location.clone(),
             secrets: Arc::new(EnvSecrets::default()),
@@ -158,6 +170,7 @@ impl App {
             sink: StoreSink {
                 writer: writer.clone(),
                 metrics: metrics.clone(),
+                analysis: Some(analysis_tx),
             },
         });
         let catalog = Arc::new(RwLock::new(Catalog::default()));
@@ -177,6 +190,17 @@ impl App {
             scheduler.clone(),
         );
         reloader.poll().await;
+        let mut engine = crate::baseline::engine::Engine::new(store.clone());
+        {
+            let catalog = catalog.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let journeys: Vec<&crate::journey::Journey> =
+                catalog.journeys.values().map(|j| j.as_ref()).collect();
+            match engine.warm_up(&journeys, chrono::Utc::now()).await {
+                Ok(series) => tracing::info!(series, "anomaly baselines warmed up from rollups"),
+                Err(e) => tracing::error!(error = %e, "anomaly baselines start empty"),
+            }
+        }
+        let analysis_task = tokio::spawn(analysis::run(engine, analysis_rx));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -226,6 +250,7 @@ impl App {
             scheduler,
             writer,
             writer_task,
+            analysis_task,
             telemetry,
             reloader,
             shutdown: CancellationToken::new(),
@@ -316,6 +341,8 @@ impl App {
         drop(self.scheduler);
         drop(self.writer);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.writer_task).await;
+        // The scheduler (and its sink, the last sender) is gone: the analysis queue drains.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.analysis_task).await;
         store.close().await;
         tracing::info!("waymark stopped");
         served

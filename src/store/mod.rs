@@ -11,6 +11,7 @@
 //!
 //! Writes from the scheduler go through [`StoreWriter`], which batches them.
 
+pub mod episodes;
 mod postgres;
 mod queries;
 pub mod sketch;
@@ -27,6 +28,7 @@ use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::journey::Journey;
 use crate::runner::{RunResult, StepResult};
+pub use episodes::{EpisodeFilter, SeriesKey, StoredEpisode};
 pub use sketch::Sketch;
 pub use writer::{StoreWriter, WriterConfig};
 

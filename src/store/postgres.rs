@@ -6,11 +6,18 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "anomaly episodes",
+        include_str!("../../migrations/postgres/0002_anomaly_episodes.sql"),
+    ),
+];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
     Ok(PgPoolOptions::new()
@@ -22,4 +29,8 @@ pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
 
 pub(super) mod q {
     super::super::queries::dialect!(sqlx::Postgres, begin = "BEGIN", lock = " FOR UPDATE");
+}
+
+pub(super) mod e {
+    super::super::episodes::dialect!(sqlx::Postgres);
 }

@@ -7,11 +7,18 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "anomaly episodes",
+        include_str!("../../migrations/sqlite/0002_anomaly_episodes.sql"),
+    ),
+];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
     let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -32,4 +39,8 @@ pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
 
 pub(super) mod q {
     super::super::queries::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "");
+}
+
+pub(super) mod e {
+    super::super::episodes::dialect!(sqlx::Sqlite);
 }

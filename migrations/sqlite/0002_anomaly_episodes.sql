@@ -1,0 +1,22 @@
+-- Anomaly episodes (src/baseline): one row per episode of one detector on one series
+-- (journey × step × location). Open while end_ns is NULL. Instants are epoch nanoseconds.
+-- Keep in step with the other dialect's 0002_anomaly_episodes.sql.
+
+CREATE TABLE anomaly_episodes (
+    id             INTEGER PRIMARY KEY,
+    journey        TEXT    NOT NULL,
+    step           TEXT    NOT NULL,
+    location       TEXT    NOT NULL,
+    detector       TEXT    NOT NULL,
+    sensitivity    TEXT    NOT NULL,
+    start_ns       INTEGER  NOT NULL,
+    detected_ns    INTEGER  NOT NULL,
+    end_ns         INTEGER,
+    peak_score     REAL NOT NULL,
+    peak_value     REAL NOT NULL,
+    baseline       REAL NOT NULL,
+    anomalous_runs INTEGER  NOT NULL
+);
+CREATE INDEX anomaly_episodes_by_start ON anomaly_episodes (start_ns);
+CREATE INDEX anomaly_episodes_by_journey ON anomaly_episodes (journey, start_ns);
+CREATE INDEX anomaly_episodes_open ON anomaly_episodes (end_ns);

@@ -1,0 +1,245 @@
+//! Anomaly episodes (see `crate::baseline`): opened when a detector starts one, closed when it
+//! ends, listed by the API and read back at start so that open episodes can end normally.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store, StoreError, from_ns, to_ns};
+use crate::baseline::{DetectorKind, Episode};
+
+/// The series an episode belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub journey: String,
+    pub step: String,
+    pub location: String,
+}
+
+/// An episode as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEpisode {
+    pub id: i64,
+    #[serde(flatten)]
+    pub series: SeriesKey,
+    pub detector: DetectorKind,
+    pub sensitivity: String,
+    pub start: DateTime<Utc>,
+    pub detected: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    /// Robust deviations (latency) or −log10 p (failure rate) at the episode's peak.
+    pub peak_score: f64,
+    /// Milliseconds (latency) or the recent failure rate, at the peak.
+    pub peak_value: f64,
+    /// What the baseline expected when the episode started (ms, or a failure rate).
+    pub baseline: f64,
+    pub anomalous_runs: u32,
+}
+
+impl StoredEpisode {
+    /// The detector-side view, to resume an open episode after a restart.
+    pub fn episode(&self) -> Episode {
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        Episode {
+            detector: self.detector,
+            start_ms: ms(self.start),
+            detected_ms: ms(self.detected),
+            end_ms: self.end.map(ms),
+            peak_score: self.peak_score,
+            peak_value: self.peak_value,
+            baseline: self.baseline,
+            anomalous_runs: self.anomalous_runs,
+        }
+    }
+}
+
+/// Which episodes [`Store::episodes`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct EpisodeFilter {
+    pub journey: Option<String>,
+    pub open_only: bool,
+    /// Episodes that were open at some point at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+fn ns_of_ms(ms: i64) -> Result<i64> {
+    ms.checked_mul(1_000_000)
+        .ok_or_else(|| StoreError::Corrupt(format!("instant {ms} ms is out of range")))
+}
+
+impl Store {
+    /// Stores a new (open) episode and returns its id.
+    pub async fn open_episode(
+        &self,
+        series: &SeriesKey,
+        sensitivity: &str,
+        episode: &Episode,
+    ) -> Result<i64> {
+        let row = EpisodeRow::new(series, sensitivity, episode)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::e::insert(p, &row).await,
+            Store::Postgres(p) => super::postgres::e::insert(p, &row).await,
+        }
+    }
+
+    /// Records how an episode ended (its final peak and run count too).
+    pub async fn close_episode(&self, id: i64, episode: &Episode) -> Result<()> {
+        let end = ns_of_ms(episode.end_ms.unwrap_or(episode.detected_ms))?;
+        let args = (
+            id,
+            end,
+            episode.peak_score,
+            episode.peak_value,
+            i64::from(episode.anomalous_runs),
+        );
+        match self {
+            Store::Sqlite(p) => super::sqlite::e::close(p, args).await,
+            Store::Postgres(p) => super::postgres::e::close(p, args).await,
+        }
+    }
+
+    /// Episodes, newest start first.
+    pub async fn episodes(&self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
+        let since = filter.since.map(to_ns).transpose()?;
+        let limit = i64::from(filter.limit.max(1));
+        let journey = filter.journey.as_deref();
+        match self {
+            Store::Sqlite(p) => {
+                super::sqlite::e::list(p, journey, filter.open_only, since, limit).await
+            }
+            Store::Postgres(p) => {
+                super::postgres::e::list(p, journey, filter.open_only, since, limit).await
+            }
+        }
+    }
+}
+
+/// The columns of one episode, as bound to a statement.
+pub(super) struct EpisodeRow<'a> {
+    pub series: &'a SeriesKey,
+    pub detector: &'static str,
+    pub sensitivity: &'a str,
+    pub start_ns: i64,
+    pub detected_ns: i64,
+    pub end_ns: Option<i64>,
+    pub episode: &'a Episode,
+}
+
+impl<'a> EpisodeRow<'a> {
+    fn new(series: &'a SeriesKey, sensitivity: &'a str, episode: &'a Episode) -> Result<Self> {
+        Ok(EpisodeRow {
+            series,
+            detector: episode.detector.as_str(),
+            sensitivity,
+            start_ns: ns_of_ms(episode.start_ms)?,
+            detected_ns: ns_of_ms(episode.detected_ms)?,
+            end_ns: episode.end_ms.map(ns_of_ms).transpose()?,
+            episode,
+        })
+    }
+}
+
+pub(super) fn from_row<R: sqlx::Row>(row: &R) -> Result<StoredEpisode>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    let detector: String = row.try_get("detector")?;
+    Ok(StoredEpisode {
+        id: row.try_get("id")?,
+        series: SeriesKey {
+            journey: row.try_get("journey")?,
+            step: row.try_get("step")?,
+            location: row.try_get("location")?,
+        },
+        detector: DetectorKind::parse(&detector)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown detector `{detector}`")))?,
+        sensitivity: row.try_get("sensitivity")?,
+        start: from_ns(row.try_get("start_ns")?),
+        detected: from_ns(row.try_get("detected_ns")?),
+        end: row.try_get::<Option<i64>, _>("end_ns")?.map(from_ns),
+        peak_score: row.try_get("peak_score")?,
+        peak_value: row.try_get("peak_value")?,
+        baseline: row.try_get("baseline")?,
+        anomalous_runs: u32::try_from(row.try_get::<i64, _>("anomalous_runs")?).unwrap_or(u32::MAX),
+    })
+}
+
+macro_rules! dialect {
+    ($db:ty) => {
+        use sqlx::Pool;
+
+        use crate::store::Result;
+        use crate::store::episodes::{EpisodeRow, StoredEpisode, from_row};
+
+        type Db = $db;
+
+        pub(in crate::store) async fn insert(pool: &Pool<Db>, row: &EpisodeRow<'_>) -> Result<i64> {
+            let e = row.episode;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO anomaly_episodes (journey, step, location, detector, sensitivity, \
+                 start_ns, detected_ns, end_ns, peak_score, peak_value, baseline, anomalous_runs) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            )
+            .bind(&row.series.journey)
+            .bind(&row.series.step)
+            .bind(&row.series.location)
+            .bind(row.detector)
+            .bind(row.sensitivity)
+            .bind(row.start_ns)
+            .bind(row.detected_ns)
+            .bind(row.end_ns)
+            .bind(e.peak_score)
+            .bind(e.peak_value)
+            .bind(e.baseline)
+            .bind(i64::from(e.anomalous_runs))
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        }
+
+        pub(in crate::store) async fn close(
+            pool: &Pool<Db>,
+            (id, end_ns, peak_score, peak_value, runs): (i64, i64, f64, f64, i64),
+        ) -> Result<()> {
+            sqlx::query(
+                "UPDATE anomaly_episodes SET end_ns = $2, peak_score = $3, peak_value = $4, \
+                 anomalous_runs = $5 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(end_ns)
+            .bind(peak_score)
+            .bind(peak_value)
+            .bind(runs)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(in crate::store) async fn list(
+            pool: &Pool<Db>,
+            journey: Option<&str>,
+            open_only: bool,
+            since_ns: Option<i64>,
+            limit: i64,
+        ) -> Result<Vec<StoredEpisode>> {
+            let rows = sqlx::query(
+                "SELECT * FROM anomaly_episodes \
+                 WHERE ($1 IS NULL OR journey = $1) AND (NOT $2 OR end_ns IS NULL) \
+                 AND ($3 IS NULL OR end_ns IS NULL OR end_ns >= $3) \
+                 ORDER BY start_ns DESC, id DESC LIMIT $4",
+            )
+            .bind(journey)
+            .bind(open_only)
+            .bind(since_ns)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(from_row).collect()
+        }
+    };
+}
+pub(super) use dialect;

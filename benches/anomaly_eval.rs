@@ -258,6 +258,10 @@ fn bucket(a: &Anomaly) -> String {
         "level_shift" | "regression" if a.magnitude > 0.0 => {
             format!("{} +{:.0}%", a.kind, a.magnitude * 100.0)
         }
+        // Faster is not an anomaly: the latency detector is one-sided, so 0 is right here.
+        "level_shift" | "regression" => {
+            format!("{} {:.0}% (faster)", a.kind, a.magnitude * 100.0)
+        }
         "gradual" => format!("gradual to +{:.0}%", a.magnitude * 100.0),
         "failure_rate" => format!("failure_rate {:.0}%", a.magnitude * 100.0),
         other => other.to_string(),

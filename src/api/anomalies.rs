@@ -81,3 +81,197 @@ fn episode_json(e: &StoredEpisode) -> Value {
         "anomalous_runs": e.anomalous_runs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{call, get, state};
+    use super::*;
+    use crate::baseline::{DetectorKind, Episode};
+    use crate::store::SeriesKey;
+    use axum::http::StatusCode;
+
+    /// Epoch milliseconds `minutes` after 2026-03-14T10:00:00Z, plus `ms`.
+    fn ms(minutes: i64, ms: i64) -> i64 {
+        (1_773_482_400 + minutes * 60) * 1000 + ms
+    }
+
+    fn series(journey: &str, step: &str) -> SeriesKey {
+        SeriesKey {
+            journey: journey.into(),
+            step: step.into(),
+            location: "eu-west".into(),
+        }
+    }
+
+    /// shop/login latency (closed, 10:00–10:20), then search/query failure rate (open, 11:00).
+    async fn app_with_episodes() -> (Router, tempfile::TempDir, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        let mut latency = Episode {
+            detector: DetectorKind::Latency,
+            start_ms: ms(0, 123),
+            detected_ms: ms(3, 456),
+            end_ms: None,
+            peak_score: 7.25,
+            peak_value: 250.5,
+            baseline: 101.125,
+            anomalous_runs: 3,
+        };
+        let closed = state
+            .store
+            .open_episode(&series("shop", "login"), "medium", &latency)
+            .await
+            .unwrap();
+        latency.end_ms = Some(ms(20, 789));
+        latency.peak_score = 9.5;
+        latency.peak_value = 312.25;
+        latency.anomalous_runs = 11;
+        state.store.close_episode(closed, &latency).await.unwrap();
+        let failure = Episode {
+            detector: DetectorKind::FailureRate,
+            start_ms: ms(60, 1),
+            detected_ms: ms(65, 0),
+            end_ms: None,
+            peak_score: 4.5,
+            peak_value: 0.4,
+            baseline: 0.0125,
+            anomalous_runs: 4,
+        };
+        let open = state
+            .store
+            .open_episode(&series("search", "query"), "high", &failure)
+            .await
+            .unwrap();
+        (super::super::router(state), dir, closed, open)
+    }
+
+    async fn list_of(app: &Router, uri: &str) -> Vec<Value> {
+        let (status, body) = call(app, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["anomalies"]
+            .as_array()
+            .expect("an `anomalies` array")
+            .clone()
+    }
+
+    fn ids(list: &[Value]) -> Vec<i64> {
+        list.iter().map(|e| e["id"].as_i64().unwrap()).collect()
+    }
+
+    fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("an RFC 3339 string"))
+            .unwrap()
+            .to_utc()
+    }
+
+    fn at(ms: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_episodes_with_the_documented_fields() {
+        let (app, _dir, closed, open) = app_with_episodes().await;
+        let list = list_of(&app, "/api/v1/anomalies").await;
+        assert_eq!(ids(&list), vec![open, closed], "newest first");
+
+        let e = list[1].as_object().unwrap();
+        let keys: std::collections::BTreeSet<&str> = e.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "journey",
+                "step",
+                "location",
+                "detector",
+                "sensitivity",
+                "start",
+                "detected",
+                "end",
+                "open",
+                "peak",
+                "baseline",
+                "anomalous_runs"
+            ]
+            .into()
+        );
+        assert_eq!(e["journey"], "shop");
+        assert_eq!(e["step"], "login");
+        assert_eq!(e["location"], "eu-west");
+        assert_eq!(e["detector"], "latency");
+        assert_eq!(e["sensitivity"], "medium");
+        assert_eq!(instant(&e["start"]), at(ms(0, 123)));
+        assert_eq!(instant(&e["detected"]), at(ms(3, 456)));
+        assert_eq!(instant(&e["end"]), at(ms(20, 789)));
+        assert_eq!(e["open"], false);
+        assert_eq!(
+            e["peak"],
+            json!({ "score": 9.5, "value": 312.25, "unit": "ms" })
+        );
+        assert_eq!(e["baseline"], json!({ "value": 101.125, "unit": "ms" }));
+        assert_eq!(e["anomalous_runs"], 11);
+
+        let e = &list[0];
+        assert_eq!(
+            (&e["journey"], &e["step"]),
+            (&json!("search"), &json!("query"))
+        );
+        assert_eq!(e["detector"], "failure_rate");
+        assert_eq!(e["sensitivity"], "high");
+        assert_eq!(instant(&e["start"]), at(ms(60, 1)));
+        assert_eq!(instant(&e["detected"]), at(ms(65, 0)));
+        assert_eq!(e["end"], Value::Null);
+        assert_eq!(e["open"], true);
+        assert_eq!(
+            e["peak"],
+            json!({ "score": 4.5, "value": 0.4, "unit": "ratio" })
+        );
+        assert_eq!(e["baseline"], json!({ "value": 0.0125, "unit": "ratio" }));
+        assert_eq!(e["anomalous_runs"], 4);
+    }
+
+    #[tokio::test]
+    async fn filters_by_open_journey_since_and_limit() {
+        let (app, _dir, closed, open) = app_with_episodes().await;
+        let cases: &[(&str, &[i64])] = &[
+            ("?open=true", &[open]),
+            ("?open=false", &[open, closed]),
+            ("?journey=shop", &[closed]),
+            ("?journey=search&open=true", &[open]),
+            ("?journey=shop&open=true", &[]),
+            ("?journey=nobody", &[]),
+            ("?limit=1", &[open]),
+            ("?limit=2", &[open, closed]),
+            // The closed episode ended at 10:20:00.789.
+            ("?since=2026-03-14T10:20:00.789Z", &[open, closed]),
+            ("?since=2026-03-14T10:20:00.790Z", &[open]),
+            ("?since=2026-03-14T11:20:00%2B01:00", &[open, closed]),
+            ("?since=2026-03-14T12:00:00Z", &[open]),
+        ];
+        for (query, want) in cases {
+            let list = list_of(&app, &format!("/api/v1/anomalies{query}")).await;
+            assert_eq!(ids(&list), *want, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_are_400_with_a_message() {
+        let (app, _dir, _, _) = app_with_episodes().await;
+        for (query, mentions) in [
+            ("?open=maybe", "maybe"),
+            ("?open=1", "open"),
+            ("?since=yesterday", "yesterday"),
+            ("?since=2026-03-14", "since"),
+            ("?limit=0", "limit"),
+            ("?limit=-1", "limit"),
+            ("?limit=many", "many"),
+        ] {
+            let (status, body) = call(&app, get(&format!("/api/v1/anomalies{query}"))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let message = v["error"].as_str().expect("an `error` message");
+            assert!(message.contains(mentions), "{query}: {message}");
+        }
+    }
+}

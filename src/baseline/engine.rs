@@ -119,7 +119,6 @@ impl Engine {
             .store
             .episodes(&EpisodeFilter {
                 open_only: true,
-                limit: u32::MAX,
                 ..EpisodeFilter::default()
             })
             .await?;
@@ -212,5 +211,194 @@ impl Engine {
             }
         }
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::journey::parse::{ParseOptions, parse_journey};
+    use crate::runner::{Outcome, StepResult};
+    use crate::store::RunRecord;
+
+    /// 2026-03-02 00:00 UTC.
+    const T0_S: i64 = 1_772_409_600;
+    const DAY_RUNS: i64 = 24 * 60;
+
+    fn journey() -> Journey {
+        let yaml = "name: shop\nsteps:\n  - name: home\n    http: { url: \"http://127.0.0.1:1/\" }\n  - name: quiet\n    http: { url: \"http://127.0.0.1:1/q\" }\n    anomaly: off\n";
+        parse_journey(yaml, Path::new("j.yaml"), &ParseOptions::default()).unwrap()
+    }
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(T0_S + minute * 60, 0).unwrap()
+    }
+
+    fn step(name: &str, ms: f64, offset_ms: f64) -> StepResult {
+        let mut s: StepResult = serde_json::from_value(serde_json::json!({
+            "name": name, "kind": "http", "status": "passed", "attempts": 1,
+            "offset_ms": offset_ms, "conditions": [], "timings": {}
+        }))
+        .unwrap();
+        s.timings.total = Some(Duration::from_secs_f64(ms / 1000.0));
+        s
+    }
+
+    /// A passing run at minute `minute` whose `home` step took `home_ms` (the `quiet` step,
+    /// not tracked, always takes 10× as long).
+    fn run(minute: i64, home_ms: f64) -> RunResult {
+        let t = at(minute);
+        RunResult {
+            run_id: uuid::Uuid::new_v4(),
+            journey: "shop".into(),
+            location: "local".into(),
+            outcome: Outcome::Passed,
+            started_at: t,
+            finished_at: t + ChronoDuration::milliseconds(11 * home_ms as i64),
+            duration_ms: 11.0 * home_ms,
+            trace_id: String::new(),
+            steps: vec![
+                step("home", home_ms, 0.0),
+                step("quiet", 10.0 * home_ms, home_ms),
+            ],
+        }
+    }
+
+    fn normal_ms(rng: &mut StdRng) -> f64 {
+        // Uniform ±10 % around 100 ms.
+        100.0 * rng.random_range(0.9..1.1)
+    }
+
+    async fn stored(store: &Store) -> Vec<crate::store::StoredEpisode> {
+        store
+            .episodes(&EpisodeFilter {
+                limit: 100,
+                ..EpisodeFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slowdown_is_stored_as_an_episode_that_closes() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let j = journey();
+        let mut engine = Engine::new(store.clone());
+        let mut rng = StdRng::seed_from_u64(21);
+        for minute in 0..2 * DAY_RUNS {
+            let events = engine
+                .observe(&j, &run(minute, normal_ms(&mut rng)))
+                .await
+                .unwrap();
+            assert!(events.is_empty(), "minute {minute}: {events:?}");
+        }
+        assert_eq!(engine.len(), 1, "the `anomaly: off` step is not tracked");
+
+        let slow = 2 * DAY_RUNS;
+        let mut started = Vec::new();
+        for minute in slow..slow + 10 {
+            started.extend(engine.observe(&j, &run(minute, 400.0)).await.unwrap());
+        }
+        assert_eq!(started.len(), 1, "{started:?}");
+        let ev = &started[0];
+        assert_eq!(
+            ev.series,
+            SeriesKey {
+                journey: "shop".into(),
+                step: "home".into(),
+                location: "local".into(),
+            }
+        );
+        let Transition::Started(e) = &ev.transition else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(e.detector, DetectorKind::Latency);
+        assert_eq!(e.start_ms, at(slow).timestamp_millis());
+        let open = stored(&store).await;
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].id, ev.id);
+        assert_eq!(open[0].end, None);
+        assert_eq!(open[0].start, at(slow));
+        assert_eq!(open[0].sensitivity, "medium");
+
+        let recovery = slow + 10;
+        let mut ended = Vec::new();
+        for minute in recovery..recovery + 20 {
+            ended.extend(
+                engine
+                    .observe(&j, &run(minute, normal_ms(&mut rng)))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].id, ev.id);
+        assert!(matches!(ended[0].transition, Transition::Ended(_)));
+        let closed = stored(&store).await;
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].end, Some(at(recovery)));
+        assert_eq!(closed[0].anomalous_runs, 10);
+    }
+
+    #[tokio::test]
+    async fn warm_up_learns_from_rollups_and_resumes_open_episodes() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let j = journey();
+        let mut rng = StdRng::seed_from_u64(22);
+        let history: Vec<RunRecord> = (0..2 * DAY_RUNS)
+            .map(|minute| RunRecord {
+                result: run(minute, normal_ms(&mut rng)),
+                planned_at: at(minute),
+                scheduling_lag: Duration::ZERO,
+                journey_sha256: String::new(),
+            })
+            .collect();
+        for chunk in history.chunks(500) {
+            store.record_runs(chunk).await.unwrap();
+        }
+
+        let slow = 2 * DAY_RUNS;
+        let mut engine = Engine::new(store.clone());
+        assert_eq!(engine.warm_up(&[&j], at(slow)).await.unwrap(), 1);
+        // Warmed up from rollups only: the first slow runs are judged at once.
+        let mut started = Vec::new();
+        for minute in slow..slow + 5 {
+            started.extend(engine.observe(&j, &run(minute, 400.0)).await.unwrap());
+        }
+        assert_eq!(started.len(), 1, "{started:?}");
+        assert!(matches!(started[0].transition, Transition::Started(_)));
+        let id = started[0].id;
+        drop(engine);
+
+        // A restart half an hour later: the open episode is resumed and can end.
+        let mut engine = Engine::new(store.clone());
+        assert_eq!(engine.warm_up(&[&j], at(slow + 30)).await.unwrap(), 1);
+        assert_eq!(engine.len(), 1, "the `anomaly: off` step is not tracked");
+        let recovery = slow + 30;
+        let mut ended = Vec::new();
+        for minute in recovery..recovery + 10 {
+            ended.extend(
+                engine
+                    .observe(&j, &run(minute, normal_ms(&mut rng)))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].id, id);
+        let Transition::Ended(e) = &ended[0].transition else {
+            panic!("{ended:?}")
+        };
+        assert_eq!(e.end_ms, Some(at(recovery).timestamp_millis()));
+        let all = stored(&store).await;
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].end, Some(at(recovery)));
+        assert_eq!(engine.len(), 1);
     }
 }

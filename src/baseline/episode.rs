@@ -45,7 +45,7 @@ pub struct Episode {
     pub peak_score: f64,
     /// The observation at the peak: milliseconds, or the recent failure rate.
     pub peak_value: f64,
-    /// What the baseline expected when the episode started: milliseconds, or a failure rate.
+    /// What the baseline expected when the episode was detected: milliseconds, or a failure rate.
     pub baseline: f64,
     /// Runs judged anomalous during the episode.
     pub anomalous_runs: u32,

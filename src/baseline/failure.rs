@@ -210,3 +210,136 @@ pub fn binomial_tail(n: u32, f: u32, p: f64) -> f64 {
     }
     sum.min(1.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::journey::Sensitivity;
+
+    /// 2026-01-05 00:00 UTC.
+    const T0: i64 = 1_767_571_200_000;
+    const MINUTE: i64 = 60_000;
+    const DAY_RUNS: i64 = 24 * 60;
+
+    fn at(run: i64) -> i64 {
+        T0 + run * MINUTE
+    }
+
+    fn detector() -> FailureDetector {
+        FailureDetector::new(FailureParams::preset(Sensitivity::Medium).unwrap())
+    }
+
+    /// P(X ≥ f) computed directly: 1 − Σ_{i<f} C(n, i) pⁱ (1−p)ⁿ⁻ⁱ.
+    fn direct_tail(n: u32, f: u32, p: f64) -> f64 {
+        let mut choose = 1.0;
+        let mut below = 0.0;
+        for i in 0..f {
+            if i > 0 {
+                choose = choose * f64::from(n - i + 1) / f64::from(i);
+            }
+            below += choose * p.powi(i as i32) * (1.0 - p).powi((n - i) as i32);
+        }
+        1.0 - below
+    }
+
+    #[test]
+    fn binomial_tail_matches_a_direct_computation() {
+        // 1 − (0.98²⁰ + 20·0.02·0.98¹⁹ + 190·0.02²·0.98¹⁸)
+        let want = 1.0
+            - (0.98f64.powi(20)
+                + 20.0 * 0.02 * 0.98f64.powi(19)
+                + 190.0 * 0.0004 * 0.98f64.powi(18));
+        assert!((want - 0.00707).abs() < 1e-5, "{want}");
+        assert!((binomial_tail(20, 3, 0.02) - want).abs() < 1e-12);
+        assert_eq!(binomial_tail(20, 0, 0.02), 1.0);
+        assert_eq!(binomial_tail(20, 0, 0.0), 1.0);
+        assert_eq!(binomial_tail(20, 21, 0.5), 0.0);
+        assert!((binomial_tail(20, 20, 0.5) - 0.5f64.powi(20)).abs() < 1e-18);
+        assert!((binomial_tail(1, 1, 0.3) - 0.3).abs() < 1e-12);
+        for (n, f, p) in [(20, 1, 0.02), (20, 5, 0.1), (64, 10, 0.05), (10, 4, 0.5)] {
+            let (got, want) = (binomial_tail(n, f, p), direct_tail(n, f, p));
+            assert!(
+                (got - want).abs() < 1e-9,
+                "n={n} f={f} p={p}: {got} vs {want}"
+            );
+        }
+        // Monotone in f, and a tiny rate makes many failures very improbable.
+        assert!(binomial_tail(20, 4, 0.02) < binomial_tail(20, 3, 0.02));
+        assert!(binomial_tail(20, 10, 0.001) < 1e-20);
+    }
+
+    /// Feeds `runs` runs from `first`, failing with probability `rate`; returns the
+    /// transitions with the run index they happened at.
+    fn feed(
+        d: &mut FailureDetector,
+        rng: &mut StdRng,
+        first: i64,
+        runs: i64,
+        rate: impl Fn(i64) -> f64,
+    ) -> Vec<(i64, Transition)> {
+        let mut out = Vec::new();
+        for run in first..first + runs {
+            let ok = rng.random::<f64>() >= rate(run);
+            if let (_, Some(t)) = d.observe(at(run), ok) {
+                out.push((run, t));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_steadily_flaky_step_stays_quiet_and_a_jump_does_not() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut d = detector();
+        let quiet = feed(&mut d, &mut rng, 0, 20 * DAY_RUNS, |_| 0.02);
+        assert!(quiet.is_empty(), "{quiet:?}");
+        let rate = d.baseline_rate().unwrap();
+        assert!((rate - 0.02).abs() < 0.005, "learnt rate {rate}");
+
+        let jump = 20 * DAY_RUNS;
+        let got = feed(&mut d, &mut rng, jump, 120, |_| 0.3);
+        let Some((run, Transition::Started(e))) = got.first() else {
+            panic!("no episode during the jump: {got:?}");
+        };
+        assert!((jump..jump + 120).contains(run), "run {run}");
+        assert_eq!(e.detector, DetectorKind::FailureRate);
+        assert!(
+            e.start_ms >= at(jump) && e.start_ms <= e.detected_ms,
+            "{e:?}"
+        );
+        assert!((e.baseline - 0.02).abs() < 0.005, "{e:?}");
+        assert!(d.open_episode().is_some());
+    }
+
+    #[test]
+    fn an_outage_starts_at_once_and_ends_at_the_first_passing_run() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let mut d = detector();
+        assert!(feed(&mut d, &mut rng, 0, 2 * DAY_RUNS, |_| 0.0).is_empty());
+        let outage = 2 * DAY_RUNS;
+        let recovery = outage + 20;
+        let got = feed(&mut d, &mut rng, outage, 200, |run| {
+            if run < recovery { 1.0 } else { 0.0 }
+        });
+        assert_eq!(got.len(), 2, "one start, one end, no reopening: {got:?}");
+        let (run, Transition::Started(start)) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert!((outage..outage + 5).contains(run), "detected at run {run}");
+        assert_eq!(start.start_ms, at(outage), "dated from the first failure");
+        assert_eq!(start.detected_ms, at(*run));
+        let (run, Transition::Ended(end)) = &got[1] else {
+            panic!("{got:?}")
+        };
+        // m = 10 passing runs in a row (the window still holds the outage's failures).
+        assert_eq!(*run, recovery + 9);
+        assert_eq!(end.end_ms, Some(at(recovery)));
+        assert_eq!(end.start_ms, at(outage));
+        assert_eq!(end.anomalous_runs, 20, "{end:?}");
+        assert!((end.peak_value - 1.0).abs() < 1e-9, "{end:?}");
+        assert!(d.open_episode().is_none());
+    }
+}

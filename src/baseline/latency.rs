@@ -210,10 +210,10 @@ impl LatencyDetector {
         }
         if self.seasonal.is_enabled() && self.hour.total() >= MIN_RUNS_PER_HOUR {
             self.refresh();
-            if let (Some(b), Some([median])) = (self.baseline, self.hour.quantiles([0.5])) {
-                if b.weight >= self.params.min_samples {
-                    self.seasonal.learn(current, (median / b.level_ms).ln());
-                }
+            if let (Some(b), Some([median])) = (self.baseline, self.hour.quantiles([0.5]))
+                && b.weight >= self.params.min_samples
+            {
+                self.seasonal.learn(current, (median / b.level_ms).ln());
             }
         }
         self.hour.clear();
@@ -245,4 +245,235 @@ fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, f32)> + '_ {
             .buckets()
             .map(|(i, n)| (crate::store::sketch::bucket_value(i), n as f32)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::journey::{Seasonality, Sensitivity};
+
+    /// 2026-01-05 00:00 UTC, a Monday.
+    const T0: i64 = 1_767_571_200_000;
+    const MINUTE: i64 = 60_000;
+    const DAY_RUNS: i64 = 24 * 60;
+
+    fn params(seasonality: Seasonality) -> LatencyParams {
+        LatencyParams {
+            seasonality,
+            ..LatencyParams::preset(Sensitivity::Medium).unwrap()
+        }
+    }
+
+    /// A standard normal draw (Box-Muller).
+    fn normal(rng: &mut StdRng) -> f64 {
+        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
+        let u2: f64 = rng.random::<f64>();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
+        median * (sigma * normal(rng)).exp()
+    }
+
+    fn at(run: i64) -> i64 {
+        T0 + run * MINUTE
+    }
+
+    #[test]
+    fn nothing_is_judged_before_a_day_of_history_and_enough_runs() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let mut first_judged = None;
+        for run in 0..2 * DAY_RUNS {
+            let (point, transition) = d.observe(at(run), lognormal(&mut rng, 100.0, 0.1));
+            if point.is_none() {
+                assert!(transition.is_none());
+            }
+            if point.is_some() && first_judged.is_none() {
+                first_judged = Some(run);
+            }
+        }
+        // Minute runs reach 60 samples within the first hour: the 24 h of history decide.
+        assert_eq!(first_judged, Some(DAY_RUNS), "judged from exactly 24 h on");
+
+        // Without the history requirement, the sample count decides: not before 60 runs.
+        let mut d = LatencyDetector::new(LatencyParams {
+            min_history_hours: 0.0,
+            ..params(Seasonality::Off)
+        });
+        let first = (0..200)
+            .find(|&run| {
+                d.observe(at(run), lognormal(&mut rng, 100.0, 0.1))
+                    .0
+                    .is_some()
+            })
+            .expect("judged within 200 runs");
+        assert!((60..=80).contains(&first), "first judged run {first}");
+        assert!(d.baseline().unwrap().weight >= 60.0);
+
+        // Sparse runs (every 30 min): a day of history holds only 48 runs, not enough.
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let first = (0..500)
+            .find(|&run| {
+                d.observe(T0 + run * 30 * MINUTE, lognormal(&mut rng, 100.0, 0.1))
+                    .0
+                    .is_some()
+            })
+            .expect("judged eventually");
+        assert!(first > 60, "first judged sparse run {first}");
+    }
+
+    #[test]
+    fn a_doubling_starts_an_episode_that_ends_when_it_is_over() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let shift = 3 * DAY_RUNS;
+        let recovery = shift + 30;
+        let mut started = Vec::new();
+        let mut ended = Vec::new();
+        for run in 0..recovery + 60 {
+            let median = if (shift..recovery).contains(&run) {
+                200.0
+            } else {
+                100.0
+            };
+            let (point, transition) = d.observe(at(run), lognormal(&mut rng, median, 0.1));
+            if run >= shift && run < recovery {
+                assert!(point.unwrap().anomalous, "shifted run {run}: {point:?}");
+            }
+            match transition {
+                Some(Transition::Started(e)) => started.push((run, e)),
+                Some(Transition::Ended(e)) => ended.push((run, e)),
+                None => {}
+            }
+        }
+        assert_eq!(started.len(), 1, "{started:?}");
+        let (run, e) = &started[0];
+        assert!((shift..shift + 5).contains(run), "detected at run {run}");
+        assert_eq!(e.detector, DetectorKind::Latency);
+        assert!(e.start_ms >= at(shift) && e.start_ms <= at(*run), "{e:?}");
+        assert_eq!(e.detected_ms, at(*run));
+        assert!((e.baseline - 100.0).abs() < 5.0, "{e:?}");
+        assert!(e.end_ms.is_none());
+
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        let (run, e) = &ended[0];
+        // m = 5 normal runs in a row end it; it ended at the first of them.
+        assert_eq!(*run, recovery + 4);
+        assert_eq!(e.end_ms, Some(at(recovery)));
+        assert_eq!(e.start_ms, started[0].1.start_ms);
+        assert!(e.anomalous_runs >= 25, "{e:?}");
+        assert!(e.peak_value > 180.0, "{e:?}");
+        assert!(d.open_episode().is_none());
+    }
+
+    #[test]
+    fn isolated_slow_runs_never_start_an_episode() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let mut flagged = 0;
+        for run in 0..5 * DAY_RUNS {
+            let slow = run % 60 == 59;
+            let v = lognormal(&mut rng, 100.0, 0.1) * if slow { 5.0 } else { 1.0 };
+            let (point, transition) = d.observe(at(run), v);
+            assert!(transition.is_none(), "run {run}: {transition:?}");
+            if slow && point.is_some_and(|p| p.anomalous) {
+                flagged += 1;
+            }
+        }
+        // The slow runs themselves are anomalous (4 days judged): only the episode rule holds.
+        assert!(flagged >= 4 * 24 - 1, "{flagged} slow runs flagged");
+    }
+
+    #[test]
+    fn a_tiny_absolute_step_is_not_anomalous() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        for run in 0..2 * DAY_RUNS {
+            d.observe(at(run), lognormal(&mut rng, 2.0, 0.05));
+        }
+        for run in 2 * DAY_RUNS..2 * DAY_RUNS + 30 {
+            let (point, transition) = d.observe(at(run), 3.0);
+            let p = point.expect("judged");
+            assert!(p.score > 5.0, "many deviations away: {p:?}");
+            assert!(!p.anomalous, "only 1 ms slower: {p:?}");
+            // The 5 ms floor sets the threshold.
+            assert!(
+                (p.threshold_ms - (p.expected_ms + 5.0)).abs() < 1e-9,
+                "{p:?}"
+            );
+            assert!(transition.is_none());
+        }
+        // Above the floor, it is.
+        let (p, _) = d.observe(at(2 * DAY_RUNS + 30), 8.0);
+        assert!(p.unwrap().anomalous);
+    }
+
+    #[test]
+    fn a_baseline_absorbed_from_hourly_sketches_matches_the_live_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut live = LatencyDetector::new(params(Seasonality::Off));
+        let mut sketches: Vec<(i64, Sketch)> = Vec::new();
+        for run in 0..3 * DAY_RUNS {
+            // A slow drift so that decay matters: the median moves from 100 to 160 ms.
+            let median = 100.0 + 60.0 * run as f64 / (3 * DAY_RUNS) as f64;
+            let v = lognormal(&mut rng, median, 0.2);
+            live.observe(at(run), v);
+            let hour = hour_of(at(run));
+            if sketches.last().is_none_or(|(h, _)| *h != hour) {
+                sketches.push((hour, Sketch::new()));
+            }
+            sketches.last_mut().unwrap().1.add(v);
+        }
+        assert_eq!(sketches.len(), 72);
+        let mut warmed = LatencyDetector::new(params(Seasonality::Off));
+        assert!(warmed.baseline().is_none());
+        for (hour, sketch) in &sketches {
+            warmed.absorb_hour(*hour, sketch);
+        }
+        let (a, b) = (live.baseline().unwrap(), warmed.baseline().unwrap());
+        assert!(
+            (a.level_ms - b.level_ms).abs() / a.level_ms < 0.02,
+            "{a:?} vs {b:?}"
+        );
+        assert!(
+            (a.weight - b.weight).abs() / a.weight < 0.01,
+            "{a:?} vs {b:?}"
+        );
+        assert!((a.scale - b.scale).abs() < 0.02, "{a:?} vs {b:?}");
+        // Decay matters: the level is well above the unweighted median of the whole history.
+        assert!(a.level_ms > 130.0, "{a:?}");
+        // The warmed-up detector judges at once (its history started 72 h ago).
+        let (point, _) = warmed.observe(at(3 * DAY_RUNS), 400.0);
+        assert!(point.unwrap().anomalous);
+    }
+
+    fn episodes_on_days_4_to_6(seasonality: Seasonality) -> usize {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut d = LatencyDetector::new(params(seasonality));
+        let mut started = 0;
+        for run in 0..7 * DAY_RUNS {
+            let hour_of_day = (run / 60) % 24;
+            let median = if (12..18).contains(&hour_of_day) {
+                160.0
+            } else {
+                100.0
+            };
+            let (_, transition) = d.observe(at(run), lognormal(&mut rng, median, 0.1));
+            if run >= 4 * DAY_RUNS && matches!(transition, Some(Transition::Started(_))) {
+                started += 1;
+            }
+        }
+        started
+    }
+
+    #[test]
+    fn daily_seasonality_learns_slow_afternoons() {
+        assert_eq!(episodes_on_days_4_to_6(Seasonality::Daily), 0);
+        let off = episodes_on_days_4_to_6(Seasonality::Off);
+        assert!(off >= 1, "{off} episodes without seasonality");
+    }
 }

@@ -30,7 +30,7 @@ pub struct StoredEpisode {
     pub peak_score: f64,
     /// Milliseconds (latency) or the recent failure rate, at the peak.
     pub peak_value: f64,
-    /// What the baseline expected when the episode started (ms, or a failure rate).
+    /// What the baseline expected when the episode was detected (ms, or a failure rate).
     pub baseline: f64,
     pub anomalous_runs: u32,
 }
@@ -59,6 +59,7 @@ pub struct EpisodeFilter {
     pub open_only: bool,
     /// Episodes that were open at some point at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// At most this many; 0 means no limit.
     pub limit: u32,
 }
 
@@ -101,7 +102,10 @@ impl Store {
     /// Episodes, newest start first.
     pub async fn episodes(&self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
         let since = filter.since.map(to_ns).transpose()?;
-        let limit = i64::from(filter.limit.max(1));
+        let limit = match filter.limit {
+            0 => i64::MAX,
+            n => i64::from(n),
+        };
         let journey = filter.journey.as_deref();
         match self {
             Store::Sqlite(p) => {

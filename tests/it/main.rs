@@ -2,6 +2,7 @@
 //! on 127.0.0.1: in-test servers, the demo shop, and the peers scripts/test.sh starts (httpbin,
 //! a Python WebSocket server, dnsmasq).
 
+mod anomaly;
 mod cli;
 mod conditions;
 mod httpbin;

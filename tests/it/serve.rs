@@ -481,3 +481,116 @@ async fn migrate_applies_migrations_and_bad_config_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
 }
+
+/// A run of `journey` whose single step `fetch` passed in `latency_ms`, at `at`.
+fn past_run(
+    journey: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    latency_ms: f64,
+) -> waymark::store::RunRecord {
+    use waymark::runner::{Outcome, RunResult};
+    let step = serde_json::from_value(serde_json::json!({
+        "name": "fetch", "kind": "http", "status": "passed", "attempts": 1,
+        "offset_ms": 0.0, "conditions": [], "timings": { "total": latency_ms }
+    }))
+    .unwrap();
+    waymark::store::RunRecord {
+        result: RunResult {
+            run_id: uuid::Uuid::new_v4(),
+            journey: journey.into(),
+            location: "local".into(),
+            outcome: Outcome::Passed,
+            started_at: at,
+            finished_at: at + chrono::Duration::milliseconds(latency_ms as i64),
+            duration_ms: latency_ms,
+            trace_id: String::new(),
+            steps: vec![step],
+        },
+        planned_at: at,
+        scheduling_lag: Duration::ZERO,
+        journey_sha256: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_normal_runs() {
+    use waymark::baseline::{DetectorKind, Episode};
+    use waymark::store::SeriesKey;
+
+    let srv = TestServer::start().await;
+    let dir = setup(&[(
+        "steady.yaml",
+        journey("steady", &format!("{}/json", srv.base)),
+    )]);
+    // Two days of history (one run every 10 minutes, ~1 ms like the local server answers)
+    // and an episode left open by a previous process.
+    let store = Store::connect(&db_url(dir.path())).await.unwrap();
+    let now = chrono::Utc::now();
+    let history: Vec<_> = (1..=288)
+        .map(|i| {
+            past_run(
+                "steady",
+                now - chrono::Duration::minutes(10 * i),
+                1.0 + (i % 5) as f64 * 0.1,
+            )
+        })
+        .collect();
+    store.record_runs(&history).await.unwrap();
+    let series = SeriesKey {
+        journey: "steady".into(),
+        step: "fetch".into(),
+        location: "local".into(),
+    };
+    let started = (now - chrono::Duration::minutes(30)).timestamp_millis();
+    let episode = Episode {
+        detector: DetectorKind::Latency,
+        start_ms: started,
+        detected_ms: started + 180_000,
+        end_ms: None,
+        peak_score: 12.0,
+        peak_value: 40.0,
+        baseline: 1.2,
+        anomalous_runs: 3,
+    };
+    let id = store
+        .open_episode(&series, "medium", &episode)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let serve = Serve::start(dir.path(), 1);
+    let listed = serve.json("/api/v1/anomalies?open=true").await;
+    assert_eq!(listed["anomalies"][0]["id"], id, "{listed}");
+    // Five normal runs (every 1 s) end the resumed episode.
+    let ended = eventually(
+        "the resumed episode to end",
+        &serve,
+        Duration::from_secs(20),
+        || async {
+            let v = serve.json("/api/v1/anomalies?journey=steady").await;
+            let e = v["anomalies"][0].clone();
+            (e["open"] == false).then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(ended["id"], id);
+    assert_eq!(ended["step"], "fetch");
+    assert_eq!(ended["detector"], "latency");
+    assert!(
+        ended["end"].as_str().unwrap() > ended["start"].as_str().unwrap(),
+        "{ended}"
+    );
+    assert!(
+        serve.json("/api/v1/anomalies?open=true").await["anomalies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        serve.log().contains("anomaly baselines warmed up"),
+        "{}",
+        serve.log()
+    );
+    assert_eq!(serve.get("/api/v1/anomalies?open=maybe").await.0, 400);
+    assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
+}

@@ -8,12 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Connection;
 
+use waymark::baseline::{DetectorKind, Episode};
 use waymark::journey::Journey;
 use waymark::journey::condition::ConditionOutcome;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
-use waymark::store::{RunRecord, Store, StoreWriter, WriterConfig};
+use waymark::store::{
+    EpisodeFilter, RunRecord, SeriesKey, Store, StoreWriter, StoredEpisode, WriterConfig,
+};
 
 use crate::support::run_yaml;
 
@@ -37,21 +40,7 @@ impl Db {
     }
 
     async fn postgres() -> Db {
-        let base = std::env::var("WAYMARK_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!(
-                "WAYMARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
-                 which starts a private PostgreSQL"
-            )
-        });
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        let url = format!("{prefix}/{name}");
+        let url = empty_postgres_database().await;
         let store = Store::connect(&url).await.unwrap();
         Db {
             store,
@@ -64,6 +53,25 @@ impl Db {
         self.store.close().await;
         self.store = Store::connect(&self.url).await.unwrap();
     }
+}
+
+/// A new, empty (unmigrated) database on the test server; its URL.
+async fn empty_postgres_database() -> String {
+    let base = std::env::var("WAYMARK_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "WAYMARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
+             which starts a private PostgreSQL"
+        )
+    });
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
 }
 
 macro_rules! suite {
@@ -98,6 +106,8 @@ suite!(
     writer_batches_and_flushed_runs_are_durable,
     reopening_applies_migrations_once,
     writer_reports_runs_it_could_not_store,
+    episodes_open_close_and_filter,
+    episodes_table_is_added_to_an_existing_database,
 );
 
 fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
@@ -505,4 +515,280 @@ async fn writer_reports_runs_it_could_not_store(db: Db) {
         other => panic!("expected a write failure, got {other:?}"),
     }
     writer.flush().await.unwrap();
+}
+
+/// Epoch milliseconds of `at(h, m, s)` plus `ms`.
+fn ms_at(h: u32, m: u32, s: u32, ms: i64) -> i64 {
+    at(h, m, s, 0).timestamp_millis() + ms
+}
+
+fn series(journey: &str, step: &str, location: &str) -> SeriesKey {
+    SeriesKey {
+        journey: journey.into(),
+        step: step.into(),
+        location: location.into(),
+    }
+}
+
+fn episode_filter(limit: u32) -> EpisodeFilter {
+    EpisodeFilter {
+        limit,
+        ..EpisodeFilter::default()
+    }
+}
+
+async fn episodes_open_close_and_filter(mut db: Db) {
+    assert!(
+        db.store
+            .episodes(&episode_filter(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A: a latency episode of shop/login, closed below. Instants carry milliseconds.
+    let shop_login = series("shop", "login", "eu-west");
+    let mut a = Episode {
+        detector: DetectorKind::Latency,
+        start_ms: ms_at(10, 0, 0, 123),
+        detected_ms: ms_at(10, 3, 0, 456),
+        end_ms: None,
+        peak_score: 7.25,
+        peak_value: 250.123_456_789,
+        baseline: 101.125,
+        anomalous_runs: 3,
+    };
+    // B: an open failure-rate episode of another journey, started last.
+    let search = series("search", "query", "us-east");
+    let b = Episode {
+        detector: DetectorKind::FailureRate,
+        start_ms: ms_at(11, 0, 0, 1),
+        detected_ms: ms_at(11, 5, 0, 999),
+        end_ms: None,
+        peak_score: 4.567_891_234,
+        peak_value: 0.4,
+        baseline: 0.012_5,
+        anomalous_runs: 4,
+    };
+    // C: an open failure-rate episode of shop/checkout that started first.
+    let shop_pay = series("shop", "pay", "eu-west");
+    let c = Episode {
+        detector: DetectorKind::FailureRate,
+        start_ms: ms_at(8, 0, 0, 7),
+        detected_ms: ms_at(8, 1, 0, 0),
+        end_ms: None,
+        peak_score: 12.0,
+        peak_value: 1.0,
+        baseline: 0.001,
+        anomalous_runs: 20,
+    };
+    let id_a = db
+        .store
+        .open_episode(&shop_login, "medium", &a)
+        .await
+        .unwrap();
+    let id_b = db.store.open_episode(&search, "high", &b).await.unwrap();
+    let id_c = db.store.open_episode(&shop_pay, "low", &c).await.unwrap();
+    assert_eq!(BTreeSet::from([id_a, id_b, id_c]).len(), 3);
+
+    // Open, A reads back as written.
+    let all = db.store.episodes(&episode_filter(100)).await.unwrap();
+    let stored_a = all.iter().find(|e| e.id == id_a).unwrap();
+    assert_eq!(stored_a.end, None);
+    assert_eq!(stored_a.episode(), a);
+
+    // A ends: end, final peak and run count are stored; start, detection and baseline kept.
+    a.end_ms = Some(ms_at(10, 20, 0, 789));
+    a.peak_score = 9.5;
+    a.peak_value = 312.25;
+    a.anomalous_runs = 11;
+    db.store.close_episode(id_a, &a).await.unwrap();
+
+    // Every field, after a reopen (read from the database, not a cache).
+    db.reopen().await;
+    let all = db.store.episodes(&episode_filter(100)).await.unwrap();
+    let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![id_b, id_a, id_c], "newest start first: {all:#?}");
+    let stored_a = &all[1];
+    assert_eq!(
+        *stored_a,
+        StoredEpisode {
+            id: id_a,
+            series: shop_login.clone(),
+            detector: DetectorKind::Latency,
+            sensitivity: "medium".into(),
+            start: at(10, 0, 0, 123_000_000),
+            detected: at(10, 3, 0, 456_000_000),
+            end: Some(at(10, 20, 0, 789_000_000)),
+            peak_score: 9.5,
+            peak_value: 312.25,
+            baseline: 101.125,
+            anomalous_runs: 11,
+        }
+    );
+    assert_eq!(stored_a.episode(), a);
+    assert_eq!(
+        all[0],
+        StoredEpisode {
+            id: id_b,
+            series: search.clone(),
+            detector: DetectorKind::FailureRate,
+            sensitivity: "high".into(),
+            start: at(11, 0, 0, 1_000_000),
+            detected: at(11, 5, 0, 999_000_000),
+            end: None,
+            peak_score: 4.567_891_234,
+            peak_value: 0.4,
+            baseline: 0.012_5,
+            anomalous_runs: 4,
+        }
+    );
+    assert_eq!(all[0].episode(), b);
+    assert_eq!(all[2].episode(), c);
+    assert_eq!(
+        (all[2].series.clone(), all[2].sensitivity.as_str()),
+        (shop_pay, "low")
+    );
+
+    let list = |filter: EpisodeFilter| {
+        let store = db.store.clone();
+        async move {
+            let got = store.episodes(&filter).await.unwrap();
+            got.iter().map(|e| e.id).collect::<Vec<i64>>()
+        }
+    };
+    let journey = |name: &str| EpisodeFilter {
+        journey: Some(name.into()),
+        ..episode_filter(100)
+    };
+    assert_eq!(list(journey("shop")).await, vec![id_a, id_c]);
+    assert_eq!(list(journey("search")).await, vec![id_b]);
+    assert!(list(journey("nobody")).await.is_empty());
+    let open = EpisodeFilter {
+        open_only: true,
+        ..episode_filter(100)
+    };
+    assert_eq!(list(open.clone()).await, vec![id_b, id_c]);
+    assert_eq!(
+        list(EpisodeFilter {
+            journey: Some("shop".into()),
+            ..open
+        })
+        .await,
+        vec![id_c]
+    );
+    // `since`: A ended at 10:20:00.789; the open ones count whenever they started.
+    let since = |t: DateTime<Utc>| EpisodeFilter {
+        since: Some(t),
+        ..episode_filter(100)
+    };
+    assert_eq!(list(since(at(10, 30, 0, 0))).await, vec![id_b, id_c]);
+    assert_eq!(
+        list(since(at(10, 20, 0, 790_000_000))).await,
+        vec![id_b, id_c]
+    );
+    assert_eq!(
+        list(since(at(10, 20, 0, 789_000_000))).await,
+        vec![id_b, id_a, id_c]
+    );
+    assert_eq!(list(since(at(12, 0, 0, 0))).await, vec![id_b, id_c]);
+    assert_eq!(list(since(at(0, 0, 0, 0))).await, vec![id_b, id_a, id_c]);
+    // `limit` keeps the newest.
+    assert_eq!(list(episode_filter(1)).await, vec![id_b]);
+    assert_eq!(list(episode_filter(2)).await, vec![id_b, id_a]);
+    assert_eq!(
+        list(EpisodeFilter {
+            journey: Some("shop".into()),
+            ..episode_filter(1)
+        })
+        .await,
+        vec![id_a]
+    );
+}
+
+/// A database that only has the first migration (as created by an earlier version).
+async fn episodes_table_is_added_to_an_existing_database(db: Db) {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    fn initial_only(sql: &'static str) -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "initial".into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )])
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (old, url) = match &db.store {
+        Store::Sqlite(_) => {
+            let url = format!("sqlite://{}", dir.path().join("old.db").display());
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            initial_only(include_str!("../../migrations/sqlite/0001_initial.sql"))
+                .run(&pool)
+                .await
+                .unwrap();
+            (Store::Sqlite(pool), url)
+        }
+        Store::Postgres(_) => {
+            let url = empty_postgres_database().await;
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            initial_only(include_str!("../../migrations/postgres/0001_initial.sql"))
+                .run(&pool)
+                .await
+                .unwrap();
+            (Store::Postgres(pool), url)
+        }
+    };
+    db.store.close().await;
+    // The old schema stores runs and has no episodes table.
+    let rec = record(simple_run("shop", at(6, 0, 0, 0), 42, true));
+    old.record_run(&rec).await.unwrap();
+    assert!(old.episodes(&episode_filter(10)).await.is_err());
+    old.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let versions: Vec<i64> = match &store {
+        Store::Sqlite(p) => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(p)
+                .await
+                .unwrap()
+        }
+        Store::Postgres(p) => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(p)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(versions, vec![1, 2]);
+    same(&rec, &store.run(rec.result.run_id).await.unwrap().unwrap());
+    assert!(
+        store
+            .episodes(&episode_filter(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let e = Episode {
+        detector: DetectorKind::Latency,
+        start_ms: ms_at(6, 0, 0, 1),
+        detected_ms: ms_at(6, 2, 0, 2),
+        end_ms: None,
+        peak_score: 5.0,
+        peak_value: 90.0,
+        baseline: 42.0,
+        anomalous_runs: 3,
+    };
+    let id = store
+        .open_episode(&series("shop", "login", "eu-west"), "medium", &e)
+        .await
+        .unwrap();
+    let back = store.episodes(&episode_filter(10)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].id, back[0].episode()), (id, e));
+    store.close().await;
 }

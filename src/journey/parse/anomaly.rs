@@ -11,7 +11,8 @@ const KEYS: &[&str] = &["sensitivity", "seasonality", "min_change", "min_delta"]
 /// `anomaly: high` or `anomaly: { sensitivity: low, seasonality: daily, min_change: 30%,
 /// min_delta: 20ms }`.
 pub(super) fn anomaly(c: &mut Checker, n: &Node, what: &str) -> Option<AnomalySettings> {
-    if let Value::Str(_) = n.value {
+    // A word, or `false`: what a YAML 1.1 reader makes of a bare `off`.
+    if let Value::Str(_) | Value::Bool(false) = n.value {
         return Some(AnomalySettings {
             sensitivity: Some(sensitivity(c, n, what)?),
             ..AnomalySettings::default()

@@ -303,3 +303,95 @@ steps:
         assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
     }
 }
+
+#[test]
+fn anomaly_settings_of_journeys_and_steps() {
+    use crate::journey::{AnomalySettings, Seasonality, Sensitivity};
+    let src = r#"name: x
+anomaly: high
+steps:
+  - name: a
+    http: { url: "http://h/" }
+  - name: b
+    http: { url: "http://h/" }
+    anomaly: { sensitivity: low, seasonality: daily, min_change: 30%, min_delta: 20ms }
+  - name: c
+    http: { url: "http://h/" }
+    anomaly: { min_change: 0.5 }
+"#;
+    let j = parse(src).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(
+        j.anomaly,
+        AnomalySettings {
+            sensitivity: Some(Sensitivity::High),
+            ..AnomalySettings::default()
+        }
+    );
+    assert_eq!(j.steps[0].anomaly, AnomalySettings::default());
+    let b = j.steps[1].anomaly;
+    assert_eq!(b.sensitivity, Some(Sensitivity::Low));
+    assert_eq!(b.seasonality, Some(Seasonality::Daily));
+    assert!((b.min_change.unwrap() - 0.3).abs() < 1e-12, "{b:?}");
+    assert_eq!(b.min_delta, Some(Duration::from_millis(20)));
+    // Resolution: the step's fields win, unset ones come from the journey.
+    assert_eq!(j.steps[0].anomaly.or(j.anomaly), j.anomaly);
+    assert_eq!(j.steps[1].anomaly.or(j.anomaly), b);
+    let c = j.steps[2].anomaly.or(j.anomaly);
+    assert_eq!(c.sensitivity, Some(Sensitivity::High));
+    assert_eq!(c.min_change, Some(0.5));
+    assert_eq!(c.seasonality, None);
+    assert_eq!(c.min_delta, None);
+}
+
+#[test]
+fn anomaly_off() {
+    use crate::journey::{AnomalySettings, Sensitivity};
+    let off = AnomalySettings {
+        sensitivity: Some(Sensitivity::Off),
+        ..AnomalySettings::default()
+    };
+    // `off` as a word, as a (YAML 1.1 style) boolean false, and inside the mapping.
+    for value in [
+        "off",
+        "\"off\"",
+        "false",
+        "{ sensitivity: off }",
+        "{ sensitivity: false }",
+    ] {
+        let src = format!(
+            "name: x\nanomaly: medium\nsteps:\n  - name: a\n    http: {{ url: \"http://h/\" }}\n    anomaly: {value}\n"
+        );
+        let j = parse(&src).unwrap_or_else(|d| panic!("{value}: {d:#?}"));
+        assert_eq!(j.steps[0].anomaly, off, "{value}");
+        assert_eq!(j.steps[0].anomaly.or(j.anomaly), off, "{value}");
+    }
+}
+
+#[test]
+fn anomaly_problems_are_reported_with_their_position() {
+    let src = r#"name: x
+anomaly: extreme
+steps:
+  - name: a
+    http: { url: "http://h/" }
+    anomaly: { sensitivty: low }
+  - name: b
+    http: { url: "http://h/" }
+    anomaly:
+      min_change: 2000%
+      seasonality: hourly
+      min_delta: 20
+"#;
+    let errs = errors(src);
+    let joined = errs.join("\n");
+    for needle in [
+        "j.yaml:2:10: `anomaly` must be one of off, low, medium, high",
+        "j.yaml:6:16: unknown key `sensitivty` in `anomaly` of step `a`; did you mean `sensitivity`?",
+        "j.yaml:10:19: `min_change` of `anomaly` of step `b` must be a fraction such as `0.2` or `20%`",
+        "j.yaml:11:20: `seasonality` of `anomaly` of step `b` must be one of off, daily, weekly",
+        "j.yaml:12:18: `min_delta` of `anomaly` of step `b` needs a unit",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+    assert_eq!(errs.len(), 5, "{joined}");
+}

@@ -283,11 +283,11 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_judged_before_a_day_of_history_and_enough_runs() {
+    fn nothing_is_judged_before_two_days_of_history_and_enough_runs() {
         let mut rng = StdRng::seed_from_u64(1);
         let mut d = LatencyDetector::new(params(Seasonality::Off));
         let mut first_judged = None;
-        for run in 0..2 * DAY_RUNS {
+        for run in 0..3 * DAY_RUNS {
             let (point, transition) = d.observe(at(run), lognormal(&mut rng, 100.0, 0.1));
             if point.is_none() {
                 assert!(transition.is_none());
@@ -296,8 +296,12 @@ mod tests {
                 first_judged = Some(run);
             }
         }
-        // Minute runs reach 60 samples within the first hour: the 24 h of history decide.
-        assert_eq!(first_judged, Some(DAY_RUNS), "judged from exactly 24 h on");
+        // Minute runs reach 60 samples within the first hour: the 48 h of history decide.
+        assert_eq!(
+            first_judged,
+            Some(2 * DAY_RUNS),
+            "judged from exactly 48 h on"
+        );
 
         // Without the history requirement, the sample count decides: not before 60 runs.
         let mut d = LatencyDetector::new(LatencyParams {
@@ -384,8 +388,8 @@ mod tests {
                 flagged += 1;
             }
         }
-        // The slow runs themselves are anomalous (4 days judged): only the episode rule holds.
-        assert!(flagged >= 4 * 24 - 1, "{flagged} slow runs flagged");
+        // The slow runs themselves are anomalous (3 days judged): only the episode rule holds.
+        assert!(flagged >= 3 * 24 - 1, "{flagged} slow runs flagged");
     }
 
     #[test]

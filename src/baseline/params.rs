@@ -23,7 +23,8 @@ pub struct LatencyParams {
     pub m: u32,
     /// No judgement before the baseline holds this much (decayed) weight...
     pub min_samples: f64,
-    /// ...and has seen this much history (a first morning says nothing of the evening).
+    /// ...and has seen this much history: two days, so that the daily pattern is known
+    /// before anything is judged (a first morning says nothing of the evening).
     pub min_history_hours: f64,
     /// Half-life of the rolling window: older runs weigh less, halving every this many hours.
     pub half_life_hours: f64,
@@ -88,7 +89,7 @@ impl LatencyParams {
             n,
             m: 5,
             min_samples: 60.0,
-            min_history_hours: 24.0,
+            min_history_hours: 48.0,
             half_life_hours: HALF_LIFE_HOURS,
             seasonality: Seasonality::default(),
         })

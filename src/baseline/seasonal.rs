@@ -5,8 +5,11 @@
 //! does not teach the baseline that this hour is slow; an hour-of-week slot is used only once
 //! it has seen three periods, an hour-of-day slot after two. Hour-of-day slots are kept apart for weekdays and weekends (UTC), so a
 //! Monday is not judged by a Sunday; hour-of-week slots take over after three weeks.
-//! Offsets are interpolated between the centres of adjacent hours: a daily curve is smooth,
-//! and a step at every full hour would be judged as a jump.
+//! Offsets are interpolated between the centres of adjacent hours, a daily curve being smooth
+//! rather than a step at every full hour, but never below the hour's own offset: where traffic
+//! steps up at a full hour (12:00), interpolation would expect the first minutes to be faster
+//! than the hour really is. Expecting too little raises false alarms; too much only costs a
+//! little sensitivity near an edge.
 
 use crate::journey::Seasonality;
 
@@ -110,7 +113,7 @@ impl Seasonal {
             hour + 1
         };
         match self.hour_offset(neighbour) {
-            Some(there) => here + (there - here) * from_centre.abs(),
+            Some(there) => (here + (there - here) * from_centre.abs()).max(here),
             None => here,
         }
     }
@@ -160,12 +163,21 @@ mod tests {
         for day in 0..3 {
             s.learn(nine_am(day) + 1, 0.1);
         }
+        // 09:50 lies between 09:30 (0.3) and 10:30 (0.1): interpolation would say 0.233, but
+        // the hour's own 0.3 is the floor.
         let ten_to_ten = centre + HOUR_MS / 3;
-        let want = 0.3 + (0.1 - 0.3) / 3.0;
         assert!(
-            (s.offset(ten_to_ten) - want).abs() < 1e-3,
+            (s.offset(ten_to_ten) - 0.3).abs() < 1e-6,
             "{}",
             s.offset(ten_to_ten)
+        );
+        // 10:10 lies between 09:30 (0.3) and 10:30 (0.1): one third of the way up to 0.3.
+        let ten_past_ten = centre + HOUR_MS * 2 / 3;
+        let want = 0.1 + (0.3 - 0.1) / 3.0;
+        assert!(
+            (s.offset(ten_past_ten) - want).abs() < 1e-3,
+            "{}",
+            s.offset(ten_past_ten)
         );
         assert_eq!(s.offset(14 * HOUR_MS), 0.0, "other hours unaffected");
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
 use waymark::baseline::{DetectorParams, SeriesDetector};
 use waymark::journey::{AnomalySettings, Seasonality, Sensitivity};
 
@@ -35,7 +36,11 @@ fn main() {
             let mut detectors: Vec<SeriesDetector> =
                 (0..SERIES).map(|_| SeriesDetector::new(params)).collect();
             // Inputs drawn up front so the timing covers the detectors only.
-            let noise: Vec<f64> = (0..4096).map(|_| gauss(&mut rng) * 0.1).collect();
+            let noise: Vec<f64> = Normal::new(0.0, 0.1)
+                .unwrap()
+                .sample_iter(&mut rng)
+                .take(4096)
+                .collect();
             let fails: Vec<bool> = (0..4093).map(|_| rng.random_bool(0.01)).collect();
             let mut anomalous = 0usize;
             let started = Instant::now();
@@ -72,9 +77,4 @@ fn main() {
             memory.1
         );
     }
-}
-
-fn gauss(rng: &mut StdRng) -> f64 {
-    let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }

@@ -249,8 +249,9 @@ fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, f32)> + '_ {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, LogNormal};
 
     use super::*;
     use crate::journey::{Seasonality, Sensitivity};
@@ -267,15 +268,8 @@ mod tests {
         }
     }
 
-    /// A standard normal draw (Box-Muller).
-    fn normal(rng: &mut StdRng) -> f64 {
-        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
-        let u2: f64 = rng.random::<f64>();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
     fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
-        median * (sigma * normal(rng)).exp()
+        LogNormal::new(median.ln(), sigma).unwrap().sample(rng)
     }
 
     fn at(run: i64) -> i64 {

@@ -103,17 +103,14 @@ fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, LogNormal};
 
     fn lognormal(rng: &mut StdRng, median: f64, sigma: f64, n: usize) -> Sketch {
         let mut s = Sketch::new();
-        for _ in 0..n {
-            // Box-Muller.
-            let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            s.add(median * (sigma * z).exp());
-        }
+        let dist = LogNormal::new(median.ln(), sigma).unwrap();
+        dist.sample_iter(rng).take(n).for_each(|v| s.add(v));
         s
     }
 

@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, LogNormal};
 use serde_json::Value;
 
 /// 2026-01-05T00:00:00Z, a Monday.
@@ -17,38 +20,16 @@ const SHIFT: std::ops::Range<usize> = 3000..3060;
 /// Rows of the outage: 20 failed runs (day 3, 12:00–12:20).
 const OUTAGE: std::ops::Range<usize> = 3600..3620;
 
-/// splitmix64: a fixed-seed generator, so the data is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
-
 /// One row per minute: (unix seconds, latency ms, passed), log-normal around 100 ms
 /// (σ 0.1), doubled during [`SHIFT`], failing (with a timeout's latency) during [`OUTAGE`].
 fn history() -> Vec<(i64, f64, bool)> {
-    let mut rng = Rng(20_260_105);
+    // A fixed seed, so the data is the same on every machine.
+    let mut rng = StdRng::seed_from_u64(20_260_105);
+    let noise = LogNormal::new(0.0, 0.1).unwrap();
     (0..ROWS)
         .map(|i| {
             let t = T0 + 60 * i as i64;
-            let mut ms = 100.0 * (0.1 * rng.normal()).exp();
+            let mut ms: f64 = 100.0 * noise.sample(&mut rng);
             if SHIFT.contains(&i) {
                 ms *= 2.0;
             }

@@ -1,5 +1,5 @@
-//! Test harness shared by the `tcp`, `dns` and `tls` step tests: a [`Harness`] that renders
-//! with fixed variables and runs one attempt, attempt assertions, and a closed port.
+//! Test harness shared by the step tests: a [`Harness`] that renders with fixed variables and
+//! the [`TestSecrets`], and runs one attempt; attempt assertions, and a closed port.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,13 +9,28 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::journey::condition::Condition;
-use crate::journey::template::{EnvSecrets, Redactor, Scope, Template};
+use crate::journey::template::{Redactor, Scope, SecretSource, Template};
 use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
 
-/// Variables, secrets and redactor for one test; builds the [`Scope`] steps render with.
+/// The only secrets a step test sees: `TOKEN` and `PIN` (no environment).
+pub(super) struct TestSecrets;
+
+impl SecretSource for TestSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cret-token".to_string()),
+            "PIN" => Some("1234".to_string()),
+            _ => None,
+        }
+    }
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Variables and redactor for one test; builds the [`Scope`] steps render with.
 pub(super) struct Harness {
     vars: BTreeMap<String, Value>,
-    secrets: EnvSecrets,
     redactor: Redactor,
 }
 
@@ -26,7 +41,6 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-            secrets: EnvSecrets::default(),
             redactor: Redactor::default(),
         }
     }
@@ -34,7 +48,7 @@ impl Harness {
     pub fn scope(&self) -> Scope<'_> {
         Scope {
             vars: &self.vars,
-            secrets: &self.secrets,
+            secrets: &TestSecrets,
             redactor: &self.redactor,
             now: chrono::Utc::now(),
         }
@@ -42,10 +56,23 @@ impl Harness {
 
     /// One attempt with a deadline `timeout` from now.
     pub async fn run<S: StepExecutor>(&self, step: &S, timeout: Duration) -> Attempt {
+        self.run_propagating(step, timeout, &[]).await
+    }
+
+    /// One attempt that also sends the given trace propagation headers.
+    pub async fn run_propagating<S: StepExecutor>(
+        &self,
+        step: &S,
+        timeout: Duration,
+        propagation: &[(&str, &str)],
+    ) -> Attempt {
         let ctx = StepContext {
             scope: self.scope(),
             deadline: Instant::now() + timeout,
-            propagation_headers: Vec::new(),
+            propagation_headers: propagation
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         step.execute(&ctx).await
     }

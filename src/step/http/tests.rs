@@ -1,7 +1,6 @@
 //! Tests against real servers on 127.0.0.1 (random ports): an axum app for well-behaved
 //! HTTP, raw TCP listeners for hostile servers, and a rustls server with an rcgen certificate.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,31 +20,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use crate::journey::template::{Redactor, Scope, SecretSource, Template};
+use crate::journey::template::Template;
 use crate::journey::{DEFAULT_MAX_BODY_BYTES, HttpBody, HttpStep, JsonTemplate};
-use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
+use crate::step::test_support::{Harness, t};
+use crate::step::{Attempt, FailureClass};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-struct TestSecrets;
-
-impl SecretSource for TestSecrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        match name {
-            "TOKEN" => Some("s3cret-token".to_string()),
-            "PIN" => Some("1234".to_string()),
-            _ => None,
-        }
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
-fn t(src: &str) -> Template {
-    Template::parse(src).unwrap()
-}
 
 fn step(method: Method, url: &str) -> HttpStep {
     HttpStep {
@@ -79,25 +60,9 @@ async fn attempt(
     propagation: &[(&str, &str)],
     vars: &[(&str, Value)],
 ) -> Attempt {
-    let vars: BTreeMap<String, Value> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let redactor = Redactor::default();
-    let ctx = StepContext {
-        scope: Scope {
-            vars: &vars,
-            secrets: &TestSecrets,
-            redactor: &redactor,
-            now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        },
-        deadline: Instant::now() + timeout,
-        propagation_headers: propagation
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
-    step.execute(&ctx).await
+    Harness::new(vars)
+        .run_propagating(step, timeout, propagation)
+        .await
 }
 
 async fn run(step: &HttpStep) -> Attempt {

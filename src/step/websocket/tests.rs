@@ -2,7 +2,6 @@
 //! behaviour depends on the path, raw TCP listeners for peers that break the handshake, a
 //! rustls server for `wss://`, and the demo shop's order feed.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,30 +18,15 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::journey::condition::{Condition, Placeholder};
-use crate::journey::template::{Redactor, Scope, SecretSource, Template};
 use crate::journey::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SKIPPED_MESSAGES, HttpBody,
     HttpStep, JsonTemplate, WebsocketStep, WsAction, WsPayload,
 };
-use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
+use crate::step::test_support::{Harness, t};
+use crate::step::{Attempt, FailureClass, StepExecutor};
 
 // ---------------------------------------------------------------------------------------------
 // Building steps
-
-struct TestSecrets;
-
-impl SecretSource for TestSecrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        (name == "TOKEN").then(|| "s3cret-token".to_string())
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
-fn t(src: &str) -> Template {
-    Template::parse(src).unwrap()
-}
 
 fn step(url: &str, actions: Vec<WsAction>) -> WebsocketStep {
     WebsocketStep {
@@ -127,24 +111,11 @@ async fn run_with(
     vars: &[(&str, Value)],
     propagation: &[(&str, &str)],
 ) -> (Attempt, Duration) {
-    let mut all: BTreeMap<String, Value> = [("n".to_string(), json!(41))].into();
-    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let redactor = Redactor::default();
-    let ctx = StepContext {
-        scope: Scope {
-            vars: &all,
-            secrets: &TestSecrets,
-            redactor: &redactor,
-            now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        },
-        deadline: Instant::now() + timeout,
-        propagation_headers: propagation
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
+    let mut all = vec![("n", json!(41))];
+    all.extend(vars.iter().cloned());
+    let harness = Harness::new(&all);
     let started = Instant::now();
-    let attempt = step.execute(&ctx).await;
+    let attempt = harness.run_propagating(step, timeout, propagation).await;
     (attempt, started.elapsed())
 }
 

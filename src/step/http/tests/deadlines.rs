@@ -1,0 +1,73 @@
+//! Deadlines: a silent or stalling server fails at the timeout and leaves no task behind.
+
+use super::*;
+
+#[tokio::test]
+async fn silent_server_times_out_at_the_deadline() {
+    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let started = Instant::now();
+    let a = run_with(
+        &step(Method::GET, &format!("http://{addr}/")),
+        Duration::from_millis(300),
+        &[],
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("waiting for response headers"), "{msg}");
+    assert!(msg.starts_with("timed out after 0.3"), "{msg}");
+    assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+    assert!(
+        a.timings.connect.is_some() && a.timings.ttfb.is_none(),
+        "{:?}",
+        a.timings
+    );
+    assert!(a.timings.total.is_some());
+    assert_eq!(a.facts.connected, Some(true));
+}
+
+#[tokio::test]
+async fn stalled_body_times_out_with_ttfb_recorded() {
+    let addr = raw_server(|s| {
+        send_then_stall(
+            s,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+    })
+    .await;
+    let started = Instant::now();
+    let a = run_with(
+        &step(Method::GET, &format!("http://{addr}/")),
+        Duration::from_millis(300),
+        &[],
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(400));
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("waiting for response body"), "{msg}");
+    assert!(
+        a.timings.ttfb.is_some() && a.timings.download.is_none(),
+        "{:?}",
+        a.timings
+    );
+    assert_eq!(a.facts.status, Some(200));
+    assert_eq!(a.response.unwrap().body_bytes, 10);
+}
+
+#[tokio::test]
+async fn no_task_outlives_an_attempt_to_a_server_that_stops_reading() {
+    // The server reads the request head, then neither reads the body nor answers: hyper's
+    // own graceful close would wait forever to flush the rest of the body.
+    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let mut s = step(Method::POST, &format!("http://{addr}/"));
+    s.body = Some(HttpBody::Raw(Template::literal(
+        "z".repeat(32 * 1024 * 1024),
+    )));
+    let a = run_with(&s, Duration::from_millis(300), &[]).await;
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("response headers"), "{msg}");
+    assert_tasks_back_to(before).await;
+}

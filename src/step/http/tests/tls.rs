@@ -1,0 +1,112 @@
+//! TLS: certificates, verification, ALPN.
+
+use super::*;
+
+#[tokio::test]
+async fn self_signed_certificate_fails_verification() {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let a = run(&step(
+        Method::GET,
+        &format!("https://localhost:{}/", addr.port()),
+    ))
+    .await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(msg.contains("certificate"), "{msg}");
+    assert_eq!(a.facts.connected, Some(true));
+    assert!(a.timings.connect.is_some() && a.timings.tls.is_none());
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let a = run(&s).await;
+    assert_ok(&a);
+    assert_eq!(a.facts.status, Some(200));
+    assert_eq!(a.facts.body.as_deref(), Some(&b"secure"[..]));
+    assert_eq!(a.response.as_ref().unwrap().protocol, "HTTP/2");
+    let tm = a.timings;
+    assert!(
+        tm.dns.is_some() && tm.connect.is_some() && tm.tls.is_some() && tm.ttfb.is_some(),
+        "{tm:?}"
+    );
+    let expected = CERT_NOT_AFTER_UNIX * 1000 - chrono::Utc::now().timestamp_millis();
+    let actual = a.facts.certificate_expiration_ms.unwrap();
+    assert!((actual - expected).abs() < 60_000, "{actual} vs {expected}");
+}
+
+#[tokio::test]
+async fn https_records_subject_issuer_and_sans_like_the_tls_step() {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let a = run(&s).await;
+    assert_ok(&a);
+    let f = &a.facts;
+    // rcgen's default distinguished name, and the one SAN `self_signed_cert` asks for.
+    assert_eq!(
+        f.certificate_subject.as_deref(),
+        Some("CN=rcgen self signed cert")
+    );
+    assert_eq!(f.certificate_issuer, f.certificate_subject, "self-signed");
+    assert_eq!(f.certificate_sans.as_deref(), Some("localhost"));
+    assert!(f.certificate_expiration_ms.unwrap() > 0);
+}
+
+#[tokio::test]
+async fn https_without_h2_uses_http1() {
+    let addr = serve_tls(&[b"http/1.1"]).await;
+    let mut s = step(Method::GET, &format!("https://127.0.0.1:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let a = run(&s).await;
+    assert_ok(&a);
+    assert_eq!(a.response.unwrap().protocol, "HTTP/1.1");
+    assert!(a.facts.certificate_expiration_ms.unwrap() > 0);
+}
+
+/// An HTTPS server that completes the TLS handshake with ALPN `h2`, then never speaks.
+async fn serve_silent_h2() -> SocketAddr {
+    let (cert, key) = self_signed_cert();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut sink = [0u8; 4096];
+            // Reads (so the client's writes never block) but never answers.
+            while let Ok(n) = tls.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn silent_h2_server_times_out_and_leaves_no_task() {
+    let addr = serve_silent_h2().await;
+    let before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let mut s = step(Method::GET, &format!("https://127.0.0.1:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let a = run_with(&s, Duration::from_millis(300), &[]).await;
+    let msg = assert_failed(&a, FailureClass::Timeout);
+    assert!(msg.contains("response headers"), "{msg}");
+    assert_tasks_back_to(before).await;
+}

@@ -1,0 +1,190 @@
+//! The demo shop's order feed, end to end.
+
+use super::*;
+
+fn http_step(method: Method, url: String, token: Option<&str>, body: Option<Value>) -> HttpStep {
+    HttpStep {
+        method,
+        url: t(&url),
+        headers: token
+            .map(|tk| vec![("Authorization".to_string(), t(&format!("Bearer {tk}")))])
+            .unwrap_or_default(),
+        query: Vec::new(),
+        body: body.map(|b| HttpBody::Json(json_template(b))),
+        follow_redirects: false,
+        max_redirects: 0,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        insecure_skip_verify: false,
+    }
+}
+
+/// One HTTP request through the project's own executor; returns the JSON body.
+async fn call(method: Method, url: String, token: Option<&str>, body: Option<Value>) -> Value {
+    let s = http_step(method, url, token, body);
+    let (a, _) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
+    assert_ok(&a);
+    serde_json::from_slice(a.facts.body.as_deref().unwrap_or(b"null")).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn demo_feed_announces_a_placed_order() {
+    let shop = crate::demo::DemoTarget::start(0).await.unwrap();
+    let base = shop.base_url();
+    let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
+    let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
+    let token = body["auth"]["token"].as_str().unwrap().to_string();
+
+    let mut feed = step(
+        &format!("ws://{}/api/orders/feed", shop.addr),
+        vec![
+            expect_within(
+                &["[MESSAGE].type == hello", "[MESSAGE].user == 7"],
+                Duration::from_secs(1),
+            ),
+            expect_extract(
+                &["[MESSAGE].type == order", "[MESSAGE].status == confirmed"],
+                &[("order_id", "[MESSAGE].order_id")],
+            ),
+            expect(&[
+                "[MESSAGE].order_id == {{ order_id }}",
+                "[MESSAGE].status == shipped",
+            ]),
+            send_json(json!({ "type": "ping", "n": "{{ n }}" })),
+            expect(&[
+                "[MESSAGE].type == pong",
+                "[MESSAGE].n == 41",
+                "[MESSAGE].echo == true",
+            ]),
+            close(Some(1000)),
+        ],
+    );
+    feed.headers = vec![("Authorization".into(), t("Bearer {{ token }}"))];
+    let vars = [("token", json!(token))];
+    // Subscribe, and place an order once the subscription is surely up.
+    let subscribed = run_with(&feed, Duration::from_secs(5), &vars, &[]);
+    let order = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let item = json!({ "item_id": 3, "qty": 2 });
+        let cart = call(
+            Method::POST,
+            format!("{base}/api/cart"),
+            Some(&token),
+            Some(item),
+        )
+        .await;
+        let cart = json!({ "cart_id": cart["cart_id"] });
+        call(
+            Method::POST,
+            format!("{base}/api/orders"),
+            Some(&token),
+            Some(cart),
+        )
+        .await
+    };
+    let ((a, _), placed) = tokio::join!(subscribed, order);
+    assert_ok(&a);
+    assert_eq!(
+        a.extracted,
+        [("order_id".to_string(), placed["order_id"].clone())]
+    );
+    assert_eq!(a.facts.messages_received, Some(4));
+
+    // A later subscriber first gets the snapshot: the order, now shipped.
+    let later = step(
+        &format!("ws://{}/api/orders/feed", shop.addr),
+        vec![expect_within(
+            &["[MESSAGE].type == order", "[MESSAGE].status == shipped"],
+            Duration::from_secs(1),
+        )],
+    );
+    let mut later = later;
+    later.headers = feed.headers.clone();
+    let (a, _) = run_with(&later, Duration::from_secs(2), &vars, &[]).await;
+    assert_ok(&a);
+
+    // Without a token the upgrade is refused.
+    feed.headers.clear();
+    let (a, _) = run_with(&feed, Duration::from_secs(2), &vars, &[]).await;
+    let msg = assert_failed(&a, FailureClass::Handshake);
+    assert!(msg.contains("401"), "{msg}");
+}
+
+#[tokio::test]
+async fn demo_feed_test_client_sees_cancellation() {
+    // A plain tokio-tungstenite client, independent of the executor, checks the feed's wire
+    // format (and that a bad token is refused with 401).
+    let shop = crate::demo::DemoTarget::start(0).await.unwrap();
+    let base = shop.base_url();
+    let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
+    let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
+    let token = body["auth"]["token"].as_str().unwrap().to_string();
+    let item = json!({ "item_id": 1, "qty": 1 });
+    let cart = call(
+        Method::POST,
+        format!("{base}/api/cart"),
+        Some(&token),
+        Some(item),
+    )
+    .await;
+    let cart = json!({ "cart_id": cart["cart_id"] });
+    let order = call(
+        Method::POST,
+        format!("{base}/api/orders"),
+        Some(&token),
+        Some(cart),
+    )
+    .await;
+    let id = order["order_id"].as_u64().unwrap();
+
+    let connect = |token: &str| {
+        let request = http::Request::builder()
+            .uri(format!("ws://{}/api/orders/feed", shop.addr))
+            .header("host", shop.addr.to_string())
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header(
+                "sec-websocket-key",
+                tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+            )
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        async move {
+            let tcp = TcpStream::connect(shop.addr).await.unwrap();
+            tokio_tungstenite::client_async(request, tcp).await
+        }
+    };
+    assert!(connect("wrong").await.is_err());
+    let (mut ws, _) = connect(&token).await.unwrap();
+    let mut next = async || -> Value {
+        let message = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(message.to_text().unwrap()).unwrap()
+    };
+    assert_eq!(next().await, json!({ "type": "hello", "user": 7 }));
+    let snapshot = next().await;
+    assert_eq!(
+        (snapshot["type"].as_str(), snapshot["order_id"].as_u64()),
+        (Some("order"), Some(id))
+    );
+    call(
+        Method::DELETE,
+        format!("{base}/api/orders/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    // The order may ship before it is cancelled.
+    let mut update = next().await;
+    if update["status"] == "shipped" {
+        update = next().await;
+    }
+    assert_eq!(
+        update,
+        json!({ "type": "order", "order_id": id, "status": "cancelled" })
+    );
+}

@@ -219,8 +219,8 @@ fn self_signed_cert() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
     )
 }
 
-/// An HTTPS server answering `secure` to everything, offering the given ALPN protocols.
-async fn serve_tls(alpn: &[&[u8]]) -> SocketAddr {
+/// A TLS acceptor with a fresh self-signed certificate, offering the given ALPN protocols.
+fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     let (cert, key) = self_signed_cert();
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -231,7 +231,12 @@ async fn serve_tls(alpn: &[&[u8]]) -> SocketAddr {
     .with_single_cert(vec![cert], key)
     .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// An HTTPS server answering `secure` to everything, offering the given ALPN protocols.
+async fn serve_tls(alpn: &[&[u8]]) -> SocketAddr {
+    let acceptor = tls_acceptor(alpn);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -26,6 +26,15 @@ async fn call(method: Method, url: String, token: Option<&str>, body: Option<Val
     serde_json::from_slice(a.facts.body.as_deref().unwrap_or(b"null")).unwrap_or(Value::Null)
 }
 
+/// Puts `qty` of `item_id` in a new cart and orders it; the order as the shop answers it.
+async fn place_order(base: &str, token: &str, item_id: u64, qty: u64) -> Value {
+    let item = json!({ "item_id": item_id, "qty": qty });
+    let url = |path: &str| format!("{base}{path}");
+    let cart = call(Method::POST, url("/api/cart"), Some(token), Some(item)).await;
+    let cart = json!({ "cart_id": cart["cart_id"] });
+    call(Method::POST, url("/api/orders"), Some(token), Some(cart)).await
+}
+
 #[tokio::test]
 async fn demo_feed_announces_a_placed_order() {
     let shop = crate::demo::DemoTarget::start(0).await.unwrap();
@@ -64,22 +73,7 @@ async fn demo_feed_announces_a_placed_order() {
     let subscribed = run_with(&feed, Duration::from_secs(5), &vars, &[]);
     let order = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let item = json!({ "item_id": 3, "qty": 2 });
-        let cart = call(
-            Method::POST,
-            format!("{base}/api/cart"),
-            Some(&token),
-            Some(item),
-        )
-        .await;
-        let cart = json!({ "cart_id": cart["cart_id"] });
-        call(
-            Method::POST,
-            format!("{base}/api/orders"),
-            Some(&token),
-            Some(cart),
-        )
-        .await
+        place_order(&base, &token, 3, 2).await
     };
     let ((a, _), placed) = tokio::join!(subscribed, order);
     assert_ok(&a);
@@ -118,22 +112,7 @@ async fn demo_feed_test_client_sees_cancellation() {
     let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
     let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
     let token = body["auth"]["token"].as_str().unwrap().to_string();
-    let item = json!({ "item_id": 1, "qty": 1 });
-    let cart = call(
-        Method::POST,
-        format!("{base}/api/cart"),
-        Some(&token),
-        Some(item),
-    )
-    .await;
-    let cart = json!({ "cart_id": cart["cart_id"] });
-    let order = call(
-        Method::POST,
-        format!("{base}/api/orders"),
-        Some(&token),
-        Some(cart),
-    )
-    .await;
+    let order = place_order(&base, &token, 1, 1).await;
     let id = order["order_id"].as_u64().unwrap();
 
     let connect = |token: &str| {

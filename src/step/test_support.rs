@@ -107,6 +107,25 @@ pub(super) fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// A TLS acceptor serving `cert` (with its PKCS#8 `key`) and offering the `alpn` protocols.
+pub(super) fn tls_acceptor(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: &rcgen::KeyPair,
+    alpn: &[&[u8]],
+) -> tokio_rustls::TlsAcceptor {
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
 /// A port nothing listens on (bound, then released).
 pub(super) async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

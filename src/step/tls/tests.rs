@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::journey::TlsStep;
-use crate::step::test_support::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::test_support::{self, Harness, assert_failed, assert_ok, closed_port, t};
 use crate::step::tls_client::provider;
 use crate::step::{Attempt, FailureClass, StepContext};
 
@@ -71,13 +71,7 @@ async fn tls_server(
     cert: CertificateDer<'static>,
     key: &KeyPair,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<bool>) {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = test_support::tls_acceptor(cert, key, &[]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +13,6 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::journey::template::Template;
 use crate::journey::{DEFAULT_MAX_BODY_BYTES, HttpBody, HttpStep, JsonTemplate};
-use crate::step::test_support::{Harness, t};
+use crate::step::test_support::{self, Harness, t};
 use crate::step::{Attempt, FailureClass};
 
 // ---------------------------------------------------------------------------------------------
@@ -208,30 +206,14 @@ async fn send_then_stall(mut stream: TcpStream, bytes: &'static [u8]) {
 /// Year 2100, as in the test certificate's `notAfter`.
 const CERT_NOT_AFTER_UNIX: i64 = 4_102_444_800;
 
-fn self_signed_cert() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+/// A TLS acceptor with a fresh self-signed certificate for `localhost` (valid until 2100),
+/// offering the given ALPN protocols.
+fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params.not_after = rcgen::date_time_ymd(2100, 1, 1);
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    (
-        cert.der().clone(),
-        PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-    )
-}
-
-/// A TLS acceptor with a fresh self-signed certificate, offering the given ALPN protocols.
-fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
-    let (cert, key) = self_signed_cert();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    test_support::tls_acceptor(cert.der().clone(), &key, alpn)
 }
 
 /// An HTTPS server answering `secure` to everything, offering the given ALPN protocols.

@@ -78,6 +78,14 @@ fn paris_day(schedule: &Schedule, date: (i32, u32, u32)) -> Vec<DateTime<Utc>> {
     fires(schedule, "j", start, end)
 }
 
+/// Consecutive instants are exactly `step` apart.
+#[track_caller]
+fn assert_spaced(instants: &[DateTime<Utc>], step: chrono::Duration) {
+    for w in instants.windows(2) {
+        assert_eq!(w[1] - w[0], step, "{} then {}", w[0], w[1]);
+    }
+}
+
 // ---------------------------------------------------------------- planning: intervals
 
 #[test]
@@ -173,10 +181,7 @@ fn cron_six_fields_fire_every_ten_seconds() {
     let s = cron("*/10 * * * * *", Some("Europe/Paris"));
     let day = paris_day(&s, (2026, 6, 10));
     assert_eq!(day.len(), 8640);
-    assert!(
-        day.windows(2)
-            .all(|w| w[1] - w[0] == chrono::Duration::seconds(10))
-    );
+    assert_spaced(&day, chrono::Duration::seconds(10));
     // UTC by default.
     let s = cron("30 0 12 * * *", None);
     assert_eq!(
@@ -201,10 +206,7 @@ fn cron_spring_forward_skips_the_missing_hour() {
     let hourly = cron("0 * * * *", Some("Europe/Paris"));
     let day = paris_day(&hourly, (2026, 3, 29));
     assert_eq!(day.len(), 23);
-    assert!(
-        day.windows(2)
-            .all(|w| w[1] - w[0] == chrono::Duration::hours(1))
-    );
+    assert_spaced(&day, chrono::Duration::hours(1));
     let quarter = cron("*/15 * * * *", Some("Europe/Paris"));
     assert_eq!(paris_day(&quarter, (2026, 3, 29)).len(), 92);
 }
@@ -228,17 +230,11 @@ fn cron_fall_back_fires_a_fixed_time_once_and_repeats_only_wildcard_hours() {
     let hourly = cron("0 * * * *", Some("Europe/Paris"));
     let day = paris_day(&hourly, (2026, 10, 25));
     assert_eq!(day.len(), 25);
-    assert!(
-        day.windows(2)
-            .all(|w| w[1] - w[0] == chrono::Duration::hours(1))
-    );
+    assert_spaced(&day, chrono::Duration::hours(1));
     let quarter = cron("*/15 * * * *", Some("Europe/Paris"));
     let day = paris_day(&quarter, (2026, 10, 25));
     assert_eq!(day.len(), 100);
-    assert!(
-        day.windows(2)
-            .all(|w| w[1] - w[0] == chrono::Duration::minutes(15))
-    );
+    assert_spaced(&day, chrono::Duration::minutes(15));
     // From inside either pass of the repeated hour, the next quarter is 15 real minutes on.
     for from in [
         "2026-10-25T00:50:00Z",

@@ -1,5 +1,6 @@
 //! Waymark: synthetic journey monitoring. See ARCHITECTURE.md for the code map.
 
+pub mod alert;
 pub mod api;
 pub mod baseline;
 pub mod config;

@@ -87,6 +87,9 @@ pub struct StepResult {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure: Option<Failure>,
     pub conditions: Vec<ConditionOutcome>,
+    /// The step's `degraded_when` conditions that held (a passing step only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub degraded: Vec<ConditionOutcome>,
     pub timings: Timings,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub request: Option<RequestSummary>,
@@ -361,6 +364,15 @@ fn judge(
             (None, None) => None,
         };
     }
+    let degraded = match failure {
+        None => step
+            .degraded_when
+            .iter()
+            .map(|c| c.evaluate(&facts, scope))
+            .filter(|o| o.passed)
+            .collect(),
+        Some(_) => Vec::new(),
+    };
     let status = match &failure {
         None => StepStatus::Passed,
         Some(f) if f.class.is_journey_error() => StepStatus::Error,
@@ -376,6 +388,7 @@ fn judge(
             offset_ms,
             failure,
             conditions,
+            degraded,
             timings,
             request,
             response,
@@ -453,6 +466,7 @@ fn skipped(step: &Step, reason: String) -> StepResult {
         offset_ms: 0.0,
         failure: None,
         conditions: Vec::new(),
+        degraded: Vec::new(),
         timings: Timings::default(),
         request: None,
         response: None,

@@ -27,8 +27,31 @@ pub struct Journey {
     pub variables: BTreeMap<String, serde_json::Value>,
     /// Anomaly detection for every step; a step's own `anomaly:` overrides it field by field.
     pub anomaly: AnomalySettings,
+    /// When its runs open and resolve incidents (`alert:`).
+    pub alert: AlertRules,
     pub steps: Vec<Step>,
     pub source: Source,
+}
+
+/// The journey's incident rules (see `crate::alert::engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertRules {
+    /// Consecutive failed runs at a location before it counts as failing.
+    pub failure_after: u32,
+    /// Consecutive good runs (at every location) before an incident resolves.
+    pub resolve_after: u32,
+    /// Failing locations needed for a `failure` incident (K of the M that run it).
+    pub locations: u32,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            failure_after: 2,
+            resolve_after: 2,
+            locations: 1,
+        }
+    }
 }
 
 /// Where a journey came from: the file, and a hash of its content that identifies its version.
@@ -77,6 +100,9 @@ pub struct Step {
     /// Values extracted by this step are redacted everywhere, like secrets.
     pub sensitive: bool,
     pub anomaly: AnomalySettings,
+    /// Conditions that mark the step degraded when they hold (`[RESPONSE_TIME] > 800`): the
+    /// step still passes, but the journey's incident rules see a degradation.
+    pub degraded_when: Vec<Condition>,
 }
 
 /// How eagerly anomalies are flagged; `Off` disables detection for the journey or step.

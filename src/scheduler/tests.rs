@@ -34,6 +34,7 @@ fn journey(name: &str, schedule: Schedule, version: &str) -> Journey {
         slo: None,
         variables: BTreeMap::new(),
         anomaly: Default::default(),
+        alert: Default::default(),
         steps: Vec::new(),
         source: Source {
             content_sha256: version.to_string(),
@@ -647,6 +648,7 @@ async fn the_runner_executor_runs_the_journey_and_hands_the_result_to_the_sink()
         always_run: false,
         sensitive: false,
         anomaly: Default::default(),
+        degraded_when: Vec::new(),
     });
     let sink = Arc::new(Sink::default());
     let executor = RunnerExecutor {

@@ -11,6 +11,7 @@
 //!
 //! Writes from the scheduler go through [`StoreWriter`], which batches them.
 
+pub mod alerts;
 pub mod episodes;
 mod postgres;
 mod queries;
@@ -364,6 +365,8 @@ struct StepDetail {
     span_id: String,
     #[serde(default)]
     attempt_span_ids: Vec<String>,
+    #[serde(default)]
+    degraded: Vec<crate::journey::condition::ConditionOutcome>,
 }
 
 impl StepDetail {
@@ -376,6 +379,7 @@ impl StepDetail {
             skip_reason: step.skip_reason.clone(),
             span_id: step.span_id.clone(),
             attempt_span_ids: step.attempt_span_ids.clone(),
+            degraded: step.degraded.clone(),
         })
         .expect("step details serialise")
     }

@@ -239,6 +239,7 @@ macro_rules! dialect {
                 offset_ms: row.try_get("offset_ms")?,
                 failure,
                 conditions: json(conditions)?,
+                degraded: detail.degraded,
                 timings: Timings {
                     dns: ms("dns_ms")?,
                     connect: ms("connect_ms")?,

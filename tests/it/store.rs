@@ -134,6 +134,7 @@ fn step(name: &str, status: StepStatus, total_ms: Option<u64>) -> StepResult {
         offset_ms: 0.0,
         failure: None,
         conditions: vec![],
+        degraded: vec![],
         timings: Timings {
             total: total_ms.map(Duration::from_millis),
             ..Timings::default()

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use self::checker::{Checker, Fields, valid_var_name};
 use super::condition::{Condition, Placeholder};
-use super::model::{Journey, Retries, Schedule, Source, Step, StepKind};
+use super::model::{AlertRules, Journey, Retries, Schedule, Source, Step, StepKind};
 use super::schedule::parse_cron;
 use super::yaml::{self, Node, Value};
 
@@ -68,6 +68,7 @@ const JOURNEY_KEYS: &[&str] = &[
     "runbook",
     "slo",
     "anomaly",
+    "alert",
     "variables",
     "steps",
 ];
@@ -81,6 +82,7 @@ const STEP_KEYS: &[&str] = &[
     "always_run",
     "sensitive",
     "anomaly",
+    "degraded_when",
     "http",
     "websocket",
     "tcp",
@@ -217,6 +219,10 @@ fn journey(
         .get("anomaly")
         .and_then(|n| anomaly::anomaly(c, n, "`anomaly`"))
         .unwrap_or_default();
+    let alert = match f.get("alert") {
+        Some(n) => alert_rules(c, n),
+        None => Some(AlertRules::default()),
+    };
     let timeout = match f.get("timeout") {
         Some(n) => c.duration(n, "`timeout`", Duration::from_millis(1), MAX_TIMEOUT),
         None => Some(DEFAULT_JOURNEY_TIMEOUT),
@@ -250,6 +256,7 @@ fn journey(
         slo,
         variables,
         anomaly,
+        alert: alert?,
         steps: steps?,
         source: Source {
             path: path.to_path_buf(),
@@ -452,7 +459,10 @@ fn step(
     };
     let conditions = f
         .get("conditions")
-        .map_or(Some(Vec::new()), |v| conditions(c, v, defined));
+        .map_or(Some(Vec::new()), |v| self::conditions(c, v, defined, "`conditions`"));
+    let degraded_when = f.get("degraded_when").map_or(Some(Vec::new()), |v| {
+        self::conditions(c, v, defined, &what("degraded_when"))
+    });
     let always_run = f
         .get("always_run")
         .and_then(|v| c.bool(v, &what("always_run")))
@@ -479,7 +489,32 @@ fn step(
         always_run,
         sensitive,
         anomaly,
+        degraded_when: degraded_when?,
     })
+}
+
+/// `alert: { failure_after: 3, resolve_after: 2, locations: 2 }`.
+fn alert_rules(c: &mut Checker, n: &Node) -> Option<AlertRules> {
+    let f = c.fields(n, "`alert`", &["failure_after", "resolve_after", "locations"])?;
+    let mut rules = AlertRules::default();
+    let mut ok = true;
+    for (key, field) in [
+        ("failure_after", &mut rules.failure_after),
+        ("resolve_after", &mut rules.resolve_after),
+        ("locations", &mut rules.locations),
+    ] {
+        if let Some(v) = f.get(key) {
+            match c.uint(v, &format!("`{key}` of `alert`"), 100) {
+                Some(0) => {
+                    c.err(v.pos, format!("`{key}` of `alert` must be at least 1"));
+                    ok = false;
+                }
+                Some(x) => *field = x as u32,
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(rules)
 }
 
 /// `retries: 2` or `retries: { count: 2, delay: 1s }`.
@@ -514,8 +549,13 @@ fn retries(c: &mut Checker, n: &Node, what: &str) -> Option<Retries> {
     })
 }
 
-fn conditions(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<Vec<Condition>> {
-    let items = c.list(n, "`conditions`")?;
+fn conditions(
+    c: &mut Checker,
+    n: &Node,
+    defined: &BTreeSet<String>,
+    what: &str,
+) -> Option<Vec<Condition>> {
+    let items = c.list(n, what)?;
     let mut out = Vec::new();
     let mut ok = true;
     for item in items {

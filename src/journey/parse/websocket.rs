@@ -110,7 +110,7 @@ fn action(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<W
         "expect" => {
             let f = c.fields(body, "`expect`", &["conditions", "timeout", "extract"])?;
             let conds = match f.get("conditions") {
-                Some(list) => conditions(c, list, defined),
+                Some(list) => conditions(c, list, defined, "`conditions`"),
                 None => {
                     c.err(
                         body.pos,
@@ -140,7 +140,7 @@ fn action(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<W
             };
             let conds = f
                 .get("conditions")
-                .map_or(Some(Vec::new()), |l| conditions(c, l, defined));
+                .map_or(Some(Vec::new()), |l| conditions(c, l, defined, "`conditions`"));
             Some(WsAction::ExpectNone {
                 duration: duration?,
                 conditions: conds?,

@@ -1,0 +1,691 @@
+//! The incident state machine: one incident at a time per journey, fed with finished runs,
+//! anomaly episodes, API commands and clock ticks; it answers with [`IncidentChange`]s (the
+//! incident's new state, timeline entries, notifications) for the caller to commit.
+//!
+//! Pure and synchronous: no I/O, time comes in with every call, so tests run days of history
+//! in microseconds. The caller commits each change to the store before anything is sent
+//! (the outbox), then reports the id of a new incident back ([`Engine::saved`]), or undoes
+//! the journey's state if the change could not be stored ([`Engine::rollback`]).
+//!
+//! Rules, per journey (`alert:` in the journey file):
+//! - a location is *failing* after `failure_after` consecutive failed runs there, *degraded*
+//!   after as many consecutive runs where a `degraded_when` condition held;
+//! - `failure` when `locations` (K) locations are failing (K capped at the number of locations
+//!   that run the journey); `degraded` when fewer are failing, a location is degraded, or an
+//!   anomaly episode is open on one of its steps;
+//! - resolved once no episode is open and every location's last `resolve_after` runs were good;
+//! - a resolved incident that fails again within `reopen_within` reopens (same dedup key);
+//! - more than `flapping.changes` opens/resolves within `flapping.window`: flapping, notified
+//!   once, then silent until it has not changed state for a whole window.
+
+mod cause;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::config::AlertConfig;
+use super::maintenance::{self, Window};
+use super::route::Router;
+use super::{
+    AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
+};
+use crate::baseline::Transition;
+use crate::baseline::engine::EpisodeEvent;
+use crate::journey::{AlertRules, Journey};
+use crate::runner::RunResult;
+use crate::store::StoredEpisode;
+use crate::store::alerts::{IncidentChange, IncidentEvent};
+use cause::Health;
+
+/// Why an API command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no open incident {0}")]
+    NotFound(i64),
+    #[error("incident {id} is already {state}")]
+    Conflict { id: i64, state: &'static str },
+}
+
+pub struct Engine {
+    reopen_within: Duration,
+    flap_changes: usize,
+    flap_window: Duration,
+    router: Router,
+    windows: Vec<Window>,
+    /// Reminder interval per channel that has one.
+    reminders: HashMap<String, Duration>,
+    journeys: HashMap<String, JourneyState>,
+    /// Journey states as they were before the last uncommitted change.
+    undo: HashMap<String, JourneyState>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JourneyState {
+    name: String,
+    tags: Vec<String>,
+    owner: Option<String>,
+    runbook: Option<String>,
+    rules: AlertRules,
+    locations: BTreeMap<String, LocationState>,
+    /// Open anomaly episodes on the journey's steps, by episode id.
+    anomalies: BTreeMap<i64, AnomalyCause>,
+    /// The latest incident: active, or resolved (and perhaps reopened).
+    incident: Option<Incident>,
+    /// When the incident opened or resolved, within the flapping window.
+    changes: VecDeque<DateTime<Utc>>,
+    /// When each channel was last alerted about the incident (for reminders).
+    last_alerted: HashMap<String, DateTime<Utc>>,
+    /// An alerting notification of the incident was queued (so its resolve must be too).
+    announced: bool,
+    /// An alerting notification was muted by maintenance while the incident stays active.
+    muted_alert: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct LocationState {
+    failed: u32,
+    degraded: u32,
+    good: u32,
+    /// Start of the first run of the current bad streak (time-to-detect starts there).
+    bad_since: Option<DateTime<Utc>>,
+    /// Evidence from the latest bad run.
+    cause: Cause,
+}
+
+impl JourneyState {
+    fn active(&self) -> Option<&Incident> {
+        self.incident
+            .as_ref()
+            .filter(|i| i.state != IncidentState::Resolved)
+    }
+
+    /// What the journey's health calls for now.
+    fn target(&self) -> Option<(Severity, Cause)> {
+        let rules = self.rules;
+        let failing: Vec<(&String, &LocationState)> = self
+            .locations
+            .iter()
+            .filter(|(_, l)| l.failed >= rules.failure_after)
+            .collect();
+        let needed = (rules.locations as usize).clamp(1, self.locations.len().max(1));
+        if let Some((_, first)) = failing.first() {
+            let cause = Cause {
+                failing_locations: failing.iter().map(|(name, _)| (*name).clone()).collect(),
+                ..first.cause.clone()
+            };
+            let severity = if failing.len() >= needed {
+                Severity::Failure
+            } else {
+                Severity::Degraded
+            };
+            return Some((severity, cause));
+        }
+        if let Some(l) = self
+            .locations
+            .values()
+            .find(|l| l.degraded >= rules.failure_after)
+        {
+            return Some((Severity::Degraded, l.cause.clone()));
+        }
+        self.anomalies.values().next().map(|a| {
+            let cause = Cause {
+                step: Some(a.step.clone()),
+                location: Some(a.location.clone()),
+                anomaly: Some(a.clone()),
+                ..Cause::default()
+            };
+            (Severity::Degraded, cause)
+        })
+    }
+
+    fn all_good(&self) -> bool {
+        self.anomalies.is_empty()
+            && self
+                .locations
+                .values()
+                .all(|l| l.good >= self.rules.resolve_after)
+    }
+
+    fn bad_since(&self) -> Option<DateTime<Utc>> {
+        self.locations.values().filter_map(|l| l.bad_since).min()
+    }
+}
+
+/// Which of an incident's channels a change notifies.
+enum Audience<'a> {
+    All,
+    Only(&'a [String]),
+    /// Recorded in the timeline only (flapping).
+    Nobody,
+}
+
+fn event(at: DateTime<Utc>, kind: &str, detail: impl Into<String>) -> IncidentEvent {
+    IncidentEvent {
+        at,
+        kind: kind.to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    for c in b {
+        if !a.contains(&c) {
+            a.push(c);
+        }
+    }
+    a
+}
+
+impl Engine {
+    /// `config` must have been validated (its maintenance windows parse).
+    pub fn new(config: &AlertConfig) -> Engine {
+        let std = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
+        Engine {
+            reopen_within: std(config.reopen_within),
+            flap_changes: config.flapping.changes as usize,
+            flap_window: std(config.flapping.window),
+            router: Router::new(config),
+            windows: config
+                .maintenance
+                .iter()
+                .filter_map(|w| Window::new(w).ok())
+                .collect(),
+            reminders: config
+                .channels
+                .iter()
+                .filter_map(|(name, c)| c.reminder_interval().map(|d| (name.clone(), std(d))))
+                .collect(),
+            journeys: HashMap::new(),
+            undo: HashMap::new(),
+        }
+    }
+
+    /// Picks up where a previous process left off: the latest incident of each journey
+    /// (active, or resolved recently enough to reopen) and the open anomaly episodes.
+    /// Location streaks start afresh.
+    pub fn resume(&mut self, incidents: Vec<Incident>, episodes: &[StoredEpisode], now: DateTime<Utc>) {
+        for incident in incidents {
+            let js = self.journeys.entry(incident.journey.clone()).or_default();
+            if js.incident.as_ref().is_some_and(|i| i.opened_at >= incident.opened_at) {
+                continue;
+            }
+            js.name = incident.journey.clone();
+            js.tags = incident.tags.clone();
+            js.owner = incident.owner.clone();
+            js.runbook = incident.runbook.clone();
+            js.announced = true;
+            js.last_alerted = incident.channels.iter().map(|c| (c.clone(), now)).collect();
+            js.incident = Some(incident);
+        }
+        for e in episodes.iter().filter(|e| e.end.is_none()) {
+            let js = self.journeys.entry(e.series.journey.clone()).or_default();
+            js.name = e.series.journey.clone();
+            js.anomalies.insert(
+                e.id,
+                AnomalyCause {
+                    episode_id: e.id,
+                    step: e.series.step.clone(),
+                    location: e.series.location.clone(),
+                    detector: e.detector.as_str().to_string(),
+                    baseline: e.baseline,
+                    value: e.peak_value,
+                },
+            );
+        }
+    }
+
+    /// Active incidents, for the API and metrics.
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.journeys.values().filter_map(JourneyState::active)
+    }
+
+    /// A finished run of `journey`.
+    pub fn observe_run(
+        &mut self,
+        journey: &Journey,
+        run: &RunResult,
+        now: DateTime<Utc>,
+    ) -> Option<IncidentChange> {
+        let js = self.begin(journey);
+        let rules = js.rules;
+        let loc = js.locations.entry(run.location.clone()).or_default();
+        match cause::health(run) {
+            Health::Good => {
+                loc.good += 1;
+                loc.failed = 0;
+                loc.degraded = 0;
+                if loc.good >= rules.resolve_after {
+                    loc.bad_since = None;
+                }
+            }
+            Health::Degraded(cause) => {
+                loc.degraded += 1;
+                loc.failed = 0;
+                loc.good = 0;
+                loc.bad_since.get_or_insert(run.started_at);
+                loc.cause = cause;
+            }
+            Health::Failed(cause) => {
+                loc.failed += 1;
+                loc.degraded = 0;
+                loc.good = 0;
+                loc.bad_since.get_or_insert(run.started_at);
+                loc.cause = cause;
+            }
+        }
+        self.evaluate(&journey.name, now)
+    }
+
+    /// An anomaly episode of one of `journey`'s steps started or ended.
+    pub fn observe_episode(
+        &mut self,
+        journey: &Journey,
+        episode: &EpisodeEvent,
+        now: DateTime<Utc>,
+    ) -> Option<IncidentChange> {
+        let js = self.begin(journey);
+        let (id, anomaly) = cause::anomaly(episode);
+        match episode.transition {
+            Transition::Started(_) => js.anomalies.insert(id, anomaly),
+            Transition::Ended(_) => js.anomalies.remove(&id),
+        };
+        self.evaluate(&journey.name, now)
+    }
+
+    /// Acknowledged through the API by `by`.
+    pub fn acknowledge(
+        &mut self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IncidentChange, CommandError> {
+        let name = self.journey_of(id)?;
+        let js = self.journeys.get(&name).expect("journey_of found it");
+        let state = js.active().map(|i| i.state);
+        if state != Some(IncidentState::Open) {
+            return Err(CommandError::Conflict {
+                id,
+                state: state.unwrap_or(IncidentState::Resolved).as_str(),
+            });
+        }
+        self.stash(&name);
+        let js = self.journeys.get_mut(&name).expect("journey_of found it");
+        let incident = js.incident.as_mut().expect("active");
+        incident.state = IncidentState::Acknowledged;
+        incident.acknowledged_at = Some(now);
+        incident.acknowledged_by = Some(by.to_string());
+        let detail = format!("acknowledged by {by}");
+        Ok(self.change(&name, NotificationKind::Acknowledged, detail, now))
+    }
+
+    /// Resolved through the API by `by`. The journey's streaks start over, and the anomaly
+    /// episodes open now no longer hold the incident: only new evidence reopens it.
+    pub fn resolve(
+        &mut self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IncidentChange, CommandError> {
+        let name = self.journey_of(id)?;
+        self.stash(&name);
+        let js = self.journeys.get_mut(&name).expect("journey_of found it");
+        for l in js.locations.values_mut() {
+            *l = LocationState::default();
+        }
+        js.anomalies.clear();
+        Ok(self.close(&name, by, now))
+    }
+
+    /// Reminders, flapping that settled, maintenance windows that ended.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<IncidentChange> {
+        let names: Vec<String> = self.journeys.keys().cloned().collect();
+        let mut changes = Vec::new();
+        for name in names {
+            self.undo.remove(&name);
+            if let Some(change) = self.settle(&name, now) {
+                changes.push(change);
+            } else if let Some(change) = self.unmute(&name, now) {
+                changes.push(change);
+            } else if let Some(change) = self.remind(&name, now) {
+                changes.push(change);
+            }
+        }
+        changes
+    }
+
+    /// The store assigned `id` to the journey's new incident.
+    pub fn saved(&mut self, journey: &str, id: i64) {
+        self.undo.remove(journey);
+        if let Some(i) = self
+            .journeys
+            .get_mut(journey)
+            .and_then(|js| js.incident.as_mut())
+            .filter(|i| i.id == 0)
+        {
+            i.id = id;
+        }
+    }
+
+    /// The journey's last change could not be stored: forget it, so that the next run or
+    /// tick computes it again.
+    pub fn rollback(&mut self, journey: &str) {
+        if let Some(state) = self.undo.remove(journey) {
+            self.journeys.insert(journey.to_string(), state);
+        }
+    }
+
+    // --- internals ----------------------------------------------------------------------
+
+    /// The journey's state, metadata refreshed from its current definition, stashed for undo.
+    fn begin(&mut self, journey: &Journey) -> &mut JourneyState {
+        self.stash(&journey.name);
+        let js = self.journeys.entry(journey.name.clone()).or_default();
+        js.name = journey.name.clone();
+        js.tags = journey.tags.clone();
+        js.owner = journey.owner.clone();
+        js.runbook = journey.runbook.clone();
+        js.rules = journey.alert;
+        js
+    }
+
+    fn stash(&mut self, name: &str) {
+        let state = self.journeys.get(name).cloned().unwrap_or_default();
+        self.undo.insert(name.to_string(), state);
+    }
+
+    fn journey_of(&self, id: i64) -> Result<String, CommandError> {
+        self.journeys
+            .iter()
+            .find(|(_, js)| js.active().is_some_and(|i| i.id == id))
+            .map(|(name, _)| name.clone())
+            .ok_or(CommandError::NotFound(id))
+    }
+
+    fn evaluate(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
+        let js = self.journeys.get(name)?;
+        let (active, all_good) = (js.active().map(|i| i.severity), js.all_good());
+        match (active, js.target()) {
+            (None, Some((severity, cause))) => Some(self.open(name, severity, cause, now)),
+            (Some(Severity::Degraded), Some((Severity::Failure, cause))) => {
+                Some(self.escalate(name, cause, now))
+            }
+            (Some(_), None) if all_good => Some(self.close(name, "auto", now)),
+            _ => None,
+        }
+    }
+
+    fn open(
+        &mut self,
+        name: &str,
+        severity: Severity,
+        cause: Cause,
+        now: DateTime<Utc>,
+    ) -> IncidentChange {
+        let channels = self.channels_for(name, severity);
+        let reopen_within = self.reopen_within;
+        let js = self.journeys.get_mut(name).expect("evaluated");
+        let started_at = js.bad_since().unwrap_or(now);
+        let reopen = js.incident.as_ref().is_some_and(|i| {
+            i.flapping || i.resolved_at.is_some_and(|r| now - r <= reopen_within)
+        });
+        let (kind, detail) = if reopen {
+            let i = js.incident.as_mut().expect("checked");
+            i.state = IncidentState::Open;
+            i.reopened += 1;
+            i.resolved_at = None;
+            i.resolved_by = None;
+            i.acknowledged_at = None;
+            i.acknowledged_by = None;
+            i.severity = severity;
+            i.channels = union(std::mem::take(&mut i.channels), channels);
+            let detail = format!(
+                "reopened ({} time{}): {}",
+                i.reopened,
+                if i.reopened == 1 { "" } else { "s" },
+                cause.headline(severity)
+            );
+            i.cause = cause;
+            (NotificationKind::Reopened, detail)
+        } else {
+            let detail = format!("opened: {}", cause.headline(severity));
+            js.incident = Some(Incident {
+                id: 0,
+                journey: name.to_string(),
+                severity,
+                state: IncidentState::Open,
+                dedup_key: format!("waymark-{}", uuid::Uuid::new_v4().simple()),
+                started_at,
+                opened_at: now,
+                acknowledged_at: None,
+                acknowledged_by: None,
+                resolved_at: None,
+                resolved_by: None,
+                reopened: 0,
+                flapping: false,
+                cause,
+                channels,
+                owner: js.owner.clone(),
+                runbook: js.runbook.clone(),
+                tags: js.tags.clone(),
+            });
+            js.announced = false;
+            js.last_alerted.clear();
+            (NotificationKind::Triggered, detail)
+        };
+        self.transition(name, kind, detail, now)
+    }
+
+    fn escalate(&mut self, name: &str, cause: Cause, now: DateTime<Utc>) -> IncidentChange {
+        let channels = self.channels_for(name, Severity::Failure);
+        let js = self.journeys.get_mut(name).expect("evaluated");
+        let i = js.incident.as_mut().expect("active");
+        i.severity = Severity::Failure;
+        i.channels = union(std::mem::take(&mut i.channels), channels);
+        let detail = format!("escalated to failure: {}", cause.headline(Severity::Failure));
+        i.cause = cause;
+        self.change(name, NotificationKind::Escalated, detail, now)
+    }
+
+    fn close(&mut self, name: &str, by: &str, now: DateTime<Utc>) -> IncidentChange {
+        let js = self.journeys.get_mut(name).expect("evaluated");
+        let i = js.incident.as_mut().expect("active");
+        i.state = IncidentState::Resolved;
+        i.resolved_at = Some(now);
+        i.resolved_by = Some(by.to_string());
+        let detail = match by {
+            "auto" => format!("resolved after {} good runs", js.rules.resolve_after),
+            _ => format!("resolved by {by}"),
+        };
+        self.transition(name, NotificationKind::Resolved, detail, now)
+    }
+
+    /// An open or a resolve: counted for flapping, which may replace its notification.
+    fn transition(
+        &mut self,
+        name: &str,
+        kind: NotificationKind,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> IncidentChange {
+        let (limit, window) = (self.flap_changes, self.flap_window);
+        let js = self.journeys.get_mut(name).expect("evaluated");
+        js.changes.push_back(now);
+        while js.changes.front().is_some_and(|t| now - *t > window) {
+            js.changes.pop_front();
+        }
+        let i = js.incident.as_mut().expect("just changed");
+        if i.flapping {
+            let detail = format!("{detail} (flapping: not notified)");
+            return self.change_to(name, kind, detail, now, Audience::Nobody);
+        }
+        if js.changes.len() > limit {
+            i.flapping = true;
+            let flap = format!(
+                "{detail}; flapping: {} changes within {}",
+                js.changes.len(),
+                humantime::format_duration(window.to_std().unwrap_or_default())
+            );
+            return self.change(name, NotificationKind::Flapping, flap, now);
+        }
+        self.change(name, kind, detail, now)
+    }
+
+    /// The incident's current state as a change with one timeline entry and `kind`'s
+    /// notifications to its channels (muted during maintenance).
+    fn change(
+        &mut self,
+        name: &str,
+        kind: NotificationKind,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> IncidentChange {
+        self.change_to(name, kind, detail, now, Audience::All)
+    }
+
+    fn change_to(
+        &mut self,
+        name: &str,
+        kind: NotificationKind,
+        detail: String,
+        now: DateTime<Utc>,
+        audience: Audience,
+    ) -> IncidentChange {
+        let js = self.journeys.get_mut(name).expect("evaluated");
+        let muting = maintenance::muting(&self.windows, &js.name, &js.tags, now);
+        let incident = js.incident.clone().expect("changed");
+        let mut events = vec![event(now, kind.as_str(), detail)];
+        let notifications: Vec<Notification> = incident
+            .channels
+            .iter()
+            .filter(|c| match &audience {
+                Audience::All => true,
+                Audience::Only(only) => only.contains(c),
+                Audience::Nobody => false,
+            })
+            .map(|channel| Notification {
+                id: uuid::Uuid::new_v4(),
+                channel: channel.clone(),
+                kind,
+                created_at: now,
+                incident: incident.clone(),
+                links: Links::default(),
+            })
+            .collect();
+        let deliver = if kind.is_alerting() {
+            muting.is_empty()
+        } else {
+            js.announced
+        };
+        if kind.is_alerting() {
+            js.muted_alert = !deliver && incident.state != IncidentState::Resolved;
+        } else if kind == NotificationKind::Resolved {
+            js.muted_alert = false;
+        }
+        let (notifications, muted) = if deliver {
+            if kind.is_alerting() && !notifications.is_empty() {
+                js.announced = true;
+                for n in &notifications {
+                    js.last_alerted.insert(n.channel.clone(), now);
+                }
+            }
+            (notifications, Vec::new())
+        } else {
+            let why = if muting.is_empty() {
+                "its alert was never sent".to_string()
+            } else {
+                format!("maintenance: {}", muting.join(", "))
+            };
+            events.push(event(now, "muted", format!("{} not notified ({why})", kind.as_str())));
+            (Vec::new(), notifications)
+        };
+        IncidentChange {
+            incident,
+            events,
+            notifications,
+            muted,
+        }
+    }
+
+    fn channels_for(&self, name: &str, severity: Severity) -> Vec<String> {
+        let js = &self.journeys[name];
+        self.router
+            .channels(&js.name, &js.tags, js.owner.as_deref(), severity)
+    }
+
+    /// A flapping incident that has not changed state for a whole window settles.
+    fn settle(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
+        let window = self.flap_window;
+        let js = self.journeys.get(name)?;
+        let i = js.incident.as_ref().filter(|i| i.flapping)?;
+        if js.changes.back().is_some_and(|t| now - *t <= window) {
+            return None;
+        }
+        let resolved = i.state == IncidentState::Resolved;
+        self.stash(name);
+        let js = self.journeys.get_mut(name)?;
+        js.changes.clear();
+        js.incident.as_mut()?.flapping = false;
+        let (kind, detail) = if resolved {
+            (NotificationKind::Resolved, "settled: resolved")
+        } else {
+            (NotificationKind::Reminder, "settled: still open")
+        };
+        Some(self.change(name, kind, detail.to_string(), now))
+    }
+
+    /// A maintenance window that muted an alert ended while the incident is still active.
+    fn unmute(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
+        let js = self.journeys.get(name)?;
+        if !js.muted_alert
+            || js.active().is_none()
+            || !maintenance::muting(&self.windows, &js.name, &js.tags, now).is_empty()
+        {
+            return None;
+        }
+        self.stash(name);
+        let detail = "maintenance over and still active".to_string();
+        Some(self.change(name, NotificationKind::Triggered, detail, now))
+    }
+
+    /// Channels with a reminder interval hear again about an open, unacknowledged incident.
+    fn remind(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
+        let js = self.journeys.get(name)?;
+        let i = js
+            .active()
+            .filter(|i| i.state == IncidentState::Open && !i.flapping)?;
+        if !maintenance::muting(&self.windows, &js.name, &js.tags, now).is_empty() {
+            return None;
+        }
+        let due: Vec<String> = i
+            .channels
+            .iter()
+            .filter(|c| {
+                self.reminders.get(*c).is_some_and(|every| {
+                    let last = js.last_alerted.get(*c).copied().unwrap_or(i.opened_at);
+                    now - last >= *every
+                })
+            })
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return None;
+        }
+        let open_for = std::time::Duration::from_secs(i.duration(now).as_secs());
+        let detail = format!(
+            "reminder to {}: open for {}",
+            due.join(", "),
+            humantime::format_duration(open_for)
+        );
+        self.stash(name);
+        Some(self.change_to(
+            name,
+            NotificationKind::Reminder,
+            detail,
+            now,
+            Audience::Only(&due),
+        ))
+    }
+}

@@ -1,0 +1,294 @@
+//! Alerting: turns runs and anomaly episodes into incidents, and incidents into notifications
+//! that are delivered once, reliably.
+//!
+//! - [`engine`] owns the incident state machine (pure: time comes in with every call).
+//! - [`route`] picks the channels of an incident; [`maintenance`] mutes them for a while.
+//! - The store commits an incident change together with the notifications it causes (the
+//!   outbox); [`outbox`] delivers them afterwards, retrying with backoff, recording attempts.
+//! - [`notify`] turns one [`Notification`] into bytes on a wire: one file per channel kind.
+//!
+//! Everything a notification says is in the [`Notification`] stored in the outbox; channel
+//! credentials (routing keys, webhook URLs, secrets, SMTP passwords) are not: notifiers add
+//! them at send time, so they never reach the database, the API or the logs.
+
+pub mod config;
+pub mod engine;
+pub mod maintenance;
+pub mod notify;
+pub mod outbox;
+pub mod route;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use config::AlertConfig;
+
+/// How bad an incident is. Ordered: an incident only ever escalates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Slower than its baseline or a `degraded_when` condition holds: tell the team.
+    Degraded,
+    /// Runs fail: page on-call.
+    Failure,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Degraded => "degraded",
+            Severity::Failure => "failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+}
+
+/// The evidence behind an incident, as of its latest change: what every notification shows.
+/// Values come from stored run results, which are already redacted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    /// The run that confirmed (or last changed) the incident.
+    pub run_id: Option<uuid::Uuid>,
+    pub trace_id: Option<String>,
+    /// Where that run ran.
+    pub location: Option<String>,
+    /// Locations failing when the incident opened or escalated (several with K-of-M rules).
+    #[serde(default)]
+    pub failing_locations: Vec<String>,
+    pub step: Option<String>,
+    /// The step's `dependency` label, when it has one.
+    pub dependency: Option<String>,
+    /// Failure class (`timeout`, `condition`, `http_status`…).
+    pub failure_class: Option<String>,
+    /// The first condition that did not hold (or the `degraded_when` condition that did).
+    pub condition: Option<String>,
+    /// Its left side's actual value.
+    pub actual: Option<String>,
+    /// The failure's message.
+    pub error: Option<String>,
+    /// The anomaly episode behind a degradation.
+    pub anomaly: Option<AnomalyCause>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyCause {
+    pub episode_id: i64,
+    pub step: String,
+    pub location: String,
+    /// `latency` or `failure_rate`.
+    pub detector: String,
+    /// What the baseline expected (ms, or a failure rate).
+    pub baseline: f64,
+    /// What was observed at the episode's peak.
+    pub value: f64,
+}
+
+/// One incident of one journey. `id` is 0 until the store has assigned one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    pub journey: String,
+    pub severity: Severity,
+    pub state: IncidentState,
+    /// Stable for the incident's whole life (reopenings included): PagerDuty's `dedup_key`.
+    pub dedup_key: String,
+    /// Start of the first bad run: what time-to-detect is measured from.
+    pub started_at: DateTime<Utc>,
+    /// When the rule held and the incident opened.
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// `auto` when good runs resolved it, else who resolved it through the API.
+    pub resolved_by: Option<String>,
+    /// Times it reopened within the reopen window instead of becoming a new incident.
+    pub reopened: u32,
+    /// Set while the journey flips state too often; cleared once it settles.
+    pub flapping: bool,
+    pub cause: Cause,
+    /// The channels told about it so far; later notifications go to the same ones.
+    pub channels: Vec<String>,
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Incident {
+    /// How long it has lasted, up to its resolution (or `now`).
+    pub fn duration(&self, now: DateTime<Utc>) -> Duration {
+        let end = self.resolved_at.unwrap_or(now);
+        (end - self.started_at).to_std().unwrap_or_default()
+    }
+}
+
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Triggered,
+    /// Degraded became failure: same incident, new severity.
+    Escalated,
+    /// Resolved recently and failing again: same incident, same dedup key.
+    Reopened,
+    Acknowledged,
+    Resolved,
+    /// Still open after the channel's reminder interval.
+    Reminder,
+    /// The journey flips state too often; further changes are not notified until it settles.
+    Flapping,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Triggered => "triggered",
+            NotificationKind::Escalated => "escalated",
+            NotificationKind::Reopened => "reopened",
+            NotificationKind::Acknowledged => "acknowledged",
+            NotificationKind::Resolved => "resolved",
+            NotificationKind::Reminder => "reminder",
+            NotificationKind::Flapping => "flapping",
+        }
+    }
+
+    /// Whether it (re)asserts a problem, as opposed to acknowledging or ending one.
+    pub fn is_alerting(self) -> bool {
+        !matches!(
+            self,
+            NotificationKind::Acknowledged | NotificationKind::Resolved
+        )
+    }
+}
+
+/// Dashboard and trace links, absolute when `alerting.dashboard_url` / `trace_url` are set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Links {
+    pub incident: Option<String>,
+    pub run: Option<String>,
+    pub trace: Option<String>,
+    pub runbook: Option<String>,
+}
+
+/// One message to one channel: exactly what is stored in the outbox and handed to the
+/// channel's [`notify::Notifier`]. `id` makes deliveries idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: uuid::Uuid,
+    pub channel: String,
+    pub kind: NotificationKind,
+    pub created_at: DateTime<Utc>,
+    /// The incident as of this notification.
+    pub incident: Incident,
+    pub links: Links,
+}
+
+impl Notification {
+    /// One line for titles and subjects: `[FAILURE] shop-checkout: step "pay" failed`.
+    pub fn summary(&self) -> String {
+        let i = &self.incident;
+        let what = match self.kind {
+            NotificationKind::Resolved => "resolved".to_string(),
+            NotificationKind::Acknowledged => "acknowledged".to_string(),
+            NotificationKind::Flapping => "is flapping".to_string(),
+            _ => i.cause.headline(i.severity),
+        };
+        let tag = match self.kind {
+            NotificationKind::Resolved => "RESOLVED",
+            NotificationKind::Acknowledged => "ACK",
+            _ => match i.severity {
+                Severity::Failure => "FAILURE",
+                Severity::Degraded => "DEGRADED",
+            },
+        };
+        format!("[{tag}] {}: {what}", i.journey)
+    }
+}
+
+impl Cause {
+    /// What is wrong, in a few words.
+    pub fn headline(&self, severity: Severity) -> String {
+        if let Some(a) = &self.anomaly {
+            return match a.detector.as_str() {
+                "latency" => format!(
+                    "step \"{}\" is slower than its baseline ({:.0} ms, usually {:.0} ms)",
+                    a.step, a.value, a.baseline
+                ),
+                _ => format!(
+                    "step \"{}\" fails more often than usual ({:.0}%, usually {:.1}%)",
+                    a.step,
+                    a.value * 100.0,
+                    a.baseline * 100.0
+                ),
+            };
+        }
+        let step = self.step.as_deref().unwrap_or("the journey");
+        match (severity, &self.condition, &self.actual) {
+            (Severity::Degraded, Some(c), Some(a)) => {
+                format!("step \"{step}\" is degraded: {c} (actual {a})")
+            }
+            (Severity::Failure, Some(c), Some(a)) => {
+                format!("step \"{step}\" failed: {c} (actual {a})")
+            }
+            (Severity::Failure, _, _) => match &self.error {
+                Some(e) => format!("step \"{step}\" failed: {e}"),
+                None => format!("step \"{step}\" failed"),
+            },
+            (Severity::Degraded, _, _) => format!("step \"{step}\" is degraded"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_and_summaries_read_well() {
+        assert!(Severity::Failure > Severity::Degraded);
+        let cause = Cause {
+            step: Some("pay".into()),
+            condition: Some("[STATUS] == 200".into()),
+            actual: Some("503".into()),
+            ..Cause::default()
+        };
+        assert_eq!(
+            cause.headline(Severity::Failure),
+            "step \"pay\" failed: [STATUS] == 200 (actual 503)"
+        );
+        let slow = Cause {
+            anomaly: Some(AnomalyCause {
+                episode_id: 3,
+                step: "search".into(),
+                location: "local".into(),
+                detector: "latency".into(),
+                baseline: 80.0,
+                value: 412.4,
+            }),
+            ..Cause::default()
+        };
+        assert_eq!(
+            slow.headline(Severity::Degraded),
+            "step \"search\" is slower than its baseline (412 ms, usually 80 ms)"
+        );
+    }
+}

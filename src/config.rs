@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub retention: Retention,
+    /// Incidents, channels, routes and maintenance windows (see docs/alerting.md).
+    pub alerting: crate::alert::AlertConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,6 +66,7 @@ impl Default for Config {
             concurrency: default_concurrency(),
             shutdown_grace: Duration::from_secs(30),
             retention: Retention::default(),
+            alerting: Default::default(),
         }
     }
 }
@@ -107,8 +110,12 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(env)?;
+        config.apply_env(&env)?;
         config.validate()?;
+        config
+            .alerting
+            .validate(env)
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -117,7 +124,7 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("WAYMARK_LISTEN") {
             self.listen = v.parse().map_err(|e| ConfigError::Env {
                 name: "WAYMARK_LISTEN",

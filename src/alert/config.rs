@@ -29,6 +29,7 @@ pub struct AlertConfig {
     /// A notification still undelivered this long after it was created is marked failed.
     #[serde(with = "humantime_serde")]
     pub give_up_after: Duration,
+    pub retry: Retry,
     pub channels: BTreeMap<String, Channel>,
     /// Which channels hear about which incidents; none = every channel hears everything.
     pub routes: Vec<Route>,
@@ -43,6 +44,7 @@ impl Default for AlertConfig {
             reopen_within: 30 * MINUTE,
             flapping: Flapping::default(),
             give_up_after: 24 * HOUR,
+            retry: Retry::default(),
             channels: BTreeMap::new(),
             routes: Vec::new(),
             maintenance: Vec::new(),
@@ -65,6 +67,25 @@ impl Default for Flapping {
         Flapping {
             changes: 6,
             window: HOUR,
+        }
+    }
+}
+
+/// Backoff between delivery attempts: `initial`, doubling up to `max`, with jitter.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            initial: Duration::from_secs(1),
+            max: 5 * MINUTE,
         }
     }
 }
@@ -332,6 +353,9 @@ impl AlertConfig {
             if let Some(url) = url {
                 check_url(url, &format!("alerting.{field}"))?;
             }
+        }
+        if self.retry.initial.is_zero() || self.retry.max < self.retry.initial {
+            return Err("alerting.retry: initial must be positive and at most max".into());
         }
         if self.flapping.changes == 0 {
             return Err("alerting.flapping.changes must be at least 1".into());

@@ -11,6 +11,7 @@
 //! credentials (routing keys, webhook URLs, secrets, SMTP passwords) are not: notifiers add
 //! them at send time, so they never reach the database, the API or the logs.
 
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod maintenance;

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::journeys::parse_limit;
+use super::journeys::{parse_limit, parse_since};
 use super::{ApiError, AppState};
 use crate::store::{EpisodeFilter, StoredEpisode};
 
@@ -38,17 +38,7 @@ async fn list(
             )));
         }
     };
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.to_utc())
-                .map_err(|_| {
-                    ApiError::BadRequest(format!("since must be an RFC 3339 instant, not `{s}`"))
-                })
-        })
-        .transpose()?;
+    let since = parse_since(q.since.as_deref())?;
     let filter = EpisodeFilter {
         journey: q.journey,
         open_only,

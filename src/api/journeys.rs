@@ -116,6 +116,16 @@ pub(super) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
+/// `?since=` as an RFC 3339 instant.
+pub(super) fn parse_since(raw: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    raw.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.to_utc())
+            .map_err(|_| ApiError::BadRequest(format!("since must be an RFC 3339 instant, not `{s}`")))
+    })
+    .transpose()
+}
+
 /// The latest runs of a journey, newest first (`?limit=`, default 50, at most 500). Runs of
 /// a journey no longer scheduled are still listed; a name never seen is 404.
 async fn runs(
@@ -148,7 +158,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = state.config.api_token.as_deref() else {
         return Err(ApiError::Unavailable(
             "write endpoints are disabled: no api_token is configured".into(),

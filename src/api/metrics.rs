@@ -31,6 +31,13 @@ struct RunLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    /// `delivered`, `retry` or `failed` (given up).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StepLabels {
     journey: String,
     step: String,
@@ -55,6 +62,8 @@ pub struct Metrics {
     abandoned: Counter,
     writer_queue: Gauge,
     spans_lost: Counter,
+    deliveries: Family<DeliveryLabels, Counter>,
+    incidents_open: Gauge,
     /// Serialises scrapes: counters mirrored from their owners are advanced by differences.
     scrape: Mutex<()>,
 }
@@ -137,6 +146,18 @@ impl Metrics {
             "Spans that could not be exported (collector down or queue full)",
             spans_lost.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "notification_attempts",
+            "Notification delivery attempts, by channel and outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
+        let incidents_open = Gauge::default();
+        registry.register(
+            "incidents_open",
+            "Incidents open or acknowledged",
+            incidents_open.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -150,6 +171,8 @@ impl Metrics {
             abandoned,
             writer_queue,
             spans_lost,
+            deliveries,
+            incidents_open,
             scrape: Mutex::new(()),
         }
     }
@@ -181,6 +204,20 @@ impl Metrics {
             }
         }
         self.scheduling_lag.observe(lag.as_secs_f64());
+    }
+
+    /// A notification delivery attempt and its outcome.
+    pub fn record_delivery(&self, channel: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                channel: channel.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn set_open_incidents(&self, n: usize) {
+        self.incidents_open.set(n as i64);
     }
 
     /// A run the writer would not take.

@@ -4,10 +4,13 @@
 //! - `health`: `/healthz`, `/readyz`;
 //! - `journeys`: `/api/v1/journeys`, runs of a journey, one run, the manual trigger;
 //! - `anomalies`: `/api/v1/anomalies` (anomaly episodes);
+//! - `incidents`: `/api/v1/incidents`, one incident with its timeline and notifications,
+//!   acknowledge and resolve;
 //! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
 
 pub mod anomalies;
 pub mod health;
+pub mod incidents;
 pub mod journeys;
 pub mod metrics;
 
@@ -46,6 +49,8 @@ pub struct AppState {
     /// For `/metrics`; absent in handler tests.
     pub writer: Option<StoreWriter>,
     pub telemetry: Option<Telemetry>,
+    /// Acknowledge and resolve commands to the incident engine; absent in handler tests.
+    pub alerts: Option<crate::alert::commands::AlertHandle>,
 }
 
 impl AppState {
@@ -74,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router(state.clone()))
         .merge(journeys::router(state.clone()))
         .merge(anomalies::router(state.clone()))
+        .merge(incidents::router(state.clone()))
         .merge(metrics::router(state))
 }
 
@@ -169,6 +175,7 @@ pub(crate) mod test_support {
             metrics: Arc::new(Metrics::new()),
             writer: None,
             telemetry: None,
+            alerts: None,
         };
         (state, recorder)
     }

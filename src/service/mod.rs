@@ -19,6 +19,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::commands::AlertHandle;
+use crate::alert::engine::Engine as AlertEngine;
+use crate::alert::outbox::Outbox;
 use crate::api::{self, AppState, Catalog, Metrics};
 use crate::config::Config;
 use crate::journey::template::EnvSecrets;
@@ -125,6 +128,7 @@ pub struct App {
     writer: StoreWriter,
     writer_task: tokio::task::JoinHandle<()>,
     analysis_task: tokio::task::JoinHandle<()>,
+    outbox: Outbox,
     telemetry: Telemetry,
     reloader: Reloader,
     shutdown: CancellationToken,
@@ -200,7 +204,24 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "anomaly baselines start empty"),
             }
         }
-        let analysis_task = tokio::spawn(analysis::run(engine, analysis_rx));
+        let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());
+        let mut analysis = analysis::Analysis {
+            baseline: engine,
+            alerts: AlertEngine::new(&config.alerting),
+            store: store.clone(),
+            outbox: outbox.waker(),
+            metrics: metrics.clone(),
+        };
+        let lookback = config.alerting.reopen_within.max(config.alerting.flapping.window);
+        match analysis
+            .resume(chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX))
+            .await
+        {
+            Ok(active) => tracing::info!(active, "incidents resumed"),
+            Err(e) => tracing::error!(error = %e, "incidents could not be resumed"),
+        }
+        let (alerts, commands) = AlertHandle::channel();
+        let analysis_task = tokio::spawn(analysis.run(analysis_rx, commands));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -242,6 +263,7 @@ impl App {
             metrics,
             writer: Some(writer.clone()),
             telemetry: Some(telemetry.clone()),
+            alerts: Some(alerts),
         };
         Ok(App {
             listener,
@@ -251,6 +273,7 @@ impl App {
             writer,
             writer_task,
             analysis_task,
+            outbox,
             telemetry,
             reloader,
             shutdown: CancellationToken::new(),
@@ -292,6 +315,10 @@ impl App {
         let tasks = TaskTracker::new();
         let reloader = self.reloader;
         tasks.spawn(reloader.run(token.clone()));
+        // Runs until the end: notifications queued while the service stops are delivered
+        // then, or after the next start.
+        let outbox_stop = CancellationToken::new();
+        let outbox_task = tokio::spawn(self.outbox.run(outbox_stop.clone()));
         let retention = self.state.config.retention.clone();
         tasks.spawn(retention::run(
             self.state.store.clone(),
@@ -343,6 +370,8 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.writer_task).await;
         // The scheduler (and its sink, the last sender) is gone: the analysis queue drains.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.analysis_task).await;
+        outbox_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), outbox_task).await;
         store.close().await;
         tracing::info!("waymark stopped");
         served

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
 use crate::alert::config::{PagerDutyConfig, Secret};
-use crate::alert::{AnomalyCause, Notification, Severity};
+use crate::alert::{AnomalyCause, Notification, NotificationKind, Severity};
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 const SUMMARY_MAX_CHARS: usize = 1024;
@@ -50,7 +50,7 @@ struct Event<'a> {
     routing_key: &'a str,
     event_action: &'static str,
     dedup_key: &'a str,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[serde(flatten)]
     trigger: Option<Trigger<'a>>,
 }
 
@@ -118,21 +118,28 @@ struct Link<'a> {
 
 /// The event a notification becomes.
 fn event<'a>(routing_key: &'a str, n: &'a Notification) -> Event<'a> {
-    let alerting = n.kind.is_alerting();
     Event {
         routing_key,
-        event_action: match n.kind {
-            _ if alerting => "trigger",
-            crate::alert::NotificationKind::Acknowledged => "acknowledge",
-            _ => "resolve",
-        },
+        event_action: action(n.kind),
         dedup_key: &n.incident.dedup_key,
-        trigger: alerting.then(|| Trigger {
+        trigger: n.kind.is_alerting().then(|| Trigger {
             payload: payload(n),
             links: links(n),
             client: "Waymark",
             client_url: n.links.incident.as_deref(),
         }),
+    }
+}
+
+fn action(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Triggered
+        | NotificationKind::Escalated
+        | NotificationKind::Reopened
+        | NotificationKind::Reminder
+        | NotificationKind::Flapping => "trigger",
+        NotificationKind::Acknowledged => "acknowledge",
+        NotificationKind::Resolved => "resolve",
     }
 }
 
@@ -205,10 +212,7 @@ fn links(n: &Notification) -> Vec<Link<'_>> {
 
 /// The runbook link, else the runbook as the journey names it.
 fn runbook(n: &Notification) -> Option<&str> {
-    n.links
-        .runbook
-        .as_deref()
-        .or(n.incident.runbook.as_deref())
+    n.links.runbook.as_deref().or(n.incident.runbook.as_deref())
 }
 
 #[cfg(test)]
@@ -216,10 +220,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::alert::NotificationKind;
     use crate::alert::notify::test_support::{
-        NOTIFICATION_ID, RUN_ID, Recorder, TRACE_ID, assert_errors_classified,
-        assert_unreachable_is_retried, closed_port, degraded_notification, notification,
+        RUN_ID, Recorder, TRACE_ID, assert_errors_classified, assert_unreachable_is_retried,
+        closed_port, degraded_notification, notification,
     };
 
     const KEY: &str = "R0UT1NGK3Y0000000000000000000000";
@@ -229,7 +232,7 @@ mod tests {
             routing_key: Secret::new(KEY),
             url,
         };
-        PagerDuty::new(&config, super::super::http_client())
+        PagerDuty::new(&config, crate::alert::notify::http_client())
     }
 
     async fn accepted() -> Recorder {
@@ -327,7 +330,11 @@ mod tests {
             let n = notification(kind);
             let e = event(KEY, &n);
             assert_eq!(e.event_action, "trigger", "{kind:?}");
-            let details = &e.trigger.expect("a trigger has a payload").payload.custom_details;
+            let details = &e
+                .trigger
+                .expect("a trigger has a payload")
+                .payload
+                .custom_details;
             assert_eq!(details.kind, kind.as_str());
         }
     }
@@ -339,7 +346,10 @@ mod tests {
         assert_eq!(payload["severity"], "warning");
         assert_eq!(payload["class"], "anomaly:latency");
         assert_eq!(payload["source"], "eu-west");
-        assert!(payload.get("group").is_none(), "no owner, no tags: {payload}");
+        assert!(
+            payload.get("group").is_none(),
+            "no owner, no tags: {payload}"
+        );
         assert_eq!(
             payload["custom_details"]["anomaly"],
             json!({"episode_id": 7, "step": "search", "location": "eu-west",
@@ -369,7 +379,10 @@ mod tests {
             t.payload.custom_details.runbook,
             Some("https://wiki.example.com/search")
         );
-        assert_eq!(t.links.last().unwrap().href, "https://wiki.example.com/search");
+        assert_eq!(
+            t.links.last().unwrap().href,
+            "https://wiki.example.com/search"
+        );
         assert!(t.payload.custom_details.locations.is_empty());
     }
 
@@ -390,6 +403,5 @@ mod tests {
         let port = closed_port().await;
         let unreachable = pagerduty(format!("http://127.0.0.1:{port}/v2/enqueue"));
         assert_unreachable_is_retried(&unreachable, KEY).await;
-        assert_eq!(NOTIFICATION_ID, notification(NotificationKind::Triggered).id);
     }
 }

@@ -109,7 +109,11 @@ impl<'de> Deserialize<'de> for Channel {
                 humantime::parse_duration(&s)
                     .map_err(|e| D::Error::custom(format!("remind_every: {e}")))?,
             ),
-            Some(_) => return Err(D::Error::custom("remind_every must be a duration like \"4h\"")),
+            Some(_) => {
+                return Err(D::Error::custom(
+                    "remind_every must be a duration like \"4h\"",
+                ));
+            }
             None => None,
         };
         let kind = ChannelKind::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
@@ -446,7 +450,10 @@ mod tests {
         let e = invalid("[[routes]]\nchannels = [\"pager\"]\n");
         assert!(e.contains("`pager`, which is not defined"), "{e}");
         let e = invalid("[channels.s]\ntype = \"slack\"\nwebhook_url = \"hooks/secret-part\"\n");
-        assert!(e.contains("not an http(s) URL") && !e.contains("secret-part"), "{e}");
+        assert!(
+            e.contains("not an http(s) URL") && !e.contains("secret-part"),
+            "{e}"
+        );
         let e = invalid("[[maintenance]]\nname = \"m\"\ncron = \"0 2 * * SUN\"\n");
         assert!(e.contains("duration"), "{e}");
     }

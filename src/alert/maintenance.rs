@@ -149,17 +149,25 @@ mod tests {
 
     #[test]
     fn scope_and_mistakes() {
-        let w = window("name = \"m\"\ntags = [\"checkout\"]\ncron = \"* * * * *\"\nduration = \"1m\"\n")
-            .unwrap();
+        let w = window(
+            "name = \"m\"\ntags = [\"checkout\"]\ncron = \"* * * * *\"\nduration = \"1m\"\n",
+        )
+        .unwrap();
         assert!(!w.applies_to("j", &[]));
         assert!(w.applies_to("j", &["checkout".to_string()]));
         let global = window("name = \"g\"\ncron = \"* * * * *\"\nduration = \"1m\"\n").unwrap();
         assert!(global.applies_to("j", &[]));
-        assert!(window("name = \"m\"\nstart = \"2026-11-22T03:00:00Z\"\nend = \"2026-11-22T02:00:00Z\"\n")
+        assert!(
+            window(
+                "name = \"m\"\nstart = \"2026-11-22T03:00:00Z\"\nend = \"2026-11-22T02:00:00Z\"\n"
+            )
             .unwrap_err()
-            .contains("end is before start"));
-        assert!(window("name = \"m\"\ncron = \"61 * * * *\"\nduration = \"1h\"\n")
-            .unwrap_err()
-            .contains("invalid cron"));
+            .contains("end is before start")
+        );
+        assert!(
+            window("name = \"m\"\ncron = \"61 * * * *\"\nduration = \"1h\"\n")
+                .unwrap_err()
+                .contains("invalid cron")
+        );
     }
 }

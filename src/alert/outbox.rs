@@ -72,10 +72,17 @@ impl Linker {
 
     pub fn links(&self, n: &Notification) -> Links {
         let i = &n.incident;
-        let page = |path: String| self.dashboard_url.as_ref().map(|base| format!("{base}{path}"));
+        let page = |path: String| {
+            self.dashboard_url
+                .as_ref()
+                .map(|base| format!("{base}{path}"))
+        };
         Links {
             incident: page(format!("/app/incidents/{}", i.id)),
-            run: i.cause.run_id.and_then(|id| page(format!("/app/runs/{id}"))),
+            run: i
+                .cause
+                .run_id
+                .and_then(|id| page(format!("/app/runs/{id}"))),
             trace: match (&self.trace_url, &i.cause.trace_id) {
                 (Some(t), Some(id)) => Some(t.replace("{trace_id}", id)),
                 _ => None,
@@ -135,11 +142,12 @@ impl Outbox {
                     Some(Utc::now() + chrono::Duration::seconds(5))
                 }
             };
-            let sleep = next
-                .and_then(|t| (t - Utc::now()).to_std().ok())
-                .unwrap_or(Duration::ZERO)
-                .min(IDLE);
-            let sleep = if next.is_none() { IDLE } else { sleep };
+            let sleep = next.map_or(IDLE, |t| {
+                (t - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(IDLE)
+            });
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.wake.notified() => {}
@@ -213,7 +221,10 @@ impl Outbox {
                     AfterAttempt::Failed => "failed",
                     _ => "retry",
                 };
-                (after, attempt_of(at, started, e.status(), outcome, Some(e.to_string())))
+                (
+                    after,
+                    attempt_of(at, started, e.status(), outcome, Some(e.to_string())),
+                )
             }
         };
         self.metrics.record_delivery(&n.channel, &attempt.outcome);

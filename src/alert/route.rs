@@ -42,7 +42,8 @@ impl Router {
         for route in &self.routes {
             let matches = (route.severity.is_empty() || route.severity.contains(&severity))
                 && (route.journeys.is_empty() || route.journeys.iter().any(|j| j == journey))
-                && (route.owners.is_empty() || owner.is_some_and(|o| route.owners.iter().any(|r| r == o)))
+                && (route.owners.is_empty()
+                    || owner.is_some_and(|o| route.owners.iter().any(|r| r == o)))
                 && (route.tags.is_empty() || tags.iter().any(|t| route.tags.contains(t)));
             if matches {
                 for c in &route.channels {

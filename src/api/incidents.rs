@@ -80,7 +80,10 @@ async fn one(
     let events = state.store.incident_events(id).await?;
     let mut notifications = Vec::new();
     for record in state.store.incident_notifications(id).await? {
-        let attempts = state.store.delivery_attempts(record.notification.id).await?;
+        let attempts = state
+            .store
+            .delivery_attempts(record.notification.id)
+            .await?;
         let n = &record.notification;
         notifications.push(json!({
             "id": n.id,
@@ -142,7 +145,9 @@ async fn command(
     };
     let by = body.by.unwrap_or_else(|| "api".to_string());
     if by.trim().is_empty() || by.len() > 200 {
-        return Err(ApiError::BadRequest("`by` must be 1 to 200 characters".into()));
+        return Err(ApiError::BadRequest(
+            "`by` must be 1 to 200 characters".into(),
+        ));
     }
     let Some(alerts) = &state.alerts else {
         return Err(ApiError::Unavailable("alerting is not running".into()));

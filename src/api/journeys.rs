@@ -117,11 +117,15 @@ pub(super) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
 }
 
 /// `?since=` as an RFC 3339 instant.
-pub(super) fn parse_since(raw: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+pub(super) fn parse_since(
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
     raw.map(|s| {
         chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.to_utc())
-            .map_err(|_| ApiError::BadRequest(format!("since must be an RFC 3339 instant, not `{s}`")))
+            .map_err(|_| {
+                ApiError::BadRequest(format!("since must be an RFC 3339 instant, not `{s}`"))
+            })
     })
     .transpose()
 }

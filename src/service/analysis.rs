@@ -122,9 +122,10 @@ impl Analysis {
             Action::Resolve => self.alerts.resolve(command.id, &command.by, now),
         };
         let answer = match decided {
-            Ok(change) => self.commit(change).await.ok_or_else(|| {
-                CommandFailed::Unavailable("the change could not be stored".into())
-            }),
+            Ok(change) => self
+                .commit(change)
+                .await
+                .ok_or_else(|| CommandFailed::Unavailable("the change could not be stored".into())),
             Err(CommandError::NotFound(id)) => Err(self.not_active(id).await),
             Err(e) => Err(e.into()),
         };

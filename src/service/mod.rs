@@ -212,7 +212,10 @@ impl App {
             outbox: outbox.waker(),
             metrics: metrics.clone(),
         };
-        let lookback = config.alerting.reopen_within.max(config.alerting.flapping.window);
+        let lookback = config
+            .alerting
+            .reopen_within
+            .max(config.alerting.flapping.window);
         match analysis
             .resume(chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX))
             .await

@@ -17,6 +17,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "anomaly episodes",
         include_str!("../../migrations/postgres/0002_anomaly_episodes.sql"),
     ),
+    (
+        3,
+        "incidents",
+        include_str!("../../migrations/postgres/0003_incidents.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -33,4 +38,8 @@ pub(super) mod q {
 
 pub(super) mod e {
     super::super::episodes::dialect!(sqlx::Postgres);
+}
+
+pub(super) mod a {
+    super::super::alerts::dialect!(sqlx::Postgres, begin = "BEGIN");
 }

@@ -18,6 +18,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "anomaly episodes",
         include_str!("../../migrations/sqlite/0002_anomaly_episodes.sql"),
     ),
+    (
+        3,
+        "incidents",
+        include_str!("../../migrations/sqlite/0003_incidents.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -43,4 +48,8 @@ pub(super) mod q {
 
 pub(super) mod e {
     super::super::episodes::dialect!(sqlx::Sqlite);
+}
+
+pub(super) mod a {
+    super::super::alerts::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
 }

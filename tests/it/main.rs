@@ -2,6 +2,7 @@
 //! on 127.0.0.1: in-test servers, the demo shop, and the peers scripts/test.sh starts (httpbin,
 //! a Python WebSocket server, dnsmasq).
 
+mod alerting;
 mod anomaly;
 mod cli;
 mod conditions;
@@ -10,5 +11,6 @@ mod journeys;
 mod serve;
 mod steps;
 mod store;
+mod store_alerts;
 mod support;
 mod telemetry;

@@ -11,12 +11,12 @@ use waymark::store::Store;
 
 use crate::support::TestServer;
 
-const TOKEN: &str = "test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A running `waymark serve`, killed (SIGKILL) if the test ends without stopping it.
-struct Serve {
+pub(crate) struct Serve {
     child: Option<Child>,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Serve {
     }
 }
 
-fn db_url(dir: &Path) -> String {
+pub(crate) fn db_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("w.db").display())
 }
 
@@ -37,9 +37,20 @@ impl Serve {
     /// Starts the binary on `dir` (journeys in `dir/journeys`, database `dir/w.db`) and reads
     /// the address it printed.
     fn start(dir: &Path, run: u32) -> Serve {
+        Serve::start_with(dir, run, &[])
+    }
+
+    /// Also with `dir/waymark.toml` as `--config` if it exists, and extra environment.
+    pub(crate) fn start_with(dir: &Path, run: u32, env: &[(&str, &str)]) -> Serve {
         let log = dir.join(format!("serve-{run}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
-            .arg("serve")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_waymark"));
+        command.arg("serve");
+        let config = dir.join("waymark.toml");
+        if config.exists() {
+            command.arg("--config").arg(config);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
             .env("WAYMARK_DATABASE_URL", db_url(dir))
             .env("WAYMARK_LISTEN", "127.0.0.1:0")
             .env("WAYMARK_JOURNEYS", dir.join("journeys"))
@@ -68,7 +79,7 @@ impl Serve {
         serve
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -77,7 +88,7 @@ impl Serve {
     }
 
     /// Sends `signal` and waits for the exit code (None: killed by a signal).
-    async fn stop(mut self, signal: i32) -> Option<i32> {
+    pub(crate) async fn stop(mut self, signal: i32) -> Option<i32> {
         let mut child = self.child.take().unwrap();
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
@@ -94,7 +105,7 @@ impl Serve {
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let res = client()
             .get(format!("{}{path}", self.base))
             .send()
@@ -103,7 +114,7 @@ impl Serve {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
-    async fn json(&self, path: &str) -> Value {
+    pub(crate) async fn json(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).unwrap()
@@ -131,7 +142,7 @@ impl Serve {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -140,7 +151,12 @@ fn client() -> reqwest::Client {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, serve: &Serve, timeout: Duration, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(
+    what: &str,
+    serve: &Serve,
+    timeout: Duration,
+    mut check: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -163,7 +179,7 @@ fn journey(name: &str, url: &str) -> String {
     )
 }
 
-fn setup(files: &[(&str, String)]) -> tempfile::TempDir {
+pub(crate) fn setup(files: &[(&str, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let journeys = dir.path().join("journeys");
     std::fs::create_dir(&journeys).unwrap();

@@ -21,14 +21,14 @@ use waymark::store::{
 use crate::support::run_yaml;
 
 /// A database for one test: the store, and how to open it again.
-struct Db {
-    store: Store,
+pub(crate) struct Db {
+    pub(crate) store: Store,
     url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Db {
-    async fn sqlite() -> Db {
+    pub(crate) async fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -39,7 +39,7 @@ impl Db {
         }
     }
 
-    async fn postgres() -> Db {
+    pub(crate) async fn postgres() -> Db {
         let url = empty_postgres_database().await;
         let store = Store::connect(&url).await.unwrap();
         Db {
@@ -49,14 +49,14 @@ impl Db {
         }
     }
 
-    async fn reopen(&mut self) {
+    pub(crate) async fn reopen(&mut self) {
         self.store.close().await;
         self.store = Store::connect(&self.url).await.unwrap();
     }
 }
 
 /// A new, empty (unmigrated) database on the test server; its URL.
-async fn empty_postgres_database() -> String {
+pub(crate) async fn empty_postgres_database() -> String {
     let base = std::env::var("WAYMARK_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(
             "WAYMARK_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh, \
@@ -94,6 +94,7 @@ macro_rules! suite {
         }
     };
 }
+pub(crate) use suite;
 
 suite!(
     real_runs_read_back_identically,
@@ -110,7 +111,7 @@ suite!(
     episodes_table_is_added_to_an_existing_database,
 );
 
-fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
+pub(crate) fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 14, h, m, s).unwrap()
         + chrono::Duration::nanoseconds(nanos.into())
 }
@@ -765,7 +766,7 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
                 .unwrap()
         }
     };
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     same(&rec, &store.run(rec.result.run_id).await.unwrap().unwrap());
     assert!(
         store

@@ -206,10 +206,19 @@ impl Engine {
     /// Picks up where a previous process left off: the latest incident of each journey
     /// (active, or resolved recently enough to reopen) and the open anomaly episodes.
     /// Location streaks start afresh.
-    pub fn resume(&mut self, incidents: Vec<Incident>, episodes: &[StoredEpisode], now: DateTime<Utc>) {
+    pub fn resume(
+        &mut self,
+        incidents: Vec<Incident>,
+        episodes: &[StoredEpisode],
+        now: DateTime<Utc>,
+    ) {
         for incident in incidents {
             let js = self.journeys.entry(incident.journey.clone()).or_default();
-            if js.incident.as_ref().is_some_and(|i| i.opened_at >= incident.opened_at) {
+            if js
+                .incident
+                .as_ref()
+                .is_some_and(|i| i.opened_at >= incident.opened_at)
+            {
                 continue;
             }
             js.name = incident.journey.clone();
@@ -428,9 +437,10 @@ impl Engine {
         let reopen_within = self.reopen_within;
         let js = self.journeys.get_mut(name).expect("evaluated");
         let started_at = js.bad_since().unwrap_or(now);
-        let reopen = js.incident.as_ref().is_some_and(|i| {
-            i.flapping || i.resolved_at.is_some_and(|r| now - r <= reopen_within)
-        });
+        let reopen = js
+            .incident
+            .as_ref()
+            .is_some_and(|i| i.flapping || i.resolved_at.is_some_and(|r| now - r <= reopen_within));
         let (kind, detail) = if reopen {
             let i = js.incident.as_mut().expect("checked");
             i.state = IncidentState::Open;
@@ -440,7 +450,8 @@ impl Engine {
             i.acknowledged_at = None;
             i.acknowledged_by = None;
             i.severity = severity;
-            i.channels = union(std::mem::take(&mut i.channels), channels);
+            // Every channel heard the resolve; the routes decide afresh who hears this.
+            i.channels = channels;
             let detail = format!(
                 "reopened ({} time{}): {}",
                 i.reopened,
@@ -484,7 +495,10 @@ impl Engine {
         let i = js.incident.as_mut().expect("active");
         i.severity = Severity::Failure;
         i.channels = union(std::mem::take(&mut i.channels), channels);
-        let detail = format!("escalated to failure: {}", cause.headline(Severity::Failure));
+        let detail = format!(
+            "escalated to failure: {}",
+            cause.headline(Severity::Failure)
+        );
         i.cause = cause;
         self.change(name, NotificationKind::Escalated, detail, now)
     }
@@ -598,7 +612,11 @@ impl Engine {
             } else {
                 format!("maintenance: {}", muting.join(", "))
             };
-            events.push(event(now, "muted", format!("{} not notified ({why})", kind.as_str())));
+            events.push(event(
+                now,
+                "muted",
+                format!("{} not notified ({why})", kind.as_str()),
+            ));
             (Vec::new(), notifications)
         };
         IncidentChange {

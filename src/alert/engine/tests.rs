@@ -171,8 +171,15 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     let c = &opened[0];
     sent(c, NotificationKind::Triggered, &["pager", "mail", "chat"]);
     let i = &c.incident;
-    assert_eq!((i.severity, i.state), (Severity::Failure, IncidentState::Open));
-    assert_eq!(i.started_at, at(1), "time to detect starts at the first failed run");
+    assert_eq!(
+        (i.severity, i.state),
+        (Severity::Failure, IncidentState::Open)
+    );
+    assert_eq!(
+        i.started_at,
+        at(1),
+        "time to detect starts at the first failed run"
+    );
     assert_eq!(i.opened_at, at(2));
     assert_eq!(i.cause.step.as_deref(), Some("pay"));
     assert_eq!(i.cause.dependency.as_deref(), Some("payments"));
@@ -180,14 +187,21 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     assert_eq!(i.cause.condition.as_deref(), Some("[STATUS] == 200"));
     assert_eq!(i.cause.actual.as_deref(), Some("503"));
     assert_eq!(i.cause.failing_locations, ["eu"]);
-    assert_eq!(i.runbook.as_deref(), Some("https://wiki.example.com/checkout"));
+    assert_eq!(
+        i.runbook.as_deref(),
+        Some("https://wiki.example.com/checkout")
+    );
     assert_eq!(i.owner.as_deref(), Some("shop-team"));
     assert!(i.dedup_key.starts_with("waymark-"));
     assert_eq!(c.events[0].kind, "triggered");
     // More failures change nothing; one good run is not enough.
     assert!(sim.runs(&[Failed, Failed, Good], "eu", 3).is_empty());
     let resolved = sim.runs(&[Good], "eu", 6);
-    sent(&resolved[0], NotificationKind::Resolved, &["pager", "mail", "chat"]);
+    sent(
+        &resolved[0],
+        NotificationKind::Resolved,
+        &["pager", "mail", "chat"],
+    );
     let r = &resolved[0].incident;
     assert_eq!((r.id, r.state), (1, IncidentState::Resolved));
     assert_eq!(r.dedup_key, i.dedup_key);
@@ -267,7 +281,10 @@ fn an_anomaly_episode_is_a_degradation_until_it_ends() {
         opened.notifications[0].summary(),
         "[DEGRADED] checkout: step \"pay\" is slower than its baseline (412 ms, usually 80 ms)"
     );
-    assert!(sim.runs(&[Good, Good, Good], "eu", 4).is_empty(), "episode still open");
+    assert!(
+        sim.runs(&[Good, Good, Good], "eu", 4).is_empty(),
+        "episode still open"
+    );
     let ended = sim
         .engine
         .observe_episode(&j, &episode(41, Transition::Ended), at(7))
@@ -312,7 +329,11 @@ fn failing_again_soon_reopens_the_same_incident() {
     assert_eq!(again[0].incident.dedup_key, key);
     assert_eq!(again[0].incident.reopened, 1);
     assert_eq!(again[0].incident.resolved_at, None);
-    sent(&again[0], NotificationKind::Reopened, &["pager", "mail", "chat"]);
+    sent(
+        &again[0],
+        NotificationKind::Reopened,
+        &["pager", "mail", "chat"],
+    );
     // Resolved, then failing again after the 30-minute window: a new incident.
     sim.runs(&[Good, Good], "eu", 12);
     let later = sim.runs(&[Failed, Failed], "eu", 60);
@@ -333,11 +354,24 @@ fn flapping_is_notified_once_then_settles() {
     assert!(all.iter().all(|c| c.incident.id == 1), "one incident");
     let kinds: Vec<NotificationKind> = all
         .iter()
-        .map(|c| c.notifications.first().map_or(NotificationKind::Reminder, |n| n.kind))
+        .map(|c| {
+            c.notifications
+                .first()
+                .map_or(NotificationKind::Reminder, |n| n.kind)
+        })
         .collect();
     use NotificationKind::*;
-    assert_eq!(&kinds[..7], [Triggered, Resolved, Reopened, Resolved, Reopened, Resolved, Flapping]);
-    assert!(all[7..].iter().all(|c| c.notifications.is_empty() && c.muted.is_empty()));
+    assert_eq!(
+        &kinds[..7],
+        [
+            Triggered, Resolved, Reopened, Resolved, Reopened, Resolved, Flapping
+        ]
+    );
+    assert!(
+        all[7..]
+            .iter()
+            .all(|c| c.notifications.is_empty() && c.muted.is_empty())
+    );
     assert!(all[8].events[0].detail.contains("flapping: not notified"));
     let last = all.last().unwrap();
     assert!(last.incident.flapping);
@@ -361,13 +395,19 @@ fn with_maintenance(window: &str) -> Engine {
 fn maintenance_mutes_alerts_and_sends_them_if_still_open_afterwards() {
     let start = at(0).to_rfc3339();
     let end = at(30).to_rfc3339();
-    let window = format!("name = \"db upgrade\"\ntags = [\"critical\"]\nstart = \"{start}\"\nend = \"{end}\"");
+    let window = format!(
+        "name = \"db upgrade\"\ntags = [\"critical\"]\nstart = \"{start}\"\nend = \"{end}\""
+    );
     let mut sim = Sim::new(with_maintenance(&window), journey(""));
     let opened = sim.runs(&[Failed, Failed], "eu", 0);
     assert!(opened[0].notifications.is_empty());
     assert_eq!(opened[0].muted.len(), 1);
     assert_eq!(opened[0].events[1].kind, "muted");
-    assert!(opened[0].events[1].detail.contains("db upgrade"), "{:?}", opened[0].events);
+    assert!(
+        opened[0].events[1].detail.contains("db upgrade"),
+        "{:?}",
+        opened[0].events
+    );
     assert!(sim.tick(at(29)).is_empty());
     let after = sim.tick(at(30));
     sent(&after[0], NotificationKind::Triggered, &["pager"]);
@@ -382,7 +422,11 @@ fn an_incident_that_lives_and_dies_in_maintenance_sends_nothing() {
     let mut sim = Sim::new(with_maintenance(window), journey(""));
     let changes = sim.runs(&[Failed, Failed, Good, Good], "eu", 0);
     assert_eq!(changes.len(), 2);
-    assert!(changes.iter().all(|c| c.notifications.is_empty() && c.muted.len() == 1));
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.notifications.is_empty() && c.muted.len() == 1)
+    );
     assert!(sim.tick(at(55)).is_empty());
 }
 
@@ -406,10 +450,17 @@ fn reminders_repeat_on_channels_that_want_them_until_acknowledged() {
     assert!(sim.tick(at(1 + 239)).is_empty());
     let reminder = sim.tick(at(1 + 240));
     sent(&reminder[0], NotificationKind::Reminder, &["mail"]);
-    assert!(reminder[0].events[0].detail.contains("open for 4h"), "{:?}", reminder[0].events);
+    assert!(
+        reminder[0].events[0].detail.contains("open for 4h"),
+        "{:?}",
+        reminder[0].events
+    );
     assert!(sim.tick(at(1 + 241)).is_empty());
     sim.engine.acknowledge(id, "ada", at(300)).unwrap();
-    assert!(sim.tick(at(1 + 480)).is_empty(), "no reminders once acknowledged");
+    assert!(
+        sim.tick(at(1 + 480)).is_empty(),
+        "no reminders once acknowledged"
+    );
 }
 
 #[test]
@@ -423,7 +474,11 @@ fn acknowledge_and_resolve_commands() {
     let ack = sim.engine.acknowledge(id, "ada", at(3)).unwrap();
     assert_eq!(ack.incident.state, IncidentState::Acknowledged);
     assert_eq!(ack.incident.acknowledged_by.as_deref(), Some("ada"));
-    sent(&ack, NotificationKind::Acknowledged, &["pager", "mail", "chat"]);
+    sent(
+        &ack,
+        NotificationKind::Acknowledged,
+        &["pager", "mail", "chat"],
+    );
     assert_eq!(
         sim.engine.acknowledge(id, "bob", at(4)),
         Err(CommandError::Conflict {
@@ -433,7 +488,11 @@ fn acknowledge_and_resolve_commands() {
     );
     let resolved = sim.engine.resolve(id, "bob", at(5)).unwrap();
     assert_eq!(resolved.incident.resolved_by.as_deref(), Some("bob"));
-    sent(&resolved, NotificationKind::Resolved, &["pager", "mail", "chat"]);
+    sent(
+        &resolved,
+        NotificationKind::Resolved,
+        &["pager", "mail", "chat"],
+    );
     assert_eq!(
         sim.engine.resolve(id, "bob", at(6)),
         Err(CommandError::NotFound(id))
@@ -464,5 +523,9 @@ fn resumed_incidents_resolve_and_resumed_episodes_hold() {
     sim.engine.resume(vec![incident.clone()], &[], at(10));
     let resolved = sim.runs(&[Good, Good], "eu", 10);
     assert_eq!(resolved[0].incident.id, incident.id);
-    sent(&resolved[0], NotificationKind::Resolved, &["pager", "mail", "chat"]);
+    sent(
+        &resolved[0],
+        NotificationKind::Resolved,
+        &["pager", "mail", "chat"],
+    );
 }

@@ -42,7 +42,10 @@ pub enum DeliveryError {
     },
     /// Trying again cannot help: 400 (bad event), 401/403/404 (bad key or URL), SMTP 5xx.
     #[error("{message}")]
-    Permanent { status: Option<u16>, message: String },
+    Permanent {
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl DeliveryError {

@@ -207,7 +207,14 @@ fn links(n: &Notification) -> Vec<Link<'_>> {
     ]
     .into_iter()
     .filter_map(|(href, text)| Some(Link { href: href?, text }))
+    .filter(|link| is_web_url(link.href))
     .collect()
+}
+
+/// PagerDuty may refuse a whole event over a link that is not a URL (a runbook written as
+/// prose): such values stay in `custom_details` only.
+fn is_web_url(text: &str) -> bool {
+    text.starts_with("https://") || text.starts_with("http://")
 }
 
 /// The runbook link, else the runbook as the journey names it.
@@ -384,6 +391,14 @@ mod tests {
             "https://wiki.example.com/search"
         );
         assert!(t.payload.custom_details.locations.is_empty());
+
+        n.incident.runbook = Some("ask #payments on chat".into());
+        let t = event(KEY, &n).trigger.unwrap();
+        assert_eq!(
+            t.payload.custom_details.runbook,
+            Some("ask #payments on chat")
+        );
+        assert_eq!(t.links.len(), 1, "only the incident link: {:?}", t.links);
     }
 
     #[test]

@@ -112,6 +112,8 @@ fn fields(n: &Notification) -> Value {
     } else {
         Some(c.failing_locations.join(", "))
     };
+    // A runbook that is a link is a button; one written as prose is shown here.
+    let runbook = runbook(n).filter(|r| !is_web_url(r)).map(str::to_string);
     let fields: Vec<Value> = [
         ("Journey", Some(i.journey.clone())),
         ("Step", step),
@@ -119,6 +121,7 @@ fn fields(n: &Notification) -> Value {
         ("Actual value", c.actual.clone()),
         ("Owner", i.owner.clone()),
         ("Locations", locations),
+        ("Runbook", runbook),
     ]
     .into_iter()
     .filter_map(|(label, value)| {
@@ -146,18 +149,18 @@ fn context(n: &Notification) -> Value {
 }
 
 /// Link buttons, or no block at all when there is no link (an empty actions block is
-/// invalid). A link too long for a button is left out: cut, it would lead nowhere.
+/// invalid). Slack rejects the whole message over a button whose `url` is not a URL or is
+/// too long, so those are left out (cut, a link would lead nowhere).
 fn actions(n: &Notification) -> Option<Value> {
-    let runbook = n.links.runbook.as_ref().or(n.incident.runbook.as_ref());
     let buttons: Vec<Value> = [
-        ("waymark_run", "View run", n.links.run.as_ref()),
-        ("waymark_trace", "Trace", n.links.trace.as_ref()),
-        ("waymark_runbook", "Runbook", runbook),
-        ("waymark_incident", "Incident", n.links.incident.as_ref()),
+        ("waymark_run", "View run", n.links.run.as_deref()),
+        ("waymark_trace", "Trace", n.links.trace.as_deref()),
+        ("waymark_runbook", "Runbook", runbook(n)),
+        ("waymark_incident", "Incident", n.links.incident.as_deref()),
     ]
     .into_iter()
     .filter_map(|(action_id, text, url)| {
-        let url = url.filter(|u| u.len() <= BUTTON_URL_MAX)?;
+        let url = url.filter(|u| is_web_url(u) && u.len() <= BUTTON_URL_MAX)?;
         Some(json!({
             "type": "button",
             "action_id": action_id,
@@ -167,6 +170,15 @@ fn actions(n: &Notification) -> Option<Value> {
     })
     .collect();
     (!buttons.is_empty()).then(|| json!({ "type": "actions", "elements": buttons }))
+}
+
+/// The runbook link, else the runbook as the journey names it.
+fn runbook(n: &Notification) -> Option<&str> {
+    n.links.runbook.as_deref().or(n.incident.runbook.as_deref())
+}
+
+fn is_web_url(text: &str) -> bool {
+    text.starts_with("https://") || text.starts_with("http://")
 }
 
 fn mrkdwn(text: &str) -> Value {
@@ -386,6 +398,21 @@ mod tests {
         let buttons = b[4]["elements"].as_array().unwrap();
         assert_eq!(buttons.len(), 1);
         assert_eq!(buttons[0]["action_id"], "waymark_incident");
+
+        let mut prose = degraded_notification(NotificationKind::Triggered);
+        prose.incident.runbook = Some("ask <#payments> first".into());
+        let m = message(&prose);
+        let fields = texts(&m["blocks"][2], "fields");
+        assert_eq!(
+            fields.last().unwrap(),
+            "*Runbook*\nask &lt;#payments&gt; first"
+        );
+        let buttons = m["blocks"][4]["elements"].as_array().unwrap();
+        assert_eq!(
+            buttons.len(),
+            1,
+            "no button for a runbook that is not a link"
+        );
 
         let mut bare = degraded_notification(NotificationKind::Triggered);
         bare.links.incident = None;

@@ -22,16 +22,12 @@ pub(crate) const RUN_ID: uuid::Uuid =
     uuid::Uuid::from_u128(0x0190_7c6e_1a2b_7c3d_8e4f_5a6b_7c8d_9e0f);
 pub(crate) const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// When the first bad run started: 2026-03-01 10:00:00 UTC.
-pub(crate) fn started_at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
-}
-
 /// A notification of incident 42: `shop-checkout` fails at step `pay` (HTTP 503 from the
-/// payments API) in two locations, with owner, runbook, tags and every link. The incident's
-/// state and timestamps follow `kind`: acknowledged 10 min in, resolved 1h 4m 12s in.
+/// payments API) in two locations, with owner, runbook, tags and every link. It started
+/// 2026-03-01 10:00:00 UTC and opened 2 min in; state and timestamps follow `kind`:
+/// acknowledged 10 min in, resolved 1h 4m 12s in.
 pub(crate) fn notification(kind: NotificationKind) -> Notification {
-    let started = started_at();
+    let started = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
     let opened = started + chrono::Duration::minutes(2);
     let acked = started + chrono::Duration::minutes(10);
     let resolved = started + chrono::Duration::seconds(3852);
@@ -169,7 +165,7 @@ struct Shared {
 /// An HTTP server on 127.0.0.1 that records every request and answers with a configurable
 /// status, headers and body. It stops with the test's runtime.
 pub(crate) struct Recorder {
-    pub base: String,
+    base: String,
     shared: Shared,
 }
 

@@ -457,9 +457,9 @@ fn step(
         Some(v) => retries(c, v, &what("retries")),
         None => Some(Retries::default()),
     };
-    let conditions = f
-        .get("conditions")
-        .map_or(Some(Vec::new()), |v| self::conditions(c, v, defined, "`conditions`"));
+    let conditions = f.get("conditions").map_or(Some(Vec::new()), |v| {
+        self::conditions(c, v, defined, "`conditions`")
+    });
     let degraded_when = f.get("degraded_when").map_or(Some(Vec::new()), |v| {
         self::conditions(c, v, defined, &what("degraded_when"))
     });
@@ -495,7 +495,11 @@ fn step(
 
 /// `alert: { failure_after: 3, resolve_after: 2, locations: 2 }`.
 fn alert_rules(c: &mut Checker, n: &Node) -> Option<AlertRules> {
-    let f = c.fields(n, "`alert`", &["failure_after", "resolve_after", "locations"])?;
+    let f = c.fields(
+        n,
+        "`alert`",
+        &["failure_after", "resolve_after", "locations"],
+    )?;
     let mut rules = AlertRules::default();
     let mut ok = true;
     for (key, field) in [

@@ -138,9 +138,9 @@ fn action(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<W
                     None
                 }
             };
-            let conds = f
-                .get("conditions")
-                .map_or(Some(Vec::new()), |l| conditions(c, l, defined, "`conditions`"));
+            let conds = f.get("conditions").map_or(Some(Vec::new()), |l| {
+                conditions(c, l, defined, "`conditions`")
+            });
             Some(WsAction::ExpectNone {
                 duration: duration?,
                 conditions: conds?,

@@ -320,6 +320,8 @@ impl AlertConfig {
                     if c.to.is_empty() {
                         return Err(format!("{} must list at least one address", what("to")));
                     }
+                    super::notify::email::check(c)
+                        .map_err(|e| format!("alerting.channels.{name}: {e}"))?;
                     c.password.iter_mut().map(|p| ("password", p)).collect()
                 }
                 ChannelKind::Log(_) => vec![],
@@ -454,6 +456,10 @@ mod tests {
             e.contains("not an http(s) URL") && !e.contains("secret-part"),
             "{e}"
         );
+        let e = invalid(
+            "[channels.m]\ntype = \"email\"\nsmtp_host = \"h\"\nfrom = \"not an address\"\nto = [\"a@example.com\"]\n",
+        );
+        assert!(e.starts_with("alerting.channels.m: invalid address"), "{e}");
         let e = invalid("[[maintenance]]\nname = \"m\"\ncron = \"0 2 * * SUN\"\n");
         assert!(e.contains("duration"), "{e}");
     }

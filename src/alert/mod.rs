@@ -204,6 +204,14 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// The runbook link, else the runbook as the journey names it.
+    pub fn runbook(&self) -> Option<&str> {
+        self.links
+            .runbook
+            .as_deref()
+            .or(self.incident.runbook.as_deref())
+    }
+
     /// One line for titles and subjects: `[FAILURE] shop-checkout: step "pay" failed`.
     pub fn summary(&self) -> String {
         let i = &self.incident;
@@ -226,6 +234,15 @@ impl Notification {
 }
 
 impl Cause {
+    /// Where it fails: the failing locations, else the location of the run.
+    pub fn locations(&self) -> Vec<&str> {
+        if self.failing_locations.is_empty() {
+            self.location.iter().map(String::as_str).collect()
+        } else {
+            self.failing_locations.iter().map(String::as_str).collect()
+        }
+    }
+
     /// What is wrong, in a few words.
     pub fn headline(&self, severity: Severity) -> String {
         if let Some(a) = &self.anomaly {

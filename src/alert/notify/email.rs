@@ -22,7 +22,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::slack::human_duration;
+use super::human_duration;
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, SEND_TIMEOUT};
 use crate::alert::config::{EmailConfig, SmtpTls};
 use crate::alert::{Notification, NotificationKind, Severity};
@@ -66,6 +66,11 @@ impl Notifier for Email {
             }
         })
     }
+}
+
+/// The configuration's problem, if it has one (addresses, CA file), for checking at load.
+pub fn check(config: &EmailConfig) -> Result<(), String> {
+    Ready::new(config).map(drop)
 }
 
 impl Ready {
@@ -226,7 +231,7 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         ),
         ("Flapping", i.flapping.then(|| "yes".to_string())),
         ("Owner", i.owner.clone()),
-        ("Runbook", runbook(n).map(str::to_string)),
+        ("Runbook", n.runbook().map(str::to_string)),
         ("Tags", (!i.tags.is_empty()).then(|| i.tags.join(", "))),
         ("Step", c.step.clone()),
         ("Dependency", c.dependency.clone()),
@@ -253,16 +258,11 @@ fn links(n: &Notification) -> Vec<(&'static str, &str)> {
         ("Incident", n.links.incident.as_deref()),
         ("Run", n.links.run.as_deref()),
         ("Trace", n.links.trace.as_deref()),
-        ("Runbook", runbook(n)),
+        ("Runbook", n.runbook()),
     ]
     .into_iter()
     .filter_map(|(label, href)| Some((label, href?)))
     .collect()
-}
-
-/// The runbook link, else the runbook as the journey names it.
-fn runbook(n: &Notification) -> Option<&str> {
-    n.links.runbook.as_deref().or(n.incident.runbook.as_deref())
 }
 
 fn stamp(at: DateTime<Utc>) -> String {
@@ -338,7 +338,7 @@ fn html(n: &Notification) -> String {
 /// A link styled as a button; a value that is not an http(s) URL (a runbook written as
 /// prose, or a `javascript:` trap) is shown as text instead.
 fn button(label: &str, href: &str) -> String {
-    if href.starts_with("https://") || href.starts_with("http://") {
+    if super::is_web_url(href) {
         format!(
             "<a href=\"{}\" style=\"{BUTTON_CSS}\">{}</a>",
             escape(href),

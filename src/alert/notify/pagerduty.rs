@@ -11,7 +11,7 @@
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
+use super::{BoxFuture, Delivered, DeliveryError, Notifier, is_web_url, post_json};
 use crate::alert::config::{PagerDutyConfig, Secret};
 use crate::alert::{AnomalyCause, Notification, NotificationKind, Severity};
 
@@ -174,11 +174,7 @@ fn class(n: &Notification) -> String {
 fn details(n: &Notification) -> Details<'_> {
     let i = &n.incident;
     let c = &i.cause;
-    let locations = if c.failing_locations.is_empty() {
-        c.location.iter().map(String::as_str).collect()
-    } else {
-        c.failing_locations.iter().map(String::as_str).collect()
-    };
+    let locations = c.locations();
     Details {
         kind: n.kind.as_str(),
         incident_id: i.id,
@@ -193,7 +189,7 @@ fn details(n: &Notification) -> Details<'_> {
         trace_id: c.trace_id.as_deref(),
         locations,
         owner: i.owner.as_deref(),
-        runbook: runbook(n),
+        runbook: n.runbook(),
         anomaly: c.anomaly.as_ref(),
     }
 }
@@ -203,23 +199,14 @@ fn links(n: &Notification) -> Vec<Link<'_>> {
         (n.links.run.as_deref(), "View run"),
         (n.links.trace.as_deref(), "Trace"),
         (n.links.incident.as_deref(), "Incident in Waymark"),
-        (runbook(n), "Runbook"),
+        (n.runbook(), "Runbook"),
     ]
     .into_iter()
     .filter_map(|(href, text)| Some(Link { href: href?, text }))
+    // PagerDuty may refuse a whole event over a link that is not a URL (a runbook written as
+    // prose): such values stay in `custom_details` only.
     .filter(|link| is_web_url(link.href))
     .collect()
-}
-
-/// PagerDuty may refuse a whole event over a link that is not a URL (a runbook written as
-/// prose): such values stay in `custom_details` only.
-fn is_web_url(text: &str) -> bool {
-    text.starts_with("https://") || text.starts_with("http://")
-}
-
-/// The runbook link, else the runbook as the journey names it.
-fn runbook(n: &Notification) -> Option<&str> {
-    n.links.runbook.as_deref().or(n.incident.runbook.as_deref())
 }
 
 #[cfg(test)]

@@ -9,11 +9,9 @@
 //! (bad message, revoked or unknown webhook); 429 (with `Retry-After`) and 5xx are retried:
 //! [`post_json`] classifies. The webhook URL is the credential: it never appears in errors.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
+use super::{BoxFuture, Delivered, DeliveryError, Notifier, human_duration, is_web_url, post_json};
 use crate::alert::config::{Secret, SlackConfig};
 use crate::alert::{Notification, NotificationKind, Severity};
 
@@ -107,13 +105,9 @@ fn fields(n: &Notification) -> Value {
         Some(d) => format!("{s} ({d})"),
         None => s.clone(),
     });
-    let locations = if c.failing_locations.is_empty() {
-        c.location.clone()
-    } else {
-        Some(c.failing_locations.join(", "))
-    };
+    let locations = Some(c.locations().join(", ")).filter(|l| !l.is_empty());
     // A runbook that is a link is a button; one written as prose is shown here.
-    let runbook = runbook(n).filter(|r| !is_web_url(r)).map(str::to_string);
+    let runbook = n.runbook().filter(|r| !is_web_url(r)).map(str::to_string);
     let fields: Vec<Value> = [
         ("Journey", Some(i.journey.clone())),
         ("Step", step),
@@ -155,7 +149,7 @@ fn actions(n: &Notification) -> Option<Value> {
     let buttons: Vec<Value> = [
         ("waymark_run", "View run", n.links.run.as_deref()),
         ("waymark_trace", "Trace", n.links.trace.as_deref()),
-        ("waymark_runbook", "Runbook", runbook(n)),
+        ("waymark_runbook", "Runbook", n.runbook()),
         ("waymark_incident", "Incident", n.links.incident.as_deref()),
     ]
     .into_iter()
@@ -170,15 +164,6 @@ fn actions(n: &Notification) -> Option<Value> {
     })
     .collect();
     (!buttons.is_empty()).then(|| json!({ "type": "actions", "elements": buttons }))
-}
-
-/// The runbook link, else the runbook as the journey names it.
-fn runbook(n: &Notification) -> Option<&str> {
-    n.links.runbook.as_deref().or(n.incident.runbook.as_deref())
-}
-
-fn is_web_url(text: &str) -> bool {
-    text.starts_with("https://") || text.starts_with("http://")
 }
 
 fn mrkdwn(text: &str) -> Value {
@@ -200,28 +185,6 @@ fn truncate(text: &str, max: usize) -> String {
     let mut cut: String = text.chars().take(max - 1).collect();
     cut.push('…');
     cut
-}
-
-/// The two largest units, for people: `1h 4m`, `42s`, `2d 3h`. Email says it the same way.
-pub(super) fn human_duration(d: Duration) -> String {
-    let mut rest = d.as_secs();
-    let parts: Vec<String> = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
-        .into_iter()
-        .map(|(size, unit)| {
-            let value = rest / size;
-            rest %= size;
-            (value, unit)
-        })
-        .skip_while(|(value, _)| *value == 0)
-        .take(2)
-        .filter(|(value, _)| *value > 0)
-        .map(|(value, unit)| format!("{value}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".to_string()
-    } else {
-        parts.join(" ")
-    }
 }
 
 #[cfg(test)]
@@ -449,17 +412,6 @@ mod tests {
         let buttons = b[4]["elements"].as_array().unwrap();
         assert_eq!(buttons.len(), 3, "the over-long trace link is left out");
         assert!(buttons.iter().all(|b| b["action_id"] != "waymark_trace"));
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        let s = Duration::from_secs;
-        assert_eq!(human_duration(s(0)), "0s");
-        assert_eq!(human_duration(s(42)), "42s");
-        assert_eq!(human_duration(s(303)), "5m 3s");
-        assert_eq!(human_duration(s(3852)), "1h 4m");
-        assert_eq!(human_duration(s(3605)), "1h");
-        assert_eq!(human_duration(s(2 * 86_400 + 3 * 3600 + 59)), "2d 3h");
     }
 
     #[tokio::test]

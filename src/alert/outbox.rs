@@ -270,6 +270,154 @@ fn attempt_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::NotificationKind;
+    use crate::alert::notify::test_support::{Recorder, closed_port, notification};
+    use crate::store::alerts::{IncidentChange, NotificationStatus};
+
+    /// An outbox with one webhook channel `hook` at `url`, on an in-memory store.
+    async fn outbox(url: &str, give_up_after: &str) -> Outbox {
+        let mut config: AlertConfig = toml::from_str(&format!(
+            "give_up_after = \"{give_up_after}\"\nretry = {{ initial = \"20ms\", max = \"40ms\" }}\n\
+             [channels.hook]\ntype = \"webhook\"\nurl = \"{url}\"\nsecret = \"s3cret-value\"\n"
+        ))
+        .unwrap();
+        config.validate(|_| None).unwrap();
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        Outbox::new(&config, store, Arc::new(Metrics::new()))
+    }
+
+    /// Queues `kinds` of one new incident to `hook`, as the engine's change would.
+    async fn queue(outbox: &Outbox, kinds: &[NotificationKind]) -> Vec<uuid::Uuid> {
+        let base = notification(NotificationKind::Triggered);
+        let mut incident = base.incident.clone();
+        incident.id = 0;
+        let notifications: Vec<Notification> = kinds
+            .iter()
+            .map(|k| Notification {
+                id: uuid::Uuid::new_v4(),
+                channel: "hook".into(),
+                kind: *k,
+                created_at: Utc::now(),
+                incident: incident.clone(),
+                links: Links::default(),
+            })
+            .collect();
+        let change = IncidentChange {
+            incident,
+            events: vec![],
+            notifications: notifications.clone(),
+            muted: vec![],
+        };
+        let id = outbox.store.save_incident(&change).await.unwrap();
+        assert!(id > 0);
+        notifications.iter().map(|n| n.id).collect()
+    }
+
+    async fn status(outbox: &Outbox, incident: i64) -> Vec<(NotificationStatus, u32)> {
+        let records = outbox.store.incident_notifications(incident).await.unwrap();
+        records.iter().map(|r| (r.status, r.attempts)).collect()
+    }
+
+    /// Passes until nothing is pending (or 5 s).
+    async fn drain(outbox: &Outbox) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !outbox
+            .store
+            .pending_notifications(10)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "still pending");
+            outbox.pass(Utc::now()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_fails_at_once_and_says_why() {
+        let server = Recorder::start(400, "bad request: no such hook").await;
+        let outbox = outbox(&server.url("/hook"), "1h").await;
+        let ids = queue(&outbox, &[NotificationKind::Triggered]).await;
+        drain(&outbox).await;
+        assert_eq!(status(&outbox, 1).await, [(NotificationStatus::Failed, 1)]);
+        let attempts = outbox.store.delivery_attempts(ids[0]).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            (attempts[0].status_code, attempts[0].outcome.as_str()),
+            (Some(400), "failed")
+        );
+        assert!(
+            attempts[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("no such hook")
+        );
+        let metrics = outbox.metrics.encode(None, None, None).unwrap();
+        assert!(
+            metrics.contains(
+                "waymark_notification_attempts_total{channel=\"hook\",outcome=\"failed\"} 1"
+            ),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_receiver_is_retried_until_give_up_after() {
+        let url = format!("http://127.0.0.1:{}/hook", closed_port().await);
+        let outbox = outbox(&url, "300ms").await;
+        queue(&outbox, &[NotificationKind::Triggered]).await;
+        drain(&outbox).await;
+        let [(state, attempts)] = status(&outbox, 1).await[..] else {
+            panic!("one notification")
+        };
+        assert_eq!(state, NotificationStatus::Failed);
+        // 20–40 ms apart, for 300 ms: several attempts, the last one giving up.
+        assert!(attempts >= 4, "{attempts} attempts");
+    }
+
+    #[tokio::test]
+    async fn a_resolve_never_overtakes_its_trigger() {
+        let server = Recorder::start(503, "down").await;
+        let outbox = outbox(&server.url("/hook"), "1h").await;
+        queue(
+            &outbox,
+            &[NotificationKind::Triggered, NotificationKind::Resolved],
+        )
+        .await;
+        // The trigger fails and waits for its retry; the resolve stays queued behind it.
+        outbox.pass(Utc::now()).await.unwrap();
+        outbox
+            .pass(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        let kinds: Vec<String> = server
+            .take_all()
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["kind"].to_string()
+            })
+            .collect();
+        assert_eq!(kinds, ["\"triggered\"", "\"triggered\""]);
+        server.answer(202, &[], "");
+        drain(&outbox).await;
+        let kinds: Vec<String> = server
+            .take_all()
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["kind"].to_string()
+            })
+            .collect();
+        assert_eq!(kinds, ["\"triggered\"", "\"resolved\""]);
+        assert_eq!(
+            status(&outbox, 1).await,
+            [
+                (NotificationStatus::Delivered, 3),
+                (NotificationStatus::Delivered, 1)
+            ]
+        );
+    }
 
     #[test]
     fn backoff_doubles_within_jittered_bounds_up_to_the_cap() {

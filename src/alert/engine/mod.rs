@@ -19,10 +19,12 @@
 //!   once, then silent until it has not changed state for a whole window.
 
 mod cause;
+mod state;
 #[cfg(test)]
 mod tests;
+mod tick;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -34,11 +36,12 @@ use super::{
 };
 use crate::baseline::Transition;
 use crate::baseline::engine::EpisodeEvent;
-use crate::journey::{AlertRules, Journey};
+use crate::journey::Journey;
 use crate::runner::RunResult;
 use crate::store::StoredEpisode;
 use crate::store::alerts::{IncidentChange, IncidentEvent};
 use cause::Health;
+use state::{JourneyState, LocationState};
 
 /// Why an API command was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -62,100 +65,8 @@ pub struct Engine {
     undo: HashMap<String, JourneyState>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct JourneyState {
-    name: String,
-    tags: Vec<String>,
-    owner: Option<String>,
-    runbook: Option<String>,
-    rules: AlertRules,
-    locations: BTreeMap<String, LocationState>,
-    /// Open anomaly episodes on the journey's steps, by episode id.
-    anomalies: BTreeMap<i64, AnomalyCause>,
-    /// The latest incident: active, or resolved (and perhaps reopened).
-    incident: Option<Incident>,
-    /// When the incident opened or resolved, within the flapping window.
-    changes: VecDeque<DateTime<Utc>>,
-    /// When each channel was last alerted about the incident (for reminders).
-    last_alerted: HashMap<String, DateTime<Utc>>,
-    /// An alerting notification of the incident was queued (so its resolve must be too).
-    announced: bool,
-    /// An alerting notification was muted by maintenance while the incident stays active.
-    muted_alert: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct LocationState {
-    failed: u32,
-    degraded: u32,
-    good: u32,
-    /// Start of the first run of the current bad streak (time-to-detect starts there).
-    bad_since: Option<DateTime<Utc>>,
-    /// Evidence from the latest bad run.
-    cause: Cause,
-}
-
-impl JourneyState {
-    fn active(&self) -> Option<&Incident> {
-        self.incident
-            .as_ref()
-            .filter(|i| i.state != IncidentState::Resolved)
-    }
-
-    /// What the journey's health calls for now.
-    fn target(&self) -> Option<(Severity, Cause)> {
-        let rules = self.rules;
-        let failing: Vec<(&String, &LocationState)> = self
-            .locations
-            .iter()
-            .filter(|(_, l)| l.failed >= rules.failure_after)
-            .collect();
-        let needed = (rules.locations as usize).clamp(1, self.locations.len().max(1));
-        if let Some((_, first)) = failing.first() {
-            let cause = Cause {
-                failing_locations: failing.iter().map(|(name, _)| (*name).clone()).collect(),
-                ..first.cause.clone()
-            };
-            let severity = if failing.len() >= needed {
-                Severity::Failure
-            } else {
-                Severity::Degraded
-            };
-            return Some((severity, cause));
-        }
-        if let Some(l) = self
-            .locations
-            .values()
-            .find(|l| l.degraded >= rules.failure_after)
-        {
-            return Some((Severity::Degraded, l.cause.clone()));
-        }
-        self.anomalies.values().next().map(|a| {
-            let cause = Cause {
-                step: Some(a.step.clone()),
-                location: Some(a.location.clone()),
-                anomaly: Some(a.clone()),
-                ..Cause::default()
-            };
-            (Severity::Degraded, cause)
-        })
-    }
-
-    fn all_good(&self) -> bool {
-        self.anomalies.is_empty()
-            && self
-                .locations
-                .values()
-                .all(|l| l.good >= self.rules.resolve_after)
-    }
-
-    fn bad_since(&self) -> Option<DateTime<Utc>> {
-        self.locations.values().filter_map(|l| l.bad_since).min()
-    }
-}
-
 /// Which of an incident's channels a change notifies.
-enum Audience<'a> {
+pub(super) enum Audience<'a> {
     All,
     Only(&'a [String]),
     /// Recorded in the timeline only (flapping).
@@ -400,7 +311,7 @@ impl Engine {
         js
     }
 
-    fn stash(&mut self, name: &str) {
+    pub(super) fn stash(&mut self, name: &str) {
         let state = self.journeys.get(name).cloned().unwrap_or_default();
         self.undo.insert(name.to_string(), state);
     }
@@ -549,7 +460,7 @@ impl Engine {
 
     /// The incident's current state as a change with one timeline entry and `kind`'s
     /// notifications to its channels (muted during maintenance).
-    fn change(
+    pub(super) fn change(
         &mut self,
         name: &str,
         kind: NotificationKind,
@@ -559,7 +470,7 @@ impl Engine {
         self.change_to(name, kind, detail, now, Audience::All)
     }
 
-    fn change_to(
+    pub(super) fn change_to(
         &mut self,
         name: &str,
         kind: NotificationKind,
@@ -631,79 +542,5 @@ impl Engine {
         let js = &self.journeys[name];
         self.router
             .channels(&js.name, &js.tags, js.owner.as_deref(), severity)
-    }
-
-    /// A flapping incident that has not changed state for a whole window settles.
-    fn settle(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
-        let window = self.flap_window;
-        let js = self.journeys.get(name)?;
-        let i = js.incident.as_ref().filter(|i| i.flapping)?;
-        if js.changes.back().is_some_and(|t| now - *t <= window) {
-            return None;
-        }
-        let resolved = i.state == IncidentState::Resolved;
-        self.stash(name);
-        let js = self.journeys.get_mut(name)?;
-        js.changes.clear();
-        js.incident.as_mut()?.flapping = false;
-        let (kind, detail) = if resolved {
-            (NotificationKind::Resolved, "settled: resolved")
-        } else {
-            (NotificationKind::Reminder, "settled: still open")
-        };
-        Some(self.change(name, kind, detail.to_string(), now))
-    }
-
-    /// A maintenance window that muted an alert ended while the incident is still active.
-    fn unmute(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
-        let js = self.journeys.get(name)?;
-        if !js.muted_alert
-            || js.active().is_none()
-            || !maintenance::muting(&self.windows, &js.name, &js.tags, now).is_empty()
-        {
-            return None;
-        }
-        self.stash(name);
-        let detail = "maintenance over and still active".to_string();
-        Some(self.change(name, NotificationKind::Triggered, detail, now))
-    }
-
-    /// Channels with a reminder interval hear again about an open, unacknowledged incident.
-    fn remind(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
-        let js = self.journeys.get(name)?;
-        let i = js
-            .active()
-            .filter(|i| i.state == IncidentState::Open && !i.flapping)?;
-        if !maintenance::muting(&self.windows, &js.name, &js.tags, now).is_empty() {
-            return None;
-        }
-        let due: Vec<String> = i
-            .channels
-            .iter()
-            .filter(|c| {
-                self.reminders.get(*c).is_some_and(|every| {
-                    let last = js.last_alerted.get(*c).copied().unwrap_or(i.opened_at);
-                    now - last >= *every
-                })
-            })
-            .cloned()
-            .collect();
-        if due.is_empty() {
-            return None;
-        }
-        let open_for = std::time::Duration::from_secs(i.duration(now).as_secs());
-        let detail = format!(
-            "reminder to {}: open for {}",
-            due.join(", "),
-            humantime::format_duration(open_for)
-        );
-        self.stash(name);
-        Some(self.change_to(
-            name,
-            NotificationKind::Reminder,
-            detail,
-            now,
-            Audience::Only(&due),
-        ))
     }
 }

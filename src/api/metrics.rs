@@ -38,6 +38,13 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboxLabels {
+    channel: String,
+    /// `pending`, `delivered`, `failed` or `muted`.
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StepLabels {
     journey: String,
     step: String,
@@ -64,6 +71,7 @@ pub struct Metrics {
     spans_lost: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
     incidents_open: Gauge,
+    outbox: Family<OutboxLabels, Gauge>,
     /// Serialises scrapes: counters mirrored from their owners are advanced by differences.
     scrape: Mutex<()>,
 }
@@ -158,6 +166,12 @@ impl Metrics {
             "Incidents open or acknowledged",
             incidents_open.clone(),
         );
+        let outbox = Family::<OutboxLabels, Gauge>::default();
+        registry.register(
+            "notifications",
+            "Notifications in the store, by channel and status (failed = given up)",
+            outbox.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -173,6 +187,7 @@ impl Metrics {
             spans_lost,
             deliveries,
             incidents_open,
+            outbox,
             scrape: Mutex::new(()),
         }
     }
@@ -218,6 +233,21 @@ impl Metrics {
 
     pub fn set_open_incidents(&self, n: usize) {
         self.incidents_open.set(n as i64);
+    }
+
+    /// The outbox as the store counts it (read at each scrape).
+    pub fn set_notification_counts(
+        &self,
+        counts: &[(String, crate::store::alerts::NotificationStatus, u64)],
+    ) {
+        for (channel, status, n) in counts {
+            self.outbox
+                .get_or_create(&OutboxLabels {
+                    channel: channel.clone(),
+                    status: status.as_str().to_string(),
+                })
+                .set(*n as i64);
+        }
     }
 
     /// A run the writer would not take.
@@ -275,6 +305,10 @@ async fn metrics(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
+    match state.store.notification_counts().await {
+        Ok(counts) => state.metrics.set_notification_counts(&counts),
+        Err(e) => tracing::warn!(error = %e, "/metrics: notification counts unavailable"),
+    }
     let body = state
         .metrics
         .encode(

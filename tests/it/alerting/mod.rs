@@ -504,6 +504,8 @@ async fn failures_page_degradations_tell_the_team_and_recoveries_resolve() {
         ),
         "{metrics}"
     );
+    assert!(metrics.contains("waymark_notifications{channel=\"pager\",status=\"delivered\"} 2"));
+    assert!(metrics.contains("waymark_incidents_open 0"), "{metrics}");
     serve.stop(libc::SIGTERM).await;
     no_secrets_in(s.dir.path());
 }

@@ -608,5 +608,27 @@ async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_norm
         serve.log()
     );
     assert_eq!(serve.get("/api/v1/anomalies?open=maybe").await.0, 400);
+    // The open episode made the journey degraded: an incident that its end resolved, told to
+    // the built-in log channel (no channel is configured).
+    let incident = eventually(
+        "the degradation resolved",
+        &serve,
+        Duration::from_secs(10),
+        || async {
+            let v = serve.json("/api/v1/incidents?journey=steady").await;
+            let i = v["incidents"][0].clone();
+            (i["state"] == "resolved").then_some(i)
+        },
+    )
+    .await;
+    assert_eq!(incident["severity"], "degraded");
+    assert_eq!(incident["cause"]["anomaly"]["episode_id"], id);
+    assert_eq!(incident["channels"], serde_json::json!(["log"]));
+    let log = serve.log();
+    assert!(
+        log.contains("[DEGRADED] steady: step \"fetch\" is slower than its baseline"),
+        "{log}"
+    );
+    assert!(log.contains("[RESOLVED] steady: resolved"), "{log}");
     assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
 }

@@ -405,6 +405,10 @@ impl Engine {
         let js = self.journeys.get_mut(name).expect("evaluated");
         let i = js.incident.as_mut().expect("active");
         i.severity = Severity::Failure;
+        // An acknowledgement was for the degradation: a failure needs someone's attention.
+        i.state = IncidentState::Open;
+        i.acknowledged_at = None;
+        i.acknowledged_by = None;
         i.channels = union(std::mem::take(&mut i.channels), channels);
         let detail = format!(
             "escalated to failure: {}",

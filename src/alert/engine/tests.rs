@@ -228,12 +228,15 @@ fn a_degradation_escalates_to_failure_in_the_same_incident() {
     assert_eq!(d.severity, Severity::Degraded);
     assert_eq!(d.cause.condition.as_deref(), Some("[RESPONSE_TIME] > 800"));
     assert_eq!(d.cause.actual.as_deref(), Some("1204"));
+    sim.engine.acknowledge(d.id, "ada", at(2)).unwrap();
     let escalated = sim.runs(&[Failed, Failed], "eu", 2);
     assert_eq!(escalated.len(), 1);
     let e = &escalated[0];
     assert_eq!(e.incident.id, d.id);
     assert_eq!(e.incident.dedup_key, d.dedup_key);
     assert_eq!(e.incident.severity, Severity::Failure);
+    assert_eq!(e.incident.state, IncidentState::Open, "the acknowledgement was for less");
+    assert_eq!(e.incident.acknowledged_by, None);
     assert_eq!(e.incident.channels, ["chat", "pager", "mail"]);
     sent(e, NotificationKind::Escalated, &["chat", "pager", "mail"]);
     // Failure back to slow runs: no de-escalation, and not resolved while slow.

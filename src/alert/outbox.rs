@@ -377,6 +377,18 @@ mod tests {
         assert!(attempts >= 4, "{attempts} attempts");
     }
 
+    /// The `kind` of each webhook the server received since the last call.
+    fn kinds(server: &Recorder) -> Vec<String> {
+        server
+            .take_all()
+            .iter()
+            .map(|r| {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                body["kind"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_resolve_never_overtakes_its_trigger() {
         let server = Recorder::start(503, "down").await;
@@ -392,24 +404,10 @@ mod tests {
             .pass(Utc::now() + chrono::Duration::seconds(1))
             .await
             .unwrap();
-        let kinds: Vec<String> = server
-            .take_all()
-            .iter()
-            .map(|r| {
-                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["kind"].to_string()
-            })
-            .collect();
-        assert_eq!(kinds, ["\"triggered\"", "\"triggered\""]);
+        assert_eq!(kinds(&server), ["triggered", "triggered"]);
         server.answer(202, &[], "");
         drain(&outbox).await;
-        let kinds: Vec<String> = server
-            .take_all()
-            .iter()
-            .map(|r| {
-                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["kind"].to_string()
-            })
-            .collect();
-        assert_eq!(kinds, ["\"triggered\"", "\"resolved\""]);
+        assert_eq!(kinds(&server), ["triggered", "resolved"]);
         assert_eq!(
             status(&outbox, 1).await,
             [

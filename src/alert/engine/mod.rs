@@ -184,16 +184,12 @@ impl Engine {
             Health::Degraded(cause) => {
                 loc.degraded += 1;
                 loc.failed = 0;
-                loc.good = 0;
-                loc.bad_since.get_or_insert(run.started_at);
-                loc.cause = cause;
+                loc.bad(cause, run.started_at);
             }
             Health::Failed(cause) => {
                 loc.failed += 1;
                 loc.degraded = 0;
-                loc.good = 0;
-                loc.bad_since.get_or_insert(run.started_at);
-                loc.cause = cause;
+                loc.bad(cause, run.started_at);
             }
         }
         self.evaluate(&journey.name, now)

@@ -41,6 +41,15 @@ pub(super) struct LocationState {
     pub(super) cause: Cause,
 }
 
+impl LocationState {
+    /// A bad run that started at `at`: the good streak ends, the bad one may begin.
+    pub(super) fn bad(&mut self, cause: Cause, at: DateTime<Utc>) {
+        self.good = 0;
+        self.bad_since.get_or_insert(at);
+        self.cause = cause;
+    }
+}
+
 impl JourneyState {
     pub(super) fn active(&self) -> Option<&Incident> {
         self.incident

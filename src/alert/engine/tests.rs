@@ -235,7 +235,11 @@ fn a_degradation_escalates_to_failure_in_the_same_incident() {
     assert_eq!(e.incident.id, d.id);
     assert_eq!(e.incident.dedup_key, d.dedup_key);
     assert_eq!(e.incident.severity, Severity::Failure);
-    assert_eq!(e.incident.state, IncidentState::Open, "the acknowledgement was for less");
+    assert_eq!(
+        e.incident.state,
+        IncidentState::Open,
+        "the acknowledgement was for less"
+    );
     assert_eq!(e.incident.acknowledged_by, None);
     assert_eq!(e.incident.channels, ["chat", "pager", "mail"]);
     sent(e, NotificationKind::Escalated, &["chat", "pager", "mail"]);

@@ -91,6 +91,13 @@ if ! command -v promtool >/dev/null; then
 fi
 # --- end of promtool -----------------------------------------------------------------------
 
+# --- Chromium for the rendering tests (tests/it/digest.rs) --------------------------------
+# Debian `chromium`, only if none is installed: headless screenshots of the digest's HTML.
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+# --- end of Chromium -----------------------------------------------------------------------
+
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test "$@"

@@ -31,6 +31,8 @@ pub struct Config {
     pub retention: Retention,
     /// Incidents, channels, routes and maintenance windows (see docs/alerting.md).
     pub alerting: crate::alert::AlertConfig,
+    /// The feedback digest: period, send time, channels (see docs/digest.md).
+    pub digest: crate::digest::DigestConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -67,6 +69,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             retention: Retention::default(),
             alerting: Default::default(),
+            digest: Default::default(),
         }
     }
 }
@@ -115,6 +118,10 @@ impl Config {
         config
             .alerting
             .validate(env)
+            .map_err(ConfigError::Invalid)?;
+        config
+            .digest
+            .validate(&config.alerting)
             .map_err(ConfigError::Invalid)?;
         Ok(config)
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod baseline;
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod journey;
 pub mod report;
 pub mod runner;

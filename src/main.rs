@@ -21,6 +21,7 @@ Examples:
   waymark run checkout --var base=https://staging.example.com
   waymark run journeys/checkout.yaml --format json
   waymark serve --config waymark.toml     schedule journeys, store runs, serve the API
+  waymark digest --owner shop-team --preview digest.html
 
 Secrets: {{ secret.NAME }} reads WAYMARK_SECRET_NAME or the --secrets-file.
 Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) to export each run's trace;
@@ -135,6 +136,28 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+    /// Compute an owner's feedback digest from the store and write it as an HTML preview
+    /// (nothing is sent).
+    Digest {
+        /// The team, as journeys name it in `owner:`.
+        #[arg(long)]
+        owner: String,
+        /// Start of the period (a date, 00:00 UTC); default: 14 days before --to.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<chrono::NaiveDate>,
+        /// End of the period, exclusive (a date, 00:00 UTC); default: today.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<chrono::NaiveDate>,
+        /// Write the digest's HTML (charts inline) to this file.
+        #[arg(long, value_name = "FILE")]
+        preview: Option<PathBuf>,
+        /// Print the figures as text (the email's plain-text part) or JSON.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The service configuration (database_url, journeys, alerting links).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Anomaly detection tools.
     Anomaly {
         #[command(subcommand)]
@@ -223,6 +246,21 @@ fn main() -> ExitCode {
         } => demo(&journeys, port, keep_running, &telemetry),
         Command::Serve { config } => serve(config.as_deref(), &telemetry),
         Command::Migrate { config } => migrate(config.as_deref()),
+        Command::Digest {
+            owner,
+            from,
+            to,
+            preview,
+            format,
+            config,
+        } => digest(
+            &owner,
+            from,
+            to,
+            preview.as_deref(),
+            format,
+            config.as_deref(),
+        ),
         Command::Anomaly {
             action:
                 AnomalyCommand::Replay {
@@ -282,6 +320,59 @@ fn migrate(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         "migrations applied to {}\n",
         waymark::service::redacted_url(&config.database_url)
     ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn digest(
+    owner: &str,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    preview: Option<&Path>,
+    format: Format,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use waymark::digest::render::{Images, LinkBase, render};
+    let config = load_config(config)?;
+    let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let to = to.map_or_else(|| midnight(chrono::Utc::now().date_naive()), midnight);
+    let from = from.map_or(to - chrono::Duration::days(14), midnight);
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let loaded = waymark::journey::parse::load_paths(
+        &waymark::journey::parse::journey_files(&config.journeys)
+            .with_context(|| format!("cannot read {}", config.journeys.display()))?,
+        &Default::default(),
+    );
+    for d in &loaded.diagnostics {
+        eprintln!("{d}");
+    }
+    let journeys: Vec<&waymark::journey::Journey> = loaded.journeys.iter().collect();
+    anyhow::ensure!(
+        journeys.iter().any(|j| j.owner.as_deref() == Some(owner)),
+        "no journey in {} has `owner: {owner}`",
+        config.journeys.display()
+    );
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let digest = runtime.block_on(async {
+        let store = waymark::store::Store::connect(&config.database_url).await?;
+        let digest =
+            waymark::digest::compute(&store, owner, &journeys, from, to, chrono::Utc::now()).await;
+        store.close().await;
+        anyhow::Ok(digest?)
+    })?;
+    let links = LinkBase {
+        dashboard_url: config.alerting.dashboard_url.clone(),
+        trace_url: config.alerting.trace_url.clone(),
+    };
+    let rendered = render(&digest, &links, Images::DataUri);
+    if let Some(path) = preview {
+        std::fs::write(path, &rendered.html)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("preview written to {}", path.display());
+    }
+    match format {
+        Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(&digest)?)),
+        Format::Text => print(&format!("{}\n\n{}", rendered.subject, rendered.text)),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

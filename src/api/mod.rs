@@ -9,6 +9,7 @@
 //! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
 
 pub mod anomalies;
+pub mod digests;
 pub mod health;
 pub mod incidents;
 pub mod journeys;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(journeys::router(state.clone()))
         .merge(anomalies::router(state.clone()))
         .merge(incidents::router(state.clone()))
+        .merge(digests::router(state.clone()))
         .merge(metrics::router(state))
 }
 

@@ -4,12 +4,12 @@
 //! Both periods come as sketches (merged hourly rollups), so the test ranks buckets rather
 //! than runs: values sharing a 1 %-wide bucket count as ties, which only makes it cautious.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::params::ShiftParams;
 use crate::store::Sketch;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Shift {
     pub before_p50_ms: f64,
     pub after_p50_ms: f64,

@@ -322,6 +322,20 @@ impl App {
         // then, or after the next start.
         let outbox_stop = CancellationToken::new();
         let outbox_task = tokio::spawn(self.outbox.run(outbox_stop.clone()));
+        let config = &self.state.config;
+        if config.digest.enabled {
+            let cycle = crate::digest::DigestCycle::new(
+                config.digest.clone(),
+                &config.alerting,
+                self.state.store.clone(),
+            );
+            let catalog = self.state.catalog.clone();
+            let journeys = move || {
+                let c = catalog.read().unwrap_or_else(|e| e.into_inner());
+                c.journeys.values().cloned().collect()
+            };
+            tasks.spawn(cycle.run(journeys, token.clone()));
+        }
         let retention = self.state.config.retention.clone();
         tasks.spawn(retention::run(
             self.state.store.clone(),

@@ -22,6 +22,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../migrations/postgres/0003_incidents.sql"),
     ),
+    (
+        4,
+        "digests",
+        include_str!("../../migrations/postgres/0004_digests.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -42,4 +47,8 @@ pub(super) mod e {
 
 pub(super) mod a {
     super::super::alerts::dialect!(sqlx::Postgres, begin = "BEGIN");
+}
+
+pub(super) mod d {
+    super::super::digest::dialect!(sqlx::Postgres);
 }

@@ -23,6 +23,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../migrations/sqlite/0003_incidents.sql"),
     ),
+    (
+        4,
+        "digests",
+        include_str!("../../migrations/sqlite/0004_digests.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -52,4 +57,8 @@ pub(super) mod e {
 
 pub(super) mod a {
     super::super::alerts::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
+}
+
+pub(super) mod d {
+    super::super::digest::dialect!(sqlx::Sqlite);
 }

@@ -36,7 +36,7 @@ pub(crate) fn db_url(dir: &Path) -> String {
 impl Serve {
     /// Starts the binary on `dir` (journeys in `dir/journeys`, database `dir/w.db`) and reads
     /// the address it printed.
-    fn start(dir: &Path, run: u32) -> Serve {
+    pub(crate) fn start(dir: &Path, run: u32) -> Serve {
         Serve::start_with(dir, run, &[])
     }
 

@@ -6,7 +6,10 @@ to DIR/<n>.json (n = 1, 2, ...; written to a temporary name first, so a file tha
 complete):
 
   {"mail_from", "rcpt_tos", "tls": bool, "login": str or null,
-   "headers": {name: value}, "parts": [{"content_type", "content"}], "raw": message text}
+   "headers": {name: value}, "structure": "multipart/alternative(text/plain, ...)",
+   "parts": [{"content_type", "content", "content_id", "disposition"}], "raw": message text}
+
+A part's "content" is its decoded text, or for a binary part (an image) its bytes in base64.
 
 Options:
   --dir DIR                          where messages are written (required)
@@ -18,6 +21,7 @@ Options:
 """
 
 import argparse
+import base64
 import email
 import email.policy
 import json
@@ -67,12 +71,29 @@ def describe(envelope, session):
         "tls": session.ssl is not None,
         "login": login.decode("utf-8", "replace") if login else None,
         "headers": {name: str(value) for name, value in message.items()},
-        "parts": [
-            {"content_type": part.get_content_type(), "content": part.get_content()}
-            for part in message.walk()
-            if not part.is_multipart()
-        ],
+        "structure": structure(message),
+        "parts": [describe_part(part) for part in message.walk() if not part.is_multipart()],
         "raw": raw.decode("utf-8", "replace"),
+    }
+
+
+def structure(part):
+    """The MIME tree as text: `multipart/alternative(text/plain, multipart/related(...))`."""
+    if not part.is_multipart():
+        return part.get_content_type()
+    children = ", ".join(structure(p) for p in part.iter_parts())
+    return "%s(%s)" % (part.get_content_type(), children)
+
+
+def describe_part(part):
+    content = part.get_content()
+    if isinstance(content, bytes):
+        content = base64.b64encode(content).decode("ascii")
+    return {
+        "content_type": part.get_content_type(),
+        "content": content,
+        "content_id": part.get("Content-ID"),
+        "disposition": part.get_content_disposition(),
     }
 
 

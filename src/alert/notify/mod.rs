@@ -4,10 +4,10 @@
 //! Notifiers hold the channel's credentials and add them at send time. They never log them,
 //! and error messages they return (stored with each attempt) must not contain them either.
 
-pub(super) mod email;
+pub(crate) mod email;
 mod log;
 mod pagerduty;
-mod slack;
+pub(crate) mod slack;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod webhook;
@@ -85,7 +85,7 @@ pub fn log_notifier() -> Box<dyn Notifier> {
 /// One client per channel: no redirects (a redirected webhook is a misconfiguration to report,
 /// not to follow with the payload), a bounded time per attempt, TLS with the process's rustls
 /// provider (ring).
-fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }

@@ -16,12 +16,12 @@ use crate::alert::config::{Secret, SlackConfig};
 use crate::alert::{Notification, NotificationKind, Severity};
 
 /// Block Kit limits, in characters (<https://api.slack.com/reference/block-kit/blocks>).
-const HEADER_MAX: usize = 150;
-const TEXT_MAX: usize = 3000;
-const FIELD_MAX: usize = 2000;
+pub(crate) const HEADER_MAX: usize = 150;
+pub(crate) const TEXT_MAX: usize = 3000;
+pub(crate) const FIELD_MAX: usize = 2000;
 const FIELDS_MAX: usize = 10;
-const BUTTON_TEXT_MAX: usize = 75;
-const BUTTON_URL_MAX: usize = 3000;
+pub(crate) const BUTTON_TEXT_MAX: usize = 75;
+pub(crate) const BUTTON_URL_MAX: usize = 3000;
 
 pub struct Slack {
     webhook_url: Secret,
@@ -166,19 +166,19 @@ fn actions(n: &Notification) -> Option<Value> {
     (!buttons.is_empty()).then(|| json!({ "type": "actions", "elements": buttons }))
 }
 
-fn mrkdwn(text: &str) -> Value {
+pub(crate) fn mrkdwn(text: &str) -> Value {
     json!({ "type": "mrkdwn", "text": text })
 }
 
 /// Slack reads `&`, `<` and `>` in mrkdwn as entities and links: values must not.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 /// `text` if it fits in `max` characters, else its start and `…`.
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

@@ -4,7 +4,7 @@
 //! checked against what PagerDuty (Events API v2) and Slack (incoming webhooks, Block Kit)
 //! document; delivery faults and a crash lose nothing.
 
-mod peers;
+pub(crate) mod peers;
 
 use std::path::Path;
 use std::time::Duration;

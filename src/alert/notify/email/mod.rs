@@ -31,19 +31,13 @@ mod tests;
 pub struct Email {
     /// What sends, or why this configuration cannot: reported on every attempt as permanent,
     /// since retrying cannot fix a configuration.
-    ready: Result<Ready, String>,
-}
-
-struct Ready {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    to: Vec<Mailbox>,
+    mailer: Result<Mailer, String>,
 }
 
 impl Email {
     pub fn new(config: &EmailConfig) -> Email {
         Email {
-            ready: Ready::new(config),
+            mailer: Mailer::new(config),
         }
     }
 }
@@ -51,41 +45,53 @@ impl Email {
 impl Notifier for Email {
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
         Box::pin(async move {
-            let ready = self.ready.as_ref().map_err(|e| permanent(e.clone()))?;
-            let message = message(n, &ready.from, &ready.to).map_err(permanent)?;
-            // lettre's timeout bounds each step; this bounds the whole attempt.
-            match tokio::time::timeout(SEND_TIMEOUT, ready.transport.send(message)).await {
-                Ok(Ok(response)) => Ok(Delivered {
-                    status: Some(response.code().into()),
-                }),
-                Ok(Err(e)) => Err(classify(&e)),
-                Err(_) => Err(DeliveryError::Retry {
-                    status: None,
-                    message: format!("SMTP delivery timed out after {SEND_TIMEOUT:?}"),
-                    retry_after: None,
-                }),
-            }
+            let mailer = self.mailer.as_ref().map_err(|e| permanent(e.clone()))?;
+            let message = message(n, &mailer.from, &mailer.to).map_err(permanent)?;
+            mailer.send(message).await
         })
     }
 }
 
 /// The configuration's problem, if it has one (addresses, CA file), for checking at load.
 pub fn check(config: &EmailConfig) -> Result<(), String> {
-    Ready::new(config).map(drop)
+    Mailer::new(config).map(drop)
 }
 
-impl Ready {
-    fn new(config: &EmailConfig) -> Result<Ready, String> {
+/// An email channel's SMTP transport and addresses; also what sends feedback digests.
+pub(crate) struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub(crate) from: Mailbox,
+    pub(crate) to: Vec<Mailbox>,
+}
+
+impl Mailer {
+    pub(crate) fn new(config: &EmailConfig) -> Result<Mailer, String> {
         let parse = |address: &String| {
             address
                 .parse::<Mailbox>()
                 .map_err(|e| format!("invalid address {address:?}: {e}"))
         };
-        Ok(Ready {
+        Ok(Mailer {
             transport: transport(config)?,
             from: parse(&config.from)?,
             to: config.to.iter().map(parse).collect::<Result<_, _>>()?,
         })
+    }
+
+    /// One attempt, classified: SMTP 5xx permanent, anything else retryable.
+    pub(crate) async fn send(&self, message: lettre::Message) -> Result<Delivered, DeliveryError> {
+        // lettre's timeout bounds each step; this bounds the whole attempt.
+        match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
+            Ok(Ok(response)) => Ok(Delivered {
+                status: Some(response.code().into()),
+            }),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(DeliveryError::Retry {
+                status: None,
+                message: format!("SMTP delivery timed out after {SEND_TIMEOUT:?}"),
+                retry_after: None,
+            }),
+        }
     }
 }
 

@@ -1,0 +1,226 @@
+//! Feedback digests: `GET /api/v1/digests` (`?owner=`, `?limit=`), `GET /api/v1/digests/{id}`
+//! (the figures as JSON, with each channel's delivery), and the pages `GET /digests` and
+//! `GET /digests/{id}` (the digest as its email shows it, charts inline).
+//!
+//! The pages carry a strict Content-Security-Policy: no scripts at all, images only as `data:`
+//! URIs, the inline styles the email's HTML needs, and no framing.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::journeys::parse_limit;
+use super::{ApiError, AppState};
+use crate::digest::Digest;
+use crate::digest::render::{self, Images, LinkBase, esc};
+use crate::store::digest::StoredDigest;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/digests", get(list))
+        .route("/api/v1/digests/{id}", get(one))
+        .route("/digests", get(list_page))
+        .route("/digests/{id}", get(page))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct DigestsQuery {
+    owner: Option<String>,
+    limit: Option<String>,
+}
+
+/// A digest without its figures, for listings.
+fn head(d: &StoredDigest) -> Value {
+    json!({
+        "id": d.id,
+        "owner": d.owner,
+        "from": d.from,
+        "to": d.to,
+        "created_at": d.created_at,
+        "sent_at": d.sent_at,
+        "summary": d.body.get("summary"),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<DigestsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let digests = state.store.digests(q.owner.as_deref(), limit).await?;
+    Ok(Json(
+        json!({ "digests": digests.iter().map(head).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
+    let missing = || ApiError::NotFound(format!("no digest with id `{raw}`"));
+    let id: i64 = raw.parse().map_err(|_| missing())?;
+    state.store.digest(id).await?.ok_or_else(missing)
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = stored(&state, &id).await?;
+    let deliveries = state.store.digest_deliveries(d.id).await?;
+    let mut out = head(&d);
+    out["deliveries"] = json!(deliveries);
+    out["digest"] = d.body;
+    Ok(Json(out))
+}
+
+const PAGE_CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
+                        frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn html_page(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(body),
+    )
+        .into_response()
+}
+
+fn links(state: &AppState) -> LinkBase {
+    LinkBase {
+        dashboard_url: state.config.alerting.dashboard_url.clone(),
+        trace_url: state.config.alerting.trace_url.clone(),
+    }
+}
+
+async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let d = stored(&state, &id).await?;
+    let digest: Digest = serde_json::from_value(d.body)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("digest {}: {e}", d.id)))?;
+    Ok(html_page(
+        render::render(&digest, &links(&state), Images::DataUri).html,
+    ))
+}
+
+async fn list_page(
+    State(state): State<AppState>,
+    Query(q): Query<DigestsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let digests = state.store.digests(q.owner.as_deref(), limit).await?;
+    let rows: String = digests
+        .iter()
+        .map(|d| {
+            let availability = d.body["summary"]["availability"]
+                .as_f64()
+                .map_or("–".to_string(), |a| format!("{a:.2}%"));
+            let incidents = d.body["summary"]["incidents"].as_u64().unwrap_or(0);
+            format!(
+                "<tr><td><a href=\"/digests/{id}\">{owner}</a></td><td>{from} to {to}</td>\
+                 <td>{availability}</td><td>{incidents}</td><td>{sent}</td></tr>",
+                id = d.id,
+                owner = esc(&d.owner),
+                from = d.from.format("%Y-%m-%d"),
+                to = d.to.format("%Y-%m-%d"),
+                sent = d.sent_at.map_or("not yet".to_string(), |t| t
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()),
+            )
+        })
+        .collect();
+    let body = if digests.is_empty() {
+        "<p>No digest yet: one is made for each owner at the end of every period.</p>".to_string()
+    } else {
+        format!(
+            "<table style=\"border-collapse:collapse\"><thead><tr><th scope=\"col\">Owner</th>\
+             <th scope=\"col\">Period</th><th scope=\"col\">Availability</th>\
+             <th scope=\"col\">Incidents</th><th scope=\"col\">Sent</th></tr></thead>\
+             <tbody>{rows}</tbody></table>"
+        )
+    };
+    Ok(html_page(format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>Feedback digests</title></head>\
+         <body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px\">\
+         <h1 style=\"font-size:20px\">Feedback digests</h1>{body}</body></html>"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::test_support::{call, get, state};
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn digests_as_json_and_as_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        let app = super::super::router(state.clone());
+        let (status, body) = call(&app, get("/digests")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("No digest yet"), "{body}");
+
+        let t = |d: u32| {
+            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, d, 9, 0, 0).unwrap()
+        };
+        let digest = crate::digest::model::tests::sample("<b>shop</b>", t(16), t(30));
+        let body = serde_json::to_value(&digest).unwrap();
+        let (id, _) = state
+            .store
+            .save_digest(&digest.owner, t(16), t(30), t(30), &body)
+            .await
+            .unwrap();
+
+        let (status, list) = call(&app, get("/api/v1/digests?owner=%3Cb%3Eshop%3C%2Fb%3E")).await;
+        assert_eq!(status, StatusCode::OK);
+        let list: Value = serde_json::from_str(&list).unwrap();
+        assert_eq!(list["digests"][0]["id"], id);
+        assert_eq!(list["digests"][0]["summary"]["runs"], 1344);
+        let (_, other) = call(&app, get("/api/v1/digests?owner=nobody")).await;
+        assert_eq!(other, "{\"digests\":[]}");
+
+        let (status, one) = call(&app, get(&format!("/api/v1/digests/{id}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        let one: Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(one["digest"], body);
+        assert_eq!(one["deliveries"], json!([]));
+        assert_eq!(one["sent_at"], Value::Null);
+
+        let res = {
+            use tower::ServiceExt;
+            app.clone()
+                .oneshot(get(&format!("/digests/{id}")))
+                .await
+                .unwrap()
+        };
+        assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], PAGE_CSP);
+        let (_, html) = call(&app, get(&format!("/digests/{id}"))).await;
+        assert!(
+            html.contains("Feedback digest: &lt;b&gt;shop&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("src=\"data:image/png;base64,"));
+        let (_, list) = call(&app, get("/digests")).await;
+        assert!(
+            list.contains(&format!("href=\"/digests/{id}\"")) && list.contains("&lt;b&gt;shop")
+        );
+
+        for missing in ["/api/v1/digests/999", "/api/v1/digests/x", "/digests/999"] {
+            assert_eq!(
+                call(&app, get(missing)).await.0,
+                StatusCode::NOT_FOUND,
+                "{missing}"
+            );
+        }
+        assert_eq!(
+            call(&app, get("/api/v1/digests?limit=x")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

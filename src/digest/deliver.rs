@@ -17,7 +17,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde_json::{Value, json};
 
 use super::model::{Digest, Trend};
-use super::render::{self, Images, LinkBase, Rendered};
+use super::render::{self, Images, LinkBase, Rendered, count};
 use crate::alert::AlertConfig;
 use crate::alert::config::{ChannelKind, Secret};
 use crate::alert::notify::email::Mailer;
@@ -145,24 +145,18 @@ pub fn slack(id: i64, d: &Digest, links: &LinkBase) -> Value {
     let secs = |v: Option<f64>| v.map_or("–".to_string(), render::secs);
     let header = format!(":bar_chart: Feedback digest: {}", d.owner);
     let overview = format!(
-        "*{} to {}*: {} available over {} runs; {} incident{} (MTTD {}, MTTR {}); \
-         {} regression{}, {} improvement{}; {} new failure mode{}; {} flaky step{}.",
+        "*{} to {}*: {} available over {}; {} (MTTD {}, MTTR {}); {}, {}; {}; {}.",
         render::date(d.from),
         render::date(d.to),
         pct(s.availability),
-        s.runs,
-        s.incidents,
-        plural(s.incidents),
+        count(s.runs, "run"),
+        count(s.incidents as u64, "incident"),
         secs(s.mttd_s),
         secs(s.mttr_s),
-        s.regressions,
-        plural(s.regressions),
-        s.improvements,
-        plural(s.improvements),
-        s.new_failure_modes,
-        plural(s.new_failure_modes),
-        s.flaky_steps,
-        plural(s.flaky_steps),
+        count(s.regressions as u64, "regression"),
+        count(s.improvements as u64, "improvement"),
+        count(s.new_failure_modes as u64, "new failure mode"),
+        count(s.flaky_steps as u64, "flaky step"),
     );
     let mut blocks = vec![
         json!({
@@ -191,10 +185,6 @@ pub fn slack(id: i64, d: &Digest, links: &LinkBase) -> Value {
         }));
     }
     json!({ "text": escape(&subject), "blocks": blocks })
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// Journeys under their SLO, regressions and new failure modes, a few of each, as bullets.

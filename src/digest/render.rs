@@ -104,12 +104,11 @@ pub fn subject(d: &Digest) -> String {
         .availability
         .map_or("no runs".to_string(), |a| format!("{a:.2}% available"));
     format!(
-        "Waymark digest for {}, {} to {}: {availability}, {} incident{}",
+        "Waymark digest for {}, {} to {}: {availability}, {}",
         d.owner,
         date(d.from),
         date(d.to),
-        d.summary.incidents,
-        if d.summary.incidents == 1 { "" } else { "s" }
+        count(d.summary.incidents as u64, "incident"),
     )
 }
 
@@ -166,6 +165,11 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// `1 run`, `2 runs`.
+pub(super) fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// "two weeks", "7 days", "6h": the length of the period, for "compared with the … before".
 fn period_words(d: &Digest) -> String {
     let length = d.to - d.from;
@@ -206,6 +210,8 @@ fn trend(s: &StepDigest) -> String {
         (Trend::Improvement, Some(x)) => {
             format!("▼ faster by {:.0}% (improvement)", -x.change * 100.0)
         }
+        _ if s.ran == 0 => "did not run".to_string(),
+        (_, None) => "too few runs to compare".to_string(),
         _ => "no significant change".to_string(),
     }
 }
@@ -284,6 +290,16 @@ fn summary_html(s: &Summary) -> String {
 
 fn journey_html(d: &Digest, j: &JourneyDigest, src: Option<&str>, links: &LinkBase) -> String {
     let mut out = h2(&format!("Journey {}", j.name));
+    let open = link(
+        links.page(&format!("/app/journeys/{}", j.name)),
+        "Open in Waymark",
+    );
+    let Some(src) = src else {
+        out.push_str(&format!(
+            "<p style=\"margin:4px 0;\">It did not run in this period. {open}</p>"
+        ));
+        return out;
+    };
     let slo = j.slo.map_or("no SLO".to_string(), |s| format!("SLO {s}%"));
     let budget = j.error_budget_used.map_or(String::new(), |b| {
         format!(", {:.0}% of the error budget used", b * 100.0)
@@ -294,15 +310,9 @@ fn journey_html(d: &Digest, j: &JourneyDigest, src: Option<&str>, links: &LinkBa
         esc(&change(j.availability, j.previous_availability)),
         j.runs,
         j.failed,
-        link(
-            links.page(&format!("/app/journeys/{}", j.name)),
-            "Open in Waymark"
-        )
+        open
     ));
-    match src {
-        Some(src) => out.push_str(&chart_html(d, j, src)),
-        None => out.push_str("<p style=\"margin:4px 0;\">It did not run in this period.</p>"),
-    }
+    out.push_str(&chart_html(d, j, src));
     let q = |x: &Option<Quantiles>| {
         x.as_ref().map_or("–".to_string(), |q| {
             format!("{} / {} / {}", ms(q.p50), ms(q.p95), ms(q.p99))
@@ -536,41 +546,55 @@ fn text(d: &Digest, links: &LinkBase) -> String {
     let s = &d.summary;
     let mut out = format!(
         "Waymark feedback digest: {}\n{} to {}, compared with the {} before.\n\n\
-         Availability {} over {} runs; {} incidents (MTTD {}, MTTR {}); {} regressions, {} improvements; {} new failure modes; {} flaky steps.\n",
+         Availability {} over {}; {} (MTTD {}, MTTR {}); {}, {}; {}; {}.\n",
         d.owner,
         date(d.from),
         date(d.to),
         period_words(d),
         pct(s.availability),
-        s.runs,
-        s.incidents,
+        count(s.runs, "run"),
+        count(s.incidents as u64, "incident"),
         s.mttd_s.map_or("–".into(), secs),
         s.mttr_s.map_or("–".into(), secs),
-        s.regressions,
-        s.improvements,
-        s.new_failure_modes,
-        s.flaky_steps
+        count(s.regressions as u64, "regression"),
+        count(s.improvements as u64, "improvement"),
+        count(s.new_failure_modes as u64, "new failure mode"),
+        count(s.flaky_steps as u64, "flaky step"),
     );
     for j in &d.journeys {
-        out.push_str(&format!(
-            "\n== {} ==\nAvailability {} ({}; SLO {}; error budget used {}); {} runs, {} failed.\n",
-            j.name,
-            pct(j.availability),
-            change(j.availability, j.previous_availability),
-            j.slo.map_or("none".into(), |v| format!("{v}%")),
-            j.error_budget_used
-                .map_or("–".into(), |b| format!("{:.0}%", b * 100.0)),
-            j.runs,
-            j.failed
-        ));
+        out.push_str(&format!("\n== {} ==\n", j.name));
+        if j.runs == 0 {
+            out.push_str("It did not run in this period.\n");
+        } else {
+            out.push_str(&format!(
+                "Availability {} ({}; SLO {}; error budget used {}); {}, {} failed.\n",
+                pct(j.availability),
+                change(j.availability, j.previous_availability),
+                j.slo.map_or("none".into(), |v| format!("{v}%")),
+                j.error_budget_used
+                    .map_or("–".into(), |b| format!("{:.0}%", b * 100.0)),
+                count(j.runs, "run"),
+                j.failed
+            ));
+        }
         if let Some(url) = links.page(&format!("/app/journeys/{}", j.name)) {
             out.push_str(&format!("{url}\n"));
         }
+        if j.runs == 0 {
+            continue;
+        }
         for st in &j.steps {
-            let q = st.latency.as_ref().map_or("no runs".into(), |q| {
-                format!("p50 {} p95 {} p99 {}", ms(q.p50), ms(q.p95), ms(q.p99))
-            });
-            out.push_str(&format!("  {}: {q}; {}\n", st.name, trend(st)));
+            match &st.latency {
+                Some(q) => out.push_str(&format!(
+                    "  {}: p50 {} p95 {} p99 {}; {}\n",
+                    st.name,
+                    ms(q.p50),
+                    ms(q.p95),
+                    ms(q.p99),
+                    trend(st)
+                )),
+                None => out.push_str(&format!("  {}: {}\n", st.name, trend(st))),
+            }
         }
         for st in slowest(j) {
             out.push_str(&format!(
@@ -625,11 +649,11 @@ fn text(d: &Digest, links: &LinkBase) -> String {
         out.push_str("\n== Third-party dependencies ==\n");
         for s in &d.dependencies {
             out.push_str(&format!(
-                "{}: availability {}, p95 {}, {} incidents (used by {})\n",
+                "{}: availability {}, p95 {}, {} (used by {})\n",
                 s.label,
                 pct(s.availability),
                 s.p95_ms.map_or("–".into(), ms),
-                s.incidents,
+                count(s.incidents as u64, "incident"),
                 s.journeys.join(", ")
             ));
         }
@@ -706,7 +730,7 @@ mod tests {
     fn the_text_part_is_complete() {
         let r = render(&digest(), &links(), Images::Cid);
         for needle in [
-            "Availability 99.40% over 1344 runs; 1 incidents (MTTD 30m, MTTR 2h 15m)",
+            "Availability 99.40% over 1344 runs; 1 incident (MTTD 30m, MTTR 2h 15m); 1 regression, 0 improvements; 1 new failure mode; 0 flaky steps.",
             "== checkout ==",
             "Availability 99.40% (▼ down 0.30 pts; SLO 99.5%; error budget used 119%); 1344 runs, 8 failed.",
             "https://waymark.example.com/app/journeys/checkout",

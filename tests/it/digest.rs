@@ -861,7 +861,7 @@ async fn eventually_messages(smtp: &SmtpSink, n: usize) -> Vec<Value> {
 
 /// The digest's HTML, rendered by a real browser: headless Chromium (Debian `chromium`,
 /// installed by scripts/test.sh) loads the preview file and screenshots it. The screenshot is
-/// kept in `target/test-artifacts/digest.png`.
+/// kept in `target/test-artifacts/digest.png`, beside the HTML and the plain text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_digest_html() {
     let db = Db::sqlite().await;
@@ -893,6 +893,7 @@ async fn chromium_renders_the_digest_html() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let html = artifacts.join("digest.html");
     std::fs::write(&html, &rendered.html).unwrap();
+    std::fs::write(artifacts.join("digest.txt"), &rendered.text).unwrap();
     let png = artifacts.join("digest.png");
     let _ = std::fs::remove_file(&png);
     let profile = tempfile::tempdir().unwrap();

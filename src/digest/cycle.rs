@@ -126,12 +126,9 @@ impl DigestCycle {
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
-        let digest: Digest = match serde_json::from_value(stored.body.clone()) {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(StoreError::Corrupt(format!("digest {}: {e}", stored.id)));
-            }
-        };
+        // An unreadable body (written by a newer version?) fails its deliveries, not the duty.
+        let digest = serde_json::from_value::<Digest>(stored.body.clone())
+            .map_err(|e| format!("the stored digest is unreadable: {e}"));
         let done: BTreeSet<String> = self
             .store
             .digest_deliveries(stored.id)
@@ -146,12 +143,16 @@ impl DigestCycle {
             if done.contains(name) {
                 continue;
             }
-            let outcome = match self.channels.get(name) {
-                Some(channel) => channel.send(stored.id, &digest, &self.links).await,
-                None => Err(DeliveryError::Permanent {
-                    status: None,
-                    message: format!("channel `{name}` is unusable (see the log at start)"),
-                }),
+            let permanent = |message: String| DeliveryError::Permanent {
+                status: None,
+                message,
+            };
+            let outcome = match (&digest, self.channels.get(name)) {
+                (Ok(digest), Some(channel)) => channel.send(stored.id, digest, &self.links).await,
+                (Err(e), _) => Err(permanent(e.clone())),
+                (_, None) => Err(permanent(format!(
+                    "channel `{name}` is unusable (see the log at start)"
+                ))),
             };
             let (status, error) = match outcome {
                 Ok(_) => ("delivered", None),

@@ -87,6 +87,18 @@ pub struct StepDigest {
     pub trend: Trend,
     /// Where its time goes (means over the period).
     pub phases: PhaseMeans,
+    /// A run in which this step took about its p95: what "slow" looks like, with its trace.
+    #[serde(default)]
+    pub sample: Option<Sample>,
+}
+
+/// One run to open, as an example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub run_id: uuid::Uuid,
+    pub trace_id: String,
+    /// The step's duration in that run.
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +212,11 @@ pub(crate) mod tests {
                 total: Some(160.0),
                 ..PhaseMeans::default()
             },
+            sample: Some(Sample {
+                run_id: uuid::Uuid::from_u128(9),
+                trace_id: "def456".into(),
+                ms: 190.0,
+            }),
         };
         let run = uuid::Uuid::from_u128(7);
         Digest {

@@ -103,6 +103,23 @@ impl Store {
         }
     }
 
+    /// The passed run of `journey` in `[from, to)` whose `step` took the least time at or above
+    /// `at_least_ms`: its id, trace id and the step's duration.
+    pub async fn step_sample(
+        &self,
+        journey: &str,
+        step: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        at_least_ms: f64,
+    ) -> Result<Option<(uuid::Uuid, String, f64)>> {
+        let args = (journey, step, to_ns(from)?, to_ns(to)?, at_least_ms);
+        match self {
+            Store::Sqlite(p) => super::sqlite::d::step_sample(p, args).await,
+            Store::Postgres(p) => super::postgres::d::step_sample(p, args).await,
+        }
+    }
+
     /// Stores the digest of `owner` for `[from, to)` unless one exists; returns its id and
     /// whether it is new. A second call for the same period returns the first digest's id, so
     /// a schedule that fires twice (or a restart) never makes a second digest.
@@ -179,7 +196,7 @@ impl Store {
             Store::Sqlite(p) => super::sqlite::d::list(p, None, true, i64::MAX).await?,
             Store::Postgres(p) => super::postgres::d::list(p, None, true, i64::MAX).await?,
         };
-        out.reverse();
+        out.sort_by(|a, b| (a.from, a.to, &a.owner, a.id).cmp(&(b.from, b.to, &b.owner, b.id)));
         Ok(out)
     }
 }
@@ -322,6 +339,28 @@ macro_rules! dialect {
                     })
                 })
                 .collect()
+        }
+
+        pub(in crate::store) async fn step_sample(
+            pool: &Pool<Db>,
+            (journey, step, from, to, at_least): (&str, &str, i64, i64, f64),
+        ) -> Result<Option<(uuid::Uuid, String, f64)>> {
+            let row = sqlx::query(
+                "SELECT r.run_id, r.trace_id, s.total_ms FROM runs r \
+                 JOIN step_results s ON s.run_id = r.run_id \
+                 WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
+                 AND s.name = $4 AND s.status = 'passed' AND s.total_ms >= $5 \
+                 ORDER BY s.total_ms, r.started_at_ns LIMIT 1",
+            )
+            .bind(journey)
+            .bind(from)
+            .bind(to)
+            .bind(step)
+            .bind(at_least)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| Ok((row.try_get("run_id")?, row.try_get("trace_id")?, row.try_get("total_ms")?)))
+                .transpose()
         }
 
         pub(in crate::store) async fn save(

@@ -24,6 +24,7 @@ use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::alerts::IncidentChange;
+use waymark::store::digest::DigestDelivery;
 use waymark::store::{RunRecord, Store};
 
 use waymark::alert::AlertConfig;
@@ -327,7 +328,98 @@ fn step_ms(records: &[RunRecord], step: &str, from: i64, to: i64) -> Vec<f64> {
         .collect()
 }
 
-crate::store::suite!(a_digest_of_28_simulated_days_matches_figures_computed_independently);
+crate::store::suite!(
+    a_digest_of_28_simulated_days_matches_figures_computed_independently,
+    digests_are_stored_once_per_owner_and_period_with_one_outcome_per_channel,
+);
+
+async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_channel(db: Db) {
+    let store = db.store;
+    let body = |n: u32| serde_json::json!({ "summary": { "runs": n } });
+    let (a, new) = store
+        .save_digest("shop", t(0), t(60), t(61), &body(1))
+        .await
+        .unwrap();
+    assert!(new);
+    // The same owner and period again (a second tick, another node): the first one stays.
+    let (again, new) = store
+        .save_digest("shop", t(0), t(60), t(62), &body(2))
+        .await
+        .unwrap();
+    assert_eq!((again, new), (a, false));
+    let (b, _) = store
+        .save_digest("shop", t(60), t(120), t(121), &body(3))
+        .await
+        .unwrap();
+    let (c, _) = store
+        .save_digest("ops", t(60), t(120), t(121), &body(4))
+        .await
+        .unwrap();
+    assert!(a != b && b != c);
+    let stored = store.digest(a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.owner.as_str(),
+            stored.from,
+            stored.to,
+            stored.created_at
+        ),
+        ("shop", t(0), t(60), t(61))
+    );
+    assert_eq!(stored.body, body(1));
+    assert_eq!(store.digest(9999).await.unwrap(), None);
+
+    let ids =
+        |ds: Vec<waymark::store::digest::StoredDigest>| ds.iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.digests(None, 0).await.unwrap()),
+        [c, b, a],
+        "newest period first"
+    );
+    assert_eq!(ids(store.digests(Some("shop"), 1).await.unwrap()), [b]);
+    assert_eq!(
+        ids(store.unsent_digests().await.unwrap()),
+        [a, c, b],
+        "oldest period first"
+    );
+
+    let outcome = |channel: &str, status: &str, minute: i64| DigestDelivery {
+        channel: channel.into(),
+        status: status.into(),
+        at: t(minute),
+        error: (status == "failed").then(|| "HTTP 404: no_service".to_string()),
+    };
+    store
+        .record_digest_delivery(a, &outcome("mail", "delivered", 63))
+        .await
+        .unwrap();
+    store
+        .record_digest_delivery(a, &outcome("chat", "failed", 64))
+        .await
+        .unwrap();
+    // A late second outcome for a channel does not replace the first.
+    store
+        .record_digest_delivery(a, &outcome("mail", "failed", 65))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.digest_deliveries(a).await.unwrap(),
+        [
+            outcome("chat", "failed", 64),
+            outcome("mail", "delivered", 63)
+        ]
+    );
+    assert!(store.digest_deliveries(b).await.unwrap().is_empty());
+
+    store.mark_digest_sent(a, t(66)).await.unwrap();
+    store.mark_digest_sent(a, t(70)).await.unwrap();
+    assert_eq!(
+        store.digest(a).await.unwrap().unwrap().sent_at,
+        Some(t(66)),
+        "the first time is kept"
+    );
+    assert_eq!(ids(store.unsent_digests().await.unwrap()), [c, b]);
+}
 
 /// The generated runs, as stored by [`seed`].
 struct Seeded {
@@ -480,6 +572,23 @@ async fn a_digest_of_28_simulated_days_matches_figures_computed_independently(db
     }
     let search = c.steps.iter().find(|s| s.name == "search").unwrap();
     assert_eq!(search.trend, Trend::Regression);
+    // Its example run: the quickest at or above its p95 (less the sketch's 2 %).
+    let sample = search.sample.as_ref().unwrap();
+    let floor = search.latency.as_ref().unwrap().p95 * 0.98;
+    let expected = step_ms(&checkout, "search", from, to)
+        .into_iter()
+        .filter(|ms| *ms >= floor)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        (sample.ms - expected).abs() < 1e-6,
+        "{sample:?} vs {expected}"
+    );
+    let run = checkout
+        .iter()
+        .find(|r| r.result.run_id == sample.run_id)
+        .unwrap();
+    assert_eq!(run.result.trace_id, sample.trace_id);
+    assert!((t(from)..t(to)).contains(&run.result.started_at));
     let shift = search.shift.unwrap();
     assert!((shift.change - 0.6).abs() < 0.05, "{shift:?}");
     assert!(
@@ -1118,4 +1227,72 @@ fn assert_close(a: &Value, b: &Value, path: &str) {
         }
         _ => assert_eq!(a, b, "{path}"),
     }
+}
+
+/// A permanent refusal (Slack's 404 `no_service`) ends that channel's delivery at once; a
+/// channel failing with retryable errors is given up on after `give_up_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_expired_deliveries_end_as_failed() {
+    let db = Db::sqlite().await;
+    let runs: Vec<RunRecord> = (day(14, 0, 0) / RUN_EVERY_MIN..day(14, 2, 0) / RUN_EVERY_MIN)
+        .map(checkout_run)
+        .collect();
+    db.store.record_runs(&runs).await.unwrap();
+    let slack = Receiver::start().await;
+    let slack_path = format!("/slack/{SLACK_SECRET}");
+    slack.set_down(&slack_path, Some(404));
+    // The email channel points at a port nothing listens on: connection refused, retryable.
+    let (mut alerting, digest_config) = config(closed_port(), &slack.base);
+    alerting.give_up_after = Duration::from_secs(3600);
+    let cycle = DigestCycle::new(digest_config, &alerting, db.store.clone());
+    let now = t(day(28, 0, 1));
+    let first = cycle.tick(&arcs(), now).await.unwrap();
+    let id = first.created[0];
+    assert_eq!(first.delivered, []);
+    assert_eq!(first.failed.len(), 1);
+    assert_eq!(
+        (first.failed[0].0, first.failed[0].1.as_str()),
+        (id, "chat")
+    );
+    assert!(first.failed[0].2.contains("404"), "{:?}", first.failed);
+    assert_eq!(first.pending, 1, "the email is retried");
+    let later = cycle
+        .tick(&arcs(), now + chrono::Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!((later.pending, later.failed.len()), (1, 0));
+    assert_eq!(
+        slack.received(&slack_path).len(),
+        1,
+        "a refused channel is not retried"
+    );
+    let expired = cycle
+        .tick(&arcs(), now + chrono::Duration::minutes(61))
+        .await
+        .unwrap();
+    assert_eq!(expired.pending, 0);
+    assert_eq!(
+        expired
+            .failed
+            .iter()
+            .map(|f| f.1.as_str())
+            .collect::<Vec<_>>(),
+        ["mail"]
+    );
+    let stored = db.store.digest(id).await.unwrap().unwrap();
+    assert_eq!(stored.sent_at, Some(now + chrono::Duration::minutes(61)));
+    let statuses: Vec<String> = db
+        .store
+        .digest_deliveries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| format!("{} {}", d.channel, d.status))
+        .collect();
+    assert_eq!(statuses, ["chat failed", "mail failed"]);
+}
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }

@@ -651,6 +651,25 @@ async fn a_digest_of_28_simulated_days_matches_figures_computed_independently(db
     // The chart: 6-hour buckets over the fortnight, the previous fortnight's IQR as the band.
     assert_eq!(c.chart.p50.len(), 14 * 4);
     assert_eq!(c.chart.p50[0].0, t(from));
+    // Every bucket's median and p95 against the runs that started in it.
+    for ((start, p50), (_, p95)) in c.chart.p50.iter().zip(&c.chart.p95) {
+        let end = *start + chrono::Duration::hours(6);
+        let mut totals: Vec<f64> = runs_now
+            .iter()
+            .filter(|r| (*start..end).contains(&r.result.started_at))
+            .map(|r| r.result.duration_ms)
+            .collect();
+        close(
+            *p50,
+            exact(&mut totals, 0.5),
+            &format!("chart p50 at {start}"),
+        );
+        close(
+            *p95,
+            exact(&mut totals, 0.95),
+            &format!("chart p95 at {start}"),
+        );
+    }
     let mut before_totals: Vec<f64> = runs_before.iter().map(|r| r.result.duration_ms).collect();
     let band = c.chart.band.unwrap();
     close(band.0, exact(&mut before_totals, 0.25), "band low");

@@ -33,6 +33,28 @@ pub struct Config {
     pub alerting: crate::alert::AlertConfig,
     /// The feedback digest: period, send time, channels (see docs/digest.md).
     pub digest: crate::digest::DigestConfig,
+    /// The public status page at `/` (journeys with `public: true`).
+    pub status_page: StatusPage,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusPage {
+    pub title: String,
+    /// A sentence under the overall state.
+    pub description: Option<String>,
+    /// An `https://` image shown beside the title.
+    pub logo_url: Option<String>,
+}
+
+impl Default for StatusPage {
+    fn default() -> Self {
+        StatusPage {
+            title: "Service status".into(),
+            description: None,
+            logo_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -70,6 +92,7 @@ impl Default for Config {
             retention: Retention::default(),
             alerting: Default::default(),
             digest: Default::default(),
+            status_page: StatusPage::default(),
         }
     }
 }
@@ -173,6 +196,11 @@ impl Config {
         }
         if self.api_token.as_deref().is_some_and(|t| t.len() < 16) {
             return invalid("api_token must be at least 16 characters");
+        }
+        if let Some(logo) = &self.status_page.logo_url
+            && url::Url::parse(logo).map_or(true, |u| u.scheme() != "https")
+        {
+            return invalid("status_page.logo_url must be an https:// URL");
         }
         if self.retention.rollup < self.retention.raw {
             return invalid("retention.rollup must be at least retention.raw");

@@ -14,6 +14,8 @@ pub mod health;
 pub mod incidents;
 pub mod journeys;
 pub mod metrics;
+pub mod status;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -52,6 +54,8 @@ pub struct AppState {
     pub telemetry: Option<Telemetry>,
     /// Acknowledge and resolve commands to the incident engine; absent in handler tests.
     pub alerts: Option<crate::alert::commands::AlertHandle>,
+    /// The public status page's last snapshot.
+    pub status: Arc<status::StatusCache>,
 }
 
 impl AppState {
@@ -82,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(anomalies::router(state.clone()))
         .merge(incidents::router(state.clone()))
         .merge(digests::router(state.clone()))
+        .merge(status::router(state.clone()))
         .merge(metrics::router(state))
 }
 
@@ -178,6 +183,7 @@ pub(crate) mod test_support {
             writer: None,
             telemetry: None,
             alerts: None,
+            status: Arc::default(),
         };
         (state, recorder)
     }

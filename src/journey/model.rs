@@ -23,6 +23,9 @@ pub struct Journey {
     pub runbook: Option<String>,
     /// Availability target in percent, e.g. `99.5`.
     pub slo: Option<f64>,
+    /// Shown on the public status page (`public: true`), under `group` (default: "Services").
+    pub public: bool,
+    pub group: Option<String>,
     /// Defaults; `--var` overrides win over them. Values keep their YAML type.
     pub variables: BTreeMap<String, serde_json::Value>,
     /// Anomaly detection for every step; a step's own `anomaly:` overrides it field by field.

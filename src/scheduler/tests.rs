@@ -32,6 +32,8 @@ fn journey(name: &str, schedule: Schedule, version: &str) -> Journey {
         owner: None,
         runbook: None,
         slo: None,
+        public: false,
+        group: None,
         variables: BTreeMap::new(),
         anomaly: Default::default(),
         alert: Default::default(),

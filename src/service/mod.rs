@@ -267,6 +267,7 @@ impl App {
             writer: Some(writer.clone()),
             telemetry: Some(telemetry.clone()),
             alerts: Some(alerts),
+            status: Arc::default(),
         };
         Ok(App {
             listener,

@@ -18,6 +18,7 @@ mod postgres;
 mod queries;
 pub mod sketch;
 mod sqlite;
+pub mod status;
 mod writer;
 
 use std::time::Duration;

@@ -52,3 +52,7 @@ pub(super) mod a {
 pub(super) mod d {
     super::super::digest::dialect!(sqlx::Postgres);
 }
+
+pub(super) mod s {
+    super::super::status::dialect!(sqlx::Postgres);
+}

@@ -62,3 +62,7 @@ pub(super) mod a {
 pub(super) mod d {
     super::super::digest::dialect!(sqlx::Sqlite);
 }
+
+pub(super) mod s {
+    super::super::status::dialect!(sqlx::Sqlite);
+}

@@ -67,6 +67,8 @@ const JOURNEY_KEYS: &[&str] = &[
     "owner",
     "runbook",
     "slo",
+    "public",
+    "group",
     "anomaly",
     "alert",
     "variables",
@@ -215,6 +217,11 @@ fn journey(
     let runbook = f.get("runbook").and_then(|n| runbook(c, n));
     let tags = f.get("tags").map(|n| tags(c, n)).unwrap_or_default();
     let slo = f.get("slo").and_then(|n| slo(c, n));
+    let public = f
+        .get("public")
+        .and_then(|n| c.bool(n, "`public`"))
+        .unwrap_or(false);
+    let group = f.get("group").and_then(|n| c.non_empty_text(n, "`group`"));
     let anomaly = f
         .get("anomaly")
         .and_then(|n| anomaly::anomaly(c, n, "`anomaly`"))
@@ -254,6 +261,8 @@ fn journey(
         owner,
         runbook,
         slo,
+        public,
+        group,
         variables,
         anomaly,
         alert: alert?,

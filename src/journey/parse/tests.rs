@@ -395,3 +395,30 @@ steps:
     }
     assert_eq!(errs.len(), 5, "{joined}");
 }
+
+#[test]
+fn public_journeys_and_their_group() {
+    let j = parse(ISSUE_EXAMPLE).unwrap();
+    assert!(!j.public, "private unless said");
+    assert_eq!(j.group, None);
+    let src = ISSUE_EXAMPLE.replace(
+        "owner: shop-team\n",
+        "owner: shop-team\npublic: true\ngroup: Shop\n",
+    );
+    let j = parse(&src).unwrap();
+    assert!(j.public);
+    assert_eq!(j.group.as_deref(), Some("Shop"));
+    let bad = ISSUE_EXAMPLE.replace(
+        "owner: shop-team\n",
+        "owner: shop-team\npublic: yes please\ngroup: \"\"\n",
+    );
+    let errs = errors(&bad).join("\n");
+    assert!(
+        errs.contains("j.yaml:5:9:") && errs.contains("`public`"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("j.yaml:6:8:") && errs.contains("`group`"),
+        "{errs}"
+    );
+}

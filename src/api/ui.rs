@@ -1,0 +1,189 @@
+//! Server-rendered pages: the templates and static files of `ui/`, compiled into the binary (no
+//! front-end build, nothing to install beside it), the template filters, and the security
+//! headers every page carries.
+//!
+//! Templates are minijinja with auto-escaping on (`.html` names): a value from a journey file
+//! or a monitored service can never become markup.
+
+use std::sync::LazyLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::{Environment, Value};
+
+use super::ApiError;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../ui/templates/base.html")),
+    (
+        "status.html",
+        include_str!("../../ui/templates/status.html"),
+    ),
+];
+
+const STATIC: &[(&str, &str, &str)] = &[(
+    "waymark.css",
+    "text/css; charset=utf-8",
+    include_str!("../../ui/static/waymark.css"),
+)];
+
+/// No inline script or style, no framing, nothing from elsewhere.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                            img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+                            frame-ancestors 'none'; base-uri 'none'";
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+    }
+    env.add_filter("pct", pct);
+    env.add_filter("duration", duration);
+    env.add_filter("stamp", stamp);
+    env.add_filter("bar_class", bar_class);
+    env.add_filter("day_text", day_text);
+    env
+});
+
+/// Renders `template` as a page with the security headers.
+pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
+    let html = ENV
+        .get_template(template)
+        .and_then(|t| t.render(context))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("template {template}: {e:#}")))?;
+    Ok(with_headers(
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        PAGE_CSP,
+    ))
+}
+
+/// Adds the headers every page gets, with its Content-Security-Policy.
+pub fn with_headers(mut response: Response, csp: &'static str) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Replaces the page's Content-Security-Policy (the status page allows its logo's origin).
+pub fn with_csp(mut response: Response, csp: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+/// `GET /static/{file}`: cached for an hour (the files change only with the binary).
+pub async fn static_file(
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, kind, body) = STATIC
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .ok_or_else(|| ApiError::NotFound(format!("no static file `{file}`")))?;
+    Ok(with_headers(
+        (
+            [
+                (header::CONTENT_TYPE, *kind),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        PAGE_CSP,
+    ))
+}
+
+// --- filters -------------------------------------------------------------------------------
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| {
+        if (99.995..100.0).contains(&v) {
+            // 99.999 must not read as 100.00.
+            "99.99%".to_string()
+        } else {
+            format!("{v:.2}%")
+        }
+    })
+}
+
+fn duration(secs: i64) -> String {
+    crate::alert::notify::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
+}
+
+fn stamp(v: Value) -> String {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(
+            || v.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+}
+
+fn day_field(day: &Value, field: &str) -> Value {
+    day.get_attr(field).unwrap_or(Value::UNDEFINED)
+}
+
+/// `full`, `minor` (some failures, ≥ 99 %), `major` (< 99 %) or `none` (no runs): drawn with
+/// different heights as well as colours.
+fn bar_class(day: Value) -> &'static str {
+    match day_field(&day, "uptime").as_f64_opt() {
+        None => "none",
+        Some(u) if u >= 100.0 => "full",
+        Some(u) if u >= 99.0 => "minor",
+        Some(_) => "major",
+    }
+}
+
+fn day_text(day: Value) -> String {
+    let date = day_field(&day, "date");
+    let runs = day_field(&day, "runs").as_i64_opt().unwrap_or(0);
+    let failures = day_field(&day, "failures").as_i64_opt().unwrap_or(0);
+    let incidents = day_field(&day, "incidents").as_i64_opt().unwrap_or(0);
+    let mut text = match day_field(&day, "uptime").as_f64_opt() {
+        None => format!("{date}: no data"),
+        Some(u) => format!(
+            "{date}: {} uptime ({failures} of {runs} checks failed)",
+            pct(Some(u))
+        ),
+    };
+    if incidents > 0 {
+        text.push_str(&format!(
+            ", {incidents} incident{}",
+            if incidents == 1 { "" } else { "s" }
+        ));
+    }
+    text
+}
+
+trait ValueExt {
+    fn as_f64_opt(&self) -> Option<f64>;
+    fn as_i64_opt(&self) -> Option<i64>;
+}
+
+impl ValueExt for Value {
+    fn as_f64_opt(&self) -> Option<f64> {
+        if self.is_none() || self.is_undefined() {
+            return None;
+        }
+        f64::try_from(self.clone()).ok()
+    }
+
+    fn as_i64_opt(&self) -> Option<i64> {
+        i64::try_from(self.clone()).ok()
+    }
+}

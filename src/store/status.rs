@@ -1,0 +1,67 @@
+//! What the public status page reads beyond incidents: runs and failures per journey and UTC
+//! day, summed from the hourly whole-run rollups (every location).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store};
+
+/// One journey's runs on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyTotal {
+    pub journey: String,
+    /// 00:00 UTC of the day.
+    pub day: DateTime<Utc>,
+    pub runs: u64,
+    pub failures: u64,
+}
+
+impl Store {
+    /// Per journey and UTC day, from the day of `since` on; by journey, then day.
+    pub async fn daily_totals(&self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
+        let since = since.timestamp().div_euclid(86_400) * 86_400;
+        match self {
+            Store::Sqlite(p) => super::sqlite::s::daily_totals(p, since).await,
+            Store::Postgres(p) => super::postgres::s::daily_totals(p, since).await,
+        }
+    }
+}
+
+macro_rules! dialect {
+    ($db:ty) => {
+        use sqlx::{Pool, Row};
+
+        use crate::store::status::DailyTotal;
+        use crate::store::{Result, StoreError};
+
+        type Db = $db;
+
+        pub(in crate::store) async fn daily_totals(
+            pool: &Pool<Db>,
+            since_s: i64,
+        ) -> Result<Vec<DailyTotal>> {
+            let rows = sqlx::query(
+                "SELECT journey, (hour_s / 86400) * 86400 AS day_s, \
+                 CAST(SUM(count) AS BIGINT) AS runs, CAST(SUM(failures) AS BIGINT) AS failures \
+                 FROM rollups WHERE step = '' AND hour_s >= $1 \
+                 GROUP BY journey, day_s ORDER BY journey, day_s",
+            )
+            .bind(since_s)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let day: i64 = row.try_get("day_s")?;
+                    Ok(DailyTotal {
+                        journey: row.try_get("journey")?,
+                        day: chrono::DateTime::from_timestamp(day, 0)
+                            .ok_or_else(|| StoreError::Corrupt(format!("day {day}")))?,
+                        runs: row.try_get::<i64, _>("runs")?.max(0) as u64,
+                        failures: row.try_get::<i64, _>("failures")?.max(0) as u64,
+                    })
+                })
+                .collect()
+        }
+    };
+}
+pub(super) use dialect;

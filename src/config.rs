@@ -35,6 +35,35 @@ pub struct Config {
     pub digest: crate::digest::DigestConfig,
     /// The public status page at `/` (journeys with `public: true`).
     pub status_page: StatusPage,
+    /// The internal dashboard at `/app`: who may log in.
+    pub dashboard: Dashboard,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dashboard {
+    /// How long a login lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Users; none = nobody can log in (the dashboard shows how to add one).
+    pub users: Vec<DashboardUser>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            session_ttl: Duration::from_secs(12 * 3600),
+            users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardUser {
+    pub name: String,
+    /// An Argon2id PHC string, as `waymark hash-password` prints it.
+    pub password_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -93,6 +122,7 @@ impl Default for Config {
             alerting: Default::default(),
             digest: Default::default(),
             status_page: StatusPage::default(),
+            dashboard: Dashboard::default(),
         }
     }
 }
@@ -201,6 +231,27 @@ impl Config {
             && url::Url::parse(logo).map_or(true, |u| u.scheme() != "https")
         {
             return invalid("status_page.logo_url must be an https:// URL");
+        }
+        for (i, user) in self.dashboard.users.iter().enumerate() {
+            if user.name.trim().is_empty() {
+                return invalid("dashboard.users: a name must not be empty");
+            }
+            if self.dashboard.users[..i]
+                .iter()
+                .any(|u| u.name == user.name)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "dashboard.users: `{}` is listed twice",
+                    user.name
+                )));
+            }
+            if !crate::api::auth::is_password_hash(&user.password_hash) {
+                return Err(ConfigError::Invalid(format!(
+                    "dashboard.users `{}`: password_hash must be an Argon2id PHC string \
+                     (make one with `waymark hash-password`)",
+                    user.name
+                )));
+            }
         }
         if self.retention.rollup < self.retention.raw {
             return invalid("retention.rollup must be at least retention.raw");

@@ -22,6 +22,7 @@ Examples:
   waymark run journeys/checkout.yaml --format json
   waymark serve --config waymark.toml     schedule journeys, store runs, serve the API
   waymark digest --owner shop-team --preview digest.html
+  echo 'a long password' | waymark hash-password   for [[dashboard.users]]
 
 Secrets: {{ secret.NAME }} reads WAYMARK_SECRET_NAME or the --secrets-file.
 Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) to export each run's trace;
@@ -158,6 +159,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Print the Argon2id hash of a password read from standard input, for a
+    /// `[[dashboard.users]]` entry's `password_hash`.
+    HashPassword,
     /// Anomaly detection tools.
     Anomaly {
         #[command(subcommand)]
@@ -261,6 +265,7 @@ fn main() -> ExitCode {
             format,
             config.as_deref(),
         ),
+        Command::HashPassword => hash_password(),
         Command::Anomaly {
             action:
                 AnomalyCommand::Replay {
@@ -373,6 +378,19 @@ fn digest(
         Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(&digest)?)),
         Format::Text => print(&format!("{}\n\n{}", rendered.subject, rendered.text)),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads one line (the password, without its newline) so that it never appears in the shell's
+/// history or the process list.
+fn hash_password() -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    println!("{}", waymark::api::auth::hash_password(password));
     Ok(ExitCode::SUCCESS)
 }
 

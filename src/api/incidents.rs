@@ -149,11 +149,22 @@ async fn command(
             "`by` must be 1 to 200 characters".into(),
         ));
     }
+    let incident = send_command(&state, action, id, &by).await?;
+    Ok(Json(json!({ "incident": incident })))
+}
+
+/// Acknowledges or resolves through the task that owns the incidents (API and dashboard).
+pub(super) async fn send_command(
+    state: &AppState,
+    action: Action,
+    id: i64,
+    by: &str,
+) -> Result<crate::alert::Incident, ApiError> {
     let Some(alerts) = &state.alerts else {
         return Err(ApiError::Unavailable("alerting is not running".into()));
     };
-    match alerts.send(action, id, &by).await {
-        Ok(incident) => Ok(Json(json!({ "incident": incident }))),
+    match alerts.send(action, id, by).await {
+        Ok(incident) => Ok(incident),
         Err(CommandFailed::Refused(CommandError::NotFound(id))) => {
             Err(ApiError::NotFound(format!("no incident with id `{id}`")))
         }

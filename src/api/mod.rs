@@ -9,6 +9,8 @@
 //! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
 
 pub mod anomalies;
+pub mod app;
+pub mod auth;
 pub mod digests;
 pub mod health;
 pub mod incidents;
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router(state.clone()))
         .merge(digests::router(state.clone()))
         .merge(status::router(state.clone()))
+        .merge(app::router(state.clone()))
         .merge(metrics::router(state))
 }
 
@@ -100,6 +103,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -120,6 +125,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
@@ -160,14 +166,22 @@ pub(crate) mod test_support {
     }
 
     pub async fn state(dir: &std::path::Path, token: Option<&str>) -> (AppState, Arc<Recorder>) {
+        state_with(dir, |c| c.api_token = token.map(str::to_string)).await
+    }
+
+    /// A state over a fresh SQLite store, with the configuration `edit` makes.
+    pub async fn state_with(
+        dir: &std::path::Path,
+        edit: impl FnOnce(&mut Config),
+    ) -> (AppState, Arc<Recorder>) {
         let url = format!("sqlite://{}", dir.join("w.db").display());
         let store = Store::connect(&url).await.unwrap();
         let recorder = Arc::new(Recorder::default());
-        let config = Config {
-            api_token: token.map(str::to_string),
+        let mut config = Config {
             database_url: url,
             ..Config::default()
         };
+        edit(&mut config);
         let scheduler = Arc::new(Scheduler::new(
             Vec::<Arc<Journey>>::new(),
             recorder.clone(),

@@ -13,11 +13,26 @@ use minijinja::{Environment, Value};
 
 use super::ApiError;
 
+/// Every template, by name (a template extends or includes others by these names).
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../ui/templates/base.html")),
     (
         "status.html",
         include_str!("../../ui/templates/status.html"),
+    ),
+    ("login.html", include_str!("../../ui/templates/login.html")),
+    ("app.html", include_str!("../../ui/templates/app.html")),
+    (
+        "overview.html",
+        include_str!("../../ui/templates/overview.html"),
+    ),
+    (
+        "incidents.html",
+        include_str!("../../ui/templates/incidents.html"),
+    ),
+    (
+        "incident.html",
+        include_str!("../../ui/templates/incident.html"),
     ),
 ];
 
@@ -185,5 +200,19 @@ impl ValueExt for Value {
 
     fn as_i64_opt(&self) -> Option<i64> {
         i64::try_from(self.clone()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_renders() {
+        let context = minijinja::context! { site => minijinja::context! { title => "Status" }, next => "/app", error => None::<String>, no_users => true };
+        let rendered = ENV
+            .get_template("login.html")
+            .and_then(|t| t.render(&context));
+        assert!(rendered.is_ok(), "{:#}", rendered.unwrap_err());
     }
 }

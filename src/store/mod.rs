@@ -16,6 +16,7 @@ pub mod digest;
 pub mod episodes;
 mod postgres;
 mod queries;
+pub mod sessions;
 pub mod sketch;
 mod sqlite;
 pub mod status;

@@ -27,6 +27,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "digests",
         include_str!("../../migrations/postgres/0004_digests.sql"),
     ),
+    (
+        5,
+        "sessions",
+        include_str!("../../migrations/postgres/0005_sessions.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -55,4 +60,8 @@ pub(super) mod d {
 
 pub(super) mod s {
     super::super::status::dialect!(sqlx::Postgres);
+}
+
+pub(super) mod u {
+    super::super::sessions::dialect!(sqlx::Postgres);
 }

@@ -28,6 +28,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "digests",
         include_str!("../../migrations/sqlite/0004_digests.sql"),
     ),
+    (
+        5,
+        "sessions",
+        include_str!("../../migrations/sqlite/0005_sessions.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -65,4 +70,8 @@ pub(super) mod d {
 
 pub(super) mod s {
     super::super::status::dialect!(sqlx::Sqlite);
+}
+
+pub(super) mod u {
+    super::super::sessions::dialect!(sqlx::Sqlite);
 }

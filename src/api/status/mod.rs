@@ -29,9 +29,21 @@ pub use snapshot::{Snapshot, State as JourneyState};
 /// How stale the status may be.
 pub const REFRESH: Duration = Duration::from_secs(15);
 
-/// The last snapshot and when it was built.
+/// The last snapshots (public, and every journey for the dashboard) and when they were built.
 #[derive(Default)]
-pub struct StatusCache(tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>);
+pub struct StatusCache {
+    public: Slot,
+    all: Slot,
+}
+
+type Slot = tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>;
+
+/// Which journeys a snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Public,
+    All,
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -44,8 +56,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The current snapshot, rebuilt if older than [`REFRESH`].
-pub async fn snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
-    let mut cached = state.status.0.lock().await;
+pub async fn snapshot(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiError> {
+    let slot = match scope {
+        Scope::Public => &state.status.public,
+        Scope::All => &state.status.all,
+    };
+    let mut cached = slot.lock().await;
     if let Some((at, s)) = cached.as_ref()
         && at.elapsed() < REFRESH
     {
@@ -73,6 +89,7 @@ pub async fn snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
         .collect();
     let built = Arc::new(snapshot::build(&snapshot::Inputs {
         journeys: &refs,
+        only_public: scope == Scope::Public,
         totals: &totals,
         incidents: &incidents,
         maintenance: &maintenance,
@@ -93,7 +110,7 @@ fn overall_text(s: &Snapshot) -> &'static str {
 }
 
 /// The icon and label of each state, so the template never relies on colour alone.
-fn state_words() -> (minijinja::Value, minijinja::Value) {
+pub(super) fn state_words() -> (minijinja::Value, minijinja::Value) {
     use JourneyState::*;
     let all = [Unknown, Operational, Maintenance, Degraded, Down];
     let key = |s: JourneyState| {
@@ -116,7 +133,7 @@ fn state_words() -> (minijinja::Value, minijinja::Value) {
 }
 
 async fn page(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = snapshot(&state).await?;
+    let s = snapshot(&state, Scope::Public).await?;
     let (icons, labels) = state_words();
     let logo_origin = state
         .config
@@ -149,7 +166,7 @@ async fn page(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn json(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = snapshot(&state).await?;
+    let s = snapshot(&state, Scope::Public).await?;
     let body = serde_json::json!({
         "title": state.config.status_page.title,
         "status": s.state,
@@ -162,7 +179,7 @@ async fn json(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn atom(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = snapshot(&state).await?;
+    let s = snapshot(&state, Scope::Public).await?;
     let base = state.config.alerting.dashboard_url.as_deref().unwrap_or("");
     Ok((
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
@@ -177,7 +194,7 @@ async fn badge_svg(
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::NotFound(format!("no public journey `{file}`"));
     let name = file.strip_suffix(".svg").ok_or_else(missing)?;
-    let s = snapshot(&state).await?;
+    let s = snapshot(&state, Scope::Public).await?;
     let journey = s
         .groups
         .iter()

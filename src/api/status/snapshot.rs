@@ -96,6 +96,8 @@ pub struct PublicIncident {
 
 pub struct Inputs<'a> {
     pub journeys: &'a [&'a Journey],
+    /// The public page's view (`public: true` only), or every journey (the dashboard's).
+    pub only_public: bool,
     pub totals: &'a [DailyTotal],
     pub incidents: &'a [Incident],
     pub maintenance: &'a [Window],
@@ -382,6 +384,7 @@ mod tests {
         ];
         let s = build(&Inputs {
             journeys: &journeys,
+            only_public: true,
             totals: &totals,
             incidents: &incidents,
             maintenance: &[],
@@ -471,6 +474,7 @@ mod tests {
         let journeys = [&checkout];
         let input = |maintenance| Inputs {
             journeys: &journeys,
+            only_public: true,
             totals: &totals,
             incidents: &incidents,
             maintenance,

@@ -1,0 +1,505 @@
+//! The internal dashboard under `/app` (login required, see [`super::auth`]): the overview of
+//! every journey, incidents with acknowledge and resolve. Pages are server-rendered from
+//! `ui/templates`; forms post back with the session's CSRF token.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{self, CsrfForm, SignedIn};
+use super::status::{Scope, snapshot};
+use super::{ApiError, AppState, ui};
+use crate::alert::IncidentState;
+use crate::alert::commands::Action;
+use crate::store::alerts::IncidentFilter;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/app", get(overview))
+        .route("/app/login", get(auth::login_page).post(auth::login))
+        .route("/app/logout", post(auth::logout))
+        .route("/app/incidents", get(incidents))
+        .route("/app/incidents/{id}", get(incident))
+        .route("/app/incidents/{id}/ack", post(acknowledge))
+        .route("/app/incidents/{id}/resolve", post(resolve))
+        .with_state(state)
+}
+
+/// The context every dashboard page shares: the site, the user (for the CSRF token of the
+/// logout form) and the state words.
+fn base(state: &AppState, user: &SignedIn, title: &str) -> Value {
+    let (icons, labels) = super::status::state_words();
+    context! {
+        site => Value::from_serialize(&state.config.status_page),
+        user => context! { username => user.username.clone(), csrf_token => user.csrf_token.clone() },
+        title,
+        icons,
+        labels,
+    }
+}
+
+#[derive(Deserialize, Serialize, Default)]
+struct OverviewQuery {
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    owner: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    state: super::status::JourneyState,
+    today: Option<f64>,
+    week: Option<f64>,
+    month: Option<f64>,
+    owner: Option<String>,
+    tags: Vec<String>,
+    open_incidents: usize,
+}
+
+async fn overview(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Query(filter): Query<OverviewQuery>,
+) -> Result<Response, ApiError> {
+    let s = snapshot(&state, Scope::All).await?;
+    let journeys = state.catalog().journeys.clone();
+    let (mut tags, mut owners) = (BTreeSet::new(), BTreeSet::new());
+    for j in journeys.values() {
+        tags.extend(j.tags.iter().cloned());
+        owners.extend(j.owner.iter().cloned());
+    }
+    let over = |days: &[super::status::snapshot::Day], n: usize| {
+        let (runs, failures) = days[days.len().saturating_sub(n)..]
+            .iter()
+            .fold((0, 0), |(r, f), d| (r + d.runs, f + d.failures));
+        (runs > 0).then(|| 100.0 * (runs - failures.min(runs)) as f64 / runs as f64)
+    };
+    let mut rows: Vec<Row> = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.journeys)
+        .filter_map(|j| {
+            let def = journeys.get(&j.name)?;
+            let keep = (filter.tag.is_empty() || def.tags.contains(&filter.tag))
+                && (filter.owner.is_empty() || def.owner.as_deref() == Some(filter.owner.as_str()));
+            keep.then(|| Row {
+                name: j.name.clone(),
+                state: j.state,
+                today: over(&j.days, 1),
+                week: over(&j.days, 7),
+                month: j.uptime_30d,
+                owner: def.owner.clone(),
+                tags: def.tags.clone(),
+                open_incidents: s
+                    .incidents
+                    .iter()
+                    .filter(|i| i.journey == j.name && i.resolved_at.is_none())
+                    .count(),
+            })
+        })
+        .collect();
+    // The worst first: what needs looking at.
+    rows.sort_by(|a, b| b.state.cmp(&a.state).then(a.name.cmp(&b.name)));
+    ui::page(
+        "overview.html",
+        context! {
+            ..base(&state, &user, "Overview"),
+            ..context! {
+                rows => Value::from_serialize(&rows),
+                tags => Value::from_serialize(&tags),
+                owners => Value::from_serialize(&owners),
+                filter => Value::from_serialize(&filter),
+            }
+        },
+    )
+}
+
+#[derive(Deserialize, Serialize)]
+struct IncidentsQuery {
+    #[serde(default = "active")]
+    state: String,
+    #[serde(default)]
+    journey: String,
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+async fn incidents(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Query(filter): Query<IncidentsQuery>,
+) -> Result<Response, ApiError> {
+    use IncidentState::*;
+    let states = match filter.state.as_str() {
+        "active" => vec![Open, Acknowledged],
+        "open" => vec![Open],
+        "acknowledged" => vec![Acknowledged],
+        "resolved" => vec![Resolved],
+        _ => vec![],
+    };
+    let list = state
+        .store
+        .incidents(&IncidentFilter {
+            journey: (!filter.journey.is_empty()).then(|| filter.journey.clone()),
+            states,
+            since: None,
+            limit: 200,
+        })
+        .await?;
+    let now = chrono::Utc::now();
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id,
+                "journey": i.journey,
+                "severity": i.severity.as_str(),
+                "state": i.state,
+                "started_at": i.started_at,
+                "resolved_at": i.resolved_at,
+                "duration_s": (i.resolved_at.unwrap_or(now) - i.started_at).num_seconds().max(0),
+            })
+        })
+        .collect();
+    ui::page(
+        "incidents.html",
+        context! {
+            ..base(&state, &user, "Incidents"),
+            ..context! {
+                incidents => Value::from_serialize(&rows),
+                filter => Value::from_serialize(&filter),
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct Message {
+    done: Option<String>,
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("no incident with id `{raw}`")))
+}
+
+async fn incident(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    Query(message): Query<Message>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let i = state
+        .store
+        .incident(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
+    let events = state.store.incident_events(id).await?;
+    let notifications: Vec<serde_json::Value> = state
+        .store
+        .incident_notifications(id)
+        .await?
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "channel": r.notification.channel,
+                "kind": r.notification.kind.as_str(),
+                "status": r.status.as_str(),
+                "created_at": r.notification.created_at,
+            })
+        })
+        .collect();
+    let message = match message.done.as_deref() {
+        Some("ack") => {
+            Some("Acknowledged: reminders stop; the incident stays open until runs pass.")
+        }
+        Some("resolve") => {
+            Some("Resolved: a new failure opens a new incident (or reopens this one).")
+        }
+        _ => None,
+    };
+    ui::page(
+        "incident.html",
+        context! {
+            ..base(&state, &user, &format!("Incident #{id}")),
+            ..context! {
+                incident => Value::from_serialize(&i),
+                headline => i.cause.headline(i.severity),
+                events => Value::from_serialize(&events),
+                notifications => Value::from_serialize(&notifications),
+                message,
+            }
+        },
+    )
+}
+
+async fn acknowledge(
+    state: State<AppState>,
+    user: SignedIn,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    command(state, user, headers, id, form, Action::Acknowledge).await
+}
+
+async fn resolve(
+    state: State<AppState>,
+    user: SignedIn,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    command(state, user, headers, id, form, Action::Resolve).await
+}
+
+/// Runs the command as the signed-in user, then shows the incident again (post/redirect/get).
+async fn command(
+    State(state): State<AppState>,
+    user: SignedIn,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+    action: Action,
+) -> Result<Response, ApiError> {
+    user.check(&headers, &form.csrf)?;
+    let id = parse_id(&id)?;
+    super::incidents::send_command(&state, action, id, &user.username).await?;
+    let done = match action {
+        Action::Acknowledge => "ack",
+        Action::Resolve => "resolve",
+    };
+    Ok(Redirect::to(&format!("/app/incidents/{id}?done={done}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{call, get, state_with};
+    use crate::alert::{Cause, Incident, Severity};
+    use crate::config::DashboardUser;
+    use crate::store::alerts::IncidentChange;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    fn form(uri: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
+        let mut b = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, "http://127.0.0.1:8080");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        b.body(Body::from(body.to_string())).unwrap()
+    }
+
+    fn with_cookie(uri: &str, cookie: &str) -> Request<Body> {
+        Request::get(uri)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    /// The CSRF token in a page's forms.
+    fn csrf(html: &str) -> String {
+        html.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn login_pages_csrf_and_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state_with(dir.path(), |c| {
+            c.dashboard.users = vec![DashboardUser {
+                name: "ada".into(),
+                password_hash: crate::api::auth::hash_password(PASSWORD),
+            }];
+        })
+        .await;
+        let mut incident = Incident {
+            id: 0,
+            journey: "checkout".into(),
+            severity: Severity::Failure,
+            state: crate::alert::IncidentState::Open,
+            dedup_key: "k".into(),
+            started_at: chrono::Utc::now(),
+            opened_at: chrono::Utc::now(),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            reopened: 0,
+            flapping: false,
+            cause: Cause {
+                step: Some("pay".into()),
+                ..Cause::default()
+            },
+            channels: vec![],
+            owner: Some("shop-team".into()),
+            runbook: None,
+            tags: vec![],
+        };
+        incident.id = state
+            .store
+            .save_incident(&IncidentChange {
+                incident: incident.clone(),
+                events: vec![],
+                notifications: vec![],
+                muted: vec![],
+            })
+            .await
+            .unwrap();
+        let app = super::super::router(state.clone());
+
+        // Not logged in: to the login page, and back afterwards.
+        let res = app.clone().oneshot(get("/app/incidents/1")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "/app/login?next=%2Fapp%2Fincidents%2F1"
+        );
+        let (status, page) = call(&app, get("/app/login?next=/app/incidents/1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("name=\"next\" value=\"&#x2f;app&#x2f;incidents&#x2f;1\""),
+            "{page}"
+        );
+
+        // Wrong password, unknown user, cross-site form: refused.
+        let (status, page) = call(
+            &app,
+            form("/app/login", "username=ada&password=nope&next=/app", None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("Wrong user name or password."));
+        let (status, _) = call(
+            &app,
+            form(
+                "/app/login",
+                &format!("username=bob&password={PASSWORD}"),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let mut cross = form(
+            "/app/login",
+            &format!("username=ada&password={PASSWORD}"),
+            None,
+        );
+        cross
+            .headers_mut()
+            .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert_eq!(call(&app, cross).await.0, StatusCode::FORBIDDEN);
+
+        // The right one: a session cookie, and the page asked for.
+        let body = format!(
+            "username=ada&password={}&next=%2Fapp%2Fincidents%2F1",
+            PASSWORD.replace(' ', "+")
+        );
+        let res = app
+            .clone()
+            .oneshot(form("/app/login", &body, None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()[header::LOCATION], "/app/incidents/1");
+        let set_cookie = res.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(set_cookie.contains(attribute), "{set_cookie}");
+        }
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let token = cookie.split_once('=').unwrap().1;
+        assert_eq!(token.len(), 64);
+        let stored: Vec<String> = sqlx_tokens(&state).await;
+        assert!(
+            !stored.iter().any(|t| t == token),
+            "only the token's hash is stored"
+        );
+
+        let (status, page) = call(&app, with_cookie("/app/incidents/1", &cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Incident #1: checkout (failure)") && page.contains("Acknowledge"),
+            "{page}"
+        );
+        let (status, overview) = call(&app, with_cookie("/app", &cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(overview.contains("Overview"));
+        let token = csrf(&page);
+
+        // Forms need the session's CSRF token.
+        let ack = |csrf: &str| {
+            form(
+                "/app/incidents/1/ack",
+                &format!("csrf={csrf}"),
+                Some(&cookie),
+            )
+        };
+        assert_eq!(call(&app, ack("0000")).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            call(&app, ack(&token)).await.0,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no engine in a handler test"
+        );
+
+        // Logging out ends the session for good.
+        let res = app
+            .clone()
+            .oneshot(form("/app/logout", &format!("csrf={token}"), Some(&cookie)))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(
+            res.headers()[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let res = app
+            .clone()
+            .oneshot(with_cookie("/app", &cookie))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn sqlx_tokens(state: &crate::api::AppState) -> Vec<String> {
+        match &state.store {
+            crate::store::Store::Sqlite(p) => {
+                sqlx::query_scalar("SELECT token_sha256 FROM sessions")
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            }
+            crate::store::Store::Postgres(p) => {
+                sqlx::query_scalar("SELECT token_sha256 FROM sessions")
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+}

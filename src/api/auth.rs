@@ -1,0 +1,319 @@
+//! Logins for the dashboard (`/app`): users from `[dashboard]` with Argon2id password hashes,
+//! sessions in the store, and a CSRF token per session.
+//!
+//! - The session cookie holds 32 random bytes; the store keeps only their SHA-256, so a copy of
+//!   the database opens no session. Cookie: `HttpOnly; Secure; SameSite=Lax; Path=/`.
+//! - Every state-changing form carries the session's CSRF token, compared in constant time;
+//!   `Origin` (when the browser sends it) must be this host. The login form, which has no
+//!   session yet, relies on the `Origin` check and SameSite.
+//! - A wrong user name costs the same Argon2 verification as a wrong password, so answers do
+//!   not tell which names exist.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Form;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use minijinja::context;
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::journeys::same_secret;
+use super::{ApiError, AppState, ui};
+use crate::config::DashboardUser;
+use crate::store::sessions::Session;
+
+pub const COOKIE: &str = "waymark_session";
+
+/// Verified against when the user name is unknown (a hash of a random password), so that an
+/// unknown name takes as long as a wrong password.
+static DECOY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&random_hex()));
+
+/// An Argon2id PHC string for `password`, with a random salt (`waymark hash-password`).
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters hashes any password")
+        .to_string()
+}
+
+/// Whether `hash` is an Argon2 PHC string this build can verify (checked at config load).
+pub fn is_password_hash(hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+}
+
+fn verify(users: &[DashboardUser], name: &str, password: &str) -> bool {
+    let user = users.iter().find(|u| u.name == name);
+    let hash = user.map_or(DECOY.as_str(), |u| u.password_hash.as_str());
+    let ok = PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
+    ok && user.is_some()
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// A logged-in user, for `/app` handlers; without a valid session the request is sent to the
+/// login page (and back afterwards).
+pub struct SignedIn {
+    pub username: String,
+    pub csrf_token: String,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || {
+            let next = parts.uri.path_and_query().map_or("/app", |p| p.as_str());
+            Redirect::to(&format!(
+                "/app/login?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ))
+            .into_response()
+        };
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Err(to_login());
+        };
+        match state.store.session(&token_hash(&token), Utc::now()).await {
+            Ok(Some(s)) => Ok(SignedIn {
+                username: s.username,
+                csrf_token: s.csrf_token,
+            }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(ApiError::from(e).into_response()),
+        }
+    }
+}
+
+impl SignedIn {
+    /// Checks a form's CSRF token and the request's origin.
+    pub fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), ApiError> {
+        same_origin(headers)?;
+        if same_secret(csrf.as_bytes(), self.csrf_token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "the form has expired: reload the page and try again".into(),
+            ))
+        }
+    }
+}
+
+/// `Origin`, when present, must be this host (http or https).
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
+    if !host.is_empty() && origin_host == host {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "cross-site form submissions are refused".into(),
+        ))
+    }
+}
+
+/// Only paths of the dashboard: never an open redirect.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/app") && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/app",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, ApiError> {
+    login_form(&state, safe_next(q.next.as_deref()), None, StatusCode::OK)
+}
+
+fn login_form(
+    state: &AppState,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let mut page = ui::page(
+        "login.html",
+        context! {
+            site => minijinja::Value::from_serialize(&state.config.status_page),
+            next,
+            error,
+            no_users => state.config.dashboard.users.is_empty(),
+        },
+    )?;
+    *page.status_mut() = status;
+    Ok(page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    same_origin(&headers)?;
+    let next = safe_next(form.next.as_deref()).to_string();
+    let users = state.config.dashboard.users.clone();
+    let (name, password) = (form.username.clone(), form.password);
+    // Argon2 is deliberately slow: off the async workers.
+    let ok = tokio::task::spawn_blocking(move || verify(&users, &name, &password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if !ok {
+        tracing::warn!(user = %form.username, "dashboard login refused");
+        return login_form(
+            &state,
+            &next,
+            Some("Wrong user name or password."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let token = random_hex();
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(state.config.dashboard.session_ttl)
+        .unwrap_or(chrono::Duration::hours(12));
+    state
+        .store
+        .create_session(
+            &token_hash(&token),
+            &Session {
+                username: form.username.clone(),
+                csrf_token: random_hex(),
+                created_at: now,
+                expires_at: now + ttl,
+            },
+        )
+        .await?;
+    tracing::info!(user = %form.username, "dashboard login");
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={}",
+        ttl.num_seconds()
+    );
+    let mut response = Redirect::to(&next).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    user: SignedIn,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    user.check(&headers, &form.csrf)?;
+    if let Some(token) = cookie_token(&headers) {
+        state.store.delete_session(&token_hash(&token)).await?;
+    }
+    let mut response = Redirect::to("/app/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "waymark_session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
+        ),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse");
+        assert!(is_password_hash(&hash) && hash.starts_with("$argon2id$"));
+        assert!(!is_password_hash("correct horse"));
+        let users = [DashboardUser {
+            name: "ada".into(),
+            password_hash: hash,
+        }];
+        assert!(verify(&users, "ada", "correct horse"));
+        assert!(!verify(&users, "ada", "Correct horse"));
+        assert!(!verify(&users, "bob", "correct horse"));
+    }
+
+    #[test]
+    fn next_stays_in_the_dashboard() {
+        for (given, kept) in [
+            (Some("/app/incidents/3"), "/app/incidents/3"),
+            (Some("https://evil.example/app"), "/app"),
+            (Some("//evil.example/app"), "/app"),
+            (Some("/app\\..\\x"), "/app"),
+            (None, "/app"),
+        ] {
+            assert_eq!(safe_next(given), kept);
+        }
+    }
+
+    #[test]
+    fn cross_site_forms_are_refused() {
+        let headers = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            h
+        };
+        assert!(same_origin(&headers(Some("http://127.0.0.1:8080"))).is_ok());
+        assert!(same_origin(&headers(None)).is_ok());
+        assert!(same_origin(&headers(Some("https://evil.example"))).is_err());
+        assert!(same_origin(&headers(Some("null"))).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! Dashboard sessions (see `crate::api::auth`): created at login, looked up by the SHA-256 of
+//! the cookie's token, deleted at logout, pruned once expired.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Store, from_ns, to_ns};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub username: String,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn create_session(&self, token_sha256: &str, s: &Session) -> Result<()> {
+        let row = (token_sha256, s, to_ns(s.created_at)?, to_ns(s.expires_at)?);
+        match self {
+            Store::Sqlite(p) => super::sqlite::u::create(p, row).await,
+            Store::Postgres(p) => super::postgres::u::create(p, row).await,
+        }
+    }
+
+    /// The session with this token hash, if it exists and has not expired at `now`.
+    pub async fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        let now = to_ns(now)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::u::get(p, token_sha256, now).await,
+            Store::Postgres(p) => super::postgres::u::get(p, token_sha256, now).await,
+        }
+    }
+
+    pub async fn delete_session(&self, token_sha256: &str) -> Result<()> {
+        match self {
+            Store::Sqlite(p) => super::sqlite::u::delete(p, token_sha256).await,
+            Store::Postgres(p) => super::postgres::u::delete(p, token_sha256).await,
+        }
+    }
+
+    /// Deletes sessions expired at `now`; how many.
+    pub async fn prune_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = to_ns(now)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::u::prune(p, now).await,
+            Store::Postgres(p) => super::postgres::u::prune(p, now).await,
+        }
+    }
+}
+
+pub(super) fn from_row<R: sqlx::Row>(row: &R) -> Result<Session>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    Ok(Session {
+        username: row.try_get("username")?,
+        csrf_token: row.try_get("csrf_token")?,
+        created_at: from_ns(row.try_get("created_at_ns")?),
+        expires_at: from_ns(row.try_get("expires_at_ns")?),
+    })
+}
+
+macro_rules! dialect {
+    ($db:ty) => {
+        use sqlx::Pool;
+
+        use crate::store::Result;
+        use crate::store::sessions::{Session, from_row};
+
+        type Db = $db;
+
+        pub(in crate::store) async fn create(
+            pool: &Pool<Db>,
+            (hash, s, created, expires): (&str, &Session, i64, i64),
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO sessions (token_sha256, username, csrf_token, created_at_ns, \
+                 expires_at_ns) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash)
+            .bind(&s.username)
+            .bind(&s.csrf_token)
+            .bind(created)
+            .bind(expires)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(in crate::store) async fn get(
+            pool: &Pool<Db>,
+            hash: &str,
+            now: i64,
+        ) -> Result<Option<Session>> {
+            let row = sqlx::query(
+                "SELECT * FROM sessions WHERE token_sha256 = $1 AND expires_at_ns > $2",
+            )
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(from_row).transpose()
+        }
+
+        pub(in crate::store) async fn delete(pool: &Pool<Db>, hash: &str) -> Result<()> {
+            sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
+                .bind(hash)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(in crate::store) async fn prune(pool: &Pool<Db>, now: i64) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ns <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+pub(super) use dialect;

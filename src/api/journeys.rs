@@ -27,7 +27,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn schedule_text(schedule: &Schedule) -> String {
+pub(super) fn schedule_text(schedule: &Schedule) -> String {
     match schedule {
         Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
         Schedule::Cron(c) => format!("cron {} ({})", c.expression, c.timezone),

@@ -18,6 +18,7 @@ pub mod journeys;
 pub mod metrics;
 pub mod status;
 pub mod ui;
+mod waterfall;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -13,27 +13,24 @@ use minijinja::{Environment, Value};
 
 use super::ApiError;
 
+/// `(name, source)` of files in `ui/templates`, compiled in.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../ui/templates/", $name)))),*]
+    };
+}
+
 /// Every template, by name (a template extends or includes others by these names).
-const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../ui/templates/base.html")),
-    (
-        "status.html",
-        include_str!("../../ui/templates/status.html"),
-    ),
-    ("login.html", include_str!("../../ui/templates/login.html")),
-    ("app.html", include_str!("../../ui/templates/app.html")),
-    (
-        "overview.html",
-        include_str!("../../ui/templates/overview.html"),
-    ),
-    (
-        "incidents.html",
-        include_str!("../../ui/templates/incidents.html"),
-    ),
-    (
-        "incident.html",
-        include_str!("../../ui/templates/incident.html"),
-    ),
+const TEMPLATES: &[(&str, &str)] = templates![
+    "base.html",
+    "status.html",
+    "login.html",
+    "app.html",
+    "overview.html",
+    "incidents.html",
+    "incident.html",
+    "run.html",
+    "journey.html",
 ];
 
 const STATIC: &[(&str, &str, &str)] = &[(
@@ -55,6 +52,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     env.add_filter("pct", pct);
     env.add_filter("duration", duration);
+    env.add_filter("ms", ms);
     env.add_filter("stamp", stamp);
     env.add_filter("bar_class", bar_class);
     env.add_filter("day_text", day_text);
@@ -136,6 +134,14 @@ fn pct(v: Option<f64>) -> String {
     })
 }
 
+fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "–".to_string(),
+        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
+        Some(v) => format!("{v:.1} ms"),
+    }
+}
+
 fn duration(secs: i64) -> String {
     crate::alert::notify::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
 }
@@ -206,6 +212,19 @@ impl ValueExt for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_file_in_ui_templates_is_compiled_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/templates");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+        names.sort();
+        assert_eq!(files, names);
+    }
 
     #[test]
     fn login_renders() {

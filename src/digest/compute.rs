@@ -39,21 +39,7 @@ pub async fn compute(
     let mut coverage = Vec::new();
     let mut deps: BTreeMap<String, DependencyAcc> = BTreeMap::new();
     for journey in &owned {
-        let rollups = store.rollups(&journey.name, previous_from, to).await?;
-        let stats = store.step_stats(&journey.name, from, to).await?;
-        let groups = store.failure_groups(&journey.name, from, to).await?;
-        let previous_groups = store
-            .failure_groups(&journey.name, previous_from, from)
-            .await?;
-        let mut digest = journey_digest(
-            journey,
-            &rollups,
-            &stats,
-            &groups,
-            &previous_groups,
-            (from, to),
-        );
-        add_samples(store, &mut digest, from, to).await?;
+        let (digest, rollups, stats) = journey_data(store, journey, from, to).await?;
         coverage.extend(coverage_gaps(journey, &digest, &stats));
         for step in &journey.steps {
             let Some(label) = &step.dependency else {
@@ -103,6 +89,55 @@ pub async fn compute(
         dependencies,
         coverage,
     })
+}
+
+/// One journey over `[from, to)` compared with the period before, for the dashboard's journey
+/// page: the digest's figures for it, and a latency chart per step.
+pub async fn journey_view(
+    store: &Store,
+    journey: &Journey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(JourneyDigest, Vec<(String, Chart)>)> {
+    let (digest, rollups, _) = journey_data(store, journey, from, to).await?;
+    let charts = journey
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                series_chart(&rollups, Some(&s.name), from, to),
+            )
+        })
+        .collect();
+    Ok((digest, charts))
+}
+
+/// A journey's figures, with the rollups (this period and the previous) and step aggregates
+/// they came from.
+async fn journey_data(
+    store: &Store,
+    journey: &Journey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(JourneyDigest, Vec<Rollup>, Vec<StepStats>)> {
+    let previous_from = from - (to - from);
+    let rollups = store.rollups(&journey.name, previous_from, to).await?;
+    let stats = store.step_stats(&journey.name, from, to).await?;
+    let groups = store.failure_groups(&journey.name, from, to).await?;
+    let previous_groups = store
+        .failure_groups(&journey.name, previous_from, from)
+        .await?;
+    let mut digest = journey_digest(
+        journey,
+        &rollups,
+        &stats,
+        &groups,
+        &previous_groups,
+        (from, to),
+    );
+    add_samples(store, &mut digest, from, to).await?;
+    Ok((digest, rollups, stats))
 }
 
 #[derive(Default)]
@@ -249,11 +284,21 @@ async fn add_samples(
 
 /// Whole-run duration per bucket of the period, and the previous period's interquartile band.
 fn chart(rollups: &[Rollup], from: DateTime<Utc>, to: DateTime<Utc>) -> Chart {
+    series_chart(rollups, None, from, to)
+}
+
+/// The chart of whole runs (`step == None`) or of one step.
+fn series_chart(
+    rollups: &[Rollup],
+    step: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Chart {
     let bucket_hours = ((to - from).num_hours() / CHART_POINTS).clamp(1, 24 * 7);
     let bucket_s = bucket_hours * 3600;
     let mut buckets: BTreeMap<i64, Sketch> = BTreeMap::new();
     let mut before = Sketch::new();
-    for r in rollups.iter().filter(|r| r.step.is_none()) {
+    for r in rollups.iter().filter(|r| r.step.as_deref() == step) {
         if r.hour >= from {
             let start =
                 from.timestamp() + (r.hour - from).num_seconds().div_euclid(bucket_s) * bucket_s;

@@ -98,6 +98,15 @@ if ! command -v chromium >/dev/null; then
 fi
 # --- end of Chromium -----------------------------------------------------------------------
 
+# --- playwright-core for the browser tests (tests/e2e, run by tests/it/dashboard.rs) -------
+# From npm, pinned by tests/e2e/package-lock.json; it drives the Debian chromium above and
+# downloads no browser of its own. Node and npm from Debian if the machine has none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# --- end of playwright-core ----------------------------------------------------------------
+
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test "$@"

@@ -14,7 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use minijinja::context;
@@ -165,16 +165,11 @@ pub async fn login_page(
     State(state): State<AppState>,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, ApiError> {
-    login_form(&state, safe_next(q.next.as_deref()), None, StatusCode::OK)
+    login_form(&state, safe_next(q.next.as_deref()), None)
 }
 
-fn login_form(
-    state: &AppState,
-    next: &str,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Result<Response, ApiError> {
-    let mut page = ui::page(
+fn login_form(state: &AppState, next: &str, error: Option<&str>) -> Result<Response, ApiError> {
+    ui::page(
         "login.html",
         context! {
             site => minijinja::Value::from_serialize(&state.config.status_page),
@@ -182,9 +177,7 @@ fn login_form(
             error,
             no_users => state.config.dashboard.users.is_empty(),
         },
-    )?;
-    *page.status_mut() = status;
-    Ok(page)
+    )
 }
 
 #[derive(Deserialize)]
@@ -209,12 +202,8 @@ pub async fn login(
         .map_err(|e| ApiError::Internal(e.into()))?;
     if !ok {
         tracing::warn!(user = %form.username, "dashboard login refused");
-        return login_form(
-            &state,
-            &next,
-            Some("Wrong user name or password."),
-            StatusCode::UNAUTHORIZED,
-        );
+        // 200, not 401: the form is shown again as a page (browsers log 4xx pages as errors).
+        return login_form(&state, &next, Some("Wrong user name or password."));
     }
     let token = random_hex();
     let now = Utc::now();

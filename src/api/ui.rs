@@ -33,11 +33,18 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "journey.html",
 ];
 
-const STATIC: &[(&str, &str, &str)] = &[(
-    "waymark.css",
-    "text/css; charset=utf-8",
-    include_str!("../../ui/static/waymark.css"),
-)];
+const STATIC: &[(&str, &str, &str)] = &[
+    (
+        "waymark.css",
+        "text/css; charset=utf-8",
+        include_str!("../../ui/static/waymark.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../ui/static/favicon.svg"),
+    ),
+];
 
 /// No inline script or style, no framing, nothing from elsewhere.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

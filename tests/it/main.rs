@@ -6,6 +6,7 @@ mod alerting;
 mod anomaly;
 mod cli;
 mod conditions;
+mod dashboard;
 mod digest;
 mod httpbin;
 mod journeys;

@@ -100,7 +100,8 @@ fi
 
 # --- playwright-core for the browser tests (tests/e2e, run by tests/it/dashboard.rs) -------
 # From npm, pinned by tests/e2e/package-lock.json; it drives the Debian chromium above and
-# downloads no browser of its own. Node and npm from Debian if the machine has none.
+# downloads no browser of its own. It needs Node ≥ 20 (the machine image has it; Debian 12 only
+# packages 18, installed here as a last resort).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi

@@ -1,5 +1,6 @@
 //! Retention: raw runs and rollups older than `retention.raw` / `retention.rollup` are
-//! pruned every hour (the first pass shortly after start), in small batches.
+//! pruned every hour (the first pass shortly after start), in small batches; expired dashboard
+//! sessions go too.
 
 use std::time::Duration;
 
@@ -31,6 +32,9 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep_until(next) => {}
+        }
+        if let Err(e) = store.prune_sessions(Utc::now()).await {
+            tracing::warn!(error = %e, "retention: pruning sessions failed");
         }
         match prune_once(&store, &retention, Utc::now()).await {
             Ok(p) if p.runs + p.rollups > 0 => {

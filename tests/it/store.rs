@@ -109,6 +109,7 @@ suite!(
     writer_reports_runs_it_could_not_store,
     episodes_open_close_and_filter,
     episodes_table_is_added_to_an_existing_database,
+    sessions_expire_and_end_at_logout,
 );
 
 pub(crate) fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
@@ -793,4 +794,50 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].id, back[0].episode()), (id, e));
     store.close().await;
+}
+
+async fn sessions_expire_and_end_at_logout(db: Db) {
+    use waymark::store::sessions::Session;
+    let store = db.store;
+    let session = |user: &str, h: u32| Session {
+        username: user.into(),
+        csrf_token: format!("csrf-{user}"),
+        created_at: at(h, 0, 0, 0),
+        expires_at: at(h + 1, 0, 0, 0),
+    };
+    store
+        .create_session("hash-a", &session("ada", 10))
+        .await
+        .unwrap();
+    store
+        .create_session("hash-b", &session("bob", 12))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session("hash-a", at(10, 30, 0, 0)).await.unwrap(),
+        Some(session("ada", 10))
+    );
+    assert_eq!(
+        store.session("hash-a", at(11, 0, 0, 0)).await.unwrap(),
+        None,
+        "expired at its end"
+    );
+    assert_eq!(store.session("nope", at(10, 30, 0, 0)).await.unwrap(), None);
+    assert!(
+        store
+            .create_session("hash-a", &session("eve", 12))
+            .await
+            .is_err(),
+        "a token is never reused"
+    );
+    assert_eq!(store.prune_sessions(at(11, 30, 0, 0)).await.unwrap(), 1);
+    assert_eq!(
+        store.session("hash-b", at(12, 30, 0, 0)).await.unwrap(),
+        Some(session("bob", 12))
+    );
+    store.delete_session("hash-b").await.unwrap();
+    assert_eq!(
+        store.session("hash-b", at(12, 30, 0, 0)).await.unwrap(),
+        None
+    );
 }

@@ -21,6 +21,9 @@ pub struct Config {
     pub journeys: PathBuf,
     /// Token required by the API's write endpoints; none = they are disabled. `WAYMARK_API_TOKEN`.
     pub api_token: Option<String>,
+    /// More API tokens, stored as the SHA-256 (hex) of the token, so the file holds none:
+    /// `printf %s "$TOKEN" | sha256sum`.
+    pub api_tokens: Vec<ApiToken>,
     /// Label of this node's vantage point, recorded with every run. `WAYMARK_LOCATION`.
     pub location: String,
     /// Most runs executing at once on this node. `WAYMARK_CONCURRENCY`.
@@ -37,6 +40,14 @@ pub struct Config {
     pub status_page: StatusPage,
     /// The internal dashboard at `/app`: who may log in.
     pub dashboard: Dashboard,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it (logged when it is used).
+    pub name: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -115,6 +126,7 @@ impl Default for Config {
             database_url: "sqlite://waymark.db".into(),
             journeys: PathBuf::from("journeys"),
             api_token: None,
+            api_tokens: Vec::new(),
             location: "local".into(),
             concurrency: default_concurrency(),
             shutdown_grace: Duration::from_secs(30),
@@ -231,6 +243,14 @@ impl Config {
             && url::Url::parse(logo).map_or(true, |u| u.scheme() != "https")
         {
             return invalid("status_page.logo_url must be an https:// URL");
+        }
+        for t in &self.api_tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "api_tokens `{}`: sha256 must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum)",
+                    t.name
+                )));
+            }
         }
         for (i, user) in self.dashboard.users.iter().enumerate() {
             if user.name.trim().is_empty() {

@@ -163,20 +163,43 @@ pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A write request's bearer token: `api_token`, or one whose SHA-256 is in `api_tokens`. Hashes
+/// are compared in constant time, so neither the token nor its hash leaks through timing.
 pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = state.config.api_token.as_deref() else {
+    use sha2::{Digest, Sha256};
+    let config = &state.config;
+    if config.api_token.is_none() && config.api_tokens.is_empty() {
         return Err(ApiError::Unavailable(
-            "write endpoints are disabled: no api_token is configured".into(),
+            "write endpoints are disabled: no api_token or api_tokens are configured".into(),
         ));
-    };
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let given = hex::encode(Sha256::digest(given.as_bytes()));
+    let plain = config
+        .api_token
+        .iter()
+        .map(|t| ("api_token", hex::encode(Sha256::digest(t.as_bytes()))));
+    let hashed = config
+        .api_tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.sha256.to_ascii_lowercase()));
+    // Every candidate is compared, matched or not.
+    let matched = plain
+        .chain(hashed)
+        .filter(|(_, hash)| same_secret(given.as_bytes(), hash.as_bytes()))
+        .map(|(name, _)| name)
+        .last();
+    match matched {
+        Some(name) => {
+            tracing::debug!(token = name, "API write authorized");
+            Ok(())
+        }
+        None => Err(ApiError::Unauthorized),
     }
 }
 
@@ -405,5 +428,36 @@ mod tests {
         let app = super::super::router(state);
         let (status, body) = call(&app, post(uri, Some(TOKEN))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn hashed_api_tokens_authorize_writes() {
+        use sha2::{Digest, Sha256};
+        const CI: &str = "ci-token-that-is-long-enough";
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = super::super::test_support::state_with(dir.path(), |c| {
+            c.api_tokens = vec![crate::config::ApiToken {
+                name: "ci".into(),
+                sha256: hex::encode(Sha256::digest(CI.as_bytes())).to_uppercase(),
+            }];
+        })
+        .await;
+        state.set_journeys([journey("shop")]);
+        let app = super::super::router(state);
+        let post_nope = |token| post("/api/v1/journeys/nope/run", Some(token));
+        // Past authorization, the unknown journey answers 404; before it, 401.
+        assert_eq!(call(&app, post_nope(CI)).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            call(&app, post_nope("ci-token-that-is-long-enougH"))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        let hash = hex::encode(Sha256::digest(CI.as_bytes()));
+        assert_eq!(
+            call(&app, post_nope(&hash)).await.0,
+            StatusCode::UNAUTHORIZED,
+            "the hash is not the token"
+        );
     }
 }

@@ -189,11 +189,13 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
         .iter()
         .map(|t| (t.name.as_str(), t.sha256.to_ascii_lowercase()));
     // Every candidate is compared, matched or not.
-    let matched = plain
-        .chain(hashed)
-        .filter(|(_, hash)| same_secret(given.as_bytes(), hash.as_bytes()))
-        .map(|(name, _)| name)
-        .last();
+    let matched = plain.chain(hashed).fold(None, |found, (name, hash)| {
+        if same_secret(given.as_bytes(), hash.as_bytes()) {
+            Some(name)
+        } else {
+            found
+        }
+    });
     match matched {
         Some(name) => {
             tracing::debug!(token = name, "API write authorized");

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app/logout", post(auth::logout))
         .route("/app/runs/{id}", get(run))
         .route("/app/journeys/{name}", get(journey))
+        .route("/app/dependencies", get(dependencies))
         .route("/app/incidents", get(incidents))
         .route("/app/incidents/{id}", get(incident))
         .route("/app/incidents/{id}/ack", post(acknowledge))
@@ -221,6 +222,54 @@ async fn journey(
                 step_charts => Value::from_serialize(&step_charts),
                 runs => Value::from_serialize(&runs),
                 definition,
+            }
+        },
+    )
+}
+
+async fn dependencies(State(state): State<AppState>, user: SignedIn) -> Result<Response, ApiError> {
+    let names: Vec<String> = state.catalog().journeys.keys().cloned().collect();
+    let mut latest = Vec::with_capacity(names.len());
+    for name in &names {
+        let run = match state.store.recent_runs(name, 1).await?.first() {
+            Some(r) => state.store.run(r.run_id).await?.map(|s| s.result),
+            None => None,
+        };
+        latest.push((name.as_str(), run));
+    }
+    let graph = super::depmap::build(latest.iter().map(|(n, r)| (*n, r.as_ref())));
+    let deps: Vec<(&String, &String)> = graph.host_dependency.iter().map(|(h, d)| (h, d)).collect();
+    let mut anchored = BTreeSet::new();
+    let rows: Vec<serde_json::Value> = graph
+        .journey_host
+        .iter()
+        .flat_map(|(j, h)| {
+            let labels: Vec<&String> = deps
+                .iter()
+                .filter(|(dh, _)| *dh == h)
+                .map(|(_, d)| *d)
+                .collect();
+            if labels.is_empty() {
+                vec![serde_json::json!({ "journey": j, "host": h, "dependency": null })]
+            } else {
+                labels
+                    .into_iter()
+                    .map(|d| {
+                        // The digest links to `#label`: one anchor per label.
+                        let anchor = anchored.insert(d.clone()).then_some(d);
+                        serde_json::json!({ "journey": j, "host": h, "dependency": d, "anchor": anchor })
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    ui::page(
+        "dependencies.html",
+        context! {
+            ..base(&state, &user, "Dependency map"),
+            ..context! {
+                map => Value::from_safe_string(super::depmap::svg(&graph)),
+                rows => Value::from_serialize(&rows),
             }
         },
     )

@@ -11,6 +11,7 @@
 pub mod anomalies;
 pub mod app;
 pub mod auth;
+mod depmap;
 pub mod digests;
 pub mod health;
 pub mod incidents;

@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "incident.html",
     "run.html",
     "journey.html",
+    "dependencies.html",
 ];
 
 const STATIC: &[(&str, &str, &str)] = &[

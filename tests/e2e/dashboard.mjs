@@ -1,6 +1,6 @@
 // Drives Debian's headless Chromium through a running `waymark serve` as a user would:
-// the public status page without login, then log in, the overview, a journey, a run's
-// waterfall, and acknowledging an incident. Screenshots go to $ARTIFACTS; any console error,
+// the public status page without login, then log in, acknowledge an incident, the overview,
+// a journey, a run's waterfall and the dependency map. Screenshots go to $ARTIFACTS; any console error,
 // page error or failed check makes the exit code 1. Run by tests/it/dashboard.rs.
 //
 // Environment: BASE (http://127.0.0.1:port), USERNAME, PASSWORD, JOURNEY (a public journey
@@ -78,6 +78,13 @@ try {
   check(await page.isVisible("svg.waterfall"), "the run's waterfall");
   check((await page.locator("svg.waterfall rect.ph").count()) >= 1, "waterfall bars");
   await shot("run");
+
+  // The dependency map: the failing journey's host is marked failing, in words too.
+  await page.click("nav.app >> text=Dependencies");
+  check(await page.isVisible("svg.depmap"), "dependency map");
+  check((await page.locator("svg.depmap g.node.failing").count()) >= 2, "failing journey and host marked");
+  check((await page.textContent("svg.depmap")).includes("✖"), "failing said with an icon, not colour alone");
+  await shot("dependencies");
 
   // Keyboard: the first focusable element is the skip link.
   await page.keyboard.press("Tab");

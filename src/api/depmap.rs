@@ -1,0 +1,238 @@
+//! The dependency map: which journeys reach which hosts, and which hosts carry a
+//! `dependency:` label, from each journey's latest run. Drawn as inline SVG in three columns
+//! (journeys, hosts, dependencies) with edges between them; each node says its health in a
+//! word and an icon as well as a colour, and the page repeats the graph as a table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::digest::render::esc;
+use crate::runner::{RunResult, StepStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Unknown,
+    Healthy,
+    Failing,
+}
+
+impl Health {
+    fn word(self) -> &'static str {
+        match self {
+            Health::Unknown => "no data",
+            Health::Healthy => "healthy",
+            Health::Failing => "failing",
+        }
+    }
+
+    fn icon(self) -> &'static str {
+        match self {
+            Health::Unknown => "?",
+            Health::Healthy => "✔",
+            Health::Failing => "✖",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Graph {
+    pub journeys: BTreeMap<String, Health>,
+    pub hosts: BTreeMap<String, Health>,
+    pub dependencies: BTreeMap<String, Health>,
+    pub journey_host: BTreeSet<(String, String)>,
+    pub host_dependency: BTreeSet<(String, String)>,
+}
+
+/// `host:port` of a URL (the scheme's default port left out), or the text itself for a plain
+/// `host:port` (TCP, TLS steps).
+fn host_of(url: &str) -> Option<String> {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str()?;
+            Some(match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            })
+        }
+        Err(_) => (!url.is_empty()).then(|| url.to_string()),
+    }
+}
+
+fn worsen(slot: &mut Health, h: Health) {
+    *slot = (*slot).max(h);
+}
+
+/// The graph of `journeys` (all of them, with their latest run if they have one).
+pub fn build<'a>(journeys: impl IntoIterator<Item = (&'a str, Option<&'a RunResult>)>) -> Graph {
+    let mut g = Graph::default();
+    for (name, run) in journeys {
+        let journey = g
+            .journeys
+            .entry(name.to_string())
+            .or_insert(Health::Unknown);
+        let Some(run) = run else { continue };
+        for s in &run.steps {
+            let health = match s.status {
+                StepStatus::Passed => Health::Healthy,
+                StepStatus::Failed | StepStatus::Error => Health::Failing,
+                StepStatus::Skipped => continue,
+            };
+            worsen(journey, health);
+            let host = s.request.as_ref().and_then(|r| host_of(&r.url));
+            if let Some(host) = &host {
+                worsen(
+                    g.hosts.entry(host.clone()).or_insert(Health::Unknown),
+                    health,
+                );
+                g.journey_host.insert((name.to_string(), host.clone()));
+            }
+            if let Some(dep) = &s.dependency {
+                worsen(
+                    g.dependencies.entry(dep.clone()).or_insert(Health::Unknown),
+                    health,
+                );
+                if let Some(host) = host {
+                    g.host_dependency.insert((host, dep.clone()));
+                }
+            }
+        }
+    }
+    g
+}
+
+const COL_X: [f64; 3] = [10.0, 330.0, 650.0];
+const NODE_W: f64 = 240.0;
+const NODE_H: f64 = 26.0;
+const GAP: f64 = 10.0;
+
+fn y(i: usize) -> f64 {
+    10.0 + i as f64 * (NODE_H + GAP)
+}
+
+pub fn svg(g: &Graph) -> String {
+    let columns: [Vec<(&String, Health)>; 3] = [
+        g.journeys.iter().map(|(k, v)| (k, *v)).collect(),
+        g.hosts.iter().map(|(k, v)| (k, *v)).collect(),
+        g.dependencies.iter().map(|(k, v)| (k, *v)).collect(),
+    ];
+    let index = |col: usize, name: &str| columns[col].iter().position(|(n, _)| n.as_str() == name);
+    let rows = columns.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let height = y(rows) + 4.0;
+    let mut out = format!(
+        "<svg class=\"depmap\" viewBox=\"0 0 900 {height:.0}\" role=\"img\" aria-label=\"Dependency map: \
+         {} journeys, {} hosts, {} dependencies\">",
+        g.journeys.len(),
+        g.hosts.len(),
+        g.dependencies.len()
+    );
+    let edge = |out: &mut String, from: (usize, usize), to: (usize, usize)| {
+        let (x1, y1) = (COL_X[from.0] + NODE_W, y(from.1) + NODE_H / 2.0);
+        let (x2, y2) = (COL_X[to.0], y(to.1) + NODE_H / 2.0);
+        let mid = (x1 + x2) / 2.0;
+        let _ = write!(
+            out,
+            "<path class=\"edge\" d=\"M{x1:.1},{y1:.1} C{mid:.1},{y1:.1} {mid:.1},{y2:.1} {x2:.1},{y2:.1}\"/>"
+        );
+    };
+    for (j, h) in &g.journey_host {
+        if let (Some(a), Some(b)) = (index(0, j), index(1, h)) {
+            edge(&mut out, (0, a), (1, b));
+        }
+    }
+    for (h, d) in &g.host_dependency {
+        if let (Some(a), Some(b)) = (index(1, h), index(2, d)) {
+            edge(&mut out, (1, a), (2, b));
+        }
+    }
+    for (col, nodes) in columns.iter().enumerate() {
+        for (i, (name, health)) in nodes.iter().enumerate() {
+            let text = format!("{} {}", health.icon(), name);
+            let label = if text.chars().count() > 30 {
+                text.chars().take(29).collect::<String>() + "…"
+            } else {
+                text
+            };
+            let _ = write!(
+                out,
+                "<g class=\"node {h}\"><title>{name}: {word}</title>\
+                 <rect x=\"{x}\" y=\"{y:.1}\" width=\"{NODE_W}\" height=\"{NODE_H}\" rx=\"5\"/>\
+                 <text x=\"{tx}\" y=\"{ty:.1}\">{label}</text></g>",
+                h = serde_json::to_value(health)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                name = esc(name),
+                word = health.word(),
+                x = COL_X[col],
+                y = y(i),
+                tx = COL_X[col] + 8.0,
+                ty = y(i) + 17.0,
+                label = esc(&label),
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(steps: &[(&str, &str, Option<&str>, &str)]) -> RunResult {
+        let steps: Vec<serde_json::Value> = steps
+            .iter()
+            .map(|(name, url, dep, status)| {
+                serde_json::json!({
+                    "name": name, "kind": "http", "status": status, "attempts": 1,
+                    "offset_ms": 0.0, "conditions": [], "timings": {},
+                    "dependency": dep,
+                    "request": { "method": "GET", "url": url, "headers": [], "body_bytes": 0 }
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "run_id": uuid::Uuid::nil(), "journey": "j", "location": "l", "outcome": "passed",
+            "started_at": "2026-11-29T00:00:00Z", "finished_at": "2026-11-29T00:00:00Z",
+            "duration_ms": 1.0, "trace_id": "", "steps": steps
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn journeys_reach_hosts_which_carry_dependencies() {
+        let checkout = run(&[
+            ("login", "https://shop.example.com/login", None, "passed"),
+            (
+                "pay",
+                "https://api.pay.example:8443/charge?x=1",
+                Some("payments"),
+                "failed",
+            ),
+        ]);
+        let search = run(&[("find", "https://shop.example.com/search", None, "passed")]);
+        let g = build([
+            ("checkout", Some(&checkout)),
+            ("search", Some(&search)),
+            ("<new>", None),
+        ]);
+        assert_eq!(g.journeys["checkout"], Health::Failing);
+        assert_eq!(g.journeys["search"], Health::Healthy);
+        assert_eq!(g.journeys["<new>"], Health::Unknown);
+        assert_eq!(g.hosts["shop.example.com"], Health::Healthy);
+        assert_eq!(g.hosts["api.pay.example:8443"], Health::Failing);
+        assert_eq!(g.dependencies["payments"], Health::Failing);
+        assert!(
+            g.host_dependency
+                .contains(&("api.pay.example:8443".into(), "payments".into()))
+        );
+        assert_eq!(g.journey_host.len(), 3);
+        let svg = svg(&g);
+        assert_eq!(svg.matches("class=\"edge\"").count(), 4);
+        assert!(svg.contains("&lt;new&gt;") && !svg.contains("<new>"));
+        assert!(svg.contains("<title>payments: failing</title>") && svg.contains("✖ payments"));
+    }
+}

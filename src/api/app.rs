@@ -185,7 +185,13 @@ async fn journey(
     };
     let step_charts: Vec<serde_json::Value> = step_charts
         .iter()
-        .map(|(step, c)| serde_json::json!({ "name": step, "src": chart_src(&input(c)) }))
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "src": chart_src(&input(&s.chart)),
+                "histogram": super::histogram::svg(&s.now, &s.before),
+            })
+        })
         .collect();
     let s = snapshot(&state, Scope::All).await?;
     let journey_state = s

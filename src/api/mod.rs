@@ -14,6 +14,7 @@ pub mod auth;
 mod depmap;
 pub mod digests;
 pub mod health;
+mod histogram;
 pub mod incidents;
 pub mod journeys;
 pub mod metrics;

@@ -91,26 +91,51 @@ pub async fn compute(
     })
 }
 
+/// A step's latencies from `from` on, and before it.
+fn split(rollups: &[Rollup], step: &str, from: DateTime<Utc>) -> (Sketch, Sketch) {
+    let (mut now, mut before) = (Sketch::new(), Sketch::new());
+    for r in rollups.iter().filter(|r| r.step.as_deref() == Some(step)) {
+        if r.hour >= from {
+            now.merge(&r.sketch);
+        } else {
+            before.merge(&r.sketch);
+        }
+    }
+    (now, before)
+}
+
+/// One step's latency on the dashboard's journey page.
+pub struct StepSeries {
+    pub name: String,
+    pub chart: Chart,
+    /// Every latency of the period, and of the period before (for the histogram).
+    pub now: Sketch,
+    pub before: Sketch,
+}
+
 /// One journey over `[from, to)` compared with the period before, for the dashboard's journey
-/// page: the digest's figures for it, and a latency chart per step.
+/// page: the digest's figures for it, and each step's chart and distributions.
 pub async fn journey_view(
     store: &Store,
     journey: &Journey,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<(JourneyDigest, Vec<(String, Chart)>)> {
+) -> Result<(JourneyDigest, Vec<StepSeries>)> {
     let (digest, rollups, _) = journey_data(store, journey, from, to).await?;
-    let charts = journey
+    let steps = journey
         .steps
         .iter()
         .map(|s| {
-            (
-                s.name.clone(),
-                series_chart(&rollups, Some(&s.name), from, to),
-            )
+            let (now, before) = split(&rollups, &s.name, from);
+            StepSeries {
+                name: s.name.clone(),
+                chart: series_chart(&rollups, Some(&s.name), from, to),
+                now,
+                before,
+            }
         })
         .collect();
-    Ok((digest, charts))
+    Ok((digest, steps))
 }
 
 /// A journey's figures, with the rollups (this period and the previous) and step aggregates
@@ -223,17 +248,7 @@ fn step_digest(
     stats: &[StepStats],
     from: DateTime<Utc>,
 ) -> StepDigest {
-    let (mut now, mut before) = (Sketch::new(), Sketch::new());
-    for r in rollups
-        .iter()
-        .filter(|r| r.step.as_deref() == Some(step.name.as_str()))
-    {
-        if r.hour >= from {
-            now.merge(&r.sketch);
-        } else {
-            before.merge(&r.sketch);
-        }
-    }
+    let (now, before) = split(rollups, &step.name, from);
     let sensitivity = step
         .anomaly
         .or(journey.anomaly)

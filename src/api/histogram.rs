@@ -1,0 +1,128 @@
+//! A step's latency distribution, this week against last week, as inline SVG: the share of
+//! runs in each of [`BINS`] logarithmic latency bins (latency spreads over orders of
+//! magnitude), two bars per bin. The weeks differ by fill *and* pattern (solid against
+//! outlined), and every bar has a `<title>` with its range and both shares.
+
+use std::fmt::Write as _;
+
+use crate::store::Sketch;
+use crate::store::sketch::bucket_value;
+
+pub const BINS: usize = 24;
+const W: f64 = 600.0;
+const H: f64 = 140.0;
+const BOTTOM: f64 = 18.0;
+
+/// Share of each bin (percent) of a sketch, bins spaced logarithmically from `lo` to `hi`.
+fn shares(s: &Sketch, lo: f64, hi: f64) -> [f64; BINS] {
+    let mut out = [0.0; BINS];
+    let total = s.count();
+    if total == 0 {
+        return out;
+    }
+    let span = (hi / lo).ln().max(1e-9);
+    let mut place = |value: f64, n: u64| {
+        let bin = (((value / lo).ln() / span) * BINS as f64).floor();
+        let bin = (bin.max(0.0) as usize).min(BINS - 1);
+        out[bin] += 100.0 * n as f64 / total as f64;
+    };
+    place(lo, s.zeros());
+    for (index, n) in s.buckets() {
+        place(bucket_value(index), n);
+    }
+    out
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// None when neither week has a latency.
+pub fn svg(now: &Sketch, before: &Sketch) -> Option<String> {
+    let q = |s: &Sketch, p: f64| s.quantile(p);
+    let lo = [q(now, 0.0), q(before, 0.0)]
+        .into_iter()
+        .flatten()
+        .fold(f64::INFINITY, f64::min);
+    let hi = [q(now, 1.0), q(before, 1.0)]
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+    if !lo.is_finite() || hi <= 0.0 {
+        return None;
+    }
+    let lo = (lo * 0.95).max(0.001);
+    let hi = (hi * 1.05).max(lo * 1.1);
+    let (a, b) = (shares(now, lo, hi), shares(before, lo, hi));
+    let top = a.iter().chain(&b).fold(1.0f64, |m, v| m.max(*v));
+    let bin_w = W / BINS as f64;
+    let edge = |i: usize| lo * (hi / lo).powf(i as f64 / BINS as f64);
+    let mut out = format!(
+        "<svg class=\"histogram\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Latency \
+         distribution from {} to {}, this week and last week\">",
+        ms(lo),
+        ms(hi)
+    );
+    for i in 0..BINS {
+        let title = format!(
+            "{}–{}: {:.1}% of runs this week, {:.1}% last week",
+            ms(edge(i)),
+            ms(edge(i + 1)),
+            a[i],
+            b[i]
+        );
+        for (k, (share, class)) in [(a[i], "now"), (b[i], "before")].into_iter().enumerate() {
+            let h = (H - BOTTOM - 4.0) * share / top;
+            let _ = write!(
+                out,
+                "<rect class=\"{class}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"><title>{title}</title></rect>",
+                i as f64 * bin_w + 1.0 + k as f64 * (bin_w / 2.0 - 1.0),
+                H - BOTTOM - h,
+                bin_w / 2.0 - 1.5
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "<line class=\"axis\" x1=\"0\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
+         <text class=\"tick\" x=\"0\" y=\"{H}\">{}</text>\
+         <text class=\"tick\" x=\"{mid:.1}\" y=\"{H}\" text-anchor=\"middle\">{}</text>\
+         <text class=\"tick\" x=\"{W}\" y=\"{H}\" text-anchor=\"end\">{}</text></svg>",
+        ms(lo),
+        ms(edge(BINS / 2)),
+        ms(hi),
+        y = H - BOTTOM,
+        mid = W / 2.0,
+    );
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slower_week_moves_its_bars_right() {
+        let (mut now, mut before) = (Sketch::new(), Sketch::new());
+        for i in 0..1000 {
+            before.add(100.0 + (i % 10) as f64);
+            now.add(200.0 + (i % 10) as f64);
+        }
+        let (lo, hi) = (90.0, 230.0);
+        let (a, b) = (shares(&now, lo, hi), shares(&before, lo, hi));
+        assert!((a.iter().sum::<f64>() - 100.0).abs() < 1e-6);
+        assert!((b.iter().sum::<f64>() - 100.0).abs() < 1e-6);
+        let centre =
+            |s: &[f64; BINS]| s.iter().enumerate().map(|(i, v)| i as f64 * v).sum::<f64>() / 100.0;
+        assert!(centre(&a) > centre(&b) + 10.0, "{a:?} vs {b:?}");
+        let svg = svg(&now, &before).unwrap();
+        assert_eq!(svg.matches("<rect class=\"now\"").count(), BINS);
+        assert_eq!(svg.matches("<rect class=\"before\"").count(), BINS);
+        assert!(svg.contains("% of runs this week"));
+        assert_eq!(super::svg(&Sketch::new(), &Sketch::new()), None);
+    }
+}

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(status::router(state.clone()))
         .merge(app::router(state.clone()))
         .merge(metrics::router(state))
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// An error as the API answers it: `{"error": "..."}` with a status. Internal errors are

@@ -38,6 +38,14 @@ pub struct StatusCache {
 
 type Slot = tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>;
 
+impl StatusCache {
+    /// Forgets both snapshots: the next request rebuilds them.
+    pub async fn clear(&self) {
+        *self.public.lock().await = None;
+        *self.all.lock().await = None;
+    }
+}
+
 /// Which journeys a snapshot covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

@@ -49,7 +49,7 @@ impl RunExecutor for Idle {
 }
 
 fn journey(i: u64) -> Journey {
-    let public = if i % 10 == 0 {
+    let public = if i.is_multiple_of(10) {
         "public: true\ngroup: Shop\n"
     } else {
         ""
@@ -160,7 +160,7 @@ async fn main() {
         let mut at = start;
         let mut k = 0u64;
         while at < now {
-            batch.push(run(&j.name, at, k % 97 == 0));
+            batch.push(run(&j.name, at, k.is_multiple_of(97)));
             at += chrono::Duration::hours(1);
             k += 1;
             if batch.len() == 5000 {

@@ -12,7 +12,8 @@
 //! Printed per page: server-side time p50 / p95 / max (handler and rendering, through the
 //! router, no socket), and the body size plain and gzip (what a browser transfers).
 //!
-//! Run: `cargo bench --bench dashboard_pages` (env: JOURNEYS=1000 DAYS=30 REQUESTS=200).
+//! Run: `cargo bench --bench dashboard_pages` (env: JOURNEYS=1000 DAYS=30 REQUESTS=200;
+//! DUMP=dir writes each page's last body there).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,6 +127,17 @@ async fn measure(
             .expect("a body")
             .to_vec();
         times.push(t.elapsed());
+    }
+    if let Ok(dir) = std::env::var("DUMP") {
+        let name = path.trim_matches('/').replace('/', "_");
+        std::fs::write(
+            format!(
+                "{dir}/{}.html",
+                if name.is_empty() { "index" } else { &name }
+            ),
+            &body,
+        )
+        .expect("the dump is written");
     }
     times.sort();
     let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];

@@ -185,10 +185,7 @@ fn day_text(day: Value) -> String {
     let incidents = day_field(&day, "incidents").as_i64_opt().unwrap_or(0);
     let mut text = match day_field(&day, "uptime").as_f64_opt() {
         None => format!("{date}: no data"),
-        Some(u) => format!(
-            "{date}: {} uptime ({failures} of {runs} checks failed)",
-            pct(Some(u))
-        ),
+        Some(u) => format!("{date}: {} ({failures} of {runs} failed)", pct(Some(u))),
     };
     if incidents > 0 {
         text.push_str(&format!(

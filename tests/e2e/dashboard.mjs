@@ -40,6 +40,7 @@ try {
   check((await page.textContent("h1")).includes("Some systems are down"), "the overall state says what is down");
   check(await page.isVisible(`h3:text-is("${env("JOURNEY")}")`), "the public journey is listed");
   check((await page.locator("ol.bars li").count()) >= 90, "90 uptime bars");
+  check(!(await page.content()).includes("internal"), "a private journey is not on the status page");
   check(res.headers()["content-security-policy"]?.includes("frame-ancestors 'none'"), "a CSP header");
   await shot("status-page");
 
@@ -68,7 +69,8 @@ try {
   // Overview, then the journey, then one of its runs.
   await page.click("nav.app >> text=Overview");
   check(await page.isVisible("h1:text-is('Overview')"), "overview");
-  check((await page.locator("table.data tbody tr").count()) >= 2, "every journey in the overview");
+  check((await page.locator("table.data tbody tr").count()) === 3, "every journey in the overview");
+  check(await page.isVisible("table.data >> text=internal"), "private journeys too");
   await shot("overview");
   await page.click(`table.data >> text=${env("JOURNEY")}`);
   check(await page.isVisible(`h1:has-text("${env("JOURNEY")}")`), "journey page");

@@ -32,6 +32,10 @@ async fn a_user_logs_in_browses_and_acknowledges_an_incident_in_chromium() {
             ),
         ),
         (
+            "internal.yaml",
+            "name: internal\nschedule: { every: 1s }\nsteps:\n  - name: ping\n    wait: 5ms\n".to_string(),
+        ),
+        (
             "health.yaml",
             "name: health\npublic: true\nschedule: { every: 1s }\nsteps:\n  - name: ping\n    wait: 5ms\n".to_string(),
         ),

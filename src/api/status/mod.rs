@@ -295,7 +295,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("75.00% uptime over 90 days"), "{html}");
-        assert!(html.contains("1 of 4 checks failed"), "{html}");
+        assert!(html.contains("75.00% (1 of 4 failed)</span>"), "{html}");
         for hidden in ["back-office", "10.9.8.7", "s3cret", "admin"] {
             assert!(!html.contains(hidden), "`{hidden}` on the public page");
         }

@@ -109,7 +109,7 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
         .journeys
         .iter()
         .copied()
-        .filter(|j| j.public)
+        .filter(|j| j.public || !input.only_public)
         .collect();
     let today = day_start(input.now);
     let first_day = today - Duration::days(DAYS - 1);
@@ -418,6 +418,28 @@ mod tests {
             (State::Unknown, State::Operational)
         );
         assert_eq!(s.state, State::Down, "the worst known state");
+        // The dashboard's view has every journey, the private one too.
+        let all = build(&Inputs {
+            only_public: false,
+            ..Inputs {
+                journeys: &journeys,
+                only_public: true,
+                totals: &totals,
+                incidents: &incidents,
+                maintenance: &[],
+                now: now(),
+            }
+        });
+        let internal = all
+            .groups
+            .iter()
+            .flat_map(|g| &g.journeys)
+            .find(|j| j.name == "internal")
+            .unwrap();
+        assert_eq!(
+            (internal.state, internal.uptime_30d),
+            (State::Down, Some(0.0))
+        );
         let c = &shop.journeys[0];
         assert_eq!(c.days.len(), 90);
         assert_eq!(c.days[89].date, "2026-11-29");

@@ -2,8 +2,8 @@
 //! (incidents) and `GET /badge/{journey}.svg` (30-day uptime), for journeys marked
 //! `public: true` only.
 //!
-//! Every answer comes from one [`Snapshot`], rebuilt at most every [`REFRESH`] by the first
-//! request after it expired (others wait for that one): a status page is read far more often
+//! Every answer comes from one [`Snapshot`], rebuilt in the background at most every
+//! [`REFRESH`] (readers get the previous one meanwhile): a status page is read far more often
 //! than runs change it, and an outage brings many readers at once.
 
 mod badge;
@@ -11,6 +11,7 @@ mod feed;
 pub mod snapshot;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -36,13 +37,25 @@ pub struct StatusCache {
     all: Slot,
 }
 
-type Slot = tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>;
+#[derive(Default)]
+struct Slot {
+    snapshot: tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    /// A background rebuild is under way.
+    refreshing: AtomicBool,
+}
 
 impl StatusCache {
     /// Forgets both snapshots: the next request rebuilds them.
     pub async fn clear(&self) {
-        *self.public.lock().await = None;
-        *self.all.lock().await = None;
+        *self.public.snapshot.lock().await = None;
+        *self.all.snapshot.lock().await = None;
+    }
+
+    fn slot(&self, scope: Scope) -> &Slot {
+        match scope {
+            Scope::Public => &self.public,
+            Scope::All => &self.all,
+        }
     }
 }
 
@@ -63,18 +76,38 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The current snapshot, rebuilt if older than [`REFRESH`].
+/// The current snapshot. One older than [`REFRESH`] is still served while a background task
+/// rebuilds it, so no reader waits for the database except the very first.
 pub async fn snapshot(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiError> {
-    let slot = match scope {
-        Scope::Public => &state.status.public,
-        Scope::All => &state.status.all,
+    let slot = state.status.slot(scope);
+    let stale = {
+        let cached = slot.snapshot.lock().await;
+        match cached.as_ref() {
+            Some((at, s)) if at.elapsed() < REFRESH => return Ok(s.clone()),
+            Some((_, s)) => Some(s.clone()),
+            None => None,
+        }
     };
-    let mut cached = slot.lock().await;
-    if let Some((at, s)) = cached.as_ref()
-        && at.elapsed() < REFRESH
-    {
-        return Ok(s.clone());
+    match stale {
+        Some(s) => {
+            if !slot.refreshing.swap(true, Ordering::AcqRel) {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let slot = state.status.slot(scope);
+                    if let Err(e) = rebuild(&state, scope).await {
+                        tracing::warn!(error = %e, "status snapshot not refreshed");
+                    }
+                    slot.refreshing.store(false, Ordering::Release);
+                });
+            }
+            Ok(s)
+        }
+        None => rebuild(state, scope).await,
     }
+}
+
+/// Builds a snapshot from the store and the catalog, and caches it.
+async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiError> {
     let now = Utc::now();
     let journeys: Vec<Arc<crate::journey::Journey>> =
         state.catalog().journeys.values().cloned().collect();
@@ -103,7 +136,7 @@ pub async fn snapshot(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, A
         maintenance: &maintenance,
         now,
     }));
-    *cached = Some((Instant::now(), built.clone()));
+    *state.status.slot(scope).snapshot.lock().await = Some((Instant::now(), built.clone()));
     Ok(built)
 }
 

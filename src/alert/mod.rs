@@ -277,6 +277,37 @@ impl Cause {
 }
 
 #[cfg(test)]
+impl Incident {
+    /// An open incident of `journey` with nothing else set, for tests to adjust.
+    pub(crate) fn open_for_test(
+        journey: &str,
+        severity: Severity,
+        started: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            id: 0,
+            journey: journey.into(),
+            severity,
+            state: IncidentState::Open,
+            dedup_key: format!("test/{journey}"),
+            started_at: started,
+            opened_at: started,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            reopened: 0,
+            flapping: false,
+            cause: Cause::default(),
+            channels: vec![],
+            owner: None,
+            runbook: None,
+            tags: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

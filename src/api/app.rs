@@ -29,8 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app/dependencies", get(dependencies))
         .route("/app/incidents", get(incidents))
         .route("/app/incidents/{id}", get(incident))
-        .route("/app/incidents/{id}/ack", post(acknowledge))
-        .route("/app/incidents/{id}/resolve", post(resolve))
+        .route("/app/incidents/{id}/{action}", post(command))
         .with_state(state)
 }
 
@@ -438,35 +437,20 @@ async fn incident(
     )
 }
 
-async fn acknowledge(
-    state: State<AppState>,
-    user: SignedIn,
-    headers: HeaderMap,
-    id: Path<String>,
-    form: Form<CsrfForm>,
-) -> Result<Response, ApiError> {
-    command(state, user, headers, id, form, Action::Acknowledge).await
-}
-
-async fn resolve(
-    state: State<AppState>,
-    user: SignedIn,
-    headers: HeaderMap,
-    id: Path<String>,
-    form: Form<CsrfForm>,
-) -> Result<Response, ApiError> {
-    command(state, user, headers, id, form, Action::Resolve).await
-}
-
-/// Runs the command as the signed-in user, then shows the incident again (post/redirect/get).
+/// `POST /app/incidents/{id}/ack|resolve` as the signed-in user, then shows the incident again
+/// (post/redirect/get).
 async fn command(
     State(state): State<AppState>,
     user: SignedIn,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
-    action: Action,
 ) -> Result<Response, ApiError> {
+    let action = match action.as_str() {
+        "ack" => Action::Acknowledge,
+        "resolve" => Action::Resolve,
+        other => return Err(ApiError::NotFound(format!("no action `{other}`"))),
+    };
     user.check(&headers, &form.csrf)?;
     let id = parse_id(&id)?;
     super::incidents::send_command(&state, action, id, &user.username).await?;
@@ -529,27 +513,11 @@ mod tests {
         })
         .await;
         let mut incident = Incident {
-            id: 0,
-            journey: "checkout".into(),
-            severity: Severity::Failure,
-            state: crate::alert::IncidentState::Open,
-            dedup_key: "k".into(),
-            started_at: chrono::Utc::now(),
-            opened_at: chrono::Utc::now(),
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            reopened: 0,
-            flapping: false,
             cause: Cause {
                 step: Some("pay".into()),
                 ..Cause::default()
             },
-            channels: vec![],
-            owner: Some("shop-team".into()),
-            runbook: None,
-            tags: vec![],
+            ..Incident::open_for_test("checkout", Severity::Failure, chrono::Utc::now())
         };
         incident.id = state
             .store

@@ -307,31 +307,18 @@ mod tests {
     ) -> Incident {
         Incident {
             id,
-            journey: journey.into(),
-            severity,
             state: if resolved.is_some() {
                 IncidentState::Resolved
             } else {
                 IncidentState::Open
             },
-            dedup_key: format!("k{id}"),
-            started_at: started,
-            opened_at: started,
-            acknowledged_at: None,
-            acknowledged_by: None,
             resolved_at: resolved,
-            resolved_by: None,
-            reopened: 0,
-            flapping: false,
             cause: Cause {
                 step: Some("a".into()),
                 error: Some("connect to 10.0.0.7:5432 refused; token=hunter2".into()),
                 ..Cause::default()
             },
-            channels: vec![],
-            owner: None,
-            runbook: None,
-            tags: vec![],
+            ..Incident::open_for_test(journey, severity, started)
         }
     }
 

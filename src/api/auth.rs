@@ -148,10 +148,16 @@ fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Only paths of the dashboard: never an open redirect.
+/// Only paths of the dashboard (and its digest pages): never an open redirect.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/app") && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if (n.starts_with("/app") || n.starts_with("/digests"))
+                && !n.starts_with("//")
+                && !n.contains('\\') =>
+        {
+            n
+        }
         _ => "/app",
     }
 }
@@ -281,6 +287,7 @@ mod tests {
     fn next_stays_in_the_dashboard() {
         for (given, kept) in [
             (Some("/app/incidents/3"), "/app/incidents/3"),
+            (Some("/digests/7"), "/digests/7"),
             (Some("https://evil.example/app"), "/app"),
             (Some("//evil.example/app"), "/app"),
             (Some("/app\\..\\x"), "/app"),

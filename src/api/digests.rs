@@ -1,6 +1,7 @@
 //! Feedback digests: `GET /api/v1/digests` (`?owner=`, `?limit=`), `GET /api/v1/digests/{id}`
-//! (the figures as JSON, with each channel's delivery), and the pages `GET /digests` and
-//! `GET /digests/{id}` (the digest as its email shows it, charts inline).
+//! (the figures as JSON, with each channel's delivery), and, after logging in to the
+//! dashboard, the pages `GET /digests` and `GET /digests/{id}` (the digest as its email shows
+//! it, charts inline).
 //!
 //! The pages carry a strict Content-Security-Policy: no scripts at all, images only as `data:`
 //! URIs, the inline styles the email's HTML needs, and no framing.
@@ -13,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::SignedIn;
 use super::journeys::parse_limit;
 use super::{ApiError, AppState};
 use crate::digest::Digest;
@@ -98,7 +100,11 @@ fn links(state: &AppState) -> LinkBase {
     }
 }
 
-async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn page(
+    State(state): State<AppState>,
+    _user: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let d = stored(&state, &id).await?;
     let digest: Digest = serde_json::from_value(d.body)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("digest {}: {e}", d.id)))?;
@@ -109,6 +115,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Result<R
 
 async fn list_page(
     State(state): State<AppState>,
+    _user: SignedIn,
     Query(q): Query<DigestsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
@@ -154,7 +161,7 @@ async fn list_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::test_support::{call, get, state};
+    use crate::api::test_support::{call, session_cookie, state};
     use axum::http::StatusCode;
 
     #[tokio::test]
@@ -162,6 +169,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (state, _) = state(dir.path(), None).await;
         let app = super::super::router(state.clone());
+        let res = {
+            use tower::ServiceExt;
+            app.clone()
+                .oneshot(crate::api::test_support::get("/digests/1"))
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "the pages need a login"
+        );
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "/app/login?next=%2Fdigests%2F1"
+        );
+        let cookie = session_cookie(&state).await;
+        let get = |uri: &str| {
+            axum::http::Request::get(uri)
+                .header(header::COOKIE, &cookie)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
         let (status, body) = call(&app, get("/digests")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("No digest yet"), "{body}");

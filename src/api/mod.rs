@@ -219,6 +219,27 @@ pub(crate) mod test_support {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// A cookie of a fresh dashboard session (user `tester`).
+    pub async fn session_cookie(state: &AppState) -> String {
+        use sha2::{Digest, Sha256};
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let now = chrono::Utc::now();
+        state
+            .store
+            .create_session(
+                &hex::encode(Sha256::digest(token.as_bytes())),
+                &crate::store::sessions::Session {
+                    username: "tester".into(),
+                    csrf_token: "csrf".into(),
+                    created_at: now,
+                    expires_at: now + chrono::Duration::hours(1),
+                },
+            )
+            .await
+            .unwrap();
+        format!("{}={token}", auth::COOKIE)
+    }
+
     pub fn get(uri: &str) -> axum::http::Request<axum::body::Body> {
         axum::http::Request::get(uri)
             .body(axum::body::Body::empty())

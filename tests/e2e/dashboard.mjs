@@ -88,9 +88,16 @@ try {
   check((await page.textContent("svg.depmap")).includes("✖"), "failing said with an icon, not colour alone");
   await shot("dependencies");
 
-  // Keyboard: the first focusable element is the skip link.
+  // Digests are the dashboard's pages too (none is made in this short test).
+  await page.click("nav.app >> text=Digests");
+  check(await page.isVisible("h1:text-is('Feedback digests')"), "the digests page, logged in");
+
+  // Keyboard: on a freshly loaded page, the first Tab reaches the skip link.
+  await page.goto(`${base}/app`);
+  await page.locator("body").focus();
   await page.keyboard.press("Tab");
   check(await page.evaluate(() => document.activeElement?.className === "skip"), "keyboard reaches the skip link first");
+
 } finally {
   await browser.close();
 }

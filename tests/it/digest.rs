@@ -1160,7 +1160,7 @@ async fn the_cli_previews_a_digest_without_storing_it() {
 }
 
 /// The real `waymark serve` makes the digest of the period that just ended at start, tells the
-/// `log` channel, and serves it through the API and the pages.
+/// `log` channel, and serves it through the API (and the dashboard's pages, after a login).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_makes_and_sends_the_digest_of_the_last_period() {
     let dir = setup(&[("checkout.yaml", journey_files()[0].clone())]);
@@ -1211,9 +1211,11 @@ async fn the_service_makes_and_sends_the_digest_of_the_last_period() {
     assert_eq!(one["deliveries"][0]["channel"], "log");
     assert_eq!(one["deliveries"][0]["status"], "delivered");
     assert_eq!(one["digest"]["journeys"][0]["name"], "checkout");
+    // The page is the dashboard's: without a login, the login form (the handler tests and
+    // the browser test look at the page itself).
     let (status, page) = serve.get(&format!("/digests/{id}")).await;
     assert_eq!(status, 200);
-    assert!(page.contains("Feedback digest: shop-team"), "{page:.300}");
+    assert!(page.contains("Log in to the dashboard"), "{page:.300}");
     assert!(serve.log().contains("feedback digest"), "{}", serve.log());
 }
 

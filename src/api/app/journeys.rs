@@ -1,0 +1,206 @@
+//! `/app/journeys/{name}`, `/app/runs/{id}` and `/app/dependencies`.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use minijinja::{Value, context};
+use std::collections::BTreeSet;
+
+use super::base;
+use crate::api::auth::SignedIn;
+use crate::api::status::{Scope, snapshot};
+use crate::api::{ApiError, AppState, ui};
+use crate::store::alerts::IncidentFilter;
+
+/// A chart as an `<img>` source: the SVG as a `data:` URI (allowed by the page's CSP, and its
+/// attributes are not the page's inline styles).
+fn chart_src(input: &crate::digest::chart::ChartInput) -> String {
+    use base64::Engine as _;
+    let svg = crate::digest::chart::svg(input);
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
+pub(super) async fn journey(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let def = state
+        .catalog()
+        .journeys
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no journey `{name}`")))?;
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::days(7);
+    let (view, step_charts) =
+        crate::digest::compute::journey_view(&state.store, &def, from, to).await?;
+    // Incidents and anomaly episodes are shaded on every chart.
+    let mut spans: Vec<_> = state
+        .store
+        .incidents(&IncidentFilter {
+            journey: Some(name.clone()),
+            since: Some(from),
+            ..IncidentFilter::default()
+        })
+        .await?
+        .iter()
+        .map(|i| (i.started_at, i.resolved_at.unwrap_or(to)))
+        .collect();
+    spans.extend(
+        state
+            .store
+            .episodes(&crate::store::EpisodeFilter {
+                journey: Some(name.clone()),
+                since: Some(from),
+                ..Default::default()
+            })
+            .await?
+            .iter()
+            .map(|e| (e.start, e.end.unwrap_or(to))),
+    );
+    let input = |c: &crate::digest::model::Chart| crate::digest::chart::ChartInput {
+        from,
+        to,
+        p50: c.p50.clone(),
+        p95: c.p95.clone(),
+        band: c.band,
+        incidents: spans.clone(),
+    };
+    let step_charts: Vec<serde_json::Value> = step_charts
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "src": chart_src(&input(&s.chart)),
+                "histogram": crate::api::histogram::svg(&s.now, &s.before),
+            })
+        })
+        .collect();
+    let s = snapshot(&state, Scope::All).await?;
+    let journey_state = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.journeys)
+        .find(|j| j.name == name)
+        .map_or(crate::api::status::JourneyState::Unknown, |j| j.state);
+    let runs = state.store.recent_runs(&name, 50).await?;
+    let definition = state
+        .store
+        .journeys()
+        .await?
+        .into_iter()
+        .filter(|v| v.name == name && v.content_sha256 == def.source.content_sha256)
+        .find_map(|v| v.definition);
+    ui::page(
+        "journey.html",
+        context! {
+            ..base(&state, &user, &name),
+            ..context! {
+                journey => context! {
+                    name => def.name.clone(),
+                    description => def.description.clone(),
+                    owner => def.owner.clone(),
+                    tags => def.tags.clone(),
+                    slo => def.slo,
+                    public => def.public,
+                },
+                schedule => crate::api::journeys::schedule_text(&def.schedule),
+                state => journey_state,
+                run_chart => chart_src(&input(&view.chart)),
+                view => Value::from_serialize(&view),
+                step_charts => Value::from_serialize(&step_charts),
+                runs => Value::from_serialize(&runs),
+                definition,
+            }
+        },
+    )
+}
+
+pub(super) async fn dependencies(
+    State(state): State<AppState>,
+    user: SignedIn,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = state.catalog().journeys.keys().cloned().collect();
+    let mut latest = Vec::with_capacity(names.len());
+    for name in &names {
+        let run = match state.store.recent_runs(name, 1).await?.first() {
+            Some(r) => state.store.run(r.run_id).await?.map(|s| s.result),
+            None => None,
+        };
+        latest.push((name.as_str(), run));
+    }
+    let graph = crate::api::depmap::build(latest.iter().map(|(n, r)| (*n, r.as_ref())));
+    let deps: Vec<(&String, &String)> = graph.host_dependency.iter().map(|(h, d)| (h, d)).collect();
+    let mut anchored = BTreeSet::new();
+    let rows: Vec<serde_json::Value> = graph
+        .journey_host
+        .iter()
+        .flat_map(|(j, h)| {
+            let labels: Vec<&String> = deps
+                .iter()
+                .filter(|(dh, _)| *dh == h)
+                .map(|(_, d)| *d)
+                .collect();
+            if labels.is_empty() {
+                vec![serde_json::json!({ "journey": j, "host": h, "dependency": null })]
+            } else {
+                labels
+                    .into_iter()
+                    .map(|d| {
+                        // The digest links to `#label`: one anchor per label.
+                        let anchor = anchored.insert(d.clone()).then_some(d);
+                        serde_json::json!({ "journey": j, "host": h, "dependency": d, "anchor": anchor })
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    ui::page(
+        "dependencies.html",
+        context! {
+            ..base(&state, &user, "Dependency map"),
+            ..context! {
+                map => Value::from_safe_string(crate::api::depmap::svg(&graph)),
+                rows => Value::from_serialize(&rows),
+            }
+        },
+    )
+}
+
+pub(super) async fn run(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let missing = || ApiError::NotFound(format!("no run with id `{id}`"));
+    let run_id: uuid::Uuid = id.parse().map_err(|_| missing())?;
+    let stored = state.store.run(run_id).await?.ok_or_else(missing)?;
+    let r = &stored.result;
+    let trace_url = state
+        .config
+        .alerting
+        .trace_url
+        .as_ref()
+        .filter(|_| !r.trace_id.is_empty())
+        .map(|t| t.replace("{trace_id}", &r.trace_id));
+    let outcome_state = match r.outcome {
+        crate::runner::Outcome::Passed => "operational",
+        _ => "down",
+    };
+    ui::page(
+        "run.html",
+        context! {
+            ..base(&state, &user, &format!("Run of {}", r.journey)),
+            ..context! {
+                run => Value::from_serialize(r),
+                outcome_state,
+                duration => format!("{:.1} ms", r.duration_ms),
+                trace_url,
+                waterfall => Value::from_safe_string(crate::api::waterfall::svg(r)),
+            }
+        },
+    )
+}

@@ -1,0 +1,90 @@
+//! `/app`: every journey, worst state first, with its availability and open incidents.
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::base;
+use crate::api::auth::SignedIn;
+use crate::api::status::{Scope, snapshot};
+use crate::api::{ApiError, AppState, ui};
+
+#[derive(Deserialize, Serialize, Default)]
+pub(super) struct OverviewQuery {
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    owner: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    state: crate::api::status::JourneyState,
+    today: Option<f64>,
+    week: Option<f64>,
+    month: Option<f64>,
+    owner: Option<String>,
+    tags: Vec<String>,
+    open_incidents: usize,
+}
+
+pub(super) async fn overview(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Query(filter): Query<OverviewQuery>,
+) -> Result<Response, ApiError> {
+    let s = snapshot(&state, Scope::All).await?;
+    let journeys = state.catalog().journeys.clone();
+    let (mut tags, mut owners) = (BTreeSet::new(), BTreeSet::new());
+    for j in journeys.values() {
+        tags.extend(j.tags.iter().cloned());
+        owners.extend(j.owner.iter().cloned());
+    }
+    let over = |days: &[crate::api::status::snapshot::Day], n: usize| {
+        let (runs, failures) = days[days.len().saturating_sub(n)..]
+            .iter()
+            .fold((0, 0), |(r, f), d| (r + d.runs, f + d.failures));
+        (runs > 0).then(|| 100.0 * (runs - failures.min(runs)) as f64 / runs as f64)
+    };
+    let mut rows: Vec<Row> = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.journeys)
+        .filter_map(|j| {
+            let def = journeys.get(&j.name)?;
+            let keep = (filter.tag.is_empty() || def.tags.contains(&filter.tag))
+                && (filter.owner.is_empty() || def.owner.as_deref() == Some(filter.owner.as_str()));
+            keep.then(|| Row {
+                name: j.name.clone(),
+                state: j.state,
+                today: over(&j.days, 1),
+                week: over(&j.days, 7),
+                month: j.uptime_30d,
+                owner: def.owner.clone(),
+                tags: def.tags.clone(),
+                open_incidents: s
+                    .incidents
+                    .iter()
+                    .filter(|i| i.journey == j.name && i.resolved_at.is_none())
+                    .count(),
+            })
+        })
+        .collect();
+    // The worst first: what needs looking at.
+    rows.sort_by(|a, b| b.state.cmp(&a.state).then(a.name.cmp(&b.name)));
+    ui::page(
+        "overview.html",
+        context! {
+            ..base(&state, &user, "Overview"),
+            ..context! {
+                rows => Value::from_serialize(&rows),
+                tags => Value::from_serialize(&tags),
+                owners => Value::from_serialize(&owners),
+                filter => Value::from_serialize(&filter),
+            }
+        },
+    )
+}

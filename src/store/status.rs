@@ -1,5 +1,6 @@
-//! What the public status page reads beyond incidents: runs and failures per journey and UTC
-//! day, summed from the hourly whole-run rollups (every location).
+//! What the status page and the dashboard's overview read beyond incidents: runs and failures
+//! per journey and UTC day, summed from the hourly whole-run rollups (every location), and
+//! where each journey ran from.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,15 @@ pub struct DailyTotal {
 }
 
 impl Store {
+    /// The (journey, location) pairs that have runs in hours starting at or after `since`.
+    pub async fn journey_locations(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
+        let since = since.timestamp();
+        match self {
+            Store::Sqlite(p) => super::sqlite::s::journey_locations(p, since).await,
+            Store::Postgres(p) => super::postgres::s::journey_locations(p, since).await,
+        }
+    }
+
     /// Per journey and UTC day, from the day of `since` on; by journey, then day.
     pub async fn daily_totals(&self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
         let since = since.timestamp().div_euclid(86_400) * 86_400;
@@ -35,6 +45,22 @@ macro_rules! dialect {
         use crate::store::{Result, StoreError};
 
         type Db = $db;
+
+        pub(in crate::store) async fn journey_locations(
+            pool: &Pool<Db>,
+            since_s: i64,
+        ) -> Result<Vec<(String, String)>> {
+            let rows = sqlx::query(
+                "SELECT DISTINCT journey, location FROM rollups \
+                 WHERE step = '' AND hour_s >= $1 ORDER BY journey, location",
+            )
+            .bind(since_s)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("journey")?, row.try_get("location")?)))
+                .collect()
+        }
 
         pub(in crate::store) async fn daily_totals(
             pool: &Pool<Db>,

@@ -72,6 +72,12 @@ try {
   check((await page.locator("table.data tbody tr").count()) === 3, "every journey in the overview");
   check(await page.isVisible("table.data >> text=internal"), "private journeys too");
   await shot("overview");
+  await page.selectOption("#location", "local");
+  await Promise.all([page.waitForURL(/location=local/), page.click("form.filters button")]);
+  check((await page.locator("table.data tbody tr").count()) === 3, "every journey ran from location local");
+  await page.goto(`${base}/app?location=elsewhere`);
+  check(await page.isVisible("text=No journey matches."), "a location filter that matches nothing");
+  await page.click("nav.app >> text=Overview");
   await page.click(`table.data >> text=${env("JOURNEY")}`);
   check(await page.isVisible(`h1:has-text("${env("JOURNEY")}")`), "journey page");
   check(await page.isVisible("figure.chart img"), "the journey's latency chart");

@@ -17,6 +17,8 @@ pub(super) struct OverviewQuery {
     tag: String,
     #[serde(default)]
     owner: String,
+    #[serde(default)]
+    location: String,
 }
 
 #[derive(Serialize)]
@@ -39,6 +41,12 @@ pub(super) async fn overview(
     let s = snapshot(&state, Scope::All).await?;
     let journeys = state.catalog().journeys.clone();
     let (mut tags, mut owners) = (BTreeSet::new(), BTreeSet::new());
+    let locations: BTreeSet<&String> = s
+        .groups
+        .iter()
+        .flat_map(|g| &g.journeys)
+        .flat_map(|j| &j.locations)
+        .collect();
     for j in journeys.values() {
         tags.extend(j.tags.iter().cloned());
         owners.extend(j.owner.iter().cloned());
@@ -56,7 +64,8 @@ pub(super) async fn overview(
         .filter_map(|j| {
             let def = journeys.get(&j.name)?;
             let keep = (filter.tag.is_empty() || def.tags.contains(&filter.tag))
-                && (filter.owner.is_empty() || def.owner.as_deref() == Some(filter.owner.as_str()));
+                && (filter.owner.is_empty() || def.owner.as_deref() == Some(filter.owner.as_str()))
+                && (filter.location.is_empty() || j.locations.contains(&filter.location));
             keep.then(|| Row {
                 name: j.name.clone(),
                 state: j.state,
@@ -83,6 +92,7 @@ pub(super) async fn overview(
                 rows => Value::from_serialize(&rows),
                 tags => Value::from_serialize(&tags),
                 owners => Value::from_serialize(&owners),
+                locations => Value::from_serialize(&locations),
                 filter => Value::from_serialize(&filter),
             }
         },

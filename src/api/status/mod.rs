@@ -128,9 +128,20 @@ async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiErr
         .iter()
         .filter_map(|w| Window::new(w).ok())
         .collect();
+    // Where journeys run from is for the dashboard only.
+    let locations = match scope {
+        Scope::Public => Vec::new(),
+        Scope::All => {
+            state
+                .store
+                .journey_locations(now - chrono::Duration::days(30))
+                .await?
+        }
+    };
     let built = Arc::new(snapshot::build(&snapshot::Inputs {
         journeys: &refs,
         only_public: scope == Scope::Public,
+        locations: &locations,
         totals: &totals,
         incidents: &incidents,
         maintenance: &maintenance,

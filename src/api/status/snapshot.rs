@@ -67,6 +67,8 @@ pub struct JourneyStatus {
     /// Percent over the days that had runs; None without runs.
     pub uptime_90d: Option<f64>,
     pub uptime_30d: Option<f64>,
+    /// Where it ran from in the last 30 days (empty on the public page).
+    pub locations: Vec<String>,
     /// Oldest first, one per UTC day, today last.
     pub days: Vec<Day>,
 }
@@ -99,6 +101,8 @@ pub struct Inputs<'a> {
     /// The public page's view (`public: true` only), or every journey (the dashboard's).
     pub only_public: bool,
     pub totals: &'a [DailyTotal],
+    /// (journey, location) pairs that ran lately; only the dashboard's view lists locations.
+    pub locations: &'a [(String, String)],
     pub incidents: &'a [Incident],
     pub maintenance: &'a [Window],
     pub now: DateTime<Utc>,
@@ -160,6 +164,12 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
                 state,
                 uptime_90d: over(DAYS),
                 uptime_30d: over(30),
+                locations: input
+                    .locations
+                    .iter()
+                    .filter(|(journey, _)| *journey == j.name)
+                    .map(|(_, l)| l.clone())
+                    .collect(),
                 days,
             });
     }
@@ -372,6 +382,7 @@ mod tests {
         let s = build(&Inputs {
             journeys: &journeys,
             only_public: true,
+            locations: &[],
             totals: &totals,
             incidents: &incidents,
             maintenance: &[],
@@ -406,16 +417,15 @@ mod tests {
         );
         assert_eq!(s.state, State::Down, "the worst known state");
         // The dashboard's view has every journey, the private one too.
+        let locations = [("internal".to_string(), "eu-west".to_string())];
         let all = build(&Inputs {
+            journeys: &journeys,
             only_public: false,
-            ..Inputs {
-                journeys: &journeys,
-                only_public: true,
-                totals: &totals,
-                incidents: &incidents,
-                maintenance: &[],
-                now: now(),
-            }
+            locations: &locations,
+            totals: &totals,
+            incidents: &incidents,
+            maintenance: &[],
+            now: now(),
         });
         let internal = all
             .groups
@@ -426,6 +436,14 @@ mod tests {
         assert_eq!(
             (internal.state, internal.uptime_30d),
             (State::Down, Some(0.0))
+        );
+        assert_eq!(internal.locations, ["eu-west"]);
+        assert!(
+            s.groups
+                .iter()
+                .flat_map(|g| &g.journeys)
+                .all(|j| j.locations.is_empty()),
+            "no location on the public page"
         );
         let c = &shop.journeys[0];
         assert_eq!(c.days.len(), 90);
@@ -484,6 +502,7 @@ mod tests {
         let input = |maintenance| Inputs {
             journeys: &journeys,
             only_public: true,
+            locations: &[],
             totals: &totals,
             incidents: &incidents,
             maintenance,

@@ -61,6 +61,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("pct", pct);
     env.add_filter("duration", duration);
     env.add_filter("ms", ms);
+    env.add_filter("sparkline", sparkline);
     env.add_filter("stamp", stamp);
     env.add_filter("bar_class", bar_class);
     env.add_filter("day_text", day_text);
@@ -150,6 +151,40 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// Hourly p95s as a small inline SVG line (gaps where an hour had no run), with the range in
+/// its title: the number is there in words as well as in the shape.
+fn sparkline(points: Vec<Option<f64>>) -> Value {
+    let values: Vec<f64> = points.iter().flatten().copied().collect();
+    let Some(max) = values.iter().copied().reduce(f64::max) else {
+        return Value::from("–");
+    };
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let (w, h) = (96.0, 20.0);
+    let step = w / (points.len().max(2) - 1) as f64;
+    let mut paths = String::new();
+    let mut pen_down = false;
+    for (i, p) in points.iter().enumerate() {
+        match p {
+            Some(v) => {
+                let y = h - 2.0 - (h - 4.0) * v / max.max(1e-9);
+                let cmd = if pen_down { 'L' } else { 'M' };
+                paths.push_str(&format!("{cmd}{:.1},{y:.1} ", i as f64 * step));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    let title = format!(
+        "p95 over the last 24 hours: {} to {}",
+        ms(Some(min)),
+        ms(Some(max))
+    );
+    Value::from_safe_string(format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{title}\"><title>{title}</title><path d=\"{}\"/></svg>",
+        paths.trim_end()
+    ))
+}
+
 fn duration(secs: i64) -> String {
     crate::alert::notify::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
 }
@@ -229,6 +264,15 @@ mod tests {
         let mut names: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
         names.sort();
         assert_eq!(files, names);
+    }
+
+    #[test]
+    fn sparklines_break_at_hours_without_runs() {
+        let svg = sparkline(vec![Some(100.0), Some(200.0), None, Some(50.0)]).to_string();
+        assert!(svg.contains("d=\"M0.0,"), "{svg}");
+        assert_eq!(svg.matches('M').count(), 2, "two segments: {svg}");
+        assert!(svg.contains("50.0 ms to 200 ms"), "{svg}");
+        assert_eq!(sparkline(vec![None, None]).to_string(), "–");
     }
 
     #[test]

@@ -18,6 +18,36 @@ pub struct DailyTotal {
 }
 
 impl Store {
+    /// The p95 of whole-run durations per journey and hour (every location merged), for the
+    /// hours starting at or after `since`; by journey, then hour.
+    pub async fn hourly_p95(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, f64)>> {
+        let since = since.timestamp();
+        let rows = match self {
+            Store::Sqlite(p) => super::sqlite::s::whole_run_sketches(p, since).await?,
+            Store::Postgres(p) => super::postgres::s::whole_run_sketches(p, since).await?,
+        };
+        let mut merged: std::collections::BTreeMap<(String, i64), super::Sketch> =
+            Default::default();
+        for (journey, hour, sketch) in rows {
+            let sketch = super::Sketch::from_json(&sketch)
+                .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+            merged.entry((journey, hour)).or_default().merge(&sketch);
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|((journey, hour), s)| {
+                Some((
+                    journey,
+                    DateTime::from_timestamp(hour, 0)?,
+                    s.quantile(0.95)?,
+                ))
+            })
+            .collect())
+    }
+
     /// The (journey, location) pairs that have runs in hours starting at or after `since`.
     pub async fn journey_locations(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
         let since = since.timestamp();
@@ -45,6 +75,21 @@ macro_rules! dialect {
         use crate::store::{Result, StoreError};
 
         type Db = $db;
+
+        pub(in crate::store) async fn whole_run_sketches(
+            pool: &Pool<Db>,
+            since_s: i64,
+        ) -> Result<Vec<(String, i64, String)>> {
+            let rows = sqlx::query(
+                "SELECT journey, hour_s, sketch FROM rollups WHERE step = '' AND hour_s >= $1",
+            )
+            .bind(since_s)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("journey")?, row.try_get("hour_s")?, row.try_get("sketch")?)))
+                .collect()
+        }
 
         pub(in crate::store) async fn journey_locations(
             pool: &Pool<Db>,

@@ -71,6 +71,7 @@ try {
   check(await page.isVisible("h1:text-is('Overview')"), "overview");
   check((await page.locator("table.data tbody tr").count()) === 3, "every journey in the overview");
   check(await page.isVisible("table.data >> text=internal"), "private journeys too");
+  check((await page.locator("table.data svg.spark").count()) >= 1, "p95 sparklines");
   await shot("overview");
   await page.selectOption("#location", "local");
   await Promise.all([page.waitForURL(/location=local/), page.click("form.filters button")]);

@@ -110,6 +110,7 @@ suite!(
     episodes_open_close_and_filter,
     episodes_table_is_added_to_an_existing_database,
     sessions_expire_and_end_at_logout,
+    hourly_p95_and_locations_for_the_dashboard,
 );
 
 pub(crate) fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
@@ -839,5 +840,54 @@ async fn sessions_expire_and_end_at_logout(db: Db) {
     assert_eq!(
         store.session("hash-b", at(12, 30, 0, 0)).await.unwrap(),
         None
+    );
+}
+
+async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
+    let store = db.store;
+    let run = |h: u32, m: u32, ms: f64, location: &str| {
+        let mut r = record(RunResult {
+            run_id: uuid::Uuid::new_v4(),
+            journey: "shop".into(),
+            location: location.into(),
+            outcome: Outcome::Passed,
+            started_at: at(h, m, 0, 0),
+            finished_at: at(h, m, 0, 0),
+            duration_ms: ms,
+            trace_id: String::new(),
+            steps: vec![],
+        });
+        r.result.duration_ms = ms;
+        r
+    };
+    // 10:00–10:59: 100 runs of 1..100 ms over two locations; 11:00: one of 500 ms.
+    let mut runs: Vec<RunRecord> = (1..=100)
+        .map(|i| {
+            run(
+                10,
+                (i % 60) as u32,
+                i as f64,
+                if i % 2 == 0 { "eu" } else { "us" },
+            )
+        })
+        .collect();
+    runs.push(run(11, 5, 500.0, "eu"));
+    store.record_runs(&runs).await.unwrap();
+    let p95 = store.hourly_p95(at(10, 0, 0, 0)).await.unwrap();
+    assert_eq!(p95.len(), 2, "{p95:?}");
+    assert_eq!((p95[0].0.as_str(), p95[0].1), ("shop", at(10, 0, 0, 0)));
+    assert!(
+        (p95[0].2 - 95.0).abs() <= 95.0 * 0.02,
+        "locations merged: {p95:?}"
+    );
+    assert!((p95[1].2 - 500.0).abs() <= 10.0);
+    assert_eq!(store.hourly_p95(at(11, 0, 0, 0)).await.unwrap().len(), 1);
+    let locations = store.journey_locations(at(10, 0, 0, 0)).await.unwrap();
+    assert_eq!(
+        locations,
+        [
+            ("shop".to_string(), "eu".to_string()),
+            ("shop".to_string(), "us".to_string())
+        ]
     );
 }

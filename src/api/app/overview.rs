@@ -31,6 +31,7 @@ struct Row {
     owner: Option<String>,
     tags: Vec<String>,
     open_incidents: usize,
+    p95_hourly: Vec<Option<f64>>,
 }
 
 pub(super) async fn overview(
@@ -74,6 +75,7 @@ pub(super) async fn overview(
                 month: j.uptime_30d,
                 owner: def.owner.clone(),
                 tags: def.tags.clone(),
+                p95_hourly: j.p95_hourly.clone(),
                 open_incidents: s
                     .incidents
                     .iter()

@@ -128,20 +128,25 @@ async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiErr
         .iter()
         .filter_map(|w| Window::new(w).ok())
         .collect();
-    // Where journeys run from is for the dashboard only.
-    let locations = match scope {
-        Scope::Public => Vec::new(),
-        Scope::All => {
+    // Where journeys run from, and their recent p95, are for the dashboard only.
+    let (locations, hourly_p95) = match scope {
+        Scope::Public => (Vec::new(), Vec::new()),
+        Scope::All => (
             state
                 .store
                 .journey_locations(now - chrono::Duration::days(30))
-                .await?
-        }
+                .await?,
+            state
+                .store
+                .hourly_p95(now - chrono::Duration::hours(snapshot::SPARK_HOURS))
+                .await?,
+        ),
     };
     let built = Arc::new(snapshot::build(&snapshot::Inputs {
         journeys: &refs,
         only_public: scope == Scope::Public,
         locations: &locations,
+        hourly_p95: &hourly_p95,
         totals: &totals,
         incidents: &incidents,
         maintenance: &maintenance,

@@ -19,6 +19,8 @@ pub const DAYS: i64 = 90;
 /// Resolved incidents listed as "past incidents" for this long.
 pub const PAST_INCIDENTS_DAYS: i64 = 14;
 pub const DEFAULT_GROUP: &str = "Services";
+/// Hours in the dashboard's p95 sparklines.
+pub const SPARK_HOURS: i64 = 24;
 
 /// Worst last: the order in which states combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -69,6 +71,9 @@ pub struct JourneyStatus {
     pub uptime_30d: Option<f64>,
     /// Where it ran from in the last 30 days (empty on the public page).
     pub locations: Vec<String>,
+    /// Whole-run p95 (ms) of each of the last [`SPARK_HOURS`] hours, oldest first; None for an
+    /// hour without runs (empty on the public page).
+    pub p95_hourly: Vec<Option<f64>>,
     /// Oldest first, one per UTC day, today last.
     pub days: Vec<Day>,
 }
@@ -103,6 +108,8 @@ pub struct Inputs<'a> {
     pub totals: &'a [DailyTotal],
     /// (journey, location) pairs that ran lately; only the dashboard's view lists locations.
     pub locations: &'a [(String, String)],
+    /// Whole-run p95 per journey and hour (the dashboard's sparklines; empty for the public page).
+    pub hourly_p95: &'a [(String, DateTime<Utc>, f64)],
     pub incidents: &'a [Incident],
     pub maintenance: &'a [Window],
     pub now: DateTime<Utc>,
@@ -170,6 +177,7 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
                     .filter(|(journey, _)| *journey == j.name)
                     .map(|(_, l)| l.clone())
                     .collect(),
+                p95_hourly: sparkline(&j.name, input),
                 days,
             });
     }
@@ -187,6 +195,23 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
         incidents: public_incidents(&public, input),
         groups,
     }
+}
+
+/// The last [`SPARK_HOURS`] hours of `journey`'s p95, the current hour last.
+fn sparkline(journey: &str, input: &Inputs<'_>) -> Vec<Option<f64>> {
+    if input.hourly_p95.is_empty() {
+        return Vec::new();
+    }
+    let hour = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
+    let last = hour(input.now);
+    let mut out = vec![None; SPARK_HOURS as usize];
+    for (_, at, p95) in input.hourly_p95.iter().filter(|(j, _, _)| j == journey) {
+        let age = last - hour(*at);
+        if (0..SPARK_HOURS).contains(&age) {
+            out[(SPARK_HOURS - 1 - age) as usize] = Some(*p95);
+        }
+    }
+    out
 }
 
 fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -383,6 +408,7 @@ mod tests {
             journeys: &journeys,
             only_public: true,
             locations: &[],
+            hourly_p95: &[],
             totals: &totals,
             incidents: &incidents,
             maintenance: &[],
@@ -418,10 +444,16 @@ mod tests {
         assert_eq!(s.state, State::Down, "the worst known state");
         // The dashboard's view has every journey, the private one too.
         let locations = [("internal".to_string(), "eu-west".to_string())];
+        let p95 = [
+            ("internal".to_string(), now() - Duration::hours(2), 180.0),
+            ("internal".to_string(), now(), 120.0),
+            ("internal".to_string(), now() - Duration::hours(30), 999.0),
+        ];
         let all = build(&Inputs {
             journeys: &journeys,
             only_public: false,
             locations: &locations,
+            hourly_p95: &p95,
             totals: &totals,
             incidents: &incidents,
             maintenance: &[],
@@ -438,6 +470,17 @@ mod tests {
             (State::Down, Some(0.0))
         );
         assert_eq!(internal.locations, ["eu-west"]);
+        let spark = &internal.p95_hourly;
+        assert_eq!(spark.len(), 24);
+        assert_eq!(
+            (spark[23], spark[21], spark[22]),
+            (Some(120.0), Some(180.0), None)
+        );
+        assert_eq!(
+            spark.iter().flatten().count(),
+            2,
+            "older hours are out of the sparkline"
+        );
         assert!(
             s.groups
                 .iter()
@@ -503,6 +546,7 @@ mod tests {
             journeys: &journeys,
             only_public: true,
             locations: &[],
+            hourly_p95: &[],
             totals: &totals,
             incidents: &incidents,
             maintenance,

@@ -52,12 +52,7 @@ pub(super) async fn overview(
         tags.extend(j.tags.iter().cloned());
         owners.extend(j.owner.iter().cloned());
     }
-    let over = |days: &[crate::api::status::snapshot::Day], n: usize| {
-        let (runs, failures) = days[days.len().saturating_sub(n)..]
-            .iter()
-            .fold((0, 0), |(r, f), d| (r + d.runs, f + d.failures));
-        (runs > 0).then(|| 100.0 * (runs - failures.min(runs)) as f64 / runs as f64)
-    };
+    let over = crate::api::status::snapshot::uptime_over;
     let mut rows: Vec<Row> = s
         .groups
         .iter()

@@ -156,12 +156,7 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
                 }
             })
             .collect();
-        let over = |n: i64| {
-            let (runs, failures) = days[(DAYS - n) as usize..]
-                .iter()
-                .fold((0, 0), |(r, f), d| (r + d.runs, f + d.failures));
-            uptime(runs, failures)
-        };
+        let over = |n: usize| uptime_over(&days, n);
         let state = journey_state(j, &incidents, input, days.iter().any(|d| d.runs > 0));
         groups
             .entry(j.group.as_deref().unwrap_or(DEFAULT_GROUP))
@@ -169,7 +164,7 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
             .push(JourneyStatus {
                 name: j.name.clone(),
                 state,
-                uptime_90d: over(DAYS),
+                uptime_90d: over(DAYS as usize),
                 uptime_30d: over(30),
                 locations: input
                     .locations
@@ -216,6 +211,14 @@ fn sparkline(journey: &str, input: &Inputs<'_>) -> Vec<Option<f64>> {
 
 fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp().div_euclid(86_400) * 86_400, 0).unwrap_or(t)
+}
+
+/// Uptime over the last `n` of `days` (percent), None without runs.
+pub fn uptime_over(days: &[Day], n: usize) -> Option<f64> {
+    let (runs, failures) = days[days.len().saturating_sub(n)..]
+        .iter()
+        .fold((0, 0), |(r, f), d| (r + d.runs, f + d.failures));
+    uptime(runs, failures)
 }
 
 fn uptime(runs: u64, failures: u64) -> Option<f64> {

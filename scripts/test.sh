@@ -13,9 +13,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # PyPI: httpbin behind gunicorn (HTTP peer), websockets (independent WebSocket peer), aiosmtpd
-# (the real SMTP server the email tests start: tests/peers/smtp_sink.py).
+# (the real SMTP server the email tests start: tests/peers/smtp_sink.py), schemathesis (fuzzes
+# the API against its OpenAPI document: tests/it/openapi.rs).
 python3 -m pip install --quiet --disable-pip-version-check \
-  'httpbin==0.10.*' 'gunicorn>=22' 'websockets>=13' 'aiosmtpd>=1.4,<2' 2>&1 | grep -v "Running pip as the 'root' user" || true
+  'httpbin==0.10.*' 'gunicorn>=22' 'websockets>=13' 'aiosmtpd>=1.4,<2' 'schemathesis>=4.30,<5' 2>&1 | grep -v "Running pip as the 'root' user" || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()

@@ -39,7 +39,7 @@ pub struct Runner {
     pub telemetry: Telemetry,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Passed,
@@ -48,7 +48,7 @@ pub enum Outcome {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Passed,
@@ -58,7 +58,7 @@ pub enum StepStatus {
 }
 
 /// One run of one journey. Field names are a stable interface (`waymark run --format json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunResult {
     pub run_id: uuid::Uuid,
     pub journey: String,
@@ -73,7 +73,7 @@ pub struct RunResult {
     pub steps: Vec<StepResult>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepResult {
     pub name: String,
     pub kind: String,

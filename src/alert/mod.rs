@@ -27,7 +27,19 @@ use serde::{Deserialize, Serialize};
 pub use config::AlertConfig;
 
 /// How bad an incident is. Ordered: an incident only ever escalates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Slower than its baseline or a `degraded_when` condition holds: tell the team.
@@ -45,7 +57,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
     Open,
@@ -65,7 +77,7 @@ impl IncidentState {
 
 /// The evidence behind an incident, as of its latest change: what every notification shows.
 /// Values come from stored run results, which are already redacted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cause {
     /// The run that confirmed (or last changed) the incident.
     pub run_id: Option<uuid::Uuid>,
@@ -90,7 +102,7 @@ pub struct Cause {
     pub anomaly: Option<AnomalyCause>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnomalyCause {
     pub episode_id: i64,
     pub step: String,
@@ -104,7 +116,7 @@ pub struct AnomalyCause {
 }
 
 /// One incident of one journey. `id` is 0 until the store has assigned one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: i64,
     pub journey: String,
@@ -143,7 +155,7 @@ impl Incident {
 }
 
 /// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     Triggered,

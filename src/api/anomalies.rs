@@ -1,34 +1,88 @@
 //! `GET /api/v1/anomalies`: anomaly episodes, newest first, with their series, peak and the
 //! baseline at the time (`?journey=`, `?open=true`, `?since=` RFC 3339, `?limit=`).
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use super::extract::Query;
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::journeys::{parse_limit, parse_since};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
+use crate::baseline::DetectorKind;
 use crate::store::{EpisodeFilter, StoredEpisode};
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/anomalies", get(list))
-        .with_state(state)
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AnomaliesQuery {
+    /// Only this journey's episodes.
     journey: Option<String>,
+    /// `true`: only episodes still open.
+    #[param(value_type = Option<bool>)]
     open: Option<String>,
+    /// Only episodes open at or after this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     since: Option<String>,
+    /// 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AnomalyList {
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// One anomaly episode of one step's series.
+#[derive(Serialize, ToSchema)]
+pub struct Anomaly {
+    pub id: i64,
+    pub journey: String,
+    pub step: String,
+    pub location: String,
+    pub detector: DetectorKind,
+    pub sensitivity: String,
+    pub start: DateTime<Utc>,
+    pub detected: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub open: bool,
+    pub peak: Peak,
+    pub baseline: Measure,
+    pub anomalous_runs: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Peak {
+    /// Robust deviations (latency) or −log10 p (failure rate).
+    pub score: f64,
+    pub value: f64,
+    /// `ms` or `ratio`.
+    pub unit: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Measure {
+    pub value: f64,
+    /// `ms` or `ratio`.
+    pub unit: String,
+}
+
+/// Anomaly episodes, newest first.
+#[utoipa::path(get, path = "/api/v1/anomalies", tag = "anomalies", params(AnomaliesQuery),
+    responses(
+        (status = 200, body = AnomalyList),
+        (status = 400, description = "a bad parameter", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<AnomaliesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AnomalyList>, ApiError> {
     let open_only = match q.open.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -46,39 +100,50 @@ async fn list(
         limit: parse_limit(q.limit.as_deref())?,
     };
     let episodes = state.store.episodes(&filter).await?;
-    let out: Vec<Value> = episodes.iter().map(episode_json).collect();
-    Ok(Json(json!({ "anomalies": out })))
+    Ok(Json(AnomalyList {
+        anomalies: episodes.iter().map(Anomaly::from).collect(),
+    }))
 }
 
-fn episode_json(e: &StoredEpisode) -> Value {
-    let unit = match e.detector {
-        crate::baseline::DetectorKind::Latency => "ms",
-        crate::baseline::DetectorKind::FailureRate => "ratio",
-    };
-    json!({
-        "id": e.id,
-        "journey": e.series.journey,
-        "step": e.series.step,
-        "location": e.series.location,
-        "detector": e.detector,
-        "sensitivity": e.sensitivity,
-        "start": e.start,
-        "detected": e.detected,
-        "end": e.end,
-        "open": e.end.is_none(),
-        "peak": { "score": e.peak_score, "value": e.peak_value, "unit": unit },
-        "baseline": { "value": e.baseline, "unit": unit },
-        "anomalous_runs": e.anomalous_runs,
-    })
+impl From<&StoredEpisode> for Anomaly {
+    fn from(e: &StoredEpisode) -> Anomaly {
+        let unit = match e.detector {
+            DetectorKind::Latency => "ms",
+            DetectorKind::FailureRate => "ratio",
+        };
+        Anomaly {
+            id: e.id,
+            journey: e.series.journey.clone(),
+            step: e.series.step.clone(),
+            location: e.series.location.clone(),
+            detector: e.detector,
+            sensitivity: e.sensitivity.clone(),
+            start: e.start,
+            detected: e.detected,
+            end: e.end,
+            open: e.end.is_none(),
+            peak: Peak {
+                score: e.peak_score,
+                value: e.peak_value,
+                unit: unit.into(),
+            },
+            baseline: Measure {
+                value: e.baseline,
+                unit: unit.into(),
+            },
+            anomalous_runs: e.anomalous_runs,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{call, get, state};
-    use super::*;
     use crate::baseline::{DetectorKind, Episode};
     use crate::store::SeriesKey;
+    use axum::Router;
     use axum::http::StatusCode;
+    use serde_json::{Value, json};
 
     /// Epoch milliseconds `minutes` after 2026-03-14T10:00:00Z, plus `ms`.
     fn ms(minutes: i64, ms: i64) -> i64 {

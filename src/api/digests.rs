@@ -6,58 +6,107 @@
 //! The pages carry a strict Content-Security-Policy: no scripts at all, images only as `data:`
 //! URIs, the inline styles the email's HTML needs, and no framing.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::SignedIn;
 use super::journeys::parse_limit;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::digest::Digest;
 use crate::digest::render::{self, Images, LinkBase, esc};
-use crate::store::digest::StoredDigest;
+use crate::store::digest::{DigestDelivery, StoredDigest};
 
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+}
+
+/// The pages.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/digests", get(list))
-        .route("/api/v1/digests/{id}", get(one))
         .route("/digests", get(list_page))
         .route("/digests/{id}", get(page))
         .with_state(state)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DigestsQuery {
+    /// Only this owner's digests.
     owner: Option<String>,
+    /// 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
-/// A digest without its figures, for listings.
-fn head(d: &StoredDigest) -> Value {
-    json!({
-        "id": d.id,
-        "owner": d.owner,
-        "from": d.from,
-        "to": d.to,
-        "created_at": d.created_at,
-        "sent_at": d.sent_at,
-        "summary": d.body.get("summary"),
-    })
+#[derive(Serialize, ToSchema)]
+pub struct DigestList {
+    pub digests: Vec<DigestHead>,
 }
 
+/// A digest without its figures, for listings.
+#[derive(Serialize, ToSchema)]
+pub struct DigestHead {
+    pub id: i64,
+    pub owner: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// When delivery ended (every channel delivered or given up on).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The digest's headline figures.
+    #[schema(value_type = Object)]
+    pub summary: Option<serde_json::Value>,
+}
+
+impl From<&StoredDigest> for DigestHead {
+    fn from(d: &StoredDigest) -> DigestHead {
+        DigestHead {
+            id: d.id,
+            owner: d.owner.clone(),
+            from: d.from,
+            to: d.to,
+            created_at: d.created_at,
+            sent_at: d.sent_at,
+            summary: d.body.get("summary").cloned(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DigestDetail {
+    #[serde(flatten)]
+    pub head: DigestHead,
+    pub deliveries: Vec<DigestDelivery>,
+    /// Every figure of the digest (see docs/digest.md).
+    #[schema(value_type = Object)]
+    pub digest: serde_json::Value,
+}
+
+/// Feedback digests, newest period first.
+#[utoipa::path(get, path = "/api/v1/digests", tag = "digests", params(DigestsQuery),
+    responses(
+        (status = 200, body = DigestList),
+        (status = 400, description = "a bad parameter", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<DigestsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DigestList>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
     let digests = state.store.digests(q.owner.as_deref(), limit).await?;
-    Ok(Json(
-        json!({ "digests": digests.iter().map(head).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(DigestList {
+        digests: digests.iter().map(DigestHead::from).collect(),
+    }))
 }
 
 async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
@@ -66,16 +115,23 @@ async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
     state.store.digest(id).await?.ok_or_else(missing)
 }
 
+/// One digest with every figure and each channel's delivery.
+#[utoipa::path(get, path = "/api/v1/digests/{id}", tag = "digests",
+    params(("id" = i64, Path, description = "digest id")),
+    responses(
+        (status = 200, body = DigestDetail),
+        (status = 404, description = "no such digest", body = ErrorBody)))]
 async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DigestDetail>, ApiError> {
     let d = stored(&state, &id).await?;
     let deliveries = state.store.digest_deliveries(d.id).await?;
-    let mut out = head(&d);
-    out["deliveries"] = json!(deliveries);
-    out["digest"] = d.body;
-    Ok(Json(out))
+    Ok(Json(DigestDetail {
+        head: DigestHead::from(&d),
+        deliveries,
+        digest: d.body,
+    }))
 }
 
 const PAGE_CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
@@ -163,6 +219,7 @@ mod tests {
     use super::*;
     use crate::api::test_support::{call, session_cookie, state};
     use axum::http::StatusCode;
+    use serde_json::{Value, json};
 
     #[tokio::test]
     async fn digests_as_json_and_as_pages() {

@@ -3,42 +3,108 @@
 //! timeline, notifications and their delivery attempts), and, with the API token,
 //! `POST /api/v1/incidents/{id}/ack` and `/resolve` (optional body `{"by": "name"}`).
 
+use super::extract::{Path, Query};
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::journeys::{authorize, parse_limit, parse_since};
-use super::{ApiError, AppState};
-use crate::alert::IncidentState;
+use super::{ApiError, AppState, ErrorBody};
 use crate::alert::commands::{Action, CommandFailed};
 use crate::alert::engine::CommandError;
-use crate::store::alerts::IncidentFilter;
+use crate::alert::{Incident, IncidentState, NotificationKind};
+use crate::store::alerts::{DeliveryAttempt, IncidentEvent, IncidentFilter, NotificationStatus};
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/incidents", get(list))
-        .route("/api/v1/incidents/{id}", get(one))
-        .route("/api/v1/incidents/{id}/ack", post(acknowledge))
-        .route("/api/v1/incidents/{id}/resolve", post(resolve))
-        .with_state(state)
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(acknowledge))
+        .routes(routes!(resolve))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IncidentsQuery {
+    /// `open`, `acknowledged`, `resolved`, or `active` (open or acknowledged).
+    #[param(value_type = Option<StateFilter>, inline)]
     state: Option<String>,
+    /// Only this journey's incidents.
     journey: Option<String>,
+    /// Only incidents not resolved before this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     since: Option<String>,
+    /// 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
+/// The `state` filter's values (documentation only: the handler reads the raw text, so a
+/// wrong value gets its own message).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum StateFilter {
+    Open,
+    Acknowledged,
+    Resolved,
+    Active,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+}
+
+/// An incident with its timeline and notifications.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub events: Vec<IncidentEvent>,
+    pub notifications: Vec<NotificationDetail>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationDetail {
+    pub id: uuid::Uuid,
+    pub channel: String,
+    pub kind: NotificationKind,
+    pub created_at: DateTime<Utc>,
+    pub status: NotificationStatus,
+    pub attempts: Vec<DeliveryAttempt>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentChanged {
+    pub incident: Incident,
+}
+
+/// Who acknowledges or resolves (`api` when absent).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    #[schema(min_length = 1, max_length = 200)]
+    by: Option<String>,
+}
+
+/// Incidents, newest first.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentsQuery),
+    responses(
+        (status = 200, body = IncidentList),
+        (status = 400, description = "a bad parameter", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<IncidentsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentList>, ApiError> {
     use IncidentState::*;
     let states = match q.state.as_deref() {
         None => vec![],
@@ -59,7 +125,7 @@ async fn list(
         limit: parse_limit(q.limit.as_deref())?,
     };
     let incidents = state.store.incidents(&filter).await?;
-    Ok(Json(json!({ "incidents": incidents })))
+    Ok(Json(IncidentList { incidents }))
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -67,10 +133,16 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("no incident with id `{raw}`")))
 }
 
+/// One incident with its timeline, and every notification with its delivery attempts.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = i64, Path, description = "incident id")),
+    responses(
+        (status = 200, body = IncidentDetail),
+        (status = 404, description = "no such incident", body = ErrorBody)))]
 async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentDetail>, ApiError> {
     let id = parse_id(&id)?;
     let incident = state
         .store
@@ -84,47 +156,67 @@ async fn one(
             .store
             .delivery_attempts(record.notification.id)
             .await?;
-        let n = &record.notification;
-        notifications.push(json!({
-            "id": n.id,
-            "channel": n.channel,
-            "kind": n.kind,
-            "created_at": n.created_at,
-            "status": record.status,
-            "attempts": attempts,
-            "next_attempt_at": record.next_attempt_at,
-            "last_error": record.last_error,
-            "delivered_at": record.delivered_at,
-        }));
+        let n = record.notification;
+        notifications.push(NotificationDetail {
+            id: n.id,
+            channel: n.channel,
+            kind: n.kind,
+            created_at: n.created_at,
+            status: record.status,
+            attempts,
+            next_attempt_at: record.next_attempt_at,
+            last_error: record.last_error,
+            delivered_at: record.delivered_at,
+        });
     }
-    Ok(Json(json!({
-        "incident": incident,
-        "events": events,
-        "notifications": notifications,
-    })))
+    Ok(Json(IncidentDetail {
+        incident,
+        events,
+        notifications,
+    }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CommandBody {
-    by: Option<String>,
-}
-
+/// Acknowledges an open incident: notifications stop escalating.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/ack", tag = "incidents",
+    params(("id" = i64, Path, description = "incident id")),
+    request_body(content = Option<CommandBody>, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = IncidentChanged),
+        (status = 400, description = "a bad body", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "no API token is configured", body = ErrorBody),
+        (status = 404, description = "no such incident", body = ErrorBody),
+        (status = 409, description = "the incident is not open", body = ErrorBody),
+        (status = 503, description = "alerting is not running", body = ErrorBody)))]
 async fn acknowledge(
     state: State<AppState>,
     headers: HeaderMap,
     id: Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     command(state, headers, id, body, Action::Acknowledge).await
 }
 
+/// Resolves an incident by hand (it reopens if the journey keeps failing).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
+    params(("id" = i64, Path, description = "incident id")),
+    request_body(content = Option<CommandBody>, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = IncidentChanged),
+        (status = 400, description = "a bad body", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "no API token is configured", body = ErrorBody),
+        (status = 404, description = "no such incident", body = ErrorBody),
+        (status = 409, description = "the incident is already resolved", body = ErrorBody),
+        (status = 503, description = "alerting is not running", body = ErrorBody)))]
 async fn resolve(
     state: State<AppState>,
     headers: HeaderMap,
     id: Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     command(state, headers, id, body, Action::Resolve).await
 }
 
@@ -134,14 +226,16 @@ async fn command(
     Path(id): Path<String>,
     body: Bytes,
     action: Action,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     authorize(&state, &headers)?;
     let id = parse_id(&id)?;
+    // No body, or `null`, is as good as `{}`.
     let body: CommandBody = if body.iter().all(u8::is_ascii_whitespace) {
         CommandBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<CommandBody>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("body must be {{\"by\": \"name\"}}: {e}")))?
+            .unwrap_or_default()
     };
     let by = body.by.unwrap_or_else(|| "api".to_string());
     if by.trim().is_empty() || by.len() > 200 {
@@ -150,7 +244,7 @@ async fn command(
         ));
     }
     let incident = send_command(&state, action, id, &by).await?;
-    Ok(Json(json!({ "incident": incident })))
+    Ok(Json(IncidentChanged { incident }))
 }
 
 /// Acknowledges or resolves through the task that owns the incidents (API and dashboard).
@@ -181,8 +275,10 @@ mod tests {
     use super::*;
     use crate::alert::{Cause, Incident, Severity};
     use crate::store::alerts::IncidentChange;
+    use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
+    use serde_json::{Value, json};
 
     const TOKEN: &str = "token-0123456789abcdef";
 
@@ -227,7 +323,7 @@ mod tests {
             };
             state.store.save_incident(&change).await.unwrap();
         }
-        (super::router(state), dir)
+        (super::super::router(state), dir)
     }
 
     async fn journeys_of(app: &Router, query: &str) -> Vec<(i64, String)> {

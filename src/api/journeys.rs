@@ -3,28 +3,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::journey::{Journey, Schedule};
+use crate::runner::{Outcome, RunResult};
 use crate::scheduler::RunNow;
 use crate::store::{RunSummary, StoredRun};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/journeys", get(list))
-        .route("/api/v1/journeys/{name}/runs", get(runs))
-        .route("/api/v1/journeys/{name}/run", post(trigger))
-        .route("/api/v1/runs/{id}", get(run))
-        .with_state(state)
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(runs))
+        .routes(routes!(trigger))
+        .routes(routes!(run))
 }
 
 pub(super) fn schedule_text(schedule: &Schedule) -> String {
@@ -38,34 +41,102 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn summary_json(s: &RunSummary) -> Value {
-    json!({
-        "run_id": s.run_id,
-        "journey": s.journey,
-        "location": s.location,
-        "journey_sha256": s.journey_sha256,
-        "outcome": s.outcome,
-        "planned_at": s.planned_at,
-        "started_at": s.started_at,
-        "finished_at": s.finished_at,
-        "duration_ms": s.duration_ms,
-        "scheduling_lag_ms": ms(s.scheduling_lag),
-        "trace_id": s.trace_id,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct JourneyList {
+    pub journeys: Vec<JourneyInfo>,
+    /// Problems of the last load of the journeys directory, as `file:line:col: message`.
+    pub problems: Vec<String>,
 }
 
-fn run_json(r: &StoredRun) -> Result<Value, ApiError> {
-    let mut v = serde_json::to_value(&r.result).map_err(|e| ApiError::Internal(e.into()))?;
-    if let Value::Object(map) = &mut v {
-        map.insert("planned_at".into(), json!(r.planned_at));
-        map.insert("scheduling_lag_ms".into(), json!(ms(r.scheduling_lag)));
-        map.insert("journey_sha256".into(), json!(r.journey_sha256));
+#[derive(Serialize, ToSchema)]
+pub struct JourneyInfo {
+    pub name: String,
+    pub description: Option<String>,
+    /// `every 30s`, or `cron <expression> (<timezone>)`.
+    pub schedule: String,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub file: String,
+    /// SHA-256 of the journey file's content.
+    pub version: String,
+    pub last_run: Option<LastRun>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LastRun {
+    pub run_id: uuid::Uuid,
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    pub journey: String,
+    pub runs: Vec<RunHead>,
+}
+
+/// A run without its steps.
+#[derive(Serialize, ToSchema)]
+pub struct RunHead {
+    pub run_id: uuid::Uuid,
+    pub journey: String,
+    pub location: String,
+    pub journey_sha256: String,
+    pub outcome: Outcome,
+    pub planned_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    pub scheduling_lag_ms: f64,
+    /// Empty when tracing was off.
+    pub trace_id: String,
+}
+
+impl From<&RunSummary> for RunHead {
+    fn from(s: &RunSummary) -> RunHead {
+        RunHead {
+            run_id: s.run_id,
+            journey: s.journey.clone(),
+            location: s.location.clone(),
+            journey_sha256: s.journey_sha256.clone(),
+            outcome: s.outcome,
+            planned_at: s.planned_at,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            duration_ms: s.duration_ms,
+            scheduling_lag_ms: ms(s.scheduling_lag),
+            trace_id: s.trace_id.clone(),
+        }
     }
-    Ok(v)
+}
+
+/// A stored run: the run as `waymark run --format json` prints it, and when it was planned.
+#[derive(Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub result: RunResult,
+    pub planned_at: DateTime<Utc>,
+    pub scheduling_lag_ms: f64,
+    pub journey_sha256: String,
+}
+
+impl From<StoredRun> for RunDetail {
+    fn from(r: StoredRun) -> RunDetail {
+        RunDetail {
+            planned_at: r.planned_at,
+            scheduling_lag_ms: ms(r.scheduling_lag),
+            journey_sha256: r.journey_sha256,
+            result: r.result,
+        }
+    }
 }
 
 /// Every scheduled journey with its last run, and the problems of the journeys directory.
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys",
+    responses((status = 200, body = JourneyList)))]
+async fn list(State(state): State<AppState>) -> Result<Json<JourneyList>, ApiError> {
     let (journeys, problems): (Vec<Arc<Journey>>, Vec<String>) = {
         let catalog = state.catalog();
         (
@@ -76,31 +147,35 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::with_capacity(journeys.len());
     for j in journeys {
         let last = state.store.recent_runs(&j.name, 1).await?;
-        let last_run = last.first().map(|r| {
-            json!({
-                "run_id": r.run_id,
-                "outcome": r.outcome,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-                "duration_ms": r.duration_ms,
-            })
+        out.push(JourneyInfo {
+            name: j.name.clone(),
+            description: j.description.clone(),
+            schedule: schedule_text(&j.schedule),
+            owner: j.owner.clone(),
+            tags: j.tags.clone(),
+            file: j.source.path.display().to_string(),
+            version: j.source.content_sha256.clone(),
+            last_run: last.first().map(|r| LastRun {
+                run_id: r.run_id,
+                outcome: r.outcome,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                duration_ms: r.duration_ms,
+            }),
         });
-        out.push(json!({
-            "name": j.name,
-            "description": j.description,
-            "schedule": schedule_text(&j.schedule),
-            "owner": j.owner,
-            "tags": j.tags,
-            "file": j.source.path.display().to_string(),
-            "version": j.source.content_sha256,
-            "last_run": last_run,
-        }));
     }
-    Ok(Json(json!({ "journeys": out, "problems": problems })))
+    Ok(Json(JourneyList {
+        journeys: out,
+        problems,
+    }))
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
+/// `?limit=`: how many, newest first.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LimitQuery {
+    /// 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
@@ -117,12 +192,16 @@ pub(super) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
 }
 
 /// `?since=` as an RFC 3339 instant.
-pub(super) fn parse_since(
-    raw: Option<&str>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+pub(super) fn parse_since(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    // Instants are stored as nanoseconds since 1970 (years 1677 to 2262): one outside that
+    // range means "since forever" or "since never", which the clamped bound gives.
+    let (min, max) = (
+        DateTime::from_timestamp_nanos(i64::MIN),
+        DateTime::from_timestamp_nanos(i64::MAX),
+    );
     raw.map(|s| {
         chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.to_utc())
+            .map(|t| t.to_utc().clamp(min, max))
             .map_err(|_| {
                 ApiError::BadRequest(format!("since must be an RFC 3339 instant, not `{s}`"))
             })
@@ -130,31 +209,44 @@ pub(super) fn parse_since(
     .transpose()
 }
 
-/// The latest runs of a journey, newest first (`?limit=`, default 50, at most 500). Runs of
-/// a journey no longer scheduled are still listed; a name never seen is 404.
+/// The latest runs of a journey, newest first. Runs of a journey no longer scheduled are
+/// still listed; a name never seen is 404.
+#[utoipa::path(get, path = "/api/v1/journeys/{name}/runs", tag = "journeys",
+    params(("name" = String, Path, description = "journey name"), LimitQuery),
+    responses(
+        (status = 200, body = RunList),
+        (status = 400, description = "bad `limit`", body = ErrorBody),
+        (status = 404, description = "no such journey", body = ErrorBody)))]
 async fn runs(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<RunsQuery>,
-) -> Result<Json<Value>, ApiError> {
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<RunList>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
     let runs = state.store.recent_runs(&name, limit).await?;
     if runs.is_empty() && !state.catalog().journeys.contains_key(&name) {
         return Err(ApiError::NotFound(format!("no journey named `{name}`")));
     }
-    let runs: Vec<Value> = runs.iter().map(summary_json).collect();
-    Ok(Json(json!({ "journey": name, "runs": runs })))
+    Ok(Json(RunList {
+        journey: name,
+        runs: runs.iter().map(RunHead::from).collect(),
+    }))
 }
 
 /// One stored run with its steps.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "journeys",
+    params(("id" = String, Path, description = "run id (a UUID)")),
+    responses(
+        (status = 200, body = RunDetail),
+        (status = 404, description = "no such run", body = ErrorBody)))]
 async fn run(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no run with id `{id}`"));
     let run_id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
     let run = state.store.run(run_id).await?.ok_or_else(not_found)?;
-    Ok(Json(run_json(&run)?))
+    Ok(Json(run.into()))
 }
 
 /// Compares in time independent of where the strings differ.
@@ -169,7 +261,7 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     use sha2::{Digest, Sha256};
     let config = &state.config;
     if config.api_token.is_none() && config.api_tokens.is_empty() {
-        return Err(ApiError::Unavailable(
+        return Err(ApiError::Forbidden(
             "write endpoints are disabled: no api_token or api_tokens are configured".into(),
         ));
     }
@@ -205,21 +297,41 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     }
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// `accepted`.
+    pub status: String,
+    pub journey: String,
+}
+
 /// Runs a journey now, through the scheduler (same executor, so the run is stored like any
 /// other; same rules, so it never overlaps a run of the same journey: 409 then). Answers 202
 /// at once; the run appears in the journey's runs when it is over.
+#[utoipa::path(post, path = "/api/v1/journeys/{name}/run", tag = "journeys",
+    params(("name" = String, Path, description = "journey name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "the run started", body = Accepted),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "no API token is configured", body = ErrorBody),
+        (status = 404, description = "no such journey", body = ErrorBody),
+        (status = 409, description = "a run of the journey is in progress", body = ErrorBody),
+        (status = 503, description = "shutting down", body = ErrorBody)))]
 async fn trigger(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     authorize(&state, &headers)?;
     match state.scheduler.run_now(&name) {
         RunNow::Dispatched => {
             tracing::info!(journey = %name, "manual run triggered");
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "status": "accepted", "journey": name })),
+                Json(Accepted {
+                    status: "accepted".into(),
+                    journey: name,
+                }),
             ))
         }
         RunNow::AlreadyRunning => Err(ApiError::Conflict(format!(
@@ -239,6 +351,7 @@ mod tests {
     use crate::store::RunRecord;
     use axum::body::Body;
     use axum::http::Request;
+    use serde_json::{Value, json};
 
     fn journey(name: &str) -> Journey {
         let yaml = format!(
@@ -429,7 +542,7 @@ mod tests {
         let (state, _) = super::super::test_support::state(dir.path(), None).await;
         let app = super::super::router(state);
         let (status, body) = call(&app, post(uri, Some(TOKEN))).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "no token configured: {body}");
     }
 
     #[tokio::test]

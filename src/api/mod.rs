@@ -13,11 +13,13 @@ pub mod app;
 pub mod auth;
 mod depmap;
 pub mod digests;
+mod extract;
 pub mod health;
 mod histogram;
 pub mod incidents;
 pub mod journeys;
 pub mod metrics;
+mod openapi;
 pub mod status;
 pub mod ui;
 mod waterfall;
@@ -87,14 +89,19 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router(state.clone()))
-        .merge(journeys::router(state.clone()))
-        .merge(anomalies::router(state.clone()))
-        .merge(incidents::router(state.clone()))
+        .merge(openapi::router(state.clone()))
         .merge(digests::router(state.clone()))
         .merge(status::router(state.clone()))
         .merge(app::router(state.clone()))
         .merge(metrics::router(state))
         .layer(tower_http::compression::CompressionLayer::new())
+}
+
+/// What every error answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    pub error: String,
 }
 
 /// An error as the API answers it: `{"error": "..."}` with a status. Internal errors are
@@ -139,7 +146,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_RECENT: u32 = 16;
 
 /// Which detector raised an episode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
     Latency,

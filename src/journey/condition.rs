@@ -49,7 +49,7 @@ pub struct Condition {
 }
 
 /// The outcome of evaluating one condition.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ConditionOutcome {
     pub expression: String,
     pub passed: bool,

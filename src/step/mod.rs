@@ -59,12 +59,13 @@ pub struct Attempt {
 }
 
 /// What one scripted action did and how long it took.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ActionOutcome {
     /// `send`, `expect`, `expect_none`, `ping`, `close`.
     pub action: String,
     pub passed: bool,
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub duration: Option<Duration>,
     /// What happened, e.g. the matched message or why nothing matched (redacted like the rest).
     #[serde(skip_serializing_if = "String::is_empty", default)]
@@ -94,24 +95,33 @@ pub(crate) fn finish(attempt: &mut Attempt, total: Duration) {
 
 /// Where the time of an attempt went. Phases that did not happen (no DNS for an IP literal,
 /// no TLS for plain HTTP) stay `None`; after redirects each phase is the sum over all hops.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Timings {
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub dns: Option<Duration>,
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub connect: Option<Duration>,
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub tls: Option<Duration>,
     /// WebSocket upgrade: request sent → `101 Switching Protocols` received.
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub handshake: Option<Duration>,
     /// Time to first byte: request sent → response head received.
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub ttfb: Option<Duration>,
     /// Response head → last body byte.
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub download: Option<Duration>,
     #[serde(with = "opt_ms", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<f64>)]
     pub total: Option<Duration>,
 }
 
@@ -154,7 +164,7 @@ mod opt_ms {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     pub class: FailureClass,
     pub message: String,
@@ -191,7 +201,9 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Why a step failed: stable names, used in JSON output, storage and alert grouping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// The step or the run deadline passed.
@@ -236,7 +248,7 @@ impl FailureClass {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RequestSummary {
     pub method: String,
     pub url: String,
@@ -245,7 +257,7 @@ pub struct RequestSummary {
     pub body_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ResponseSummary {
     pub status: u16,
     /// `HTTP/1.1`, `HTTP/2`.

@@ -12,7 +12,7 @@ use super::{Result, Store, StoreError, from_ns, parse_name, to_ns};
 use crate::alert::{Incident, IncidentState, Notification};
 
 /// One entry of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentEvent {
     pub at: DateTime<Utc>,
     /// `opened`, `escalated`, `acknowledged`, `resolved`, `reopened`, `flapping`, `settled`,
@@ -34,7 +34,7 @@ pub struct IncidentChange {
     pub muted: Vec<Notification>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationStatus {
     Pending,
@@ -68,7 +68,7 @@ pub struct NotificationRecord {
 }
 
 /// One delivery attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
     pub at: DateTime<Utc>,
     pub duration_ms: f64,

@@ -52,7 +52,7 @@ pub struct FailureGroup {
 }
 
 /// How a digest's delivery to one channel ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DigestDelivery {
     pub channel: String,
     /// `delivered` or `failed`.

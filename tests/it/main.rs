@@ -10,6 +10,7 @@ mod dashboard;
 mod digest;
 mod httpbin;
 mod journeys;
+mod openapi;
 mod serve;
 mod steps;
 mod store;

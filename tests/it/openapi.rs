@@ -1,0 +1,92 @@
+//! `schemathesis` (PyPI, installed by scripts/test.sh) against `waymark serve`'s own OpenAPI
+//! document: generated and mutated requests to every `/api/v1` operation, with the write
+//! token, over data that exists (runs of a passing and a failing journey, an open incident, a
+//! stored digest). Every check must pass: no server error, and every answer (status, content
+//! type, body) as the document describes it.
+
+use std::time::Duration;
+
+use crate::serve::{Serve, TOKEN, db_url, eventually, setup};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = setup(&[
+        (
+            "checkout.yaml",
+            format!(
+                "name: checkout\nowner: shop-team\nschedule: {{ every: 1s }}\nsteps:\n  - name: pay\n    \
+                 timeout: 300ms\n    http: {{ url: \"http://127.0.0.1:{closed}/pay\" }}\n"
+            ),
+        ),
+        (
+            "health.yaml",
+            "name: health\nschedule: { every: 1s }\nsteps:\n  - name: ping\n    wait: 5ms\n"
+                .to_string(),
+        ),
+    ]);
+    let store = waymark::store::Store::connect(&db_url(dir.path()))
+        .await
+        .unwrap();
+    let to = chrono::Utc::now();
+    store
+        .save_digest(
+            "shop-team",
+            to - chrono::Duration::days(14),
+            to,
+            to,
+            &serde_json::json!({ "summary": { "runs": 3 } }),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let serve = Serve::start(dir.path(), 0);
+    eventually(
+        "an open incident",
+        &serve,
+        Duration::from_secs(30),
+        || async {
+            let v = serve.json("/api/v1/incidents?state=active").await;
+            v["incidents"].get(0)?["id"].as_i64()
+        },
+    )
+    .await;
+
+    let schema = format!("{}/api/v1/openapi.json", serve.base);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("schemathesis")
+            .args([
+                "run",
+                &schema,
+                "--checks",
+                "all",
+                "--max-time",
+                "40",
+                "--header",
+            ])
+            .arg(format!("Authorization: Bearer {TOKEN}"))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("schemathesis is not installed: run the suite with scripts/test.sh")
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{report}\n{}",
+        &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(4000))..]
+    );
+    // It did reach every operation.
+    assert!(report.contains("11 selected / 11 total"), "{report}");
+    assert!(
+        !serve.log().contains("API request failed"),
+        "{}",
+        serve.log()
+    );
+}

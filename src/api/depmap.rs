@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::digest::render::esc;
 use crate::runner::{RunResult, StepStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Unknown,

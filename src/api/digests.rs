@@ -65,7 +65,7 @@ pub struct DigestHead {
     /// When delivery ended (every channel delivered or given up on).
     pub sent_at: Option<DateTime<Utc>>,
     /// The digest's headline figures.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<crate::digest::model::Summary>)]
     pub summary: Option<serde_json::Value>,
 }
 
@@ -89,7 +89,7 @@ pub struct DigestDetail {
     pub head: DigestHead,
     pub deliveries: Vec<DigestDelivery>,
     /// Every figure of the digest (see docs/digest.md).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::digest::Digest)]
     pub digest: serde_json::Value,
 }
 

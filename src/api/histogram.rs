@@ -41,8 +41,19 @@ fn ms(v: f64) -> String {
     }
 }
 
-/// None when neither week has a latency.
-pub fn svg(now: &Sketch, before: &Sketch) -> Option<String> {
+/// One bin of the distribution: a latency range and the share of each week's runs in it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Bin {
+    pub from_ms: f64,
+    pub to_ms: f64,
+    /// Percent of this week's runs.
+    pub this_week: f64,
+    /// Percent of last week's runs.
+    pub last_week: f64,
+}
+
+/// [`BINS`] bins spanning both weeks' latencies; empty when neither week has one.
+pub fn bins(now: &Sketch, before: &Sketch) -> Vec<Bin> {
     let q = |s: &Sketch, p: f64| s.quantile(p);
     let lo = [q(now, 0.0), q(before, 0.0)]
         .into_iter()
@@ -53,29 +64,48 @@ pub fn svg(now: &Sketch, before: &Sketch) -> Option<String> {
         .flatten()
         .fold(0.0, f64::max);
     if !lo.is_finite() || hi <= 0.0 {
-        return None;
+        return Vec::new();
     }
     let lo = (lo * 0.95).max(0.001);
     let hi = (hi * 1.05).max(lo * 1.1);
     let (a, b) = (shares(now, lo, hi), shares(before, lo, hi));
-    let top = a.iter().chain(&b).fold(1.0f64, |m, v| m.max(*v));
-    let bin_w = W / BINS as f64;
     let edge = |i: usize| lo * (hi / lo).powf(i as f64 / BINS as f64);
+    (0..BINS)
+        .map(|i| Bin {
+            from_ms: edge(i),
+            to_ms: edge(i + 1),
+            this_week: a[i],
+            last_week: b[i],
+        })
+        .collect()
+}
+
+/// None without bins.
+pub fn svg(bins: &[Bin]) -> Option<String> {
+    let (first, last) = (bins.first()?, bins.last()?);
+    let (lo, hi) = (first.from_ms, last.to_ms);
+    let top = bins
+        .iter()
+        .fold(1.0f64, |m, b| m.max(b.this_week).max(b.last_week));
+    let bin_w = W / bins.len() as f64;
     let mut out = format!(
         "<svg class=\"histogram\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Latency \
          distribution from {} to {}, this week and last week\">",
         ms(lo),
         ms(hi)
     );
-    for i in 0..BINS {
+    for (i, bin) in bins.iter().enumerate() {
         let title = format!(
             "{}–{}: {:.1}% of runs this week, {:.1}% last week",
-            ms(edge(i)),
-            ms(edge(i + 1)),
-            a[i],
-            b[i]
+            ms(bin.from_ms),
+            ms(bin.to_ms),
+            bin.this_week,
+            bin.last_week
         );
-        for (k, (share, class)) in [(a[i], "now"), (b[i], "before")].into_iter().enumerate() {
+        for (k, (share, class)) in [(bin.this_week, "now"), (bin.last_week, "before")]
+            .into_iter()
+            .enumerate()
+        {
             let h = (H - BOTTOM - 4.0) * share / top;
             let _ = write!(
                 out,
@@ -93,7 +123,7 @@ pub fn svg(now: &Sketch, before: &Sketch) -> Option<String> {
          <text class=\"tick\" x=\"{mid:.1}\" y=\"{H}\" text-anchor=\"middle\">{}</text>\
          <text class=\"tick\" x=\"{W}\" y=\"{H}\" text-anchor=\"end\">{}</text></svg>",
         ms(lo),
-        ms(edge(BINS / 2)),
+        ms(bins[bins.len() / 2].from_ms),
         ms(hi),
         y = H - BOTTOM,
         mid = W / 2.0,
@@ -119,10 +149,14 @@ mod tests {
         let centre =
             |s: &[f64; BINS]| s.iter().enumerate().map(|(i, v)| i as f64 * v).sum::<f64>() / 100.0;
         assert!(centre(&a) > centre(&b) + 10.0, "{a:?} vs {b:?}");
-        let svg = svg(&now, &before).unwrap();
+        let bins = bins(&now, &before);
+        assert_eq!(bins.len(), BINS);
+        assert!(bins.windows(2).all(|w| w[0].to_ms == w[1].from_ms));
+        let svg = svg(&bins).unwrap();
         assert_eq!(svg.matches("<rect class=\"now\"").count(), BINS);
         assert_eq!(svg.matches("<rect class=\"before\"").count(), BINS);
         assert!(svg.contains("% of runs this week"));
-        assert_eq!(super::svg(&Sketch::new(), &Sketch::new()), None);
+        assert!(super::bins(&Sketch::new(), &Sketch::new()).is_empty());
+        assert_eq!(super::svg(&[]), None);
     }
 }

@@ -22,6 +22,7 @@ pub mod metrics;
 mod openapi;
 pub mod status;
 pub mod ui;
+mod views;
 mod waterfall;
 
 use std::collections::BTreeMap;

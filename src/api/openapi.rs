@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-use super::{AppState, anomalies, digests, incidents, journeys};
+use super::{AppState, anomalies, digests, incidents, journeys, status, views};
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
@@ -31,6 +31,8 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "anomalies", description = "Anomaly episodes of the step baselines"),
         (name = "incidents", description = "Incidents, their timelines and notifications"),
         (name = "digests", description = "Feedback digests"),
+        (name = "dashboard", description = "The dashboard's views: overview, journey, dependency map"),
+        (name = "status", description = "The public status page (journeys marked `public: true`)"),
     )
 )]
 struct Doc;
@@ -55,6 +57,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(anomalies::api())
         .merge(incidents::api())
         .merge(digests::api())
+        .merge(views::api())
+        .merge(status::api())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -111,13 +115,17 @@ mod tests {
             operations,
             [
                 "GET /api/v1/anomalies",
+                "GET /api/v1/dependencies",
                 "GET /api/v1/digests",
                 "GET /api/v1/digests/{id}",
                 "GET /api/v1/incidents",
                 "GET /api/v1/incidents/{id}",
                 "GET /api/v1/journeys",
+                "GET /api/v1/journeys/{name}",
                 "GET /api/v1/journeys/{name}/runs",
+                "GET /api/v1/overview",
                 "GET /api/v1/runs/{id}",
+                "GET /status.json",
                 "POST /api/v1/incidents/{id}/ack",
                 "POST /api/v1/incidents/{id}/resolve",
                 "POST /api/v1/journeys/{name}/run",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::params::ShiftParams;
 use crate::store::Sketch;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Shift {
     pub before_p50_ms: f64,
     pub after_p50_ms: f64,

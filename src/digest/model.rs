@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::shift::Shift;
 use crate::store::digest::PhaseMeans;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Digest {
     pub owner: String,
     /// The period, `[from, to)`.
@@ -23,7 +23,7 @@ pub struct Digest {
     pub coverage: Vec<CoverageGap>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub journeys: usize,
     pub runs: u64,
@@ -40,7 +40,7 @@ pub struct Summary {
     pub flaky_steps: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JourneyDigest {
     pub name: String,
     pub slo: Option<f64>,
@@ -57,7 +57,7 @@ pub struct JourneyDigest {
 }
 
 /// The latency chart's data: whole-run duration per bucket, the baseline band.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Chart {
     pub bucket_hours: u32,
     pub p50: Vec<(DateTime<Utc>, f64)>,
@@ -66,14 +66,14 @@ pub struct Chart {
     pub band: Option<(f64, f64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quantiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepDigest {
     pub name: String,
     pub dependency: Option<String>,
@@ -93,7 +93,7 @@ pub struct StepDigest {
 }
 
 /// One run to open, as an example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sample {
     pub run_id: uuid::Uuid,
     pub trace_id: String,
@@ -101,7 +101,7 @@ pub struct Sample {
     pub ms: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trend {
     Regression,
@@ -111,7 +111,7 @@ pub enum Trend {
 
 /// Failures with one signature: step, failure class and message with its variable parts
 /// (numbers, ids) masked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailureMode {
     pub step: String,
     pub class: String,
@@ -125,7 +125,7 @@ pub struct FailureMode {
     pub sample_trace_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FlakyStep {
     pub step: String,
     /// Passed only after a fast retry.
@@ -135,7 +135,7 @@ pub struct FlakyStep {
     pub rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentDigest {
     pub id: i64,
     pub journey: String,
@@ -155,7 +155,7 @@ pub struct IncidentDigest {
     pub notifications: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DependencyScore {
     pub label: String,
     pub journeys: Vec<String>,
@@ -167,7 +167,7 @@ pub struct DependencyScore {
     pub incidents: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CoverageGap {
     pub journey: String,
     /// None: the whole journey.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Result, Store, StoreError, from_ns, to_ns};
 
 /// Mean duration of each phase, in milliseconds, over the attempts that had it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PhaseMeans {
     pub dns: Option<f64>,
     pub connect: Option<f64>,

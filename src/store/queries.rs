@@ -213,6 +213,23 @@ macro_rules! dialect {
             rows.iter().map(summary).collect()
         }
 
+        /// The newest run of `journey` from each location.
+        pub(in crate::store) async fn latest_run_per_location(
+            pool: &Pool<Db>,
+            journey: &str,
+        ) -> Result<Vec<RunSummary>> {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {RUN_COLUMNS} FROM runs r JOIN \
+                 (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
+                  GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
+                 WHERE r.journey = $1 ORDER BY r.location"
+            )))
+            .bind(journey)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(summary).collect()
+        }
+
         fn step(row: &<Db as sqlx::Database>::Row) -> Result<StepResult> {
             let ms = |col: &str| -> Result<Option<std::time::Duration>> {
                 Ok(row.try_get::<Option<f64>, _>(col)?.map(from_ms))

@@ -82,6 +82,11 @@ try {
   await page.click(`table.data >> text=${env("JOURNEY")}`);
   check(await page.isVisible(`h1:has-text("${env("JOURNEY")}")`), "journey page");
   check(await page.isVisible("figure.chart img"), "the journey's latency chart");
+  check(
+    (await page.locator("table.locations tbody tr").count()) === 1 &&
+      (await page.isVisible("table.locations >> text=local")),
+    "the journey's results by location",
+  );
   await shot("journey");
   await page.click("h2:text-is('Recent runs') + table a >> nth=0");
   check(await page.isVisible("svg.waterfall"), "the run's waterfall");

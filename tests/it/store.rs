@@ -850,7 +850,12 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
             run_id: uuid::Uuid::new_v4(),
             journey: "shop".into(),
             location: location.into(),
-            outcome: Outcome::Passed,
+            // One failure, from `us`.
+            outcome: if ms == 7.0 {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
             started_at: at(h, m, 0, 0),
             finished_at: at(h, m, 0, 0),
             duration_ms: ms,
@@ -889,5 +894,36 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
             ("shop".to_string(), "eu".to_string()),
             ("shop".to_string(), "us".to_string())
         ]
+    );
+
+    // By location: runs, failures and latency since 10:00, and the newest run of each.
+    let by = store
+        .location_results("shop", at(10, 0, 0, 0))
+        .await
+        .unwrap();
+    let summary: Vec<(&str, u64, u64)> = by
+        .iter()
+        .map(|l| (l.location.as_str(), l.runs, l.failures))
+        .collect();
+    assert_eq!(summary, [("eu", 51, 0), ("us", 50, 1)]);
+    let eu_p95 = by[0].p95_ms.unwrap();
+    assert!((eu_p95 - 96.0).abs() <= 96.0 * 0.03, "{by:?}");
+    let last = |i: usize| by[i].last_run.as_ref().unwrap().started_at;
+    assert_eq!((last(0), last(1)), (at(11, 5, 0, 0), at(10, 59, 0, 0)));
+    // Hours before `since` are not counted, but the newest run is still shown.
+    let later = store
+        .location_results("shop", at(11, 0, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 2, "{later:?}");
+    assert_eq!((later[0].runs, later[1].runs), (1, 0));
+    assert_eq!(later[1].p95_ms, None);
+    assert!(later[1].last_run.is_some());
+    assert!(
+        store
+            .location_results("nope", at(10, 0, 0, 0))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -4,8 +4,8 @@
 //! `ui/templates`; forms post back with the session's CSRF token.
 
 mod incidents;
-mod journeys;
-mod overview;
+pub(crate) mod journeys;
+pub(crate) mod overview;
 #[cfg(test)]
 mod tests;
 

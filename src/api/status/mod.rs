@@ -66,10 +66,14 @@ pub enum Scope {
     All,
 }
 
+/// The documented part: `/status.json`.
+pub fn api() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(json))
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page))
-        .route("/status.json", get(json))
         .route("/feed.atom", get(atom))
         .route("/badge/{file}", get(badge_svg))
         .route("/static/{file}", get(ui::static_file))
@@ -222,17 +226,37 @@ async fn page(State(state): State<AppState>) -> Result<Response, ApiError> {
     })
 }
 
-async fn json(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// The public status as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PublicStatus {
+    pub title: String,
+    /// The worst state of any public journey.
+    pub status: JourneyState,
+    pub description: String,
+    pub generated_at: chrono::DateTime<Utc>,
+    pub groups: Vec<snapshot::Group>,
+    /// Open incidents, then those resolved in the last two weeks; newest first.
+    pub incidents: Vec<snapshot::PublicIncident>,
+}
+
+/// The public status page's content: groups, journeys, 90 days, incidents (at most 15 s old).
+#[utoipa::path(get, path = "/status.json", tag = "status",
+    responses((status = 200, body = PublicStatus)))]
+async fn json(
+    State(state): State<AppState>,
+) -> Result<([(header::HeaderName, &'static str); 1], Json<PublicStatus>), ApiError> {
     let s = snapshot(&state, Scope::Public).await?;
-    let body = serde_json::json!({
-        "title": state.config.status_page.title,
-        "status": s.state,
-        "description": overall_text(&s),
-        "generated_at": s.generated_at,
-        "groups": s.groups,
-        "incidents": s.incidents,
-    });
-    Ok(([(header::CACHE_CONTROL, "public, max-age=15")], Json(body)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=15")],
+        Json(PublicStatus {
+            title: state.config.status_page.title.clone(),
+            status: s.state,
+            description: overall_text(&s).to_string(),
+            generated_at: s.generated_at,
+            groups: s.groups.clone(),
+            incidents: s.incidents.clone(),
+        }),
+    ))
 }
 
 async fn atom(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -23,7 +23,7 @@ pub const DEFAULT_GROUP: &str = "Services";
 pub const SPARK_HOURS: i64 = 24;
 
 /// Worst last: the order in which states combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Never ran in the last 90 days.
@@ -46,7 +46,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     pub generated_at: DateTime<Utc>,
     pub state: State,
@@ -55,14 +55,14 @@ pub struct Snapshot {
     pub incidents: Vec<PublicIncident>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub name: String,
     pub state: State,
     pub journeys: Vec<JourneyStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JourneyStatus {
     pub name: String,
     pub state: State,
@@ -78,7 +78,7 @@ pub struct JourneyStatus {
     pub days: Vec<Day>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Day {
     pub date: String,
     pub runs: u64,
@@ -88,7 +88,7 @@ pub struct Day {
     pub incidents: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicIncident {
     pub id: i64,
     pub journey: String,

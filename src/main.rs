@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -125,17 +126,30 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Start the bundled demo shop and run every example journey against it once.
+    /// The whole product on this machine: the bundled demo shop (with its payments service)
+    /// and `waymark serve` monitoring it with the example journeys, dashboard included.
     Demo {
-        /// Journeys to run.
-        #[arg(long, default_value = "journeys", env = "WAYMARK_JOURNEYS")]
-        journeys: PathBuf,
-        /// Port for the demo shop (the examples default to 8081); 0 picks a free one.
-        #[arg(long, default_value_t = 8081)]
-        port: u16,
-        /// Keep the shop running after the runs (Ctrl-C to stop), to try `waymark run` by hand.
+        /// The service configuration (WAYMARK_* variables override it), as for `serve`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Journeys to run (default: the configuration's `journeys`, normally `journeys/`).
         #[arg(long)]
-        keep_running: bool,
+        journeys: Option<PathBuf>,
+        /// Port for the demo shop; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Run every journey this often instead of on its own schedule.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s")]
+        every: Duration,
+        /// Inject faults into the demo shop, one kind at a time with calm in between.
+        #[arg(long)]
+        chaos: bool,
+        /// How long each chaos phase (fault or calm) lasts.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "90s")]
+        chaos_phase: Duration,
+        /// Run every journey once against the demo shop, print the results and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Compute an owner's feedback digest from the store and write it as an HTML preview
     /// (nothing is sent).
@@ -221,7 +235,10 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let service = matches!(cli.command, Command::Serve { .. } | Command::Migrate { .. });
+    let service = matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Migrate { .. } | Command::Demo { once: false, .. }
+    );
     init_logging(cli.log_format, if service { "info" } else { "warn" });
     let _ = rustls::crypto::ring::default_provider().install_default();
     let telemetry = cli.telemetry;
@@ -244,10 +261,21 @@ fn main() -> ExitCode {
             &telemetry,
         ),
         Command::Demo {
+            config,
             journeys,
             port,
-            keep_running,
-        } => demo(&journeys, port, keep_running, &telemetry),
+            every,
+            chaos,
+            chaos_phase,
+            once,
+        } => {
+            let options = waymark::demo::launch::DemoOptions {
+                port,
+                every: Some(every),
+                chaos: chaos.then_some(chaos_phase),
+            };
+            demo(config.as_deref(), journeys, options, once, &telemetry)
+        }
         Command::Serve { config } => serve(config.as_deref(), &telemetry),
         Command::Migrate { config } => migrate(config.as_deref()),
         Command::Digest {
@@ -543,51 +571,75 @@ fn find_journey(
     )
 }
 
+/// `waymark demo`: the service over the demo shop until a signal, or (`--once`) every journey
+/// run once and printed.
 fn demo(
+    config: Option<&Path>,
+    journeys: Option<PathBuf>,
+    options: waymark::demo::launch::DemoOptions,
+    once: bool,
+    telemetry: &TelemetryArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(config)?;
+    if let Some(dir) = journeys {
+        config.journeys = dir;
+    }
+    let telemetry_config = telemetry.config()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if once {
+        return runtime.block_on(demo_once(&config.journeys, options.port, telemetry));
+    }
+    runtime.block_on(waymark::demo::launch::run(
+        config,
+        telemetry_config,
+        options,
+        |banner| print(&format!("{banner}\n")),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo_once(
     journeys_dir: &Path,
     port: u16,
-    keep_running: bool,
     telemetry: &TelemetryArgs,
 ) -> anyhow::Result<ExitCode> {
     let telemetry_config = telemetry.config()?;
     let trace_url = telemetry.trace_url.as_deref();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let traces = Telemetry::new(&telemetry_config)?;
-        let target = match waymark::demo::DemoTarget::start(port).await {
-            Ok(t) => t,
-            Err(_) => waymark::demo::DemoTarget::start(0).await.context("cannot start the demo shop")?,
-        };
-        let base = target.base_url();
-        print(&format!("demo shop listening on {base}\n\n"));
-        let feed = base.replacen("http://", "ws://", 1);
-        let overrides: BTreeMap<String, String> =
-            [("base".to_string(), base.clone()), ("feed".to_string(), feed)].into();
-        let opts = ParseOptions { extra_vars: overrides.keys().cloned().collect() };
-        let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
-        print_diagnostics(&loaded.diagnostics);
-        let secrets = waymark::demo::DemoSecrets(EnvSecrets::default());
-        let runner = Runner {
-            location: "demo".into(),
-            secrets: Arc::new(secrets),
-            overrides,
-            telemetry: traces.clone(),
-        };
-        let mut all_passed = loaded.diagnostics.is_empty();
-        for journey in &loaded.journeys {
-            let result = runner.run(journey).await;
-            all_passed &= result.outcome == Outcome::Passed;
-            print(&(waymark::report::text_with_trace_url(&result, trace_url) + "\n"));
-        }
-        // Every run's trace is complete at the collector before the shop may keep running.
-        traces.shutdown().await;
-        if keep_running {
-            print(&format!(
-                "The shop keeps running; try:\n  WAYMARK_SECRET_SHOP_PASSWORD={} waymark run shop-checkout --var base={base}\n(Ctrl-C to stop)\n",
-                waymark::demo::DEMO_PASSWORD
-            ));
-            tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
-        }
-        Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let traces = Telemetry::new(&telemetry_config)?;
+    let target = waymark::demo::DemoTarget::start(port, &telemetry_config)
+        .await
+        .context("cannot start the demo shop")?;
+    let base = target.base_url();
+    print(&format!("demo shop listening on {base}\n\n"));
+    let overrides: BTreeMap<String, String> = [
+        ("base".to_string(), base.clone()),
+        ("feed".to_string(), base.replacen("http://", "ws://", 1)),
+        ("payments".to_string(), target.payments_url()),
+    ]
+    .into();
+    let opts = ParseOptions {
+        extra_vars: overrides.keys().cloned().collect(),
+    };
+    let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
+    print_diagnostics(&loaded.diagnostics);
+    let runner = Runner {
+        location: "demo".into(),
+        secrets: Arc::new(waymark::demo::DemoSecrets(EnvSecrets::default())),
+        overrides,
+        telemetry: traces.clone(),
+    };
+    let mut all_passed = loaded.diagnostics.is_empty();
+    for journey in &loaded.journeys {
+        let result = runner.run(journey).await;
+        all_passed &= result.outcome == Outcome::Passed;
+        print(&(waymark::report::text_with_trace_url(&result, trace_url) + "\n"));
+    }
+    // Every run's trace (and the shop's spans) are complete at the collector before exiting.
+    traces.shutdown().await;
+    target.shutdown().await;
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

@@ -7,54 +7,85 @@
 //!
 //! and answers a client's `{"type":"ping","n":N}` with `{"type":"pong","n":N,"echo":true}`.
 //! Changes travel on a broadcast channel held in the shop's state ([`Feed`]).
+//!
+//! While the `feed_stalled` fault is on, the feed goes silent the way a stuck consumer does:
+//! nothing is published, a connection opened meanwhile never sends anything (not even the
+//! hello), and an open one sends nothing until the fault is cleared (what happened meanwhile
+//! is lost). WebSocket pings are still answered: the WebSocket layer does that on its own.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::faults::Faults;
 
 /// Updates that no subscriber has read yet, per subscriber; a slower one skips ahead.
 const BACKLOG: usize = 64;
 
 /// The sending side of the feed; every subscriber gets its own receiver.
-pub(super) struct Feed(broadcast::Sender<String>);
-
-impl Default for Feed {
-    fn default() -> Feed {
-        Feed(broadcast::channel(BACKLOG).0)
-    }
+pub(super) struct Feed {
+    updates: broadcast::Sender<String>,
+    faults: Faults,
+    /// Ends every connection when the shop stops.
+    stop: CancellationToken,
 }
 
 impl Feed {
+    pub fn new(faults: Faults, stop: CancellationToken) -> Feed {
+        Feed {
+            updates: broadcast::channel(BACKLOG).0,
+            faults,
+            stop,
+        }
+    }
+
     /// Announces an order's new status to every subscriber (none listening is fine).
-    pub fn publish(&self, order_id: u64, status: &str) {
-        let _ = self.0.send(order_event(order_id, status));
+    pub fn publish(&self, order_id: i64, status: &str) {
+        if !self.faults.get().feed_stalled {
+            let _ = self.updates.send(order_event(order_id, status));
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.0.subscribe()
+        self.updates.subscribe()
+    }
+
+    /// Completes the upgrade: the subscriber gets the hello, `snapshot`, then `updates`.
+    pub fn upgrade(
+        &self,
+        ws: WebSocketUpgrade,
+        snapshot: Vec<String>,
+        updates: broadcast::Receiver<String>,
+    ) -> Response {
+        let (faults, stop) = (self.faults.clone(), self.stop.clone());
+        ws.on_upgrade(move |socket| async move {
+            tokio::select! {
+                () = serve(socket, snapshot, updates, faults) => {}
+                () = stop.cancelled() => {}
+            }
+        })
     }
 }
 
 /// The feed's message for one order's status.
-pub(super) fn order_event(order_id: u64, status: &str) -> String {
+pub(super) fn order_event(order_id: i64, status: &str) -> String {
     json!({ "type": "order", "order_id": order_id, "status": status }).to_string()
-}
-
-/// Completes the upgrade: the subscriber gets the hello, `snapshot`, then `updates`.
-pub(super) fn upgrade(
-    ws: WebSocketUpgrade,
-    snapshot: Vec<String>,
-    updates: broadcast::Receiver<String>,
-) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, snapshot, updates))
 }
 
 async fn serve(
     mut socket: WebSocket,
     snapshot: Vec<String>,
     mut updates: broadcast::Receiver<String>,
+    faults: Faults,
 ) {
+    if faults.get().feed_stalled {
+        // Stuck from the start: read (so that pings are answered and a close ends it), say
+        // nothing.
+        while let Some(Ok(_)) = socket.recv().await {}
+        return;
+    }
     let hello = json!({ "type": "hello", "user": 7 }).to_string();
     for text in std::iter::once(hello).chain(snapshot) {
         if socket.send(Message::Text(text.into())).await.is_err() {
@@ -79,6 +110,9 @@ async fn serve(
                 None | Some(Err(_)) => return,
             },
         };
+        if faults.get().feed_stalled {
+            continue;
+        }
         if socket.send(Message::Text(reply.into())).await.is_err() {
             return;
         }

@@ -24,7 +24,9 @@ use crate::alert::engine::Engine as AlertEngine;
 use crate::alert::outbox::Outbox;
 use crate::api::{self, AppState, Catalog, Metrics};
 use crate::config::Config;
-use crate::journey::template::EnvSecrets;
+use crate::journey::Schedule;
+use crate::journey::parse::ParseOptions;
+use crate::journey::template::{EnvSecrets, SecretSource};
 use crate::runner::{RunResult, Runner};
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
@@ -140,6 +142,17 @@ struct Signals {
     int: tokio::signal::unix::Signal,
 }
 
+/// What a process that embeds the service (`waymark demo`) changes in a plain `serve`.
+#[derive(Clone, Default)]
+pub struct Embedding {
+    /// Template variables set for every journey, as `--var` does for `waymark run`.
+    pub overrides: std::collections::BTreeMap<String, String>,
+    /// Where `{{ secret.NAME }}` comes from; the environment when `None`.
+    pub secrets: Option<Arc<dyn SecretSource>>,
+    /// Every journey runs on this schedule instead of its own.
+    pub schedule: Option<Schedule>,
+}
+
 impl App {
     /// Builds the service with tracing configured by the standard `OTEL_*` variables.
     pub async fn build(config: Config) -> Result<App, ServiceError> {
@@ -152,6 +165,15 @@ impl App {
         config: Config,
         telemetry: TelemetryConfig,
     ) -> Result<App, ServiceError> {
+        App::build_embedded(config, telemetry, Embedding::default()).await
+    }
+
+    /// [`App::build_with`], changed as `embedding` says.
+    pub async fn build_embedded(
+        config: Config,
+        telemetry: TelemetryConfig,
+        embedding: Embedding,
+    ) -> Result<App, ServiceError> {
         let database = redacted_url(&config.database_url);
         let store = Store::connect(&config.database_url)
             .await
@@ -163,10 +185,15 @@ impl App {
         let telemetry = Telemetry::new(&telemetry)?;
         let metrics = Arc::new(Metrics::new());
         let (analysis_tx, analysis_rx) = analysis::channel();
+        let parse_options = ParseOptions {
+            extra_vars: embedding.overrides.keys().cloned().collect(),
+        };
         let runner = Runner {
             location: config.location.clone(),
-            secrets: Arc::new(EnvSecrets::default()),
-            overrides: Default::default(),
+            secrets: embedding
+                .secrets
+                .unwrap_or_else(|| Arc::new(EnvSecrets::default())),
+            overrides: embedding.overrides,
             telemetry: telemetry.clone(),
         };
         let executor: Arc<dyn RunExecutor> = Arc::new(RunnerExecutor {
@@ -192,7 +219,8 @@ impl App {
             store.clone(),
             catalog.clone(),
             scheduler.clone(),
-        );
+        )
+        .with(parse_options, embedding.schedule);
         reloader.poll().await;
         let mut engine = crate::baseline::engine::Engine::new(store.clone());
         {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Catalog;
 use crate::journey::Journey;
+use crate::journey::Schedule;
 use crate::journey::parse::{self, ParseOptions};
 use crate::scheduler::Scheduler;
 use crate::store::Store;
@@ -33,6 +34,10 @@ pub struct Reloader {
     seen: Option<Fingerprint>,
     /// Versions already recorded in the store, by (name, sha256).
     recorded: HashSet<(String, String)>,
+    /// Variables supplied from outside the files (an embedding's overrides).
+    options: ParseOptions,
+    /// Every journey runs on this schedule instead of its own (`waymark demo --every`).
+    schedule: Option<Schedule>,
 }
 
 fn fingerprint(dir: &Path) -> Fingerprint {
@@ -98,7 +103,16 @@ impl Reloader {
             scheduler,
             seen: None,
             recorded: HashSet::new(),
+            options: ParseOptions::default(),
+            schedule: None,
         }
+    }
+
+    /// Parses with `options` and replaces every journey's schedule with `schedule`.
+    pub fn with(mut self, options: ParseOptions, schedule: Option<Schedule>) -> Reloader {
+        self.options = options;
+        self.schedule = schedule;
+        self
     }
 
     /// Loads the directory again if any file changed since the last call; `true` if it did.
@@ -106,18 +120,24 @@ impl Reloader {
         let dir = self.dir.clone();
         let first = self.seen.is_none();
         let seen = self.seen.clone();
+        let options = self.options.clone();
         let scan = tokio::task::spawn_blocking(move || {
             let now = fingerprint(&dir);
             if seen.as_ref() == Some(&now) {
                 return None;
             }
-            let loaded = parse::load_paths(std::slice::from_ref(&dir), &ParseOptions::default());
+            let loaded = parse::load_paths(std::slice::from_ref(&dir), &options);
             Some((now, loaded))
         })
         .await;
-        let Ok(Some((now, loaded))) = scan else {
+        let Ok(Some((now, mut loaded))) = scan else {
             return false;
         };
+        if let Some(schedule) = &self.schedule {
+            for j in &mut loaded.journeys {
+                j.schedule = schedule.clone();
+            }
+        }
         let previous = self
             .catalog
             .read()

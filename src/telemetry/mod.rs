@@ -237,7 +237,9 @@ impl Telemetry {
         RunTrace::start(self, journey, run_id)
     }
 
-    fn tracer(&self) -> &SdkTracer {
+    /// For embedding: the demo target's server spans (`crate::demo`) are started with it, so
+    /// they go to this handle's provider and exporter under its `service.name`.
+    pub fn tracer(&self) -> &SdkTracer {
         &self.inner.tracer
     }
 

@@ -12,7 +12,9 @@ use crate::support::{TestServer, run_yaml};
 /// use values extracted by earlier ones.
 #[tokio::test]
 async fn shop_checkout_example_chains_extracted_values() {
-    let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
+    let shop = waymark::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
     let r = run_yaml(
         &yaml,
@@ -39,7 +41,9 @@ async fn shop_checkout_example_chains_extracted_values() {
 
 #[tokio::test]
 async fn wrong_secret_fails_at_login_and_skips_the_rest() {
-    let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
+    let shop = waymark::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
     let r = run_yaml(
         &yaml,

@@ -7,6 +7,7 @@ mod anomaly;
 mod cli;
 mod conditions;
 mod dashboard;
+mod demo;
 mod digest;
 mod httpbin;
 mod journeys;

@@ -12,7 +12,9 @@ use crate::support::{env_url, run_yaml};
 
 #[tokio::test]
 async fn http_and_websocket_example_sees_the_order_ship() {
-    let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
+    let shop = waymark::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-order-feed.yaml").unwrap();
     let secrets = [("SHOP_PASSWORD", waymark::demo::DEMO_PASSWORD)];
     let r = run_yaml(&yaml, &shop.base_url(), &secrets).await;

@@ -191,7 +191,9 @@ fn same(a: &RunRecord, b: &RunRecord) {
 }
 
 async fn real_runs_read_back_identically(db: Db) {
-    let shop = waymark::demo::DemoTarget::start(0).await.unwrap();
+    let shop = waymark::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
     let yaml = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
     let passed = run_yaml(
         &yaml,

@@ -1018,16 +1018,17 @@ async fn cli_run_exports_over_grpc_when_asked_by_flags() {
     );
 }
 
-/// `waymark demo` exports one trace per journey before it exits.
+/// `waymark demo --once` exports one trace per journey before it exits, and the demo shop's
+/// own spans (its server spans, database queries, and the payments service it calls) join it.
 #[tokio::test]
-async fn demo_exports_a_trace_per_journey() {
+async fn demo_exports_a_trace_per_journey_that_the_shop_joins() {
     let receiver = Receiver::http().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("journeys")).unwrap();
-    let health = std::fs::read_to_string("journeys/shop-health.yaml").unwrap();
-    std::fs::write(dir.path().join("journeys/health.yaml"), health).unwrap();
+    let checkout = std::fs::read_to_string("journeys/shop-checkout.yaml").unwrap();
+    std::fs::write(dir.path().join("journeys/checkout.yaml"), checkout).unwrap();
     let o = waymark(
-        &["demo", "--port", "0", "--journeys", "journeys"],
+        &["demo", "--once", "--journeys", "journeys"],
         dir.path(),
         &[(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -1048,6 +1049,25 @@ async fn demo_exports_a_trace_per_journey() {
         .unwrap_or_else(|| panic!("no trace line in {out}"));
     let trace_id = line.split_whitespace().nth(1).unwrap();
     let spans = receiver.received.spans(trace_id);
-    one(&spans, "journey shop-health");
-    assert!(spans.iter().any(|s| s.name == "http health"), "{spans:#?}");
+    one(&spans, "journey shop-checkout");
+    let step = one(&spans, "http place order");
+    let service = |s: &FlatSpan| s.resource.get("service.name").cloned();
+    // The shop's server span for that request is the step span's child.
+    let server = spans
+        .iter()
+        .find(|s| s.name == "POST /api/orders" && s.parent_span_id == step.span_id)
+        .unwrap_or_else(|| panic!("no shop span under the step: {spans:#?}"));
+    assert_eq!(service(server), Some(json!("demo-shop")));
+    assert!(
+        spans.iter().any(|s| s.parent_span_id == server.span_id
+            && s.attributes.get("db.system.name") == Some(&json!("sqlite"))),
+        "database spans under the shop's: {spans:#?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name.starts_with("POST /charge")
+                && service(s) == Some(json!("demo-payments"))),
+        "the payments service's span in the same trace: {spans:#?}"
+    );
 }

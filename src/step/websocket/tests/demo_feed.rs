@@ -37,14 +37,17 @@ async fn place_order(base: &str, token: &str, item_id: u64, qty: u64) -> Value {
 
 #[tokio::test]
 async fn demo_feed_announces_a_placed_order() {
-    let shop = crate::demo::DemoTarget::start(0).await.unwrap();
+    let shop = crate::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
+    let addr = shop.base_url().replace("http://", "");
     let base = shop.base_url();
     let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
     let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
     let token = body["auth"]["token"].as_str().unwrap().to_string();
 
     let mut feed = step(
-        &format!("ws://{}/api/orders/feed", shop.addr),
+        &format!("ws://{addr}/api/orders/feed"),
         vec![
             expect_within(
                 &["[MESSAGE].type == hello", "[MESSAGE].user == 7"],
@@ -85,7 +88,7 @@ async fn demo_feed_announces_a_placed_order() {
 
     // A later subscriber first gets the snapshot: the order, now shipped.
     let later = step(
-        &format!("ws://{}/api/orders/feed", shop.addr),
+        &format!("ws://{addr}/api/orders/feed"),
         vec![expect_within(
             &["[MESSAGE].type == order", "[MESSAGE].status == shipped"],
             Duration::from_secs(1),
@@ -107,7 +110,10 @@ async fn demo_feed_announces_a_placed_order() {
 async fn demo_feed_test_client_sees_cancellation() {
     // A plain tokio-tungstenite client, independent of the executor, checks the feed's wire
     // format (and that a bad token is refused with 401).
-    let shop = crate::demo::DemoTarget::start(0).await.unwrap();
+    let shop = crate::demo::DemoTarget::start(0, &Default::default())
+        .await
+        .unwrap();
+    let addr = shop.base_url().replace("http://", "");
     let base = shop.base_url();
     let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
     let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
@@ -117,8 +123,8 @@ async fn demo_feed_test_client_sees_cancellation() {
 
     let connect = |token: &str| {
         let request = http::Request::builder()
-            .uri(format!("ws://{}/api/orders/feed", shop.addr))
-            .header("host", shop.addr.to_string())
+            .uri(format!("ws://{addr}/api/orders/feed"))
+            .header("host", addr.as_str())
             .header("connection", "Upgrade")
             .header("upgrade", "websocket")
             .header("sec-websocket-version", "13")
@@ -129,8 +135,9 @@ async fn demo_feed_test_client_sees_cancellation() {
             .header("authorization", format!("Bearer {token}"))
             .body(())
             .unwrap();
+        let addr = addr.clone();
         async move {
-            let tcp = TcpStream::connect(shop.addr).await.unwrap();
+            let tcp = TcpStream::connect(addr.as_str()).await.unwrap();
             tokio_tungstenite::client_async(request, tcp).await
         }
     };

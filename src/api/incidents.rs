@@ -176,19 +176,40 @@ async fn one(
     }))
 }
 
+/// What acknowledging or resolving answers (for the document; the handlers answer
+/// [`IncidentChanged`] or an [`ApiError`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, clippy::large_enum_variant)]
+enum CommandAnswers {
+    /// The incident as it is now.
+    #[response(status = 200)]
+    Changed(IncidentChanged),
+    /// A bad body.
+    #[response(status = 400)]
+    BadBody(ErrorBody),
+    /// Missing or wrong token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No API token is configured.
+    #[response(status = 403)]
+    Disabled(ErrorBody),
+    /// No such incident.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Not open (acknowledge) or already resolved (resolve).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Alerting is not running.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// Acknowledges an open incident: notifications stop escalating.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/ack", tag = "incidents",
     params(("id" = i64, Path, description = "incident id")),
     request_body(content = Option<CommandBody>, content_type = "application/json"),
     security(("bearer" = [])),
-    responses(
-        (status = 200, body = IncidentChanged),
-        (status = 400, description = "a bad body", body = ErrorBody),
-        (status = 401, description = "missing or wrong token", body = ErrorBody),
-        (status = 403, description = "no API token is configured", body = ErrorBody),
-        (status = 404, description = "no such incident", body = ErrorBody),
-        (status = 409, description = "the incident is not open", body = ErrorBody),
-        (status = 503, description = "alerting is not running", body = ErrorBody)))]
+    responses(CommandAnswers))]
 async fn acknowledge(
     state: State<AppState>,
     headers: HeaderMap,
@@ -203,14 +224,7 @@ async fn acknowledge(
     params(("id" = i64, Path, description = "incident id")),
     request_body(content = Option<CommandBody>, content_type = "application/json"),
     security(("bearer" = [])),
-    responses(
-        (status = 200, body = IncidentChanged),
-        (status = 400, description = "a bad body", body = ErrorBody),
-        (status = 401, description = "missing or wrong token", body = ErrorBody),
-        (status = 403, description = "no API token is configured", body = ErrorBody),
-        (status = 404, description = "no such incident", body = ErrorBody),
-        (status = 409, description = "the incident is already resolved", body = ErrorBody),
-        (status = 503, description = "alerting is not running", body = ErrorBody)))]
+    responses(CommandAnswers))]
 async fn resolve(
     state: State<AppState>,
     headers: HeaderMap,

@@ -250,6 +250,38 @@ pub(crate) mod test_support {
         format!("{}={token}", auth::COOKIE)
     }
 
+    /// A stored run of `journey` from `location` that started at `at` and took `ms`.
+    pub fn run_record(
+        journey: &str,
+        location: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        ms: f64,
+        failed: bool,
+        steps: Vec<crate::runner::StepResult>,
+    ) -> crate::store::RunRecord {
+        use crate::runner::{Outcome, RunResult};
+        crate::store::RunRecord {
+            result: RunResult {
+                run_id: uuid::Uuid::new_v4(),
+                journey: journey.into(),
+                location: location.into(),
+                outcome: if failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                started_at: at,
+                finished_at: at,
+                duration_ms: ms,
+                trace_id: String::new(),
+                steps,
+            },
+            planned_at: at,
+            scheduling_lag: std::time::Duration::ZERO,
+            journey_sha256: String::new(),
+        }
+    }
+
     pub fn get(uri: &str) -> axum::http::Request<axum::body::Body> {
         axum::http::Request::get(uri)
             .body(axum::body::Body::empty())

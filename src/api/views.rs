@@ -207,9 +207,9 @@ async fn dependencies(State(state): State<AppState>) -> Result<Json<DependencyMa
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, run_record, state};
     use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::runner::{Outcome, RunResult, StepResult};
+    use crate::runner::StepResult;
     use crate::store::RunRecord;
     use axum::http::StatusCode;
     use serde_json::{Value, json};
@@ -238,26 +238,7 @@ mod tests {
                          "body_bytes": 0 }
         }))
         .unwrap();
-        RunRecord {
-            result: RunResult {
-                run_id: uuid::Uuid::new_v4(),
-                journey: journey.into(),
-                location: location.into(),
-                outcome: if failed {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                },
-                started_at: t,
-                finished_at: t,
-                duration_ms: ms,
-                trace_id: String::new(),
-                steps: vec![step],
-            },
-            planned_at: t,
-            scheduling_lag: std::time::Duration::ZERO,
-            journey_sha256: String::new(),
-        }
+        run_record(journey, location, t, ms, failed, vec![step])
     }
 
     async fn json_of(app: &axum::Router, uri: &str) -> Value {

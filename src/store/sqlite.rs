@@ -44,12 +44,18 @@ pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    // Each in-memory connection would be its own database.
-    let max = if memory { 1 } else { 4 };
-    Ok(SqlitePoolOptions::new()
-        .max_connections(max)
-        .connect_with(options)
-        .await?)
+    let pool = SqlitePoolOptions::new();
+    let pool = if memory {
+        // Each in-memory connection is its own database, and closing it throws the data
+        // away: one connection, never retired for idleness or age.
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(4)
+    };
+    Ok(pool.connect_with(options).await?)
 }
 
 pub(super) mod q {

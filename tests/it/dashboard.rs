@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::serve::{Serve, eventually, setup};
+use crate::serve::{Serve, active_incident, closed_port, eventually, setup};
 
 const PASSWORD: &str = "a long dashboard password";
 
@@ -18,11 +18,7 @@ async fn a_user_logs_in_browses_and_acknowledges_an_incident_in_chromium() {
         root.join("tests/e2e/node_modules/playwright-core").exists(),
         "playwright-core is not installed: run the suite with scripts/test.sh"
     );
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let dir = setup(&[
         (
             "checkout.yaml",
@@ -49,16 +45,7 @@ async fn a_user_logs_in_browses_and_acknowledges_an_incident_in_chromium() {
     )
     .unwrap();
     let serve = Serve::start(dir.path(), 0);
-    let incident = eventually(
-        "an open incident",
-        &serve,
-        Duration::from_secs(30),
-        || async {
-            let v = serve.json("/api/v1/incidents?state=active").await;
-            v["incidents"].get(0)?["id"].as_i64()
-        },
-    )
-    .await;
+    let incident = active_incident(&serve).await;
     // A run of checkout and of health are stored by now; give the writer a moment for health.
     eventually(
         "runs of both journeys",

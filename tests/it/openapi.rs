@@ -4,17 +4,11 @@
 //! stored digest). Every check must pass: no server error, and every answer (status, content
 //! type, body) as the document describes it.
 
-use std::time::Duration;
-
-use crate::serve::{Serve, TOKEN, db_url, eventually, setup};
+use crate::serve::{Serve, TOKEN, active_incident, closed_port, db_url, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let dir = setup(&[
         (
             "checkout.yaml",
@@ -30,16 +24,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         ),
     ]);
     let serve = Serve::start(dir.path(), 0);
-    eventually(
-        "an open incident",
-        &serve,
-        Duration::from_secs(30),
-        || async {
-            let v = serve.json("/api/v1/incidents?state=active").await;
-            v["incidents"].get(0)?["id"].as_i64()
-        },
-    )
-    .await;
+    active_incident(&serve).await;
     // A digest of what ran so far, stored as the digest cycle would.
     let store = waymark::store::Store::connect(&db_url(dir.path()))
         .await

@@ -179,6 +179,29 @@ fn journey(name: &str, url: &str) -> String {
     )
 }
 
+/// A loopback port nothing listens on (it was free a moment ago): connections are refused.
+pub(crate) fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for an active incident and returns its id.
+pub(crate) async fn active_incident(serve: &Serve) -> i64 {
+    eventually(
+        "an open incident",
+        serve,
+        Duration::from_secs(30),
+        || async {
+            let v = serve.json("/api/v1/incidents?state=active").await;
+            v["incidents"].get(0)?["id"].as_i64()
+        },
+    )
+    .await
+}
+
 pub(crate) fn setup(files: &[(&str, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let journeys = dir.path().join("journeys");

@@ -294,9 +294,8 @@ async fn badge_svg(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, run_record, state};
     use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::runner::{Outcome, RunResult};
     use crate::store::RunRecord;
     use axum::http::StatusCode;
 
@@ -317,26 +316,7 @@ mod tests {
     fn record(journey: &str, failed: bool) -> RunRecord {
         let now = chrono::Utc::now().timestamp();
         let t = chrono::DateTime::from_timestamp(now - now.rem_euclid(86_400), 0).unwrap();
-        RunRecord {
-            result: RunResult {
-                run_id: uuid::Uuid::new_v4(),
-                journey: journey.into(),
-                location: "test".into(),
-                outcome: if failed {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                },
-                started_at: t,
-                finished_at: t,
-                duration_ms: 12.0,
-                trace_id: String::new(),
-                steps: vec![],
-            },
-            planned_at: t,
-            scheduling_lag: std::time::Duration::ZERO,
-            journey_sha256: String::new(),
-        }
+        run_record(journey, "test", t, 12.0, failed, vec![])
     }
 
     #[tokio::test]

@@ -148,6 +148,18 @@ async fn chaos_faults_become_anomalies_and_incidents_that_are_notified_and_resol
     })
     .await;
     assert!(demo.incidents().await.is_empty(), "no incident while calm");
+    // The status page shows the shipped journeys, grouped, with their simulated history.
+    let status = demo.get("/status.json").await;
+    let groups: Vec<&str> = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["Shop", "Third parties"], "{status}");
+    let checkout = &status["groups"][0]["journeys"][0];
+    assert_eq!(checkout["name"], "shop-checkout", "{status}");
+    assert!(checkout["uptime_30d"].as_f64().unwrap() > 99.0, "{status}");
 
     // 12–24 s: catalogue search 300 ms slower.
     let episode = demo

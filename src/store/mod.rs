@@ -12,6 +12,7 @@
 //! Writes from the scheduler go through [`StoreWriter`], which batches them.
 
 pub mod alerts;
+pub mod cluster;
 pub mod digest;
 pub mod episodes;
 mod postgres;

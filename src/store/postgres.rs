@@ -32,6 +32,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../../migrations/postgres/0005_sessions.sql"),
     ),
+    (
+        6,
+        "cluster",
+        include_str!("../../migrations/postgres/0006_cluster.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -64,4 +69,8 @@ pub(super) mod s {
 
 pub(super) mod u {
     super::super::sessions::dialect!(sqlx::Postgres);
+}
+
+pub(super) mod c {
+    super::super::cluster::dialect!(sqlx::Postgres);
 }

@@ -33,6 +33,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../../migrations/sqlite/0005_sessions.sql"),
     ),
+    (
+        6,
+        "cluster",
+        include_str!("../../migrations/sqlite/0006_cluster.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -80,4 +85,8 @@ pub(super) mod s {
 
 pub(super) mod u {
     super::super::sessions::dialect!(sqlx::Sqlite);
+}
+
+pub(super) mod c {
+    super::super::cluster::dialect!(sqlx::Sqlite);
 }

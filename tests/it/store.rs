@@ -111,6 +111,7 @@ suite!(
     episodes_table_is_added_to_an_existing_database,
     sessions_expire_and_end_at_logout,
     hourly_p95_and_locations_for_the_dashboard,
+    leases_claims_and_heartbeats_for_several_nodes,
 );
 
 pub(crate) fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
@@ -928,4 +929,148 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
+    use waymark::store::cluster::{NodeInfo, Tick};
+    let store = db.store;
+    let t = |s: i64| at(10, 0, 0, 0) + chrono::Duration::seconds(s);
+    let ttl = chrono::Duration::seconds(15);
+
+    // One leader at a time; renewals keep it; expiry or release frees it.
+    assert!(
+        store
+            .acquire_lease("leader", "a", t(0), t(0) + ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease("leader", "b", t(1), t(1) + ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease("leader", "a", t(5), t(5) + ttl)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    assert!(
+        !store
+            .acquire_lease("leader", "b", t(19), t(19) + ttl)
+            .await
+            .unwrap(),
+        "renewed until 20"
+    );
+    assert_eq!(
+        store.lease("leader", t(19)).await.unwrap().unwrap().holder,
+        "a"
+    );
+    assert!(
+        store
+            .acquire_lease("leader", "b", t(20), t(20) + ttl)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        store.lease("leader", t(21)).await.unwrap().unwrap().holder,
+        "b"
+    );
+    assert_eq!(
+        store.lease("leader", t(36)).await.unwrap(),
+        None,
+        "expired, nobody renewed"
+    );
+    assert!(
+        !store
+            .acquire_lease("leader", "a", t(21), t(21) + ttl)
+            .await
+            .unwrap()
+    );
+    store.release_lease("leader", "a").await.unwrap();
+    assert_eq!(
+        store.lease("leader", t(21)).await.unwrap().unwrap().holder,
+        "b",
+        "not a's to release"
+    );
+    store.release_lease("leader", "b").await.unwrap();
+    assert!(
+        store
+            .acquire_lease("leader", "a", t(22), t(22) + ttl)
+            .await
+            .unwrap(),
+        "released"
+    );
+    // Leases are independent of one another.
+    assert!(
+        store
+            .acquire_lease("other", "b", t(22), t(22) + ttl)
+            .await
+            .unwrap()
+    );
+
+    // Many nodes racing for one lease: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .acquire_lease("race", &format!("n{i}"), t(0), t(0) + ttl)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for r in racers {
+        winners += usize::from(r.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+
+    // A tick runs once per location, whoever claims it first.
+    let tick = |location| Tick {
+        journey: "shop",
+        location,
+        planned_at: t(60),
+    };
+    assert!(store.claim_run(tick("eu"), "a", t(60)).await.unwrap());
+    assert!(!store.claim_run(tick("eu"), "b", t(60)).await.unwrap());
+    assert!(
+        store.claim_run(tick("us"), "c", t(60)).await.unwrap(),
+        "another location"
+    );
+    let next = Tick {
+        planned_at: t(61),
+        ..tick("eu")
+    };
+    assert!(
+        store.claim_run(next, "b", t(61)).await.unwrap(),
+        "the next tick"
+    );
+    assert_eq!(store.prune_claims(t(61)).await.unwrap(), 2);
+    assert!(
+        !store.claim_run(next, "a", t(62)).await.unwrap(),
+        "kept after pruning"
+    );
+
+    // Heartbeats: one row per node, refreshed; newest first; old ones pruned.
+    let node = |id: &str, location: &str, beat: i64| NodeInfo {
+        node_id: id.into(),
+        location: location.into(),
+        version: "0.1.0".into(),
+        hostname: "host".into(),
+        journeys_sha256: "ab".repeat(32),
+        started_at: t(0),
+        heartbeat_at: t(beat),
+    };
+    store.heartbeat(&node("a", "eu", 1)).await.unwrap();
+    store.heartbeat(&node("b", "us", 2)).await.unwrap();
+    store.heartbeat(&node("a", "eu", 6)).await.unwrap();
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(nodes, [node("a", "eu", 6), node("b", "us", 2)]);
+    assert_eq!(store.prune_nodes(t(3)).await.unwrap(), 1);
+    assert_eq!(store.nodes().await.unwrap(), [node("a", "eu", 6)]);
 }

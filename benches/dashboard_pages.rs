@@ -220,6 +220,7 @@ async fn main() {
         telemetry: None,
         alerts: None,
         status: Arc::default(),
+        cluster: None,
     };
     state.set_journeys(journeys);
     let app = router(state.clone());

@@ -133,7 +133,7 @@ impl Outbox {
     }
 
     /// Delivers until `stop` is cancelled; the pass in progress finishes first.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(&self, stop: CancellationToken) {
         loop {
             let next = match self.pass(Utc::now()).await {
                 Ok(next) => next,

@@ -19,6 +19,7 @@ mod histogram;
 pub mod incidents;
 pub mod journeys;
 pub mod metrics;
+mod nodes;
 mod openapi;
 pub mod status;
 pub mod ui;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub alerts: Option<crate::alert::commands::AlertHandle>,
     /// The public status page's last snapshot.
     pub status: Arc<status::StatusCache>,
+    /// This node among the others sharing the database; absent in handler tests.
+    pub cluster: Option<Arc<crate::service::cluster::Cluster>>,
 }
 
 impl AppState {
@@ -212,6 +215,7 @@ pub(crate) mod test_support {
             telemetry: None,
             alerts: None,
             status: Arc::default(),
+            cluster: None,
         };
         (state, recorder)
     }

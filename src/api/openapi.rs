@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-use super::{AppState, anomalies, digests, incidents, journeys, status, views};
+use super::{AppState, anomalies, digests, incidents, journeys, nodes, status, views};
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
@@ -33,6 +33,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "digests", description = "Feedback digests"),
         (name = "dashboard", description = "The dashboard's views: overview, journey, dependency map"),
         (name = "status", description = "The public status page (journeys marked `public: true`)"),
+        (name = "nodes", description = "The nodes sharing the database, and which one leads"),
     )
 )]
 struct Doc;
@@ -58,6 +59,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(incidents::api())
         .merge(digests::api())
         .merge(views::api())
+        .merge(nodes::api())
         .merge(status::api())
 }
 
@@ -123,6 +125,7 @@ mod tests {
                 "GET /api/v1/journeys",
                 "GET /api/v1/journeys/{name}",
                 "GET /api/v1/journeys/{name}/runs",
+                "GET /api/v1/nodes",
                 "GET /api/v1/overview",
                 "GET /api/v1/runs/{id}",
                 "GET /status.json",

@@ -191,7 +191,7 @@ impl DigestCycle {
 
     /// Ticks at start, at every period's end, and every minute while deliveries are pending.
     pub async fn run(
-        self,
+        &self,
         journeys: impl Fn() -> Vec<Arc<Journey>> + Send,
         stop: CancellationToken,
     ) {

@@ -8,6 +8,7 @@
 //! is shut down.
 
 mod analysis;
+pub mod cluster;
 mod reload;
 mod retention;
 
@@ -34,6 +35,7 @@ use crate::scheduler::{
 };
 use crate::store::{RunRecord, Store, StoreError, StoreWriter, WriterConfig};
 use crate::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
+use cluster::{ClaimingExecutor, Cluster};
 
 pub use reload::Reloader;
 
@@ -133,6 +135,7 @@ pub struct App {
     outbox: Outbox,
     telemetry: Telemetry,
     reloader: Reloader,
+    cluster: Arc<Cluster>,
     shutdown: CancellationToken,
     signals: Option<Signals>,
 }
@@ -196,13 +199,19 @@ impl App {
             overrides: embedding.overrides,
             telemetry: telemetry.clone(),
         };
-        let executor: Arc<dyn RunExecutor> = Arc::new(RunnerExecutor {
-            runner,
-            sink: StoreSink {
-                writer: writer.clone(),
-                metrics: metrics.clone(),
-                analysis: Some(analysis_tx),
+        let cluster = Cluster::new(store.clone(), &config.location);
+        let executor: Arc<dyn RunExecutor> = Arc::new(ClaimingExecutor {
+            inner: RunnerExecutor {
+                runner,
+                sink: StoreSink {
+                    writer: writer.clone(),
+                    metrics: metrics.clone(),
+                    analysis: Some(analysis_tx),
+                },
             },
+            cluster: cluster.clone(),
+            location: config.location.clone(),
+            skipped: Default::default(),
         });
         let catalog = Arc::new(RwLock::new(Catalog::default()));
         let scheduler = Arc::new(Scheduler::new(
@@ -296,6 +305,7 @@ impl App {
             telemetry: Some(telemetry.clone()),
             alerts: Some(alerts),
             status: Arc::default(),
+            cluster: Some(cluster.clone()),
         };
         Ok(App {
             listener,
@@ -308,6 +318,7 @@ impl App {
             outbox,
             telemetry,
             reloader,
+            cluster,
             shutdown: CancellationToken::new(),
             signals: Some(signals),
         })
@@ -347,29 +358,57 @@ impl App {
         let tasks = TaskTracker::new();
         let reloader = self.reloader;
         tasks.spawn(reloader.run(token.clone()));
-        // Runs until the end: notifications queued while the service stops are delivered
-        // then, or after the next start.
+        // The node beats (and may lead) until the very end, after the outbox: notifications
+        // queued while the service stops are still delivered by it if it leads.
+        let cluster_stop = CancellationToken::new();
+        self.cluster.beat(&self.state.catalog).await;
+        let cluster_task = tokio::spawn(
+            self.cluster
+                .clone()
+                .run(self.state.catalog.clone(), cluster_stop.clone()),
+        );
+        let leadership = self.cluster.leadership();
         let outbox_stop = CancellationToken::new();
-        let outbox_task = tokio::spawn(self.outbox.run(outbox_stop.clone()));
+        let outbox = Arc::new(self.outbox);
+        let outbox_task = tokio::spawn(cluster::while_leader(
+            leadership.clone(),
+            outbox_stop.clone(),
+            move |term| {
+                let outbox = outbox.clone();
+                async move { outbox.run(term).await }
+            },
+        ));
         let config = &self.state.config;
         if config.digest.enabled {
-            let cycle = crate::digest::DigestCycle::new(
+            let cycle = Arc::new(crate::digest::DigestCycle::new(
                 config.digest.clone(),
                 &config.alerting,
                 self.state.store.clone(),
-            );
+            ));
             let catalog = self.state.catalog.clone();
-            let journeys = move || {
-                let c = catalog.read().unwrap_or_else(|e| e.into_inner());
-                c.journeys.values().cloned().collect()
-            };
-            tasks.spawn(cycle.run(journeys, token.clone()));
+            tasks.spawn(cluster::while_leader(
+                leadership.clone(),
+                token.clone(),
+                move |term| {
+                    let (cycle, catalog) = (cycle.clone(), catalog.clone());
+                    async move {
+                        let journeys = || {
+                            let c = catalog.read().unwrap_or_else(|e| e.into_inner());
+                            c.journeys.values().cloned().collect()
+                        };
+                        cycle.run(journeys, term).await
+                    }
+                },
+            ));
         }
-        let retention = self.state.config.retention.clone();
-        tasks.spawn(retention::run(
+        let (store, retention) = (
             self.state.store.clone(),
-            retention,
+            self.state.config.retention.clone(),
+        );
+        tasks.spawn(cluster::while_leader(
+            leadership,
             token.clone(),
+            move |term| retention::run(store.clone(), retention.clone(), term),
         ));
 
         let app = api::router(self.state.clone());
@@ -418,6 +457,8 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.analysis_task).await;
         outbox_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), outbox_task).await;
+        cluster_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), cluster_task).await;
         store.close().await;
         tracing::info!("waymark stopped");
         served

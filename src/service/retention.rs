@@ -1,6 +1,7 @@
 //! Retention: raw runs and rollups older than `retention.raw` / `retention.rollup` are
 //! pruned every hour (the first pass shortly after start), in small batches; expired dashboard
-//! sessions go too.
+//! sessions go too, and so do run claims older than a day (a claim only matters while its tick
+//! is due) and nodes silent for a day.
 
 use std::time::Duration;
 
@@ -33,8 +34,15 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep_until(next) => {}
         }
-        if let Err(e) = store.prune_sessions(Utc::now()).await {
-            tracing::warn!(error = %e, "retention: pruning sessions failed");
+        let now = Utc::now();
+        let day_ago = now - chrono::Duration::days(1);
+        let small = (
+            store.prune_sessions(now).await,
+            store.prune_claims(day_ago).await,
+            store.prune_nodes(day_ago).await,
+        );
+        if let (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) = small {
+            tracing::warn!(error = %e, "retention: pruning sessions, claims or nodes failed");
         }
         match prune_once(&store, &retention, Utc::now()).await {
             Ok(p) if p.runs + p.rollups > 0 => {

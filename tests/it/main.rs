@@ -5,6 +5,7 @@
 mod alerting;
 mod anomaly;
 mod cli;
+mod cluster;
 mod conditions;
 mod dashboard;
 mod demo;

@@ -49,7 +49,7 @@ impl Serve {
         if config.exists() {
             command.arg("--config").arg(config);
         }
-        command.envs(env.iter().copied());
+        // `env` last: it overrides these defaults.
         let mut child = command
             .env("WAYMARK_DATABASE_URL", db_url(dir))
             .env("WAYMARK_LISTEN", "127.0.0.1:0")
@@ -58,6 +58,7 @@ impl Serve {
             .env("WAYMARK_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,0 +1,147 @@
+//! `GET /api/v1/nodes`: the nodes sharing this database, from their heartbeats: where each
+//! runs, its version, whether it is alive and which one leads, and whether the live nodes
+//! disagree on the version or on the journey files they run (skew).
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, AppState};
+use crate::service::cluster::GONE_AFTER;
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeList {
+    pub nodes: Vec<Node>,
+    /// The node holding the leader lease, if any does.
+    pub leader: Option<String>,
+    /// Live nodes run different versions or different journey files.
+    pub skew: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Node {
+    pub node_id: String,
+    pub location: String,
+    pub version: String,
+    pub hostname: String,
+    /// Over the (name, content hash) of every journey the node schedules.
+    pub journeys_sha256: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    /// Its last heartbeat is recent (30 s).
+    pub alive: bool,
+    pub leader: bool,
+    /// The node answering this request.
+    pub this: bool,
+}
+
+/// The nodes, newest heartbeat first.
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
+    responses((status = 200, body = NodeList)))]
+async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+    let now = Utc::now();
+    let leader = state.store.lease("leader", now).await?.map(|l| l.holder);
+    let this = state.cluster.as_ref().map(|c| c.node_id());
+    let gone = now - chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();
+    let nodes: Vec<Node> = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| Node {
+            alive: n.heartbeat_at >= gone,
+            leader: leader.as_deref() == Some(n.node_id.as_str()),
+            this: this.as_deref() == Some(n.node_id.as_str()),
+            node_id: n.node_id,
+            location: n.location,
+            version: n.version,
+            hostname: n.hostname,
+            journeys_sha256: n.journeys_sha256,
+            started_at: n.started_at,
+            heartbeat_at: n.heartbeat_at,
+        })
+        .collect();
+    let live: Vec<&Node> = nodes.iter().filter(|n| n.alive).collect();
+    let skew = live
+        .windows(2)
+        .any(|w| w[0].version != w[1].version || w[0].journeys_sha256 != w[1].journeys_sha256);
+    Ok(Json(NodeList {
+        nodes,
+        leader,
+        skew,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{call, get, state};
+    use crate::store::cluster::NodeInfo;
+    use axum::http::StatusCode;
+    use serde_json::Value;
+
+    #[tokio::test]
+    async fn nodes_with_the_leader_the_dead_and_skew() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        let now = chrono::Utc::now();
+        let node = |id: &str, ago_s: i64, journeys: &str| NodeInfo {
+            node_id: id.into(),
+            location: "eu".into(),
+            version: "0.1.0".into(),
+            hostname: "h".into(),
+            journeys_sha256: journeys.into(),
+            started_at: now - chrono::Duration::hours(1),
+            heartbeat_at: now - chrono::Duration::seconds(ago_s),
+        };
+        let store = state.store.clone();
+        store.heartbeat(&node("a", 1, "x")).await.unwrap();
+        store.heartbeat(&node("b", 2, "x")).await.unwrap();
+        store.heartbeat(&node("dead", 600, "old")).await.unwrap();
+        store
+            .acquire_lease("leader", "b", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap();
+        let app = super::super::router(state);
+        let (status, body) = call(&app, get("/api/v1/nodes")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let summary: Vec<(&str, bool, bool)> = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["node_id"].as_str().unwrap(),
+                    n["alive"].as_bool().unwrap(),
+                    n["leader"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("a", true, false),
+                ("b", true, true),
+                ("dead", false, false)
+            ]
+        );
+        assert_eq!(v["leader"], "b");
+        assert_eq!(
+            v["skew"], false,
+            "the dead node's old journeys do not count"
+        );
+
+        store.heartbeat(&node("a", 0, "y")).await.unwrap();
+        let (_, body) = call(&app, get("/api/v1/nodes")).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["skew"], true, "a runs other journey files than b");
+    }
+}

@@ -1,0 +1,263 @@
+//! Several `waymark serve` nodes on one database: this node's identity and heartbeat, the
+//! leader lease that decides which node runs the singleton duties, and the claim a run takes
+//! before it starts, so that a tick planned by every node of a location runs once.
+//!
+//! A node alone (SQLite, or the only PostgreSQL node) takes the lease at its first beat and
+//! claims every tick: nothing changes for it. The lease lasts [`LEASE_TTL`] and is renewed
+//! every [`HEARTBEAT`], so when a leader dies another node takes over within
+//! `LEASE_TTL + HEARTBEAT` ([`FAILOVER`]); a leader that stops cleanly releases it at once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Catalog;
+use crate::scheduler::{BoxFuture, PlannedRun, RunExecutor};
+use crate::store::Store;
+use crate::store::cluster::{NodeInfo, Tick};
+
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// At most this long without a leader after the leader dies.
+pub const FAILOVER: Duration = Duration::from_secs(20);
+/// A node whose heartbeat is older than this is listed as gone.
+pub const GONE_AFTER: Duration = Duration::from_secs(30);
+const LEADER: &str = "leader";
+
+/// This node, as the others see it.
+pub struct Cluster {
+    store: Store,
+    node: RwLock<NodeInfo>,
+    leader: watch::Sender<bool>,
+}
+
+impl Cluster {
+    pub fn new(store: Store, location: &str) -> Arc<Cluster> {
+        let now = Utc::now();
+        let hostname = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        Arc::new(Cluster {
+            store,
+            node: RwLock::new(NodeInfo {
+                node_id: uuid::Uuid::new_v4().to_string(),
+                location: location.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                hostname,
+                journeys_sha256: String::new(),
+                started_at: now,
+                heartbeat_at: now,
+            }),
+            leader: watch::channel(false).0,
+        })
+    }
+
+    pub fn node_id(&self) -> String {
+        self.node
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .node_id
+            .clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Changes of leadership, for duties that run on the leader only.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leader.subscribe()
+    }
+
+    /// One heartbeat and one lease attempt (taking or renewing it). Store errors leave the
+    /// node a follower: a leader that cannot reach the database must not act as one.
+    pub async fn beat(&self, catalog: &RwLock<Catalog>) {
+        let now = Utc::now();
+        let node = {
+            let mut node = self.node.write().unwrap_or_else(|e| e.into_inner());
+            node.heartbeat_at = now;
+            node.journeys_sha256 = fingerprint(&catalog.read().unwrap_or_else(|e| e.into_inner()));
+            node.clone()
+        };
+        if let Err(e) = self.store.heartbeat(&node).await {
+            tracing::warn!(error = %e, "cluster: heartbeat not recorded");
+        }
+        let until = now + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
+        let leader = match self
+            .store
+            .acquire_lease(LEADER, &node.node_id, now, until)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: leader lease not renewed");
+                false
+            }
+        };
+        if leader != self.is_leader() {
+            tracing::info!(node = %node.node_id, location = %node.location, leader, "cluster: leadership changed");
+        }
+        self.leader.send_replace(leader);
+    }
+
+    /// Beats every [`HEARTBEAT`] until `stop`, then gives the lease up.
+    pub async fn run(self: Arc<Self>, catalog: Arc<RwLock<Catalog>>, stop: CancellationToken) {
+        loop {
+            self.beat(&catalog).await;
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(HEARTBEAT) => {}
+            }
+        }
+        self.leader.send_replace(false);
+        if let Err(e) = self.store.release_lease(LEADER, &self.node_id()).await {
+            tracing::warn!(error = %e, "cluster: leader lease not released");
+        }
+    }
+}
+
+/// SHA-256 over the sorted (name, content hash) of the scheduled journeys: equal on nodes that
+/// run the same journey files.
+pub fn fingerprint(catalog: &Catalog) -> String {
+    let mut h = Sha256::new();
+    for (name, j) in &catalog.journeys {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(j.source.content_sha256.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Runs `duty` while this node leads: started when it becomes leader, cancelled (through the
+/// token it is given) when it stops leading or at `stop`, started again if it leads again.
+pub async fn while_leader<F, Fut>(
+    mut leadership: watch::Receiver<bool>,
+    stop: CancellationToken,
+    duty: F,
+) where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        // Biased: once `stop` is cancelled, leadership no longer matters.
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            led = leadership.wait_for(|l| *l) => if led.is_err() { return },
+        }
+        let term = stop.child_token();
+        let task = tokio::spawn(duty(term.clone()));
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {}
+            _ = leadership.wait_for(|l| !*l) => {}
+        }
+        term.cancel();
+        let _ = task.await;
+    }
+}
+
+/// Takes the tick's claim before running it; a tick another node of the location claimed is
+/// skipped. When the claim cannot be recorded (database unreachable) the run goes ahead: a
+/// tick run twice is better than a tick lost.
+pub struct ClaimingExecutor<E> {
+    pub inner: E,
+    pub cluster: Arc<Cluster>,
+    pub location: String,
+    /// Ticks other nodes ran, by journey (for logs and tests).
+    pub skipped: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl<E: RunExecutor> RunExecutor for ClaimingExecutor<E> {
+    fn execute(&self, run: PlannedRun) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let tick = Tick {
+                journey: &run.journey.name,
+                location: &self.location,
+                planned_at: run.planned,
+            };
+            let node = self.cluster.node_id();
+            match self.cluster.store.claim_run(tick, &node, Utc::now()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(journey = %run.journey.name, planned = %run.planned, "tick claimed by another node");
+                    *self
+                        .skipped
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(run.journey.name.clone())
+                        .or_default() += 1;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(journey = %run.journey.name, error = %e, "tick not claimed; running it anyway");
+                }
+            }
+            self.inner.execute(run).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_leader_a_clean_stop_hands_over_and_duties_follow_leadership() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let catalog = Arc::new(RwLock::new(Catalog::default()));
+        let (a, b) = (
+            Cluster::new(store.clone(), "eu"),
+            Cluster::new(store.clone(), "eu"),
+        );
+        a.beat(&catalog).await;
+        b.beat(&catalog).await;
+        assert!(a.is_leader() && !b.is_leader());
+        let nodes = store.nodes().await.unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.journeys_sha256 == fingerprint(&Catalog::default()))
+        );
+
+        // A duty that counts its starts and stops.
+        let (starts, stops) = (
+            Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        );
+        let stop = CancellationToken::new();
+        let duty = {
+            let (starts, stops) = (starts.clone(), stops.clone());
+            tokio::spawn(while_leader(b.leadership(), stop.clone(), move |term| {
+                let (starts, stops) = (starts.clone(), stops.clone());
+                async move {
+                    starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    term.cancelled().await;
+                    stops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }))
+        };
+
+        // a stops cleanly: its lease goes at once and b takes it at its next beat.
+        let a_stop = CancellationToken::new();
+        a_stop.cancel();
+        a.clone().run(catalog.clone(), a_stop).await;
+        assert!(!a.is_leader());
+        b.beat(&catalog).await;
+        assert!(b.is_leader());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 1);
+        stop.cancel();
+        duty.await.unwrap();
+        assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

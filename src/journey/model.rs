@@ -26,6 +26,8 @@ pub struct Journey {
     /// Shown on the public status page (`public: true`), under `group` (default: "Services").
     pub public: bool,
     pub group: Option<String>,
+    /// The node locations it runs from; empty: every location.
+    pub locations: Vec<String>,
     /// Defaults; `--var` overrides win over them. Values keep their YAML type.
     pub variables: BTreeMap<String, serde_json::Value>,
     /// Anomaly detection for every step; a step's own `anomaly:` overrides it field by field.

@@ -34,6 +34,7 @@ fn journey(name: &str, schedule: Schedule, version: &str) -> Journey {
         slo: None,
         public: false,
         group: None,
+        locations: Vec::new(),
         variables: BTreeMap::new(),
         anomaly: Default::default(),
         alert: Default::default(),

@@ -229,7 +229,8 @@ impl App {
             catalog.clone(),
             scheduler.clone(),
         )
-        .with(parse_options, embedding.schedule);
+        .with(parse_options, embedding.schedule)
+        .at(config.location.clone());
         reloader.poll().await;
         let mut engine = crate::baseline::engine::Engine::new(store.clone());
         {

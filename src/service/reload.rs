@@ -38,6 +38,8 @@ pub struct Reloader {
     options: ParseOptions,
     /// Every journey runs on this schedule instead of its own (`waymark demo --every`).
     schedule: Option<Schedule>,
+    /// This node's location: journeys that list others are in the catalog, not scheduled.
+    location: Option<String>,
 }
 
 fn fingerprint(dir: &Path) -> Fingerprint {
@@ -105,6 +107,21 @@ impl Reloader {
             recorded: HashSet::new(),
             options: ParseOptions::default(),
             schedule: None,
+            location: None,
+        }
+    }
+
+    /// Schedules only the journeys that run from `location` (those listing no location run
+    /// everywhere).
+    pub fn at(mut self, location: String) -> Reloader {
+        self.location = Some(location);
+        self
+    }
+
+    fn runs_here(&self, journey: &Journey) -> bool {
+        match &self.location {
+            Some(here) => journey.locations.is_empty() || journey.locations.contains(here),
+            None => true,
         }
     }
 
@@ -148,9 +165,12 @@ impl Reloader {
             tracing::warn!(problem = %d, "journey problem");
         }
         self.record_versions(&next).await;
-        let summary = self
-            .scheduler
-            .replace_journeys(next.journeys.values().cloned());
+        let summary = self.scheduler.replace_journeys(
+            next.journeys
+                .values()
+                .filter(|j| self.runs_here(j))
+                .cloned(),
+        );
         if !first {
             tracing::info!(
                 added = ?summary.added,

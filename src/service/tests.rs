@@ -186,3 +186,45 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
     assert_eq!(stored.journey_sha256, journey.source.content_sha256);
     assert!(store.run(second).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_node_schedules_only_the_journeys_that_run_from_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("journeys");
+    std::fs::create_dir(&jdir).unwrap();
+    let with_locations = |name: &str, locations: &str| {
+        journey_yaml(name, "/").replacen('\n', &format!("\nlocations: {locations}\n"), 1)
+    };
+    std::fs::write(
+        jdir.join("everywhere.yaml"),
+        journey_yaml("everywhere", "/"),
+    )
+    .unwrap();
+    std::fs::write(jdir.join("eu.yaml"), with_locations("eu-only", "[eu-west]")).unwrap();
+    std::fs::write(jdir.join("us.yaml"), with_locations("us-only", "[us-east]")).unwrap();
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let catalog = Arc::new(RwLock::new(Catalog::default()));
+    let scheduler = Arc::new(Scheduler::new(
+        Vec::<Arc<crate::journey::Journey>>::new(),
+        Arc::new(Recorder::default()),
+        Arc::new(SystemClock),
+        SchedulerConfig::default(),
+    ));
+    let mut reloader =
+        Reloader::new(jdir, store, catalog.clone(), scheduler.clone()).at("eu-west".to_string());
+    assert!(reloader.poll().await);
+    assert_eq!(
+        names(&catalog),
+        ["eu-only", "everywhere", "us-only"],
+        "all listed"
+    );
+    assert_eq!(
+        scheduler.stats().journeys,
+        2,
+        "us-only is not scheduled here"
+    );
+    assert_eq!(
+        catalog.read().unwrap().journeys["us-only"].locations,
+        ["us-east"]
+    );
+}

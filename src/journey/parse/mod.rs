@@ -5,6 +5,7 @@
 
 mod anomaly;
 mod checker;
+mod fields;
 mod http;
 mod probes;
 mod websocket;
@@ -17,9 +18,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use self::checker::{Checker, Fields, valid_var_name};
+use self::fields::{alert_rules, runbook, schedule, slo, texts, variable_value};
 use super::condition::{Condition, Placeholder};
 use super::model::{AlertRules, Journey, Retries, Schedule, Source, Step, StepKind};
-use super::schedule::parse_cron;
 use super::yaml::{self, Node, Value};
 
 /// One problem in a journey file.
@@ -69,6 +70,7 @@ const JOURNEY_KEYS: &[&str] = &[
     "slo",
     "public",
     "group",
+    "locations",
     "anomaly",
     "alert",
     "variables",
@@ -215,7 +217,14 @@ fn journey(
         .and_then(|n| c.text(n, "`description`"));
     let owner = f.get("owner").and_then(|n| c.non_empty_text(n, "`owner`"));
     let runbook = f.get("runbook").and_then(|n| runbook(c, n));
-    let tags = f.get("tags").map(|n| tags(c, n)).unwrap_or_default();
+    let tags = f
+        .get("tags")
+        .map(|n| texts(c, n, "tags", "a tag"))
+        .unwrap_or_default();
+    let locations = f
+        .get("locations")
+        .map(|n| texts(c, n, "locations", "a location"))
+        .unwrap_or_default();
     let slo = f.get("slo").and_then(|n| slo(c, n));
     let public = f
         .get("public")
@@ -263,6 +272,7 @@ fn journey(
         slo,
         public,
         group,
+        locations,
         variables,
         anomaly,
         alert: alert?,
@@ -273,106 +283,6 @@ fn journey(
             name_pos: name_node.map_or((1, 1), |n| (n.pos.line, n.pos.col)),
         },
     })
-}
-
-/// A variable's default keeps its YAML type: `n: 3` is the number 3, `on: true` a boolean.
-fn variable_value(c: &mut Checker, n: &Node, name: &str) -> Option<serde_json::Value> {
-    Some(match &n.value {
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => serde_json::Value::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        _ => serde_json::Value::String(c.text(n, &format!("variable `{name}`"))?),
-    })
-}
-
-fn runbook(c: &mut Checker, n: &Node) -> Option<String> {
-    let text = c.text(n, "`runbook`")?;
-    match url::Url::parse(&text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(text),
-        _ => {
-            c.err(
-                n.pos,
-                format!("`runbook` must be an http(s) URL, found `{text}`"),
-            );
-            None
-        }
-    }
-}
-
-fn tags(c: &mut Checker, n: &Node) -> Vec<String> {
-    let Some(items) = c.list(n, "`tags`") else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|t| c.non_empty_text(t, "a tag"))
-        .collect()
-}
-
-/// `slo: 99.5%` or `slo: 99.5`: a percentage in (0, 100].
-fn slo(c: &mut Checker, n: &Node) -> Option<f64> {
-    let value = match &n.value {
-        Value::Int(i) => Some(*i as f64),
-        Value::Float(f) => Some(*f),
-        Value::Str(s) => s.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match value {
-        Some(v) if v > 0.0 && v <= 100.0 => Some(v),
-        _ => {
-            c.err(
-                n.pos,
-                "`slo` must be a percentage between 0 and 100, e.g. `99.5%`",
-            );
-            None
-        }
-    }
-}
-
-fn schedule(c: &mut Checker, n: &Node) -> Option<Schedule> {
-    let f = c.fields(n, "`schedule`", &["every", "cron", "timezone"])?;
-    match (f.get("every"), f.get("cron")) {
-        (Some(every), None) => {
-            if let Some(pos) = f.key_pos("timezone") {
-                c.err(pos, "`timezone` only applies to `cron` schedules");
-            }
-            c.duration(
-                every,
-                "`every`",
-                Duration::from_secs(1),
-                Duration::from_secs(7 * 24 * 3600),
-            )
-            .map(Schedule::Every)
-        }
-        (None, Some(cron)) => {
-            let expr = c.text(cron, "`cron`")?;
-            let tz = f.get("timezone").and_then(|t| c.text(t, "`timezone`"));
-            match parse_cron(&expr, tz.as_deref()) {
-                Ok(s) => Some(Schedule::Cron(Box::new(s))),
-                Err(msg) => {
-                    let pos = if msg.contains("timezone") {
-                        f.get("timezone").unwrap_or(cron).pos
-                    } else {
-                        cron.pos
-                    };
-                    c.err(pos, msg);
-                    None
-                }
-            }
-        }
-        (Some(_), Some(_)) => {
-            c.err(n.pos, "`schedule` takes either `every` or `cron`, not both");
-            None
-        }
-        (None, None) => {
-            c.err(
-                n.pos,
-                "`schedule` needs `every: <duration>` or `cron: \"<expression>\"`",
-            );
-            None
-        }
-    }
 }
 
 fn steps(
@@ -500,34 +410,6 @@ fn step(
         anomaly,
         degraded_when: degraded_when?,
     })
-}
-
-/// `alert: { failure_after: 3, resolve_after: 2, locations: 2 }`.
-fn alert_rules(c: &mut Checker, n: &Node) -> Option<AlertRules> {
-    let f = c.fields(
-        n,
-        "`alert`",
-        &["failure_after", "resolve_after", "locations"],
-    )?;
-    let mut rules = AlertRules::default();
-    let mut ok = true;
-    for (key, field) in [
-        ("failure_after", &mut rules.failure_after),
-        ("resolve_after", &mut rules.resolve_after),
-        ("locations", &mut rules.locations),
-    ] {
-        if let Some(v) = f.get(key) {
-            match c.uint(v, &format!("`{key}` of `alert`"), 100) {
-                Some(0) => {
-                    c.err(v.pos, format!("`{key}` of `alert` must be at least 1"));
-                    ok = false;
-                }
-                Some(x) => *field = x as u32,
-                None => ok = false,
-            }
-        }
-    }
-    ok.then_some(rules)
 }
 
 /// `retries: 2` or `retries: { count: 2, delay: 1s }`.

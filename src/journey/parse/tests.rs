@@ -422,3 +422,28 @@ fn public_journeys_and_their_group() {
         "{errs}"
     );
 }
+
+#[test]
+fn locations_list_where_a_journey_runs_from() {
+    let src = |locations: &str| {
+        format!("name: x\nlocations: {locations}\nsteps:\n  - name: a\n    wait: 1ms\n")
+    };
+    assert_eq!(
+        parse(&src("[eu-west, us-east]")).unwrap().locations,
+        ["eu-west", "us-east"]
+    );
+    assert!(
+        parse("name: x\nsteps:\n  - name: a\n    wait: 1ms\n")
+            .unwrap()
+            .locations
+            .is_empty()
+    );
+    let e = errors(&src("eu-west"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("j.yaml:2:12:") && e[0].contains("`locations`"),
+        "{e:?}"
+    );
+    let e = errors(&src("[eu-west, \"\"]"));
+    assert!(e[0].contains("a location"), "{e:?}");
+}

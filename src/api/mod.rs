@@ -19,7 +19,7 @@ mod histogram;
 pub mod incidents;
 pub mod journeys;
 pub mod metrics;
-mod nodes;
+pub(crate) mod nodes;
 mod openapi;
 pub mod status;
 pub mod ui;

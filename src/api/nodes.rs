@@ -47,6 +47,11 @@ pub struct Node {
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
     responses((status = 200, body = NodeList)))]
 async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+    Ok(Json(node_list(&state).await?))
+}
+
+/// What `/api/v1/nodes` and the dashboard's node page show.
+pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
     let now = Utc::now();
     let leader = state.store.lease("leader", now).await?.map(|l| l.holder);
     let this = state.cluster.as_ref().map(|c| c.node_id());
@@ -73,11 +78,11 @@ async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError>
     let skew = live
         .windows(2)
         .any(|w| w[0].version != w[1].version || w[0].journeys_sha256 != w[1].journeys_sha256);
-    Ok(Json(NodeList {
+    Ok(NodeList {
         nodes,
         leader,
         skew,
-    }))
+    })
 }
 
 #[cfg(test)]

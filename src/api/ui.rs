@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "run.html",
     "journey.html",
     "dependencies.html",
+    "nodes.html",
 ];
 
 const STATIC: &[(&str, &str, &str)] = &[

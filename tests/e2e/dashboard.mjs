@@ -104,6 +104,14 @@ try {
   await page.click("nav.app >> text=Digests");
   check(await page.isVisible("h1:text-is('Feedback digests')"), "the digests page, logged in");
 
+  // The node list: this single node, alive and leading.
+  await page.goto(`${base}/app`);
+  await page.click("nav.app >> text=Nodes");
+  const node = page.locator("table.data tbody tr").first();
+  const row = await node.textContent();
+  check(row.includes("(this node)") && row.includes("alive") && row.includes("leader"), `this node leads: ${row}`);
+  await shot("nodes");
+
   // Keyboard: on a freshly loaded page, the first Tab reaches the skip link.
   await page.goto(`${base}/app`);
   await page.locator("body").focus();

@@ -1,6 +1,6 @@
 //! The internal dashboard under `/app` (login required, see [`super::auth`]), one file per area:
 //! [`overview`] (every journey), [`journeys`] (a journey, a run's waterfall, the dependency
-//! map), [`incidents`] (list, detail, acknowledge and resolve). Pages are server-rendered from
+//! map), [`incidents`] (list, detail, acknowledge and resolve), and the node list. Pages are server-rendered from
 //! `ui/templates`; forms post back with the session's CSRF token.
 
 mod incidents;
@@ -27,7 +27,23 @@ pub fn router(state: AppState) -> Router {
         .route("/app/incidents", get(incidents::list))
         .route("/app/incidents/{id}", get(incidents::one))
         .route("/app/incidents/{id}/{action}", post(incidents::command))
+        .route("/app/nodes", get(nodes))
         .with_state(state)
+}
+
+/// `/app/nodes`: the nodes sharing the database, the leader, and any version skew.
+async fn nodes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    user: SignedIn,
+) -> Result<axum::response::Response, super::ApiError> {
+    let list = super::nodes::node_list(&state).await?;
+    super::ui::page(
+        "nodes.html",
+        context! {
+            ..base(&state, &user, "Nodes"),
+            ..context! { list => Value::from_serialize(&list) }
+        },
+    )
 }
 
 /// The context every dashboard page shares: the site, the user (for the CSRF token of the

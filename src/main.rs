@@ -587,7 +587,18 @@ fn demo(
     let telemetry_config = telemetry.config()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     if once {
-        return runtime.block_on(demo_once(&config.journeys, options.port, telemetry));
+        let passed = runtime.block_on(waymark::demo::launch::once(
+            &config.journeys,
+            options.port,
+            &telemetry_config,
+            telemetry.trace_url.as_deref(),
+            print,
+        ))?;
+        return Ok(if passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     runtime.block_on(waymark::demo::launch::run(
         config,
@@ -598,48 +609,3 @@ fn demo(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo_once(
-    journeys_dir: &Path,
-    port: u16,
-    telemetry: &TelemetryArgs,
-) -> anyhow::Result<ExitCode> {
-    let telemetry_config = telemetry.config()?;
-    let trace_url = telemetry.trace_url.as_deref();
-    let traces = Telemetry::new(&telemetry_config)?;
-    let target = waymark::demo::DemoTarget::start(port, &telemetry_config)
-        .await
-        .context("cannot start the demo shop")?;
-    let base = target.base_url();
-    print(&format!("demo shop listening on {base}\n\n"));
-    let overrides: BTreeMap<String, String> = [
-        ("base".to_string(), base.clone()),
-        ("feed".to_string(), base.replacen("http://", "ws://", 1)),
-        ("payments".to_string(), target.payments_url()),
-    ]
-    .into();
-    let opts = ParseOptions {
-        extra_vars: overrides.keys().cloned().collect(),
-    };
-    let loaded = parse::load_paths(&[journeys_dir.to_path_buf()], &opts);
-    print_diagnostics(&loaded.diagnostics);
-    let runner = Runner {
-        location: "demo".into(),
-        secrets: Arc::new(waymark::demo::DemoSecrets(EnvSecrets::default())),
-        overrides,
-        telemetry: traces.clone(),
-    };
-    let mut all_passed = loaded.diagnostics.is_empty();
-    for journey in &loaded.journeys {
-        let result = runner.run(journey).await;
-        all_passed &= result.outcome == Outcome::Passed;
-        print(&(waymark::report::text_with_trace_url(&result, trace_url) + "\n"));
-    }
-    // Every run's trace (and the shop's spans) are complete at the collector before exiting.
-    traces.shutdown().await;
-    target.shutdown().await;
-    Ok(if all_passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}

@@ -124,13 +124,7 @@ pub async fn run(
 ) -> Result<(), LaunchError> {
     let target = DemoTarget::start(options.port, &telemetry).await?;
     let base = target.base_url();
-    let overrides: BTreeMap<String, String> = [
-        ("base", base.clone()),
-        ("feed", base.replacen("http://", "ws://", 1)),
-        ("payments", target.payments_url()),
-    ]
-    .map(|(k, v)| (k.to_string(), v))
-    .into();
+    let overrides = variables(&target);
 
     if config.listen.port() == 0 {
         // The dashboard's address goes into notifications' links before the service binds.
@@ -185,6 +179,58 @@ pub async fn run(
     }
     target.shutdown().await;
     Ok(served?)
+}
+
+/// The journeys' variables that point at `target`.
+fn variables(target: &DemoTarget) -> BTreeMap<String, String> {
+    let base = target.base_url();
+    [
+        ("feed", base.replacen("http://", "ws://", 1)),
+        ("base", base),
+        ("payments", target.payments_url()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into()
+}
+
+/// `waymark demo --once`: every journey of `journeys` run once against a fresh target and
+/// printed (`print` gets each piece of text); true if all passed and every file loaded.
+pub async fn once(
+    journeys: &std::path::Path,
+    port: u16,
+    telemetry: &TelemetryConfig,
+    trace_url: Option<&str>,
+    print: impl Fn(&str),
+) -> Result<bool, LaunchError> {
+    let traces = Telemetry::new(telemetry).map_err(DemoError::from)?;
+    let target = DemoTarget::start(port, telemetry).await?;
+    print(&format!("demo shop listening on {}\n\n", target.base_url()));
+    let overrides = variables(&target);
+    let loaded = parse::load_paths(
+        &[journeys.to_path_buf()],
+        &ParseOptions {
+            extra_vars: overrides.keys().cloned().collect(),
+        },
+    );
+    for d in &loaded.diagnostics {
+        print(&format!("{d}\n"));
+    }
+    let runner = Runner {
+        location: "demo".into(),
+        secrets: Arc::new(DemoSecrets(EnvSecrets::default())),
+        overrides,
+        telemetry: traces.clone(),
+    };
+    let mut all_passed = loaded.diagnostics.is_empty();
+    for journey in &loaded.journeys {
+        let result = runner.run(journey).await;
+        all_passed &= result.outcome == crate::runner::Outcome::Passed;
+        print(&(crate::report::text_with_trace_url(&result, trace_url) + "\n"));
+    }
+    // Every run's trace (and the shop's spans) is complete at the collector before exiting.
+    traces.shutdown().await;
+    target.shutdown().await;
+    Ok(all_passed)
 }
 
 /// Seeds a fresh database with the journeys' simulated history, calibrated by three real runs

@@ -608,4 +608,3 @@ fn demo(
     ))?;
     Ok(ExitCode::SUCCESS)
 }
-

@@ -23,13 +23,18 @@ CREATE TABLE leases (
 );
 
 -- One row per (journey, location, scheduled instant) that a node took: the primary key makes
--- the tick run once however many nodes of that location planned it.
+-- the tick run once however many nodes of that location planned it. `outcome` is settled by
+-- the leader once the run should be stored: `ran`, or `missed` when its node died mid-run.
 CREATE TABLE run_claims (
     journey       TEXT   NOT NULL,
     location      TEXT   NOT NULL,
     planned_at_ns BIGINT NOT NULL,
     node_id       TEXT   NOT NULL,
     claimed_at_ns BIGINT NOT NULL,
+    outcome       TEXT,
     PRIMARY KEY (journey, location, planned_at_ns)
 );
 CREATE INDEX run_claims_by_claimed_at ON run_claims (claimed_at_ns);
+CREATE INDEX run_claims_unsettled ON run_claims (claimed_at_ns) WHERE outcome IS NULL;
+-- Finds the run of a claimed tick.
+CREATE INDEX runs_by_tick ON runs (journey, location, planned_at_ns);

@@ -62,6 +62,7 @@ pub struct Metrics {
     step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
     scheduling_lag: Histogram,
     runs_dropped: Counter,
+    runs_missed: Counter,
     in_flight: Gauge,
     waiting_for_permit: Gauge,
     journeys: Gauge,
@@ -111,6 +112,12 @@ impl Metrics {
             "store_runs_dropped",
             "Runs not stored because the store writer's queue was full or closed",
             runs_dropped.clone(),
+        );
+        let runs_missed = Counter::default();
+        registry.register(
+            "runs_missed",
+            "Ticks a node claimed and never stored, because it stopped mid-run (counted by the leader)",
+            runs_missed.clone(),
         );
         let in_flight = Gauge::default();
         registry.register(
@@ -178,6 +185,7 @@ impl Metrics {
             step_duration,
             scheduling_lag,
             runs_dropped,
+            runs_missed,
             in_flight,
             waiting_for_permit,
             journeys,
@@ -253,6 +261,11 @@ impl Metrics {
     /// A run the writer would not take.
     pub fn record_dropped(&self) {
         self.runs_dropped.inc();
+    }
+
+    /// Ticks claimed and never stored.
+    pub fn record_missed(&self, n: u64) {
+        self.runs_missed.inc_by(n);
     }
 
     pub fn runs_dropped(&self) -> u64 {

@@ -163,6 +163,58 @@ pub async fn while_leader<F, Fut>(
     }
 }
 
+/// How long after its claim a tick's run must be stored, beyond the journey's timeout: the
+/// writer's batching and a slow commit.
+pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
+/// How often the leader settles claims.
+pub const SETTLE_EVERY: Duration = Duration::from_secs(10);
+
+/// One settling pass as of `now`: claims older than the longest journey timeout plus
+/// [`SETTLE_MARGIN`] whose run is not stored are recorded as missed, logged and counted.
+pub async fn settle_once(
+    store: &Store,
+    catalog: &RwLock<Catalog>,
+    metrics: &crate::api::Metrics,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    let longest = catalog
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .journeys
+        .values()
+        .map(|j| j.timeout)
+        .max()
+        .unwrap_or_default();
+    let before = now - chrono::Duration::from_std(longest + SETTLE_MARGIN).unwrap_or_default();
+    let missed = store.settle_claims(before).await?;
+    for m in &missed {
+        tracing::warn!(
+            journey = %m.journey, location = %m.location, planned = %m.planned_at, node = %m.node_id,
+            "tick missed: its node claimed it and stopped before storing the run"
+        );
+    }
+    metrics.record_missed(missed.len() as u64);
+    Ok(missed.len())
+}
+
+/// Settles claims every [`SETTLE_EVERY`] until `stop` (a leader duty).
+pub async fn settle(
+    store: Store,
+    catalog: Arc<RwLock<Catalog>>,
+    metrics: Arc<crate::api::Metrics>,
+    stop: CancellationToken,
+) {
+    loop {
+        if let Err(e) = settle_once(&store, &catalog, &metrics, Utc::now()).await {
+            tracing::warn!(error = %e, "cluster: claims not settled");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SETTLE_EVERY) => {}
+        }
+    }
+}
+
 /// Takes the tick's claim before running it; a tick another node of the location claimed is
 /// skipped. When the claim cannot be recorded (database unreachable) the run goes ahead: a
 /// tick run twice is better than a tick lost.
@@ -259,5 +311,56 @@ mod tests {
         stop.cancel();
         duty.await.unwrap();
         assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_claimed_tick_never_stored_is_recorded_as_missed_and_counted() {
+        use crate::journey::parse::{ParseOptions, parse_journey};
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let journey = parse_journey(
+            "name: shop\ntimeout: 2s\nsteps:\n  - name: a\n    wait: 1ms\n",
+            std::path::Path::new("j.yaml"),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let catalog = RwLock::new(Catalog::default());
+        catalog
+            .write()
+            .unwrap()
+            .journeys
+            .insert("shop".into(), Arc::new(journey));
+        let metrics = crate::api::Metrics::new();
+        let now = Utc::now();
+        let tick = |secs_ago: i64| Tick {
+            journey: "shop",
+            location: "eu",
+            planned_at: now - chrono::Duration::seconds(secs_ago),
+        };
+        // Claimed 2 min ago and 10 s ago; neither run was stored.
+        for ago in [120, 10] {
+            let at = now - chrono::Duration::seconds(ago);
+            assert!(store.claim_run(tick(ago), "gone", at).await.unwrap());
+        }
+        assert_eq!(
+            settle_once(&store, &catalog, &metrics, now).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            settle_once(&store, &catalog, &metrics, now).await.unwrap(),
+            0
+        );
+        let text = metrics.encode(None, None, None).unwrap();
+        assert!(
+            text.lines().any(|l| l == "waymark_runs_missed_total 1"),
+            "{text}"
+        );
+        // The recent one is settled once the journey's timeout and the margin have passed.
+        let later = now + chrono::Duration::seconds(62);
+        assert_eq!(
+            settle_once(&store, &catalog, &metrics, later)
+                .await
+                .unwrap(),
+            1
+        );
     }
 }

@@ -407,9 +407,19 @@ impl App {
             self.state.config.retention.clone(),
         );
         tasks.spawn(cluster::while_leader(
-            leadership,
+            leadership.clone(),
             token.clone(),
             move |term| retention::run(store.clone(), retention.clone(), term),
+        ));
+        let (store, catalog, metrics) = (
+            self.state.store.clone(),
+            self.state.catalog.clone(),
+            self.state.metrics.clone(),
+        );
+        tasks.spawn(cluster::while_leader(
+            leadership,
+            token.clone(),
+            move |term| cluster::settle(store.clone(), catalog.clone(), metrics.clone(), term),
         ));
 
         let app = api::router(self.state.clone());

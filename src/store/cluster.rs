@@ -30,6 +30,15 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A tick that was claimed and never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissedTick {
+    pub journey: String,
+    pub location: String,
+    pub planned_at: DateTime<Utc>,
+    pub node_id: String,
+}
+
 /// A scheduled tick of a journey at a location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tick<'a> {
@@ -108,6 +117,17 @@ impl Store {
         }
     }
 
+    /// Settles the claims made before `before`: those whose run is stored `ran`, the others
+    /// `missed` (their node stopped before storing the run); returns the missed ticks with the
+    /// node that claimed each.
+    pub async fn settle_claims(&self, before: DateTime<Utc>) -> Result<Vec<MissedTick>> {
+        let before = to_ns(before)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::c::settle(p, before).await,
+            Store::Postgres(p) => super::postgres::c::settle(p, before).await,
+        }
+    }
+
     /// Deletes claims made before `before`; how many.
     pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
@@ -139,7 +159,7 @@ macro_rules! dialect {
     ($db:ty) => {
         use sqlx::{Pool, Row};
 
-        use crate::store::cluster::{Lease, NodeInfo, Tick, node_from_row};
+        use crate::store::cluster::{Lease, MissedTick, NodeInfo, Tick, node_from_row};
         use crate::store::{Result, from_ns};
 
         type Db = $db;
@@ -259,6 +279,42 @@ macro_rules! dialect {
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)
+        }
+
+        pub(in crate::store) async fn settle(
+            pool: &Pool<Db>,
+            before: i64,
+        ) -> Result<Vec<MissedTick>> {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE run_claims SET outcome = 'ran' WHERE outcome IS NULL AND claimed_at_ns < $1 \
+                 AND EXISTS (SELECT 1 FROM runs r WHERE r.journey = run_claims.journey \
+                 AND r.location = run_claims.location AND r.planned_at_ns = run_claims.planned_at_ns)",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            let rows = sqlx::query(
+                "UPDATE run_claims SET outcome = 'missed' WHERE outcome IS NULL \
+                 AND claimed_at_ns < $1 RETURNING journey, location, planned_at_ns, node_id",
+            )
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let mut missed = rows
+                .iter()
+                .map(|r| {
+                    Ok(MissedTick {
+                        journey: r.try_get("journey")?,
+                        location: r.try_get("location")?,
+                        planned_at: from_ns(r.try_get("planned_at_ns")?),
+                        node_id: r.try_get("node_id")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            missed.sort_by(|a, b| (a.planned_at, &a.journey).cmp(&(b.planned_at, &b.journey)));
+            Ok(missed)
         }
 
         pub(in crate::store) async fn prune_claims(pool: &Pool<Db>, before: i64) -> Result<u64> {

@@ -1050,6 +1050,37 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
         store.claim_run(next, "b", t(61)).await.unwrap(),
         "the next tick"
     );
+
+    // Settling: the eu tick of 10:01:00 was stored, the us one and the next eu one were not.
+    let mut ran = record(RunResult {
+        run_id: uuid::Uuid::new_v4(),
+        journey: "shop".into(),
+        location: "eu".into(),
+        outcome: Outcome::Passed,
+        started_at: t(60),
+        finished_at: t(60),
+        duration_ms: 5.0,
+        trace_id: String::new(),
+        steps: vec![],
+    });
+    ran.planned_at = t(60);
+    store.record_runs(&[ran]).await.unwrap();
+    let missed = store.settle_claims(t(61)).await.unwrap();
+    let missed: Vec<(&str, &str, DateTime<Utc>)> = missed
+        .iter()
+        .map(|m| (m.location.as_str(), m.node_id.as_str(), m.planned_at))
+        .collect();
+    assert_eq!(missed, [("us", "c", t(60))], "claims after `before` wait");
+    let later = store.settle_claims(t(100)).await.unwrap();
+    assert_eq!(later.len(), 1, "only the 10:01:01 tick is left: {later:?}");
+    assert_eq!(
+        (later[0].node_id.as_str(), later[0].planned_at),
+        ("b", t(61))
+    );
+    assert!(
+        store.settle_claims(t(100)).await.unwrap().is_empty(),
+        "settled once"
+    );
     assert_eq!(store.prune_claims(t(61)).await.unwrap(), 2);
     assert!(
         !store.claim_run(next, "a", t(62)).await.unwrap(),

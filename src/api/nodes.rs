@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::service::cluster::GONE_AFTER;
+use crate::store::cluster::NodeInfo;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -28,14 +29,8 @@ pub struct NodeList {
 
 #[derive(Serialize, ToSchema)]
 pub struct Node {
-    pub node_id: String,
-    pub location: String,
-    pub version: String,
-    pub hostname: String,
-    /// Over the (name, content hash) of every journey the node schedules.
-    pub journeys_sha256: String,
-    pub started_at: DateTime<Utc>,
-    pub heartbeat_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub info: NodeInfo,
     /// Its last heartbeat is recent (30 s).
     pub alive: bool,
     pub leader: bool,
@@ -61,23 +56,18 @@ pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
         .nodes()
         .await?
         .into_iter()
-        .map(|n| Node {
-            alive: n.heartbeat_at >= gone,
-            leader: leader.as_deref() == Some(n.node_id.as_str()),
-            this: this.as_deref() == Some(n.node_id.as_str()),
-            node_id: n.node_id,
-            location: n.location,
-            version: n.version,
-            hostname: n.hostname,
-            journeys_sha256: n.journeys_sha256,
-            started_at: n.started_at,
-            heartbeat_at: n.heartbeat_at,
+        .map(|info| Node {
+            alive: info.heartbeat_at >= gone,
+            leader: leader.as_deref() == Some(info.node_id.as_str()),
+            this: this.as_deref() == Some(info.node_id.as_str()),
+            info,
         })
         .collect();
     let live: Vec<&Node> = nodes.iter().filter(|n| n.alive).collect();
-    let skew = live
-        .windows(2)
-        .any(|w| w[0].version != w[1].version || w[0].journeys_sha256 != w[1].journeys_sha256);
+    let skew = live.windows(2).any(|w| {
+        w[0].info.version != w[1].info.version
+            || w[0].info.journeys_sha256 != w[1].info.journeys_sha256
+    });
     Ok(NodeList {
         nodes,
         leader,

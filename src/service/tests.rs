@@ -15,6 +15,15 @@ fn journey_yaml(name: &str, path: &str) -> String {
     )
 }
 
+fn recording_scheduler() -> Arc<Scheduler> {
+    Arc::new(Scheduler::new(
+        Vec::<Arc<crate::journey::Journey>>::new(),
+        Arc::new(Recorder::default()),
+        Arc::new(SystemClock),
+        SchedulerConfig::default(),
+    ))
+}
+
 fn names(catalog: &RwLock<Catalog>) -> Vec<String> {
     catalog.read().unwrap().journeys.keys().cloned().collect()
 }
@@ -27,12 +36,7 @@ async fn reload_keeps_the_last_good_version_of_a_broken_file() {
     std::fs::write(jdir.join("a.yaml"), journey_yaml("a", "/one")).unwrap();
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let catalog = Arc::new(RwLock::new(Catalog::default()));
-    let scheduler = Arc::new(Scheduler::new(
-        Vec::<Arc<crate::journey::Journey>>::new(),
-        Arc::new(Recorder::default()),
-        Arc::new(SystemClock),
-        SchedulerConfig::default(),
-    ));
+    let scheduler = recording_scheduler();
     let mut reloader = Reloader::new(
         jdir.clone(),
         store.clone(),
@@ -204,12 +208,7 @@ async fn a_node_schedules_only_the_journeys_that_run_from_its_location() {
     std::fs::write(jdir.join("us.yaml"), with_locations("us-only", "[us-east]")).unwrap();
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let catalog = Arc::new(RwLock::new(Catalog::default()));
-    let scheduler = Arc::new(Scheduler::new(
-        Vec::<Arc<crate::journey::Journey>>::new(),
-        Arc::new(Recorder::default()),
-        Arc::new(SystemClock),
-        SchedulerConfig::default(),
-    ));
+    let scheduler = recording_scheduler();
     let mut reloader =
         Reloader::new(jdir, store, catalog.clone(), scheduler.clone()).at("eu-west".to_string());
     assert!(reloader.poll().await);

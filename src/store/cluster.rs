@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Result, Store, from_ns, to_ns};
 
 /// A node as its last heartbeat described it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     /// Random per process start.
     pub node_id: String,

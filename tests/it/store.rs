@@ -771,7 +771,7 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
                 .unwrap()
         }
     };
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     same(&rec, &store.run(rec.result.run_id).await.unwrap().unwrap());
     assert!(
         store

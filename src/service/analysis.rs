@@ -5,8 +5,10 @@
 //! (acknowledge, resolve) and a clock tick (reminders, flapping, maintenance) arrive here too,
 //! so one task owns all incident state and needs no lock.
 //!
-//! Runs reach it through a bounded queue that the scheduler's sink never waits on; at
-//! shutdown the queue is drained before the task ends.
+//! Runs reach it from the store's run feed ([`super::feed`]), read on the leader only, so the
+//! runs of every node are analysed once, by one node; after each run the feed's `analysis`
+//! cursor moves, and a node that becomes leader resumes the incidents from the store first.
+//! At shutdown the queue is drained before the task ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +31,16 @@ pub const QUEUE: usize = 10_000;
 /// How often reminders, flapping and maintenance windows are looked at.
 const TICK: Duration = Duration::from_secs(5);
 
-pub type Sender = mpsc::Sender<(Arc<Journey>, RunResult)>;
+/// A run to analyse, with its position in the run feed.
+pub type Queued = (Arc<Journey>, RunResult, i64);
+pub type Sender = mpsc::Sender<Queued>;
 
-pub fn channel() -> (Sender, mpsc::Receiver<(Arc<Journey>, RunResult)>) {
+pub fn channel() -> (Sender, mpsc::Receiver<Queued>) {
     mpsc::channel(QUEUE)
 }
+
+/// The feed cursor the analysis moves.
+pub const CURSOR: &str = "analysis";
 
 pub struct Analysis {
     pub baseline: baseline::engine::Engine,
@@ -42,6 +49,8 @@ pub struct Analysis {
     /// Wakes the outbox when notifications were queued.
     pub outbox: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// How far back incidents are resumed (reopen window, flapping window).
+    pub lookback: chrono::Duration,
 }
 
 impl Analysis {
@@ -72,22 +81,41 @@ impl Analysis {
         Ok(active)
     }
 
-    /// Until every run sender is gone (the scheduler has stopped), then returns.
+    /// Until every run sender is gone (the feed has stopped), then returns. The clock's
+    /// reminders and flapping checks run while this node leads; when it becomes leader, the
+    /// incidents are resumed from the store (another node may have changed them).
     pub async fn run(
         mut self,
-        mut runs: mpsc::Receiver<(Arc<Journey>, RunResult)>,
+        mut runs: mpsc::Receiver<Queued>,
         mut commands: mpsc::Receiver<Command>,
+        mut leadership: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leading = *leadership.borrow_and_update();
         loop {
             tokio::select! {
                 run = runs.recv() => match run {
-                    Some((journey, result)) => self.on_run(&journey, &result).await,
+                    Some((journey, result, seq)) => {
+                        self.on_run(&journey, &result).await;
+                        if let Err(e) = self.store.set_cursor(CURSOR, seq).await {
+                            tracing::warn!(error = %e, "analysis: feed cursor not saved");
+                        }
+                    }
                     None => return,
                 },
                 Some(command) = commands.recv() => self.on_command(command).await,
-                _ = tick.tick() => {
+                Ok(()) = leadership.changed() => {
+                    let now = *leadership.borrow_and_update();
+                    if now && !leading {
+                        match self.resume(self.lookback).await {
+                            Ok(active) => tracing::info!(active, "leading: incidents resumed"),
+                            Err(e) => tracing::error!(error = %e, "leading: incidents could not be resumed"),
+                        }
+                    }
+                    leading = now;
+                }
+                _ = tick.tick(), if leading => {
                     for change in self.alerts.tick(Utc::now()) {
                         self.commit(change).await;
                     }

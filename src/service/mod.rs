@@ -9,6 +9,7 @@
 
 mod analysis;
 pub mod cluster;
+mod feed;
 mod reload;
 mod retention;
 
@@ -83,6 +84,7 @@ pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
 }
 
 /// Where the scheduler's runs go: counted in the metrics, then queued for the store writer.
+/// Analysis reads them back from the store's run feed, on the leader ([`feed`]).
 ///
 /// `try_submit`, not `submit`: a full queue (10 000 runs) means the database has been stuck
 /// for minutes; waiting here would hold the run's concurrency permit and its journey's
@@ -91,21 +93,12 @@ pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
 pub struct StoreSink {
     pub writer: StoreWriter,
     pub metrics: Arc<Metrics>,
-    /// The anomaly detectors' queue; a full one drops the run from analysis only.
-    pub analysis: Option<analysis::Sender>,
 }
 
 impl RunSink for StoreSink {
     fn record(&self, run: PlannedRun, result: RunResult) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.metrics.record_run(&result, run.lag);
-            if let Some(analysis) = &self.analysis
-                && analysis
-                    .try_send((run.journey.clone(), result.clone()))
-                    .is_err()
-            {
-                tracing::warn!(journey = %result.journey, "run not analysed: the queue is full");
-            }
             let record = RunRecord {
                 result,
                 planned_at: run.planned,
@@ -132,6 +125,8 @@ pub struct App {
     writer: StoreWriter,
     writer_task: tokio::task::JoinHandle<()>,
     analysis_task: tokio::task::JoinHandle<()>,
+    /// Kept for the feed, which sends runs to analysis while this node leads.
+    analysis_tx: analysis::Sender,
     outbox: Outbox,
     telemetry: Telemetry,
     reloader: Reloader,
@@ -206,7 +201,6 @@ impl App {
                 sink: StoreSink {
                     writer: writer.clone(),
                     metrics: metrics.clone(),
-                    analysis: Some(analysis_tx),
                 },
             },
             cluster: cluster.clone(),
@@ -243,26 +237,24 @@ impl App {
             }
         }
         let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());
+        let lookback = config
+            .alerting
+            .reopen_within
+            .max(config.alerting.flapping.window);
         let mut analysis = analysis::Analysis {
             baseline: engine,
             alerts: AlertEngine::new(&config.alerting),
             store: store.clone(),
             outbox: outbox.waker(),
             metrics: metrics.clone(),
+            lookback: chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX),
         };
-        let lookback = config
-            .alerting
-            .reopen_within
-            .max(config.alerting.flapping.window);
-        match analysis
-            .resume(chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX))
-            .await
-        {
+        match analysis.resume(analysis.lookback).await {
             Ok(active) => tracing::info!(active, "incidents resumed"),
             Err(e) => tracing::error!(error = %e, "incidents could not be resumed"),
         }
         let (alerts, commands) = AlertHandle::channel();
-        let analysis_task = tokio::spawn(analysis.run(analysis_rx, commands));
+        let analysis_task = tokio::spawn(analysis.run(analysis_rx, commands, cluster.leadership()));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -316,6 +308,7 @@ impl App {
             writer,
             writer_task,
             analysis_task,
+            analysis_tx,
             outbox,
             telemetry,
             reloader,
@@ -417,9 +410,19 @@ impl App {
             self.state.metrics.clone(),
         );
         tasks.spawn(cluster::while_leader(
-            leadership,
+            leadership.clone(),
             token.clone(),
             move |term| cluster::settle(store.clone(), catalog.clone(), metrics.clone(), term),
+        ));
+        let (store, catalog, runs) = (
+            self.state.store.clone(),
+            self.state.catalog.clone(),
+            self.analysis_tx,
+        );
+        tasks.spawn(cluster::while_leader(
+            leadership,
+            token.clone(),
+            move |term| feed::run(store.clone(), catalog.clone(), runs.clone(), term),
         ));
 
         let app = api::router(self.state.clone());
@@ -464,7 +467,7 @@ impl App {
         drop(self.scheduler);
         drop(self.writer);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.writer_task).await;
-        // The scheduler (and its sink, the last sender) is gone: the analysis queue drains.
+        // The feed (the last sender) has stopped with the other tasks: the analysis queue drains.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.analysis_task).await;
         outbox_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), outbox_task).await;

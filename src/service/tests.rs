@@ -150,7 +150,6 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
     );
     let metrics = Arc::new(crate::api::Metrics::new());
     let sink = super::StoreSink {
-        analysis: None,
         writer: writer.clone(),
         metrics: metrics.clone(),
     };

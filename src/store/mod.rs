@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod cluster;
 pub mod digest;
 pub mod episodes;
+pub mod feed;
 mod postgres;
 mod queries;
 pub mod sessions;

@@ -37,6 +37,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../migrations/postgres/0006_cluster.sql"),
     ),
+    (
+        7,
+        "run feed",
+        include_str!("../../migrations/postgres/0007_run_feed.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -73,4 +78,8 @@ pub(super) mod u {
 
 pub(super) mod c {
     super::super::cluster::dialect!(sqlx::Postgres);
+}
+
+pub(super) mod f {
+    super::super::feed::dialect!(sqlx::Postgres);
 }

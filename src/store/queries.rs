@@ -89,6 +89,11 @@ macro_rules! dialect {
                 if inserted == 0 {
                     continue;
                 }
+                sqlx::query("INSERT INTO run_feed (run_id, recorded_at_ns) VALUES ($1, $2)")
+                    .bind(r.run_id)
+                    .bind(to_ns(chrono::Utc::now())?)
+                    .execute(&mut *tx)
+                    .await?;
                 for (index, s) in r.steps.iter().enumerate() {
                     let t = &s.timings;
                     sqlx::query(

@@ -38,6 +38,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../migrations/sqlite/0006_cluster.sql"),
     ),
+    (
+        7,
+        "run feed",
+        include_str!("../../migrations/sqlite/0007_run_feed.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -89,4 +94,8 @@ pub(super) mod u {
 
 pub(super) mod c {
     super::super::cluster::dialect!(sqlx::Sqlite);
+}
+
+pub(super) mod f {
+    super::super::feed::dialect!(sqlx::Sqlite);
 }

@@ -1,14 +1,16 @@
 //! Two `waymark serve` nodes of one location on the real PostgreSQL of the test script: every
 //! tick of an `every: 1s` journey runs exactly once between them, the node list shows both
-//! and one leader, and when the leader is SIGKILLed the other takes the lease within the
-//! stated failover time.
+//! and one leader, a failing journey makes one incident and one page (not one per node), and
+//! when the leader is SIGKILLed the other takes the lease within the stated failover time and
+//! carries on with the same incident.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::serve::{Serve, eventually, setup};
+use crate::alerting::peers::Receiver;
+use crate::serve::{Serve, closed_port, eventually, setup};
 use crate::store::empty_postgres_database;
 
 async fn nodes(serve: &Serve) -> Value {
@@ -18,11 +20,39 @@ async fn nodes(serve: &Serve) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
     let url = empty_postgres_database().await;
-    let dir = setup(&[(
-        "tick.yaml",
-        "name: tick\nschedule: { every: 1s }\nsteps:\n  - name: pause\n    wait: 20ms\n"
-            .to_string(),
-    )]);
+    let dir = setup(&[
+        (
+            "tick.yaml",
+            "name: tick\nschedule: { every: 1s }\nsteps:\n  - name: pause\n    wait: 20ms\n"
+                .to_string(),
+        ),
+        (
+            "broken.yaml",
+            format!(
+                "name: broken\nschedule: {{ every: 1s }}\nsteps:\n  - name: pay\n    \
+                 timeout: 300ms\n    http: {{ url: \"http://127.0.0.1:{}/pay\" }}\n",
+                closed_port()
+            ),
+        ),
+    ]);
+    let hook = Receiver::start().await;
+    std::fs::write(
+        dir.path().join("waymark.toml"),
+        format!(
+            "[alerting.channels.hook]\ntype = \"webhook\"\nurl = \"{}/hook\"\n\
+             secret = \"s3cret-hook\"\n",
+            hook.base
+        ),
+    )
+    .unwrap();
+    let triggered = |hook: &Receiver| -> Vec<i64> {
+        hook.received("/hook")
+            .iter()
+            .map(|r| r.json())
+            .filter(|n| n["kind"] == "triggered")
+            .map(|n| n["incident"]["id"].as_i64().unwrap())
+            .collect()
+    };
     let env = [
         ("WAYMARK_DATABASE_URL", url.as_str()),
         ("WAYMARK_LOCATION", "eu"),
@@ -62,6 +92,13 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
     let span = (*planned.last().unwrap() - planned[0]).num_seconds() as usize;
     assert_eq!(span + 1, count, "{planned:?}");
 
+    // Both nodes run `broken` (each takes some of its ticks): one incident, paged once.
+    let v = a.json("/api/v1/incidents?journey=broken").await;
+    let first = v["incidents"].as_array().unwrap();
+    assert_eq!(first.len(), 1, "{v}");
+    let id = first[0]["id"].as_i64().unwrap();
+    assert_eq!(triggered(&hook), [id]);
+
     // The leader dies without a word: the other node leads within the failover time.
     let (dead, survivor) = if leader_is_a { (a, b) } else { (b, a) };
     let killed_at = std::time::Instant::now();
@@ -90,6 +127,16 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
         latest[0].planned_at > before,
         "ticks go on after the failover"
     );
+    // The new leader resumed the incident: still one, still open, paged once.
+    let v = survivor.json("/api/v1/incidents?journey=broken").await;
+    let after: Vec<(i64, &str)> = v["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(after, [(id, "open")], "{v}");
+    assert_eq!(triggered(&hook), [id]);
     store.close().await;
     drop(survivor);
 }

@@ -1,0 +1,139 @@
+//! The run feed: every stored run in the order it was stored (`seq`), whichever node stored
+//! it, and named cursors into it. The leader's analysis reads the feed from its cursor and
+//! moves the cursor after each run, so a new leader goes on where the old one stopped.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Store, from_ns, to_ns};
+
+/// One entry of the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub seq: i64,
+    pub run_id: uuid::Uuid,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Up to `limit` entries after `seq`, in order.
+    pub async fn feed_after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>> {
+        match self {
+            Store::Sqlite(p) => super::sqlite::f::after(p, seq, limit.into()).await,
+            Store::Postgres(p) => super::postgres::f::after(p, seq, limit.into()).await,
+        }
+    }
+
+    /// The last entry's seq (0 for an empty feed).
+    pub async fn feed_head(&self) -> Result<i64> {
+        match self {
+            Store::Sqlite(p) => super::sqlite::f::head(p).await,
+            Store::Postgres(p) => super::postgres::f::head(p).await,
+        }
+    }
+
+    pub async fn cursor(&self, name: &str) -> Result<Option<i64>> {
+        match self {
+            Store::Sqlite(p) => super::sqlite::f::cursor(p, name).await,
+            Store::Postgres(p) => super::postgres::f::cursor(p, name).await,
+        }
+    }
+
+    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(p) => super::sqlite::f::set_cursor(p, name, value).await,
+            Store::Postgres(p) => super::postgres::f::set_cursor(p, name, value).await,
+        }
+    }
+
+    /// Deletes entries recorded before `before`; how many.
+    pub async fn prune_feed(&self, before: DateTime<Utc>) -> Result<u64> {
+        let before = to_ns(before)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::f::prune(p, before).await,
+            Store::Postgres(p) => super::postgres::f::prune(p, before).await,
+        }
+    }
+}
+
+pub(super) fn entry(seq: i64, run_id: uuid::Uuid, recorded_ns: i64) -> FeedEntry {
+    FeedEntry {
+        seq,
+        run_id,
+        recorded_at: from_ns(recorded_ns),
+    }
+}
+
+macro_rules! dialect {
+    ($db:ty) => {
+        use sqlx::{Pool, Row};
+
+        use crate::store::Result;
+        use crate::store::feed::{FeedEntry, entry};
+
+        type Db = $db;
+
+        pub(in crate::store) async fn after(
+            pool: &Pool<Db>,
+            seq: i64,
+            limit: i64,
+        ) -> Result<Vec<FeedEntry>> {
+            let rows = sqlx::query(
+                "SELECT seq, run_id, recorded_at_ns FROM run_feed WHERE seq > $1 \
+                 ORDER BY seq LIMIT $2",
+            )
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(entry(
+                        r.try_get("seq")?,
+                        r.try_get("run_id")?,
+                        r.try_get("recorded_at_ns")?,
+                    ))
+                })
+                .collect()
+        }
+
+        pub(in crate::store) async fn head(pool: &Pool<Db>) -> Result<i64> {
+            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM run_feed")
+                .fetch_one(pool)
+                .await?;
+            Ok(row.try_get("head")?)
+        }
+
+        pub(in crate::store) async fn cursor(pool: &Pool<Db>, name: &str) -> Result<Option<i64>> {
+            let row = sqlx::query("SELECT value FROM cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| r.try_get("value")).transpose()?)
+        }
+
+        pub(in crate::store) async fn set_cursor(
+            pool: &Pool<Db>,
+            name: &str,
+            value: i64,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO cursors (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(in crate::store) async fn prune(pool: &Pool<Db>, before: i64) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM run_feed WHERE recorded_at_ns < $1")
+                .bind(before)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+pub(super) use dialect;

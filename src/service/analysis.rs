@@ -30,6 +30,8 @@ use crate::store::{EpisodeFilter, Store};
 pub const QUEUE: usize = 10_000;
 /// How often reminders, flapping and maintenance windows are looked at.
 const TICK: Duration = Duration::from_secs(5);
+/// Baselines warmed up more recently than this are not warmed again on becoming leader.
+const REWARM_AFTER: Duration = Duration::from_secs(60);
 
 /// A run to analyse, with its position in the run feed.
 pub type Queued = (Arc<Journey>, RunResult, i64);
@@ -51,6 +53,10 @@ pub struct Analysis {
     pub metrics: Arc<Metrics>,
     /// How far back incidents are resumed (reopen window, flapping window).
     pub lookback: chrono::Duration,
+    /// The journeys, for warming baselines up again when this node becomes leader.
+    pub catalog: Arc<std::sync::RwLock<crate::api::Catalog>>,
+    /// When the baselines were last warmed up from the store.
+    pub warmed: std::time::Instant,
 }
 
 impl Analysis {
@@ -108,10 +114,7 @@ impl Analysis {
                 Ok(()) = leadership.changed() => {
                     let now = *leadership.borrow_and_update();
                     if now && !leading {
-                        match self.resume(self.lookback).await {
-                            Ok(active) => tracing::info!(active, "leading: incidents resumed"),
-                            Err(e) => tracing::error!(error = %e, "leading: incidents could not be resumed"),
-                        }
+                        self.take_over().await;
                     }
                     leading = now;
                 }
@@ -121,6 +124,33 @@ impl Analysis {
                     }
                 }
             }
+        }
+    }
+
+    /// This node leads now: the incidents as the store has them (another node may have
+    /// changed them), and baselines learned again from the rollups unless they were just
+    /// learned (at start), since the old leader refined its own meanwhile.
+    async fn take_over(&mut self) {
+        match self.resume(self.lookback).await {
+            Ok(active) => tracing::info!(active, "leading: incidents resumed"),
+            Err(e) => tracing::error!(error = %e, "leading: incidents could not be resumed"),
+        }
+        if self.warmed.elapsed() < REWARM_AFTER {
+            return;
+        }
+        let journeys: Vec<Arc<Journey>> = {
+            let c = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+            c.journeys.values().cloned().collect()
+        };
+        let refs: Vec<&Journey> = journeys.iter().map(|j| j.as_ref()).collect();
+        let mut fresh = baseline::engine::Engine::new(self.store.clone());
+        match fresh.warm_up(&refs, Utc::now()).await {
+            Ok(series) => {
+                self.baseline = fresh;
+                self.warmed = std::time::Instant::now();
+                tracing::info!(series, "leading: anomaly baselines warmed up again");
+            }
+            Err(e) => tracing::error!(error = %e, "leading: baselines kept as they were"),
         }
     }
 
@@ -219,5 +249,88 @@ fn log_episode(event: &baseline::engine::EpisodeEvent) {
             detector = e.detector.as_str(), episode = event.id,
             "anomaly episode ended"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journey::parse::{ParseOptions, parse_journey};
+
+    /// A node that follows for a while, then leads: it learns the baselines again from the
+    /// rollups every node has been writing, and resumes the incidents the old leader opened.
+    #[tokio::test]
+    async fn taking_over_resumes_incidents_and_learns_the_baselines_again() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let journey = Arc::new(
+            parse_journey(
+                "name: shop\nsteps:\n  - name: a\n    wait: 1ms\n",
+                std::path::Path::new("j.yaml"),
+                &ParseOptions::default(),
+            )
+            .unwrap(),
+        );
+        let catalog = Arc::new(std::sync::RwLock::new(crate::api::Catalog::default()));
+        catalog
+            .write()
+            .unwrap()
+            .journeys
+            .insert("shop".into(), journey.clone());
+        let mut analysis = Analysis {
+            baseline: baseline::engine::Engine::new(store.clone()),
+            alerts: alert::engine::Engine::new(&crate::alert::config::AlertConfig::default()),
+            store: store.clone(),
+            outbox: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
+            lookback: chrono::Duration::hours(1),
+            catalog,
+            warmed: std::time::Instant::now(),
+        };
+        // Another node's runs of the last hours, and the incident it opened.
+        let now = Utc::now();
+        let runs: Vec<crate::store::RunRecord> = (1..=30)
+            .map(|i| {
+                let step: crate::runner::StepResult = serde_json::from_value(serde_json::json!({
+                    "name": "a", "kind": "wait", "status": "passed", "attempts": 1,
+                    "offset_ms": 0.0, "conditions": [], "timings": { "total": 5.0 }
+                }))
+                .unwrap();
+                crate::api::test_support::run_record(
+                    "shop",
+                    "eu",
+                    now - chrono::Duration::minutes(10 * i),
+                    5.0,
+                    false,
+                    vec![step],
+                )
+            })
+            .collect();
+        store.record_runs(&runs).await.unwrap();
+        let mut incident =
+            Incident::open_for_test("shop", crate::alert::Severity::Failure, Utc::now());
+        incident.id = 0;
+        store
+            .save_incident(&IncidentChange {
+                incident,
+                events: vec![],
+                notifications: vec![],
+                muted: vec![],
+            })
+            .await
+            .unwrap();
+
+        // Warmed up a moment ago (at start): only the incidents are read again.
+        analysis.take_over().await;
+        assert_eq!(analysis.alerts.open_incidents().count(), 1);
+        assert!(analysis.baseline.is_empty());
+        // Following for longer: the baselines are learned again too.
+        analysis.warmed = std::time::Instant::now()
+            .checked_sub(REWARM_AFTER * 2)
+            .unwrap();
+        analysis.take_over().await;
+        assert!(
+            !analysis.baseline.is_empty(),
+            "baselines learned from the rollups"
+        );
     }
 }

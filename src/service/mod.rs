@@ -248,6 +248,8 @@ impl App {
             outbox: outbox.waker(),
             metrics: metrics.clone(),
             lookback: chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX),
+            catalog: catalog.clone(),
+            warmed: std::time::Instant::now(),
         };
         match analysis.resume(analysis.lookback).await {
             Ok(active) => tracing::info!(active, "incidents resumed"),

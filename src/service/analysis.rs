@@ -110,7 +110,18 @@ impl Analysis {
                     }
                     None => return,
                 },
-                Some(command) = commands.recv() => self.on_command(command).await,
+                Some(command) = commands.recv() => {
+                    if leading {
+                        self.on_command(command).await;
+                    } else {
+                        // Its engine holds only what it last led: the leader's is the truth.
+                        let _ = command.reply.send(Err(CommandFailed::Unavailable(
+                            "this node does not lead: acknowledge or resolve through the leader \
+                             (GET /api/v1/nodes says which)"
+                                .into(),
+                        )));
+                    }
+                }
                 Ok(()) = leadership.changed() => {
                     let now = *leadership.borrow_and_update();
                     if now && !leading {

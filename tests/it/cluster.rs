@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::alerting::peers::Receiver;
-use crate::serve::{Serve, closed_port, eventually, setup};
+use crate::alerting::post;
+use crate::serve::{Serve, TOKEN, closed_port, eventually, setup};
 use crate::store::empty_postgres_database;
 
 async fn nodes(serve: &Serve) -> Value {
@@ -99,8 +100,17 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
     let id = first[0]["id"].as_i64().unwrap();
     assert_eq!(triggered(&hook), [id]);
 
-    // The leader dies without a word: the other node leads within the failover time.
+    // Only the leader's engine holds incidents: a follower says so instead of guessing.
     let (dead, survivor) = if leader_is_a { (a, b) } else { (b, a) };
+    let ack = format!("/api/v1/incidents/{id}/ack");
+    let (status, body) = post(&survivor, &ack, Some(TOKEN), "").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("does not lead"),
+        "{body}"
+    );
+
+    // The leader dies without a word: the other node leads within the failover time.
     let killed_at = std::time::Instant::now();
     assert_eq!(dead.stop(libc::SIGKILL).await, None);
     let limit = waymark::service::cluster::FAILOVER + Duration::from_secs(5);
@@ -137,6 +147,10 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
         .collect();
     assert_eq!(after, [(id, "open")], "{v}");
     assert_eq!(triggered(&hook), [id]);
+    // The new leader acknowledges it.
+    let (status, body) = post(&survivor, &ack, Some(TOKEN), r#"{"by": "ada"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["incident"]["state"], "acknowledged", "{body}");
     store.close().await;
     drop(survivor);
 }

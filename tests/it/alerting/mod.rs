@@ -106,7 +106,12 @@ async fn set_up() -> Setup {
     }
 }
 
-async fn post(serve: &Serve, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+pub(crate) async fn post(
+    serve: &Serve,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
     let mut req = client()
         .post(format!("{}{path}", serve.base))
         .header("content-type", "application/json")

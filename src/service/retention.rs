@@ -1,7 +1,7 @@
 //! Retention: raw runs and rollups older than `retention.raw` / `retention.rollup` are
 //! pruned every hour (the first pass shortly after start), in small batches; expired dashboard
 //! sessions go too, and so do run claims older than a day (a claim only matters while its tick
-//! is due) and nodes silent for a day.
+//! is due), nodes silent for a day, and run feed entries older than a day (analysed long since).
 
 use std::time::Duration;
 
@@ -36,13 +36,14 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
         }
         let now = Utc::now();
         let day_ago = now - chrono::Duration::days(1);
-        let small = (
+        let small = [
             store.prune_sessions(now).await,
             store.prune_claims(day_ago).await,
             store.prune_nodes(day_ago).await,
-        );
-        if let (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) = small {
-            tracing::warn!(error = %e, "retention: pruning sessions, claims or nodes failed");
+            store.prune_feed(day_ago).await,
+        ];
+        if let Some(Err(e)) = small.iter().find(|r| r.is_err()) {
+            tracing::warn!(error = %e, "retention: pruning sessions, claims, nodes or the run feed failed");
         }
         match prune_once(&store, &retention, Utc::now()).await {
             Ok(p) if p.runs + p.rollups > 0 => {

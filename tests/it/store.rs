@@ -112,6 +112,7 @@ suite!(
     sessions_expire_and_end_at_logout,
     hourly_p95_and_locations_for_the_dashboard,
     leases_claims_and_heartbeats_for_several_nodes,
+    the_run_feed_lists_stored_runs_in_order_with_a_cursor,
 );
 
 pub(crate) fn at(h: u32, m: u32, s: u32, nanos: u32) -> DateTime<Utc> {
@@ -1134,4 +1135,40 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
     assert_eq!(nodes, [node("a", "eu", 6), node("b", "us", 2)]);
     assert_eq!(store.prune_nodes(t(3)).await.unwrap(), 1);
     assert_eq!(store.nodes().await.unwrap(), [node("a", "eu", 6)]);
+}
+
+async fn the_run_feed_lists_stored_runs_in_order_with_a_cursor(db: Db) {
+    let store = db.store;
+    assert_eq!(store.feed_head().await.unwrap(), 0);
+    assert_eq!(store.cursor("analysis").await.unwrap(), None);
+    let runs: Vec<RunRecord> = (0..3)
+        .map(|m| record(simple_run("shop", at(9, m, 0, 0), 10, true)))
+        .collect();
+    store.record_runs(&runs[..2]).await.unwrap();
+    store.record_runs(&runs[1..]).await.unwrap();
+    let feed = store.feed_after(0, 10).await.unwrap();
+    let ids: Vec<uuid::Uuid> = feed.iter().map(|e| e.run_id).collect();
+    let expected: Vec<uuid::Uuid> = runs.iter().map(|r| r.result.run_id).collect();
+    assert_eq!(
+        ids, expected,
+        "in store order, a run stored twice listed once"
+    );
+    assert!(feed.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(store.feed_head().await.unwrap(), feed[2].seq);
+    let after_first = store.feed_after(feed[0].seq, 1).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].run_id, expected[1]);
+
+    store.set_cursor("analysis", feed[1].seq).await.unwrap();
+    store.set_cursor("analysis", feed[2].seq).await.unwrap();
+    assert_eq!(store.cursor("analysis").await.unwrap(), Some(feed[2].seq));
+
+    let later = feed[2].recorded_at + chrono::Duration::seconds(1);
+    assert_eq!(store.prune_feed(later).await.unwrap(), 3);
+    assert!(store.feed_after(0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.cursor("analysis").await.unwrap(),
+        Some(feed[2].seq),
+        "kept"
+    );
 }

@@ -44,6 +44,21 @@ pub fn channel() -> (Sender, mpsc::Receiver<Queued>) {
 /// The feed cursor the analysis moves.
 pub const CURSOR: &str = "analysis";
 
+/// Baselines learned from the rollups of the catalog's journeys, and how many series.
+pub async fn warmed_baselines(
+    store: &Store,
+    catalog: &std::sync::RwLock<crate::api::Catalog>,
+) -> crate::store::Result<(baseline::engine::Engine, usize)> {
+    let journeys: Vec<Arc<Journey>> = {
+        let c = catalog.read().unwrap_or_else(|e| e.into_inner());
+        c.journeys.values().cloned().collect()
+    };
+    let refs: Vec<&Journey> = journeys.iter().map(|j| j.as_ref()).collect();
+    let mut engine = baseline::engine::Engine::new(store.clone());
+    let series = engine.warm_up(&refs, Utc::now()).await?;
+    Ok((engine, series))
+}
+
 pub struct Analysis {
     pub baseline: baseline::engine::Engine,
     pub alerts: alert::engine::Engine,
@@ -149,14 +164,8 @@ impl Analysis {
         if self.warmed.elapsed() < REWARM_AFTER {
             return;
         }
-        let journeys: Vec<Arc<Journey>> = {
-            let c = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-            c.journeys.values().cloned().collect()
-        };
-        let refs: Vec<&Journey> = journeys.iter().map(|j| j.as_ref()).collect();
-        let mut fresh = baseline::engine::Engine::new(self.store.clone());
-        match fresh.warm_up(&refs, Utc::now()).await {
-            Ok(series) => {
+        match warmed_baselines(&self.store, &self.catalog).await {
+            Ok((fresh, series)) => {
                 self.baseline = fresh;
                 self.warmed = std::time::Instant::now();
                 tracing::info!(series, "leading: anomaly baselines warmed up again");

@@ -7,7 +7,6 @@
 //! every [`HEARTBEAT`], so when a leader dies another node takes over within
 //! `LEASE_TTL + HEARTBEAT` ([`FAILOVER`]); a leader that stops cleanly releases it at once.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -222,8 +221,6 @@ pub struct ClaimingExecutor<E> {
     pub inner: E,
     pub cluster: Arc<Cluster>,
     pub location: String,
-    /// Ticks other nodes ran, by journey (for logs and tests).
-    pub skipped: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl<E: RunExecutor> RunExecutor for ClaimingExecutor<E> {
@@ -239,12 +236,6 @@ impl<E: RunExecutor> RunExecutor for ClaimingExecutor<E> {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::debug!(journey = %run.journey.name, planned = %run.planned, "tick claimed by another node");
-                    *self
-                        .skipped
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(run.journey.name.clone())
-                        .or_default() += 1;
                     return;
                 }
                 Err(e) => {

@@ -205,7 +205,6 @@ impl App {
             },
             cluster: cluster.clone(),
             location: config.location.clone(),
-            skipped: Default::default(),
         });
         let catalog = Arc::new(RwLock::new(Catalog::default()));
         let scheduler = Arc::new(Scheduler::new(
@@ -226,16 +225,16 @@ impl App {
         .with(parse_options, embedding.schedule)
         .at(config.location.clone());
         reloader.poll().await;
-        let mut engine = crate::baseline::engine::Engine::new(store.clone());
-        {
-            let catalog = catalog.read().unwrap_or_else(|e| e.into_inner()).clone();
-            let journeys: Vec<&crate::journey::Journey> =
-                catalog.journeys.values().map(|j| j.as_ref()).collect();
-            match engine.warm_up(&journeys, chrono::Utc::now()).await {
-                Ok(series) => tracing::info!(series, "anomaly baselines warmed up from rollups"),
-                Err(e) => tracing::error!(error = %e, "anomaly baselines start empty"),
+        let engine = match analysis::warmed_baselines(&store, &catalog).await {
+            Ok((engine, series)) => {
+                tracing::info!(series, "anomaly baselines warmed up from rollups");
+                engine
             }
-        }
+            Err(e) => {
+                tracing::error!(error = %e, "anomaly baselines start empty");
+                crate::baseline::engine::Engine::new(store.clone())
+            }
+        };
         let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());
         let lookback = config
             .alerting

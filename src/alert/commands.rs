@@ -1,15 +1,38 @@
 //! Acknowledge and resolve from the API: commands sent to the task that owns the incident
 //! state machine (the service's analysis task), answered once the change is committed.
+//!
+//! With several nodes only the leader's task holds the incidents, so a node that does not lead
+//! relays the command through the database ([`relay`]) and answers with the leader's answer.
 
-use tokio::sync::{mpsc, oneshot};
+pub mod relay;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Incident;
 use super::engine::CommandError;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Acknowledge,
     Resolve,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Acknowledge => "acknowledge",
+            Action::Resolve => "resolve",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [Action::Acknowledge, Action::Resolve]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
 }
 
 pub struct Command {
@@ -31,18 +54,59 @@ pub enum CommandFailed {
 
 /// The API's side of the command queue.
 #[derive(Clone)]
-pub struct AlertHandle(mpsc::Sender<Command>);
+pub struct AlertHandle {
+    local: mpsc::Sender<Command>,
+    relay: Option<Arc<Relay>>,
+}
+
+/// What a node needs to relay commands while it does not lead.
+struct Relay {
+    store: Store,
+    node: String,
+    leading: watch::Receiver<bool>,
+}
 
 impl AlertHandle {
     pub fn channel() -> (AlertHandle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(64);
-        (AlertHandle(tx), rx)
+        (
+            AlertHandle {
+                local: tx,
+                relay: None,
+            },
+            rx,
+        )
+    }
+
+    /// Commands asked while `leading` is false go through the database to the leader.
+    pub fn relayed(self, store: Store, node: String, leading: watch::Receiver<bool>) -> Self {
+        AlertHandle {
+            relay: Some(Arc::new(Relay {
+                store,
+                node,
+                leading,
+            })),
+            ..self
+        }
+    }
+
+    /// The same queue, never relayed: the leader's side of the relay uses it.
+    pub fn local(&self) -> AlertHandle {
+        AlertHandle {
+            local: self.local.clone(),
+            relay: None,
+        }
     }
 
     pub async fn send(&self, action: Action, id: i64, by: &str) -> Result<Incident, CommandFailed> {
+        if let Some(r) = &self.relay
+            && !*r.leading.borrow()
+        {
+            return relay::ask(&r.store, &r.node, action, id, by).await;
+        }
         let (reply, answer) = oneshot::channel();
         let stopping = || CommandFailed::Unavailable("the service is stopping".into());
-        self.0
+        self.local
             .send(Command {
                 action,
                 id,

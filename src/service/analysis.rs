@@ -130,10 +130,10 @@ impl Analysis {
                         self.on_command(command).await;
                     } else {
                         // Its engine holds only what it last led: the leader's is the truth.
+                        // (Commands are relayed to the leader; this is the moment between
+                        // losing the lead and the API handle seeing it: the caller retries.)
                         let _ = command.reply.send(Err(CommandFailed::Unavailable(
-                            "this node does not lead: acknowledge or resolve through the leader \
-                             (GET /api/v1/nodes says which)"
-                                .into(),
+                            "this node stopped leading a moment ago: ask again".into(),
                         )));
                     }
                 }

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::commands::AlertHandle;
+use crate::alert::commands::{AlertHandle, relay};
 use crate::alert::engine::Engine as AlertEngine;
 use crate::alert::outbox::Outbox;
 use crate::api::{self, AppState, Catalog, Metrics};
@@ -255,6 +255,7 @@ impl App {
             Err(e) => tracing::error!(error = %e, "incidents could not be resumed"),
         }
         let (alerts, commands) = AlertHandle::channel();
+        let alerts = alerts.relayed(store.clone(), cluster.node_id(), cluster.leadership());
         let analysis_task = tokio::spawn(analysis.run(analysis_rx, commands, cluster.leadership()));
 
         let listener =
@@ -415,6 +416,18 @@ impl App {
             token.clone(),
             move |term| cluster::settle(store.clone(), catalog.clone(), metrics.clone(), term),
         ));
+        if let Some(alerts) = &self.state.alerts {
+            let (store, local, node) = (
+                self.state.store.clone(),
+                alerts.local(),
+                self.cluster.node_id(),
+            );
+            tasks.spawn(cluster::while_leader(
+                leadership.clone(),
+                token.clone(),
+                move |term| relay::serve(store.clone(), local.clone(), node.clone(), term),
+            ));
+        }
         let (store, catalog, runs) = (
             self.state.store.clone(),
             self.state.catalog.clone(),

@@ -1,7 +1,8 @@
 //! Retention: raw runs and rollups older than `retention.raw` / `retention.rollup` are
 //! pruned every hour (the first pass shortly after start), in small batches; expired dashboard
 //! sessions go too, and so do run claims older than a day (a claim only matters while its tick
-//! is due), nodes silent for a day, and run feed entries older than a day (analysed long since).
+//! is due), nodes silent for a day, run feed entries older than a day (analysed long since) and
+//! relayed commands older than a day (answered or withdrawn within seconds).
 
 use std::time::Duration;
 
@@ -41,9 +42,10 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
             store.prune_claims(day_ago).await,
             store.prune_nodes(day_ago).await,
             store.prune_feed(day_ago).await,
+            store.prune_commands(day_ago).await,
         ];
         if let Some(Err(e)) = small.iter().find(|r| r.is_err()) {
-            tracing::warn!(error = %e, "retention: pruning sessions, claims, nodes or the run feed failed");
+            tracing::warn!(error = %e, "retention: pruning sessions, claims, nodes, the run feed or commands failed");
         }
         match prune_once(&store, &retention, Utc::now()).await {
             Ok(p) if p.runs + p.rollups > 0 => {

@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod cluster;
+pub mod commands;
 pub mod digest;
 pub mod episodes;
 pub mod feed;

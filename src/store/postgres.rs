@@ -42,6 +42,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run feed",
         include_str!("../../migrations/postgres/0007_run_feed.sql"),
     ),
+    (
+        8,
+        "commands",
+        include_str!("../../migrations/postgres/0008_commands.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<PgPool> {
@@ -78,6 +83,10 @@ pub(super) mod u {
 
 pub(super) mod c {
     super::super::cluster::dialect!(sqlx::Postgres);
+}
+
+pub(super) mod k {
+    super::super::commands::dialect!(sqlx::Postgres);
 }
 
 pub(super) mod f {

@@ -43,6 +43,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run feed",
         include_str!("../../migrations/sqlite/0007_run_feed.sql"),
     ),
+    (
+        8,
+        "commands",
+        include_str!("../../migrations/sqlite/0008_commands.sql"),
+    ),
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
@@ -94,6 +99,10 @@ pub(super) mod u {
 
 pub(super) mod c {
     super::super::cluster::dialect!(sqlx::Sqlite);
+}
+
+pub(super) mod k {
+    super::super::commands::dialect!(sqlx::Sqlite);
 }
 
 pub(super) mod f {

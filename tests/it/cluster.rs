@@ -1,8 +1,8 @@
 //! Two `waymark serve` nodes of one location on the real PostgreSQL of the test script: every
 //! tick of an `every: 1s` journey runs exactly once between them, the node list shows both
-//! and one leader, a failing journey makes one incident and one page (not one per node), and
-//! when the leader is SIGKILLed the other takes the lease within the stated failover time and
-//! carries on with the same incident.
+//! and one leader, a failing journey makes one incident and one page (not one per node), the
+//! follower acknowledges it through the leader, and when the leader is SIGKILLed the other
+//! takes the lease within the stated failover time and carries on with the same incident.
 
 use std::time::Duration;
 
@@ -100,15 +100,26 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
     let id = first[0]["id"].as_i64().unwrap();
     assert_eq!(triggered(&hook), [id]);
 
-    // Only the leader's engine holds incidents: a follower says so instead of guessing.
+    // Only the leader's engine holds incidents: a follower relays the command through the
+    // database and answers with the leader's answer.
     let (dead, survivor) = if leader_is_a { (a, b) } else { (b, a) };
     let ack = format!("/api/v1/incidents/{id}/ack");
-    let (status, body) = post(&survivor, &ack, Some(TOKEN), "").await;
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("does not lead"),
-        "{body}"
+    let (status, body) = post(&survivor, &ack, Some(TOKEN), r#"{"by": "ada"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["incident"]["state"], "acknowledged", "{body}");
+    assert_eq!(body["incident"]["acknowledged_by"], "ada", "{body}");
+    let acked = eventually(
+        "the leader's webhook",
+        &survivor,
+        Duration::from_secs(10),
+        || async {
+            hook.received("/hook")
+                .iter()
+                .any(|r| r.json()["kind"] == "acknowledged")
+                .then_some(())
+        },
     );
+    acked.await;
 
     // The leader dies without a word: the other node leads within the failover time.
     let killed_at = std::time::Instant::now();
@@ -137,7 +148,7 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
         latest[0].planned_at > before,
         "ticks go on after the failover"
     );
-    // The new leader resumed the incident: still one, still open, paged once.
+    // The new leader resumed the incident: still one, still acknowledged, paged once.
     let v = survivor.json("/api/v1/incidents?journey=broken").await;
     let after: Vec<(i64, &str)> = v["incidents"]
         .as_array()
@@ -145,12 +156,15 @@ async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
         .iter()
         .map(|i| (i["id"].as_i64().unwrap(), i["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(after, [(id, "open")], "{v}");
+    assert_eq!(after, [(id, "acknowledged")], "{v}");
     assert_eq!(triggered(&hook), [id]);
-    // The new leader acknowledges it.
-    let (status, body) = post(&survivor, &ack, Some(TOKEN), r#"{"by": "ada"}"#).await;
+    // Its engine knows: a second acknowledgement is refused, a resolve is taken.
+    let (status, body) = post(&survivor, &ack, Some(TOKEN), "").await;
+    assert_eq!(status, 409, "{body}");
+    let resolve = format!("/api/v1/incidents/{id}/resolve");
+    let (status, body) = post(&survivor, &resolve, Some(TOKEN), r#"{"by": "ada"}"#).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["incident"]["state"], "acknowledged", "{body}");
+    assert_eq!(body["incident"]["state"], "resolved", "{body}");
     store.close().await;
     drop(survivor);
 }

@@ -17,5 +17,6 @@ mod serve;
 mod steps;
 mod store;
 mod store_alerts;
+mod store_cluster;
 mod support;
 mod telemetry;

@@ -779,7 +779,7 @@ async fn incident_tables_are_added_to_an_existing_database(db: Db) {
                 .unwrap()
         }
     };
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let episodes = store.episodes(&EpisodeFilter::default()).await.unwrap();
     assert_eq!(
         episodes.iter().map(|e| e.id).collect::<Vec<_>>(),

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Catalog;
 use crate::scheduler::{BoxFuture, PlannedRun, RunExecutor};
 use crate::store::Store;
-use crate::store::cluster::{NodeInfo, Tick};
+use crate::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -169,7 +169,9 @@ pub const SETTLE_MARGIN: Duration = Duration::from_secs(60);
 pub const SETTLE_EVERY: Duration = Duration::from_secs(10);
 
 /// One settling pass as of `now`: claims older than the longest journey timeout plus
-/// [`SETTLE_MARGIN`] whose run is not stored are recorded as missed, logged and counted.
+/// [`SETTLE_MARGIN`] whose run is not stored are recorded as missed, logged and counted; so
+/// are those older than the longest timeout whose node is gone (silent for [`GONE_AFTER`]),
+/// since a dead node stores nothing more.
 pub async fn settle_once(
     store: &Store,
     catalog: &RwLock<Catalog>,
@@ -184,8 +186,14 @@ pub async fn settle_once(
         .map(|j| j.timeout)
         .max()
         .unwrap_or_default();
-    let before = now - chrono::Duration::from_std(longest + SETTLE_MARGIN).unwrap_or_default();
-    let missed = store.settle_claims(before).await?;
+    let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
+    let missed = store
+        .settle_claims(SettleCutoffs {
+            claimed_before: ago(longest + SETTLE_MARGIN),
+            silent_claimed_before: ago(longest),
+            silent_since: ago(GONE_AFTER),
+        })
+        .await?;
     for m in &missed {
         tracing::warn!(
             journey = %m.journey, location = %m.location, planned = %m.planned_at, node = %m.node_id,
@@ -327,14 +335,24 @@ mod tests {
             location: "eu",
             planned_at: now - chrono::Duration::seconds(secs_ago),
         };
-        // Claimed 2 min ago and 10 s ago; neither run was stored.
-        for ago in [120, 10] {
-            let at = now - chrono::Duration::seconds(ago);
-            assert!(store.claim_run(tick(ago), "gone", at).await.unwrap());
-        }
+        // A live node claimed ticks 2 min ago and 10 s ago, a node gone silent one 11 s ago;
+        // no run was stored.
+        let live = Cluster::new(store.clone(), "eu");
+        live.beat(&catalog).await;
+        let claim = |ago: i64, node: String| {
+            let store = store.clone();
+            async move {
+                let at = now - chrono::Duration::seconds(ago);
+                assert!(store.claim_run(tick(ago), &node, at).await.unwrap());
+            }
+        };
+        claim(120, live.node_id()).await;
+        claim(10, live.node_id()).await;
+        claim(11, "gone".into()).await;
+        // The old one, and the gone node's once the journey's timeout has passed.
         assert_eq!(
             settle_once(&store, &catalog, &metrics, now).await.unwrap(),
-            1
+            2
         );
         assert_eq!(
             settle_once(&store, &catalog, &metrics, now).await.unwrap(),
@@ -342,10 +360,10 @@ mod tests {
         );
         let text = metrics.encode(None, None, None).unwrap();
         assert!(
-            text.lines().any(|l| l == "waymark_runs_missed_total 1"),
+            text.lines().any(|l| l == "waymark_runs_missed_total 2"),
             "{text}"
         );
-        // The recent one is settled once the journey's timeout and the margin have passed.
+        // The live node's recent one once the journey's timeout and the margin have passed.
         let later = now + chrono::Duration::seconds(62);
         assert_eq!(
             settle_once(&store, &catalog, &metrics, later)

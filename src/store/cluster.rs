@@ -39,6 +39,17 @@ pub struct MissedTick {
     pub node_id: String,
 }
 
+/// Which unsettled claims a settling pass settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleCutoffs {
+    /// Any claim made before this.
+    pub claimed_before: DateTime<Utc>,
+    /// Claims made before this by a node silent since `silent_since` (or no longer listed): a
+    /// dead node stores nothing more, so they need not wait for `claimed_before`.
+    pub silent_claimed_before: DateTime<Utc>,
+    pub silent_since: DateTime<Utc>,
+}
+
 /// A scheduled tick of a journey at a location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tick<'a> {
@@ -117,14 +128,18 @@ impl Store {
         }
     }
 
-    /// Settles the claims made before `before`: those whose run is stored `ran`, the others
+    /// Settles the claims `cutoffs` select: those whose run is stored `ran`, the others
     /// `missed` (their node stopped before storing the run); returns the missed ticks with the
     /// node that claimed each.
-    pub async fn settle_claims(&self, before: DateTime<Utc>) -> Result<Vec<MissedTick>> {
-        let before = to_ns(before)?;
+    pub async fn settle_claims(&self, cutoffs: SettleCutoffs) -> Result<Vec<MissedTick>> {
+        let ns = (
+            to_ns(cutoffs.claimed_before)?,
+            to_ns(cutoffs.silent_claimed_before)?,
+            to_ns(cutoffs.silent_since)?,
+        );
         match self {
-            Store::Sqlite(p) => super::sqlite::c::settle(p, before).await,
-            Store::Postgres(p) => super::postgres::c::settle(p, before).await,
+            Store::Sqlite(p) => super::sqlite::c::settle(p, ns).await,
+            Store::Postgres(p) => super::postgres::c::settle(p, ns).await,
         }
     }
 
@@ -283,22 +298,29 @@ macro_rules! dialect {
 
         pub(in crate::store) async fn settle(
             pool: &Pool<Db>,
-            before: i64,
+            (before, silent_before, silent_since): (i64, i64, i64),
         ) -> Result<Vec<MissedTick>> {
+            const DUE: &str = "outcome IS NULL AND (claimed_at_ns < $1 OR (claimed_at_ns < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = run_claims.node_id \
+                 AND n.heartbeat_at_ns >= $3)))";
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "UPDATE run_claims SET outcome = 'ran' WHERE outcome IS NULL AND claimed_at_ns < $1 \
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE run_claims SET outcome = 'ran' WHERE {DUE} \
                  AND EXISTS (SELECT 1 FROM runs r WHERE r.journey = run_claims.journey \
-                 AND r.location = run_claims.location AND r.planned_at_ns = run_claims.planned_at_ns)",
-            )
+                 AND r.location = run_claims.location AND r.planned_at_ns = run_claims.planned_at_ns)"
+            )))
             .bind(before)
+            .bind(silent_before)
+            .bind(silent_since)
             .execute(&mut *tx)
             .await?;
-            let rows = sqlx::query(
-                "UPDATE run_claims SET outcome = 'missed' WHERE outcome IS NULL \
-                 AND claimed_at_ns < $1 RETURNING journey, location, planned_at_ns, node_id",
-            )
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE run_claims SET outcome = 'missed' WHERE {DUE} \
+                 RETURNING journey, location, planned_at_ns, node_id"
+            )))
             .bind(before)
+            .bind(silent_before)
+            .bind(silent_since)
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;

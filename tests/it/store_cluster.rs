@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use waymark::runner::{Outcome, RunResult};
 use waymark::store::RunRecord;
+use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::commands::{CommandAnswer, CommandProgress};
 
 use crate::store::{Db, at, record, simple_run, suite};
@@ -15,7 +16,6 @@ suite!(
 );
 
 async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
-    use waymark::store::cluster::{NodeInfo, Tick};
     let store = db.store;
     let t = |s: i64| at(10, 0, 0, 0) + chrono::Duration::seconds(s);
     let ttl = chrono::Duration::seconds(15);
@@ -148,20 +148,24 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
     });
     ran.planned_at = t(60);
     store.record_runs(&[ran]).await.unwrap();
-    let missed = store.settle_claims(t(61)).await.unwrap();
+    let missed = store.settle_claims(settle(t(61))).await.unwrap();
     let missed: Vec<(&str, &str, DateTime<Utc>)> = missed
         .iter()
         .map(|m| (m.location.as_str(), m.node_id.as_str(), m.planned_at))
         .collect();
     assert_eq!(missed, [("us", "c", t(60))], "claims after `before` wait");
-    let later = store.settle_claims(t(100)).await.unwrap();
+    let later = store.settle_claims(settle(t(100))).await.unwrap();
     assert_eq!(later.len(), 1, "only the 10:01:01 tick is left: {later:?}");
     assert_eq!(
         (later[0].node_id.as_str(), later[0].planned_at),
         ("b", t(61))
     );
     assert!(
-        store.settle_claims(t(100)).await.unwrap().is_empty(),
+        store
+            .settle_claims(settle(t(100)))
+            .await
+            .unwrap()
+            .is_empty(),
         "settled once"
     );
     assert_eq!(store.prune_claims(t(61)).await.unwrap(), 2);
@@ -187,6 +191,31 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
     assert_eq!(nodes, [node("a", "eu", 6), node("b", "us", 2)]);
     assert_eq!(store.prune_nodes(t(3)).await.unwrap(), 1);
     assert_eq!(store.nodes().await.unwrap(), [node("a", "eu", 6)]);
+
+    // A silent node's claims settle early; a live node's wait for the general cutoff.
+    let at_70 = |location| Tick {
+        planned_at: t(70),
+        ..tick(location)
+    };
+    assert!(store.claim_run(at_70("eu"), "a", t(70)).await.unwrap());
+    assert!(store.claim_run(at_70("us"), "b", t(70)).await.unwrap());
+    let early = SettleCutoffs {
+        claimed_before: t(65),
+        silent_claimed_before: t(80),
+        silent_since: t(5),
+    };
+    let missed = store.settle_claims(early).await.unwrap();
+    let who: Vec<&str> = missed.iter().map(|m| m.node_id.as_str()).collect();
+    assert_eq!(who, ["b"], "b no longer beats (pruned); a beat at 6");
+}
+
+/// Cutoffs that settle every claim made before `before`, whoever made it.
+fn settle(before: DateTime<Utc>) -> SettleCutoffs {
+    SettleCutoffs {
+        claimed_before: before,
+        silent_claimed_before: before,
+        silent_since: before,
+    }
 }
 
 async fn the_run_feed_lists_stored_runs_in_order_with_a_cursor(db: Db) {

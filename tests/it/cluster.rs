@@ -1,263 +1,220 @@
-//! Two `waymark serve` nodes of one location on the real PostgreSQL of the test script: every
-//! tick of an `every: 1s` journey runs exactly once between them, the node list shows both
-//! and one leader, a failing journey makes one incident and one page (not one per node), the
-//! follower acknowledges it through the leader, and when the leader is SIGKILLed the other
-//! takes the lease within the stated failover time and carries on with the same incident.
+//! The issue's scenario on the real PostgreSQL of the test script: three `waymark serve`
+//! nodes, two in location A and one in B, two journeys every second (`pay` from both
+//! locations with `alert.locations: 2`, `slow` from A only), PagerDuty's Events API played by a
+//! local receiver, and the payment target of each location switched between healthy and
+//! failing by the test.
+//!
+//! For 60 s all three run: every (journey, location, tick) runs exactly once, a failure in A
+//! alone stays below the K-of-M rule, a failure in both pages once with both locations in the
+//! event, and a follower acknowledges through the leader. Then a follower of A is SIGKILLed
+//! (A's other node runs every tick of A from then on) and the leader is SIGKILLed during a
+//! second incident (a new leader within the stated failover time carries it on). Across all of
+//! it each incident makes exactly one PagerDuty trigger and one resolve, and every tick of a
+//! location that still had a node either ran once or is recorded missed by a dead node.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::Row;
 
-use crate::alerting::peers::Receiver;
+use crate::alerting::peers::{Health, Receiver, Target};
 use crate::alerting::post;
-use crate::serve::{Serve, TOKEN, closed_port, eventually, setup};
+use crate::serve::{Serve, TOKEN, eventually, setup};
 use crate::store::empty_postgres_database;
 
-async fn nodes(serve: &Serve) -> Value {
-    serve.json("/api/v1/nodes").await
+/// One node and what the test knows of it.
+struct Node {
+    serve: Serve,
+    id: String,
+    location: &'static str,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_share_ticks_once_each_and_fail_over_the_lead() {
+async fn three_nodes_two_locations_run_each_tick_once_and_page_each_incident_once() {
     let url = empty_postgres_database().await;
+    let (target_a, target_b) = (Target::start().await, Target::start().await);
+    let pd = Receiver::start().await;
     let dir = setup(&[
         (
-            "tick.yaml",
-            "name: tick\nschedule: { every: 1s }\nsteps:\n  - name: pause\n    wait: 20ms\n"
+            "pay.yaml",
+            "name: pay\nschedule: { every: 1s }\ntimeout: 5s\nalert: { locations: 2 }\nsteps:\n  \
+             - name: pay\n    timeout: 500ms\n    http: { url: \"{{ env.PAY_URL }}\" }\n"
                 .to_string(),
         ),
         (
-            "broken.yaml",
-            format!(
-                "name: broken\nschedule: {{ every: 1s }}\nsteps:\n  - name: pay\n    \
-                 timeout: 300ms\n    http: {{ url: \"http://127.0.0.1:{}/pay\" }}\n",
-                closed_port()
-            ),
+            "slow.yaml",
+            "name: slow\nschedule: { every: 1s }\ntimeout: 5s\nlocations: [A]\nsteps:\n  \
+             - name: pause\n    wait: 500ms\n"
+                .to_string(),
         ),
     ]);
-    let hook = Receiver::start().await;
-    std::fs::write(
-        dir.path().join("waymark.toml"),
-        format!(
-            "[alerting.channels.hook]\ntype = \"webhook\"\nurl = \"{}/hook\"\n\
-             secret = \"s3cret-hook\"\n",
-            hook.base
-        ),
-    )
-    .unwrap();
-    let triggered = |hook: &Receiver| -> Vec<i64> {
-        hook.received("/hook")
-            .iter()
-            .map(|r| r.json())
-            .filter(|n| n["kind"] == "triggered")
-            .map(|n| n["incident"]["id"].as_i64().unwrap())
-            .collect()
-    };
-    let env = [
-        ("WAYMARK_DATABASE_URL", url.as_str()),
-        ("WAYMARK_LOCATION", "eu"),
-    ];
-    let a = Serve::start_with(dir.path(), 0, &env);
-    let b = Serve::start_with(dir.path(), 1, &env);
-
-    let both = eventually("two live nodes", &a, Duration::from_secs(15), || async {
-        let v = nodes(&a).await;
-        let live = v["nodes"]
-            .as_array()?
-            .iter()
-            .filter(|n| n["alive"] == true)
-            .count();
-        (live == 2 && v["leader"].is_string()).then_some(v)
-    })
-    .await;
-    assert_eq!(both["skew"], false, "{both}");
-    let leader = both["leader"].as_str().unwrap().to_string();
-    let leader_is_a = both["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|n| n["node_id"] == leader.as_str() && n["this"] == true);
-
-    // Let both schedule for a while, then look at the stored runs: one per tick.
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let store = waymark::store::Store::connect(&url).await.unwrap();
-    let runs = store.recent_runs("tick", 500).await.unwrap();
-    let mut planned: Vec<DateTime<Utc>> = runs.iter().map(|r| r.planned_at).collect();
-    planned.sort();
-    let count = planned.len();
-    planned.dedup();
-    assert_eq!(planned.len(), count, "a tick ran twice: {planned:?}");
-    assert!(count >= 7, "{count} runs in ~8 s");
-    // No tick skipped between the first and the last one stored.
-    let span = (*planned.last().unwrap() - planned[0]).num_seconds() as usize;
-    assert_eq!(span + 1, count, "{planned:?}");
-
-    // Both nodes run `broken` (each takes some of its ticks): one incident, paged once.
-    let v = a.json("/api/v1/incidents?journey=broken").await;
-    let first = v["incidents"].as_array().unwrap();
-    assert_eq!(first.len(), 1, "{v}");
-    let id = first[0]["id"].as_i64().unwrap();
-    assert_eq!(triggered(&hook), [id]);
-
-    // Only the leader's engine holds incidents: a follower relays the command through the
-    // database and answers with the leader's answer.
-    let (dead, survivor) = if leader_is_a { (a, b) } else { (b, a) };
-    let ack = format!("/api/v1/incidents/{id}/ack");
-    let (status, body) = post(&survivor, &ack, Some(TOKEN), r#"{"by": "ada"}"#).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["incident"]["state"], "acknowledged", "{body}");
-    assert_eq!(body["incident"]["acknowledged_by"], "ada", "{body}");
-    let acked = eventually(
-        "the leader's webhook",
-        &survivor,
-        Duration::from_secs(10),
-        || async {
-            hook.received("/hook")
-                .iter()
-                .any(|r| r.json()["kind"] == "acknowledged")
-                .then_some(())
-        },
-    );
-    acked.await;
-
-    // The leader dies without a word: the other node leads within the failover time.
-    let killed_at = std::time::Instant::now();
-    assert_eq!(dead.stop(libc::SIGKILL).await, None);
-    let limit = waymark::service::cluster::FAILOVER + Duration::from_secs(5);
-    let after = eventually("a new leader", &survivor, limit, || async {
-        let v = nodes(&survivor).await;
-        let changed = v["leader"].as_str()? != leader;
-        changed.then_some(v)
-    })
-    .await;
-    let took = killed_at.elapsed();
-    assert!(took <= limit, "failover took {took:?}");
-    let me = after["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["this"] == true)
-        .unwrap();
-    assert_eq!(me["leader"], true, "{after}");
-    // The survivor runs every tick now.
-    let before = store.recent_runs("tick", 1).await.unwrap()[0].planned_at;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let latest = store.recent_runs("tick", 5).await.unwrap();
-    assert!(
-        latest[0].planned_at > before,
-        "ticks go on after the failover"
-    );
-    // The new leader resumed the incident: still one, still acknowledged, paged once.
-    let v = survivor.json("/api/v1/incidents?journey=broken").await;
-    let after: Vec<(i64, &str)> = v["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["id"].as_i64().unwrap(), i["state"].as_str().unwrap()))
-        .collect();
-    assert_eq!(after, [(id, "acknowledged")], "{v}");
-    assert_eq!(triggered(&hook), [id]);
-    // Its engine knows: a second acknowledgement is refused, a resolve is taken.
-    let (status, body) = post(&survivor, &ack, Some(TOKEN), "").await;
-    assert_eq!(status, 409, "{body}");
-    let resolve = format!("/api/v1/incidents/{id}/resolve");
-    let (status, body) = post(&survivor, &resolve, Some(TOKEN), r#"{"by": "ada"}"#).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["incident"]["state"], "resolved", "{body}");
-    store.close().await;
-    drop(survivor);
-}
-
-/// The issue's scenario: two nodes in location A and one in B on the test PostgreSQL, a
-/// journey every second from both locations against a local target, and PagerDuty's Events
-/// API played by a local receiver. The target fails twice, with a node of A SIGKILLed between
-/// and the leader SIGKILLed during the second failure. Every (journey, location, tick) runs at
-/// most once, and each incident makes exactly one PagerDuty trigger and one resolve.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_two_locations_page_each_incident_once_through_two_deaths() {
-    use crate::alerting::peers::{Health, Target};
-    let url = empty_postgres_database().await;
-    let target = Target::start().await;
-    let pd = Receiver::start().await;
-    let dir = setup(&[(
-        "pay.yaml",
-        format!(
-            "name: pay\nschedule: {{ every: 1s }}\nsteps:\n  - name: pay\n    timeout: 500ms\n    \
-             http: {{ url: \"{}\" }}\n",
-            target.url
-        ),
-    )]);
+    // Only failures page; a degraded incident (fewer than K locations failing) stays quiet.
     std::fs::write(
         dir.path().join("waymark.toml"),
         format!(
             "[alerting]\nreopen_within = \"1s\"\n[alerting.channels.pager]\ntype = \"pagerduty\"\n\
-             routing_key = \"R0UT1NGKEY0000000000000000000077\"\nurl = \"{}/v2/enqueue\"\n",
+             routing_key = \"R0UT1NGKEY0000000000000000000077\"\nurl = \"{}/v2/enqueue\"\n\
+             [[alerting.routes]]\nseverity = [\"failure\"]\nchannels = [\"pager\"]\n",
             pd.base
         ),
     )
     .unwrap();
-    let node = |run: u32, location: &str| {
-        Serve::start_with(
+    let start = |run: u32, location: &'static str, target: &Target| {
+        let serve = Serve::start_with(
             dir.path(),
             run,
             &[
                 ("WAYMARK_DATABASE_URL", url.as_str()),
                 ("WAYMARK_LOCATION", location),
+                ("PAY_URL", target.url.as_str()),
             ],
-        )
+        );
+        (serve, location)
     };
-    let mut nodes = vec![node(0, "A"), node(1, "A"), node(2, "B")];
+    let started = [
+        start(0, "A", &target_a),
+        start(1, "A", &target_a),
+        start(2, "B", &target_b),
+    ];
+    let listed = eventually(
+        "three live nodes and a leader",
+        &started[0].0,
+        Duration::from_secs(20),
+        || async {
+            let v = started[0].0.json("/api/v1/nodes").await;
+            let live = v["nodes"].as_array()?.iter().filter(|n| n["alive"] == true);
+            (live.count() == 3 && v["leader"].is_string()).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(
+        listed["skew"], false,
+        "same version, same journeys: {listed}"
+    );
+    let mut nodes = Vec::new();
+    for (serve, location) in started {
+        let id = this_node(&serve).await["node_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        nodes.push(Node {
+            serve,
+            id,
+            location,
+        });
+    }
+    let from = Utc::now() + chrono::Duration::seconds(2);
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+
+    // A fails alone: one location of the two the rule needs, so at most a degraded incident,
+    // and no page.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    target_a.set(Health::Failing);
+    let watcher = &nodes[2].serve;
     eventually(
-        "three live nodes",
-        &nodes[0],
+        "pay failing in A",
+        watcher,
         Duration::from_secs(15),
         || async {
-            let v = nodes_json(&nodes[0]).await;
-            let live = v["nodes"]
-                .as_array()?
-                .iter()
-                .filter(|n| n["alive"] == true)
-                .count();
-            (live == 3 && v["leader"].is_string()).then_some(())
+            let failed = outcomes(&db, "pay", "A", 3).await;
+            (failed.len() == 3 && failed.iter().all(|o| o == "failed")).then_some(())
         },
     )
     .await;
-    let leader = leader_index(&nodes).await.expect("a leader");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in pay_incidents(watcher).await {
+        assert_eq!(i["severity"], "degraded", "{i}");
+        assert_eq!(i["cause"]["failing_locations"], serde_json::json!(["A"]));
+    }
+    assert!(pd.received("/v2/enqueue").is_empty(), "paged below K of M");
 
-    // An incident, paged and resolved, while all three run.
-    target.set(Health::Failing);
-    eventually(
-        "the first incident",
-        &nodes[0],
+    // Both fail: one failure incident, paged once, naming both locations.
+    target_b.set(Health::Failing);
+    let trigger = eventually(
+        "a PagerDuty trigger",
+        watcher,
         Duration::from_secs(20),
-        || async { (pay_incidents(&nodes[0]).await.len() == 1).then_some(()) },
+        || {
+            let events = pd_events(&pd);
+            async move { events.into_iter().find(|e| e["event_action"] == "trigger") }
+        },
     )
     .await;
-    target.set(Health::Healthy);
+    assert_eq!(
+        trigger["payload"]["custom_details"]["locations"],
+        serde_json::json!(["A", "B"]),
+        "{trigger}"
+    );
+    let first = pay_incidents(watcher).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["severity"], "failure");
+    assert_eq!(
+        first[0]["cause"]["failing_locations"],
+        serde_json::json!(["A", "B"])
+    );
+    let id = first[0]["id"].as_i64().unwrap();
+
+    // A follower acknowledges: relayed through the database to the leader.
+    let leader = leader_position(&nodes).await.expect("a leader");
+    let follower = &nodes[(leader + 1) % nodes.len()].serve;
+    let ack = format!("/api/v1/incidents/{id}/ack");
+    let (status, body) = post(follower, &ack, Some(TOKEN), r#"{"by": "ada"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["incident"]["state"], "acknowledged", "{body}");
+    let (status, body) = post(follower, &ack, Some(TOKEN), "").await;
+    assert_eq!(status, 409, "the leader's answer, relayed: {body}");
+
+    target_a.set(Health::Healthy);
+    target_b.set(Health::Healthy);
     eventually(
         "the first incident resolved",
-        &nodes[0],
+        watcher,
         Duration::from_secs(20),
         || async {
-            pay_incidents(&nodes[0])
-                .await
-                .iter()
-                .all(|i| i["state"] == "resolved")
-                .then_some(())
+            let all = pay_incidents(watcher).await;
+            all.iter().all(|i| i["state"] == "resolved").then_some(())
         },
     )
     .await;
 
-    // A node of A that does not lead dies; the other node of A runs A's ticks alone.
-    let victim = if leader == 0 { 1 } else { 0 };
+    // Sixty seconds of all three nodes: every tick of every journey at every location once.
+    let wait = (from + chrono::Duration::seconds(60) - Utc::now()).to_std();
+    tokio::time::sleep(wait.unwrap_or_default()).await;
+    let all_three = (from, Utc::now() - chrono::Duration::seconds(2));
+    for (journey, location) in [("pay", "A"), ("pay", "B"), ("slow", "A")] {
+        let ledger = Ledger::read(&db, journey, location).await;
+        ledger.assert_each_tick_once(all_three, &[]);
+    }
+    assert!(
+        Ledger::read(&db, "slow", "B").await.ran.is_empty(),
+        "slow runs from A only"
+    );
+
+    // A follower of A dies in the middle of a `slow` run (it claimed the tick under 200 ms
+    // ago; the run takes 500 ms); A's other node runs every tick of A from then on.
+    let leader = leader_position(&nodes).await.expect("a leader");
+    let victim = (0..nodes.len())
+        .find(|&i| i != leader && nodes[i].location == "A")
+        .expect("a node of A that does not lead");
     let victim = nodes.remove(victim);
-    assert_eq!(victim.stop(libc::SIGKILL).await, None);
+    let mid_run = eventually(
+        "the victim mid-run",
+        &victim.serve,
+        Duration::from_secs(30),
+        || running_slow(&db, &victim.id),
+    );
+    mid_run.await;
+    let mut dead: Vec<(String, &'static str, DateTime<Utc>)> = Vec::new();
+    dead.push((victim.id, victim.location, Utc::now()));
+    assert_eq!(victim.serve.stop(libc::SIGKILL).await, None);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // A second incident; its leader dies while it is open.
-    target.set(Health::Failing);
-    let watcher = &nodes[0];
+    // A second incident; the leader dies while it is open.
+    target_a.set(Health::Failing);
+    target_b.set(Health::Failing);
+    let watcher = &nodes[0].serve;
     eventually(
         "the second incident",
         watcher,
@@ -265,18 +222,28 @@ async fn three_nodes_two_locations_page_each_incident_once_through_two_deaths() 
         || async { (pay_incidents(watcher).await.len() == 2).then_some(()) },
     )
     .await;
-    let lead_pos = leader_index(&nodes)
+    let leader = leader_position(&nodes)
         .await
         .expect("a leader among the survivors");
-    let dead_leader = nodes.remove(lead_pos);
-    assert_eq!(dead_leader.stop(libc::SIGKILL).await, None);
-    let last = &nodes[0];
+    let old = nodes.remove(leader);
+    dead.push((old.id, old.location, Utc::now()));
+    assert_eq!(old.serve.stop(libc::SIGKILL).await, None);
+    let killed_at = std::time::Instant::now();
+    let last = &nodes[0].serve;
     let limit = waymark::service::cluster::FAILOVER + Duration::from_secs(5);
     eventually("the last node leads", last, limit, || async {
-        leads(last).await.then_some(())
+        (this_node(last).await["leader"] == true).then_some(())
     })
     .await;
-    target.set(Health::Healthy);
+    let took = killed_at.elapsed();
+    assert!(took <= limit, "failover took {took:?}");
+    let second = pay_incidents(last).await;
+    assert!(
+        second.iter().any(|i| i["state"] == "open"),
+        "the new leader carries the open incident on: {second:?}"
+    );
+    target_a.set(Health::Healthy);
+    target_b.set(Health::Healthy);
     eventually(
         "the second incident resolved",
         last,
@@ -290,51 +257,192 @@ async fn three_nodes_two_locations_page_each_incident_once_through_two_deaths() 
 
     // PagerDuty saw each incident triggered once and resolved once.
     let all = pay_incidents(last).await;
-    let events: Vec<(String, String)> = eventually(
-        "four PagerDuty events",
+    let events = eventually(
+        "both resolves at PagerDuty",
         last,
         Duration::from_secs(15),
-        || async {
-            let got: Vec<(String, String)> = pd
-                .received("/v2/enqueue")
-                .iter()
-                .filter(|r| r.answered == 202)
-                .map(|r| r.json())
-                .map(|e| {
-                    (
-                        e["dedup_key"].as_str().unwrap().to_string(),
-                        e["event_action"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            (got.iter().filter(|(_, a)| a == "resolve").count() >= 2).then_some(got)
+        || {
+            let events = pd_events(&pd);
+            async move {
+                let resolves = events.iter().filter(|e| e["event_action"] == "resolve");
+                (resolves.count() >= 2).then_some(events)
+            }
         },
     )
     .await;
     for incident in &all {
-        let key = incident["dedup_key"].as_str().unwrap();
+        let key = &incident["dedup_key"];
         for action in ["trigger", "resolve"] {
             let n = events
                 .iter()
-                .filter(|(k, a)| k == key && a == action)
+                .filter(|e| &e["dedup_key"] == key && e["event_action"] == action)
                 .count();
             assert_eq!(n, 1, "{action} of {key}: {events:?}");
         }
     }
 
-    // Every (journey, location, tick) ran at most once.
-    let store = waymark::store::Store::connect(&url).await.unwrap();
-    let runs = store.recent_runs("pay", 500).await.unwrap();
-    let mut ticks: Vec<(String, DateTime<Utc>)> = runs
+    // Every tick of a location while it had a node: run once, or recorded missed by a node
+    // that died holding it (settled by the leader once that node is gone).
+    let dead_ids: Vec<&str> = dead.iter().map(|(id, _, _)| id.as_str()).collect();
+    let settled = eventually(
+        "the dead nodes' claims settled",
+        last,
+        Duration::from_secs(60),
+        || async {
+            let unsettled: i64 = sqlx::query(
+                "SELECT count(*) AS n FROM run_claims WHERE outcome IS NULL AND node_id = ANY($1)",
+            )
+            .bind(&dead_ids)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get("n");
+            (unsettled == 0).then_some(())
+        },
+    );
+    settled.await;
+    let end = Utc::now() - chrono::Duration::seconds(2);
+    let mut missed = 0;
+    for (journey, location) in [("pay", "A"), ("pay", "B"), ("slow", "A")] {
+        let gone = dead
+            .iter()
+            .filter(|(_, l, _)| *l == location)
+            .map(|(_, _, at)| *at);
+        let alive = nodes.iter().any(|n| n.location == location);
+        // A location left without nodes: up to a second before its last node died (a tick
+        // planned in the last instants may not have been claimed yet).
+        let until = if alive {
+            end
+        } else {
+            gone.max().unwrap() - chrono::Duration::seconds(1)
+        };
+        missed += Ledger::read(&db, journey, location)
+            .await
+            .assert_each_tick_once((from, until), &dead_ids);
+    }
+    assert!(missed >= 1, "the victim's `slow` run is recorded missed");
+    db.close().await;
+}
+
+/// What the database holds for a journey at a location: the planned instants of the stored
+/// runs, and the claims recorded missed with the node that held each.
+struct Ledger {
+    what: String,
+    ran: Vec<DateTime<Utc>>,
+    missed: BTreeMap<DateTime<Utc>, String>,
+}
+
+impl Ledger {
+    async fn read(db: &sqlx::PgPool, journey: &str, location: &str) -> Ledger {
+        let at = |r: &sqlx::postgres::PgRow| DateTime::from_timestamp_nanos(r.get("planned_at_ns"));
+        let runs = sqlx::query(
+            "SELECT planned_at_ns FROM runs WHERE journey = $1 AND location = $2 ORDER BY 1",
+        )
+        .bind(journey)
+        .bind(location)
+        .fetch_all(db)
+        .await
+        .unwrap();
+        let missed = sqlx::query(
+            "SELECT planned_at_ns, node_id FROM run_claims WHERE journey = $1 AND location = $2 \
+             AND outcome = 'missed'",
+        )
+        .bind(journey)
+        .bind(location)
+        .fetch_all(db)
+        .await
+        .unwrap();
+        Ledger {
+            what: format!("{journey} at {location}"),
+            ran: runs.iter().map(at).collect(),
+            missed: missed.iter().map(|r| (at(r), r.get("node_id"))).collect(),
+        }
+    }
+
+    /// Within `(from, to)`: no tick ran twice, no tick both ran and missed, a missed tick was
+    /// held by one of `dead`, and the ticks ran or missed follow each other a second apart.
+    /// How many were missed.
+    fn assert_each_tick_once(
+        &self,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        dead: &[&str],
+    ) -> usize {
+        let what = &self.what;
+        let inside = |t: &DateTime<Utc>| *t >= from && *t <= to;
+        let ran: Vec<DateTime<Utc>> = self.ran.iter().copied().filter(inside).collect();
+        let mut ticks = ran.clone();
+        ticks.dedup();
+        assert_eq!(ticks.len(), ran.len(), "{what}: a tick ran twice: {ran:?}");
+        for (at, node) in self.missed.iter().filter(|(t, _)| inside(t)) {
+            assert!(
+                dead.contains(&node.as_str()),
+                "{what}: {at} missed by live {node}"
+            );
+            assert!(!ran.contains(at), "{what}: {at} both ran and missed");
+            ticks.push(*at);
+        }
+        ticks.sort();
+        eprintln!(
+            "{what}: {} ticks ran, {} missed in {from}..{to}",
+            ran.len(),
+            ticks.len() - ran.len()
+        );
+        assert!(
+            ticks.len() as i64 >= (to - from).num_seconds() - 1,
+            "{what}: {} ticks in {}..{to}",
+            ticks.len(),
+            from
+        );
+        for pair in ticks.windows(2) {
+            assert_eq!(
+                pair[1] - pair[0],
+                chrono::Duration::seconds(1),
+                "{what}: no tick between {} and {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        ticks.len() - ran.len()
+    }
+}
+
+/// Whether `node` claimed the latest `slow` tick of A under 200 ms ago (so is running it).
+async fn running_slow(db: &sqlx::PgPool, node: &str) -> Option<()> {
+    let latest = sqlx::query(
+        "SELECT node_id, claimed_at_ns FROM run_claims WHERE journey = 'slow' AND location = 'A' \
+         ORDER BY planned_at_ns DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+    .unwrap()?;
+    let claimed = DateTime::from_timestamp_nanos(latest.get("claimed_at_ns"));
+    let fresh = Utc::now() - claimed < chrono::Duration::milliseconds(200);
+    (latest.get::<String, _>("node_id") == node && fresh).then_some(())
+}
+
+/// The outcomes of the latest `n` runs of `journey` at `location`, newest first.
+async fn outcomes(db: &sqlx::PgPool, journey: &str, location: &str, n: i64) -> Vec<String> {
+    sqlx::query(
+        "SELECT outcome FROM runs WHERE journey = $1 AND location = $2 \
+         ORDER BY planned_at_ns DESC LIMIT $3",
+    )
+    .bind(journey)
+    .bind(location)
+    .bind(n)
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("outcome"))
+    .collect()
+}
+
+fn pd_events(pd: &Receiver) -> Vec<Value> {
+    pd.received("/v2/enqueue")
         .iter()
-        .map(|r| (r.location.clone(), r.planned_at))
-        .collect();
-    let count = ticks.len();
-    ticks.sort();
-    ticks.dedup();
-    assert_eq!(ticks.len(), count, "a tick ran twice in a location");
-    assert!(ticks.iter().any(|(l, _)| l == "A") && ticks.iter().any(|(l, _)| l == "B"));
-    store.close().await;
+        .filter(|r| r.answered == 202)
+        .map(|r| r.json())
+        .collect()
 }
 
 async fn pay_incidents(serve: &Serve) -> Vec<Value> {
@@ -342,25 +450,23 @@ async fn pay_incidents(serve: &Serve) -> Vec<Value> {
     v["incidents"].as_array().unwrap().clone()
 }
 
-/// Whether `serve` holds the leader lease, by its own account.
-async fn leads(serve: &Serve) -> bool {
-    let v = nodes_json(serve).await;
+/// This node's entry in its own node list.
+async fn this_node(serve: &Serve) -> Value {
+    let v = serve.json("/api/v1/nodes").await;
     v["nodes"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|n| n["this"] == true && n["leader"] == true)
+        .find(|n| n["this"] == true)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
-async fn leader_index(nodes: &[Serve]) -> Option<usize> {
+async fn leader_position(nodes: &[Node]) -> Option<usize> {
     for (i, n) in nodes.iter().enumerate() {
-        if leads(n).await {
+        if this_node(&n.serve).await["leader"] == true {
             return Some(i);
         }
     }
     None
-}
-
-async fn nodes_json(serve: &Serve) -> Value {
-    serve.json("/api/v1/nodes").await
 }

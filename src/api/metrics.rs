@@ -72,6 +72,7 @@ pub struct Metrics {
     spans_lost: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
     incidents_open: Gauge,
+    leader: Gauge,
     outbox: Family<OutboxLabels, Gauge>,
     /// Serialises scrapes: counters mirrored from their owners are advanced by differences.
     scrape: Mutex<()>,
@@ -173,6 +174,12 @@ impl Metrics {
             "Incidents open or acknowledged",
             incidents_open.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "cluster_leader",
+            "1 while this node holds the leader lease and runs the singleton duties, else 0",
+            leader.clone(),
+        );
         let outbox = Family::<OutboxLabels, Gauge>::default();
         registry.register(
             "notifications",
@@ -195,6 +202,7 @@ impl Metrics {
             spans_lost,
             deliveries,
             incidents_open,
+            leader,
             outbox,
             scrape: Mutex::new(()),
         }
@@ -263,6 +271,10 @@ impl Metrics {
         self.runs_dropped.inc();
     }
 
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     /// Ticks claimed and never stored.
     pub fn record_missed(&self, n: u64) {
         self.runs_missed.inc_by(n);
@@ -318,9 +330,17 @@ async fn metrics(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    match state.store.notification_counts().await {
-        Ok(counts) => state.metrics.set_notification_counts(&counts),
-        Err(e) => tracing::warn!(error = %e, "/metrics: notification counts unavailable"),
+    // A database that does not answer must not stall the scrape: the counts are skipped.
+    let counts = state.store.notification_counts();
+    match tokio::time::timeout(std::time::Duration::from_secs(1), counts).await {
+        Ok(Ok(counts)) => state.metrics.set_notification_counts(&counts),
+        Ok(Err(e)) => tracing::warn!(error = %e, "/metrics: notification counts unavailable"),
+        Err(_) => {
+            tracing::warn!("/metrics: notification counts unavailable: the database did not answer")
+        }
+    }
+    if let Some(cluster) = &state.cluster {
+        state.metrics.set_leader(cluster.is_leader());
     }
     let body = state
         .metrics

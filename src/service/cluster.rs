@@ -26,6 +26,12 @@ pub const LEASE_TTL: Duration = Duration::from_secs(15);
 pub const FAILOVER: Duration = Duration::from_secs(20);
 /// A node whose heartbeat is older than this is listed as gone.
 pub const GONE_AFTER: Duration = Duration::from_secs(30);
+/// A beat that has not finished after this long counts as failed: a leader whose database
+/// stopped answering (a network partition drops packets, so nothing errors) steps down well
+/// before its lease expires and another node takes it.
+pub const BEAT_TIMEOUT: Duration = Duration::from_secs(4);
+/// A claim that has not been answered after this long is given up and the tick runs.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
 const LEADER: &str = "leader";
 
 /// This node, as the others see it.
@@ -98,8 +104,12 @@ impl Cluster {
                 false
             }
         };
+        self.lead(leader);
+    }
+
+    fn lead(&self, leader: bool) {
         if leader != self.is_leader() {
-            tracing::info!(node = %node.node_id, location = %node.location, leader, "cluster: leadership changed");
+            tracing::info!(node = %self.node_id(), leader, "cluster: leadership changed");
         }
         self.leader.send_replace(leader);
     }
@@ -107,7 +117,13 @@ impl Cluster {
     /// Beats every [`HEARTBEAT`] until `stop`, then gives the lease up.
     pub async fn run(self: Arc<Self>, catalog: Arc<RwLock<Catalog>>, stop: CancellationToken) {
         loop {
-            self.beat(&catalog).await;
+            if tokio::time::timeout(BEAT_TIMEOUT, self.beat(&catalog))
+                .await
+                .is_err()
+            {
+                tracing::warn!(timeout = ?BEAT_TIMEOUT, "cluster: the database did not answer the heartbeat");
+                self.lead(false);
+            }
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(HEARTBEAT) => {}
@@ -240,14 +256,18 @@ impl<E: RunExecutor> RunExecutor for ClaimingExecutor<E> {
                 planned_at: run.planned,
             };
             let node = self.cluster.node_id();
-            match self.cluster.store.claim_run(tick, &node, Utc::now()).await {
-                Ok(true) => {}
-                Ok(false) => {
+            let claim = self.cluster.store.claim_run(tick, &node, Utc::now());
+            match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
                     tracing::debug!(journey = %run.journey.name, planned = %run.planned, "tick claimed by another node");
                     return;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(journey = %run.journey.name, error = %e, "tick not claimed; running it anyway");
+                }
+                Err(_) => {
+                    tracing::warn!(journey = %run.journey.name, "tick not claimed: the database did not answer; running it anyway");
                 }
             }
             self.inner.execute(run).await;

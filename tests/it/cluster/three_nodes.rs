@@ -16,26 +16,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::Row;
 
-use crate::alerting::peers::{Health, Receiver, Target};
+use super::{leader_position, pay_incidents, pd_events, this_node};
+use crate::alerting::peers::{Health, Target};
 use crate::alerting::post;
 use crate::serve::{Serve, TOKEN, eventually, setup};
 use crate::store::empty_postgres_database;
-
-/// One node and what the test knows of it.
-struct Node {
-    serve: Serve,
-    id: String,
-    location: &'static str,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_two_locations_run_each_tick_once_and_page_each_incident_once() {
     let url = empty_postgres_database().await;
     let (target_a, target_b) = (Target::start().await, Target::start().await);
-    let pd = Receiver::start().await;
+    let pd = crate::alerting::peers::Receiver::start().await;
     let dir = setup(&[
         (
             "pay.yaml",
@@ -99,7 +92,7 @@ async fn three_nodes_two_locations_run_each_tick_once_and_page_each_incident_onc
             .as_str()
             .unwrap()
             .to_string();
-        nodes.push(Node {
+        nodes.push(super::Node {
             serve,
             id,
             location,
@@ -435,38 +428,4 @@ async fn outcomes(db: &sqlx::PgPool, journey: &str, location: &str, n: i64) -> V
     .iter()
     .map(|r| r.get("outcome"))
     .collect()
-}
-
-fn pd_events(pd: &Receiver) -> Vec<Value> {
-    pd.received("/v2/enqueue")
-        .iter()
-        .filter(|r| r.answered == 202)
-        .map(|r| r.json())
-        .collect()
-}
-
-async fn pay_incidents(serve: &Serve) -> Vec<Value> {
-    let v = serve.json("/api/v1/incidents?journey=pay").await;
-    v["incidents"].as_array().unwrap().clone()
-}
-
-/// This node's entry in its own node list.
-async fn this_node(serve: &Serve) -> Value {
-    let v = serve.json("/api/v1/nodes").await;
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["this"] == true)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-async fn leader_position(nodes: &[Node]) -> Option<usize> {
-    for (i, n) in nodes.iter().enumerate() {
-        if this_node(&n.serve).await["leader"] == true {
-            return Some(i);
-        }
-    }
-    None
 }

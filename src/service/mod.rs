@@ -460,13 +460,18 @@ impl App {
         tracing::info!("shutting down: no new runs; waiting for runs in flight");
         tasks.close();
         let summary = self.scheduler.shutdown().await;
-        match self.writer.flush().await {
-            Ok(()) => tracing::info!(
+        // The writer retries through a database outage; stopping does not wait that long.
+        match tokio::time::timeout(FLUSH_AT_STOP, self.writer.flush()).await {
+            Ok(Ok(())) => tracing::info!(
                 runs = summary.finished,
                 dropped = self.state.metrics.runs_dropped(),
                 "store writer flushed"
             ),
-            Err(e) => tracing::error!(error = %e, "store writer flush failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "store writer flush failed"),
+            Err(_) => tracing::error!(
+                queued = self.writer.queue_depth(),
+                "runs not stored: the database did not take them within {FLUSH_AT_STOP:?}"
+            ),
         }
         let stats = self.telemetry.shutdown().await;
         tracing::debug!(?stats, "telemetry shut down");
@@ -492,6 +497,9 @@ impl App {
         served
     }
 }
+
+/// How long stopping waits for the store writer's last runs.
+const FLUSH_AT_STOP: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests;

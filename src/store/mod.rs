@@ -57,6 +57,31 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether asking again later may succeed: the database is unreachable, restarting, out of
+    /// connections or busy, rather than refusing this statement.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::BeginFailed => true,
+            // PostgreSQL: connection exceptions (08…), shutting down or starting up (57P0…),
+            // too many connections, serialization failure, deadlock; SQLite: busy, locked.
+            sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || matches!(code.as_ref(), "53300" | "40001" | "40P01" | "5" | "6")
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// A connection pool to the store's database.
 #[derive(Debug, Clone)]
 pub enum Store {

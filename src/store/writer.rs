@@ -18,8 +18,13 @@ pub struct WriterConfig {
     /// Runs queued before [`StoreWriter::submit`] waits (and [`StoreWriter::try_submit`]
     /// refuses).
     pub capacity: usize,
-    /// Commit attempts per batch before its runs are given up (and reported by `flush`).
+    /// Commit attempts per batch before its runs are given up (and reported by `flush`), when
+    /// the database refuses the batch itself.
     pub attempts: u32,
+    /// How long a batch is retried while the database is unreachable (transient errors: a
+    /// restart, a failover, a network partition) before it is given up. Meanwhile runs queue
+    /// up to `capacity`, then `submit` waits.
+    pub outage: Duration,
 }
 
 impl Default for WriterConfig {
@@ -29,6 +34,7 @@ impl Default for WriterConfig {
             max_delay: Duration::from_millis(200),
             capacity: 10_000,
             attempts: 4,
+            outage: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -109,7 +115,7 @@ async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = commit(&store, &batch, config.attempts).await {
+            if let Err(e) = commit(&store, &batch, &config).await {
                 tracing::error!(runs = batch.len(), error = %e, "runs could not be stored");
                 lost += batch.len() as u64;
                 last_error = e.to_string();
@@ -131,19 +137,31 @@ async fn run(store: Store, config: WriterConfig, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-async fn commit(store: &Store, batch: &[RunRecord], attempts: u32) -> Result<()> {
+/// Longest pause between two attempts during an outage.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+async fn commit(store: &Store, batch: &[RunRecord], config: &WriterConfig) -> Result<()> {
+    let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
         match store.record_runs(batch).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt >= attempts.max(1) => return Err(e),
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, "storing runs failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-                attempt += 1;
+            Ok(()) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, runs = batch.len(), "runs stored after retrying");
+                }
+                return Ok(());
             }
+            Err(e) if e.is_transient() && started.elapsed() < config.outage => {
+                tracing::warn!(attempt, error = %e, "the database is unavailable; retrying");
+            }
+            Err(e) if !e.is_transient() && attempt < config.attempts.max(1) => {
+                tracing::warn!(attempt, error = %e, "storing runs failed; retrying");
+            }
+            Err(e) => return Err(e),
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 4).min(MAX_RETRY_DELAY);
+        attempt += 1;
     }
 }

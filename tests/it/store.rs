@@ -459,6 +459,7 @@ async fn writer_batches_and_flushed_runs_are_durable(mut db: Db) {
         max_delay: Duration::from_millis(200),
         capacity: 1000,
         attempts: 2,
+        outage: Duration::from_secs(60),
     };
     let (writer, task) = StoreWriter::spawn(db.store.clone(), config);
     let mut ids = Vec::new();

@@ -13,13 +13,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Ready once the store answers.
+/// Ready once the store answers, within a second (a silent database must not hang probes).
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness: the store does not answer");
-        ApiError::Unavailable("the store does not answer".into())
-    })?;
-    Ok("ready\n")
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping());
+    match ping.await {
+        Ok(Ok(())) => Ok("ready\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store does not answer");
+            Err(ApiError::Unavailable("the store does not answer".into()))
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the store did not answer within 1 s");
+            Err(ApiError::Unavailable("the store did not answer within 1 s".into()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
         }
         Err(_) => {
             tracing::warn!("readiness: the store did not answer within 1 s");
-            Err(ApiError::Unavailable("the store did not answer within 1 s".into()))
+            Err(ApiError::Unavailable(
+                "the store did not answer within 1 s".into(),
+            ))
         }
     }
 }

@@ -16,7 +16,9 @@
 //! - resolved once no episode is open and every location's last `resolve_after` runs were good;
 //! - a resolved incident that fails again within `reopen_within` reopens (same dedup key);
 //! - more than `flapping.changes` opens/resolves within `flapping.window`: flapping, notified
-//!   once, then silent until it has not changed state for a whole window.
+//!   once, then silent until it has not changed state for a whole window;
+//! - a location that stops reporting (no run for three periods plus the timeout, at least a
+//!   minute: its nodes are gone) leaves the journey's rules until it reports again.
 
 mod cause;
 mod state;
@@ -140,6 +142,14 @@ impl Engine {
             js.last_alerted = incident.channels.iter().map(|c| (c.clone(), now)).collect();
             js.incident = Some(incident);
         }
+        // Time spent not leading (runs not analysed yet) is not silence from a location.
+        for l in self
+            .journeys
+            .values_mut()
+            .flat_map(|js| js.locations.values_mut())
+        {
+            l.last_run = l.last_run.map(|t| t.max(now));
+        }
         for e in episodes.iter().filter(|e| e.end.is_none()) {
             let js = self.journeys.entry(e.series.journey.clone()).or_default();
             js.name = e.series.journey.clone();
@@ -172,6 +182,7 @@ impl Engine {
         let js = self.begin(journey);
         let rules = js.rules;
         let loc = js.locations.entry(run.location.clone()).or_default();
+        loc.last_run = loc.last_run.max(Some(run.started_at));
         match cause::health(run) {
             Health::Good => {
                 loc.good += 1;
@@ -261,7 +272,9 @@ impl Engine {
         let mut changes = Vec::new();
         for name in names {
             self.undo.remove(&name);
-            if let Some(change) = self.settle(&name, now) {
+            if let Some(change) = self.forget_silent(&name, now) {
+                changes.push(change);
+            } else if let Some(change) = self.settle(&name, now) {
                 changes.push(change);
             } else if let Some(change) = self.unmute(&name, now) {
                 changes.push(change);
@@ -304,6 +317,7 @@ impl Engine {
         js.owner = journey.owner.clone();
         js.runbook = journey.runbook.clone();
         js.rules = journey.alert;
+        js.silent_after = tick::silent_after(journey);
         js
     }
 
@@ -320,7 +334,7 @@ impl Engine {
             .ok_or(CommandError::NotFound(id))
     }
 
-    fn evaluate(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
+    pub(super) fn evaluate(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
         let js = self.journeys.get(name)?;
         let (active, all_good) = (js.active().map(|i| i.severity), js.all_good());
         match (active, js.target()) {

@@ -16,6 +16,8 @@ pub(super) struct JourneyState {
     pub(super) runbook: Option<String>,
     pub(super) rules: AlertRules,
     pub(super) locations: BTreeMap<String, LocationState>,
+    /// A location with no run for this long has stopped reporting (its nodes are gone).
+    pub(super) silent_after: chrono::Duration,
     /// Open anomaly episodes on the journey's steps, by episode id.
     pub(super) anomalies: BTreeMap<i64, AnomalyCause>,
     /// The latest incident: active, or resolved (and perhaps reopened).
@@ -39,6 +41,8 @@ pub(super) struct LocationState {
     pub(super) bad_since: Option<DateTime<Utc>>,
     /// Evidence from the latest bad run.
     pub(super) cause: Cause,
+    /// Start of the latest run seen from the location.
+    pub(super) last_run: Option<DateTime<Utc>>,
 }
 
 impl LocationState {

@@ -319,6 +319,35 @@ fn k_of_m_locations() {
     assert_eq!(sim.runs(&[Good, Good], "us", 4).len(), 1);
 }
 
+/// Both locations fail, then us stops reporting (its only node died) while eu recovers: once
+/// us has been silent for three periods plus the timeout, it leaves the rules and the incident
+/// resolves on eu's word. A location silent alone keeps its last word.
+#[test]
+fn a_location_that_stops_reporting_leaves_the_rules() {
+    let j = journey("schedule: { every: 1m }\ntimeout: 30s\nalert: { locations: 2 }\n");
+    assert_eq!(tick::silent_after(&j), chrono::Duration::seconds(210));
+    let mut sim = Sim::new(engine(), j);
+    sim.runs(&[Good], "eu", 0);
+    sim.runs(&[Good, Failed, Failed], "us", 0);
+    let open = sim.runs(&[Failed, Failed], "eu", 1);
+    assert_eq!(open[0].incident.severity, Severity::Failure);
+    assert!(
+        sim.runs(&[Good, Good, Good], "eu", 3).is_empty(),
+        "us still fails"
+    );
+    // us's last run started at minute 2: silent from 2 + 3.5 min on.
+    assert!(sim.tick(at(5)).is_empty());
+    let resolved = sim.tick(at(6));
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].incident.state, IncidentState::Resolved);
+
+    // Every location silent: nothing to judge by, the incident stays.
+    let mut sim = Sim::new(engine(), journey("schedule: { every: 1m }\n"));
+    sim.runs(&[Failed, Failed], "eu", 0);
+    assert!(sim.tick(at(60)).is_empty());
+    assert_eq!(sim.engine.open_incidents().count(), 1);
+}
+
 #[test]
 fn a_single_location_is_enough_when_only_one_runs_the_journey() {
     let mut sim = Sim::new(engine(), journey("alert: { locations: 3 }\n"));

@@ -1,14 +1,63 @@
-//! What changes with time alone: flapping that settles, maintenance windows that end with
-//! the incident still active, reminders.
+//! What changes with time alone: locations that stop reporting, flapping that settles,
+//! maintenance windows that end with the incident still active, reminders.
 
 use chrono::{DateTime, Utc};
 
 use super::{Audience, Engine};
 use crate::alert::maintenance;
 use crate::alert::{IncidentState, NotificationKind};
+use crate::journey::{Journey, Schedule};
 use crate::store::alerts::IncidentChange;
 
+/// How long a location may go without a run before it counts as gone: three periods of the
+/// schedule plus the journey's timeout, at least a minute.
+pub(super) fn silent_after(journey: &Journey) -> chrono::Duration {
+    let period = match &journey.schedule {
+        Schedule::Every(p) => chrono::Duration::from_std(*p).unwrap_or(chrono::Duration::MAX),
+        Schedule::Cron(_) => {
+            let next =
+                |after| crate::scheduler::plan::next_fire(&journey.schedule, &journey.name, after);
+            match next(Utc::now()).and_then(|a| Some((a, next(a)?))) {
+                Some((a, b)) => b - a,
+                None => chrono::Duration::MAX,
+            }
+        }
+    };
+    let timeout = chrono::Duration::from_std(journey.timeout).unwrap_or_default();
+    period
+        .checked_mul(3)
+        .and_then(|p| p.checked_add(&timeout))
+        .unwrap_or(chrono::Duration::MAX)
+        .max(chrono::Duration::minutes(1))
+}
+
 impl Engine {
+    /// Locations that stopped reporting leave the journey's rules, so an incident does not
+    /// stay open (or a K-of-M count stay met) on the word of a location nobody probes now.
+    pub(super) fn forget_silent(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Option<IncidentChange> {
+        let js = self.journeys.get(name)?;
+        let silent: Vec<String> = js
+            .locations
+            .iter()
+            .filter(|(_, l)| l.last_run.is_some_and(|t| now - t > js.silent_after))
+            .map(|(location, _)| location.clone())
+            .collect();
+        // All silent: nothing left to judge by, so the last word stands.
+        if silent.is_empty() || silent.len() == js.locations.len() {
+            return None;
+        }
+        tracing::warn!(journey = name, locations = ?silent, "locations stopped reporting: left out of the incident rules");
+        self.stash(name);
+        let js = self.journeys.get_mut(name)?;
+        js.locations
+            .retain(|location, _| !silent.contains(location));
+        self.evaluate(name, now)
+    }
+
     /// A flapping incident that has not changed state for a whole window settles.
     pub(super) fn settle(&mut self, name: &str, now: DateTime<Utc>) -> Option<IncidentChange> {
         let window = self.flap_window;

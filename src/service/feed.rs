@@ -89,3 +89,62 @@ async fn read(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::test_support::run_record;
+    use crate::journey::parse::{ParseOptions, parse_journey};
+
+    /// An entry after a missing seq (an insert still committing elsewhere) waits; once it is
+    /// older than [`GAP_WAIT`] the missing one is taken as rolled back and reading goes on.
+    #[tokio::test]
+    async fn a_gap_in_the_feed_is_waited_for_then_passed() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let journey = parse_journey(
+            "name: shop\nsteps:\n  - name: a\n    wait: 1ms\n",
+            std::path::Path::new("j.yaml"),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let catalog = RwLock::new(Catalog::default());
+        catalog
+            .write()
+            .unwrap()
+            .journeys
+            .insert("shop".into(), Arc::new(journey));
+        let runs: Vec<_> = (0..2)
+            .map(|i| run_record("shop", "eu", Utc::now(), f64::from(i), false, vec![]))
+            .collect();
+        store.record_runs(&runs).await.unwrap();
+        // Seq 3 is missing: 4 is visible, recorded just now.
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        let after_gap =
+            sqlx::query("INSERT INTO run_feed (seq, run_id, recorded_at_ns) VALUES (4, $1, $2)")
+                .bind(runs[1].result.run_id)
+                .bind(Utc::now().timestamp_nanos_opt().unwrap());
+        after_gap.execute(pool).await.unwrap();
+        let (tx, mut rx) = super::super::analysis::channel();
+        let mut position = 0;
+        read(&store, &catalog, &tx, &mut position).await.unwrap();
+        assert_eq!(position, 2, "stops before the gap");
+        let sent: Vec<i64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|(_, _, seq)| seq)
+            .collect();
+        assert_eq!(sent, [1, 2]);
+        read(&store, &catalog, &tx, &mut position).await.unwrap();
+        assert_eq!(position, 2, "still waiting");
+
+        let old = Utc::now() - chrono::Duration::from_std(GAP_WAIT * 2).unwrap();
+        sqlx::query("UPDATE run_feed SET recorded_at_ns = $1 WHERE seq = 4")
+            .bind(old.timestamp_nanos_opt().unwrap())
+            .execute(pool)
+            .await
+            .unwrap();
+        read(&store, &catalog, &tx, &mut position).await.unwrap();
+        assert_eq!(position, 4);
+        assert_eq!(rx.try_recv().unwrap().2, 4);
+    }
+}

@@ -8,10 +8,11 @@
 //!    be won by exactly one node, or the benchmark fails), Waymark's CPU per attempt
 //!    (`getrusage`, all nodes, SQLite's engine included) and the PostgreSQL server's CPU per tick.
 //! 2. **Feed**: `RUNS` runs of 3 steps stored with `Store::record_runs` in batches of 100, then
-//!    read back as the leader does (src/service/feed.rs and analysis.rs): `feed_after` pages of
-//!    200, `Store::run` per entry, `set_cursor` per run, in one loop (in the service the reader
-//!    and the analysis that moves the cursor are two tasks joined by a queue). Printed: runs
-//!    read/s and time per run, split between the three calls.
+//!    read back twice: as the leader did before (`feed_after` pages of 200, `Store::run` per
+//!    entry, `set_cursor` per run) and as it does now (src/service/feed.rs and analysis.rs:
+//!    `feed_runs_after` loads a page's runs in two statements, the cursor is saved once per
+//!    page), in one loop (in the service the reader and the analysis that moves the cursor are
+//!    two tasks joined by a queue). Printed: runs read/s and time per run, loading and cursor.
 //! 3. **Settle**: `SETTLE_CLAIMS` unsettled claims (inserted by one SQL statement), half of
 //!    them with a run (without steps) stored for their tick, settled by one
 //!    `Store::settle_claims` call, which must report the other half missed.
@@ -25,6 +26,9 @@
 //! Run: `WAYMARK_BENCH_POSTGRES_URL=postgres://user@127.0.0.1:port/db cargo bench --bench
 //! cluster_coordination` (env: NODES=3 JOURNEYS=2000 TICKS=20 CONCURRENCY=8 RUNS=20000
 //! SETTLE_CLAIMS=100000 BEATS=1000).
+
+#[path = "support/server_cpu.rs"]
+mod support;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -138,8 +142,8 @@ impl Db {
         }
     }
 
-    /// CPU time of the PostgreSQL server so far: the postmaster with its waited-for children,
-    /// and the live ones (as benches/scheduler_load.rs reads it); `None` for SQLite.
+    /// CPU time of the PostgreSQL server so far; `None` for SQLite, whose engine runs in this
+    /// process.
     async fn server_cpu(&mut self) -> Option<Duration> {
         let Db::Postgres { admin, .. } = self else {
             return None;
@@ -148,32 +152,7 @@ impl Db {
             .fetch_one(admin)
             .await
             .ok()?;
-        // /proc/<pid>/stat after the `(comm)`: state ppid … utime(12) stime(13) cutime(14)
-        // cstime(15), in clock ticks.
-        let stat = |pid: &str| -> Option<Vec<i64>> {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = &s[s.rfind(')')? + 2..];
-            Some(
-                rest.split_whitespace()
-                    .map(|f| f.parse().unwrap_or(0))
-                    .collect(),
-            )
-        };
-        let postmaster = stat(&backend.to_string())?[1];
-        let f = stat(&postmaster.to_string())?;
-        let mut ticks = f[11] + f[12] + f[13] + f[14];
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let name = entry.file_name();
-            if let Some(f) = name.to_str().and_then(stat)
-                && f.len() > 12
-                && f[1] == postmaster
-            {
-                ticks += f[11] + f[12];
-            }
-        }
-        // SAFETY: sysconf has no side effect.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-        Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+        support::postgres_server_cpu(backend)
     }
 
     async fn drop_database(self) {
@@ -382,50 +361,75 @@ async fn feed(store: &Store, db: &mut Db, k: &Knobs) -> Res {
         stored.as_secs_f64(),
         k.runs as f64 / stored.as_secs_f64()
     );
-    let (mut page_t, mut run_t, mut cursor_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut position, mut pages, mut read) = (0, 0, 0usize);
-    let meter = Meter::start(db).await;
-    loop {
-        let t = Instant::now();
-        let page = store.feed_after(position, 200).await.map_err(err)?;
-        page_t += t.elapsed();
-        if page.is_empty() {
-            break;
+    for paged in [false, true] {
+        let meter = Meter::start(db).await;
+        let (read, split) = read_feed(store, paged).await?;
+        let (wall, cpu) = meter.stop(db, (read, "run"), (read, "run")).await;
+        let how = if paged {
+            "a page at a time (feed_runs_after, one set_cursor per page)"
+        } else {
+            "one run at a time (feed_after, run() and set_cursor per run)"
+        };
+        println!(
+            "  read {how}: {read} runs in {:.2} s = {:.0} runs/s, {:.3} ms per run",
+            wall.as_secs_f64(),
+            read as f64 / wall.as_secs_f64(),
+            wall.as_secs_f64() * 1e3 / read.max(1) as f64
+        );
+        println!("  {split}");
+        println!("{cpu}");
+        if read != k.runs {
+            return Err(format!("{read} of {} runs read back", k.runs));
         }
-        pages += 1;
-        for entry in page {
-            let t = Instant::now();
-            let run = store.run(entry.run_id).await.map_err(err)?;
-            run_t += t.elapsed();
-            if run.is_some_and(|r| r.result.steps.len() == 3) {
-                read += 1;
-            }
-            let t = Instant::now();
-            store.set_cursor("analysis", entry.seq).await.map_err(err)?;
-            cursor_t += t.elapsed();
-            position = entry.seq;
-        }
-    }
-    let (wall, cpu) = meter.stop(db, (read, "run"), (read, "run")).await;
-    let per_run = |d: Duration| d.as_secs_f64() * 1e3 / read.max(1) as f64;
-    println!(
-        "  read as the leader does: {read} runs in {:.2} s = {:.0} runs/s, {:.3} ms per run",
-        wall.as_secs_f64(),
-        read as f64 / wall.as_secs_f64(),
-        per_run(wall)
-    );
-    println!(
-        "  per run: feed_after {:.3} ms ({pages} pages of ≤200, {:.2} ms per page), run() {:.3} ms, set_cursor {:.3} ms",
-        per_run(page_t),
-        page_t.as_secs_f64() * 1e3 / pages.max(1) as f64,
-        per_run(run_t),
-        per_run(cursor_t)
-    );
-    println!("{cpu}");
-    if read != k.runs {
-        return Err(format!("{read} of {} runs read back", k.runs));
     }
     Ok(())
+}
+
+/// Reads the whole feed as the leader does now (`paged`: the page's runs loaded together,
+/// the cursor saved once per page, as the analysis does under load) or as it did before
+/// (each run loaded and the cursor saved after it); the runs read and the time split.
+async fn read_feed(store: &Store, paged: bool) -> Res<(usize, String)> {
+    let (mut page_t, mut cursor_t) = (Duration::ZERO, Duration::ZERO);
+    let (mut position, mut pages, mut read) = (0, 0, 0usize);
+    loop {
+        let t = Instant::now();
+        let page: Vec<(i64, Option<RunRecord>)> = if paged {
+            let fed = store.feed_runs_after(position, 200).await.map_err(err)?;
+            fed.into_iter().map(|(e, r)| (e.seq, r)).collect()
+        } else {
+            let mut page = Vec::new();
+            for e in store.feed_after(position, 200).await.map_err(err)? {
+                page.push((e.seq, store.run(e.run_id).await.map_err(err)?));
+            }
+            page
+        };
+        page_t += t.elapsed();
+        let Some(last) = page.last().map(|(seq, _)| *seq) else {
+            break;
+        };
+        pages += 1;
+        for (seq, run) in page {
+            read += usize::from(run.is_some_and(|r| r.result.steps.len() == 3));
+            if !paged {
+                let t = Instant::now();
+                store.set_cursor("analysis", seq).await.map_err(err)?;
+                cursor_t += t.elapsed();
+            }
+        }
+        if paged {
+            let t = Instant::now();
+            store.set_cursor("analysis", last).await.map_err(err)?;
+            cursor_t += t.elapsed();
+        }
+        position = last;
+    }
+    let per_run = |d: Duration| d.as_secs_f64() * 1e3 / read.max(1) as f64;
+    let split = format!(
+        "per run: loading {:.3} ms ({pages} pages of ≤200), set_cursor {:.3} ms",
+        per_run(page_t),
+        per_run(cursor_t)
+    );
+    Ok((read, split))
 }
 
 /// Part 3: one settling pass over many unsettled claims.

@@ -19,6 +19,9 @@
 //! WAYMARK_BENCH_POSTGRES_URL=postgres://user@127.0.0.1:port/db — a server on which the
 //! benchmark may create and drop a database; PostgreSQL is skipped without it).
 
+#[path = "support/server_cpu.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -260,8 +263,8 @@ impl Db {
         }
     }
 
-    /// CPU time of the PostgreSQL server so far (the postmaster with its waited-for children,
-    /// and the live ones); `None` for SQLite, whose engine runs in this process.
+    /// CPU time of the PostgreSQL server so far; `None` for SQLite, whose engine runs in this
+    /// process.
     async fn server_cpu(&mut self) -> Option<Duration> {
         let Db::Postgres { admin, .. } = self else {
             return None;
@@ -270,34 +273,7 @@ impl Db {
             .fetch_one(admin)
             .await
             .ok()?;
-        // /proc/<pid>/stat after the `(comm)`: state ppid … utime(12) stime(13) cutime(14)
-        // cstime(15), in clock ticks.
-        let stat = |pid: &str| -> Option<Vec<i64>> {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = &s[s.rfind(')')? + 2..];
-            Some(
-                rest.split_whitespace()
-                    .map(|f| f.parse().unwrap_or(0))
-                    .collect(),
-            )
-        };
-        let postmaster = stat(&backend.to_string())?[1];
-        let mut ticks = {
-            let f = stat(&postmaster.to_string())?;
-            f[11] + f[12] + f[13] + f[14]
-        };
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let name = entry.file_name();
-            let Some(f) = name.to_str().and_then(stat) else {
-                continue;
-            };
-            if f.len() > 12 && f[1] == postmaster {
-                ticks += f[11] + f[12];
-            }
-        }
-        // SAFETY: sysconf has no side effect.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-        Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+        support::postgres_server_cpu(backend)
     }
 
     async fn drop_database(self) {

@@ -7,7 +7,9 @@
 //!
 //! Runs reach it from the store's run feed ([`super::feed`]), read on the leader only, so the
 //! runs of every node are analysed once, by one node; after each run the feed's `analysis`
-//! cursor moves, and a node that becomes leader resumes the incidents from the store first.
+//! cursor moves (at once when the queue is empty, at least every second under load), and a
+//! node that becomes leader resumes the incidents from the store first. Runs still queued when
+//! the node stops leading are dropped, not analysed: the new leader reads them from the cursor.
 //! At shutdown the queue is drained before the task ends.
 
 use std::sync::Arc;
@@ -114,16 +116,40 @@ impl Analysis {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leading = *leadership.borrow_and_update();
+        let mut cursor = Cursor::default();
         loop {
+            // Biased, leadership first: no run or command is handled by an engine that has
+            // not yet learned it leads (and resumed the incidents) or that it no longer does.
             tokio::select! {
+                biased;
+                Ok(()) = leadership.changed() => {
+                    let now = *leadership.borrow_and_update();
+                    if now && !leading {
+                        self.take_over().await;
+                    }
+                    if !now {
+                        // The new leader's cursor is the truth now; ours must not overwrite it.
+                        cursor = Cursor::default();
+                    }
+                    leading = now;
+                }
                 run = runs.recv() => match run {
-                    Some((journey, result, seq)) => {
+                    // Runs queued before this node stopped leading are left to the new
+                    // leader, which reads them from the cursor: one engine per run.
+                    Some((journey, result, seq)) if leading => {
                         self.on_run(&journey, &result).await;
-                        if let Err(e) = self.store.set_cursor(CURSOR, seq).await {
-                            tracing::warn!(error = %e, "analysis: feed cursor not saved");
+                        cursor.moved(seq);
+                        if runs.is_empty() || cursor.due() {
+                            cursor.save(&self.store).await;
                         }
                     }
-                    None => return,
+                    Some(_) => {}
+                    None => {
+                        if leading {
+                            cursor.save(&self.store).await;
+                        }
+                        return;
+                    }
                 },
                 Some(command) = commands.recv() => {
                     if leading {
@@ -136,13 +162,6 @@ impl Analysis {
                             "this node stopped leading a moment ago: ask again".into(),
                         )));
                     }
-                }
-                Ok(()) = leadership.changed() => {
-                    let now = *leadership.borrow_and_update();
-                    if now && !leading {
-                        self.take_over().await;
-                    }
-                    leading = now;
                 }
                 _ = tick.tick(), if leading => {
                     for change in self.alerts.tick(Utc::now()) {
@@ -250,6 +269,41 @@ impl Analysis {
                 tracing::error!(journey = %journey, error = %e, "incident change could not be stored; will be computed again");
                 None
             }
+        }
+    }
+}
+
+/// The feed position analysed so far. Saved when the queue is empty, so a quiet feed saves
+/// after every run, and at least every [`CURSOR_EVERY`] under load, so a busy one costs one
+/// commit a second rather than one per run; a new leader analyses again at most what came
+/// after the last save.
+#[derive(Default)]
+struct Cursor {
+    unsaved: Option<i64>,
+    saved_at: Option<std::time::Instant>,
+}
+
+const CURSOR_EVERY: Duration = Duration::from_secs(1);
+
+impl Cursor {
+    fn moved(&mut self, seq: i64) {
+        self.unsaved = Some(seq);
+    }
+
+    fn due(&self) -> bool {
+        self.saved_at.is_none_or(|t| t.elapsed() >= CURSOR_EVERY)
+    }
+
+    async fn save(&mut self, store: &Store) {
+        let Some(seq) = self.unsaved else {
+            return;
+        };
+        match store.set_cursor(CURSOR, seq).await {
+            Ok(()) => {
+                self.unsaved = None;
+                self.saved_at = Some(std::time::Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "analysis: feed cursor not saved"),
         }
     }
 }

@@ -63,11 +63,11 @@ async fn read(
     position: &mut i64,
 ) -> crate::store::Result<()> {
     let gap_wait = chrono::Duration::from_std(GAP_WAIT).unwrap_or_default();
-    for entry in store.feed_after(*position, BATCH).await? {
+    for (entry, stored) in store.feed_runs_after(*position, BATCH).await? {
         if entry.seq != *position + 1 && Utc::now() - entry.recorded_at < gap_wait {
             break;
         }
-        let Some(stored) = store.run(entry.run_id).await? else {
+        let Some(stored) = stored else {
             *position = entry.seq;
             continue;
         };

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, from_ns, to_ns};
+use super::{Result, Store, StoredRun, from_ns, to_ns};
 
 /// One entry of the feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,30 @@ impl Store {
             Store::Sqlite(p) => super::sqlite::f::after(p, seq, limit.into()).await,
             Store::Postgres(p) => super::postgres::f::after(p, seq, limit.into()).await,
         }
+    }
+
+    /// Up to `limit` entries after `seq`, in order, each with its run (`None` if the run has
+    /// been pruned since).
+    pub async fn feed_runs_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(FeedEntry, Option<StoredRun>)>> {
+        let entries = self.feed_after(seq, limit).await?;
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return Ok(Vec::new());
+        };
+        let mut runs = match self {
+            Store::Sqlite(p) => super::sqlite::q::fed_runs(p, seq, last).await?,
+            Store::Postgres(p) => super::postgres::q::fed_runs(p, seq, last).await?,
+        };
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let run = runs.remove(&e.run_id);
+                (e, run)
+            })
+            .collect())
     }
 
     /// The last entry's seq (0 for an empty feed).

@@ -184,7 +184,7 @@ pub(crate) fn simple_run(
     }
 }
 
-fn same(a: &RunRecord, b: &RunRecord) {
+pub(crate) fn same(a: &RunRecord, b: &RunRecord) {
     assert_eq!(
         serde_json::to_value(a).unwrap(),
         serde_json::to_value(b).unwrap()

@@ -7,7 +7,7 @@ use waymark::store::RunRecord;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::commands::{CommandAnswer, CommandProgress};
 
-use crate::store::{Db, at, record, simple_run, suite};
+use crate::store::{Db, at, record, same, simple_run, suite};
 
 suite!(
     leases_claims_and_heartbeats_for_several_nodes,
@@ -239,6 +239,21 @@ async fn the_run_feed_lists_stored_runs_in_order_with_a_cursor(db: Db) {
     let after_first = store.feed_after(feed[0].seq, 1).await.unwrap();
     assert_eq!(after_first.len(), 1);
     assert_eq!(after_first[0].run_id, expected[1]);
+    // With their runs, steps included, loaded a page at a time.
+    let fed = store.feed_runs_after(feed[0].seq, 10).await.unwrap();
+    assert_eq!(fed.len(), 2);
+    for ((entry, run), want) in fed.iter().zip(&runs[1..]) {
+        assert_eq!(entry.run_id, want.result.run_id);
+        same(want, run.as_ref().unwrap());
+    }
+    // A run pruned since its entry was written is listed without it.
+    store
+        .prune(at(9, 1, 0, 0), at(0, 0, 0, 0), 10)
+        .await
+        .unwrap();
+    let fed = store.feed_runs_after(0, 10).await.unwrap();
+    let present: Vec<bool> = fed.iter().map(|(_, r)| r.is_some()).collect();
+    assert_eq!(present, [false, true, true]);
 
     store.set_cursor("analysis", feed[1].seq).await.unwrap();
     store.set_cursor("analysis", feed[2].seq).await.unwrap();

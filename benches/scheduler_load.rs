@@ -269,11 +269,7 @@ impl Db {
         let Db::Postgres { admin, .. } = self else {
             return None;
         };
-        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(admin)
-            .await
-            .ok()?;
-        support::postgres_server_cpu(backend)
+        support::postgres_server_cpu(admin).await
     }
 
     async fn drop_database(self) {

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
-/// CPU time so far of the server that runs backend `backend` (`SELECT pg_backend_pid()`): the
-/// postmaster with its waited-for children, and the live ones.
-pub fn postgres_server_cpu(backend: i32) -> Option<Duration> {
+/// CPU time so far of the server `admin` is connected to: the postmaster with its waited-for
+/// children, and the live ones.
+pub async fn postgres_server_cpu(admin: &mut sqlx::PgConnection) -> Option<Duration> {
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(admin)
+        .await
+        .ok()?;
     // /proc/<pid>/stat after the `(comm)`: state ppid … utime(12) stime(13) cutime(14)
     // cstime(15), in clock ticks.
     let stat = |pid: &str| -> Option<Vec<i64>> {

@@ -254,6 +254,22 @@ pub(crate) mod test_support {
         format!("{}={token}", auth::COOKIE)
     }
 
+    /// A catalog holding the journey `yaml` describes, and that journey.
+    pub fn catalog_with(yaml: &str) -> (Arc<crate::journey::Journey>, super::Catalog) {
+        let journey = crate::journey::parse::parse_journey(
+            yaml,
+            std::path::Path::new("j.yaml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let journey = Arc::new(journey);
+        let mut catalog = super::Catalog::default();
+        catalog
+            .journeys
+            .insert(journey.name.clone(), journey.clone());
+        (journey, catalog)
+    }
+
     /// A stored run of `journey` from `location` that started at `at` and took `ms`.
     pub fn run_record(
         journey: &str,

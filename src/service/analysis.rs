@@ -329,27 +329,16 @@ fn log_episode(event: &baseline::engine::EpisodeEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journey::parse::{ParseOptions, parse_journey};
 
     /// A node that follows for a while, then leads: it learns the baselines again from the
     /// rollups every node has been writing, and resumes the incidents the old leader opened.
     #[tokio::test]
     async fn taking_over_resumes_incidents_and_learns_the_baselines_again() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        let journey = Arc::new(
-            parse_journey(
-                "name: shop\nsteps:\n  - name: a\n    wait: 1ms\n",
-                std::path::Path::new("j.yaml"),
-                &ParseOptions::default(),
-            )
-            .unwrap(),
+        let (_, catalog) = crate::api::test_support::catalog_with(
+            "name: shop\nsteps:\n  - name: a\n    wait: 1ms\n",
         );
-        let catalog = Arc::new(std::sync::RwLock::new(crate::api::Catalog::default()));
-        catalog
-            .write()
-            .unwrap()
-            .journeys
-            .insert("shop".into(), journey.clone());
+        let catalog = Arc::new(std::sync::RwLock::new(catalog));
         let mut analysis = Analysis {
             baseline: baseline::engine::Engine::new(store.clone()),
             alerts: alert::engine::Engine::new(&crate::alert::config::AlertConfig::default()),

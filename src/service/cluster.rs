@@ -334,20 +334,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_claimed_tick_never_stored_is_recorded_as_missed_and_counted() {
-        use crate::journey::parse::{ParseOptions, parse_journey};
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        let journey = parse_journey(
+        let (_, catalog) = crate::api::test_support::catalog_with(
             "name: shop\ntimeout: 2s\nsteps:\n  - name: a\n    wait: 1ms\n",
-            std::path::Path::new("j.yaml"),
-            &ParseOptions::default(),
-        )
-        .unwrap();
-        let catalog = RwLock::new(Catalog::default());
-        catalog
-            .write()
-            .unwrap()
-            .journeys
-            .insert("shop".into(), Arc::new(journey));
+        );
+        let catalog = RwLock::new(catalog);
         let metrics = crate::api::Metrics::new();
         let now = Utc::now();
         let tick = |secs_ago: i64| Tick {

@@ -93,26 +93,15 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::test_support::run_record;
-    use crate::journey::parse::{ParseOptions, parse_journey};
+    use crate::api::test_support::{catalog_with, run_record};
 
     /// An entry after a missing seq (an insert still committing elsewhere) waits; once it is
     /// older than [`GAP_WAIT`] the missing one is taken as rolled back and reading goes on.
     #[tokio::test]
     async fn a_gap_in_the_feed_is_waited_for_then_passed() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        let journey = parse_journey(
-            "name: shop\nsteps:\n  - name: a\n    wait: 1ms\n",
-            std::path::Path::new("j.yaml"),
-            &ParseOptions::default(),
-        )
-        .unwrap();
-        let catalog = RwLock::new(Catalog::default());
-        catalog
-            .write()
-            .unwrap()
-            .journeys
-            .insert("shop".into(), Arc::new(journey));
+        let (_, catalog) = catalog_with("name: shop\nsteps:\n  - name: a\n    wait: 1ms\n");
+        let catalog = RwLock::new(catalog);
         let runs: Vec<_> = (0..2)
             .map(|i| run_record("shop", "eu", Utc::now(), f64::from(i), false, vec![]))
             .collect();

@@ -98,7 +98,27 @@ pub fn router(state: AppState) -> Router {
         .merge(status::router(state.clone()))
         .merge(app::router(state.clone()))
         .merge(metrics::router(state))
+        .layer(axum::middleware::from_fn(deadline))
         .layer(tower_http::compression::CompressionLayer::new())
+}
+
+/// No request outlives this: a database that stops answering (a network partition drops
+/// packets, so nothing errors) must not leave clients hanging. Longer than any handler waits
+/// on purpose (a relayed command waits 10 s for the leader).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn deadline(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(deadline = ?REQUEST_DEADLINE, "request abandoned: no answer in time");
+            ApiError::Unavailable(format!(
+                "no answer within {} s: the database may be unreachable",
+                REQUEST_DEADLINE.as_secs()
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// What every error answers.
@@ -130,6 +150,10 @@ pub enum ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "the database is unavailable");
+            return ApiError::Unavailable("the database is unavailable: try again".into());
+        }
         ApiError::Internal(e.into())
     }
 }

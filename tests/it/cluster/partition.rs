@@ -2,8 +2,9 @@
 //! proxy is cut (a partition: silence, not errors) for 25 s: the leader steps down before its
 //! lease can expire, the other node takes the lease within the stated failover time and carries
 //! the open incident on, the cut-off node keeps running ticks (it cannot claim them, so some run
-//! twice) and, once the network heals, stores the runs it kept, beats again as a follower, and
-//! no tick is lost and no page is sent twice. Then the database restarts (connections closed
+//! twice) and its API answers 503 within its deadline instead of hanging; once the network
+//! heals it stores the runs it kept and beats again as a follower; no tick is lost and no page
+//! is sent twice. Then the database restarts (connections closed
 //! and refused for 8 s): both nodes keep the runs they make meanwhile and store them after.
 
 use std::time::{Duration, Instant};
@@ -135,6 +136,19 @@ async fn a_leader_cut_off_from_the_database_steps_down_and_catches_up() {
     assert_eq!(incidents.len(), 1, "{incidents:?}");
     assert_eq!(incidents[0]["state"], "open");
 
+    // The cut-off node's API still answers, within its deadline, when the database does not.
+    let asked = Instant::now();
+    let (status, _) = get_status(&leader.serve, "/api/v1/incidents").await;
+    assert_eq!(status, 503);
+    let deadline = waymark::api::REQUEST_DEADLINE;
+    assert!(
+        asked.elapsed() < deadline + Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    let (status, _) = get_status(&leader.serve, "/readyz").await;
+    assert_eq!(status, 503);
+
     tokio::time::sleep(CUT_FOR.saturating_sub(cut_at.elapsed())).await;
     proxies[0].heal();
     let healed_utc = Utc::now();
@@ -230,6 +244,16 @@ async fn a_leader_cut_off_from_the_database_steps_down_and_catches_up() {
         .collect();
     assert_eq!(triggers, 1, "cut at {cut_utc}: {when:?}");
     db.close().await;
+}
+
+async fn get_status(serve: &Serve, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", serve.base))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// `waymark_cluster_leader` as the node reports it (None if it did not answer in time).

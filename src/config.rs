@@ -26,6 +26,10 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     /// Label of this node's vantage point, recorded with every run. `WAYMARK_LOCATION`.
     pub location: String,
+    /// This node's identity among the nodes sharing the database, kept across restarts so a
+    /// restarted leader takes its lease back at once. Default: host name, listen address and
+    /// location (`web-1@10.0.0.5:8080/eu-west`). `WAYMARK_NODE_ID`.
+    pub node_id: Option<String>,
     /// Most runs executing at once on this node. `WAYMARK_CONCURRENCY`.
     pub concurrency: usize,
     /// How long in-flight runs may take to finish on shutdown.
@@ -128,6 +132,7 @@ impl Default for Config {
             api_token: None,
             api_tokens: Vec::new(),
             location: "local".into(),
+            node_id: None,
             concurrency: default_concurrency(),
             shutdown_grace: Duration::from_secs(30),
             retention: Retention::default(),
@@ -215,6 +220,9 @@ impl Config {
         if let Some(v) = env("WAYMARK_LOCATION") {
             self.location = v;
         }
+        if let Some(v) = env("WAYMARK_NODE_ID") {
+            self.node_id = Some(v);
+        }
         if let Some(v) = env("WAYMARK_CONCURRENCY") {
             self.concurrency = v.parse().map_err(|_| ConfigError::Env {
                 name: "WAYMARK_CONCURRENCY",
@@ -235,6 +243,9 @@ impl Config {
         }
         if self.location.trim().is_empty() {
             return invalid("location must not be empty");
+        }
+        if self.node_id.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return invalid("node_id must not be empty");
         }
         if self.api_token.as_deref().is_some_and(|t| t.len() < 16) {
             return invalid("api_token must be at least 16 characters");

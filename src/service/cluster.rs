@@ -6,7 +6,12 @@
 //! claims every tick: nothing changes for it. The lease lasts [`LEASE_TTL`] and is renewed
 //! every [`HEARTBEAT`], so when a leader dies another node takes over within
 //! `LEASE_TTL + HEARTBEAT` ([`FAILOVER`]); a leader that stops cleanly releases it at once.
+//!
+//! A node's identity outlives its process ([`node_identity`]), so a leader that crashed and
+//! restarts renews its own lease at its first beat instead of waiting for it to expire; on
+//! SQLite, which only one node can use, the first beat takes the lease whoever held it.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,21 +44,37 @@ pub struct Cluster {
     store: Store,
     node: RwLock<NodeInfo>,
     leader: watch::Sender<bool>,
+    /// Set until the first beat that reached the database.
+    first_beat: std::sync::atomic::AtomicBool,
+}
+
+/// This machine's host name, or empty.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The identity of the node serving at `listen` in `location` on this host: the same after a
+/// restart (two processes cannot listen on one address), unless `configured` names one.
+pub fn node_identity(configured: Option<&str>, location: &str, listen: SocketAddr) -> String {
+    match configured {
+        Some(id) => id.to_string(),
+        None => format!("{}@{listen}/{location}", hostname()),
+    }
 }
 
 impl Cluster {
-    pub fn new(store: Store, location: &str) -> Arc<Cluster> {
+    pub fn new(store: Store, location: &str, node_id: String) -> Arc<Cluster> {
         let now = Utc::now();
-        let hostname = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
         Arc::new(Cluster {
             store,
+            first_beat: std::sync::atomic::AtomicBool::new(true),
             node: RwLock::new(NodeInfo {
-                node_id: uuid::Uuid::new_v4().to_string(),
+                node_id,
                 location: location.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
-                hostname,
+                hostname: hostname(),
                 journeys_sha256: String::new(),
                 started_at: now,
                 heartbeat_at: now,
@@ -93,12 +114,20 @@ impl Cluster {
             tracing::warn!(error = %e, "cluster: heartbeat not recorded");
         }
         let until = now + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
-        let leader = match self
-            .store
-            .acquire_lease(LEADER, &node.node_id, now, until)
-            .await
-        {
-            Ok(held) => held,
+        let first = self.first_beat.load(std::sync::atomic::Ordering::Acquire);
+        let taken = if first && self.store.is_single_node() {
+            self.store.take_lease(LEADER, &node.node_id, until).await
+        } else {
+            self.store
+                .acquire_lease(LEADER, &node.node_id, now, until)
+                .await
+        };
+        let leader = match taken {
+            Ok(held) => {
+                self.first_beat
+                    .store(false, std::sync::atomic::Ordering::Release);
+                held
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cluster: leader lease not renewed");
                 false
@@ -286,9 +315,12 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         let catalog = Arc::new(RwLock::new(Catalog::default()));
         let (a, b) = (
-            Cluster::new(store.clone(), "eu"),
-            Cluster::new(store.clone(), "eu"),
+            Cluster::new(store.clone(), "eu", "a".into()),
+            Cluster::new(store.clone(), "eu", "b".into()),
         );
+        // On SQLite a node's first beat takes the lease whoever holds it (b's, then a's);
+        // later beats take it only from nobody.
+        b.beat(&catalog).await;
         a.beat(&catalog).await;
         b.beat(&catalog).await;
         assert!(a.is_leader() && !b.is_leader());
@@ -333,6 +365,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_crash_restart_leads_at_its_first_beat() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let catalog = RwLock::new(Catalog::default());
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let id = node_identity(None, "eu", listen);
+        assert_eq!(id, node_identity(None, "eu", listen), "stable across restarts");
+        assert_ne!(id, node_identity(None, "us", listen));
+        assert_ne!(id, node_identity(None, "eu", "127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(node_identity(Some("web-1"), "eu", listen), "web-1");
+
+        let first = Cluster::new(store.clone(), "eu", id.clone());
+        first.beat(&catalog).await;
+        assert!(first.is_leader());
+        // Killed: no release. Its next life, with the same identity, renews the lease at once.
+        drop(first);
+        let again = Cluster::new(store.clone(), "eu", id);
+        again.beat(&catalog).await;
+        assert!(again.is_leader());
+        // On SQLite even a new identity (port 0, a renamed host) takes the lease at once.
+        drop(again);
+        let renamed = Cluster::new(store.clone(), "eu", "renamed".into());
+        renamed.beat(&catalog).await;
+        assert!(renamed.is_leader());
+        let lease = store.lease(LEADER, Utc::now()).await.unwrap().unwrap();
+        assert_eq!(lease.holder, "renamed");
+    }
+
+    #[tokio::test]
     async fn a_claimed_tick_never_stored_is_recorded_as_missed_and_counted() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let (_, catalog) = crate::api::test_support::catalog_with(
@@ -348,7 +410,7 @@ mod tests {
         };
         // A live node claimed ticks 2 min ago and 10 s ago, a node gone silent one 11 s ago;
         // no run was stored.
-        let live = Cluster::new(store.clone(), "eu");
+        let live = Cluster::new(store.clone(), "eu", "live".into());
         live.beat(&catalog).await;
         let claim = |ago: i64, node: String| {
             let store = store.clone();

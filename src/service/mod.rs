@@ -194,7 +194,19 @@ impl App {
             overrides: embedding.overrides,
             telemetry: telemetry.clone(),
         };
-        let cluster = Cluster::new(store.clone(), &config.location);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let node_id = cluster::node_identity(config.node_id.as_deref(), &config.location, addr);
+        let cluster = Cluster::new(store.clone(), &config.location, node_id);
         let executor: Arc<dyn RunExecutor> = Arc::new(ClaimingExecutor {
             inner: RunnerExecutor {
                 runner,
@@ -258,17 +270,6 @@ impl App {
         let alerts = alerts.relayed(store.clone(), cluster.node_id(), cluster.leadership());
         let analysis_task = tokio::spawn(analysis.run(analysis_rx, commands, cluster.leadership()));
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let signals = {
             use tokio::signal::unix::{SignalKind, signal};
             Signals {

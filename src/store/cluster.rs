@@ -101,6 +101,21 @@ impl Store {
         }
     }
 
+    /// Takes the lease `name` for `holder` until `until` whoever holds it: for a store only one
+    /// node can use (SQLite), where any other holder is this node's own previous life.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let until = to_ns(until)?;
+        match self {
+            Store::Sqlite(p) => super::sqlite::c::acquire(p, name, holder, i64::MAX, until).await,
+            Store::Postgres(p) => super::postgres::c::acquire(p, name, holder, i64::MAX, until).await,
+        }
+    }
+
     /// Gives the lease up if `holder` has it (a clean shutdown: the next node need not wait
     /// for it to expire).
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
@@ -187,8 +202,10 @@ macro_rules! dialect {
             sqlx::query(
                 "INSERT INTO nodes (node_id, location, version, hostname, journeys_sha256, \
                  started_at_ns, heartbeat_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (node_id) DO UPDATE SET journeys_sha256 = excluded.journeys_sha256, \
-                 heartbeat_at_ns = excluded.heartbeat_at_ns",
+                 ON CONFLICT (node_id) DO UPDATE SET location = excluded.location, \
+                 version = excluded.version, hostname = excluded.hostname, \
+                 journeys_sha256 = excluded.journeys_sha256, \
+                 started_at_ns = excluded.started_at_ns, heartbeat_at_ns = excluded.heartbeat_at_ns",
             )
             .bind(&n.node_id)
             .bind(&n.location)

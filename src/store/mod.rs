@@ -156,6 +156,11 @@ pub struct Pruned {
 }
 
 impl Store {
+    /// Whether only one node can use this store: a SQLite file is one process's.
+    pub fn is_single_node(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
     /// Opens (creating a SQLite file if missing) and migrates the database at `url`:
     /// `sqlite://waymark.db`, `sqlite::memory:`, `postgres://user@host/db`.
     pub async fn connect(url: &str) -> Result<Store> {

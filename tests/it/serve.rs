@@ -477,6 +477,23 @@ async fn sigkill_mid_run_loses_no_reported_run_and_restarts_cleanly() {
 
     let serve = Serve::start(dir.path(), 2);
     assert_eq!(serve.get("/readyz").await.0, 200);
+    // On SQLite the restarted node leads (so it alerts) at its first beat, without waiting
+    // the 15 s for the lease its killed life held.
+    eventually(
+        "the restarted node leads",
+        &serve,
+        Duration::from_secs(3),
+        || async {
+            let nodes = serve.json("/api/v1/nodes").await;
+            nodes["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["this"] == true && n["leader"] == true)
+                .then_some(())
+        },
+    )
+    .await;
     let after = serve.run_ids("fast").await;
     for id in &fast {
         assert!(after.contains(id), "{id} missing after restart");

@@ -202,7 +202,7 @@ impl Runner {
         };
         let result = redact(result, &redactor);
         trace.finish(&result, &redactor);
-        tracing::info!(outcome = ?result.outcome, duration_ms = result.duration_ms, "run finished");
+        tracing::debug!(outcome = ?result.outcome, duration_ms = result.duration_ms, "run finished");
         result
     }
 

@@ -372,9 +372,16 @@ mod tests {
         let catalog = RwLock::new(Catalog::default());
         let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let id = node_identity(None, "eu", listen);
-        assert_eq!(id, node_identity(None, "eu", listen), "stable across restarts");
+        assert_eq!(
+            id,
+            node_identity(None, "eu", listen),
+            "stable across restarts"
+        );
         assert_ne!(id, node_identity(None, "us", listen));
-        assert_ne!(id, node_identity(None, "eu", "127.0.0.1:8081".parse().unwrap()));
+        assert_ne!(
+            id,
+            node_identity(None, "eu", "127.0.0.1:8081".parse().unwrap())
+        );
         assert_eq!(node_identity(Some("web-1"), "eu", listen), "web-1");
 
         let first = Cluster::new(store.clone(), "eu", id.clone());

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::journey::Schedule;
 use crate::journey::parse::ParseOptions;
 use crate::journey::template::{EnvSecrets, SecretSource};
-use crate::runner::{RunResult, Runner};
+use crate::runner::{Outcome, RunResult, Runner};
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
     SystemClock,
@@ -90,15 +90,56 @@ pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
 /// for minutes; waiting here would hold the run's concurrency permit and its journey's
 /// overlap flag, turning a storage outage into a monitoring outage. Such a run is counted
 /// (`waymark_store_runs_dropped_total`) and logged instead.
+///
+/// A run is logged at DEBUG (hundreds a minute would drown the log); a journey whose outcome
+/// changes is logged at INFO, once per change.
 pub struct StoreSink {
-    pub writer: StoreWriter,
-    pub metrics: Arc<Metrics>,
+    writer: StoreWriter,
+    metrics: Arc<Metrics>,
+    outcomes: std::sync::Mutex<std::collections::HashMap<String, Outcome>>,
+}
+
+impl StoreSink {
+    pub fn new(writer: StoreWriter, metrics: Arc<Metrics>) -> StoreSink {
+        StoreSink {
+            writer,
+            metrics,
+            outcomes: Default::default(),
+        }
+    }
+
+    fn log_change(&self, result: &RunResult) {
+        let before = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(result.journey.clone(), result.outcome);
+        // A first run that passes is no news; a first run that fails is.
+        let changed = before.map_or(result.outcome != Outcome::Passed, |b| b != result.outcome);
+        if !changed {
+            return;
+        }
+        let step = result
+            .steps
+            .iter()
+            .find(|s| s.status == crate::runner::StepStatus::Failed)
+            .map(|s| s.name.as_str());
+        tracing::info!(
+            journey = %result.journey,
+            before = before.map(|b| format!("{b:?}")).unwrap_or_else(|| "none".into()),
+            outcome = ?result.outcome,
+            step,
+            run_id = %result.run_id,
+            "journey outcome changed"
+        );
+    }
 }
 
 impl RunSink for StoreSink {
     fn record(&self, run: PlannedRun, result: RunResult) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.metrics.record_run(&result, run.lag);
+            self.log_change(&result);
             let record = RunRecord {
                 result,
                 planned_at: run.planned,
@@ -210,10 +251,7 @@ impl App {
         let executor: Arc<dyn RunExecutor> = Arc::new(ClaimingExecutor {
             inner: RunnerExecutor {
                 runner,
-                sink: StoreSink {
-                    writer: writer.clone(),
-                    metrics: metrics.clone(),
-                },
+                sink: StoreSink::new(writer.clone(), metrics.clone()),
             },
             cluster: cluster.clone(),
             location: config.location.clone(),

@@ -149,10 +149,7 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
         },
     );
     let metrics = Arc::new(crate::api::Metrics::new());
-    let sink = super::StoreSink {
-        writer: writer.clone(),
-        metrics: metrics.clone(),
-    };
+    let sink = super::StoreSink::new(writer.clone(), metrics.clone());
     let journey: Arc<crate::journey::Journey> = Arc::new(
         crate::journey::parse::parse_journey(
             &journey_yaml("j", "/"),

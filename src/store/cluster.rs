@@ -103,16 +103,13 @@ impl Store {
 
     /// Takes the lease `name` for `holder` until `until` whoever holds it: for a store only one
     /// node can use (SQLite), where any other holder is this node's own previous life.
-    pub async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        until: DateTime<Utc>,
-    ) -> Result<bool> {
+    pub async fn take_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
         let until = to_ns(until)?;
         match self {
             Store::Sqlite(p) => super::sqlite::c::acquire(p, name, holder, i64::MAX, until).await,
-            Store::Postgres(p) => super::postgres::c::acquire(p, name, holder, i64::MAX, until).await,
+            Store::Postgres(p) => {
+                super::postgres::c::acquire(p, name, holder, i64::MAX, until).await
+            }
         }
     }
 

@@ -509,6 +509,43 @@ async fn sigkill_mid_run_loses_no_reported_run_and_restarts_cleanly() {
 }
 
 #[tokio::test]
+async fn service_log_has_state_changes_not_a_line_per_run_and_no_colour_in_a_file() {
+    let srv = TestServer::start().await;
+    let down = format!("http://127.0.0.1:{}/", closed_port());
+    let dir = setup(&[
+        ("ping.yaml", journey("ping", &format!("{}/json", srv.base))),
+        ("down.yaml", journey("down", &down)),
+    ]);
+    let serve = Serve::start(dir.path(), 1);
+    eventually(
+        "three runs of each",
+        &serve,
+        Duration::from_secs(15),
+        || async {
+            (serve.run_ids("ping").await.len() >= 3 && serve.run_ids("down").await.len() >= 3)
+                .then_some(())
+        },
+    )
+    .await;
+    let log = serve.log();
+    let changes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("journey outcome changed"))
+        .collect();
+    assert_eq!(changes.len(), 1, "{log}");
+    assert!(
+        changes[0].contains("journey=down") && changes[0].contains("outcome=Failed"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("run finished"),
+        "a line per run at INFO:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "colour codes in a file:\n{log}");
+    assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
+}
+
+#[tokio::test]
 async fn migrate_applies_migrations_and_bad_config_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let url = db_url(dir.path());

@@ -109,7 +109,7 @@ async fn measure(
     let mut body = Vec::new();
     for _ in 0..requests {
         if let Some(state) = cold {
-            state.status.clear().await;
+            state.status.invalidate();
         }
         let mut req = Request::get(path);
         if let Some(c) = cookie {

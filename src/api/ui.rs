@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value};
 
@@ -69,25 +69,40 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// Renders `template` as a page with the security headers.
+/// Renders `template` as a page with the security headers. A page that does not say when its
+/// data is from (`generated_at`) was read from the store just now, and says so.
 pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
-    let html = ENV
-        .get_template(template)
-        .and_then(|t| t.render(context))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("template {template}: {e:#}")))?;
-    Ok(with_headers(
-        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
-        PAGE_CSP,
-    ))
+    let dated = context
+        .get_attr("generated_at")
+        .is_ok_and(|v| !v.is_undefined() && !v.is_none());
+    let context = if dated {
+        context
+    } else {
+        let now = chrono::Utc::now().format(STAMP_FORMAT).to_string();
+        minijinja::context! { generated_at => now, ..context }
+    };
+    let html = render(template, context)?;
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    response.headers_mut().extend(page_headers(PAGE_CSP));
+    Ok(response)
 }
 
-/// Adds the headers every page gets, with its Content-Security-Policy.
-pub fn with_headers(mut response: Response, csp: &'static str) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
+/// How a page says when its data is from.
+pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
+
+/// `template` rendered with `context`.
+pub fn render(template: &str, context: Value) -> Result<String, ApiError> {
+    ENV.get_template(template)
+        .and_then(|t| t.render(context))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("template {template}: {e:#}")))
+}
+
+/// The headers every page gets, with its Content-Security-Policy.
+pub fn page_headers(csp: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -97,6 +112,12 @@ pub fn with_headers(mut response: Response, csp: &'static str) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h
+}
+
+/// Adds the headers every page gets, with its Content-Security-Policy.
+pub fn with_headers(mut response: Response, csp: &'static str) -> Response {
+    response.headers_mut().extend(page_headers(csp));
     response
 }
 

@@ -166,6 +166,9 @@ struct Shared {
     abandon: CancellationToken,
     loops: TaskTracker,
     runs: TaskTracker,
+    /// Where planning loops and runs execute: the runtime `Scheduler::new` was called in,
+    /// whoever calls later (the reloader and the API's manual trigger run elsewhere).
+    runtime: tokio::runtime::Handle,
 }
 
 struct Entry {
@@ -208,6 +211,7 @@ impl Scheduler {
             abandon: CancellationToken::new(),
             loops: TaskTracker::new(),
             runs: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
         });
         let scheduler = Self {
             shared,
@@ -276,12 +280,15 @@ impl Scheduler {
                 }
             };
             let cancel = self.shared.stop.child_token();
-            self.shared.loops.spawn(journey_loop(
-                self.shared.clone(),
-                journey.clone(),
-                busy.clone(),
-                cancel.clone(),
-            ));
+            self.shared.loops.spawn_on(
+                journey_loop(
+                    self.shared.clone(),
+                    journey.clone(),
+                    busy.clone(),
+                    cancel.clone(),
+                ),
+                &self.shared.runtime,
+            );
             map.insert(
                 name,
                 Entry {
@@ -321,9 +328,10 @@ impl Scheduler {
         }
         let guard = BusyGuard(busy);
         let now = self.shared.clock.now();
-        self.shared
-            .runs
-            .spawn(run_one(self.shared.clone(), journey, now, guard));
+        self.shared.runs.spawn_on(
+            run_one(self.shared.clone(), journey, now, guard),
+            &self.shared.runtime,
+        );
         RunNow::Dispatched
     }
 
@@ -469,9 +477,10 @@ fn dispatch(
         return;
     }
     let guard = BusyGuard(busy.clone());
-    shared
-        .runs
-        .spawn(run_one(shared.clone(), journey.clone(), planned, guard));
+    shared.runs.spawn_on(
+        run_one(shared.clone(), journey.clone(), planned, guard),
+        &shared.runtime,
+    );
 }
 
 async fn run_one(

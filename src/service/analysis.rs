@@ -74,6 +74,10 @@ pub struct Analysis {
     pub catalog: Arc<std::sync::RwLock<crate::api::Catalog>>,
     /// When the baselines were last warmed up from the store.
     pub warmed: std::time::Instant,
+    /// The status page and dashboard snapshots, told when what they show changes.
+    pub status: Arc<crate::api::status::StatusCache>,
+    /// Each (journey, location)'s last outcome: a change shows on the next page load.
+    pub outcomes: std::collections::HashMap<(String, String), crate::runner::Outcome>,
 }
 
 impl Analysis {
@@ -194,6 +198,10 @@ impl Analysis {
     }
 
     async fn on_run(&mut self, journey: &Journey, result: &RunResult) {
+        let key = (result.journey.clone(), result.location.clone());
+        if self.outcomes.insert(key, result.outcome) != Some(result.outcome) {
+            self.status.invalidate();
+        }
         let events = match self.baseline.observe(journey, result).await {
             Ok(events) => events,
             Err(e) => {
@@ -248,6 +256,7 @@ impl Analysis {
         match self.store.save_incident(&change).await {
             Ok(id) => {
                 self.alerts.saved(&journey, id);
+                self.status.invalidate();
                 if !change.notifications.is_empty() {
                     self.outbox.notify_one();
                 }
@@ -348,6 +357,8 @@ mod tests {
             lookback: chrono::Duration::hours(1),
             catalog,
             warmed: std::time::Instant::now(),
+            status: Arc::default(),
+            outcomes: Default::default(),
         };
         // Another node's runs of the last hours, and the incident it opened.
         let now = Utc::now();

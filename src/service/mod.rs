@@ -8,6 +8,7 @@
 //! is shut down.
 
 mod analysis;
+mod api_runtime;
 pub mod cluster;
 mod feed;
 mod reload;
@@ -54,6 +55,8 @@ pub enum ServiceError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the API's runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("HTTP server: {0}")]
@@ -161,6 +164,10 @@ impl RunSink for StoreSink {
 pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
+    /// Requests run here, away from the probes ([`api_runtime`]).
+    api: api_runtime::ApiRuntime,
+    /// The service's own pool: probes, analysis and duties; requests use the state's.
+    store: Store,
     state: AppState,
     scheduler: Arc<Scheduler>,
     writer: StoreWriter,
@@ -235,17 +242,30 @@ impl App {
             overrides: embedding.overrides,
             telemetry: telemetry.clone(),
         };
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+        // Bound here, served by the API's runtime (registered with its reactor).
+        let bind = |source| ServiceError::Bind {
             addr: config.listen,
             source,
-        })?;
+        };
+        let listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let api = api_runtime::ApiRuntime::start().map_err(ServiceError::Runtime)?;
+        let listener = {
+            let _api = api.handle().enter();
+            TcpListener::from_std(listener).map_err(bind)?
+        };
+        let api_store = {
+            let url = config.database_url.clone();
+            api.handle()
+                .spawn(async move { Store::connect(&url).await })
+                .await
+                .map_err(|e| ServiceError::Runtime(std::io::Error::other(e)))?
+                .map_err(|source| ServiceError::Store {
+                    database: database.clone(),
+                    source,
+                })?
+        };
         let node_id = cluster::node_identity(config.node_id.as_deref(), &config.location, addr);
         let cluster = Cluster::new(store.clone(), &config.location, node_id);
         let executor: Arc<dyn RunExecutor> = Arc::new(ClaimingExecutor {
@@ -286,6 +306,7 @@ impl App {
             }
         };
         let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());
+        let status = Arc::new(crate::api::status::StatusCache::default());
         let lookback = config
             .alerting
             .reopen_within
@@ -299,6 +320,8 @@ impl App {
             lookback: chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::MAX),
             catalog: catalog.clone(),
             warmed: std::time::Instant::now(),
+            status: status.clone(),
+            outcomes: Default::default(),
         };
         match analysis.resume(analysis.lookback).await {
             Ok(active) => tracing::info!(active, "incidents resumed"),
@@ -331,19 +354,21 @@ impl App {
         );
         let state = AppState {
             config: Arc::new(config),
-            store,
+            store: api_store,
             catalog,
             scheduler: scheduler.clone(),
             metrics,
             writer: Some(writer.clone()),
             telemetry: Some(telemetry.clone()),
             alerts: Some(alerts),
-            status: Arc::default(),
+            status,
             cluster: Some(cluster.clone()),
         };
         Ok(App {
             listener,
             addr,
+            api,
+            store,
             state,
             scheduler,
             writer,
@@ -418,7 +443,7 @@ impl App {
             let cycle = Arc::new(crate::digest::DigestCycle::new(
                 config.digest.clone(),
                 &config.alerting,
-                self.state.store.clone(),
+                self.store.clone(),
             ));
             let catalog = self.state.catalog.clone();
             tasks.spawn(cluster::while_leader(
@@ -436,17 +461,14 @@ impl App {
                 },
             ));
         }
-        let (store, retention) = (
-            self.state.store.clone(),
-            self.state.config.retention.clone(),
-        );
+        let (store, retention) = (self.store.clone(), self.state.config.retention.clone());
         tasks.spawn(cluster::while_leader(
             leadership.clone(),
             token.clone(),
             move |term| retention::run(store.clone(), retention.clone(), term),
         ));
         let (store, catalog, metrics) = (
-            self.state.store.clone(),
+            self.store.clone(),
             self.state.catalog.clone(),
             self.state.metrics.clone(),
         );
@@ -456,11 +478,7 @@ impl App {
             move |term| cluster::settle(store.clone(), catalog.clone(), metrics.clone(), term),
         ));
         if let Some(alerts) = &self.state.alerts {
-            let (store, local, node) = (
-                self.state.store.clone(),
-                alerts.local(),
-                self.cluster.node_id(),
-            );
+            let (store, local, node) = (self.store.clone(), alerts.local(), self.cluster.node_id());
             tasks.spawn(cluster::while_leader(
                 leadership.clone(),
                 token.clone(),
@@ -468,7 +486,7 @@ impl App {
             ));
         }
         let (store, catalog, runs) = (
-            self.state.store.clone(),
+            self.store.clone(),
             self.state.catalog.clone(),
             self.analysis_tx,
         );
@@ -478,11 +496,12 @@ impl App {
             move |term| feed::run(store.clone(), catalog.clone(), runs.clone(), term),
         ));
 
-        let app = api::router(self.state.clone());
+        let app =
+            api::router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(token.clone().cancelled_owned())
             .into_future();
-        let mut server = tokio::spawn(server);
+        let mut server = self.api.handle().spawn(server);
 
         // The HTTP server ending on its own (it should not) stops the service too.
         let mut served = Ok(());
@@ -520,7 +539,8 @@ impl App {
             served = Err(ServiceError::Serve(e));
         }
         tasks.wait().await;
-        let store = self.state.store.clone();
+        let store = self.store.clone();
+        self.state.store.close().await;
         drop(self.state);
         drop(self.scheduler);
         drop(self.writer);

@@ -8,47 +8,72 @@
 
 mod badge;
 mod feed;
+mod rendered;
 pub mod snapshot;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use chrono::Utc;
 use minijinja::context;
 
 use super::{ApiError, AppState, ui};
 use crate::alert::maintenance::Window;
 use crate::store::alerts::IncidentFilter;
+use rendered::Encoded;
 pub use snapshot::{Snapshot, State as JourneyState};
 
-/// How stale the status may be.
+/// How stale the status may be when nothing changed.
 pub const REFRESH: Duration = Duration::from_secs(15);
 
 /// The last snapshots (public, and every journey for the dashboard) and when they were built.
+///
+/// A snapshot is served for up to [`REFRESH`] unless something changed meanwhile: the
+/// analysis calls [`StatusCache::invalidate`] when an incident opens, changes or resolves and
+/// when a journey's outcome changes, and the next request waits for a snapshot built after
+/// that. Otherwise an outage would show as "All systems operational" to the first readers.
 #[derive(Default)]
 pub struct StatusCache {
     public: Slot,
     all: Slot,
+    /// Bumped by each invalidation; a snapshot of an older generation is not served.
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
 struct Slot {
-    snapshot: tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>,
-    /// A background rebuild is under way.
+    current: std::sync::RwLock<Option<Arc<Built>>>,
+    /// Held while rebuilding: concurrent readers of a stale slot wait for one rebuild.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// A background refresh is under way.
     refreshing: AtomicBool,
 }
 
+/// A snapshot, and for the public one its answers as bytes.
+struct Built {
+    at: Instant,
+    generation: u64,
+    snapshot: Arc<Snapshot>,
+    public: Option<PublicPages>,
+}
+
+/// The public answers, rendered and compressed once per snapshot.
+struct PublicPages {
+    html: Encoded,
+    json: Encoded,
+    atom: Encoded,
+}
+
 impl StatusCache {
-    /// Forgets both snapshots: the next request rebuilds them.
-    pub async fn clear(&self) {
-        *self.public.snapshot.lock().await = None;
-        *self.all.snapshot.lock().await = None;
+    /// Something the pages show changed: the next request gets a snapshot built after now.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn slot(&self, scope: Scope) -> &Slot {
@@ -56,6 +81,16 @@ impl StatusCache {
             Scope::Public => &self.public,
             Scope::All => &self.all,
         }
+    }
+}
+
+impl Slot {
+    fn fresh_enough(&self, generation: u64) -> Option<Arc<Built>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|b| b.generation >= generation)
     }
 }
 
@@ -81,37 +116,42 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The current snapshot. One older than [`REFRESH`] is still served while a background task
-/// rebuilds it, so no reader waits for the database except the very first.
+/// rebuilds it, so no reader waits for the database except the first one after a start or a
+/// change (and those arriving with it, who wait for the same rebuild).
 pub async fn snapshot(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiError> {
-    let slot = state.status.slot(scope);
-    let stale = {
-        let cached = slot.snapshot.lock().await;
-        match cached.as_ref() {
-            Some((at, s)) if at.elapsed() < REFRESH => return Ok(s.clone()),
-            Some((_, s)) => Some(s.clone()),
-            None => None,
-        }
-    };
-    match stale {
-        Some(s) => {
-            if !slot.refreshing.swap(true, Ordering::AcqRel) {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let slot = state.status.slot(scope);
-                    if let Err(e) = rebuild(&state, scope).await {
-                        tracing::warn!(error = %e, "status snapshot not refreshed");
-                    }
-                    slot.refreshing.store(false, Ordering::Release);
-                });
-            }
-            Ok(s)
-        }
-        None => rebuild(state, scope).await,
-    }
+    Ok(current(state, scope).await?.snapshot.clone())
 }
 
-/// Builds a snapshot from the store and the catalog, and caches it.
-async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiError> {
+async fn current(state: &AppState, scope: Scope) -> Result<Arc<Built>, ApiError> {
+    let slot = state.status.slot(scope);
+    let generation = state.status.generation.load(Ordering::Acquire);
+    if let Some(built) = slot.fresh_enough(generation) {
+        if built.at.elapsed() >= REFRESH && !slot.refreshing.swap(true, Ordering::AcqRel) {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let slot = state.status.slot(scope);
+                let _one = slot.rebuilding.lock().await;
+                let generation = state.status.generation.load(Ordering::Acquire);
+                if let Err(e) = rebuild(&state, scope, generation).await {
+                    tracing::warn!(error = %e, "status snapshot not refreshed");
+                }
+                slot.refreshing.store(false, Ordering::Release);
+            });
+        }
+        return Ok(built);
+    }
+    let _one = slot.rebuilding.lock().await;
+    if let Some(built) = slot.fresh_enough(generation) {
+        return Ok(built);
+    }
+    // Read before the store: a change while rebuilding makes the next request rebuild again.
+    let generation = state.status.generation.load(Ordering::Acquire);
+    rebuild(state, scope, generation).await
+}
+
+/// Builds a snapshot from the store and the catalog (with the public answers for the public
+/// scope), and caches it.
+async fn rebuild(state: &AppState, scope: Scope, generation: u64) -> Result<Arc<Built>, ApiError> {
     let now = Utc::now();
     let journeys: Vec<Arc<crate::journey::Journey>> =
         state.catalog().journeys.values().cloned().collect();
@@ -146,7 +186,7 @@ async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiErr
                 .await?,
         ),
     };
-    let built = Arc::new(snapshot::build(&snapshot::Inputs {
+    let snapshot = Arc::new(snapshot::build(&snapshot::Inputs {
         journeys: &refs,
         only_public: scope == Scope::Public,
         locations: &locations,
@@ -156,7 +196,22 @@ async fn rebuild(state: &AppState, scope: Scope) -> Result<Arc<Snapshot>, ApiErr
         maintenance: &maintenance,
         now,
     }));
-    *state.status.slot(scope).snapshot.lock().await = Some((Instant::now(), built.clone()));
+    let public = match scope {
+        Scope::Public => Some(public_pages(state, &snapshot)?),
+        Scope::All => None,
+    };
+    let built = Arc::new(Built {
+        at: Instant::now(),
+        generation,
+        snapshot,
+        public,
+    });
+    *state
+        .status
+        .slot(scope)
+        .current
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
     Ok(built)
 }
 
@@ -193,8 +248,8 @@ pub(super) fn state_words() -> (minijinja::Value, minijinja::Value) {
     )
 }
 
-async fn page(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = snapshot(&state, Scope::Public).await?;
+/// Renders the public answers of a snapshot: the page, the JSON and the feed.
+fn public_pages(state: &AppState, s: &Snapshot) -> Result<PublicPages, ApiError> {
     let (icons, labels) = state_words();
     let logo_origin = state
         .config
@@ -203,27 +258,75 @@ async fn page(State(state): State<AppState>) -> Result<Response, ApiError> {
         .as_deref()
         .and_then(|u| url::Url::parse(u).ok())
         .map(|u| u.origin().ascii_serialization());
-    let page = ui::page(
+    let csp = match logo_origin {
+        Some(origin) => ui::PAGE_CSP.replace(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {origin}"),
+        ),
+        None => ui::PAGE_CSP.to_string(),
+    };
+    let html = ui::render(
         "status.html",
         context! {
             site => minijinja::Value::from_serialize(&state.config.status_page),
-            snapshot => minijinja::Value::from_serialize(&*s),
-            overall_text => overall_text(&s),
-            generated_at => s.generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            snapshot => minijinja::Value::from_serialize(s),
+            overall_text => overall_text(s),
+            generated_at => s.generated_at.format(ui::STAMP_FORMAT).to_string(),
             icons,
             labels,
         },
     )?;
-    Ok(match logo_origin {
-        Some(origin) => ui::with_csp(
-            page,
-            &ui::PAGE_CSP.replace(
-                "img-src 'self' data:",
-                &format!("img-src 'self' data: {origin}"),
-            ),
-        ),
-        None => page,
+    let json = serde_json::to_vec(&PublicStatus {
+        title: state.config.status_page.title.clone(),
+        status: s.state,
+        description: overall_text(s).to_string(),
+        generated_at: s.generated_at,
+        groups: s.groups.clone(),
+        incidents: s.incidents.clone(),
     })
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let base = state.config.alerting.dashboard_url.as_deref().unwrap_or("");
+    let atom = feed::atom(s, &state.config.status_page.title, base);
+    // `no-cache`: a reader may keep a copy but asks each time (a 304 when nothing changed),
+    // so a change shows on the next request.
+    Ok(PublicPages {
+        html: Encoded::new(
+            "text/html; charset=utf-8",
+            "public, no-cache",
+            html,
+            ui::page_headers(&csp),
+        ),
+        json: Encoded::new(
+            "application/json",
+            "public, no-cache",
+            json,
+            HeaderMap::new(),
+        ),
+        atom: Encoded::new(
+            "application/atom+xml; charset=utf-8",
+            "public, no-cache",
+            atom,
+            HeaderMap::new(),
+        ),
+    })
+}
+
+/// One of the current public answers.
+async fn answer(
+    state: &AppState,
+    request: &HeaderMap,
+    pick: fn(&PublicPages) -> &Encoded,
+) -> Result<Response, ApiError> {
+    let built = current(state, Scope::Public).await?;
+    let pages = built
+        .public
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the public snapshot has no pages")))?;
+    Ok(pick(pages).respond(request))
+}
+
+async fn page(State(state): State<AppState>, request: HeaderMap) -> Result<Response, ApiError> {
+    answer(&state, &request, |p| &p.html).await
 }
 
 /// The public status as JSON.
@@ -239,34 +342,16 @@ pub struct PublicStatus {
     pub incidents: Vec<snapshot::PublicIncident>,
 }
 
-/// The public status page's content: groups, journeys, 90 days, incidents (at most 15 s old).
+/// The public status page's content: groups, journeys, 90 days, incidents (at most 15 s old,
+/// and never older than the last change).
 #[utoipa::path(get, path = "/status.json", tag = "status",
     responses((status = 200, body = PublicStatus)))]
-async fn json(
-    State(state): State<AppState>,
-) -> Result<([(header::HeaderName, &'static str); 1], Json<PublicStatus>), ApiError> {
-    let s = snapshot(&state, Scope::Public).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=15")],
-        Json(PublicStatus {
-            title: state.config.status_page.title.clone(),
-            status: s.state,
-            description: overall_text(&s).to_string(),
-            generated_at: s.generated_at,
-            groups: s.groups.clone(),
-            incidents: s.incidents.clone(),
-        }),
-    ))
+async fn json(State(state): State<AppState>, request: HeaderMap) -> Result<Response, ApiError> {
+    answer(&state, &request, |p| &p.json).await
 }
 
-async fn atom(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let s = snapshot(&state, Scope::Public).await?;
-    let base = state.config.alerting.dashboard_url.as_deref().unwrap_or("");
-    Ok((
-        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        feed::atom(&s, &state.config.status_page.title, base),
-    )
-        .into_response())
+async fn atom(State(state): State<AppState>, request: HeaderMap) -> Result<Response, ApiError> {
+    answer(&state, &request, |p| &p.atom).await
 }
 
 async fn badge_svg(
@@ -317,6 +402,45 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let t = chrono::DateTime::from_timestamp(now - now.rem_euclid(86_400), 0).unwrap();
         run_record(journey, "test", t, 12.0, failed, vec![])
+    }
+
+    #[tokio::test]
+    async fn a_change_shows_on_the_next_request_and_unchanged_pages_answer_304() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        state.set_journeys([journey("checkout", "public: true\n")]);
+        state
+            .store
+            .record_runs(&[record("checkout", false)])
+            .await
+            .unwrap();
+        let app = super::super::router(state.clone());
+        let (_, html) = call(&app, get("/")).await;
+        assert!(html.contains("100.00% uptime over 90 days"), "{html}");
+
+        // A failed run stored: the cached snapshot stands until the analysis says so.
+        state
+            .store
+            .record_runs(&[record("checkout", true)])
+            .await
+            .unwrap();
+        let (_, html) = call(&app, get("/")).await;
+        assert!(html.contains("100.00% uptime"), "served from the snapshot");
+        state.status.invalidate();
+        let (_, html) = call(&app, get("/")).await;
+        assert!(html.contains("50.00% uptime over 90 days"), "{html}");
+        let (_, json) = call(&app, get("/status.json")).await;
+        assert!(json.contains("\"uptime_30d\":50.0"), "{json}");
+
+        // Readers polling an unchanged page get a 304 for the tag they hold.
+        use tower::ServiceExt;
+        let res = app.clone().oneshot(get("/")).await.unwrap();
+        assert_eq!(res.headers()["cache-control"], "public, no-cache");
+        let etag = res.headers()["etag"].clone();
+        let mut again = get("/");
+        again.headers_mut().insert("if-none-match", etag);
+        let res = app.clone().oneshot(again).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     }
 
     #[tokio::test]

@@ -221,6 +221,7 @@ async fn main() {
         alerts: None,
         status: Arc::default(),
         cluster: None,
+        login: Arc::default(),
     };
     state.set_journeys(journeys);
     let app = router(state.clone());

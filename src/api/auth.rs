@@ -10,7 +10,7 @@
 //!   not tell which names exist.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 
 use super::journeys::same_secret;
 use super::{ApiError, AppState, ui};
-use crate::config::DashboardUser;
 use crate::store::sessions::Session;
 
 pub const COOKIE: &str = "waymark_session";
@@ -48,17 +47,6 @@ pub fn hash_password(password: &str) -> String {
 /// Whether `hash` is an Argon2 PHC string this build can verify (checked at config load).
 pub fn is_password_hash(hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
-}
-
-fn verify(users: &[DashboardUser], name: &str, password: &str) -> bool {
-    let user = users.iter().find(|u| u.name == name);
-    let hash = user.map_or(DECOY.as_str(), |u| u.password_hash.as_str());
-    let ok = PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    });
-    ok && user.is_some()
 }
 
 fn random_hex() -> String {
@@ -196,17 +184,40 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     same_origin(&headers)?;
     let next = safe_next(form.next.as_deref()).to_string();
-    let users = state.config.dashboard.users.clone();
-    let (name, password) = (form.username.clone(), form.password);
-    // Argon2 is deliberately slow: off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify(&users, &name, &password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    if !ok {
+    let client = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Err(throttled) = state
+        .login
+        .admit(client, &form.username, std::time::Instant::now())
+    {
+        // Rounded up: a client that waits as long as it is told gets in.
+        let wait = (throttled.retry_after.as_secs_f64().ceil() as u64).max(1);
+        tracing::warn!(user = %form.username, ?client, wait_s = wait, "dashboard login throttled");
+        let message = format!("Too many attempts. Try again in {wait} s.");
+        let mut page = login_form(&state, &next, Some(&message))?;
+        *page.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok(page);
+    }
+    let user = state
+        .config
+        .dashboard
+        .users
+        .iter()
+        .find(|u| u.name == form.username);
+    // An unknown name is verified against the decoy: it takes as long as a wrong password.
+    let hash = user.map_or(DECOY.as_str(), |u| u.password_hash.as_str());
+    let ok = state.login.verify(hash, &form.password).await && user.is_some();
+    if ok {
+        state.login.succeeded(client, &form.username);
+    } else {
         tracing::warn!(user = %form.username, "dashboard login refused");
         // 200, not 401: the form is shown again as a page (browsers log 4xx pages as errors).
         return login_form(&state, &next, Some("Wrong user name or password."));
@@ -269,18 +280,15 @@ pub async fn logout(
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_verify_only_against_their_own_hash() {
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_own_hash() {
         let hash = hash_password("correct horse");
         assert!(is_password_hash(&hash) && hash.starts_with("$argon2id$"));
         assert!(!is_password_hash("correct horse"));
-        let users = [DashboardUser {
-            name: "ada".into(),
-            password_hash: hash,
-        }];
-        assert!(verify(&users, "ada", "correct horse"));
-        assert!(!verify(&users, "ada", "Correct horse"));
-        assert!(!verify(&users, "bob", "correct horse"));
+        let guard = super::super::login_guard::LoginGuard::new();
+        assert!(guard.verify(&hash, "correct horse").await);
+        assert!(!guard.verify(&hash, "Correct horse").await);
+        assert!(!guard.verify(&DECOY, "correct horse").await);
     }
 
     #[test]

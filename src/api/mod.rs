@@ -18,6 +18,7 @@ pub mod health;
 mod histogram;
 pub mod incidents;
 pub mod journeys;
+pub mod login_guard;
 pub mod metrics;
 pub(crate) mod nodes;
 mod openapi;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub status: Arc<status::StatusCache>,
     /// This node among the others sharing the database; absent in handler tests.
     pub cluster: Option<Arc<crate::service::cluster::Cluster>>,
+    /// Login throttling and the bound on password verifications.
+    pub login: Arc<login_guard::LoginGuard>,
 }
 
 impl AppState {
@@ -240,6 +243,7 @@ pub(crate) mod test_support {
             alerts: None,
             status: Arc::default(),
             cluster: None,
+            login: Arc::default(),
         };
         (state, recorder)
     }

@@ -363,6 +363,7 @@ impl App {
             alerts: Some(alerts),
             status,
             cluster: Some(cluster.clone()),
+            login: Arc::default(),
         };
         Ok(App {
             listener,

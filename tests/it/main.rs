@@ -12,6 +12,7 @@ mod demo;
 mod digest;
 mod httpbin;
 mod journeys;
+mod login;
 mod openapi;
 mod serve;
 mod steps;

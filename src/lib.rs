@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod journey;
+pub mod links;
 pub mod report;
 pub mod runner;
 pub mod scheduler;

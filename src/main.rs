@@ -390,7 +390,9 @@ fn digest(
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let digest = runtime.block_on(async {
-        let store = waymark::store::Store::connect(&config.database_url).await?;
+        // Reading only: a wrong or missing database is an error, never a new empty one.
+        let shown = waymark::service::redacted_url(&config.database_url);
+        let store = waymark::store::Store::open_existing(&config.database_url, &shown).await?;
         let digest =
             waymark::digest::compute(&store, owner, &journeys, from, to, chrono::Utc::now()).await;
         store.close().await;

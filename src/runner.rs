@@ -428,7 +428,12 @@ fn extract(
     for (name, placeholder) in &step.extract {
         let value = placeholder.resolve(facts).ok_or_else(|| Failure {
             class: FailureClass::Extraction,
-            message: format!("cannot extract `{name}`: {placeholder} is missing from the response"),
+            message: match placeholder.missing_reason(facts) {
+                Some(reason) => format!("cannot extract `{name}`: {reason}"),
+                None => {
+                    format!("cannot extract `{name}`: {placeholder} is missing from the response")
+                }
+            },
         })?;
         values.push((name.clone(), value));
     }

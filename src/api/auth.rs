@@ -276,9 +276,42 @@ pub async fn logout(
     Ok(response)
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is matched
+/// case-insensitively (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme), and any run of
+/// spaces may separate it from the token.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #19: `Authorization: bearer …` was refused; the scheme is case-insensitive.
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let token = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            bearer_token(&h).map(str::to_string)
+        };
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
+            assert_eq!(token(value).as_deref(), Some("t0k"), "{value}");
+        }
+        for value in [
+            "Basic dXNlcjpwdw==",
+            "Bearer",
+            "Bearer ",
+            "Bearert0k",
+            "t0k",
+        ] {
+            assert_eq!(token(value), None, "{value}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::extract::{Path, Query};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -265,12 +265,7 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
             "write endpoints are disabled: no api_token or api_tokens are configured".into(),
         ));
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
+    let given = super::auth::bearer_token(headers).ok_or(ApiError::Unauthorized)?;
     let given = hex::encode(Sha256::digest(given.as_bytes()));
     let plain = config
         .api_token
@@ -562,6 +557,11 @@ mod tests {
         let post_nope = |token| post("/api/v1/journeys/nope/run", Some(token));
         // Past authorization, the unknown journey answers 404; before it, 401.
         assert_eq!(call(&app, post_nope(CI)).await.0, StatusCode::NOT_FOUND);
+        let lower = Request::post("/api/v1/journeys/nope/run")
+            .header("authorization", format!("bearer {CI}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&app, lower).await.0, StatusCode::NOT_FOUND, "bearer");
         assert_eq!(
             call(&app, post_nope("ci-token-that-is-long-enougH"))
                 .await

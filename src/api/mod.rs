@@ -6,13 +6,15 @@
 //! - `anomalies`: `/api/v1/anomalies` (anomaly episodes);
 //! - `incidents`: `/api/v1/incidents`, one incident with its timeline and notifications,
 //!   acknowledge and resolve;
-//! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records.
+//! - `metrics`: `/metrics` (Prometheus text format) and the [`Metrics`] the service records;
+//! - `errors`: the one shape of every error answer (JSON under `/api`, a page elsewhere).
 
 pub mod anomalies;
 pub mod app;
 pub mod auth;
 mod depmap;
 pub mod digests;
+mod errors;
 mod extract;
 pub mod health;
 mod histogram;
@@ -100,7 +102,10 @@ pub fn router(state: AppState) -> Router {
         .merge(digests::router(state.clone()))
         .merge(status::router(state.clone()))
         .merge(app::router(state.clone()))
-        .merge(metrics::router(state))
+        .merge(metrics::router(state.clone()))
+        // Unmatched routes answer 404 through `errors::shape`, like every other error.
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(axum::middleware::from_fn_with_state(state, errors::shape))
         .layer(axum::middleware::from_fn(deadline))
         .layer(tower_http::compression::CompressionLayer::new())
 }

@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "journey.html",
     "dependencies.html",
     "nodes.html",
+    "error.html",
 ];
 
 const STATIC: &[(&str, &str, &str)] = &[
@@ -66,6 +67,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("stamp", stamp);
     env.add_filter("bar_class", bar_class);
     env.add_filter("day_text", day_text);
+    // A name as one URL path segment (`/` and spaces encoded), unlike `urlencode`.
+    env.add_filter("segment", |name: &str| crate::links::segment(name));
     env
 });
 

@@ -174,14 +174,14 @@ impl Condition {
 
     fn judge(&self, facts: &Facts, scope: &Scope<'_>) -> Result<(bool, String), RenderError> {
         let left = self.left.eval(facts, scope)?;
-        let mut actual = self.left.describe(&left);
+        let mut actual = self.left.describe(&left, facts);
         // For `==` and `!=`: whether the sides are equal; for the others, whether the order holds.
         let holds = match &self.right {
             Side::Matcher(m) => m.matches(&left, scope)?,
             Side::Operand(o) => {
                 let right = o.eval(facts, scope)?;
                 if !matches!(o, Operand::Literal(_)) {
-                    actual = format!("{actual} vs {}", o.describe(&right));
+                    actual = format!("{actual} vs {}", o.describe(&right, facts));
                 }
                 match self.op {
                     Op::Eq | Op::Ne => equal(&left, &right),
@@ -224,9 +224,12 @@ impl Operand {
         })
     }
 
-    fn describe(&self, v: &Val) -> String {
+    fn describe(&self, v: &Val, facts: &Facts) -> String {
         match (self, v) {
-            (_, Val::Missing) => v.describe(),
+            (_, Val::Missing) => self
+                .placeholder()
+                .and_then(|p| p.missing_reason(facts))
+                .unwrap_or_else(|| v.describe()),
             (Operand::Len(_), _) => format!("len={}", v.describe()),
             (Operand::Has(_), _) => format!("has={}", v.describe()),
             (Operand::Value(Placeholder::CertificateExpiration), Val::Int(ms)) => {

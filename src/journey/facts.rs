@@ -35,30 +35,57 @@ pub struct Facts {
     pub message: Option<String>,
     /// `[MESSAGES_RECEIVED]`: WebSocket messages received so far.
     pub messages_received: Option<u64>,
-    body_json: OnceLock<Option<serde_json::Value>>,
-    message_json: OnceLock<Option<serde_json::Value>>,
+    body_json: OnceLock<Option<Parsed>>,
+    message_json: OnceLock<Option<Parsed>>,
+}
+
+/// A text parsed as JSON: the value, or why it is not JSON, in plain words.
+type Parsed = Result<serde_json::Value, String>;
+
+fn parse_json(bytes: &[u8]) -> Parsed {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("empty".into());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde_json says "expected value at line 1 column 7"; the position goes first here.
+        let text = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let what = text.strip_suffix(&suffix).unwrap_or(&text);
+        format!("line {}, column {}: {what}", e.line(), e.column())
+    })
 }
 
 impl Facts {
     /// The body parsed as JSON, once; `None` if there is no body or it is not JSON.
     pub fn body_json(&self) -> Option<&serde_json::Value> {
+        self.parsed_body()?.as_ref().ok()
+    }
+
+    /// Why the body is not JSON (`line 1, column 7: expected value`, or `empty`); `None` when
+    /// it is JSON or there is no body at all.
+    pub fn body_json_error(&self) -> Option<&str> {
+        self.parsed_body()?.as_ref().err().map(String::as_str)
+    }
+
+    fn parsed_body(&self) -> Option<&Parsed> {
         self.body_json
-            .get_or_init(|| {
-                self.body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_slice(b).ok())
-            })
+            .get_or_init(|| self.body.as_deref().map(parse_json))
             .as_ref()
     }
 
     /// The current WebSocket message parsed as JSON, once.
     pub fn message_json(&self) -> Option<&serde_json::Value> {
+        self.parsed_message()?.as_ref().ok()
+    }
+
+    /// Why the current WebSocket message is not JSON, like [`Facts::body_json_error`].
+    pub fn message_json_error(&self) -> Option<&str> {
+        self.parsed_message()?.as_ref().err().map(String::as_str)
+    }
+
+    fn parsed_message(&self) -> Option<&Parsed> {
         self.message_json
-            .get_or_init(|| {
-                self.message
-                    .as_deref()
-                    .and_then(|m| serde_json::from_str(m).ok())
-            })
+            .get_or_init(|| self.message.as_deref().map(|m| parse_json(m.as_bytes())))
             .as_ref()
     }
 

@@ -217,6 +217,9 @@ pub struct HttpStep {
     /// Bodies larger than this fail the step with `body_too_large`; never buffered beyond it.
     pub max_body_bytes: u64,
     pub insecure_skip_verify: bool,
+    /// Send `Accept-Encoding: gzip, deflate, br` (unless the step sets its own) and decode
+    /// gzip, deflate and br bodies; `false` sends none and keeps the body as received.
+    pub compressed: bool,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;

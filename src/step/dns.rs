@@ -12,7 +12,8 @@
 //! - UDP answers with the truncation bit set are asked again over TCP, like a resolver would.
 //! - Any response code is a successful attempt: `[DNS_RCODE]` says which. A server that does
 //!   not answer by the deadline is a `timeout`; one that cannot be used (refused, unreachable,
-//!   malformed answer) is `dns`.
+//!   malformed answer, or only datagrams that are not the answer: another id, another
+//!   question) is `dns`, and says what arrived.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -248,14 +249,20 @@ impl Exchange<'_> {
             .await?
             .map_err(|e| self.unusable("UDP", e))?;
         let mut buf = vec![0u8; 65_535];
+        let mut strays = Strays::default();
         loop {
-            let n = self
-                .limit("UDP", socket.recv(&mut buf))
-                .await?
-                .map_err(|e| self.unusable("UDP", e))?;
+            let Ok(received) = timeout_at(self.deadline, socket.recv(&mut buf)).await else {
+                // Something answered: say what, rather than "no answer".
+                return Err(match strays.summary() {
+                    Some(summary) => self.unusable("UDP", summary),
+                    None => self.timed_out("UDP"),
+                });
+            };
+            let n = received.map_err(|e| self.unusable("UDP", e))?;
             // Stray datagrams (another ID, not a response) are ignored, as resolvers do.
-            if let Some(response) = self.accept(id, &buf[..n], "UDP")? {
-                return Ok(response);
+            match self.accept(id, &buf[..n], "UDP")? {
+                Ok(response) => return Ok(response),
+                Err(mismatch) => strays.0.push(mismatch),
             }
         }
     }
@@ -285,38 +292,63 @@ impl Exchange<'_> {
             .await?
             .map_err(|e| self.unusable("TCP", e))?;
         match self.accept(id, &buf, "TCP")? {
-            Some(response) => Ok(response),
-            None => Err(self.unusable("TCP", "the answer is for another query")),
+            Ok(response) => Ok(response),
+            Err(mismatch) => Err(self.unusable(
+                "TCP",
+                format!(
+                    "the answer does not match the query ({})",
+                    mismatch.reason()
+                ),
+            )),
         }
     }
 
-    /// Parses a datagram or TCP message: `None` if it is not the answer to this query.
-    fn accept(&self, id: u16, bytes: &[u8], transport: &str) -> Result<Option<Message>, Failure> {
+    /// Parses a datagram or TCP message: `Err` says why it is not the answer to this query.
+    fn accept(
+        &self,
+        id: u16,
+        bytes: &[u8],
+        transport: &str,
+    ) -> Result<Result<Message, Mismatch>, Failure> {
         // The ID is the first two bytes; a message that is not ours is not this server's fault.
-        if bytes.len() < 2 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
-            return Ok(None);
+        if bytes.len() < 2 {
+            return Ok(Err(Mismatch::TooShort));
+        }
+        if u16::from_be_bytes([bytes[0], bytes[1]]) != id {
+            return Ok(Err(Mismatch::WrongId));
         }
         let message = Message::from_vec(bytes)
             .map_err(|e| self.unusable(transport, format!("malformed answer: {e}")))?;
-        let ours = message.metadata.message_type == MessageType::Response
-            && message.queries.iter().all(|q| {
-                q.name() == self.query.name() && q.query_type() == self.query.query_type()
-            });
-        Ok(ours.then_some(message))
+        if message.metadata.message_type != MessageType::Response {
+            return Ok(Err(Mismatch::NotAResponse));
+        }
+        let same_question = message
+            .queries
+            .iter()
+            .all(|q| q.name() == self.query.name() && q.query_type() == self.query.query_type());
+        Ok(if same_question {
+            Ok(message)
+        } else {
+            Err(Mismatch::OtherQuestion)
+        })
     }
 
     async fn limit<F: Future>(&self, transport: &str, f: F) -> Result<F::Output, Failure> {
-        timeout_at(self.deadline, f).await.map_err(|_| {
-            failure(
-                FailureClass::Timeout,
-                format!(
-                    "no answer from {} ({transport}) for {} {} by the deadline",
-                    self.server,
-                    self.query.name(),
-                    self.query.query_type()
-                ),
-            )
-        })
+        timeout_at(self.deadline, f)
+            .await
+            .map_err(|_| self.timed_out(transport))
+    }
+
+    fn timed_out(&self, transport: &str) -> Failure {
+        failure(
+            FailureClass::Timeout,
+            format!(
+                "no answer from {} ({transport}) for {} {} by the deadline",
+                self.server,
+                self.query.name(),
+                self.query.query_type()
+            ),
+        )
     }
 
     fn unusable(&self, transport: &str, reason: impl std::fmt::Display) -> Failure {
@@ -324,5 +356,62 @@ impl Exchange<'_> {
             FailureClass::Dns,
             format!("DNS server {} ({transport}): {reason}", self.server),
         )
+    }
+}
+
+/// Why a message from the server is not the answer to this query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mismatch {
+    TooShort,
+    WrongId,
+    NotAResponse,
+    OtherQuestion,
+}
+
+impl Mismatch {
+    fn reason(self) -> &'static str {
+        match self {
+            Mismatch::TooShort => "too short to be DNS",
+            Mismatch::WrongId => "wrong id",
+            Mismatch::NotAResponse => "a query, not a response",
+            Mismatch::OtherQuestion => "answers another question",
+        }
+    }
+}
+
+/// The UDP datagrams that arrived and were not the answer, in arrival order.
+#[derive(Debug, Default)]
+struct Strays(Vec<Mismatch>);
+
+impl Strays {
+    /// `3 answers arrived but none matched the query (wrong id)`; `None` if none arrived.
+    fn summary(&self) -> Option<String> {
+        let count = self.0.len();
+        if count == 0 {
+            return None;
+        }
+        let mut kinds: Vec<(Mismatch, usize)> = Vec::new();
+        for m in &self.0 {
+            match kinds.iter_mut().find(|(k, _)| k == m) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((*m, 1)),
+            }
+        }
+        let reasons = match kinds.as_slice() {
+            [(only, _)] => only.reason().to_string(),
+            many => many
+                .iter()
+                .map(|(m, n)| format!("{n} {}", m.reason()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let (noun, verb) = if count == 1 {
+            ("answer", "arrived but did not match")
+        } else {
+            ("answers", "arrived but none matched")
+        };
+        Some(format!(
+            "{count} {noun} {verb} the query ({reasons}) by the deadline"
+        ))
     }
 }

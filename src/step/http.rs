@@ -10,8 +10,10 @@
 //! - this file: the attempt as a whole, the redirect loop, and filling [`Attempt`];
 //! - [`request`]: turning the step's templates into a concrete request, and redirect rewriting;
 //! - [`transport`]: the hop's connection (over `step::net` and `step::tls_client`), the hyper
-//!   handshake, sending, and the capped body read.
+//!   handshake, sending, and the capped body read;
+//! - [`decode`]: gzip, deflate and br bodies, decoded as they stream in, capped decoded.
 
+pub(crate) mod decode;
 pub(crate) mod request;
 pub(crate) mod transport;
 
@@ -160,8 +162,9 @@ fn followed_location(step: &HttpStep, response: &Response<Incoming>) -> Option<S
     Some(String::from_utf8_lossy(location.as_bytes()).into_owned())
 }
 
-/// Reads the final response's body under the size cap and the deadline; fills `[BODY]` and
-/// the download phase only when the body arrived whole.
+/// Reads the final response's body under the size cap and the deadline, decoding it when it
+/// has a `Content-Encoding` this client undoes; fills `[BODY]` and the download phase only
+/// when the body arrived whole.
 async fn read_final_body(
     step: &HttpStep,
     method: &Method,
@@ -169,23 +172,48 @@ async fn read_final_body(
     clock: &Clock,
     attempt: &mut Attempt,
 ) -> Result<(), HttpError> {
-    let announced = announced_length(method, &response);
+    let coding = decode::Coding::of(response.headers()).filter(|_| step.compressed);
     let mut body = Vec::new();
     let started = Instant::now();
-    let read = match announced {
-        Some(len) if len > step.max_body_bytes => Err(HttpError::BodyTooLarge {
-            limit: step.max_body_bytes,
-            detail: format!("Content-Length is {len}"),
-        }),
-        _ => {
-            transport::read_body(response.into_body(), step.max_body_bytes, &mut body, clock).await
+    let (read, download, wire_bytes) = match coding {
+        // The announced length is the encoded one: the cap is on what it decodes to.
+        Some(coding) => {
+            let (wire, read) = decode::read_decoded(
+                response.into_body(),
+                coding,
+                step.max_body_bytes,
+                &mut body,
+                clock,
+            )
+            .await;
+            let download = wire.last_byte.unwrap_or_else(|| started.elapsed());
+            (read, download, Some(wire.bytes))
+        }
+        None => {
+            let read = match announced_length(method, &response) {
+                Some(len) if len > step.max_body_bytes => Err(HttpError::BodyTooLarge {
+                    limit: step.max_body_bytes,
+                    detail: format!("Content-Length is {len}"),
+                }),
+                _ => {
+                    transport::read_body(
+                        response.into_body(),
+                        step.max_body_bytes,
+                        &mut body,
+                        clock,
+                    )
+                    .await
+                }
+            };
+            (read, started.elapsed(), None)
         }
     };
     if let Some(summary) = attempt.response.as_mut() {
         summary.body_bytes = body.len() as u64;
+        summary.wire_bytes = wire_bytes;
     }
     read?;
-    Timings::add(&mut attempt.timings.download, started.elapsed());
+    Timings::add(&mut attempt.timings.download, download);
     attempt.facts.body = Some(body);
     Ok(())
 }
@@ -224,6 +252,7 @@ fn record_head(
         protocol: protocol_name(response.version()).to_string(),
         headers: summarize_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         body_bytes: 0,
+        wire_bytes: None,
         redirects,
         url: spec.url.to_string(),
     });

@@ -263,7 +263,12 @@ pub struct ResponseSummary {
     /// `HTTP/1.1`, `HTTP/2`.
     pub protocol: String,
     pub headers: Vec<(String, String)>,
+    /// The body's size as `[BODY]` sees it: decoded when it came with a `Content-Encoding`.
     pub body_bytes: u64,
+    /// Bytes received on the wire for a body that was decoded (gzip, deflate, br); absent when
+    /// the body arrived as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_bytes: Option<u64>,
     /// Number of redirects followed before this response.
     pub redirects: u32,
     /// Final URL after redirects.

@@ -126,6 +126,25 @@ pub(super) fn tls_acceptor(
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
+/// A server that answers whatever it is sent with an HTTP 400, as HTTP servers do to a
+/// ClientHello.
+pub(super) async fn plain_http_server() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.read(&mut [0u8; 1024]).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
 /// A port nothing listens on (bound, then released).
 pub(super) async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

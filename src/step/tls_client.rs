@@ -8,11 +8,17 @@
 //! `ClientConfig` parses the whole root store, far too slow to do per request.
 //!
 //! rustls does not hand out the peer's certificates after a failed handshake, so a
-//! verification failure (`tls`) leaves the certificate facts empty.
+//! verification failure (`tls`) leaves the certificate facts empty. Why it failed is said in
+//! plain words by [`reason`], for every step kind that does TLS.
+
+mod reason;
+#[cfg(test)]
+mod tests;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -24,7 +30,7 @@ use tokio_rustls::client::TlsStream;
 use x509_parser::extensions::GeneralName;
 
 use super::net::{Clock, ip_literal};
-use super::{Attempt, Failure, FailureClass, Timings, error_chain, failure};
+use super::{Attempt, Failure, FailureClass, Timings, failure};
 use crate::journey::facts::Facts;
 
 /// What ALPN offers, i.e. which protocols may run over the connection.
@@ -89,11 +95,20 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
 
 /// Verifies the chain against the Mozilla roots (webpki-roots), like a browser would.
 fn verifying() -> ClientConfig {
-    let roots = rustls::RootCertStore {
+    verifying_with(rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    })
+}
+
+/// Verifies the chain against `roots` with rustls's verifier, telling a self-signed leaf apart
+/// from other unknown issuers (tests bring their own roots).
+pub(in crate::step) fn verifying_with(roots: rustls::RootCertStore) -> ClientConfig {
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .expect("the root store is not empty and the ring provider has algorithms");
     builder()
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Verifying { inner }))
         .with_no_client_auth()
 }
 
@@ -143,7 +158,7 @@ pub(crate) async fn handshake(
             TlsConnector::from(config).connect(name, tcp),
         )
         .await?
-        .map_err(|e| handshake_failed(&shown, peer, &handshake_error(&e)))?;
+        .map_err(|e| handshake_failed(&shown, peer, &reason::handshake_error(&e)))?;
     Timings::add(&mut attempt.timings.tls, started.elapsed());
     if let Some(leaf) = stream
         .get_ref()
@@ -154,29 +169,6 @@ pub(crate) async fn handshake(
         certificate_facts(leaf, &mut attempt.facts);
     }
     Ok(stream)
-}
-
-/// The rustls reason, with the common certificate problems said plainly first.
-fn handshake_error(e: &std::io::Error) -> String {
-    let Some(rustls::Error::InvalidCertificate(cert)) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return error_chain(e);
-    };
-    let plain = match cert {
-        CertificateError::UnknownIssuer => "unknown issuer (self-signed or untrusted CA)",
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "not valid yet"
-        }
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "name mismatch"
-        }
-        CertificateError::Revoked => "revoked",
-        _ => return format!("certificate rejected: {e}"),
-    };
-    format!("certificate rejected, {plain}: {e}")
 }
 
 /// `[CERTIFICATE_EXPIRATION]` (ms until `notAfter`, negative once expired),
@@ -260,4 +252,68 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// rustls's verifier, except that an unknown issuer is reported as [`reason::SelfSigned`] when
+/// the leaf issued itself: the most common certificate problem of test and internal servers.
+#[derive(Debug)]
+struct Verifying {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for Verifying {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self_issued(end_entity) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(reason::SelfSigned)),
+                )))
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Whether the certificate names itself as its issuer.
+fn self_issued(der: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(der.as_ref())
+        .is_ok_and(|(_, cert)| cert.issuer().as_raw() == cert.subject().as_raw())
 }

@@ -248,6 +248,7 @@ fn record_response<B>(response: &http::Response<B>, url: &str, attempt: &mut Att
         protocol: "HTTP/1.1".to_string(),
         headers: summarize_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         body_bytes: 0,
+        wire_bytes: None,
         redirects: 0,
         url: url.to_string(),
     });

@@ -16,7 +16,9 @@ pub mod cluster;
 pub mod commands;
 pub mod digest;
 pub mod episodes;
+mod existing;
 pub mod feed;
+pub use existing::Unreadable;
 mod postgres;
 mod queries;
 pub mod sessions;
@@ -49,6 +51,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     #[error("the store writer has stopped")]
     WriterClosed,
     #[error("{runs} runs could not be stored: {error}")]

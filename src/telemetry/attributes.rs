@@ -256,7 +256,9 @@ impl Attrs {
                 self.str("network.protocol.version", version.to_string());
             }
             if matches!(step.kind, StepKind::Http(_)) {
-                self.int("http.response.body.size", resp.body_bytes as i64);
+                // The semantic conventions' body size is the transferred (compressed) one.
+                let size = resp.wire_bytes.unwrap_or(resp.body_bytes);
+                self.int("http.response.body.size", size as i64);
             }
             if resp.redirects > 0 {
                 self.int("waymark.http.redirects", resp.redirects.into());

@@ -235,3 +235,63 @@ steps:
     assert_eq!(v["steps"][1]["dependency"], "payments");
     assert!(v["steps"][0].get("dependency").is_none());
 }
+
+/// Issue #19: `waymark digest` without a database created `waymark.db` in the working
+/// directory and printed a "never ran" digest with exit 0.
+#[tokio::test]
+async fn digest_never_creates_a_database_and_fails_on_a_missing_or_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("journeys")).unwrap();
+    std::fs::write(
+        dir.path().join("journeys/shop.yaml"),
+        "name: shop\nowner: shop-team\nsteps:\n  - name: home\n    http: { url: \"http://127.0.0.1:9/\" }\n",
+    )
+    .unwrap();
+    let digest = |db: Option<String>| {
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_waymark"));
+            c.args(["digest", "--owner", "shop-team"])
+                .current_dir(dir)
+                .env_remove("WAYMARK_DATABASE_URL");
+            if let Some(url) = db {
+                c.env("WAYMARK_DATABASE_URL", url);
+            }
+            c.output().unwrap()
+        })
+    };
+    let out = digest(None).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no database at `sqlite://waymark.db`"),
+        "{stderr}"
+    );
+    assert!(stdout(&out).is_empty(), "no digest printed");
+    assert!(
+        !dir.path().join("waymark.db").exists(),
+        "no database created"
+    );
+
+    // A store that exists but holds no run is no better.
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let migrate = {
+        let url = url.clone();
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_waymark"))
+                .arg("migrate")
+                .current_dir(dir)
+                .env("WAYMARK_DATABASE_URL", url)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(migrate.status.success(), "{migrate:?}");
+    let out = digest(Some(url)).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("holds no runs yet"), "{stderr}");
+}

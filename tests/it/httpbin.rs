@@ -70,3 +70,35 @@ async fn httpbin_delay_beyond_the_step_timeout() {
         FailureClass::Timeout
     );
 }
+
+/// Issue #19: httpbin compresses these whatever the client asks; `[BODY]` is the decoded JSON.
+#[tokio::test]
+async fn httpbin_gzip_deflate_and_brotli_bodies_are_decoded() {
+    let yaml = r#"
+name: httpbin compression
+steps:
+  - name: gzip
+    http: { url: "{{ base }}/gzip" }
+    conditions: ["[BODY].gzipped == true", "[BODY].headers.Accept-Encoding == gzip, deflate, br"]
+  - name: deflate
+    http: { url: "{{ base }}/deflate" }
+    conditions: ["[BODY].deflated == true"]
+  - name: brotli
+    http: { url: "{{ base }}/brotli" }
+    conditions: ["[BODY].brotli == true"]
+  - name: raw when asked
+    http: { url: "{{ base }}/gzip", compressed: false }
+    conditions: ["[HEADERS].content-encoding == gzip", "has([BODY].gzipped) == false"]
+"#;
+    let r = run_yaml(yaml, &httpbin(), &[]).await;
+    for s in &r.steps {
+        assert_eq!(s.status, StepStatus::Passed, "{s:#?}");
+        let response = s.response.as_ref().unwrap();
+        if s.name == "raw when asked" {
+            assert_eq!(response.wire_bytes, None);
+        } else {
+            assert!(response.wire_bytes.unwrap() > 0, "{response:?}");
+        }
+    }
+    assert_eq!(r.outcome, Outcome::Passed);
+}

@@ -198,3 +198,29 @@ async fn sqlx_tokens(state: &crate::api::AppState) -> Vec<String> {
             .unwrap(),
     }
 }
+
+/// Issue #19: a journey named `payments/v2 health` got dashboard links that 404ed.
+#[tokio::test]
+async fn journey_names_with_slashes_and_spaces_link_to_their_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = crate::api::test_support::state(dir.path(), None).await;
+    let (journey, _) = crate::api::test_support::catalog_with(
+        "name: payments/v2 health\nsteps:\n  - name: ping\n    http: { url: \"http://127.0.0.1:9/\" }\n",
+    );
+    state.set_journeys([(*journey).clone()]);
+    let cookie = crate::api::test_support::session_cookie(&state).await;
+    let app = crate::api::router(state);
+    let (status, overview) = call(&app, with_cookie("/app", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let link = "href=\"/app/journeys/payments%2Fv2%20health\"";
+    assert!(overview.contains(link), "{overview}");
+    // The route takes the encoded name as one segment and decodes it back.
+    let (status, page) = call(
+        &app,
+        with_cookie("/app/journeys/payments%2Fv2%20health", &cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // minijinja escapes `/` in text.
+    assert!(page.contains("<h1>payments&#x2f;v2 health "), "{page}");
+}

@@ -516,4 +516,16 @@ mod tests {
             StatusCode::NOT_FOUND
         );
     }
+
+    /// Issue #19: the badge of `payments/v2 health` is at its encoded name, decoded back.
+    #[tokio::test]
+    async fn badge_routes_decode_encoded_journey_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = state(dir.path(), None).await;
+        state.set_journeys([journey("payments/v2 health", "public: true\n")]);
+        let app = super::super::router(state);
+        let (status, svg) = call(&app, get("/badge/payments%2Fv2%20health.svg")).await;
+        assert_eq!(status, StatusCode::OK, "{svg}");
+        assert!(svg.starts_with("<svg"), "{svg}");
+    }
 }

@@ -39,7 +39,7 @@ pub(super) fn journey_html(
 ) -> String {
     let mut out = h2(&format!("Journey {}", j.name));
     let open = link(
-        links.page(&format!("/app/journeys/{}", j.name)),
+        links.page(&crate::links::journey_page(&j.name)),
         "Open in Waymark",
     );
     let Some(src) = src else {
@@ -265,7 +265,7 @@ pub(super) fn dependencies_html(deps: &[DependencyScore], links: &LinkBase) -> S
         .map(|s| {
             vec![
                 link(
-                    links.page(&format!("/app/dependencies#{}", s.label)),
+                    links.page(&crate::links::dependency_row(&s.label)),
                     &s.label,
                 ),
                 esc(&pct(s.availability)),
@@ -291,7 +291,7 @@ pub(super) fn coverage_html(gaps: &[CoverageGap], links: &LinkBase) -> String {
         .map(|g| {
             vec![
                 link(
-                    links.page(&format!("/app/journeys/{}", g.journey)),
+                    links.page(&crate::links::journey_page(&g.journey)),
                     &g.journey,
                 ),
                 esc(g.step.as_deref().unwrap_or("(whole journey)")),

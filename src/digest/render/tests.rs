@@ -91,3 +91,21 @@ fn a_preview_inlines_its_charts() {
         "no links without a dashboard URL"
     );
 }
+
+/// Issue #19: links to a journey page encode the name as one path segment.
+#[test]
+fn journey_links_encode_the_name() {
+    let mut d = digest();
+    d.journeys[0].name = "payments/v2 health".into();
+    d.coverage[0].journey = "archive/old one".into();
+    let r = render(&d, &links(), Images::Cid);
+    let page = "https://waymark.example.com/app/journeys/payments%2Fv2%20health";
+    assert!(r.text.contains(page), "{}", r.text);
+    assert!(r.html.contains(&format!("href=\"{page}\"")), "{}", r.html);
+    assert!(
+        r.html
+            .contains("href=\"https://waymark.example.com/app/journeys/archive%2Fold%20one\""),
+        "{}",
+        r.html
+    );
+}

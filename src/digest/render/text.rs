@@ -39,7 +39,7 @@ pub(super) fn text(d: &Digest, links: &LinkBase) -> String {
                 j.failed
             ));
         }
-        if let Some(url) = links.page(&format!("/app/journeys/{}", j.name)) {
+        if let Some(url) = links.page(&crate::links::journey_page(&j.name)) {
             out.push_str(&format!("{url}\n"));
         }
         if j.runs == 0 {

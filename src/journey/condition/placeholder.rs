@@ -115,6 +115,23 @@ impl Placeholder {
         v.unwrap_or(Val::Missing)
     }
 
+    /// Why the value is missing, when there is more to say than `(missing)`: a path into a
+    /// body or message that is not JSON says so (`the body is not JSON (line 1, column 7:
+    /// expected value)`). `None` when the value is there or simply absent.
+    pub fn missing_reason(&self, facts: &Facts) -> Option<String> {
+        let (what, error) = match self {
+            Placeholder::Body(path) if !path.is_empty() => ("body", facts.body_json_error()?),
+            Placeholder::Message(path) if !path.is_empty() => {
+                ("message", facts.message_json_error()?)
+            }
+            _ => return None,
+        };
+        Some(match error {
+            "empty" => format!("the {what} is empty, not JSON"),
+            error => format!("the {what} is not JSON ({error})"),
+        })
+    }
+
     /// `len()`. A whole body (or message) that is a JSON array counts its elements, as in
     /// Gatus; any other whole body counts characters.
     pub(super) fn length(&self, facts: &Facts) -> Option<usize> {

@@ -19,6 +19,7 @@ const HTTP_KEYS: &[&str] = &[
     "max_redirects",
     "max_body_bytes",
     "insecure_skip_verify",
+    "compressed",
 ];
 
 const MAX_BODY_LIMIT: u64 = 1 << 30;
@@ -92,6 +93,7 @@ pub(super) fn http_step(
     };
     let follow_redirects = flag(c, "follow_redirects", true);
     let insecure_skip_verify = flag(c, "insecure_skip_verify", false);
+    let compressed = flag(c, "compressed", true);
     let max_redirects = match f.get("max_redirects") {
         Some(v) => c.uint(v, &what("max_redirects"), 50).map(|v| v as u32),
         None => Some(10),
@@ -110,6 +112,7 @@ pub(super) fn http_step(
         max_redirects: max_redirects?,
         max_body_bytes: max_body_bytes?,
         insecure_skip_verify: insecure_skip_verify?,
+        compressed: compressed?,
     })
 }
 

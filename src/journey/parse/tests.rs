@@ -447,3 +447,26 @@ fn locations_list_where_a_journey_runs_from() {
     let e = errors(&src("[eu-west, \"\"]"));
     assert!(e[0].contains("a location"), "{e:?}");
 }
+
+#[test]
+fn http_compressed_defaults_to_true_and_can_be_turned_off() {
+    let http = |extra: &str| {
+        let src = format!(
+            "name: z\nsteps:\n  - name: a\n    http: {{ url: \"http://127.0.0.1/\"{extra} }}\n"
+        );
+        let j = parse(&src).unwrap_or_else(|d| panic!("{d:#?}"));
+        let StepKind::Http(h) = &j.steps[0].kind else {
+            panic!("not http")
+        };
+        h.compressed
+    };
+    assert!(http(""));
+    assert!(!http(", compressed: false"));
+    let errs = errors(
+        "name: z\nsteps:\n  - name: a\n    http: { url: \"http://127.0.0.1/\", compressed: maybe }\n",
+    );
+    assert!(
+        errs[0].contains("`http.compressed` of step `a`"),
+        "{errs:?}"
+    );
+}

@@ -347,6 +347,53 @@ async fn stray_datagrams_are_ignored() {
     assert_eq!(body(&a), json!(["127.0.0.1"]));
 }
 
+/// Issue #19: a server answering only with the wrong id was reported as "no answer".
+#[tokio::test]
+async fn answers_with_a_wrong_id_are_reported_not_called_no_answer() {
+    let server = scripted_udp_server(|request| {
+        let mut stray = answer(request, false);
+        stray.metadata.id = request.metadata.id.wrapping_add(1);
+        vec![stray.to_vec().unwrap(); 3]
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let started = Instant::now();
+    let a = h
+        .run(
+            &step("shop.test", DnsRecordType::A, server),
+            Duration::from_millis(300),
+        )
+        .await;
+    let msg = assert_failed(&a, FailureClass::Dns);
+    assert!(
+        msg.contains("3 answers arrived but none matched the query (wrong id)"),
+        "{msg}"
+    );
+    assert!(msg.contains(&server.to_string()), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(a.facts.dns_rcode, None);
+}
+
+#[tokio::test]
+async fn mixed_strays_are_counted_by_reason() {
+    let server = scripted_udp_server(|request| {
+        let mut stray = answer(request, false);
+        stray.metadata.id = request.metadata.id.wrapping_add(1);
+        vec![b"\x00".to_vec(), stray.to_vec().unwrap()]
+    })
+    .await;
+    let h = Harness::new(&[]);
+    let s = step("shop.test", DnsRecordType::A, server);
+    let a = h.run(&s, Duration::from_millis(300)).await;
+    let msg = assert_failed(&a, FailureClass::Dns);
+    assert!(
+        msg.contains(
+            "2 answers arrived but none matched the query (1 too short to be DNS, 1 wrong id)"
+        ),
+        "{msg}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_answer_is_a_dns_failure() {
     let server = scripted_udp_server(|request| {

@@ -38,7 +38,8 @@ fn host_bound_headers() -> [HeaderName; 4] {
 pub(super) struct RequestSpec {
     pub method: Method,
     pub url: Url,
-    /// Headers to send, defaults (`User-Agent`, `Content-Type`, `Content-Length`) included.
+    /// Headers to send, defaults (`User-Agent`, `Accept-Encoding`, `Content-Type`,
+    /// `Content-Length`) included.
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -53,6 +54,12 @@ impl RequestSpec {
         let (body, content_type) = render_body(step.body.as_ref(), scope)?;
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        }
+        if step.compressed && !headers.contains_key(header::ACCEPT_ENCODING) {
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static(super::decode::ACCEPT_ENCODING),
+            );
         }
         if let Some(ct) = content_type.filter(|_| !headers.contains_key(header::CONTENT_TYPE)) {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

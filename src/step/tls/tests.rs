@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::journey::TlsStep;
-use crate::step::test_support::{self, Harness, assert_failed, assert_ok, closed_port, t};
-use crate::step::tls_client::provider;
+use crate::step::test_support::{
+    self, Harness, assert_failed, assert_ok, closed_port, plain_http_server, t,
+};
+use crate::step::tls_client::verifying_with;
 use crate::step::{Attempt, FailureClass, StepContext};
 
 const THREE_DAYS_MS: i64 = 3 * 24 * 3600 * 1000;
@@ -104,11 +106,7 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
 async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>) -> Attempt {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = verifying_with(roots);
     let ctx = StepContext {
         scope: h.scope(),
         deadline: Instant::now() + FIVE_S,
@@ -146,7 +144,7 @@ async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
 }
 
 #[tokio::test]
-async fn self_signed_certificate_fails_verification_with_unknown_issuer() {
+async fn self_signed_certificate_fails_verification_as_self_signed() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
@@ -157,7 +155,10 @@ async fn self_signed_certificate_fails_verification_with_unknown_issuer() {
         )
         .await;
     let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(msg.contains("unknown issuer"), "{msg}");
+    assert!(
+        msg.contains("the certificate is self-signed, and not trusted"),
+        "{msg}"
+    );
     assert!(msg.contains("shop.test"), "{msg}");
     assert_eq!(a.facts.certificate_expiration_ms, None);
     assert_eq!(a.facts.connected, Some(true));
@@ -206,13 +207,16 @@ async fn name_mismatch_and_expiry_fail_verification() {
     let other = step("127.0.0.1", addr.port(), Some("other.test"), false);
     let a = probe_trusting(&h, &other, ca).await;
     let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(msg.contains("name mismatch"), "{msg}");
+    assert!(
+        msg.contains("the certificate is for shop.test, 127.0.0.1, not other.test"),
+        "{msg}"
+    );
 
     let (ca, leaf, key) = ca_signed(in_days(-1));
     let (addr, _closes) = tls_server(leaf, &key).await;
     let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
     let msg = assert_failed(&probe_trusting(&h, &s, ca).await, FailureClass::Tls).to_string();
-    assert!(msg.contains("expired"), "{msg}");
+    assert!(msg.contains("the certificate expired on 20"), "{msg}");
 
     // With insecure_skip_verify the expired certificate is inspected: time left is negative.
     let a = h
@@ -276,4 +280,48 @@ async fn refused_port_and_bad_server_name() {
     let msg = assert_failed(&a, FailureClass::Template);
     assert!(msg.contains("not a valid TLS server name"), "{msg}");
     assert_eq!(a.facts.connected, None, "nothing was attempted");
+}
+
+/// Issue #19: a CA certificate served as the leaf said only `CaUsedAsEndEntity`.
+#[tokio::test]
+async fn ca_certificate_served_as_the_leaf_is_said_plainly() {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = leaf_params(in_days(30));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap().der().clone();
+    let (addr, _closes) = tls_server(ca.clone(), &ca_key).await;
+    let h = Harness::new(&[]);
+    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
+    let a = probe_trusting(&h, &s, ca).await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(
+        msg.contains("the certificate is a CA certificate used as a server certificate"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_issuer_is_not_called_self_signed() {
+    let (_ca, leaf, key) = ca_signed(in_days(90));
+    let (addr, _closes) = tls_server(leaf, &key).await;
+    let h = Harness::new(&[]);
+    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
+    let msg = assert_failed(&h.run(&s, FIVE_S).await, FailureClass::Tls).to_string();
+    assert!(
+        msg.contains("the certificate's issuer is unknown: no trusted CA signed it"),
+        "{msg}"
+    );
+}
+
+/// Issue #19: a plain HTTP server on the port said only `InvalidContentType`.
+#[tokio::test]
+async fn plain_http_server_is_said_not_to_speak_tls() {
+    let port = plain_http_server().await;
+    let h = Harness::new(&[]);
+    let a = h.run(&step("127.0.0.1", port, None, true), FIVE_S).await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(
+        msg.contains("the server's answer is not TLS (plain HTTP on this port?)"),
+        "{msg}"
+    );
 }

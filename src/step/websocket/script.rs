@@ -509,7 +509,12 @@ fn extracted(name: &str, placeholder: &Placeholder, facts: &Facts) -> Result<Val
     placeholder.resolve(facts).ok_or_else(|| {
         failure(
             FailureClass::Extraction,
-            format!("cannot extract `{name}`: {placeholder} is missing from the matched message"),
+            match placeholder.missing_reason(facts) {
+                Some(reason) => format!("cannot extract `{name}`: {reason}"),
+                None => format!(
+                    "cannot extract `{name}`: {placeholder} is missing from the matched message"
+                ),
+            },
         )
     })
 }

@@ -37,6 +37,7 @@ fn step(method: Method, url: &str) -> HttpStep {
         max_redirects: 5,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         insecure_skip_verify: false,
+        compressed: true,
     }
 }
 
@@ -262,6 +263,7 @@ async fn assert_tasks_back_to(before: usize) {
 }
 
 mod body_cap;
+mod compression;
 mod deadlines;
 mod journey_errors;
 mod redirects;

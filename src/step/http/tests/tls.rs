@@ -100,3 +100,25 @@ async fn silent_h2_server_times_out_and_leaves_no_task() {
     assert!(msg.contains("response headers"), "{msg}");
     assert_tasks_back_to(before).await;
 }
+
+/// Issue #19: TLS failures of https steps are said in plain words, like the `tls` step's.
+#[tokio::test]
+async fn tls_failures_are_said_plainly_for_https() {
+    let port = test_support::plain_http_server().await;
+    let a = run(&step(Method::GET, &format!("https://127.0.0.1:{port}/"))).await;
+    let msg = assert_failed(&a, FailureClass::Tls);
+    assert!(msg.contains("the server's answer is not TLS"), "{msg}");
+
+    // A server that speaks no protocol the client offers aborts the handshake with an alert.
+    let addr = serve_tls(&[b"spdy/1"]).await;
+    let mut s = step(Method::GET, &format!("https://127.0.0.1:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    let msg = assert_failed(&run(&s).await, FailureClass::Tls).to_string();
+    assert!(
+        msg.contains(
+            "the server aborted the handshake: it accepts none of the application \
+             protocols offered (alert `NoApplicationProtocol`)"
+        ),
+        "{msg}"
+    );
+}

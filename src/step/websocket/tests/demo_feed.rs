@@ -15,6 +15,7 @@ fn http_step(method: Method, url: String, token: Option<&str>, body: Option<Valu
         max_redirects: 0,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         insecure_skip_verify: false,
+        compressed: true,
     }
 }
 

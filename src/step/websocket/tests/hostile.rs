@@ -142,3 +142,15 @@ async fn a_flood_of_non_matching_messages_stops_at_max_skipped() {
     assert_eq!(a.facts.messages_received, Some(51));
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
 }
+
+/// Issue #19: a wss:// URL on a plain HTTP port says so, in the words every TLS step uses.
+#[tokio::test]
+async fn wss_to_a_plain_http_port_says_it_is_not_tls() {
+    let port = crate::step::test_support::plain_http_server().await;
+    let s = step(
+        &format!("wss://127.0.0.1:{port}/"),
+        vec![expect(&["[MESSAGE] == x"])],
+    );
+    let msg = assert_failed(&run(&s).await, FailureClass::Tls).to_string();
+    assert!(msg.contains("the server's answer is not TLS"), "{msg}");
+}

@@ -9,6 +9,8 @@ use serde_json::json;
 use super::*;
 use crate::journey::template::{Redactor, SecretSource};
 
+mod not_json;
+
 struct NoSecrets;
 impl SecretSource for NoSecrets {
     fn secret(&self, _: &str) -> Option<String> {

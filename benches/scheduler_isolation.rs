@@ -12,7 +12,8 @@
 //! service's. The target runs at normal priority (it is the system under test's dependency).
 //!
 //! Run: `cargo bench --bench scheduler_isolation`
-//! (env: JOURNEYS=200 CLIENTS=50 DURATION_S=60 WARMUP_S=10).
+//! (env: JOURNEYS=200 CLIENTS=50 DURATION_S=60 WARMUP_S=10; WAYMARK_BIN=path measures another
+//! build of `waymark`, e.g. an earlier commit's, in the same conditions).
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -104,7 +105,9 @@ fn main() {
     )
     .unwrap();
     let db = dir.path().join("w.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+    let binary =
+        std::env::var("WAYMARK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_waymark").to_string());
+    let mut child = Command::new(&binary)
         .args(["serve", "--config"])
         .arg(&config)
         .env("WAYMARK_DATABASE_URL", format!("sqlite://{}", db.display()))
@@ -126,7 +129,7 @@ fn main() {
         .expect("serve prints its address")
         .to_string();
     println!(
-        "scheduler isolation: {journeys} journeys every 1s, {clients} clients for {} s, after {} s of warm-up; load average before: {load_before}",
+        "scheduler isolation ({binary}): {journeys} journeys every 1s, {clients} clients for {} s, after {} s of warm-up; load average before: {load_before}",
         duration.as_secs(),
         warmup.as_secs()
     );

@@ -270,18 +270,7 @@ pub struct ResponseSummary {
     pub url: String,
 }
 
-/// Header names whose values are credentials: never shown, whatever the journey says.
-pub fn is_credential_header(name: &str) -> bool {
-    const NAMES: [&str; 6] = [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "x-auth-token",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
+pub use crate::journey::redact::is_credential_header;
 
 /// Masks credential header values for summaries.
 pub fn summarize_headers<'a>(

@@ -86,15 +86,21 @@ impl Redactor {
 
     /// Registers the value of a credential header as it is sent (`Basic dXNlcjpwdw==`,
     /// `Bearer abc`): the whole value, the credentials after the scheme and, for `Basic`, the
-    /// decoded `user:password` and the password alone.
+    /// decoded `user:password` and the password alone. Parts shorter than
+    /// [`MIN_VARIANT_CHARS`] are left out (`Bearer x` must not mask every `x`).
     pub fn register_credential(&self, header_value: &str) {
+        let long = |s: &str| s.chars().count() >= MIN_VARIANT_CHARS;
         let value = header_value.trim();
-        self.register(value);
+        if long(value) {
+            self.register(value);
+        }
         let Some((scheme, credentials)) = value.split_once(' ') else {
             return;
         };
         let credentials = credentials.trim();
-        self.register(credentials);
+        if long(credentials) {
+            self.register(credentials);
+        }
         if !scheme.eq_ignore_ascii_case("basic") {
             return;
         }
@@ -103,8 +109,12 @@ impl Redactor {
             .ok()
             .and_then(|b| String::from_utf8(b).ok());
         if let Some(decoded) = decoded {
-            self.register(&decoded);
-            if let Some((_, password)) = decoded.split_once(':') {
+            if long(&decoded) {
+                self.register(&decoded);
+            }
+            if let Some((_, password)) = decoded.split_once(':')
+                && long(password)
+            {
                 self.register(password);
             }
         }

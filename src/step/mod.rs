@@ -37,6 +37,9 @@ pub struct StepContext<'a> {
     pub deadline: Instant,
     /// Extra headers for every outgoing request (trace propagation).
     pub propagation_headers: Vec<(String, String)>,
+    /// The step is `sensitive`: an executor that extracts values itself (WebSocket `expect`)
+    /// registers them with the scope's redactor at once, before quoting any message.
+    pub sensitive: bool,
 }
 
 pub trait StepExecutor {

@@ -9,6 +9,8 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
+use crate::journey::redact::Redactor;
+
 /// What one side of a condition resolved to, borrowing from the facts where it can so that a
 /// large body is never copied just to be compared.
 #[derive(Debug)]
@@ -108,12 +110,13 @@ impl Val<'_> {
         }
     }
 
-    /// A one-line rendering for reports: control characters escaped, at most ~200 characters.
-    pub(super) fn describe(&self) -> String {
+    /// A one-line rendering for reports: redacted, then control characters escaped and cut to
+    /// at most ~200 characters (in that order: a cut must not leave part of a secret).
+    pub(super) fn describe(&self, redactor: &Redactor) -> String {
         match self.text() {
             None => "(missing)".to_string(),
             Some(t) if t.is_empty() => "(empty)".to_string(),
-            Some(t) => shorten(&t, 200),
+            Some(t) => shorten(&redactor.redact(&t), 200),
         }
     }
 }

@@ -10,7 +10,8 @@
 //!   pairs beyond the BMP) or HTML-escaped (`&amp;`, `&quot;`, `&#x27;`, `&#233;`…). So the
 //!   `url` crate's query-pair, query, path and userinfo encodings, serde_json's and Python's
 //!   `json.dumps` escaping and minijinja's auto-escaping are all covered by one pattern.
-//! - **Case-folded**: matching ignores case (DNS lower-cases names; a target may upper-case).
+//! - **Case-folded**: ASCII letters match either case (DNS lower-cases names; a target may
+//!   upper-case), and the Unicode lower- and upper-case forms are registered too.
 //! - **As a DNS label**: the IDNA (punycode, `xn--…`) form of each non-ASCII label.
 //! - **Inside base64**, as in a `Basic` credential: the base64 of the value in each of the
 //!   three byte alignments it can have inside a longer encoded text (`user:password`),
@@ -182,6 +183,13 @@ fn forms(value: &str) -> Vec<Form> {
         return vec![form(value, false, false)];
     }
     let mut out = vec![form(value, true, true)];
+    // Unicode case changes (a DNS name is shown lower-cased: `Ω` as `ω`); ASCII letters
+    // already match either case.
+    for changed in [value.to_lowercase(), value.to_uppercase()] {
+        if !changed.eq_ignore_ascii_case(value) {
+            out.push(form(&changed, true, true));
+        }
+    }
     for label in punycode_labels(value) {
         out.push(form(&label, true, true));
     }

@@ -13,6 +13,7 @@ mod digest;
 mod httpbin;
 mod journeys;
 mod openapi;
+mod secrets;
 mod serve;
 mod steps;
 mod store;

@@ -139,6 +139,8 @@ fn encodings(s: &str) -> Vec<(&'static str, String)> {
     out.push(("html of json", html(&json[1..json.len() - 1])));
     out.push(("lower-case", s.to_ascii_lowercase()));
     out.push(("upper-case", s.to_ascii_uppercase()));
+    out.push(("unicode lower-case", s.to_lowercase()));
+    out.push(("unicode upper-case", s.to_uppercase()));
     out
 }
 

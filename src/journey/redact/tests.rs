@@ -198,7 +198,8 @@ proptest! {
     ) {
         let r = redactor(&[&secret]);
         let text = format!("{}{secret}{}", "x".repeat(before), "y".repeat(50));
-        let cut = r.redact_cut(&text, 200);
+        // The marker itself (`***`) must not count as part of a secret made of `*`.
+        let cut = r.redact_cut(&text, 200).replace(REDACTED, "\u{1}");
         let head: String = secret.chars().take(secret.chars().count().div_ceil(2)).collect();
         prop_assert!(!cut.contains(&head)
             || "x".repeat(before).contains(&head)

@@ -64,6 +64,38 @@ struct Inner {
     /// Every form of every value, longest first, so a value containing another is replaced
     /// whole.
     forms: Vec<Form>,
+    /// The bytes a form can start with: every other byte is copied without a look.
+    starts: Starts,
+}
+
+#[derive(Debug)]
+struct Starts([bool; 256]);
+
+impl Default for Starts {
+    fn default() -> Self {
+        Starts([false; 256])
+    }
+}
+
+impl Starts {
+    fn add(&mut self, form: &Form) {
+        let Some(first) = form.chars.first() else {
+            return;
+        };
+        let mut utf8 = [0u8; 4];
+        for c in [
+            *first,
+            first.to_ascii_lowercase(),
+            first.to_ascii_uppercase(),
+        ] {
+            self.0[usize::from(c.encode_utf8(&mut utf8).as_bytes()[0])] = true;
+        }
+        if form.decoded {
+            for b in [b'%', b'\\', b'&', b'+'] {
+                self.0[usize::from(b)] = true;
+            }
+        }
+    }
 }
 
 impl Redactor {
@@ -79,6 +111,9 @@ impl Redactor {
         inner.values.push(value.to_string());
         let mut new = forms(value);
         new.retain(|f| !inner.forms.contains(f));
+        for f in &new {
+            inner.starts.add(f);
+        }
         inner.forms.extend(new);
         inner
             .forms
@@ -122,33 +157,62 @@ impl Redactor {
     }
 
     pub fn redact(&self, text: &str) -> String {
-        let inner = self.inner.read().expect("redactor lock poisoned");
-        if inner.forms.is_empty() {
-            return text.to_string();
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut pos = 0;
-        while let Some(c) = text[pos..].chars().next() {
-            if let Some(end) = inner.forms.iter().find_map(|f| match_at(text, pos, f)) {
-                out.push_str(REDACTED);
-                pos = end;
-            } else {
-                out.push(c);
-                pos += c.len_utf8();
-            }
-        }
-        out
+        self.redact_upto(text, usize::MAX).0
     }
 
     /// Redacts `text`, then keeps at most `max_chars` characters of the result, marking a cut
     /// with `…`. The order matters: cutting first could leave part of a secret behind.
     pub fn redact_cut(&self, text: &str, max_chars: usize) -> String {
-        let mut out = self.redact(text);
-        if let Some((cut, _)) = out.char_indices().nth(max_chars) {
-            out.truncate(cut);
+        let (mut out, cut) = self.redact_upto(text, max_chars);
+        if cut {
             out.push('…');
         }
         out
+    }
+
+    /// The first `max_chars` characters of the redacted `text`, and whether anything was left
+    /// out. Redaction stops once that many are written: a long body costs only what is kept
+    /// (a match that starts before the cut is still followed to its end).
+    pub fn redact_upto(&self, text: &str, max_chars: usize) -> (String, bool) {
+        let inner = self.inner.read().expect("redactor lock poisoned");
+        if inner.forms.is_empty() && max_chars == usize::MAX {
+            return (text.to_string(), false);
+        }
+        let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+        let mut written = 0;
+        let mut pos = 0;
+        while let Some(c) = text[pos..].chars().next() {
+            if written >= max_chars {
+                return (out, true);
+            }
+            let found = if inner.starts.0[usize::from(text.as_bytes()[pos])] {
+                // Read this position once, and follow only the forms whose first character
+                // it can be.
+                let here = decode_at(text, pos);
+                inner
+                    .forms
+                    .iter()
+                    .filter(|f| f.may_start(&here))
+                    .find_map(|f| match_at(text, pos, f))
+            } else {
+                None
+            };
+            match found {
+                Some(end) => {
+                    for r in REDACTED.chars().take(max_chars - written) {
+                        out.push(r);
+                        written += 1;
+                    }
+                    pos = end;
+                }
+                None => {
+                    out.push(c);
+                    written += 1;
+                    pos += c.len_utf8();
+                }
+            }
+        }
+        (out, false)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,6 +233,18 @@ struct Form {
     decoded: bool,
     /// ASCII letters match either case.
     fold: bool,
+}
+
+impl Form {
+    /// Whether one of the readings of a position is this form's first character.
+    fn may_start(&self, here: &Decodings) -> bool {
+        let Some(&want) = self.chars.first() else {
+            return false;
+        };
+        here.items[..here.len]
+            .iter()
+            .any(|&(c, _)| c == want || (self.fold && c.eq_ignore_ascii_case(&want)))
+    }
 }
 
 /// The forms of one value.

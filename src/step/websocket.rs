@@ -322,9 +322,8 @@ fn describe_close(frame: Option<&CloseFrame>, redactor: &Redactor) -> String {
 /// At most [`EXCERPT_CHARS`] characters of `text` once redacted, marked when cut: redaction
 /// comes first, so a cut never leaves part of a secret behind.
 fn excerpt(text: &str, redactor: &Redactor) -> String {
-    let redacted = redactor.redact(text);
-    match redacted.char_indices().nth(EXCERPT_CHARS) {
-        None => redacted,
-        Some((cut, _)) => format!("{}… ({} bytes)", &redacted[..cut], text.len()),
+    match redactor.redact_upto(text, EXCERPT_CHARS) {
+        (kept, false) => kept,
+        (kept, true) => format!("{kept}… ({} bytes)", text.len()),
     }
 }

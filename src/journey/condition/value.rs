@@ -116,7 +116,7 @@ impl Val<'_> {
         match self.text() {
             None => "(missing)".to_string(),
             Some(t) if t.is_empty() => "(empty)".to_string(),
-            Some(t) => shorten(&redactor.redact(&t), 200),
+            Some(t) => escape_controls(&redactor.redact_cut(&t, 200)),
         }
     }
 }
@@ -137,13 +137,9 @@ pub(super) fn equal(a: &Val, b: &Val) -> bool {
     }
 }
 
-fn shorten(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == max_chars {
-            out.push('…');
-            break;
-        }
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {

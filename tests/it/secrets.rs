@@ -105,7 +105,7 @@ fn forms(secret: &str) -> Vec<(&'static str, String)> {
     u.set_query(Some(secret));
     let query = u.query().unwrap().to_string();
     let json = serde_json::to_string(secret).unwrap();
-    vec![
+    let mut out = vec![
         ("raw", secret.to_string()),
         ("form-encoded", form.clone()),
         ("form-encoded, lower-case hex", lower_hex(&form)),
@@ -123,7 +123,14 @@ fn forms(secret: &str) -> Vec<(&'static str, String)> {
         ("upper-case", secret.to_ascii_uppercase()),
         ("Unicode lower-case", secret.to_lowercase()),
         ("base64 in a Basic credential", basic(secret)),
-    ]
+    ];
+    // What a cut before redaction would leave of the echo in `[BODY]`: its first 12
+    // characters (a shorter secret fits whole before the cut).
+    let escaped: Vec<char> = json[1..json.len() - 1].chars().collect();
+    if escaped.len() > 12 {
+        out.push(("cut before redaction", escaped[..12].iter().collect()));
+    }
+    out
 }
 
 /// `(channel, form, excerpt)` of every form of every secret found in `text`.
@@ -166,7 +173,8 @@ async fn target(seen: Seen) -> (String, tokio::task::JoinHandle<()>) {
             .unwrap_or("");
         let body = format!(
             r#"{{"pad":"{}","echo":{},"ascii":"{}","html":"{}","pct":"{}","auth":"{auth}"}}"#,
-            "p".repeat(180),
+            // The echo starts 12 characters before the 200-character cut of actual values.
+            "p".repeat(170),
             serde_json::to_string(&s).unwrap(),
             json_ascii(&s),
             html(&s),

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::journey::condition::{Condition, ConditionOutcome, Placeholder};
 use crate::journey::facts::Facts;
+use crate::journey::redact::is_credential_header;
 use crate::journey::template::{Redactor, Ref, Scope, SecretSource, Vars, value_text};
 use crate::journey::{Journey, Step, StepKind};
 use crate::step::{
@@ -147,6 +148,7 @@ impl Runner {
         let start = Instant::now();
         let deadline = start + journey.timeout;
         let redactor = Redactor::default();
+        register_secrets(journey, self.secrets.as_ref(), &redactor);
         let mut vars: Vars = journey.variables.clone();
         vars.extend(
             self.overrides
@@ -233,6 +235,7 @@ impl Runner {
                 scope,
                 deadline,
                 propagation_headers: trace.propagation_headers(&span),
+                sensitive: step.sensitive,
             };
             let log = tracing::debug_span!(
                 "step",
@@ -241,6 +244,7 @@ impl Runner {
                 span_id = %span_ids[span_ids.len() - 1],
             );
             let attempt = execute(step, &ctx, deadline).instrument(log.clone()).await;
+            register_extracted(step, &attempt, redactor);
             let attempt_end = SystemTime::now();
             let (mut result, facts, inner) = judge(
                 step,
@@ -439,6 +443,8 @@ fn extract(
     }
     let mut names = Vec::with_capacity(values.len());
     for (name, value) in values {
+        // Already registered by `register_extracted`; a `sensitive` step's values once more,
+        // should an executor have extracted one it did not report in `Attempt::extracted`.
         if step.sensitive {
             redactor.register(&value_text(&value));
         }
@@ -446,6 +452,45 @@ fn extract(
         names.push(name);
     }
     Ok(names)
+}
+
+/// Registers every secret the journey refers to before anything runs, so that text seen
+/// before a secret is rendered (a target that knows it, a condition cut short) is redacted
+/// too. A secret that is not set is left for the step that needs it to report.
+fn register_secrets(journey: &Journey, secrets: &dyn SecretSource, redactor: &Redactor) {
+    let templates = journey.steps.iter().flat_map(|s| {
+        s.templates()
+            .into_iter()
+            .chain(s.degraded_when.iter().flat_map(|c| c.templates()))
+    });
+    for t in templates {
+        for r in t.refs() {
+            if let Ref::Secret(name) = r
+                && let Some(value) = secrets.secret(name)
+            {
+                redactor.register(&value);
+            }
+        }
+    }
+}
+
+/// Registers, before conditions are judged (their actual values are cut, and a cut secret
+/// could no longer be found), what this attempt will extract that must never be shown: every
+/// value of a `sensitive` step, and any value taken from a credential header.
+fn register_extracted(step: &Step, attempt: &Attempt, redactor: &Redactor) {
+    if step.sensitive {
+        for (_, value) in &attempt.extracted {
+            redactor.register(&value_text(value));
+        }
+    }
+    for (_, placeholder) in &step.extract {
+        let credential = matches!(placeholder, Placeholder::Header(h) if is_credential_header(h));
+        if (step.sensitive || credential)
+            && let Some(value) = placeholder.resolve(&attempt.facts)
+        {
+            redactor.register(&value_text(&value));
+        }
+    }
 }
 
 /// The first variable the step uses that is not (yet) in `vars`. Validation guarantees that an

@@ -26,6 +26,7 @@ mod value;
 use regex::Regex;
 
 use super::facts::Facts;
+use super::redact::{REDACTED, Redactor, is_credential_header};
 use super::template::{RenderError, Scope, Template};
 pub use placeholder::{PathSegment, Placeholder};
 use value::{Val, equal, glob, human_duration};
@@ -174,14 +175,14 @@ impl Condition {
 
     fn judge(&self, facts: &Facts, scope: &Scope<'_>) -> Result<(bool, String), RenderError> {
         let left = self.left.eval(facts, scope)?;
-        let mut actual = self.left.describe(&left, facts);
+        let mut actual = self.left.describe(&left, facts, scope.redactor);
         // For `==` and `!=`: whether the sides are equal; for the others, whether the order holds.
         let holds = match &self.right {
             Side::Matcher(m) => m.matches(&left, scope)?,
             Side::Operand(o) => {
                 let right = o.eval(facts, scope)?;
                 if !matches!(o, Operand::Literal(_)) {
-                    actual = format!("{actual} vs {}", o.describe(&right, facts));
+                    actual = format!("{actual} vs {}", o.describe(&right, facts, scope.redactor));
                 }
                 match self.op {
                     Op::Eq | Op::Ne => equal(&left, &right),
@@ -224,18 +225,22 @@ impl Operand {
         })
     }
 
-    fn describe(&self, v: &Val, facts: &Facts) -> String {
+    /// What the report shows of a value: a credential header's value never, whatever it is.
+    fn describe(&self, v: &Val, facts: &Facts, redactor: &Redactor) -> String {
         match (self, v) {
             (_, Val::Missing) => self
                 .placeholder()
                 .and_then(|p| p.missing_reason(facts))
-                .unwrap_or_else(|| v.describe()),
-            (Operand::Len(_), _) => format!("len={}", v.describe()),
-            (Operand::Has(_), _) => format!("has={}", v.describe()),
+                .unwrap_or_else(|| v.describe(redactor)),
+            (Operand::Len(_), _) => format!("len={}", v.describe(redactor)),
+            (Operand::Has(_), _) => format!("has={}", v.describe(redactor)),
+            (Operand::Value(Placeholder::Header(name)), _) if is_credential_header(name) => {
+                REDACTED.to_string()
+            }
             (Operand::Value(Placeholder::CertificateExpiration), Val::Int(ms)) => {
                 format!("{ms} ({})", human_duration(*ms))
             }
-            _ => v.describe(),
+            _ => v.describe(redactor),
         }
     }
 }

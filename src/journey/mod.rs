@@ -7,6 +7,7 @@ pub mod condition;
 pub mod facts;
 pub mod model;
 pub mod parse;
+pub mod redact;
 pub mod schedule;
 pub mod template;
 mod yaml;

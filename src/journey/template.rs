@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+
+pub use super::redact::{REDACTED, Redactor};
 
 /// One parsed template string.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,47 +217,6 @@ impl SecretSource for EnvSecrets {
     }
 }
 
-/// Replaces every known secret value with `***`. Shared by everything that prints or stores
-/// output of a run, so one registration covers text, JSON, logs and traces alike.
-#[derive(Debug, Default, Clone)]
-pub struct Redactor {
-    values: Arc<RwLock<Vec<String>>>,
-}
-
-pub const REDACTED: &str = "***";
-
-impl Redactor {
-    pub fn register(&self, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        let mut values = self.values.write().expect("redactor lock poisoned");
-        if !values.iter().any(|v| v == value) {
-            values.push(value.to_string());
-            // Longest first, so a secret containing another is replaced whole.
-            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        }
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        let values = self.values.read().expect("redactor lock poisoned");
-        let mut out = text.to_string();
-        for v in values.iter() {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), REDACTED);
-            }
-        }
-        out
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values
-            .read()
-            .expect("redactor lock poisoned")
-            .is_empty()
-    }
-}
-
 /// A run's variables. Values keep their JSON type (an extracted `7` stays a number), so a
 /// JSON body leaf that is exactly `"{{ id }}"` sends what was extracted, not its text.
 pub type Vars = BTreeMap<String, serde_json::Value>;
@@ -389,13 +349,5 @@ mod tests {
         let t = Template::parse("Bearer {{token}} {{ secret.PW }}").unwrap();
         assert_eq!(t.to_string(), "Bearer {{ token }} {{ secret.PW }}");
         assert_eq!(Template::parse(&t.to_string()).unwrap(), t);
-    }
-
-    #[test]
-    fn redactor_prefers_longest_secret() {
-        let r = Redactor::default();
-        r.register("abc");
-        r.register("abcdef");
-        assert_eq!(r.redact("xabcdefx abc"), "x***x ***");
     }
 }

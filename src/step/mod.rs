@@ -37,6 +37,9 @@ pub struct StepContext<'a> {
     pub deadline: Instant,
     /// Extra headers for every outgoing request (trace propagation).
     pub propagation_headers: Vec<(String, String)>,
+    /// The step is `sensitive`: an executor that extracts values itself (WebSocket `expect`)
+    /// registers them with the scope's redactor at once, before quoting any message.
+    pub sensitive: bool,
 }
 
 pub trait StepExecutor {
@@ -275,18 +278,7 @@ pub struct ResponseSummary {
     pub url: String,
 }
 
-/// Header names whose values are credentials: never shown, whatever the journey says.
-pub fn is_credential_header(name: &str) -> bool {
-    const NAMES: [&str; 6] = [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "x-auth-token",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
+pub use crate::journey::redact::is_credential_header;
 
 /// Masks credential header values for summaries.
 pub fn summarize_headers<'a>(

@@ -73,6 +73,7 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            sensitive: false,
         };
         step.execute(&ctx).await
     }

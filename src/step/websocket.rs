@@ -38,6 +38,7 @@ use super::{
     error_chain, failure, finish, summarize_headers,
 };
 use crate::journey::WebsocketStep;
+use crate::journey::template::Redactor;
 
 /// Longest excerpt of a message (or response body) quoted in details and failure messages.
 const EXCERPT_CHARS: usize = 200;
@@ -88,11 +89,11 @@ async fn converse(
     // One monomorphisation per stream type keeps the rest free of an enum of streams.
     match transport {
         Transport::Plain(tcp) => {
-            let ws = handshake(step, upgrade, tcp, clock, attempt).await?;
+            let ws = handshake(step, upgrade, tcp, clock, ctx.scope.redactor, attempt).await?;
             script::play(ws, step, ctx, clock, attempt).await
         }
         Transport::Tls(tls) => {
-            let ws = handshake(step, upgrade, *tls, clock, attempt).await?;
+            let ws = handshake(step, upgrade, *tls, clock, ctx.scope.redactor, attempt).await?;
             script::play(ws, step, ctx, clock, attempt).await
         }
     }
@@ -178,6 +179,7 @@ async fn handshake<S>(
     upgrade: Upgrade,
     stream: S,
     clock: &Clock,
+    redactor: &Redactor,
     attempt: &mut Attempt,
 ) -> Result<WebSocketStream<S>, Failure>
 where
@@ -209,7 +211,7 @@ where
             if let Some(body) = response.body().as_deref().filter(|b| !b.is_empty()) {
                 message.push_str(&format!(
                     "; body: {}",
-                    excerpt(String::from_utf8_lossy(body).trim())
+                    excerpt(String::from_utf8_lossy(body).trim(), redactor)
                 ));
             }
             Err(failure(FailureClass::Handshake, message))
@@ -293,7 +295,7 @@ fn describe(e: &WsError) -> String {
 }
 
 /// `code (name): reason` of a close frame, or that there was none.
-fn describe_close(frame: Option<&CloseFrame>) -> String {
+fn describe_close(frame: Option<&CloseFrame>, redactor: &Redactor) -> String {
     let Some(frame) = frame else {
         return "no close code".into();
     };
@@ -314,14 +316,15 @@ fn describe_close(frame: Option<&CloseFrame>) -> String {
     if frame.reason.is_empty() {
         format!("{code}{name}")
     } else {
-        format!("{code}{name}: {}", excerpt(frame.reason.as_str()))
+        format!("{code}{name}: {}", excerpt(frame.reason.as_str(), redactor))
     }
 }
 
-/// At most [`EXCERPT_CHARS`] characters of `text`, marked when cut.
-fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT_CHARS) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+/// At most [`EXCERPT_CHARS`] characters of `text` once redacted, marked when cut: redaction
+/// comes first, so a cut never leaves part of a secret behind.
+fn excerpt(text: &str, redactor: &Redactor) -> String {
+    match redactor.redact_upto(text, EXCERPT_CHARS) {
+        (kept, false) => kept,
+        (kept, true) => format!("{kept}… ({} bytes)", text.len()),
     }
 }

@@ -14,6 +14,7 @@ mod httpbin;
 mod journeys;
 mod login;
 mod openapi;
+mod secrets;
 mod serve;
 mod steps;
 mod store;

@@ -9,6 +9,8 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
+use crate::journey::redact::Redactor;
+
 /// What one side of a condition resolved to, borrowing from the facts where it can so that a
 /// large body is never copied just to be compared.
 #[derive(Debug)]
@@ -108,12 +110,13 @@ impl Val<'_> {
         }
     }
 
-    /// A one-line rendering for reports: control characters escaped, at most ~200 characters.
-    pub(super) fn describe(&self) -> String {
+    /// A one-line rendering for reports: redacted, then control characters escaped and cut to
+    /// at most ~200 characters (in that order: a cut must not leave part of a secret).
+    pub(super) fn describe(&self, redactor: &Redactor) -> String {
         match self.text() {
             None => "(missing)".to_string(),
             Some(t) if t.is_empty() => "(empty)".to_string(),
-            Some(t) => shorten(&t, 200),
+            Some(t) => escape_controls(&redactor.redact_cut(&t, 200)),
         }
     }
 }
@@ -134,13 +137,9 @@ pub(super) fn equal(a: &Val, b: &Val) -> bool {
     }
 }
 
-fn shorten(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == max_chars {
-            out.push('…');
-            break;
-        }
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {

@@ -14,6 +14,7 @@ use url::Url;
 
 use super::HttpError;
 use super::transport::Protocol;
+use crate::journey::redact::is_credential_header;
 use crate::journey::template::{RenderError, Scope, Template};
 use crate::journey::{HttpBody, HttpStep, JsonTemplate};
 use crate::step::StepContext;
@@ -189,6 +190,9 @@ pub(crate) fn render_headers(
     let mut map = HeaderMap::new();
     for (name, template) in headers {
         let value = template.render(scope)?;
+        if is_credential_header(name) {
+            scope.redactor.register_credential(&value);
+        }
         let name = HeaderName::try_from(name.as_str())
             .map_err(|_| HttpError::Template(format!("`{name}` is not a valid header name")))?;
         // The value is not quoted in the message: it may hold a secret.

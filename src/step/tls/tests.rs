@@ -111,6 +111,7 @@ async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>)
         scope: h.scope(),
         deadline: Instant::now() + FIVE_S,
         propagation_headers: Vec::new(),
+        sensitive: false,
     };
     s.probe(&ctx, Arc::new(config)).await
 }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::{classify, describe_close, excerpt, failure};
 use crate::journey::condition::{Condition, Placeholder};
 use crate::journey::facts::Facts;
-use crate::journey::template::{Scope, Vars};
+use crate::journey::template::{Redactor, Scope, Vars, value_text};
 use crate::journey::{WebsocketStep, WsAction, WsPayload};
 use crate::step::http::request::render_json;
 use crate::step::net::Clock;
@@ -55,6 +55,7 @@ where
         dropped: 0,
         pings: 0,
         state: State::Open,
+        redactor: ctx.scope.redactor.clone(),
     };
     // Values extracted by `expect`s are visible to the actions after them.
     let mut vars = ctx.scope.vars.clone();
@@ -64,7 +65,7 @@ where
         let result = conversation.act(action, ctx, &mut vars, attempt).await;
         let (passed, detail) = match &result {
             Ok(detail) => (true, detail.clone()),
-            Err(f) => (false, excerpt(&f.message)),
+            Err(f) => (false, excerpt(&f.message, ctx.scope.redactor)),
         };
         attempt.actions.push(ActionOutcome {
             action: action.name().to_string(),
@@ -117,6 +118,8 @@ struct Conversation<S> {
     dropped: u64,
     pings: u32,
     state: State,
+    /// The run's redactor: excerpts of what the peer sent are redacted before they are cut.
+    redactor: Redactor,
 }
 
 /// What the connection delivered.
@@ -150,11 +153,14 @@ where
                 let facts = message_facts(text, count);
                 for (name, placeholder) in extract {
                     let value = extracted(name, placeholder, &facts)?;
+                    if ctx.sensitive {
+                        self.redactor.register(&value_text(&value));
+                    }
                     vars.insert(name.clone(), value.clone());
                     attempt.extracted.push((name.clone(), value));
                 }
                 let text = facts.message.unwrap_or_default();
-                let mut detail = excerpt(&text);
+                let mut detail = excerpt(&text, &self.redactor);
                 if skipped > 0 {
                     detail = format!("after skipping {skipped} non-matching messages: {detail}");
                 }
@@ -183,7 +189,7 @@ where
             WsPayload::Json(j) => render_json(j, scope).map(|v| v.to_string()),
         };
         let text = rendered.map_err(|e| failure(FailureClass::Template, e.to_string()))?;
-        let detail = excerpt(&text);
+        let detail = excerpt(&text, &self.redactor);
         self.send(Message::Text(text.into()), "sending a message")
             .await?;
         Ok(detail)
@@ -213,9 +219,11 @@ where
                 None => match self.next_event(until).await? {
                     Some(Event::Message(text)) => (text, self.received),
                     Some(Event::Pong(_)) => continue,
-                    Some(Event::Close(frame)) => return Err(closed_by_peer(frame.as_ref())),
+                    Some(Event::Close(frame)) => {
+                        return Err(closed_by_peer(frame.as_ref(), &self.redactor));
+                    }
                     None => {
-                        let seen = skipped_summary(skipped, last.as_ref());
+                        let seen = skipped_summary(skipped, last.as_ref(), &self.redactor);
                         let waited = humantime::format_duration(round_ms(started.elapsed()));
                         return Err(if cut_by_deadline {
                             failure(
@@ -240,7 +248,7 @@ where
             skipped += 1;
             last = Some((facts.message.unwrap_or_default(), why));
             if skipped > self.max_skipped {
-                let seen = skipped_summary(skipped, last.as_ref());
+                let seen = skipped_summary(skipped, last.as_ref(), &self.redactor);
                 return Err(failure(
                     FailureClass::NoMatchingMessage,
                     format!(
@@ -272,14 +280,19 @@ where
                     if forbidden {
                         return Err(failure(
                             FailureClass::UnexpectedMessage,
-                            format!("received during expect_none: {}", excerpt(&text)),
+                            format!(
+                                "received during expect_none: {}",
+                                excerpt(&text, &self.redactor)
+                            ),
                         ));
                     }
                     ignored += 1;
                     self.keep(text);
                 }
                 Some(Event::Pong(_)) => {}
-                Some(Event::Close(frame)) => return Err(closed_by_peer(frame.as_ref())),
+                Some(Event::Close(frame)) => {
+                    return Err(closed_by_peer(frame.as_ref(), &self.redactor));
+                }
                 None if cut_by_deadline => {
                     return Err(failure(
                         FailureClass::Timeout,
@@ -315,7 +328,9 @@ where
                 }
                 Some(Event::Pong(_)) => {}
                 Some(Event::Message(text)) => self.keep(text),
-                Some(Event::Close(frame)) => return Err(closed_by_peer(frame.as_ref())),
+                Some(Event::Close(frame)) => {
+                    return Err(closed_by_peer(frame.as_ref(), &self.redactor));
+                }
                 None => {
                     let waited = humantime::format_duration(round_ms(started.elapsed()));
                     return Err(failure(
@@ -359,7 +374,7 @@ where
         };
         self.state = State::Done;
         let got = frame.as_ref().map(|f| u16::from(f.code));
-        let described = describe_close(frame.as_ref());
+        let described = describe_close(frame.as_ref(), &self.redactor);
         match expected {
             Some(code) if got != Some(code) => Err(failure(
                 FailureClass::ClosedByPeer,
@@ -519,21 +534,24 @@ fn extracted(name: &str, placeholder: &Placeholder, facts: &Facts) -> Result<Val
     })
 }
 
-fn closed_by_peer(frame: Option<&CloseFrame>) -> Failure {
+fn closed_by_peer(frame: Option<&CloseFrame>, redactor: &Redactor) -> Failure {
     failure(
         FailureClass::ClosedByPeer,
-        format!("the peer closed the connection: {}", describe_close(frame)),
+        format!(
+            "the peer closed the connection: {}",
+            describe_close(frame, redactor)
+        ),
     )
 }
 
 /// `no message arrived` or `12 non-matching messages skipped; last: … (why)`.
-fn skipped_summary(skipped: u64, last: Option<&(String, String)>) -> String {
+fn skipped_summary(skipped: u64, last: Option<&(String, String)>, redactor: &Redactor) -> String {
     match (skipped, last) {
         (0, _) => "no message arrived".to_string(),
         (n, Some((text, why))) => {
             format!(
                 "{n} non-matching messages skipped; last: {} — {why}",
-                excerpt(text)
+                excerpt(text, redactor)
             )
         }
         (n, None) => format!("{n} non-matching messages skipped"),

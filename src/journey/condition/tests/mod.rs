@@ -769,3 +769,39 @@ fn odd_inputs_never_panic() {
         }
     }
 }
+
+/// Issue #19: a credential header's value is never an actual, and a long value is redacted
+/// before it is cut to 200 characters.
+#[test]
+fn actual_hides_credential_headers_and_redacts_before_cutting() {
+    let facts = with(|f| {
+        f.headers = vec![
+            ("set-cookie".into(), "session=abc123def456".into()),
+            ("x-plain".into(), "visible".into()),
+        ];
+    });
+    let outcome = eval("[HEADERS].set-cookie == nope", &facts, &[]);
+    assert_eq!(outcome.actual, "***");
+    let outcome = eval("[HEADERS].x-plain == [HEADERS].set-cookie", &facts, &[]);
+    assert_eq!(outcome.actual, "visible vs ***");
+
+    let secret = "0123456789abcdef";
+    let text = format!("{}{secret}{}", "x".repeat(190), "y".repeat(40));
+    let redactor = Redactor::default();
+    redactor.register(secret);
+    let vars = BTreeMap::new();
+    let scope = Scope {
+        vars: &vars,
+        secrets: &NoSecrets,
+        redactor: &redactor,
+        now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+    };
+    let outcome = Condition::parse("[BODY] == nope")
+        .unwrap()
+        .evaluate(&body(&text), &scope);
+    assert!(
+        outcome.actual.contains("x***y") && !outcome.actual.contains("0123"),
+        "{}",
+        outcome.actual
+    );
+}

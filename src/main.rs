@@ -504,6 +504,7 @@ fn run(
     let overrides: BTreeMap<String, String> = vars.into_iter().collect();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey = match find_journey(journey, journeys_dir, &opts)? {
         Ok(j) => j,

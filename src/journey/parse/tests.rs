@@ -114,6 +114,7 @@ fn extra_vars_count_as_defined() {
     assert!(parse(src).is_err());
     let opts = ParseOptions {
         extra_vars: ["base".to_string()].into(),
+        ..ParseOptions::default()
     };
     assert!(parse_journey(src, Path::new("j.yaml"), &opts).is_ok());
 }

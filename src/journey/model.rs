@@ -231,7 +231,9 @@ pub enum HttpBody {
     Form(Vec<(String, Template)>),
 }
 
-/// A JSON value whose strings are templates.
+/// A JSON value whose strings are templates. Never deeper than the YAML it came from, so at
+/// most [`super::yaml::MAX_DEPTH`] levels: the recursive walks over it (templates, rendering,
+/// serialising the rendered body) are bounded by the parser.
 #[derive(Debug, Clone)]
 pub enum JsonTemplate {
     Null,

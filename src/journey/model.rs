@@ -198,7 +198,11 @@ impl StepKind {
                 out
             }
             StepKind::Dns(d) => vec![&d.name],
-            StepKind::Tls(t) => vec![&t.host],
+            StepKind::Tls(t) => {
+                let mut out = vec![&t.host];
+                out.extend(&t.server_name);
+                out
+            }
             StepKind::Wait(_) => Vec::new(),
         }
     }
@@ -428,7 +432,7 @@ pub struct TlsStep {
     pub host: Template,
     pub port: u16,
     /// SNI and the name the certificate must match; default: `host`.
-    pub server_name: Option<String>,
+    pub server_name: Option<Template>,
     /// Inspect the certificate even if it does not verify (self-signed, expired).
     pub insecure_skip_verify: bool,
 }

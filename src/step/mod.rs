@@ -20,6 +20,8 @@ pub mod wait;
 pub mod websocket;
 
 #[cfg(test)]
+mod render_tests;
+#[cfg(test)]
 mod test_support;
 
 use std::time::Duration;

@@ -186,7 +186,11 @@ pub(super) fn pairs(
 ) -> Option<Vec<(String, Template)>> {
     let mut out = Vec::new();
     let mut ok = true;
-    for (k, v, _) in c.string_map(n, what) {
+    for (k, v, kpos) in c.string_map(n, what) {
+        if !c.literal_only(kpos, &k, &format!("a name in {what}")) {
+            ok = false;
+            continue;
+        }
         match c.template(v, &format!("{what} `{k}`"), defined) {
             Some(t) => out.push((k, t)),
             None => ok = false,
@@ -216,7 +220,9 @@ pub(super) fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Opt
             let mut fields = Vec::new();
             let mut ok = true;
             for (k, v) in entries {
-                let key = c.text(k, "a JSON key");
+                let key = c
+                    .text(k, "a JSON key")
+                    .filter(|key| c.literal_only(k.pos, key, "a JSON key"));
                 match (key, json(c, v, defined)) {
                     (Some(k), Some(v)) => fields.push((k, v)),
                     _ => ok = false,

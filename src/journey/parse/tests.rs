@@ -448,3 +448,39 @@ fn locations_list_where_a_journey_runs_from() {
     let e = errors(&src("[eu-west, \"\"]"));
     assert!(e[0].contains("a location"), "{e:?}");
 }
+
+/// Issue #19: `method: FETCH` passed validation and failed only at run time.
+#[test]
+fn unknown_http_methods_are_rejected_unless_declared_extension_methods() {
+    let with = |method: &str, extra: &str| {
+        format!(
+            "name: j\nsteps:\n  - name: s\n    http:\n      method: {method}\n{extra}      url: http://127.0.0.1:9/\n"
+        )
+    };
+    for ok in ["get", "POST", "PATCH", "OPTIONS"] {
+        parse(&with(ok, "")).unwrap_or_else(|d| panic!("{ok}: {d:#?}"));
+    }
+    let e = errors(&with("FETCH", ""));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("j.yaml:5:15: unknown HTTP method `FETCH`; expected one of GET"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("set `extension_method: true`"), "{}", e[0]);
+    let e = errors(&with("PSOT", ""));
+    assert!(e[0].contains("did you mean `POST`?"), "{}", e[0]);
+    let j = parse(&with("PURGE", "      extension_method: true\n")).unwrap();
+    let StepKind::Http(h) = &j.steps[0].kind else {
+        panic!("not http")
+    };
+    assert_eq!(h.method.as_str(), "PURGE");
+    assert!(
+        errors(&with("PURGE", "      extension_method: false\n"))[0]
+            .contains("unknown HTTP method")
+    );
+    assert!(
+        errors(&with("\"BAD METHOD\"", "      extension_method: true\n"))[0]
+            .contains("is not an HTTP method")
+    );
+}

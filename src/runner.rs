@@ -30,6 +30,7 @@ use crate::telemetry::{RunTrace, Telemetry};
 mod isolate;
 #[cfg(test)]
 mod tests;
+mod variables;
 
 /// How a run is performed: where from, with which overrides and secrets.
 #[derive(Clone)]
@@ -184,17 +185,24 @@ impl Runner {
         start: Instant,
     ) -> RunResult {
         let deadline = start + journey.timeout;
-        let mut vars: Vars = journey.variables.clone();
-        vars.extend(
-            self.overrides
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))),
-        );
+        let (mut vars, mut bad_variable) =
+            variables::initial_vars(journey, &self.overrides, self.secrets.as_ref(), redactor);
         let mut steps = Vec::with_capacity(journey.steps.len());
         let mut broken = false;
         for step in &journey.steps {
             let missing = missing_var(step, &vars);
-            let not_run = if broken && !step.always_run {
+            let not_run = if let Some(reason) = bad_variable.take() {
+                // A variable that cannot be rendered is the journey's problem: the first step
+                // reports it, the others are skipped as after any error.
+                let mut r = skipped(step, String::new());
+                r.status = StepStatus::Error;
+                r.skip_reason = None;
+                r.failure = Some(Failure {
+                    class: FailureClass::Template,
+                    message: reason,
+                });
+                Some(r)
+            } else if broken && !step.always_run {
                 Some(skipped(step, "an earlier step failed".to_string()))
             } else if let (true, Some(var)) = (broken, missing) {
                 Some(skipped(

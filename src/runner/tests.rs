@@ -116,3 +116,76 @@ async fn the_scheduler_records_a_panicking_run_as_an_error_and_keeps_running_jou
     assert_eq!(of("buggy"), [Outcome::Error; 3]);
     assert_eq!(of("good"), [Outcome::Passed; 3]);
 }
+
+struct OneSecret;
+
+impl SecretSource for OneSecret {
+    fn secret(&self, name: &str) -> Option<String> {
+        (name == "PW").then(|| "hunter2".to_string())
+    }
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Issue #19: `{{ }}` inside `variables:` is rendered from the variables above it.
+#[tokio::test]
+async fn variables_are_rendered_in_order_from_earlier_ones_and_keep_secrets_redacted() {
+    let src = r#"name: vars
+variables:
+  host: 127.0.0.1
+  port: 9
+  base: "http://{{ host }}:{{ port }}"
+  same_port: "{{ port }}"
+  auth: "Bearer {{ secret.PW }}"
+steps:
+  - name: check
+    wait: 0s
+    conditions:
+      - "{{ base }} == http://127.0.0.1:9"
+      - "{{ base }} == http://{{ host }}:9"
+      - "{{ same_port }} == 9"
+      - "{{ auth }} == nope"
+"#;
+    let mut r = runner();
+    r.secrets = Arc::new(OneSecret);
+    let result = r.run(&journey(src)).await;
+    let conditions = &result.steps[0].conditions;
+    assert!(conditions[..3].iter().all(|c| c.passed), "{conditions:#?}");
+    assert!(!conditions[3].passed);
+    assert_eq!(conditions[3].actual, "Bearer ***", "the secret is redacted");
+    let json = serde_json::to_string(&result).unwrap();
+    assert!(!json.contains("hunter2"), "{json}");
+
+    // An override wins over the default, and what is rendered from it sees it.
+    r.overrides = [("host".to_string(), "example.test".to_string())].into();
+    let overridden = r.run(&journey(src)).await;
+    let c = &overridden.steps[0].conditions;
+    assert!(!c[0].passed && c[1].passed, "{c:#?}");
+}
+
+#[tokio::test]
+async fn a_variable_that_cannot_be_rendered_is_the_first_steps_error() {
+    let src = r#"name: vars
+variables:
+  auth: "Bearer {{ secret.MISSING }}"
+steps:
+  - name: first
+    wait: 0s
+  - name: second
+    wait: 0s
+"#;
+    let result = runner().run(&journey(src)).await;
+    assert_eq!(result.outcome, Outcome::Error);
+    assert_eq!(result.steps[0].status, StepStatus::Error);
+    let failure = result.steps[0].failure.as_ref().unwrap();
+    assert_eq!(failure.class, FailureClass::Template);
+    assert!(
+        failure
+            .message
+            .starts_with("variable `auth`: secret `MISSING` is not set"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(result.steps[1].status, StepStatus::Skipped);
+}

@@ -2,6 +2,7 @@
 //! stall (file size, step count, nesting depth, invalid UTF-8, duplicate names at scale).
 
 use super::*;
+use crate::journey::Variable;
 
 fn parse_with(src: &str, opts: &ParseOptions) -> Result<Journey, Vec<Diagnostic>> {
     parse_journey(src, Path::new("j.yaml"), opts)
@@ -147,4 +148,46 @@ fn non_utf8_file_reports_the_first_invalid_byte() {
     assert_eq!((d[0].line, d[0].col), (3, 11), "{}", d[0]);
     assert!(d[0].message.contains("not valid UTF-8"), "{}", d[0]);
     assert!(d[0].message.contains("0xe9"), "{}", d[0]);
+}
+
+/// Issue #19: `{{ }}` inside `variables:` was sent literally without a word.
+#[test]
+fn variables_may_use_the_variables_above_them_only() {
+    let src = "name: j\nvariables:\n  host: 127.0.0.1\n  base: \"http://{{ host }}:9\"\n  n: 3\n  same: \"{{ n }}\"\nsteps:\n  - name: s\n    http: { url: \"{{ base }}/x\" }\n";
+    let j = parse_with(src, &ParseOptions::default()).unwrap_or_else(|d| panic!("{d:#?}"));
+    let names: Vec<&str> = j.variables.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["host", "base", "n", "same"], "file order is kept");
+    assert!(
+        matches!(&j.variables[1].1, Variable::Template(t) if t.to_string() == "http://{{ host }}:9")
+    );
+    assert_eq!(j.variables[2].1, Variable::Value(serde_json::json!(3)));
+
+    let later = "name: j\nvariables:\n  base: \"http://{{ host }}:9\"\n  host: 127.0.0.1\nsteps:\n  - name: s\n    wait: 1s\n";
+    let d = only_error(parse_with(later, &ParseOptions::default()));
+    assert_eq!((d.line, d.col), (3, 20), "{d}");
+    assert!(d.message.contains("`host` is defined below it"), "{d}");
+
+    let itself = "name: j\nvariables:\n  a: \"x{{ a }}\"\nsteps:\n  - name: s\n    wait: 1s\n";
+    let d = only_error(parse_with(itself, &ParseOptions::default()));
+    assert!(
+        d.message
+            .contains("`a` is defined below it (or is `a` itself)"),
+        "{d}"
+    );
+
+    let undefined = "name: j\nvariables:\n  a: \"{{ nope }}\"\nsteps:\n  - name: s\n    wait: 1s\n";
+    let d = only_error(parse_with(undefined, &ParseOptions::default()));
+    assert!(d.message.contains("variable `nope` is not defined"), "{d}");
+
+    let bad = "name: j\nvariables:\n  a: \"{{ x\"\nsteps:\n  - name: s\n    wait: 1s\n";
+    let d = only_error(parse_with(bad, &ParseOptions::default()));
+    assert!(d.message.contains("unclosed"), "{d}");
+
+    // An override may be used above the variables, like any `--var`.
+    let opts = ParseOptions {
+        extra_vars: ["env_host".to_string()].into(),
+        ..ParseOptions::default()
+    };
+    let src = "name: j\nvariables:\n  base: \"http://{{ env_host }}\"\nsteps:\n  - name: s\n    wait: 1s\n";
+    assert!(parse_with(src, &opts).is_ok());
 }

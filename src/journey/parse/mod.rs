@@ -20,7 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use self::checker::{Checker, Fields, valid_var_name};
-use self::fields::{alert_rules, runbook, schedule, slo, texts, variable_value};
+use self::fields::{alert_rules, runbook, schedule, slo, texts, variables};
 use super::condition::{Condition, Placeholder};
 use super::model::{AlertRules, Journey, Retries, Schedule, Source, Step, StepKind};
 use super::yaml::{self, Node, Pos, Value};
@@ -318,18 +318,10 @@ fn journey(
         None => Some(Schedule::Every(DEFAULT_EVERY)),
     };
     let mut defined = opts.extra_vars.clone();
-    let mut variables = std::collections::BTreeMap::new();
-    if let Some(n) = f.get("variables") {
-        for (k, v, kpos) in c.string_map(n, "`variables`") {
-            if !valid_var_name(&k) {
-                c.err(kpos, format!("`{k}` is not a valid variable name (letters, digits, `_`, `-`; not starting with a digit)"));
-            }
-            if let Some(value) = variable_value(c, v, &k) {
-                defined.insert(k.clone());
-                variables.insert(k, value);
-            }
-        }
-    }
+    let variables = f
+        .get("variables")
+        .map(|n| variables(c, n, &mut defined))
+        .unwrap_or_default();
     let steps = steps(c, &f, root, &mut defined, opts.max_steps);
     Some(Journey {
         name: name?,

@@ -139,7 +139,7 @@ steps:
         "j.yaml:2:10: `timeout` needs a unit",
         "j.yaml:3:6: `slo` must be a percentage",
         "j.yaml:4:7: `tags` must be a list",
-        "j.yaml:5:19: invalid cron expression `61 * * * *`: Minutes",
+        "j.yaml:5:19: invalid cron expression `61 * * * *`: minute `61` is out of range (valid: 0-59)",
         "j.yaml:8:17: `always_run` of step `a` must be true or false",
         "j.yaml:9:33: `retries` of step `a` delay `soon` is not a duration",
         "j.yaml:11:12: URL scheme `ftp`",

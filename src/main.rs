@@ -466,7 +466,10 @@ fn print(text: &str) {
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
-    let text: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
+    let text: String = diagnostics
+        .iter()
+        .map(|d| format!("{}\n", waymark::report::terminal_safe(&d.to_string())))
+        .collect();
     print(&text);
 }
 

@@ -14,6 +14,7 @@ mod httpbin;
 mod journeys;
 mod openapi;
 mod serve;
+mod serve_limits;
 mod steps;
 mod store;
 mod store_alerts;

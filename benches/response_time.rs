@@ -82,6 +82,7 @@ fn main() {
     let overrides: BTreeMap<String, String> = [("base".to_string(), base.clone())].into();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey =
         parse_journey(yaml, Path::new("bench.yaml"), &opts).expect("bench journey parses");

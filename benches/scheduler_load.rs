@@ -299,6 +299,7 @@ fn measure(which: &str) {
         [("base".to_string(), format!("http://{target}"))].into();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journeys = journeys(n, every_s, &opts);
 

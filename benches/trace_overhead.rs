@@ -148,6 +148,7 @@ fn main() {
         [("base".to_string(), format!("http://{target}"))].into();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey = parse_journey(&yaml, Path::new("bench.yaml"), &opts).expect("journey parses");
     let runner = |telemetry: &Telemetry| Runner {

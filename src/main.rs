@@ -472,7 +472,10 @@ fn print(text: &str) {
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
-    let text: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
+    let text: String = diagnostics
+        .iter()
+        .map(|d| format!("{}\n", waymark::report::terminal_safe(&d.to_string())))
+        .collect();
     print(&text);
 }
 
@@ -510,6 +513,7 @@ fn run(
     let overrides: BTreeMap<String, String> = vars.into_iter().collect();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey = match find_journey(journey, journeys_dir, &opts)? {
         Ok(j) => j,

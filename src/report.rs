@@ -1,11 +1,40 @@
 //! Human-readable rendering of a [`RunResult`] for the terminal (`waymark run`).
 //!
-//! It reads only the already-redacted result, so it cannot print a secret.
+//! It reads only the already-redacted result, so it cannot print a secret; and it prints
+//! every text from a journey file or a target through [`terminal_safe`], so neither can move
+//! the cursor, recolour or reorder what the terminal shows (ANSI escapes, bidi controls).
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::Timings;
+
+/// `text` with control characters (C0, DEL, C1: ANSI escapes start with one) and Unicode bidi
+/// controls (which can make a line read differently from what it contains) written as Rust
+/// escapes (`\u{1b}`, `\u{202e}`), so the terminal shows them instead of obeying them.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 pub fn text(result: &RunResult) -> String {
     text_with_trace_url(result, None)
@@ -22,10 +51,10 @@ pub fn text_with_trace_url(result: &RunResult, trace_url: Option<&str>) -> Strin
     let _ = writeln!(
         out,
         "{} {verdict} in {}  (run {}, location {})",
-        result.journey,
+        terminal_safe(&result.journey),
         fmt_ms(result.duration_ms),
         result.run_id,
-        result.location
+        terminal_safe(&result.location)
     );
     if !result.trace_id.is_empty() {
         match trace_url {
@@ -41,7 +70,7 @@ pub fn text_with_trace_url(result: &RunResult, trace_url: Option<&str>) -> Strin
     let width = result
         .steps
         .iter()
-        .map(|s| s.name.chars().count())
+        .map(|s| terminal_safe(&s.name).chars().count())
         .max()
         .unwrap_or(0);
     for step in &result.steps {
@@ -63,8 +92,13 @@ fn write_dependencies(out: &mut String, steps: &[StepResult]) {
         return;
     }
     out.push_str("  dependencies:\n");
-    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width = labels
+        .iter()
+        .map(|l| terminal_safe(l).chars().count())
+        .max()
+        .unwrap_or(0);
     for label in labels {
+        let shown = terminal_safe(label);
         let of_label: Vec<&StepResult> = steps
             .iter()
             .filter(|s| s.dependency.as_deref() == Some(label))
@@ -85,7 +119,7 @@ fn write_dependencies(out: &mut String, steps: &[StepResult]) {
             .sum();
         let _ = writeln!(
             out,
-            "    {label:<width$}  {verdict}  {passed}/{} step(s) passed  {}",
+            "    {shown:<width$}  {verdict}  {passed}/{} step(s) passed  {}",
             of_label.len(),
             fmt_ms(time)
         );
@@ -102,7 +136,7 @@ fn mark(status: StepStatus) -> &'static str {
 }
 
 fn write_step(out: &mut String, s: &StepResult, width: usize) {
-    let mut line = format!("  {} {:<width$}", mark(s.status), s.name);
+    let mut line = format!("  {} {:<width$}", mark(s.status), terminal_safe(&s.name));
     if let Some(resp) = &s.response {
         let _ = write!(line, "  {}", resp.status);
     }
@@ -125,26 +159,40 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
             .map(|a| {
                 let took = a.duration.map(|d| fmt_ms(d.as_secs_f64() * 1000.0));
                 let mark = if a.passed { "" } else { " ✘" };
-                format!("{}{mark} {}", a.action, took.unwrap_or_default())
+                format!(
+                    "{}{mark} {}",
+                    terminal_safe(&a.action),
+                    took.unwrap_or_default()
+                )
             })
             .collect();
         let _ = writeln!(out, "      actions: {}", actions.join(" · "));
     }
     if let Some(req) = &s.request {
-        let _ = writeln!(out, "      {} {}", req.method, req.url);
+        let _ = writeln!(
+            out,
+            "      {} {}",
+            terminal_safe(&req.method),
+            terminal_safe(&req.url)
+        );
     }
     if let Some(f) = &s.failure {
         let class = serde_json::to_value(f.class).ok();
         let class = class.as_ref().and_then(|c| c.as_str()).unwrap_or("?");
-        let _ = writeln!(out, "      {class}: {}", f.message);
+        let _ = writeln!(out, "      {class}: {}", terminal_safe(&f.message));
     }
     if s.status != StepStatus::Passed {
         for c in s.conditions.iter().filter(|c| !c.passed) {
-            let _ = writeln!(out, "      ✘ {}   actual: {}", c.expression, c.actual);
+            let _ = writeln!(
+                out,
+                "      ✘ {}   actual: {}",
+                terminal_safe(&c.expression),
+                terminal_safe(&c.actual)
+            );
         }
     }
     if let Some(reason) = &s.skip_reason {
-        let _ = writeln!(out, "      skipped: {reason}");
+        let _ = writeln!(out, "      skipped: {}", terminal_safe(reason));
     }
 }
 
@@ -160,5 +208,31 @@ fn fmt_ms(ms: f64) -> String {
         format!("{:.2} s", ms / 1000.0)
     } else {
         format!("{ms:.1} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_safe_escapes_ansi_c1_and_bidi_controls_only() {
+        assert!(matches!(terminal_safe("plain – é ✔"), Cow::Borrowed(_)));
+        assert_eq!(
+            terminal_safe("\x1b[31mred\x1b[0m"),
+            "\\u{1b}[31mred\\u{1b}[0m"
+        );
+        assert_eq!(
+            terminal_safe("a\u{202e}cba\u{2066}"),
+            "a\\u{202e}cba\\u{2066}"
+        );
+        assert_eq!(
+            terminal_safe("bell\x07 nl\n tab\t c1\u{9b}"),
+            "bell\\u{7} nl\\u{a} tab\\u{9} c1\\u{9b}"
+        );
+        assert_eq!(
+            terminal_safe("\u{200f}\u{061c}\u{7f}"),
+            "\\u{200f}\\u{61c}\\u{7f}"
+        );
     }
 }

@@ -28,6 +28,11 @@ use crate::step::{
 };
 use crate::telemetry::{RunTrace, Telemetry};
 
+mod isolate;
+#[cfg(test)]
+mod tests;
+mod variables;
+
 /// How a run is performed: where from, with which overrides and secrets.
 #[derive(Clone)]
 pub struct Runner {
@@ -45,7 +50,8 @@ pub struct Runner {
 pub enum Outcome {
     Passed,
     Failed,
-    /// The journey itself is broken (a template could not be rendered).
+    /// The journey itself is broken (a template could not be rendered), or Waymark failed
+    /// while running it (a panic: "internal error: …").
     Error,
 }
 
@@ -133,9 +139,41 @@ impl Runner {
             run_id = %run_id,
             trace_id = %trace.trace_id(),
         );
-        self.run_inner(journey, run_id, trace)
-            .instrument(span)
-            .await
+        // Created here so that even a panic's message is redacted.
+        let redactor = Redactor::default();
+        let (started_at, start, trace_id) = (Utc::now(), Instant::now(), trace.trace_id());
+        let run = self.run_inner(journey, run_id, trace, &redactor, started_at, start);
+        match isolate::catch_panic(run.instrument(span.clone())).await {
+            Ok(result) => result,
+            Err(message) => {
+                let failure = isolate::internal_failure(&redactor.redact(&message));
+                span.in_scope(|| {
+                    tracing::error!(error = %failure.message, "run panicked; recorded as an error")
+                });
+                let mut steps: Vec<StepResult> = journey
+                    .steps
+                    .iter()
+                    .map(|s| skipped(s, "the run stopped on an internal error".to_string()))
+                    .collect();
+                if let Some(first) = steps.first_mut() {
+                    first.status = StepStatus::Error;
+                    first.skip_reason = None;
+                    first.failure = Some(failure);
+                }
+                let result = RunResult {
+                    run_id,
+                    journey: journey.name.clone(),
+                    location: self.location.clone(),
+                    outcome: Outcome::Error,
+                    started_at,
+                    finished_at: Utc::now(),
+                    duration_ms: ms(start.elapsed()),
+                    trace_id,
+                    steps,
+                };
+                redact(result, &redactor)
+            }
+        }
     }
 
     async fn run_inner(
@@ -143,23 +181,30 @@ impl Runner {
         journey: &Journey,
         run_id: uuid::Uuid,
         mut trace: RunTrace,
+        redactor: &Redactor,
+        started_at: DateTime<Utc>,
+        start: Instant,
     ) -> RunResult {
-        let started_at = Utc::now();
-        let start = Instant::now();
         let deadline = start + journey.timeout;
-        let redactor = Redactor::default();
-        register_secrets(journey, self.secrets.as_ref(), &redactor);
-        let mut vars: Vars = journey.variables.clone();
-        vars.extend(
-            self.overrides
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))),
-        );
+        register_secrets(journey, self.secrets.as_ref(), redactor);
+        let (mut vars, mut bad_variable) =
+            variables::initial_vars(journey, &self.overrides, self.secrets.as_ref(), redactor);
         let mut steps = Vec::with_capacity(journey.steps.len());
         let mut broken = false;
         for step in &journey.steps {
             let missing = missing_var(step, &vars);
-            let not_run = if broken && !step.always_run {
+            let not_run = if let Some(reason) = bad_variable.take() {
+                // A variable that cannot be rendered is the journey's problem: the first step
+                // reports it, the others are skipped as after any error.
+                let mut r = skipped(step, String::new());
+                r.status = StepStatus::Error;
+                r.skip_reason = None;
+                r.failure = Some(Failure {
+                    class: FailureClass::Template,
+                    message: reason,
+                });
+                Some(r)
+            } else if broken && !step.always_run {
                 Some(skipped(step, "an earlier step failed".to_string()))
             } else if let (true, Some(var)) = (broken, missing) {
                 Some(skipped(
@@ -177,7 +222,7 @@ impl Runner {
                     result
                 }
                 None => {
-                    self.run_step(step, &mut vars, &redactor, start, deadline, &mut trace)
+                    self.run_step(step, &mut vars, redactor, start, deadline, &mut trace)
                         .await
                 }
             };
@@ -202,8 +247,8 @@ impl Runner {
             trace_id: trace.trace_id(),
             steps,
         };
-        let result = redact(result, &redactor);
-        trace.finish(&result, &redactor);
+        let result = redact(result, redactor);
+        trace.finish(&result, redactor);
         tracing::debug!(outcome = ?result.outcome, duration_ms = result.duration_ms, "run finished");
         result
     }
@@ -243,7 +288,20 @@ impl Runner {
                 attempt = attempts,
                 span_id = %span_ids[span_ids.len() - 1],
             );
-            let attempt = execute(step, &ctx, deadline).instrument(log.clone()).await;
+            let attempt = execute(step, &ctx, deadline).instrument(log.clone());
+            let attempt = match isolate::catch_panic(attempt).await {
+                Ok(attempt) => attempt,
+                Err(message) => {
+                    let failure = isolate::internal_failure(&redactor.redact(&message));
+                    log.in_scope(|| {
+                        tracing::error!(error = %failure.message, "step panicked; recorded as an error")
+                    });
+                    Attempt {
+                        failure: Some(failure),
+                        ..Attempt::default()
+                    }
+                }
+            };
             register_extracted(step, &attempt, redactor);
             let attempt_end = SystemTime::now();
             let (mut result, facts, inner) = judge(
@@ -266,7 +324,7 @@ impl Runner {
                     true
                 }
                 // A journey error is deterministic: retrying cannot help.
-                Some(class) if class.is_journey_error() => true,
+                Some(class) if class.is_error() => true,
                 Some(_) => attempts > step.retries.count || retry_at >= run_deadline,
             };
             log.in_scope(|| {
@@ -300,6 +358,10 @@ impl Runner {
 /// executor misbehaves.
 async fn execute(step: &Step, ctx: &StepContext<'_>, deadline: Instant) -> Attempt {
     let fut = async {
+        #[cfg(test)]
+        if step.name == isolate::PANIC_STEP_FOR_TESTS {
+            panic!("deliberate panic in step `{}`", step.name);
+        }
         match &step.kind {
             StepKind::Http(s) => s.execute(ctx).await,
             StepKind::Websocket(s) => s.execute(ctx).await,
@@ -379,7 +441,7 @@ fn judge(
     };
     let status = match &failure {
         None => StepStatus::Passed,
-        Some(f) if f.class.is_journey_error() => StepStatus::Error,
+        Some(f) if f.class.is_error() => StepStatus::Error,
         Some(_) => StepStatus::Failed,
     };
     (

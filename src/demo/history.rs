@@ -230,6 +230,7 @@ mod tests {
             ))],
             &ParseOptions {
                 extra_vars: ["base", "feed", "payments"].map(String::from).into(),
+                ..ParseOptions::default()
             },
         );
         assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);

@@ -210,6 +210,7 @@ pub async fn once(
         &[journeys.to_path_buf()],
         &ParseOptions {
             extra_vars: overrides.keys().cloned().collect(),
+            ..ParseOptions::default()
         },
     );
     for d in &loaded.diagnostics {
@@ -243,6 +244,7 @@ async fn seed_history(
         &[PathBuf::from(&config.journeys)],
         &ParseOptions {
             extra_vars: overrides.keys().cloned().collect(),
+            ..ParseOptions::default()
         },
     );
     let store = Store::connect(&config.database_url)

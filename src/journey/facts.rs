@@ -102,3 +102,30 @@ impl Facts {
             .map(|(_, v)| v.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// What a target sends is parsed by serde_json, whose recursion limit (128) keeps a deep
+    /// body from overflowing the stack: such a body is simply not JSON to conditions.
+    #[test]
+    fn target_json_nested_beyond_serde_jsons_limit_is_not_json_and_does_not_crash() {
+        let facts = |text: String| Facts {
+            body: Some(text.clone().into_bytes()),
+            message: Some(text),
+            ..Facts::default()
+        };
+        let ok = facts(nested(127));
+        assert!(ok.body_json().is_some() && ok.message_json().is_some());
+        for depth in [129, 100_000] {
+            let deep = facts(nested(depth));
+            assert!(deep.body_json().is_none(), "depth {depth}");
+            assert!(deep.message_json().is_none(), "depth {depth}");
+        }
+    }
+}

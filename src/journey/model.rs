@@ -3,7 +3,6 @@
 //! Nothing here does IO. A value of these types is known to be valid: every template and
 //! condition is already parsed, every variable a step uses is defined before it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,14 +27,24 @@ pub struct Journey {
     pub group: Option<String>,
     /// The node locations it runs from; empty: every location.
     pub locations: Vec<String>,
-    /// Defaults; `--var` overrides win over them. Values keep their YAML type.
-    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Defaults, in file order; `--var` overrides win over them. Values keep their YAML type;
+    /// a string with `{{ }}` is rendered at the start of each run from the variables above it.
+    pub variables: Vec<(String, Variable)>,
     /// Anomaly detection for every step; a step's own `anomaly:` overrides it field by field.
     pub anomaly: AnomalySettings,
     /// When its runs open and resolve incidents (`alert:`).
     pub alert: AlertRules,
     pub steps: Vec<Step>,
     pub source: Source,
+}
+
+/// A `variables:` default.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Variable {
+    Value(serde_json::Value),
+    /// Rendered once per run, before the first step, with the variables defined above it and
+    /// the overrides (exactly one `{{ var }}` keeps that variable's type, as in JSON bodies).
+    Template(Template),
 }
 
 /// The journey's incident rules (see `crate::alert::engine`).
@@ -198,7 +207,11 @@ impl StepKind {
                 out
             }
             StepKind::Dns(d) => vec![&d.name],
-            StepKind::Tls(t) => vec![&t.host],
+            StepKind::Tls(t) => {
+                let mut out = vec![&t.host];
+                out.extend(&t.server_name);
+                out
+            }
             StepKind::Wait(_) => Vec::new(),
         }
     }
@@ -234,7 +247,9 @@ pub enum HttpBody {
     Form(Vec<(String, Template)>),
 }
 
-/// A JSON value whose strings are templates.
+/// A JSON value whose strings are templates. Never deeper than the YAML it came from, so at
+/// most [`super::yaml::MAX_DEPTH`] levels: the recursive walks over it (templates, rendering,
+/// serialising the rendered body) are bounded by the parser.
 #[derive(Debug, Clone)]
 pub enum JsonTemplate {
     Null,
@@ -429,7 +444,7 @@ pub struct TlsStep {
     pub host: Template,
     pub port: u16,
     /// SNI and the name the certificate must match; default: `host`.
-    pub server_name: Option<String>,
+    pub server_name: Option<Template>,
     /// Inspect the certificate even if it does not verify (self-signed, expired).
     pub insecure_skip_verify: bool,
 }

@@ -52,11 +52,65 @@ fn normalise(expression: &str) -> Result<String, String> {
             ));
         }
     };
+    if fields.len() == 6 {
+        check_range(expression, seconds, "second", 0, 59)?;
+    }
+    for (field, (what, min, max)) in rest.iter().zip(FIELD_RANGES) {
+        check_range(expression, field, what, min, max)?;
+    }
     let dow = day_of_week(rest[4])?;
     Ok(format!(
         "{seconds} {} {} {} {} {dow}",
         rest[0], rest[1], rest[2], rest[3]
     ))
+}
+
+/// Crontab's fields after the optional seconds: name and valid numbers (day of week is
+/// checked by [`day_of_week`]).
+const FIELD_RANGES: [(&str, u32, u32); 4] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+];
+
+/// Checks every number of a field (`5`, `1-5`, `*/15`, `10-50/5`, lists of them) against the
+/// field's range, so the message names the valid range (the `cron` crate says "Minutes must be
+/// less than 59" about 60). Names (`JAN`) and `*`/`?` are left to the crate.
+fn check_range(expr: &str, field: &str, what: &str, min: u32, max: u32) -> Result<(), String> {
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        if let Some(step) = step
+            && step
+                .parse::<u32>()
+                .map_or(true, |s| s == 0 || s > max.max(1))
+        {
+            return Err(format!(
+                "invalid cron expression `{expr}`: step `/{step}` of the {what} field must be between 1 and {}",
+                max.max(1)
+            ));
+        }
+        if matches!(range, "*" | "?") {
+            continue;
+        }
+        for number in range.split('-') {
+            if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            match number.parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => {}
+                _ => {
+                    return Err(format!(
+                        "invalid cron expression `{expr}`: {what} `{number}` is out of range (valid: {min}-{max})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Converts a crontab day-of-week field (0–7, Sunday = 0 or 7) to the crate's 1–7, Sunday = 1.
@@ -155,6 +209,39 @@ mod tests {
             t,
             chrono::Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap()
         );
+    }
+
+    /// Issue #19: the crate said "Minutes must be less than 59" about `60`, and 59 is valid.
+    #[test]
+    fn out_of_range_fields_name_their_real_range() {
+        for expr in [
+            "59 23 31 12 7",
+            "0 59 23 * * *",
+            "*/59 * * * *",
+            "0-59/5 0-23 1-31 1-12 *",
+        ] {
+            parse_cron(expr, None).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        }
+        for (expr, want) in [
+            ("60 * * * *", "minute `60` is out of range (valid: 0-59)"),
+            ("0 24 * * *", "hour `24` is out of range (valid: 0-23)"),
+            (
+                "0 0 0 * *",
+                "day of month `0` is out of range (valid: 1-31)",
+            ),
+            ("0 0 32 * *", "day of month `32` is out of range"),
+            ("0 0 * 13 *", "month `13` is out of range (valid: 1-12)"),
+            ("60 0 * * * *", "second `60` is out of range (valid: 0-59)"),
+            ("10-61 * * * *", "minute `61` is out of range"),
+            (
+                "*/0 * * * *",
+                "step `/0` of the minute field must be between 1 and 59",
+            ),
+        ] {
+            let e = parse_cron(expr, None).unwrap_err();
+            assert!(e.contains(want), "{expr}: {e}");
+            assert!(!e.contains("less than"), "{expr}: {e}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn journey(name: &str, schedule: Schedule, version: &str) -> Journey {
         public: false,
         group: None,
         locations: Vec::new(),
-        variables: BTreeMap::new(),
+        variables: Vec::new(),
         anomaly: Default::default(),
         alert: Default::default(),
         steps: Vec::new(),

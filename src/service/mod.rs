@@ -233,6 +233,7 @@ impl App {
         let (analysis_tx, analysis_rx) = analysis::channel();
         let parse_options = ParseOptions {
             extra_vars: embedding.overrides.keys().cloned().collect(),
+            ..ParseOptions::default()
         };
         let runner = Runner {
             location: config.location.clone(),

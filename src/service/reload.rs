@@ -3,7 +3,8 @@
 //!
 //! Rules: a changed, added or removed file changes the schedule; a file with problems keeps the
 //! last good version of its journeys running and its diagnostics are listed in the API's
-//! `problems`; a deleted file stops its journeys.
+//! `problems`; a deleted file stops its journeys. Files are read and parsed on a thread of their
+//! own with a known stack; if loading ever panicked, the journeys already loaded keep running.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ use crate::scheduler::Scheduler;
 use crate::store::Store;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Stack of the thread that reads and parses the journey files. The parser bounds every
+/// recursion by the YAML depth limit, so this is a margin, not a requirement; a dedicated
+/// thread also means a panic while loading cannot take a runtime worker with it.
+const LOAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// File → hash of its content (or of the error reading it).
 type Fingerprint = BTreeMap<PathBuf, String>;
@@ -138,17 +144,34 @@ impl Reloader {
         let first = self.seen.is_none();
         let seen = self.seen.clone();
         let options = self.options.clone();
-        let scan = tokio::task::spawn_blocking(move || {
-            let now = fingerprint(&dir);
-            if seen.as_ref() == Some(&now) {
-                return None;
-            }
-            let loaded = parse::load_paths(std::slice::from_ref(&dir), &options);
-            Some((now, loaded))
-        })
-        .await;
-        let Ok(Some((now, mut loaded))) = scan else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("journey-load".into())
+            .stack_size(LOAD_STACK_BYTES)
+            .spawn(move || {
+                let now = fingerprint(&dir);
+                let scan = if seen.as_ref() == Some(&now) {
+                    None
+                } else {
+                    Some((now, parse::load_paths(std::slice::from_ref(&dir), &options)))
+                };
+                let _ = tx.send(scan);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the journey loading thread");
             return false;
+        }
+        let (now, mut loaded) = match rx.await {
+            Ok(Some(scan)) => scan,
+            Ok(None) => return false,
+            // The thread ended without answering: loading panicked (a bug). What runs stays.
+            Err(_) => {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    "loading the journeys panicked; the journeys already loaded keep running"
+                );
+                return false;
+            }
         };
         if let Some(schedule) = &self.schedule {
             for j in &mut loaded.journeys {

@@ -24,6 +24,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
+use crate::journey::template::Scope;
 use crate::journey::{DnsRecordType, DnsStep};
 
 #[cfg(test)]
@@ -47,9 +48,13 @@ impl StepExecutor for DnsStep {
 }
 
 impl DnsStep {
+    /// The name to query, rendered and made absolute.
+    pub(crate) fn rendered_name(&self, scope: &Scope<'_>) -> Result<Name, Failure> {
+        query_name(&self.name.render(scope)?)
+    }
+
     async fn run(&self, ctx: &StepContext<'_>, attempt: &mut Attempt) -> Result<(), Failure> {
-        let text = self.name.render(&ctx.scope)?;
-        let name = query_name(&text)?;
+        let name = self.rendered_name(&ctx.scope)?;
         let servers = match self.server {
             Some(server) => vec![server],
             None => system_servers().await?,

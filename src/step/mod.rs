@@ -20,6 +20,8 @@ pub mod wait;
 pub mod websocket;
 
 #[cfg(test)]
+mod render_tests;
+#[cfg(test)]
 mod test_support;
 
 use std::time::Duration;
@@ -242,12 +244,16 @@ pub enum FailureClass {
     /// Waymark could not build the request (undefined variable, missing secret, bad URL):
     /// a problem of the journey, not of the target.
     Template,
+    /// Waymark itself failed while running the step (a panic: a bug, logged as an error);
+    /// the run is an `error` and the service carries on.
+    Internal,
 }
 
 impl FailureClass {
-    /// True when the fault is the journey's, so the step is an `error` rather than `failed`.
-    pub fn is_journey_error(self) -> bool {
-        matches!(self, FailureClass::Template)
+    /// True when the fault is not the target's (the journey's, or Waymark's own), so the step
+    /// is an `error` rather than `failed`, and retrying cannot help.
+    pub fn is_error(self) -> bool {
+        matches!(self, FailureClass::Template | FailureClass::Internal)
     }
 }
 

@@ -31,23 +31,35 @@ impl StepExecutor for TcpStep {
     }
 }
 
+/// What a `tcp` step's templates render to.
+#[derive(Debug)]
+pub(crate) struct TcpTarget {
+    pub host: String,
+    pub send: Option<Vec<u8>>,
+    pub expect: Option<Vec<u8>>,
+}
+
 impl TcpStep {
+    /// Everything the journey supplies, rendered before any traffic.
+    pub(crate) fn target(&self, scope: &Scope<'_>) -> Result<TcpTarget, Failure> {
+        let bytes = |b: &Option<BytesTemplate>, what| match b {
+            Some(b) => render_bytes(b, scope, what).map(Some),
+            None => Ok(None),
+        };
+        Ok(TcpTarget {
+            host: self.host.render(scope)?,
+            send: bytes(&self.send, "send")?,
+            expect: bytes(&self.expect, "expect")?,
+        })
+    }
+
     async fn run(
         &self,
         ctx: &StepContext<'_>,
         clock: &Clock,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
-        // Everything the journey supplies is rendered before any traffic.
-        let host = self.host.render(&ctx.scope)?;
-        let send = match &self.send {
-            Some(b) => Some(render_bytes(b, &ctx.scope, "send")?),
-            None => None,
-        };
-        let expect = match &self.expect {
-            Some(b) => Some(render_bytes(b, &ctx.scope, "expect")?),
-            None => None,
-        };
+        let TcpTarget { host, send, expect } = self.target(&ctx.scope)?;
 
         let (mut stream, peer) = net::connect(&host, self.port, clock, attempt).await?;
         if let Some(bytes) = &send {

@@ -15,6 +15,8 @@ use super::net::{self, Clock};
 use super::tls_client::{self, Alpn, TlsOptions};
 use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
 use crate::journey::TlsStep;
+use crate::journey::template::Scope;
+use rustls::pki_types::ServerName;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +32,22 @@ impl StepExecutor for TlsStep {
 }
 
 impl TlsStep {
+    /// The host to connect to and the server name to send and verify, rendered before any
+    /// traffic: a bad name is the journey's problem, known before connecting.
+    pub(crate) fn target(
+        &self,
+        scope: &Scope<'_>,
+    ) -> Result<(String, ServerName<'static>), Failure> {
+        let host = self.host.render(scope)?;
+        let name = match &self.server_name {
+            Some(t) => t.render(scope)?,
+            None => host.clone(),
+        };
+        let sni = tls_client::server_name(&name)
+            .map_err(|reason| failure(FailureClass::Template, reason))?;
+        Ok((host, sni))
+    }
+
     /// One attempt with the given client configuration (tests bring their own roots).
     async fn probe(&self, ctx: &StepContext<'_>, config: Arc<ClientConfig>) -> Attempt {
         let clock = Clock::new(ctx.deadline);
@@ -48,10 +66,7 @@ impl TlsStep {
         clock: &Clock,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
-        let host = self.host.render(&ctx.scope)?;
-        // The name comes from the journey: a bad one is known before any traffic.
-        let sni = tls_client::server_name(self.server_name.as_deref().unwrap_or(&host))
-            .map_err(|reason| failure(FailureClass::Template, reason))?;
+        let (host, sni) = self.target(&ctx.scope)?;
         let (tcp, peer) = net::connect(&host, self.port, clock, attempt).await?;
         let mut stream = tls_client::handshake(tcp, sni, peer, config, clock, attempt).await?;
         // close_notify, then FIN; the peer's own close_notify is not awaited.

@@ -11,7 +11,7 @@
 //!   how tungstenite's errors become failure classes;
 //! - [`script`]: the conversation after the upgrade, one action at a time.
 
-mod script;
+pub(crate) mod script;
 
 #[cfg(test)]
 mod tests;
@@ -100,14 +100,15 @@ async fn converse(
 }
 
 /// The upgrade request, rendered before any network traffic.
-struct Upgrade {
+#[derive(Debug)]
+pub(crate) struct Upgrade {
     url: Url,
     /// Everything sent, the WebSocket headers (`Sec-WebSocket-Key` ...) included.
     headers: HeaderMap,
 }
 
 impl Upgrade {
-    fn render(step: &WebsocketStep, ctx: &StepContext<'_>) -> Result<Upgrade, Failure> {
+    pub(crate) fn render(step: &WebsocketStep, ctx: &StepContext<'_>) -> Result<Upgrade, Failure> {
         let template = |message: String| failure(FailureClass::Template, message);
         let rendered = step.url.render(&ctx.scope)?;
         let url = ws_url(&rendered).map_err(|e| template(format!("url `{rendered}`: {e}")))?;

@@ -180,8 +180,8 @@ impl Attrs {
                     self.str("server.address", host);
                 }
                 self.int("server.port", t.port.into());
-                if let Some(sni) = &t.server_name {
-                    self.str("waymark.tls.server_name", sni.clone());
+                if let Some(Ok(sni)) = t.server_name.as_ref().map(|s| s.render(scope)) {
+                    self.str("waymark.tls.server_name", sni);
                 }
                 if let Some(s) = &facts.certificate_subject {
                     self.str("tls.server.subject", s.clone());

@@ -295,3 +295,60 @@ async fn digest_never_creates_a_database_and_fails_on_a_missing_or_empty_one() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("holds no runs yet"), "{stderr}");
 }
+
+/// Issue #19: ANSI escapes and bidi controls in journey names and messages reached the
+/// terminal raw.
+#[tokio::test]
+async fn control_characters_in_names_and_messages_are_escaped_in_text_output() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journey(
+        dir.path(),
+        "name: \"evil\\e[2J\\u202e\"\nsteps:\n  - name: \"step\\e[31m\"\n    wait: 0s\n    conditions: [\"\\e]0;title\\a == x\"]\n",
+    );
+    let o = waymark(&["run", "j.yaml"], dir.path()).await;
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(!out.contains(['\x1b', '\x07', '\u{202e}']), "{out:?}");
+    assert!(out.contains("evil\\u{1b}[2J\\u{202e} FAILED"), "{out}");
+    assert!(out.contains("step\\u{1b}[31m"), "{out}");
+    assert!(out.contains("\\u{1b}]0;title\\u{7} == x"), "{out}");
+
+    write_journey(
+        dir.path(),
+        "name: x\nsteps:\n  - name: s\n    \"\\e[2Jwait\": 0s\n",
+    );
+    let o = waymark(&["validate", "j.yaml"], dir.path()).await;
+    let out = stdout(&o);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains("unknown key `\\u{1b}[2Jwait`"), "{out}");
+}
+
+/// Issue #19: nesting 8,700 levels deep aborted `validate` (exit 134); a non-UTF-8 file was
+/// reported at 1:1.
+#[tokio::test]
+async fn deep_nesting_and_invalid_utf8_are_positioned_problems_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_journey(dir.path(), &format!("{}1\n", "- ".repeat(8700)));
+    let o = waymark(&["validate", "j.yaml"], dir.path()).await;
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "j.yaml:1:129: YAML syntax error: lists and mappings nest deeper than 64 levels"
+        ),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("j.yaml"),
+        b"name: x\nsteps:\n  - name: caf\xe9\n",
+    )
+    .unwrap();
+    let o = waymark(&["validate", "j.yaml"], dir.path()).await;
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("j.yaml:3:14: the file is not valid UTF-8"),
+        "{out}"
+    );
+}

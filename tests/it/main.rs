@@ -16,6 +16,7 @@ mod login;
 mod openapi;
 mod secrets;
 mod serve;
+mod serve_limits;
 mod steps;
 mod store;
 mod store_alerts;

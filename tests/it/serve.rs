@@ -122,7 +122,7 @@ impl Serve {
     }
 
     /// The runs the API reports, newest first (none for a journey it does not know yet).
-    async fn run_ids(&self, journey: &str) -> Vec<String> {
+    pub(crate) async fn run_ids(&self, journey: &str) -> Vec<String> {
         let path = format!("/api/v1/journeys/{journey}/runs?limit=500");
         let (status, body) = self.get(&path).await;
         if status == 404 {
@@ -138,7 +138,7 @@ impl Serve {
             .collect()
     }
 
-    async fn journeys(&self) -> Value {
+    pub(crate) async fn journeys(&self) -> Value {
         self.json("/api/v1/journeys").await
     }
 }
@@ -174,7 +174,7 @@ where
     }
 }
 
-fn journey(name: &str, url: &str) -> String {
+pub(crate) fn journey(name: &str, url: &str) -> String {
     format!(
         "name: {name}\nowner: team-test\ntags: [it]\nschedule: {{ every: 1s }}\nsteps:\n  - name: fetch\n    http: {{ url: \"{url}\" }}\n"
     )

@@ -308,6 +308,7 @@ async fn recording_a_run_twice_counts_it_once(db: Db) {
 fn journey(text: &str) -> Journey {
     let opts = ParseOptions {
         extra_vars: BTreeSet::from(["base".to_string(), "feed".to_string()]),
+        ..ParseOptions::default()
     };
     parse_journey(text, Path::new("shop-health.yaml"), &opts).unwrap()
 }

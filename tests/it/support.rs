@@ -188,6 +188,7 @@ pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunRe
     .into();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey = parse_journey(yaml, Path::new("test.yaml"), &opts)
         .unwrap_or_else(|d| panic!("journey does not parse: {d:#?}"));

@@ -413,6 +413,7 @@ async fn run_traced(
         .collect();
     let opts = ParseOptions {
         extra_vars: overrides.keys().cloned().collect(),
+        ..ParseOptions::default()
     };
     let journey = parse_journey(yaml, Path::new("traced.yaml"), &opts)
         .unwrap_or_else(|d| panic!("journey does not parse: {d:#?}"));

@@ -257,6 +257,19 @@ impl Checker {
         }
     }
 
+    /// Text that is used as written (a header or JSON key, a subprotocol): a `{{` there would
+    /// be sent literally, so it is an error. `true` if the text is fine.
+    pub fn literal_only(&mut self, pos: Pos, text: &str, what: &str) -> bool {
+        if !text.contains("{{") {
+            return true;
+        }
+        self.err(
+            pos,
+            format!("{what} `{text}` is used as written: `{{{{ }}}}` is not rendered there"),
+        );
+        false
+    }
+
     /// A template whose variables must all be in `defined`.
     pub fn template(
         &mut self,

@@ -3,13 +3,66 @@
 
 use std::time::Duration;
 
-use super::checker::Checker;
-use crate::journey::model::{AlertRules, Schedule};
+use std::collections::BTreeSet;
+
+use super::checker::{Checker, valid_var_name};
+use crate::journey::model::{AlertRules, Schedule, Variable};
 use crate::journey::schedule::parse_cron;
+use crate::journey::template::{Ref, Template};
 use crate::journey::yaml::{Node, Value};
 
+/// `variables:` in file order. A default keeps its YAML type (`n: 3` is the number 3); a
+/// string with `{{ }}` is a template over the variables above it and `defined` (overrides).
+/// Every name is added to `defined`.
+pub(super) fn variables(
+    c: &mut Checker,
+    n: &Node,
+    defined: &mut BTreeSet<String>,
+) -> Vec<(String, Variable)> {
+    let entries = c.string_map(n, "`variables`");
+    let all: BTreeSet<&str> = entries.iter().map(|(k, _, _)| k.as_str()).collect();
+    let mut out = Vec::new();
+    for (k, v, kpos) in &entries {
+        if !valid_var_name(k) {
+            c.err(*kpos, format!("`{k}` is not a valid variable name (letters, digits, `_`, `-`; not starting with a digit)"));
+        }
+        let what = format!("variable `{k}`");
+        let value = match &v.value {
+            Value::Str(s) if s.contains("{{") => {
+                let Ok(t) = Template::parse(s) else {
+                    // Reported with its position by the checker.
+                    let _ = c.template(v, &what, defined);
+                    continue;
+                };
+                for r in t.refs() {
+                    if let Ref::Var(name) = r
+                        && !defined.contains(name)
+                        && all.contains(name.as_str())
+                    {
+                        let at = s.find(name.as_str()).map_or(v.pos, |o| v.pos_at(o));
+                        c.err(at, format!("in {what}: `{name}` is defined below it (or is `{k}` itself); a variable can only use the variables above it"));
+                    }
+                }
+                let unknown: BTreeSet<String> = defined
+                    .iter()
+                    .cloned()
+                    .chain(all.iter().map(|s| s.to_string()))
+                    .collect();
+                c.check_vars(v, &t, &what, &unknown);
+                Some(Variable::Template(t))
+            }
+            _ => variable_value(c, v, k).map(Variable::Value),
+        };
+        if let Some(value) = value {
+            defined.insert(k.clone());
+            out.push((k.clone(), value));
+        }
+    }
+    out
+}
+
 /// A variable's default keeps its YAML type: `n: 3` is the number 3, `on: true` a boolean.
-pub(super) fn variable_value(c: &mut Checker, n: &Node, name: &str) -> Option<serde_json::Value> {
+fn variable_value(c: &mut Checker, n: &Node, name: &str) -> Option<serde_json::Value> {
     Some(match &n.value {
         Value::Bool(b) => serde_json::Value::Bool(*b),
         Value::Int(i) => serde_json::Value::from(*i),

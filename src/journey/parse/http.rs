@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use super::super::model::{DEFAULT_MAX_BODY_BYTES, HttpBody, HttpStep, JsonTemplate};
 use super::super::template::{Ref, Template};
 use super::super::yaml::{Node, Value};
-use super::checker::Checker;
+use super::checker::{Checker, did_you_mean};
 
 const HTTP_KEYS: &[&str] = &[
     "method",
+    "extension_method",
     "url",
     "headers",
     "query",
@@ -24,6 +25,11 @@ const HTTP_KEYS: &[&str] = &[
 
 const MAX_BODY_LIMIT: u64 = 1 << 30;
 
+/// The methods of RFC 9110 and PATCH (RFC 5789); others need `extension_method: true`.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 pub(super) fn http_step(
     c: &mut Checker,
     n: &Node,
@@ -37,8 +43,12 @@ pub(super) fn http_step(
             step.as_deref().unwrap_or("?")
         )
     };
+    let extension = match f.get("extension_method") {
+        Some(v) => c.bool(v, &what("extension_method")),
+        None => Some(false),
+    };
     let method = match f.get("method") {
-        Some(m) => method(c, m),
+        Some(m) => method(c, m, extension.unwrap_or(true)),
         None => Some(http::Method::GET),
     };
     let url = match f.get("url") {
@@ -116,16 +126,31 @@ pub(super) fn http_step(
     })
 }
 
-fn method(c: &mut Checker, n: &Node) -> Option<http::Method> {
+/// A standard method (any case), or with `extension`, any method token (`PURGE`, `PROPFIND`).
+fn method(c: &mut Checker, n: &Node, extension: bool) -> Option<http::Method> {
     let text = c.text(n, "`http.method`")?;
     let upper = text.trim().to_ascii_uppercase();
-    match http::Method::from_bytes(upper.as_bytes()) {
-        Ok(m) if !upper.is_empty() => Some(m),
+    let method = match http::Method::from_bytes(upper.as_bytes()) {
+        Ok(m) if !upper.is_empty() => m,
         _ => {
             c.err(n.pos, format!("`{text}` is not an HTTP method"));
-            None
+            return None;
         }
+    };
+    if extension || STANDARD_METHODS.contains(&upper.as_str()) {
+        return Some(method);
     }
+    let hint = match did_you_mean(&upper, STANDARD_METHODS) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("expected one of {}", STANDARD_METHODS.join(", ")),
+    };
+    c.err(
+        n.pos,
+        format!(
+            "unknown HTTP method `{text}`; {hint} (for an extension method such as PURGE, set `extension_method: true`)"
+        ),
+    );
+    None
 }
 
 /// Checks what can be known of a URL before run time: a literal URL must parse with one of
@@ -189,7 +214,11 @@ pub(super) fn pairs(
 ) -> Option<Vec<(String, Template)>> {
     let mut out = Vec::new();
     let mut ok = true;
-    for (k, v, _) in c.string_map(n, what) {
+    for (k, v, kpos) in c.string_map(n, what) {
+        if !c.literal_only(kpos, &k, &format!("a name in {what}")) {
+            ok = false;
+            continue;
+        }
         match c.template(v, &format!("{what} `{k}`"), defined) {
             Some(t) => out.push((k, t)),
             None => ok = false,
@@ -219,7 +248,9 @@ pub(super) fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Opt
             let mut fields = Vec::new();
             let mut ok = true;
             for (k, v) in entries {
-                let key = c.text(k, "a JSON key");
+                let key = c
+                    .text(k, "a JSON key")
+                    .filter(|key| c.literal_only(k.pos, key, "a JSON key"));
                 match (key, json(c, v, defined)) {
                     (Some(k), Some(v)) => fields.push((k, v)),
                     _ => ok = false,

@@ -11,17 +11,19 @@ mod probes;
 mod websocket;
 
 use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use self::checker::{Checker, Fields, valid_var_name};
-use self::fields::{alert_rules, runbook, schedule, slo, texts, variable_value};
+use self::fields::{alert_rules, runbook, schedule, slo, texts, variables};
 use super::condition::{Condition, Placeholder};
 use super::model::{AlertRules, Journey, Retries, Schedule, Source, Step, StepKind};
-use super::yaml::{self, Node, Value};
+use super::yaml::{self, Node, Pos, Value};
 
 /// One problem in a journey file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +48,28 @@ impl fmt::Display for Diagnostic {
 }
 
 /// What the loader needs to know beyond the file itself.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ParseOptions {
     /// Variables supplied from outside the file (`--var`), so templates may use them.
     pub extra_vars: BTreeSet<String>,
+    /// Largest journey file read, in bytes ([`DEFAULT_MAX_FILE_BYTES`]); a larger file is
+    /// rejected at the position where it goes over, before any parsing.
+    pub max_file_bytes: usize,
+    /// Most steps one journey may have ([`DEFAULT_MAX_STEPS`]).
+    pub max_steps: usize,
+}
+
+pub const DEFAULT_MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_STEPS: usize = 1000;
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            extra_vars: BTreeSet::new(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_steps: DEFAULT_MAX_STEPS,
+        }
+    }
 }
 
 /// The outcome of loading many files: the valid journeys, and every problem found.
@@ -109,6 +129,13 @@ pub fn parse_journey(
     opts: &ParseOptions,
 ) -> Result<Journey, Vec<Diagnostic>> {
     let mut c = Checker::new(path);
+    if src.len() > opts.max_file_bytes {
+        c.err(
+            Pos::of_byte(src.as_bytes(), opts.max_file_bytes),
+            too_large(opts.max_file_bytes),
+        );
+        return Err(c.diagnostics);
+    }
     let root = match yaml::parse(src) {
         Ok(root) => root,
         Err(e) => {
@@ -126,16 +153,56 @@ pub fn parse_journey(
     }
 }
 
-/// Reads and parses one file.
+fn too_large(max: usize) -> String {
+    format!(
+        "the file is larger than {}, the limit for a journey file; split it into several journeys",
+        human_bytes(max)
+    )
+}
+
+fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Reads and parses one file, reading at most one byte more than `max_file_bytes`.
 pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Journey, Vec<Diagnostic>> {
-    match std::fs::read_to_string(path) {
-        Ok(src) => parse_journey(&src, path, opts),
-        Err(e) => Err(vec![Diagnostic {
+    let problem = |pos: Pos, message: String| {
+        Err(vec![Diagnostic {
             file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read file: {e}"),
-        }]),
+            line: pos.line,
+            col: pos.col,
+            message,
+        }])
+    };
+    let start = Pos { line: 1, col: 1 };
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        let limit = u64::try_from(opts.max_file_bytes).unwrap_or(u64::MAX);
+        f.take(limit.saturating_add(1)).read_to_end(&mut bytes)
+    });
+    if let Err(e) = read {
+        return problem(start, format!("cannot read file: {e}"));
+    }
+    if bytes.len() > opts.max_file_bytes {
+        let at = Pos::of_byte(&bytes, opts.max_file_bytes);
+        return problem(at, too_large(opts.max_file_bytes));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(src) => parse_journey(src, path, opts),
+        Err(e) => {
+            let at = e.valid_up_to();
+            problem(
+                Pos::of_byte(&bytes, at),
+                format!(
+                    "the file is not valid UTF-8: byte 0x{:02x} cannot start or continue a character here",
+                    bytes[at]
+                ),
+            )
+        }
     }
 }
 
@@ -158,6 +225,8 @@ pub fn journey_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Loads every journey under `paths`; reports duplicate journey names across files.
 pub fn load_paths(paths: &[PathBuf], opts: &ParseOptions) -> Loaded {
     let mut loaded = Loaded::default();
+    // Journey name → the file that defined it first.
+    let mut names: HashMap<String, PathBuf> = HashMap::new();
     for path in paths {
         let files = match journey_files(path) {
             Ok(f) => f,
@@ -174,7 +243,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &ParseOptions) -> Loaded {
         for file in files {
             match load_file(&file, opts) {
                 Ok(j) => {
-                    if let Some(first) = loaded.journeys.iter().find(|o| o.name == j.name) {
+                    if let Some(first) = names.get(&j.name) {
                         loaded.diagnostics.push(Diagnostic {
                             file: file.clone(),
                             line: j.source.name_pos.0,
@@ -182,10 +251,11 @@ pub fn load_paths(paths: &[PathBuf], opts: &ParseOptions) -> Loaded {
                             message: format!(
                                 "duplicate journey name `{}` (also defined in {})",
                                 j.name,
-                                first.source.path.display()
+                                first.display()
                             ),
                         });
                     } else {
+                        names.insert(j.name.clone(), j.source.path.clone());
                         loaded.journeys.push(j);
                     }
                 }
@@ -248,19 +318,11 @@ fn journey(
         None => Some(Schedule::Every(DEFAULT_EVERY)),
     };
     let mut defined = opts.extra_vars.clone();
-    let mut variables = std::collections::BTreeMap::new();
-    if let Some(n) = f.get("variables") {
-        for (k, v, kpos) in c.string_map(n, "`variables`") {
-            if !valid_var_name(&k) {
-                c.err(kpos, format!("`{k}` is not a valid variable name (letters, digits, `_`, `-`; not starting with a digit)"));
-            }
-            if let Some(value) = variable_value(c, v, &k) {
-                defined.insert(k.clone());
-                variables.insert(k, value);
-            }
-        }
-    }
-    let steps = steps(c, &f, root, &mut defined);
+    let variables = f
+        .get("variables")
+        .map(|n| variables(c, n, &mut defined))
+        .unwrap_or_default();
+    let steps = steps(c, &f, root, &mut defined, opts.max_steps);
     Some(Journey {
         name: name?,
         description,
@@ -290,6 +352,7 @@ fn steps(
     f: &Fields<'_>,
     root: &Node,
     defined: &mut BTreeSet<String>,
+    max_steps: usize,
 ) -> Option<Vec<Step>> {
     let Some(n) = f.get("steps") else {
         c.err(root.pos, "missing required key `steps`");
@@ -300,10 +363,20 @@ fn steps(
         c.err(n.pos, "`steps` must contain at least one step");
         return None;
     }
-    let mut out = Vec::new();
-    let mut names = Vec::new();
     let mut ok = true;
-    for item in items {
+    if let Some(over) = items.get(max_steps) {
+        c.err(
+            over.pos,
+            format!(
+                "too many steps: a journey has at most {max_steps}, this one has {}; split it into several journeys",
+                items.len()
+            ),
+        );
+        ok = false;
+    }
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for item in items.iter().take(max_steps) {
         match step(c, item, defined, &mut names) {
             Some(s) => out.push(s),
             None => ok = false,
@@ -316,7 +389,7 @@ fn step(
     c: &mut Checker,
     n: &Node,
     defined: &mut BTreeSet<String>,
-    names: &mut Vec<String>,
+    names: &mut HashSet<String>,
 ) -> Option<Step> {
     let f = c.fields(n, "a step", STEP_KEYS)?;
     let name = match f.get("name") {
@@ -326,11 +399,10 @@ fn step(
             None
         }
     };
-    if let (Some(name), Some(v)) = (&name, f.get("name")) {
-        if names.contains(name) {
-            c.err(v.pos, format!("duplicate step name `{name}`"));
-        }
-        names.push(name.clone());
+    if let (Some(name), Some(v)) = (&name, f.get("name"))
+        && !names.insert(name.clone())
+    {
+        c.err(v.pos, format!("duplicate step name `{name}`"));
     }
     let what = |field: &str| format!("`{field}` of step `{}`", name.as_deref().unwrap_or("?"));
     let kinds: Vec<&str> = STEP_KINDS
@@ -511,5 +583,7 @@ fn extract(
     ok.then_some(out)
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

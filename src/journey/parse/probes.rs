@@ -157,9 +157,13 @@ pub(super) fn tls_step(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) ->
         Some(p) => port(c, p, "`tls.port`"),
         None => Some(443),
     };
-    let server_name = f
-        .get("server_name")
-        .and_then(|s| c.non_empty_text(s, "`tls.server_name`"));
+    let server_name = match f.get("server_name") {
+        Some(s) => c
+            .non_empty_text(s, "`tls.server_name`")
+            .and_then(|_| c.template(s, "`tls.server_name`", defined))
+            .map(Some),
+        None => Some(None),
+    };
     let insecure_skip_verify = match f.get("insecure_skip_verify") {
         Some(v) => c.bool(v, "`tls.insecure_skip_verify`"),
         None => Some(false),
@@ -167,7 +171,7 @@ pub(super) fn tls_step(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) ->
     Some(TlsStep {
         host: host?,
         port: port?,
-        server_name,
+        server_name: server_name?,
         insecure_skip_verify: insecure_skip_verify?,
     })
 }

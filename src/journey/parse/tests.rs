@@ -114,6 +114,7 @@ fn extra_vars_count_as_defined() {
     assert!(parse(src).is_err());
     let opts = ParseOptions {
         extra_vars: ["base".to_string()].into(),
+        ..ParseOptions::default()
     };
     assert!(parse_journey(src, Path::new("j.yaml"), &opts).is_ok());
 }
@@ -138,7 +139,7 @@ steps:
         "j.yaml:2:10: `timeout` needs a unit",
         "j.yaml:3:6: `slo` must be a percentage",
         "j.yaml:4:7: `tags` must be a list",
-        "j.yaml:5:19: invalid cron expression `61 * * * *`: Minutes",
+        "j.yaml:5:19: invalid cron expression `61 * * * *`: minute `61` is out of range (valid: 0-59)",
         "j.yaml:8:17: `always_run` of step `a` must be true or false",
         "j.yaml:9:33: `retries` of step `a` delay `soon` is not a duration",
         "j.yaml:11:12: URL scheme `ftp`",
@@ -468,5 +469,41 @@ fn http_compressed_defaults_to_true_and_can_be_turned_off() {
     assert!(
         errs[0].contains("`http.compressed` of step `a`"),
         "{errs:?}"
+    );
+}
+
+/// Issue #19: `method: FETCH` passed validation and failed only at run time.
+#[test]
+fn unknown_http_methods_are_rejected_unless_declared_extension_methods() {
+    let with = |method: &str, extra: &str| {
+        format!(
+            "name: j\nsteps:\n  - name: s\n    http:\n      method: {method}\n{extra}      url: http://127.0.0.1:9/\n"
+        )
+    };
+    for ok in ["get", "POST", "PATCH", "OPTIONS"] {
+        parse(&with(ok, "")).unwrap_or_else(|d| panic!("{ok}: {d:#?}"));
+    }
+    let e = errors(&with("FETCH", ""));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("j.yaml:5:15: unknown HTTP method `FETCH`; expected one of GET"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("set `extension_method: true`"), "{}", e[0]);
+    let e = errors(&with("PSOT", ""));
+    assert!(e[0].contains("did you mean `POST`?"), "{}", e[0]);
+    let j = parse(&with("PURGE", "      extension_method: true\n")).unwrap();
+    let StepKind::Http(h) = &j.steps[0].kind else {
+        panic!("not http")
+    };
+    assert_eq!(h.method.as_str(), "PURGE");
+    assert!(
+        errors(&with("PURGE", "      extension_method: false\n"))[0]
+            .contains("unknown HTTP method")
+    );
+    assert!(
+        errors(&with("\"BAD METHOD\"", "      extension_method: true\n"))[0]
+            .contains("is not an HTTP method")
     );
 }

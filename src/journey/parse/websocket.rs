@@ -46,7 +46,11 @@ pub(super) fn websocket_step(
         Some(list) => c.list(list, "`websocket.subprotocols`").map(|items| {
             items
                 .iter()
-                .filter_map(|i| c.non_empty_text(i, "a subprotocol"))
+                .filter_map(|i| {
+                    let text = c.non_empty_text(i, "a subprotocol")?;
+                    c.literal_only(i.pos, &text, "a subprotocol")
+                        .then_some(text)
+                })
                 .collect()
         }),
         None => Some(Vec::new()),

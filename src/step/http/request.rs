@@ -36,7 +36,7 @@ fn host_bound_headers() -> [HeaderName; 4] {
 
 /// One hop's request, before protocol-specific framing (`Host`, request target).
 #[derive(Debug, Clone)]
-pub(super) struct RequestSpec {
+pub(crate) struct RequestSpec {
     pub method: Method,
     pub url: Url,
     /// Headers to send, defaults (`User-Agent`, `Accept-Encoding`, `Content-Type`,
@@ -76,7 +76,7 @@ impl RequestSpec {
 
     /// The hyper request for this hop. HTTP/1.1 gets an origin-form target and a `Host`
     /// header; HTTP/2 gets the absolute URL, from which hyper derives `:authority`.
-    pub fn to_request(&self, protocol: Protocol) -> Result<Request<Full<Bytes>>, HttpError> {
+    pub(super) fn to_request(&self, protocol: Protocol) -> Result<Request<Full<Bytes>>, HttpError> {
         let target = match protocol {
             Protocol::Http1 => &self.url[url::Position::BeforePath..url::Position::AfterQuery],
             Protocol::Http2 => &self.url[..url::Position::AfterQuery],

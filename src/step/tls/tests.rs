@@ -97,7 +97,7 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
     TlsStep {
         host: t(host),
         port,
-        server_name: server_name.map(str::to_string),
+        server_name: server_name.map(t),
         insecure_skip_verify: insecure,
     }
 }

@@ -184,11 +184,7 @@ where
         payload: &WsPayload,
         scope: &Scope<'_>,
     ) -> Result<String, Failure> {
-        let rendered = match payload {
-            WsPayload::Text(t) => t.render(scope),
-            WsPayload::Json(j) => render_json(j, scope).map(|v| v.to_string()),
-        };
-        let text = rendered.map_err(|e| failure(FailureClass::Template, e.to_string()))?;
+        let text = render_payload(payload, scope)?;
         let detail = excerpt(&text, &self.redactor);
         self.send(Message::Text(text.into()), "sending a message")
             .await?;
@@ -493,6 +489,15 @@ where
             _ => (self.deadline, true),
         }
     }
+}
+
+/// The text a `send` action sends.
+pub(crate) fn render_payload(payload: &WsPayload, scope: &Scope<'_>) -> Result<String, Failure> {
+    let rendered = match payload {
+        WsPayload::Text(t) => t.render(scope),
+        WsPayload::Json(j) => render_json(j, scope).map(|v| v.to_string()),
+    };
+    rendered.map_err(|e| failure(FailureClass::Template, e.to_string()))
 }
 
 fn scope<'a>(ctx: &'a StepContext<'_>, vars: &'a Vars) -> Scope<'a> {

@@ -7,12 +7,13 @@
 //! stored with each run), and per page requests answered, their latency p50/p95/p99 and bytes
 //! per answer (gzip accepted, as browsers do); the load average before and after.
 //!
-//! The clients run in this process on threads at nice 10: on a real deployment readers are
-//! elsewhere, and on this 2-core machine their own CPU at nice 0 would be measured as the
-//! service's. The target runs at normal priority (it is the system under test's dependency).
+//! The clients run in this process on threads at nice 10 (`CLIENT_NICE`): on a real deployment
+//! readers are elsewhere, and on this 2-core machine their own CPU at nice 0 would be measured
+//! as the service's; `CLIENT_NICE=0` measures that harsher case. The target runs at normal
+//! priority (it is the system under test's dependency).
 //!
 //! Run: `cargo bench --bench scheduler_isolation`
-//! (env: JOURNEYS=200 CLIENTS=50 DURATION_S=60 WARMUP_S=10; WAYMARK_BIN=path measures another
+//! (env: JOURNEYS=200 CLIENTS=50 DURATION_S=60 WARMUP_S=10 CLIENT_NICE=10; WAYMARK_BIN=path measures another
 //! build of `waymark`, e.g. an earlier commit's, in the same conditions).
 
 use std::io::BufRead;
@@ -45,8 +46,9 @@ fn loadavg() -> String {
 }
 
 fn nice_this_thread() {
+    let nice = env_or("CLIENT_NICE", 10) as libc::c_int;
     // SAFETY: setpriority(2) on this thread's own id; no memory is touched.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
 }
 
 const PASSWORD: &str = "bench-password-0123";
@@ -129,7 +131,8 @@ fn main() {
         .expect("serve prints its address")
         .to_string();
     println!(
-        "scheduler isolation ({binary}): {journeys} journeys every 1s, {clients} clients for {} s, after {} s of warm-up; load average before: {load_before}",
+        "scheduler isolation ({binary}): {journeys} journeys every 1s, {clients} clients at nice {} for {} s, after {} s of warm-up; load average before: {load_before}",
+        env_or("CLIENT_NICE", 10),
         duration.as_secs(),
         warmup.as_secs()
     );

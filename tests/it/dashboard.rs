@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::serve::{Serve, active_incident, closed_port, eventually, setup};
+use crate::serve::{Serve, active_incident, closed_port, dashboard_user, eventually, setup};
 
 const PASSWORD: &str = "a long dashboard password";
 
@@ -36,14 +36,7 @@ async fn a_user_logs_in_browses_and_acknowledges_an_incident_in_chromium() {
             "name: health\npublic: true\nschedule: { every: 1s }\nsteps:\n  - name: ping\n    wait: 5ms\n".to_string(),
         ),
     ]);
-    std::fs::write(
-        dir.path().join("waymark.toml"),
-        format!(
-            "[dashboard]\n[[dashboard.users]]\nname = \"ada\"\npassword_hash = \"{}\"\n",
-            waymark::api::auth::hash_password(PASSWORD)
-        ),
-    )
-    .unwrap();
+    dashboard_user(dir.path(), "ada", PASSWORD);
     let serve = Serve::start(dir.path(), 0);
     let incident = active_incident(&serve).await;
     // A run of checkout and of health are stored by now; give the writer a moment for health.

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::serve::{Serve, eventually, setup};
+use crate::serve::{Serve, dashboard_user, eventually, setup};
 
 const PASSWORD: &str = "a long and correct password";
 
@@ -56,14 +56,7 @@ async fn parallel_wrong_logins_stay_bounded_and_are_throttled_until_the_throttle
         "ping.yaml",
         "name: ping\nschedule: { every: 1s }\nsteps:\n  - name: ping\n    wait: 5ms\n".to_string(),
     )]);
-    std::fs::write(
-        dir.path().join("waymark.toml"),
-        format!(
-            "[dashboard]\n[[dashboard.users]]\nname = \"ada\"\npassword_hash = \"{}\"\n",
-            waymark::api::auth::hash_password(PASSWORD)
-        ),
-    )
-    .unwrap();
+    dashboard_user(dir.path(), "ada", PASSWORD);
     let serve = Serve::start(dir.path(), 0);
     let pid = serve.pid();
     let before = peak_rss_mib(pid);

@@ -203,6 +203,18 @@ pub(crate) async fn active_incident(serve: &Serve) -> i64 {
     .await
 }
 
+/// Writes `dir/waymark.toml` with one dashboard user, `name`, whose password is `password`.
+pub(crate) fn dashboard_user(dir: &Path, name: &str, password: &str) {
+    std::fs::write(
+        dir.join("waymark.toml"),
+        format!(
+            "[dashboard]\n[[dashboard.users]]\nname = \"{name}\"\npassword_hash = \"{}\"\n",
+            waymark::api::auth::hash_password(password)
+        ),
+    )
+    .unwrap();
+}
+
 pub(crate) fn setup(files: &[(&str, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let journeys = dir.path().join("journeys");

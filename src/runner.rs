@@ -19,7 +19,6 @@ use tracing::Instrument;
 
 use crate::journey::condition::{Condition, ConditionOutcome, Placeholder};
 use crate::journey::facts::Facts;
-use crate::journey::redact::is_credential_header;
 use crate::journey::template::{Redactor, Ref, Scope, SecretSource, Vars, value_text};
 use crate::journey::{Journey, Step, StepKind};
 use crate::step::{
@@ -29,6 +28,9 @@ use crate::step::{
 use crate::telemetry::{RunTrace, Telemetry};
 
 mod isolate;
+mod redaction;
+
+use redaction::{redact, register_extracted, register_secrets};
 #[cfg(test)]
 mod tests;
 mod variables;
@@ -516,45 +518,6 @@ fn extract(
     Ok(names)
 }
 
-/// Registers every secret the journey refers to before anything runs, so that text seen
-/// before a secret is rendered (a target that knows it, a condition cut short) is redacted
-/// too. A secret that is not set is left for the step that needs it to report.
-fn register_secrets(journey: &Journey, secrets: &dyn SecretSource, redactor: &Redactor) {
-    let templates = journey.steps.iter().flat_map(|s| {
-        s.templates()
-            .into_iter()
-            .chain(s.degraded_when.iter().flat_map(|c| c.templates()))
-    });
-    for t in templates {
-        for r in t.refs() {
-            if let Ref::Secret(name) = r
-                && let Some(value) = secrets.secret(name)
-            {
-                redactor.register(&value);
-            }
-        }
-    }
-}
-
-/// Registers, before conditions are judged (their actual values are cut, and a cut secret
-/// could no longer be found), what this attempt will extract that must never be shown: every
-/// value of a `sensitive` step, and any value taken from a credential header.
-fn register_extracted(step: &Step, attempt: &Attempt, redactor: &Redactor) {
-    if step.sensitive {
-        for (_, value) in &attempt.extracted {
-            redactor.register(&value_text(value));
-        }
-    }
-    for (_, placeholder) in &step.extract {
-        let credential = matches!(placeholder, Placeholder::Header(h) if is_credential_header(h));
-        if (step.sensitive || credential)
-            && let Some(value) = placeholder.resolve(&attempt.facts)
-        {
-            redactor.register(&value_text(&value));
-        }
-    }
-}
-
 /// The first variable the step uses that is not (yet) in `vars`. Validation guarantees that an
 /// earlier step extracts it; it can still be missing at run time when that step failed, which
 /// is why a cleanup step that needs it is skipped rather than errored.
@@ -606,22 +569,4 @@ fn timed_out_run(step: &Step, timeout: Duration) -> StepResult {
 
 fn ms(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
-}
-
-/// Passes every string of the result through the redactor.
-fn redact(result: RunResult, redactor: &Redactor) -> RunResult {
-    if redactor.is_empty() {
-        return result;
-    }
-    fn walk(v: &mut serde_json::Value, r: &Redactor) {
-        match v {
-            serde_json::Value::String(s) => *s = r.redact(s),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, r)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|i| walk(i, r)),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(&result).expect("RunResult serialises");
-    walk(&mut value, redactor);
-    serde_json::from_value(value).expect("redaction keeps the shape of RunResult")
 }

@@ -105,6 +105,8 @@ pub(super) async fn overview(
                 owners => Value::from_serialize(&owners),
                 locations => Value::from_serialize(&locations),
                 filter => Value::from_serialize(&filter),
+                // The rows come from the snapshot: its time, not the request's.
+                generated_at => s.generated_at.format(ui::STAMP_FORMAT).to_string(),
             }
         },
     )

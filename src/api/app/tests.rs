@@ -223,4 +223,11 @@ async fn journey_names_with_slashes_and_spaces_link_to_their_page() {
     assert_eq!(status, StatusCode::OK, "{page}");
     // minijinja escapes `/` in text.
     assert!(page.contains("<h1>payments&#x2f;v2 health "), "{page}");
+    // Every page says when its data is from.
+    for html in [&overview, &page] {
+        assert!(
+            html.contains(" · updated 20") && html.contains(" UTC</p></footer>"),
+            "{html}"
+        );
+    }
 }

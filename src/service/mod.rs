@@ -256,7 +256,10 @@ impl App {
             let _api = api.handle().enter();
             TcpListener::from_std(listener).map_err(bind)?
         };
-        let api_store = {
+        // An in-memory database cannot have a second pool: the API shares the service's.
+        let api_store = if Store::is_in_memory(&config.database_url) {
+            store.clone()
+        } else {
             let url = config.database_url.clone();
             api.handle()
                 .spawn(async move { Store::connect(&url).await })

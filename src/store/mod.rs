@@ -160,6 +160,12 @@ pub struct Pruned {
 }
 
 impl Store {
+    /// Whether `url` names an in-memory SQLite database: one that lives in its one connection,
+    /// so a second pool on the same URL would be another, empty database.
+    pub fn is_in_memory(url: &str) -> bool {
+        url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+    }
+
     /// Whether only one node can use this store: a SQLite file is one process's.
     pub fn is_single_node(&self) -> bool {
         matches!(self, Store::Sqlite(_))

@@ -51,7 +51,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
-    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let memory = super::Store::is_in_memory(url);
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)

@@ -2,7 +2,7 @@
 //! `waymark serve` as configured (the same `WAYMARK_*` overrides, the embedded SQLite default)
 //! with three changes: the journeys' `base`, `feed` and `payments` variables point at the demo
 //! target, the shop password comes from the demo, and a fresh database starts with simulated
-//! history ([`super::history`]). A dashboard user is added when the configuration has none.
+//! history (`super::history`). A dashboard user is added when the configuration has none.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,7 +45,7 @@ pub struct DemoOptions {
     pub port: u16,
     /// Every journey runs this often instead of on its own schedule.
     pub every: Option<Duration>,
-    /// Inject faults ([`super::chaos`]), each phase lasting this long.
+    /// Inject faults (`super::chaos`), each phase lasting this long.
     pub chaos: Option<Duration>,
 }
 

@@ -2,7 +2,7 @@
 //! changed since the previous one — the agenda of a team's feedback ritual.
 //!
 //! - [`model`]: the figures (plain data; the API's JSON, stored with each digest).
-//! - [`compute`]: the figures from the store (rollups, per-step aggregates, failure groups,
+//! - [`compute`](mod@compute): the figures from the store (rollups, per-step aggregates, failure groups,
 //!   incidents); time comes in as arguments.
 //! - [`render`]: the email: subject, plain text, HTML with inline CSS and `cid:` charts.
 //! - [`chart`]: a journey's latency over the period as SVG, and as PNG for email (resvg).

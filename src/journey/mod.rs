@@ -1,7 +1,7 @@
 //! The journey language: model, YAML parser and validator, templates, conditions.
 //!
 //! Invariant: this module does no network IO and never reads the clock; the parser reads files
-//! only in [`parse::load_dir`] / [`parse::load_file`].
+//! only in `parse::load_dir` / [`parse::load_file`].
 
 pub mod condition;
 pub mod facts;

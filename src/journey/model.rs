@@ -248,7 +248,7 @@ pub enum HttpBody {
 }
 
 /// A JSON value whose strings are templates. Never deeper than the YAML it came from, so at
-/// most [`super::yaml::MAX_DEPTH`] levels: the recursive walks over it (templates, rendering,
+/// most `super::yaml::MAX_DEPTH` levels: the recursive walks over it (templates, rendering,
 /// serialising the rendered body) are bounded by the parser.
 #[derive(Debug, Clone)]
 pub enum JsonTemplate {

@@ -87,7 +87,7 @@ pub async fn migrate(database_url: &str) -> Result<(), ServiceError> {
 }
 
 /// Where the scheduler's runs go: counted in the metrics, then queued for the store writer.
-/// Analysis reads them back from the store's run feed, on the leader ([`feed`]).
+/// Analysis reads them back from the store's run feed, on the leader (`feed`).
 ///
 /// `try_submit`, not `submit`: a full queue (10 000 runs) means the database has been stuck
 /// for minutes; waiting here would hold the run's concurrency permit and its journey's

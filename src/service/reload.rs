@@ -233,7 +233,7 @@ impl Reloader {
         }
     }
 
-    /// Polls every [`POLL_INTERVAL`] until `stop`.
+    /// Polls every `POLL_INTERVAL` until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -8,10 +8,10 @@
 //!
 //! Layout:
 //! - this file: the attempt as a whole, the redirect loop, and filling [`Attempt`];
-//! - [`request`]: turning the step's templates into a concrete request, and redirect rewriting;
-//! - [`transport`]: the hop's connection (over `step::net` and `step::tls_client`), the hyper
+//! - `request`: turning the step's templates into a concrete request, and redirect rewriting;
+//! - `transport`: the hop's connection (over `step::net` and `step::tls_client`), the hyper
 //!   handshake, sending, and the capped body read;
-//! - [`decode`]: gzip, deflate and br bodies, decoded as they stream in, capped decoded.
+//! - `decode`: gzip, deflate and br bodies, decoded as they stream in, capped decoded.
 
 pub(crate) mod decode;
 pub(crate) mod request;

@@ -1,7 +1,7 @@
 //! WebSocket step executor: connect, upgrade, then play the step's script of actions.
 //!
 //! The connect path (DNS, TCP, TLS with the shared rustls configurations) is the HTTP step's
-//! ([`transport::open`]), with ALPN restricted to `http/1.1`; tungstenite only does the
+//! (`transport::open`), with ALPN restricted to `http/1.1`; tungstenite only does the
 //! upgrade and the framing over that stream. Every wait is bounded by the attempt's deadline,
 //! every message by `max_message_bytes`, and every `expect` by `max_skipped_messages`, so a
 //! hostile peer can neither hang a step nor make it hold much memory.
@@ -9,7 +9,7 @@
 //! Layout:
 //! - this file: the attempt as a whole, rendering the upgrade request, the handshake, and
 //!   how tungstenite's errors become failure classes;
-//! - [`script`]: the conversation after the upgrade, one action at a time.
+//! - `script`: the conversation after the upgrade, one action at a time.
 
 pub(crate) mod script;
 

@@ -1,7 +1,7 @@
 //! Durable storage of runs, journey versions and hourly rollups, in SQLite or PostgreSQL.
 //!
 //! Only this module writes SQL. [`Store`] is a closed enum over the two pools; the queries are
-//! written once ([`queries`]) and instantiated per dialect in [`sqlite`] and [`postgres`], which
+//! written once (`queries`) and instantiated per dialect in `sqlite` and `postgres`, which
 //! also hold what really differs (connection options, how a write transaction starts, row
 //! locks). Migrations are embedded in the binary and applied at [`Store::connect`].
 //!

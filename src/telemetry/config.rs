@@ -130,7 +130,7 @@ impl Propagators {
     }
 }
 
-/// Everything a [`Telemetry`] needs; [`TelemetryConfig::from_env`] reads the standard variables.
+/// Everything a `Telemetry` needs; [`TelemetryConfig::from_env`] reads the standard variables.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TelemetryConfig {
     /// `None`: spans are created (trace ids, propagation) but not exported.

@@ -1,6 +1,6 @@
 //! The internal dashboard under `/app` (login required, see [`super::auth`]), one file per area:
-//! [`overview`] (every journey), [`journeys`] (a journey, a run's waterfall, the dependency
-//! map), [`incidents`] (list, detail, acknowledge and resolve), and the node list. Pages are server-rendered from
+//! `overview` (every journey), `journeys` (a journey, a run's waterfall, the dependency
+//! map), `incidents` (list, detail, acknowledge and resolve), and the node list. Pages are server-rendered from
 //! `ui/templates`; forms post back with the session's CSRF token.
 
 mod incidents;

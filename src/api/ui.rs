@@ -124,16 +124,6 @@ pub fn with_headers(mut response: Response, csp: &'static str) -> Response {
     response
 }
 
-/// Replaces the page's Content-Security-Policy (the status page allows its logo's origin).
-pub fn with_csp(mut response: Response, csp: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(csp) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    response
-}
-
 /// `GET /static/{file}`: cached for an hour (the files change only with the binary).
 pub async fn static_file(
     axum::extract::Path(file): axum::extract::Path<String>,

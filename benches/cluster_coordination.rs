@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection};
-use waymark::runner::{Outcome, RunResult, StepResult};
+use waymark::run::{Outcome, RunResult, StepResult};
 use waymark::service::cluster::LEASE_TTL;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::{RunRecord, Store};

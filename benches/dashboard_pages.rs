@@ -27,7 +27,7 @@ use waymark::api::{AppState, Metrics, router};
 use waymark::config::Config;
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::runner::{Outcome, RunResult};
+use waymark::run::{Outcome, RunResult};
 use waymark::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, Scheduler, SchedulerConfig, SystemClock,
 };

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection};
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
+use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::{RunRecord, Store};
 

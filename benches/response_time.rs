@@ -17,7 +17,8 @@ use axum::Router;
 use axum::routing::get;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::EnvSecrets;
-use waymark::runner::{Outcome, Runner};
+use waymark::run::Outcome;
+use waymark::runner::Runner;
 use waymark::telemetry::Telemetry;
 
 fn env_or(name: &str, default: u64) -> u64 {

@@ -36,7 +36,8 @@ use sqlx::{AssertSqlSafe, Connection};
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::EnvSecrets;
-use waymark::runner::{Outcome, RunResult, Runner};
+use waymark::run::{Outcome, RunResult};
+use waymark::runner::Runner;
 use waymark::scheduler::{
     BoxFuture, PlannedRun, RunSink, RunnerExecutor, Scheduler, SchedulerConfig, SystemClock,
 };

@@ -28,7 +28,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::EnvSecrets;
-use waymark::runner::{Outcome, Runner};
+use waymark::run::Outcome;
+use waymark::runner::Runner;
 use waymark::telemetry::{ExportConfig, Protocol, Telemetry, TelemetryConfig};
 
 const STEPS: usize = 5;

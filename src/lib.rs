@@ -9,6 +9,7 @@ pub mod digest;
 pub mod journey;
 pub mod links;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod scheduler;
 pub mod service;

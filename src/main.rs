@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use waymark::journey::parse::{self, Diagnostic, ParseOptions};
 use waymark::journey::template::EnvSecrets;
-use waymark::runner::{Outcome, Runner};
+use waymark::run::Outcome;
+use waymark::runner::Runner;
 use waymark::telemetry::{Telemetry, TelemetryConfig};
 
 const EXAMPLES: &str = "\

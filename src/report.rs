@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+use crate::run::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::Timings;
 
 /// `text` with control characters (C0, DEL, C1: ANSI escapes start with one) and Unicode bidi

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::journey::{Journey, Schedule};
-use crate::runner::{Outcome, RunResult};
+use crate::run::{Outcome, RunResult};
 use crate::scheduler::RunNow;
 use crate::store::{RunSummary, StoredRun};
 
@@ -342,7 +342,7 @@ mod tests {
     use super::super::test_support::{call, get, state};
     use super::*;
     use crate::journey::parse::{Diagnostic, ParseOptions, parse_journey};
-    use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+    use crate::run::{Outcome, RunResult, StepResult, StepStatus};
     use crate::store::RunRecord;
     use axum::body::Body;
     use axum::http::Request;

@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{ApiError, AppState};
-use crate::runner::{RunResult, StepStatus};
+use crate::run::{RunResult, StepStatus};
 use crate::scheduler::SchedulerStats;
 use crate::telemetry::TelemetryStats;
 

@@ -310,9 +310,9 @@ pub(crate) mod test_support {
         at: chrono::DateTime<chrono::Utc>,
         ms: f64,
         failed: bool,
-        steps: Vec<crate::runner::StepResult>,
+        steps: Vec<crate::run::StepResult>,
     ) -> crate::store::RunRecord {
-        use crate::runner::{Outcome, RunResult};
+        use crate::run::{Outcome, RunResult};
         crate::store::RunRecord {
             result: RunResult {
                 run_id: uuid::Uuid::new_v4(),

@@ -209,7 +209,7 @@ async fn dependencies(State(state): State<AppState>) -> Result<Json<DependencyMa
 mod tests {
     use super::super::test_support::{call, get, run_record, state};
     use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::runner::StepResult;
+    use crate::run::StepResult;
     use crate::store::RunRecord;
     use axum::http::StatusCode;
     use serde_json::{Value, json};

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::digest::render::esc;
-use crate::runner::{RunResult, StepStatus};
+use crate::run::{RunResult, StepStatus};
 
 const LABEL_W: f64 = 200.0;
 const PLOT_W: f64 = 560.0;
@@ -148,7 +148,7 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{Outcome, StepResult};
+    use crate::run::{Outcome, StepResult};
     use std::time::Duration;
 
     fn step(name: &str, status: StepStatus, offset_ms: f64, phases: &[u64]) -> StepResult {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 
 use super::{DetectorKind, DetectorParams, SeriesDetector, Transition};
 use crate::journey::{Journey, Sensitivity};
-use crate::runner::{RunResult, StepStatus};
+use crate::run::{RunResult, StepStatus};
 use crate::store::{EpisodeFilter, Result, SeriesKey, Store};
 
 /// History read back at start: enough for the window (84 h half-life) and three weeks of
@@ -224,7 +224,7 @@ mod tests {
 
     use super::*;
     use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::runner::{Outcome, StepResult};
+    use crate::run::{Outcome, StepResult};
     use crate::store::RunRecord;
 
     /// 2026-03-02 00:00 UTC.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::journey::{Journey, StepKind};
-use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+use crate::run::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::{Failure, FailureClass, Timings};
 use crate::store::{RunRecord, Store, StoreError};
 

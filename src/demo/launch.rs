@@ -225,7 +225,7 @@ pub async fn once(
     let mut all_passed = loaded.diagnostics.is_empty();
     for journey in &loaded.journeys {
         let result = runner.run(journey).await;
-        all_passed &= result.outcome == crate::runner::Outcome::Passed;
+        all_passed &= result.outcome == crate::run::Outcome::Passed;
         print(&(crate::report::text_with_trace_url(&result, trace_url) + "\n"));
     }
     // Every run's trace (and the shop's spans) is complete at the collector before exiting.

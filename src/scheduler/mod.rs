@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::journey::Journey;
-use crate::runner::{RunResult, Runner};
+use crate::run::RunResult;
+use crate::runner::Runner;
 
 pub use clock::{BoxFuture, Clock, SystemClock, TokioClock};
 pub use plan::{interval_offset, next_fire};

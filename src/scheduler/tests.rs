@@ -614,10 +614,10 @@ async fn the_system_clock_sleeps_until_a_wall_clock_instant() {
 }
 
 #[derive(Default)]
-struct Sink(Mutex<Vec<(PlannedRun, crate::runner::RunResult)>>);
+struct Sink(Mutex<Vec<(PlannedRun, crate::run::RunResult)>>);
 
 impl RunSink for Arc<Sink> {
-    fn record(&self, run: PlannedRun, result: crate::runner::RunResult) -> BoxFuture<'_, ()> {
+    fn record(&self, run: PlannedRun, result: crate::run::RunResult) -> BoxFuture<'_, ()> {
         Box::pin(async move { self.0.lock().unwrap().push((run, result)) })
     }
 }
@@ -672,7 +672,7 @@ async fn the_runner_executor_runs_the_journey_and_hands_the_result_to_the_sink()
     let (run, result) = &recorded[0];
     assert_eq!(run.planned, utc("2026-01-01T00:01:00Z"));
     assert_eq!(result.journey, "waits");
-    assert_eq!(result.outcome, crate::runner::Outcome::Passed);
+    assert_eq!(result.outcome, crate::run::Outcome::Passed);
     assert_eq!(result.steps.len(), 1);
 }
 

@@ -24,7 +24,7 @@ use crate::alert::{self, Incident, IncidentState};
 use crate::api::Metrics;
 use crate::baseline::{self, Transition};
 use crate::journey::Journey;
-use crate::runner::RunResult;
+use crate::run::RunResult;
 use crate::store::alerts::{IncidentChange, IncidentFilter};
 use crate::store::{EpisodeFilter, Store};
 
@@ -77,7 +77,7 @@ pub struct Analysis {
     /// The status page and dashboard snapshots, told when what they show changes.
     pub status: Arc<crate::api::status::StatusCache>,
     /// Each (journey, location)'s last outcome: a change shows on the next page load.
-    pub outcomes: std::collections::HashMap<(String, String), crate::runner::Outcome>,
+    pub outcomes: std::collections::HashMap<(String, String), crate::run::Outcome>,
 }
 
 impl Analysis {
@@ -364,7 +364,7 @@ mod tests {
         let now = Utc::now();
         let runs: Vec<crate::store::RunRecord> = (1..=30)
             .map(|i| {
-                let step: crate::runner::StepResult = serde_json::from_value(serde_json::json!({
+                let step: crate::run::StepResult = serde_json::from_value(serde_json::json!({
                     "name": "a", "kind": "wait", "status": "passed", "attempts": 1,
                     "offset_ms": 0.0, "conditions": [], "timings": { "total": 5.0 }
                 }))

@@ -30,7 +30,8 @@ use crate::config::Config;
 use crate::journey::Schedule;
 use crate::journey::parse::ParseOptions;
 use crate::journey::template::{EnvSecrets, SecretSource};
-use crate::runner::{Outcome, RunResult, Runner};
+use crate::run::{Outcome, RunResult};
+use crate::runner::Runner;
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
     SystemClock,
@@ -125,7 +126,7 @@ impl StoreSink {
         let step = result
             .steps
             .iter()
-            .find(|s| s.status == crate::runner::StepStatus::Failed)
+            .find(|s| s.status == crate::run::StepStatus::Failed)
             .map(|s| s.name.as_str());
         tracing::info!(
             journey = %result.journey,

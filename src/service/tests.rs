@@ -159,7 +159,7 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
         .unwrap(),
     );
     let now = chrono::Utc::now();
-    let result = |id: uuid::Uuid| -> crate::runner::RunResult {
+    let result = |id: uuid::Uuid| -> crate::run::RunResult {
         serde_json::from_value(serde_json::json!({
             "run_id": id, "journey": "j", "location": "l", "outcome": "passed",
             "started_at": now, "finished_at": now, "duration_ms": 1.0, "steps": []

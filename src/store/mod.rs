@@ -36,7 +36,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::journey::Journey;
-use crate::runner::{RunResult, StepResult};
+use crate::run::{RunResult, StepResult};
 pub use episodes::{EpisodeFilter, SeriesKey, StoredEpisode};
 pub use sketch::Sketch;
 pub use writer::{StoreWriter, WriterConfig};
@@ -119,7 +119,7 @@ pub struct RunSummary {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_ms: f64,
-    pub outcome: crate::runner::Outcome,
+    pub outcome: crate::run::Outcome,
     pub trace_id: String,
     pub scheduling_lag: Duration,
 }
@@ -493,7 +493,7 @@ fn add_to_rollups(
     deltas: &mut std::collections::BTreeMap<RollupKey, RollupDelta>,
     run: &RunResult,
 ) {
-    use crate::runner::{Outcome, StepStatus};
+    use crate::run::{Outcome, StepStatus};
     let hour = hour_of(run.started_at);
     let key = |step: &str| {
         (

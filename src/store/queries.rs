@@ -9,7 +9,7 @@ macro_rules! dialect {
         use sqlx::types::Json;
         use sqlx::{Pool, Row};
 
-        use crate::runner::{RunResult, StepResult};
+        use crate::run::{RunResult, StepResult};
         use crate::step::{Failure, Timings};
         use crate::store::{
             JourneyVersion, Result, Rollup, RollupDelta, RunRecord, RunSummary, Sketch,

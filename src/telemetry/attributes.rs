@@ -10,7 +10,7 @@ use super::spans::{class_name, ms, status_name};
 use crate::journey::facts::Facts;
 use crate::journey::template::Scope;
 use crate::journey::{Step, StepKind};
-use crate::runner::StepResult;
+use crate::run::StepResult;
 use crate::step::FailureClass;
 
 /// Query parameters whose values never appear in `url.full`: the OpenTelemetry semantic

@@ -21,7 +21,7 @@ use super::attributes::Attrs;
 use crate::journey::facts::Facts;
 use crate::journey::template::{Redactor, Scope};
 use crate::journey::{Journey, Step, StepKind};
-use crate::runner::{Outcome, RunResult, StepResult, StepStatus};
+use crate::run::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::{FailureClass, Timings};
 
 /// Longest attribute or event text kept (after redaction), in characters.

@@ -12,7 +12,8 @@ use super::attributes::sanitize_url;
 use super::*;
 use crate::journey::parse::{ParseOptions, parse_journey};
 use crate::journey::template::SecretSource;
-use crate::runner::{RunResult, Runner, StepStatus};
+use crate::run::{RunResult, StepStatus};
+use crate::runner::Runner;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: BTreeMap<String, String> = pairs

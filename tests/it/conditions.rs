@@ -1,6 +1,6 @@
 //! Every placeholder and condition function, evaluated on real responses.
 
-use waymark::runner::{Outcome, StepStatus};
+use waymark::run::{Outcome, StepStatus};
 
 use crate::support::{TestServer, run_yaml};
 

@@ -21,7 +21,7 @@ use waymark::alert::{
 use waymark::digest::model::Trend;
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
+use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::alerts::IncidentChange;
 use waymark::store::digest::DigestDelivery;

@@ -1,7 +1,7 @@
 //! Against httpbin (a third-party HTTP server, started by scripts/test.sh): behaviour we did
 //! not write ourselves, so our client is checked against someone else's server.
 
-use waymark::runner::{Outcome, StepStatus};
+use waymark::run::{Outcome, StepStatus};
 use waymark::step::FailureClass;
 
 use crate::support::{httpbin, run_yaml};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use waymark::runner::{Outcome, StepStatus};
+use waymark::run::{Outcome, StepStatus};
 use waymark::step::FailureClass;
 
 use crate::support::{TestServer, run_yaml};

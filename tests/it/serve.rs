@@ -594,7 +594,7 @@ fn past_run(
     at: chrono::DateTime<chrono::Utc>,
     latency_ms: f64,
 ) -> waymark::store::RunRecord {
-    use waymark::runner::{Outcome, RunResult};
+    use waymark::run::{Outcome, RunResult};
     let step = serde_json::from_value(serde_json::json!({
         "name": "fetch", "kind": "http", "status": "passed", "attempts": 1,
         "offset_ms": 0.0, "conditions": [], "timings": { "total": latency_ms }

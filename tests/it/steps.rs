@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use waymark::runner::{Outcome, StepStatus};
+use waymark::run::{Outcome, StepStatus};
 use waymark::step::FailureClass;
 
 use crate::support::{env_url, run_yaml};

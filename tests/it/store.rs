@@ -12,7 +12,7 @@ use waymark::baseline::{DetectorKind, Episode};
 use waymark::journey::Journey;
 use waymark::journey::condition::ConditionOutcome;
 use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::runner::{Outcome, RunResult, StepResult, StepStatus};
+use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::{
     EpisodeFilter, RunRecord, SeriesKey, Store, StoreWriter, StoredEpisode, WriterConfig,

@@ -2,7 +2,7 @@
 //! relayed commands, on SQLite and on PostgreSQL (the store suite's `Db` and `suite!`).
 
 use chrono::{DateTime, Utc};
-use waymark::runner::{Outcome, RunResult};
+use waymark::run::{Outcome, RunResult};
 use waymark::store::RunRecord;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::commands::{CommandAnswer, CommandProgress};

@@ -17,7 +17,8 @@ use serde_json::json;
 
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::journey::template::SecretSource;
-use waymark::runner::{RunResult, Runner};
+use waymark::run::RunResult;
+use waymark::runner::Runner;
 use waymark::telemetry::Telemetry;
 
 #[derive(Default)]

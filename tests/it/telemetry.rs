@@ -27,7 +27,8 @@ use prost::Message as _;
 use serde_json::{Value, json};
 
 use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::runner::{Outcome, RunResult, Runner, StepStatus};
+use waymark::run::{Outcome, RunResult, StepStatus};
+use waymark::runner::Runner;
 use waymark::telemetry::{ExportConfig, Propagators, Protocol, Telemetry, TelemetryConfig};
 
 use crate::support::{MapSecrets, TestServer, env_url};

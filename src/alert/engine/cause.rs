@@ -3,7 +3,7 @@
 use crate::alert::{AnomalyCause, Cause};
 use crate::baseline::Transition;
 use crate::baseline::engine::EpisodeEvent;
-use crate::runner::{Outcome, RunResult, StepStatus};
+use crate::run::{Outcome, RunResult, StepStatus};
 use crate::step::FailureClass;
 
 /// A run, as the incident rules see it.

@@ -39,7 +39,7 @@ use super::{
 use crate::baseline::Transition;
 use crate::baseline::engine::EpisodeEvent;
 use crate::journey::Journey;
-use crate::runner::RunResult;
+use crate::run::RunResult;
 use crate::store::StoredEpisode;
 use crate::store::alerts::{IncidentChange, IncidentEvent};
 use cause::Health;

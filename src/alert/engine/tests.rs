@@ -8,7 +8,7 @@ use super::*;
 use crate::alert::config::AlertConfig;
 use crate::baseline::{DetectorKind, Episode};
 use crate::journey::condition::ConditionOutcome;
-use crate::runner::{Outcome, StepResult, StepStatus};
+use crate::run::{Outcome, StepResult, StepStatus};
 use crate::step::{Failure, FailureClass};
 use crate::store::SeriesKey;
 

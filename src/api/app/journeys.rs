@@ -259,7 +259,7 @@ pub(super) async fn run(
         .filter(|_| !r.trace_id.is_empty())
         .map(|t| t.replace("{trace_id}", &r.trace_id));
     let outcome_state = match r.outcome {
-        crate::runner::Outcome::Passed => "operational",
+        crate::run::Outcome::Passed => "operational",
         _ => "down",
     };
     ui::page(

@@ -17,7 +17,7 @@ use waymark::baseline::{
     DetectorKind, DetectorParams, Episode, SeriesDetector, ShiftParams, Transition,
 };
 use waymark::journey::{AnomalySettings, Seasonality, Sensitivity};
-use waymark::store::Sketch;
+use waymark::baseline::sketch::Sketch;
 
 #[derive(Deserialize)]
 struct Labels {

@@ -11,6 +11,7 @@
 //! credentials (routing keys, webhook URLs, secrets, SMTP passwords) are not: notifiers add
 //! them at send time, so they never reach the database, the API or the logs.
 
+mod change;
 pub mod commands;
 pub mod config;
 pub mod engine;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use change::{IncidentChange, IncidentEvent};
 pub use config::AlertConfig;
 
 /// How bad an incident is. Ordered: an incident only ever escalates.

@@ -272,7 +272,8 @@ mod tests {
     use super::*;
     use crate::alert::NotificationKind;
     use crate::alert::notify::test_support::{Recorder, closed_port, notification};
-    use crate::store::alerts::{IncidentChange, NotificationStatus};
+    use crate::store::alerts::NotificationStatus;
+use crate::alert::IncidentChange;
 
     /// An outbox with one webhook channel `hook` at `url`, on an in-memory store.
     async fn outbox(url: &str, give_up_after: &str) -> Outbox {

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use crate::store::Sketch;
-use crate::store::sketch::bucket_value;
+use crate::baseline::sketch::Sketch;
+use crate::baseline::sketch::bucket_value;
 
 pub const BINS: usize = 24;
 const W: f64 = 600.0;

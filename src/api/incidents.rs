@@ -19,7 +19,8 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::alert::commands::{Action, CommandFailed};
 use crate::alert::engine::CommandError;
 use crate::alert::{Incident, IncidentState, NotificationKind};
-use crate::store::alerts::{DeliveryAttempt, IncidentEvent, IncidentFilter, NotificationStatus};
+use crate::store::alerts::{DeliveryAttempt, IncidentFilter, NotificationStatus};
+use crate::alert::IncidentEvent;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -288,7 +289,7 @@ mod tests {
     use super::super::test_support::{call, get, state};
     use super::*;
     use crate::alert::{Cause, Incident, Severity};
-    use crate::store::alerts::IncidentChange;
+    use crate::alert::IncidentChange;
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};

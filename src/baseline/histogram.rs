@@ -1,11 +1,11 @@
 //! The rolling window of a baseline: a histogram over the store sketch's logarithmic buckets
 //! whose weights decay with time, so old runs fade out without being remembered one by one.
 //!
-//! Sharing the bucket layout with [`crate::store::Sketch`] lets a baseline be rebuilt from
+//! Sharing the bucket layout with [`crate::baseline::sketch::Sketch`] lets a baseline be rebuilt from
 //! hourly rollups after a restart, bucket for bucket. Memory is one `(i32, f32)` per occupied
 //! bucket (1 % wide): about 60 for a step with ±15 % noise, a few hundred at most.
 
-use crate::store::sketch::{self, Sketch};
+use crate::baseline::sketch::{self, Sketch};
 
 /// Buckets lighter than this are dropped when the window decays.
 const NEGLIGIBLE: f32 = 1e-3;

@@ -7,7 +7,7 @@ use super::episode::{DetectorKind, Episode, KOfN, Rule, Transition};
 use super::histogram::DecayedHistogram;
 use super::params::LatencyParams;
 use super::seasonal::{Seasonal, hour_of};
-use crate::store::Sketch;
+use crate::baseline::sketch::Sketch;
 
 /// Judged runs between two recomputations of the cached baseline.
 const REFRESH_EVERY: u32 = 16;
@@ -243,7 +243,7 @@ fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, f32)> + '_ {
     zeros.into_iter().chain(
         sketch
             .buckets()
-            .map(|(i, n)| (crate::store::sketch::bucket_value(i), n as f32)),
+            .map(|(i, n)| (crate::baseline::sketch::bucket_value(i), n as f32)),
     )
 }
 

@@ -17,6 +17,7 @@ mod params;
 pub mod replay;
 mod seasonal;
 pub mod shift;
+pub mod sketch;
 
 use serde::Serialize;
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::params::ShiftParams;
-use crate::store::Sketch;
+use crate::baseline::sketch::Sketch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Shift {

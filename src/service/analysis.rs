@@ -25,7 +25,8 @@ use crate::api::Metrics;
 use crate::baseline::{self, Transition};
 use crate::journey::Journey;
 use crate::run::RunResult;
-use crate::store::alerts::{IncidentChange, IncidentFilter};
+use crate::store::alerts::IncidentFilter;
+use crate::alert::IncidentChange;
 use crate::store::{EpisodeFilter, Store};
 
 /// Runs waiting for analysis before new ones are dropped (and counted).

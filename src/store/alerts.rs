@@ -9,30 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, from_ns, parse_name, to_ns};
-use crate::alert::{Incident, IncidentState, Notification};
-
-/// One entry of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IncidentEvent {
-    pub at: DateTime<Utc>,
-    /// `opened`, `escalated`, `acknowledged`, `resolved`, `reopened`, `flapping`, `settled`,
-    /// `muted`…
-    pub kind: String,
-    /// A human sentence: what happened and why.
-    pub detail: String,
-}
-
-/// An incident's new state with what it causes, saved atomically.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IncidentChange {
-    /// `id == 0`: a new incident (inserted; the store assigns the id).
-    pub incident: Incident,
-    pub events: Vec<IncidentEvent>,
-    /// To deliver (status `pending`, due at once).
-    pub notifications: Vec<Notification>,
-    /// Not delivered because of a maintenance window (status `muted`), kept for the record.
-    pub muted: Vec<Notification>,
-}
+use crate::alert::{Incident, IncidentChange, IncidentEvent, IncidentState, Notification};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -422,11 +399,8 @@ macro_rules! dialect {
         use sqlx::Pool;
 
         use crate::alert::Incident;
-        use crate::store::alerts::{
-            AttemptRow, ChangeRows, DeliveryAttempt, IncidentEvent, IncidentListing,
-            NotificationRecord, NotificationStatus, attempt_from_row, count_from_row,
-            event_from_row, incident_from_row, record_from_row,
-        };
+        use crate::store::alerts::{AttemptRow, ChangeRows, DeliveryAttempt, IncidentListing, NotificationRecord, NotificationStatus, attempt_from_row, count_from_row, event_from_row, incident_from_row, record_from_row};
+use crate::alert::IncidentEvent;
         use crate::store::{Result, StoreError};
 
         type Db = $db;

@@ -22,7 +22,6 @@ pub use existing::Unreadable;
 mod postgres;
 mod queries;
 pub mod sessions;
-pub mod sketch;
 mod sqlite;
 pub mod status;
 mod writer;
@@ -38,7 +37,7 @@ use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 use crate::journey::Journey;
 use crate::run::{RunResult, StepResult};
 pub use episodes::{EpisodeFilter, SeriesKey, StoredEpisode};
-pub use sketch::Sketch;
+use crate::baseline::sketch::Sketch;
 pub use writer::{StoreWriter, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]

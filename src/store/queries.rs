@@ -11,11 +11,8 @@ macro_rules! dialect {
 
         use crate::run::{RunResult, StepResult};
         use crate::step::{Failure, Timings};
-        use crate::store::{
-            JourneyVersion, Result, Rollup, RollupDelta, RunRecord, RunSummary, Sketch,
-            StepDetail, StoreError, StoredRun, add_to_rollups, from_ms, from_ns, json, name_of,
-            parse_name, to_ms, to_ns,
-        };
+        use crate::store::{JourneyVersion, Result, Rollup, RollupDelta, RunRecord, RunSummary, StepDetail, StoreError, StoredRun, add_to_rollups, from_ms, from_ns, json, name_of, parse_name, to_ms, to_ns};
+use crate::baseline::sketch::Sketch;
 
         type Db = $db;
 

@@ -23,7 +23,7 @@ use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
-use waymark::store::alerts::IncidentChange;
+use waymark::alert::IncidentChange;
 use waymark::store::digest::DigestDelivery;
 use waymark::store::{RunRecord, Store};
 

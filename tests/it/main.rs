@@ -3,6 +3,7 @@
 //! a Python WebSocket server, dnsmasq).
 
 mod alerting;
+mod architecture;
 mod anomaly;
 mod cli;
 mod cluster;

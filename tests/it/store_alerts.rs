@@ -7,10 +7,8 @@ use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
 use waymark::baseline::{DetectorKind, Episode};
-use waymark::store::alerts::{
-    AfterAttempt, DeliveryAttempt, IncidentChange, IncidentEvent, IncidentFilter,
-    NotificationRecord, NotificationStatus,
-};
+use waymark::store::alerts::{AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus};
+use waymark::alert::{IncidentChange, IncidentEvent};
 use waymark::store::{EpisodeFilter, SeriesKey, Store, StoreError};
 
 use crate::store::{Db, at, empty_postgres_database, suite};

@@ -177,7 +177,7 @@ mod tests {
                         i.state = IncidentState::Acknowledged;
                         i.acknowledged_by = Some(by);
                         store
-                            .save_incident(&crate::store::alerts::IncidentChange {
+                            .save_incident(&crate::alert::IncidentChange {
                                 incident: i.clone(),
                                 events: vec![],
                                 notifications: vec![],
@@ -205,7 +205,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let mut open = Incident::open_for_test("shop", Severity::Failure, Utc::now());
         open.id = 0;
-        let change = crate::store::alerts::IncidentChange {
+        let change = crate::alert::IncidentChange {
             incident: open,
             events: vec![],
             notifications: vec![],

@@ -41,7 +41,7 @@ use crate::baseline::engine::EpisodeEvent;
 use crate::journey::Journey;
 use crate::run::RunResult;
 use crate::store::StoredEpisode;
-use crate::store::alerts::{IncidentChange, IncidentEvent};
+use crate::alert::{IncidentChange, IncidentEvent};
 use cause::Health;
 use state::{JourneyState, LocationState};
 

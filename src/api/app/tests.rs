@@ -3,7 +3,7 @@
 use crate::alert::{Cause, Incident, Severity};
 use crate::api::test_support::{call, get, state_with};
 use crate::config::DashboardUser;
-use crate::store::alerts::IncidentChange;
+use crate::alert::IncidentChange;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;

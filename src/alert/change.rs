@@ -1,0 +1,30 @@
+//! What the incident engine decides: an incident's new state with its timeline entries and the
+//! notifications it causes, which the store commits in one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Incident, Notification};
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IncidentEvent {
+    pub at: DateTime<Utc>,
+    /// `opened`, `escalated`, `acknowledged`, `resolved`, `reopened`, `flapping`, `settled`,
+    /// `muted`…
+    pub kind: String,
+    /// A human sentence: what happened and why.
+    pub detail: String,
+}
+
+/// An incident's new state with what it causes, saved atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentChange {
+    /// `id == 0`: a new incident (inserted; the store assigns the id).
+    pub incident: Incident,
+    pub events: Vec<IncidentEvent>,
+    /// To deliver (status `pending`, due at once).
+    pub notifications: Vec<Notification>,
+    /// Not delivered because of a maintenance window (status `muted`), kept for the record.
+    pub muted: Vec<Notification>,
+}

@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 use super::journeys::{parse_limit, parse_since};
 use super::{ApiError, AppState, ErrorBody};
 use crate::baseline::DetectorKind;
-use crate::store::{EpisodeFilter, StoredEpisode};
+use crate::store::EpisodeFilter;
+use crate::baseline::StoredEpisode;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -140,7 +141,7 @@ impl From<&StoredEpisode> for Anomaly {
 mod tests {
     use super::super::test_support::{call, get, state};
     use crate::baseline::{DetectorKind, Episode};
-    use crate::store::SeriesKey;
+    use crate::baseline::SeriesKey;
     use axum::Router;
     use axum::http::StatusCode;
     use serde_json::{Value, json};

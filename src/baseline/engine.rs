@@ -12,7 +12,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 use super::{DetectorKind, DetectorParams, SeriesDetector, Transition};
 use crate::journey::{Journey, Sensitivity};
 use crate::run::{RunResult, StepStatus};
-use crate::store::{EpisodeFilter, Result, SeriesKey, Store};
+use crate::store::{EpisodeFilter, Result, Store};
+use crate::baseline::SeriesKey;
 
 /// History read back at start: enough for the window (84 h half-life) and three weeks of
 /// hour-of-week seasonality.
@@ -275,7 +276,7 @@ mod tests {
         100.0 * rng.random_range(0.9..1.1)
     }
 
-    async fn stored(store: &Store) -> Vec<crate::store::StoredEpisode> {
+    async fn stored(store: &Store) -> Vec<crate::baseline::StoredEpisode> {
         store
             .episodes(&EpisodeFilter {
                 limit: 100,

@@ -1,6 +1,7 @@
 //! Anomaly episodes: when a series' anomalous runs add up to something worth telling, and
 //! when it is over. One stray slow run is not an episode; `k` of the last `n` are.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The most recent runs an episode rule can look at.
@@ -175,5 +176,50 @@ mod tests {
             &mut open,
         );
         assert!(rules.iter().all(|r| *r == Rule::Quiet), "{rules:?}");
+    }
+}
+
+/// The series an episode belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub journey: String,
+    pub step: String,
+    pub location: String,
+}
+
+/// An episode as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEpisode {
+    pub id: i64,
+    #[serde(flatten)]
+    pub series: SeriesKey,
+    pub detector: DetectorKind,
+    pub sensitivity: String,
+    pub start: DateTime<Utc>,
+    pub detected: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    /// Robust deviations (latency) or −log10 p (failure rate) at the episode's peak.
+    pub peak_score: f64,
+    /// Milliseconds (latency) or the recent failure rate, at the peak.
+    pub peak_value: f64,
+    /// What the baseline expected when the episode was detected (ms, or a failure rate).
+    pub baseline: f64,
+    pub anomalous_runs: u32,
+}
+
+impl StoredEpisode {
+    /// The detector-side view, to resume an open episode after a restart.
+    pub fn episode(&self) -> Episode {
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        Episode {
+            detector: self.detector,
+            start_ms: ms(self.start),
+            detected_ms: ms(self.detected),
+            end_ms: self.end.map(ms),
+            peak_score: self.peak_score,
+            peak_value: self.peak_value,
+            baseline: self.baseline,
+            anomalous_runs: self.anomalous_runs,
+        }
     }
 }

@@ -2,55 +2,9 @@
 //! ends, listed by the API and read back at start so that open episodes can end normally.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, from_ns, to_ns};
-use crate::baseline::{DetectorKind, Episode};
-
-/// The series an episode belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SeriesKey {
-    pub journey: String,
-    pub step: String,
-    pub location: String,
-}
-
-/// An episode as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEpisode {
-    pub id: i64,
-    #[serde(flatten)]
-    pub series: SeriesKey,
-    pub detector: DetectorKind,
-    pub sensitivity: String,
-    pub start: DateTime<Utc>,
-    pub detected: DateTime<Utc>,
-    pub end: Option<DateTime<Utc>>,
-    /// Robust deviations (latency) or −log10 p (failure rate) at the episode's peak.
-    pub peak_score: f64,
-    /// Milliseconds (latency) or the recent failure rate, at the peak.
-    pub peak_value: f64,
-    /// What the baseline expected when the episode was detected (ms, or a failure rate).
-    pub baseline: f64,
-    pub anomalous_runs: u32,
-}
-
-impl StoredEpisode {
-    /// The detector-side view, to resume an open episode after a restart.
-    pub fn episode(&self) -> Episode {
-        let ms = |t: DateTime<Utc>| t.timestamp_millis();
-        Episode {
-            detector: self.detector,
-            start_ms: ms(self.start),
-            detected_ms: ms(self.detected),
-            end_ms: self.end.map(ms),
-            peak_score: self.peak_score,
-            peak_value: self.peak_value,
-            baseline: self.baseline,
-            anomalous_runs: self.anomalous_runs,
-        }
-    }
-}
+use crate::baseline::{DetectorKind, Episode, SeriesKey, StoredEpisode};
 
 /// Which episodes [`Store::episodes`] lists.
 #[derive(Debug, Clone, Default)]
@@ -177,7 +131,8 @@ macro_rules! dialect {
         use sqlx::Pool;
 
         use crate::store::Result;
-        use crate::store::episodes::{EpisodeRow, StoredEpisode, from_row};
+        use crate::baseline::StoredEpisode;
+        use crate::store::episodes::{EpisodeRow, from_row};
 
         type Db = $db;
 

@@ -36,7 +36,7 @@ use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::journey::Journey;
 use crate::run::{RunResult, StepResult};
-pub use episodes::{EpisodeFilter, SeriesKey, StoredEpisode};
+pub use episodes::EpisodeFilter;
 use crate::baseline::sketch::Sketch;
 pub use writer::{StoreWriter, WriterConfig};
 

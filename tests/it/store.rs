@@ -14,9 +14,8 @@ use waymark::journey::condition::ConditionOutcome;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
-use waymark::store::{
-    EpisodeFilter, RunRecord, SeriesKey, Store, StoreWriter, StoredEpisode, WriterConfig,
-};
+use waymark::store::{EpisodeFilter, RunRecord, Store, StoreWriter, WriterConfig};
+use waymark::baseline::{SeriesKey, StoredEpisode};
 
 use crate::support::run_yaml;
 

@@ -9,7 +9,8 @@ use waymark::alert::{
 use waymark::baseline::{DetectorKind, Episode};
 use waymark::store::alerts::{AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus};
 use waymark::alert::{IncidentChange, IncidentEvent};
-use waymark::store::{EpisodeFilter, SeriesKey, Store, StoreError};
+use waymark::store::{EpisodeFilter, Store, StoreError};
+use waymark::baseline::SeriesKey;
 
 use crate::store::{Db, at, empty_postgres_database, suite};
 

@@ -40,7 +40,7 @@ use crate::baseline::Transition;
 use crate::baseline::engine::EpisodeEvent;
 use crate::journey::Journey;
 use crate::run::RunResult;
-use crate::store::StoredEpisode;
+use crate::baseline::StoredEpisode;
 use crate::alert::{IncidentChange, IncidentEvent};
 use cause::Health;
 use state::{JourneyState, LocationState};

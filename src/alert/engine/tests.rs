@@ -10,7 +10,7 @@ use crate::baseline::{DetectorKind, Episode};
 use crate::journey::condition::ConditionOutcome;
 use crate::run::{Outcome, StepResult, StepStatus};
 use crate::step::{Failure, FailureClass};
-use crate::store::SeriesKey;
+use crate::baseline::SeriesKey;
 
 const T0: i64 = 1_795_000_000;
 

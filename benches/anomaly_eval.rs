@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use waymark::baseline::replay::{Row, parse_csv};
 use waymark::baseline::shift::compare;
+use waymark::baseline::sketch::Sketch;
 use waymark::baseline::{
     DetectorKind, DetectorParams, Episode, SeriesDetector, ShiftParams, Transition,
 };
 use waymark::journey::{AnomalySettings, Seasonality, Sensitivity};
-use waymark::baseline::sketch::Sketch;
 
 #[derive(Deserialize)]
 struct Labels {

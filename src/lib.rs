@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod api;
 pub mod baseline;
+pub mod channels;
 pub mod config;
 pub mod demo;
 pub mod digest;

@@ -5,9 +5,30 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::config::MaintenanceWindow;
 use crate::journey::model::CronSchedule;
 use crate::journey::schedule::parse_cron;
+use serde::Deserialize;
+
+/// A period during which notifications are muted (runs and incidents are still recorded).
+/// One-off (`start` + `end`) or recurring (`cron` + `duration`, in `timezone`). Applies to
+/// the listed journeys and tags, or to everything when both are empty.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    #[serde(default)]
+    pub journeys: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// Five fields (`0 2 * * SUN`), when each occurrence starts.
+    pub cron: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// IANA name; default UTC.
+    pub timezone: Option<String>,
+}
 
 /// A validated [`MaintenanceWindow`].
 #[derive(Debug, Clone)]

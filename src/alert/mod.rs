@@ -12,12 +12,9 @@
 //! them at send time, so they never reach the database, the API or the logs.
 
 mod change;
-pub mod commands;
-pub mod config;
 pub mod engine;
 pub mod maintenance;
-pub mod notify;
-pub mod outbox;
+pub mod retry;
 pub mod route;
 
 use std::time::Duration;
@@ -26,7 +23,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use change::{IncidentChange, IncidentEvent};
-pub use config::AlertConfig;
 
 /// How bad an incident is. Ordered: an incident only ever escalates.
 #[derive(

@@ -1,26 +1,44 @@
 //! Routing: which channels hear about an incident, from the config's `routes`.
 
+use serde::Deserialize;
+
 use super::Severity;
-use super::config::AlertConfig;
 
 /// The built-in channel that prints notifications to the log; always defined.
 pub const LOG_CHANNEL: &str = "log";
 
+/// Incidents matching every given criterion go to `channels`. Empty criteria match all.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[serde(default)]
+    pub severity: Vec<Severity>,
+    /// Any of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub journeys: Vec<String>,
+    pub channels: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Router {
-    routes: Vec<super::config::Route>,
+    routes: Vec<Route>,
     /// Every configured channel, for configs without routes.
     all: Vec<String>,
 }
 
 impl Router {
-    pub fn new(config: &AlertConfig) -> Router {
-        let mut all: Vec<String> = config.channels.keys().cloned().collect();
+    /// `channels`: every configured channel's name, in order.
+    pub fn new(routes: &[Route], channels: &[String]) -> Router {
+        let mut all = channels.to_vec();
         if all.is_empty() {
             all.push(LOG_CHANNEL.to_string());
         }
         Router {
-            routes: config.routes.clone(),
+            routes: routes.to_vec(),
             all,
         }
     }
@@ -60,6 +78,12 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::alerting::AlertConfig;
+
+    fn router(config: &AlertConfig) -> Router {
+        let names: Vec<String> = config.channels.keys().cloned().collect();
+        Router::new(&config.routes, &names)
+    }
 
     /// The channels of journey `checkout` with `owner` and `tags`.
     fn channels(r: &Router, owner: Option<&str>, tags: &[&str], s: Severity) -> Vec<String> {
@@ -90,7 +114,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let r = Router::new(&config);
+        let r = router(&config);
         let critical = (Some("shop-team"), &["critical"][..]);
         assert_eq!(
             channels(&r, critical.0, critical.1, Severity::Failure),
@@ -108,11 +132,11 @@ mod tests {
 
     #[test]
     fn without_routes_every_channel_hears_everything() {
-        let r = Router::new(&AlertConfig::default());
+        let r = router(&AlertConfig::default());
         assert_eq!(channels(&r, None, &[], Severity::Failure), [LOG_CHANNEL]);
         let config: AlertConfig =
             toml::from_str("[channels.b]\ntype = \"log\"\n[channels.a]\ntype = \"log\"\n").unwrap();
-        let r = Router::new(&config);
+        let r = router(&config);
         assert_eq!(channels(&r, None, &[], Severity::Degraded), ["a", "b"]);
     }
 }

@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 use super::journeys::{parse_limit, parse_since};
 use super::{ApiError, AppState, ErrorBody};
 use crate::baseline::DetectorKind;
-use crate::store::EpisodeFilter;
 use crate::baseline::StoredEpisode;
+use crate::store::EpisodeFilter;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -140,8 +140,8 @@ impl From<&StoredEpisode> for Anomaly {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{call, get, state};
-    use crate::baseline::{DetectorKind, Episode};
     use crate::baseline::SeriesKey;
+    use crate::baseline::{DetectorKind, Episode};
     use axum::Router;
     use axum::http::StatusCode;
     use serde_json::{Value, json};

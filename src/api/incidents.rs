@@ -16,11 +16,11 @@ use utoipa_axum::routes;
 
 use super::journeys::{authorize, parse_limit, parse_since};
 use super::{ApiError, AppState, ErrorBody};
-use crate::alert::commands::{Action, CommandFailed};
+use crate::alert::IncidentEvent;
 use crate::alert::engine::CommandError;
 use crate::alert::{Incident, IncidentState, NotificationKind};
+use crate::service::commands::{Action, CommandFailed};
 use crate::store::alerts::{DeliveryAttempt, IncidentFilter, NotificationStatus};
-use crate::alert::IncidentEvent;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -288,8 +288,8 @@ pub(super) async fn send_command(
 mod tests {
     use super::super::test_support::{call, get, state};
     use super::*;
-    use crate::alert::{Cause, Incident, Severity};
     use crate::alert::IncidentChange;
+    use crate::alert::{Cause, Incident, Severity};
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};

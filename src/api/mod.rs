@@ -65,7 +65,7 @@ pub struct AppState {
     pub writer: Option<StoreWriter>,
     pub telemetry: Option<Telemetry>,
     /// Acknowledge and resolve commands to the incident engine; absent in handler tests.
-    pub alerts: Option<crate::alert::commands::AlertHandle>,
+    pub alerts: Option<crate::service::commands::AlertHandle>,
     /// The public status page's last snapshot.
     pub status: Arc<status::StatusCache>,
     /// This node among the others sharing the database; absent in handler tests.

@@ -201,7 +201,7 @@ fn sparkline(points: Vec<Option<f64>>) -> Value {
 }
 
 fn duration(secs: i64) -> String {
-    crate::alert::notify::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
+    crate::channels::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
 }
 
 fn stamp(v: Value) -> String {

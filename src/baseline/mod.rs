@@ -8,7 +8,6 @@
 //!
 //! How the detectors work, and the benchmark behind their defaults: docs/anomaly-detection.md.
 
-pub mod engine;
 mod episode;
 mod failure;
 mod histogram;

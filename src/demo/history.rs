@@ -255,7 +255,7 @@ mod tests {
             "~30 ms and five steps of ~12 ms: {mean}"
         );
 
-        let mut engine = crate::baseline::engine::Engine::new(store.clone());
+        let mut engine = crate::service::baselines::Engine::new(store.clone());
         let warmed = engine.warm_up(&journeys, now).await.unwrap();
         assert!(warmed >= journeys.len(), "{warmed} series warmed up");
     }

@@ -11,11 +11,11 @@ use regex::Regex;
 use super::model::*;
 use crate::baseline::ShiftParams;
 use crate::baseline::shift;
+use crate::baseline::sketch::Sketch;
 use crate::journey::{Journey, Sensitivity};
 use crate::store::alerts::IncidentFilter;
 use crate::store::digest::{FailureGroup, StepStats};
 use crate::store::{Result, Rollup, Store};
-use crate::baseline::sketch::Sketch;
 
 /// About this many chart points per period: 6-hour buckets over two weeks. Rollups are hourly,
 /// so a bucket is at least an hour.

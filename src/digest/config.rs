@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::alert::AlertConfig;
-use crate::alert::config::ChannelKind;
+use crate::channels::config::ChannelKind;
+use crate::config::alerting::AlertConfig;
 
 const DAY_S: u64 = 86_400;
 

@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 
 use super::model::{Digest, Trend};
 use super::render::{self, Images, LinkBase, Rendered, count};
-use crate::alert::AlertConfig;
-use crate::alert::config::{ChannelKind, Secret};
-use crate::alert::notify::email::Mailer;
-use crate::alert::notify::slack::{
+use crate::channels::config::{ChannelKind, Secret};
+use crate::channels::email::Mailer;
+use crate::channels::slack::{
     BUTTON_TEXT_MAX, BUTTON_URL_MAX, HEADER_MAX, TEXT_MAX, escape, mrkdwn, truncate,
 };
-use crate::alert::notify::{Delivered, DeliveryError, http_client, is_web_url, post_json};
+use crate::channels::{Delivered, DeliveryError, http_client, is_web_url, post_json};
+use crate::config::alerting::AlertConfig;
 
 /// Where one channel's digests go.
 pub struct DigestChannel(Kind);

@@ -1,4 +1,4 @@
-//! The analysis task: every finished run goes to the anomaly [`baseline::engine::Engine`],
+//! The analysis task: every finished run goes to the anomaly [`crate::service::baselines::Engine`],
 //! then with the episodes it started or ended to the incident state machine
 //! ([`alert::engine::Engine`]), whose changes are committed to the store (incident, timeline
 //! and notifications together) before the outbox is woken to deliver them. API commands
@@ -18,15 +18,15 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
 
-use crate::alert::commands::{Action, Command, CommandFailed};
+use crate::alert::IncidentChange;
 use crate::alert::engine::CommandError;
 use crate::alert::{self, Incident, IncidentState};
 use crate::api::Metrics;
-use crate::baseline::{self, Transition};
+use crate::baseline::Transition;
 use crate::journey::Journey;
 use crate::run::RunResult;
+use crate::service::commands::{Action, Command, CommandFailed};
 use crate::store::alerts::IncidentFilter;
-use crate::alert::IncidentChange;
 use crate::store::{EpisodeFilter, Store};
 
 /// Runs waiting for analysis before new ones are dropped (and counted).
@@ -51,19 +51,19 @@ pub const CURSOR: &str = "analysis";
 pub async fn warmed_baselines(
     store: &Store,
     catalog: &std::sync::RwLock<crate::api::Catalog>,
-) -> crate::store::Result<(baseline::engine::Engine, usize)> {
+) -> crate::store::Result<(crate::service::baselines::Engine, usize)> {
     let journeys: Vec<Arc<Journey>> = {
         let c = catalog.read().unwrap_or_else(|e| e.into_inner());
         c.journeys.values().cloned().collect()
     };
     let refs: Vec<&Journey> = journeys.iter().map(|j| j.as_ref()).collect();
-    let mut engine = baseline::engine::Engine::new(store.clone());
+    let mut engine = crate::service::baselines::Engine::new(store.clone());
     let series = engine.warm_up(&refs, Utc::now()).await?;
     Ok((engine, series))
 }
 
 pub struct Analysis {
-    pub baseline: baseline::engine::Engine,
+    pub baseline: crate::service::baselines::Engine,
     pub alerts: alert::engine::Engine,
     pub store: Store,
     /// Wakes the outbox when notifications were queued.
@@ -318,7 +318,7 @@ impl Cursor {
     }
 }
 
-fn log_episode(event: &baseline::engine::EpisodeEvent) {
+fn log_episode(event: &crate::service::baselines::EpisodeEvent) {
     let e = event.transition.episode();
     let s = &event.series;
     match event.transition {
@@ -350,8 +350,10 @@ mod tests {
         );
         let catalog = Arc::new(std::sync::RwLock::new(catalog));
         let mut analysis = Analysis {
-            baseline: baseline::engine::Engine::new(store.clone()),
-            alerts: alert::engine::Engine::new(&crate::alert::config::AlertConfig::default()),
+            baseline: crate::service::baselines::Engine::new(store.clone()),
+            alerts: alert::engine::Engine::new(
+                &crate::config::alerting::AlertConfig::default().engine_settings(),
+            ),
             store: store.clone(),
             outbox: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),

@@ -9,8 +9,11 @@
 
 mod analysis;
 mod api_runtime;
+pub mod baselines;
 pub mod cluster;
+pub mod commands;
 mod feed;
+pub mod outbox;
 mod reload;
 mod retention;
 
@@ -22,9 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::commands::{AlertHandle, relay};
 use crate::alert::engine::Engine as AlertEngine;
-use crate::alert::outbox::Outbox;
 use crate::api::{self, AppState, Catalog, Metrics};
 use crate::config::Config;
 use crate::journey::Schedule;
@@ -36,6 +37,8 @@ use crate::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
     SystemClock,
 };
+use crate::service::commands::{AlertHandle, relay};
+use crate::service::outbox::Outbox;
 use crate::store::{RunRecord, Store, StoreError, StoreWriter, WriterConfig};
 use crate::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
 use cluster::{ClaimingExecutor, Cluster};
@@ -307,7 +310,7 @@ impl App {
             }
             Err(e) => {
                 tracing::error!(error = %e, "anomaly baselines start empty");
-                crate::baseline::engine::Engine::new(store.clone())
+                crate::service::baselines::Engine::new(store.clone())
             }
         };
         let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());
@@ -318,7 +321,7 @@ impl App {
             .max(config.alerting.flapping.window);
         let mut analysis = analysis::Analysis {
             baseline: engine,
-            alerts: AlertEngine::new(&config.alerting),
+            alerts: AlertEngine::new(&config.alerting.engine_settings()),
             store: store.clone(),
             outbox: outbox.waker(),
             metrics: metrics.clone(),

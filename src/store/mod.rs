@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
+use crate::baseline::sketch::Sketch;
 use crate::journey::Journey;
 use crate::run::{RunResult, StepResult};
 pub use episodes::EpisodeFilter;
-use crate::baseline::sketch::Sketch;
 pub use writer::{StoreWriter, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]

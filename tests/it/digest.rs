@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use chrono::{DateTime, Utc};
 
+use waymark::alert::IncidentChange;
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
@@ -23,12 +24,11 @@ use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
-use waymark::alert::IncidentChange;
 use waymark::store::digest::DigestDelivery;
 use waymark::store::{RunRecord, Store};
 
-use waymark::alert::AlertConfig;
 use waymark::config::Config;
+use waymark::config::alerting::AlertConfig;
 use waymark::digest::render::{Images, LinkBase, render};
 use waymark::digest::{DigestConfig, DigestCycle};
 

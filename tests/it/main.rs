@@ -3,8 +3,8 @@
 //! a Python WebSocket server, dnsmasq).
 
 mod alerting;
-mod architecture;
 mod anomaly;
+mod architecture;
 mod cli;
 mod cluster;
 mod conditions;

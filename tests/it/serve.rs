@@ -620,8 +620,8 @@ fn past_run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_normal_runs() {
-    use waymark::baseline::{DetectorKind, Episode};
     use waymark::baseline::SeriesKey;
+    use waymark::baseline::{DetectorKind, Episode};
 
     let srv = TestServer::start().await;
     let dir = setup(&[(

@@ -9,13 +9,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Connection;
 
 use waymark::baseline::{DetectorKind, Episode};
+use waymark::baseline::{SeriesKey, StoredEpisode};
 use waymark::journey::Journey;
 use waymark::journey::condition::ConditionOutcome;
 use waymark::journey::parse::{ParseOptions, parse_journey};
 use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::{EpisodeFilter, RunRecord, Store, StoreWriter, WriterConfig};
-use waymark::baseline::{SeriesKey, StoredEpisode};
 
 use crate::support::run_yaml;
 

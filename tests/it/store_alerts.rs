@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
-use waymark::baseline::{DetectorKind, Episode};
-use waymark::store::alerts::{AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus};
 use waymark::alert::{IncidentChange, IncidentEvent};
-use waymark::store::{EpisodeFilter, Store, StoreError};
 use waymark::baseline::SeriesKey;
+use waymark::baseline::{DetectorKind, Episode};
+use waymark::store::alerts::{
+    AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus,
+};
+use waymark::store::{EpisodeFilter, Store, StoreError};
 
 use crate::store::{Db, at, empty_postgres_database, suite};
 

@@ -2,8 +2,8 @@
 
 use crate::alert::{AnomalyCause, Cause};
 use crate::baseline::Transition;
-use crate::baseline::engine::EpisodeEvent;
 use crate::run::{Outcome, RunResult, StepStatus};
+use crate::service::baselines::EpisodeEvent;
 use crate::step::FailureClass;
 
 /// A run, as the incident rules see it.

@@ -21,27 +21,29 @@
 //!   minute: its nodes are gone) leaves the journey's rules until it reports again.
 
 mod cause;
+mod settings;
 mod state;
 #[cfg(test)]
 mod tests;
 mod tick;
 
+pub use settings::{Flapping, Settings};
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::config::AlertConfig;
 use super::maintenance::{self, Window};
 use super::route::Router;
 use super::{
     AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
+use crate::alert::{IncidentChange, IncidentEvent};
+use crate::baseline::StoredEpisode;
 use crate::baseline::Transition;
-use crate::baseline::engine::EpisodeEvent;
 use crate::journey::Journey;
 use crate::run::RunResult;
-use crate::baseline::StoredEpisode;
-use crate::alert::{IncidentChange, IncidentEvent};
+use crate::service::baselines::EpisodeEvent;
 use cause::Health;
 use state::{JourneyState, LocationState};
 
@@ -93,23 +95,24 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
 }
 
 impl Engine {
-    /// `config` must have been validated (its maintenance windows parse).
-    pub fn new(config: &AlertConfig) -> Engine {
+    /// `settings` must have been validated (its maintenance windows parse).
+    pub fn new(settings: &Settings) -> Engine {
         let std = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
+        let channels: Vec<String> = settings.channels.iter().map(|(n, _)| n.clone()).collect();
         Engine {
-            reopen_within: std(config.reopen_within),
-            flap_changes: config.flapping.changes as usize,
-            flap_window: std(config.flapping.window),
-            router: Router::new(config),
-            windows: config
+            reopen_within: std(settings.reopen_within),
+            flap_changes: settings.flapping.changes as usize,
+            flap_window: std(settings.flapping.window),
+            router: Router::new(&settings.routes, &channels),
+            windows: settings
                 .maintenance
                 .iter()
                 .filter_map(|w| Window::new(w).ok())
                 .collect(),
-            reminders: config
+            reminders: settings
                 .channels
                 .iter()
-                .filter_map(|(name, c)| c.reminder_interval().map(|d| (name.clone(), std(d))))
+                .filter_map(|(name, every)| every.map(|d| (name.clone(), std(d))))
                 .collect(),
             journeys: HashMap::new(),
             undo: HashMap::new(),

@@ -5,12 +5,13 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::alert::config::AlertConfig;
+use crate::alert::engine::Settings;
+use crate::baseline::SeriesKey;
 use crate::baseline::{DetectorKind, Episode};
+use crate::config::alerting::AlertConfig;
 use crate::journey::condition::ConditionOutcome;
 use crate::run::{Outcome, StepResult, StepStatus};
 use crate::step::{Failure, FailureClass};
-use crate::baseline::SeriesKey;
 
 const T0: i64 = 1_795_000_000;
 
@@ -27,10 +28,10 @@ fn journey(extra: &str) -> Journey {
         .unwrap()
 }
 
-fn config(text: &str) -> AlertConfig {
+fn config(text: &str) -> Settings {
     let mut c: AlertConfig = toml::from_str(text).unwrap();
     c.validate(|_| None).unwrap();
-    c
+    c.engine_settings()
 }
 
 /// Pager for failures, chat for everything, mail (reminders every 4 h by default) for failures.

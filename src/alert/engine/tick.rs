@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Audience, Engine};
+use crate::alert::IncidentChange;
 use crate::alert::maintenance;
 use crate::alert::{IncidentState, NotificationKind};
 use crate::journey::{Journey, Schedule};
-use crate::alert::IncidentChange;
 
 /// How long a location may go without a run before it counts as gone: three periods of the
 /// schedule plus the journey's timeout, at least a minute.

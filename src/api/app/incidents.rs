@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::base;
 use crate::alert::IncidentState;
-use crate::alert::commands::Action;
 use crate::api::auth::{CsrfForm, SignedIn};
 use crate::api::{ApiError, AppState, ui};
+use crate::service::commands::Action;
 use crate::store::alerts::IncidentFilter;
 
 #[derive(Deserialize, Serialize)]

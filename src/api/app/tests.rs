@@ -1,9 +1,9 @@
 //! Logins, pages and forms of the dashboard, through the router.
 
+use crate::alert::IncidentChange;
 use crate::alert::{Cause, Incident, Severity};
 use crate::api::test_support::{call, get, state_with};
 use crate::config::DashboardUser;
-use crate::alert::IncidentChange;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;

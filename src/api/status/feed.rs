@@ -12,9 +12,8 @@ fn time(t: DateTime<Utc>) -> String {
 
 fn summary(i: &PublicIncident) -> String {
     let started = i.started_at.format("%Y-%m-%d %H:%M UTC");
-    let lasted = crate::alert::notify::human_duration(std::time::Duration::from_secs(
-        i.duration_s.max(0) as u64,
-    ));
+    let lasted =
+        crate::channels::human_duration(std::time::Duration::from_secs(i.duration_s.max(0) as u64));
     match i.resolved_at {
         Some(r) => format!(
             "Started {started}; resolved {} after {lasted}.",

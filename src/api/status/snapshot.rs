@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn maintenance_explains_an_incident() {
         let checkout = journey("checkout", "public: true\ntags: [db]\n");
-        let windows: crate::alert::AlertConfig = toml::from_str(&format!(
+        let windows: crate::config::alerting::AlertConfig = toml::from_str(&format!(
             "[[maintenance]]\nname = \"upgrade\"\ntags = [\"db\"]\nstart = \"{}\"\nend = \"{}\"\n",
             (now() - Duration::hours(1)).to_rfc3339(),
             (now() + Duration::hours(1)).to_rfc3339()

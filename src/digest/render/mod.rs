@@ -16,7 +16,7 @@ mod text;
 use super::chart::{self, ChartInput};
 use super::model::*;
 /// Every value in the HTML goes through it (shared with the alert emails).
-pub(crate) use crate::alert::notify::email::escape_html as esc;
+pub(crate) use crate::channels::email::escape_html as esc;
 use html::*;
 
 /// Where links point: the dashboard and the trace viewer, when configured.
@@ -182,7 +182,7 @@ fn axis_value(v: f64) -> String {
 
 /// `1h 4m`, `42s`.
 pub(super) fn secs(s: f64) -> String {
-    crate::alert::notify::human_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
+    crate::channels::human_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
 }
 
 /// Availability change in percentage points, with a word: the arrow is not the only signal.

@@ -12,8 +12,8 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, is_web_url, post_json};
-use crate::alert::config::{PagerDutyConfig, Secret};
 use crate::alert::{AnomalyCause, Notification, NotificationKind, Severity};
+use crate::channels::config::{PagerDutyConfig, Secret};
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 const SUMMARY_MAX_CHARS: usize = 1024;
@@ -214,7 +214,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::alert::notify::test_support::{
+    use crate::channels::test_support::{
         RUN_ID, Recorder, TRACE_ID, assert_errors_classified, assert_unreachable_is_retried,
         closed_port, degraded_notification, notification,
     };
@@ -226,7 +226,7 @@ mod tests {
             routing_key: Secret::new(KEY),
             url,
         };
-        PagerDuty::new(&config, crate::alert::notify::http_client())
+        PagerDuty::new(&config, crate::channels::http_client())
     }
 
     async fn accepted() -> Recorder {

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 
-use super::{DetectorKind, DetectorParams, SeriesDetector, Transition};
+use crate::baseline::SeriesKey;
+use crate::baseline::{DetectorKind, DetectorParams, SeriesDetector, Transition};
 use crate::journey::{Journey, Sensitivity};
 use crate::run::{RunResult, StepStatus};
 use crate::store::{EpisodeFilter, Result, Store};
-use crate::baseline::SeriesKey;
 
 /// History read back at start: enough for the window (84 h half-life) and three weeks of
 /// hour-of-week seasonality.

@@ -18,8 +18,8 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
-use crate::alert::config::{Secret, WebhookConfig};
 use crate::alert::{AnomalyCause, Cause, Incident, Links, Notification};
+use crate::channels::config::{Secret, WebhookConfig};
 
 /// The body's format and version, its `schema` field. Within a version fields may be added
 /// (receivers must ignore unknown ones); renaming, removing or changing the meaning of one
@@ -256,7 +256,7 @@ mod tests {
 
     use super::*;
     use crate::alert::NotificationKind;
-    use crate::alert::notify::test_support::{
+    use crate::channels::test_support::{
         NOTIFICATION_ID, RUN_ID, Recorded, Recorder, TRACE_ID, assert_errors_classified,
         assert_unreachable_is_retried, closed_port, degraded_notification, notification,
     };
@@ -268,7 +268,7 @@ mod tests {
             url: Secret::new(url),
             secret: Secret::new(SECRET),
         };
-        Webhook::new(&config, crate::alert::notify::http_client())
+        Webhook::new(&config, crate::channels::http_client())
     }
 
     /// Sends `n` to a receiver answering 204 and returns what it received.

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::body::*;
 use super::*;
 use crate::alert::NotificationKind;
-use crate::alert::config::Secret;
-use crate::alert::notify::test_support::{
+use crate::channels::config::Secret;
+use crate::channels::test_support::{
     NOTIFICATION_ID, closed_port, degraded_notification, notification,
 };
 
@@ -338,7 +338,7 @@ Links:
 -- 
 Waymark notification {id} (acknowledged) for channel oncall.
 ",
-        run = crate::alert::notify::test_support::RUN_ID,
+        run = crate::channels::test_support::RUN_ID,
         id = NOTIFICATION_ID,
     );
     assert_eq!(text(&n), expected);
@@ -375,6 +375,6 @@ fn degradations_resolutions_and_odd_values_read_well() {
     assert!(h.contains("<title>[FAILURE] a&quot;b: step"), "{h}");
     assert!(h.contains(&format!(
         "<a href=\"https://waymark.example.com/runs/{}\" style=",
-        crate::alert::notify::test_support::RUN_ID
+        crate::channels::test_support::RUN_ID
     )));
 }

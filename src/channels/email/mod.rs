@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, SEND_TIMEOUT};
 use crate::alert::Notification;
-use crate::alert::config::{EmailConfig, SmtpTls};
+use crate::channels::config::{EmailConfig, SmtpTls};
 pub(crate) use body::escape as escape_html;
 use body::message;
 

@@ -4,6 +4,7 @@
 //! Notifiers hold the channel's credentials and add them at send time. They never log them,
 //! and error messages they return (stored with each attempt) must not contain them either.
 
+pub mod config;
 pub(crate) mod email;
 mod log;
 mod pagerduty;
@@ -16,8 +17,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::Notification;
-use super::config::{Channel, ChannelKind};
+use crate::alert::Notification;
+use config::{Channel, ChannelKind};
 
 pub use webhook::{SCHEMA as WEBHOOK_SCHEMA, sign as webhook_signature};
 

@@ -4,6 +4,8 @@
 //! (`30s`, `30d`), and every option has a documented default (see `waymark.example.toml`).
 //! Environment variables win over the file, the file over the defaults.
 
+pub mod alerting;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,7 +39,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub retention: Retention,
     /// Incidents, channels, routes and maintenance windows (see docs/alerting.md).
-    pub alerting: crate::alert::AlertConfig,
+    pub alerting: alerting::AlertConfig,
     /// The feedback digest: period, send time, channels (see docs/digest.md).
     pub digest: crate::digest::DigestConfig,
     /// The public status page at `/` (journeys with `public: true`).
@@ -311,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_example_file_parses_to_the_defaults() {
-        let text = include_str!("../waymark.example.toml");
+        let text = include_str!("../../waymark.example.toml");
         let mut parsed = Config::parse(text).unwrap();
         parsed.concurrency = Config::default().concurrency;
         assert_eq!(parsed, Config::default());

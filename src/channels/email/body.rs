@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
-use crate::alert::notify::{human_duration, is_web_url};
 use crate::alert::{Notification, NotificationKind, Severity};
+use crate::channels::{human_duration, is_web_url};
 
 pub(super) fn message(n: &Notification, from: &Mailbox, to: &[Mailbox]) -> Result<Message, String> {
     let mut builder = Message::builder()

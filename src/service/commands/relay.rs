@@ -162,8 +162,8 @@ async fn decode(store: &Store, id: i64, answer: CommandAnswer) -> Result<Inciden
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::commands::Command;
     use crate::alert::{Incident, Severity};
+    use crate::service::commands::Command;
 
     /// A leader that answers from a fake engine: acknowledges incident 1 (storing the change,
     /// as the analysis task would), says 2 is already resolved, knows no 3.

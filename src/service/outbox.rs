@@ -18,11 +18,11 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::config::AlertConfig;
-use super::notify::{self, DeliveryError, Notifier};
-use super::route::LOG_CHANNEL;
-use super::{Links, Notification};
+use crate::alert::route::LOG_CHANNEL;
+use crate::alert::{Links, Notification};
 use crate::api::Metrics;
+use crate::channels::{self as notify, DeliveryError, Notifier};
+use crate::config::alerting::AlertConfig;
 use crate::store::Store;
 use crate::store::alerts::{AfterAttempt, DeliveryAttempt, NotificationRecord};
 
@@ -270,10 +270,10 @@ fn attempt_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::IncidentChange;
     use crate::alert::NotificationKind;
-    use crate::alert::notify::test_support::{Recorder, closed_port, notification};
+    use crate::channels::test_support::{Recorder, closed_port, notification};
     use crate::store::alerts::NotificationStatus;
-use crate::alert::IncidentChange;
 
     /// An outbox with one webhook channel `hook` at `url`, on an in-memory store.
     async fn outbox(url: &str, give_up_after: &str) -> Outbox {

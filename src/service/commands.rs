@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Incident;
-use super::engine::CommandError;
+use crate::alert::Incident;
+use crate::alert::engine::CommandError;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, human_duration, is_web_url, post_json};
-use crate::alert::config::{Secret, SlackConfig};
 use crate::alert::{Notification, NotificationKind, Severity};
+use crate::channels::config::{Secret, SlackConfig};
 
 /// Block Kit limits, in characters (<https://api.slack.com/reference/block-kit/blocks>).
 pub(crate) const HEADER_MAX: usize = 150;
@@ -190,7 +190,7 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::notify::test_support::{
+    use crate::channels::test_support::{
         RUN_ID, Recorder, assert_errors_classified, assert_unreachable_is_retried, closed_port,
         degraded_notification, notification,
     };
@@ -201,7 +201,7 @@ mod tests {
         let config = SlackConfig {
             webhook_url: Secret::new(url),
         };
-        Slack::new(&config, crate::alert::notify::http_client())
+        Slack::new(&config, crate::channels::http_client())
     }
 
     /// Sends `n` to a webhook answering `ok` and returns the message Slack received.

@@ -102,7 +102,7 @@ fn main() {
         &config,
         format!(
             "[dashboard]\n[[dashboard.users]]\nname = \"bench\"\npassword_hash = \"{}\"\n",
-            waymark::api::auth::hash_password(PASSWORD)
+            waymark::auth::PasswordHash::of(PASSWORD)
         ),
     )
     .unwrap();

@@ -425,7 +425,7 @@ fn hash_password() -> anyhow::Result<ExitCode> {
         .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']);
     anyhow::ensure!(!password.is_empty(), "the password is empty");
-    println!("{}", waymark::api::auth::hash_password(password));
+    println!("{}", waymark::auth::PasswordHash::of(password));
     Ok(ExitCode::SUCCESS)
 }
 

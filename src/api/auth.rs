@@ -9,8 +9,8 @@
 //! - A wrong user name costs the same Argon2 verification as a wrong password, so answers do
 //!   not tell which names exist.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use crate::auth::PasswordHash;
+
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -30,24 +30,8 @@ pub const COOKIE: &str = "waymark_session";
 
 /// Verified against when the user name is unknown (a hash of a random password), so that an
 /// unknown name takes as long as a wrong password.
-static DECOY: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password(&random_hex()));
-
-/// An Argon2id PHC string for `password`, with a random salt (`waymark hash-password`).
-pub fn hash_password(password: &str) -> String {
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2 with default parameters hashes any password")
-        .to_string()
-}
-
-/// Whether `hash` is an Argon2 PHC string this build can verify (checked at config load).
-pub fn is_password_hash(hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
-}
+static DECOY: std::sync::LazyLock<PasswordHash> =
+    std::sync::LazyLock::new(|| PasswordHash::of(&random_hex()));
 
 fn random_hex() -> String {
     let mut bytes = [0u8; 32];
@@ -213,7 +197,7 @@ pub async fn login(
         .iter()
         .find(|u| u.name == form.username);
     // An unknown name is verified against the decoy: it takes as long as a wrong password.
-    let hash = user.map_or(DECOY.as_str(), |u| u.password_hash.as_str());
+    let hash = user.map_or(&*DECOY, |u| &u.password_hash);
     let ok = state.login.verify(hash, &form.password).await && user.is_some();
     if ok {
         state.login.succeeded(client, &form.username);
@@ -315,9 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse");
-        assert!(is_password_hash(&hash) && hash.starts_with("$argon2id$"));
-        assert!(!is_password_hash("correct horse"));
+        let hash = PasswordHash::of("correct horse");
         let guard = super::super::login_guard::LoginGuard::new();
         assert!(guard.verify(&hash, "correct horse").await);
         assert!(!guard.verify(&hash, "Correct horse").await);

@@ -223,3 +223,11 @@ impl StoredEpisode {
         }
     }
 }
+
+/// An episode that started or ended, as stored (`id`) — what alerting will consume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeEvent {
+    pub id: i64,
+    pub series: SeriesKey,
+    pub transition: Transition,
+}

@@ -20,7 +20,7 @@ pub mod sketch;
 
 use serde::Serialize;
 
-pub use episode::{DetectorKind, Episode, SeriesKey, StoredEpisode, Transition};
+pub use episode::{DetectorKind, Episode, EpisodeEvent, SeriesKey, StoredEpisode, Transition};
 pub use failure::{FailureDetector, FailurePoint, binomial_tail};
 pub use latency::{LatencyBaseline, LatencyDetector, LatencyPoint};
 pub use params::{DetectorParams, FailureParams, LatencyParams, ShiftParams};

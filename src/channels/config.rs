@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The configured channels by name (`[alerting.channels.<name>]`).
+pub type Channels = std::collections::BTreeMap<String, Channel>;
+
 /// One named channel: `type` and the kind's settings, plus `remind_every`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Channel {

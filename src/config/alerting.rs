@@ -92,6 +92,18 @@ impl AlertConfig {
         Ok(())
     }
 
+    /// What the digest cycle needs of this section: the channels, links and delivery deadline.
+    pub fn digest_delivery(&self) -> crate::digest::cycle::Delivery<'_> {
+        crate::digest::cycle::Delivery {
+            channels: &self.channels,
+            links: crate::digest::render::LinkBase {
+                dashboard_url: self.dashboard_url.clone(),
+                trace_url: self.trace_url.clone(),
+            },
+            give_up_after: self.give_up_after,
+        }
+    }
+
     /// What the incident engine needs of this section.
     pub fn engine_settings(&self) -> Settings {
         Settings {

@@ -142,7 +142,7 @@ pub async fn run(
     let password = config.dashboard.users.is_empty().then(|| {
         config.dashboard.users.push(DashboardUser {
             name: DASHBOARD_USER.into(),
-            password_hash: crate::api::auth::hash_password(DASHBOARD_PASSWORD),
+            password_hash: crate::auth::PasswordHash::of(DASHBOARD_PASSWORD),
         });
         DASHBOARD_PASSWORD.to_string()
     });

@@ -13,8 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::channels::config::ChannelKind;
-use crate::config::alerting::AlertConfig;
+use crate::channels::config::{ChannelKind, Channels};
 
 const DAY_S: u64 = 86_400;
 
@@ -61,7 +60,7 @@ impl Default for DigestConfig {
 impl DigestConfig {
     /// Checks what serde cannot: the timezone, the period, and that every channel exists in
     /// `[alerting.channels]` and can carry a digest.
-    pub fn validate(&self, alerting: &AlertConfig) -> Result<(), String> {
+    pub fn validate(&self, defined: &Channels) -> Result<(), String> {
         self.tz()?;
         if self.every.is_zero()
             || !self.every.as_secs().is_multiple_of(3600)
@@ -79,7 +78,7 @@ impl DigestConfig {
                 if name == crate::alert::route::LOG_CHANNEL {
                     continue;
                 }
-                match alerting.channels.get(name).map(|c| &c.kind) {
+                match defined.get(name).map(|c| &c.kind) {
                     Some(ChannelKind::Email(_) | ChannelKind::Slack(_) | ChannelKind::Log(_)) => {}
                     Some(other) => {
                         return Err(format!(
@@ -242,7 +241,7 @@ mod tests {
 
     #[test]
     fn channels_must_exist_and_carry_a_digest() {
-        let alerting: AlertConfig = toml::from_str(
+        let alerting: crate::config::alerting::AlertConfig = toml::from_str(
             "[channels.team-mail]\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nfrom = \"w@example.com\"\nto = [\"t@example.com\"]\n\
              [channels.pager]\ntype = \"pagerduty\"\nrouting_key = \"k\"\n",
         )
@@ -250,7 +249,7 @@ mod tests {
         let with = |toml: &str| {
             toml::from_str::<DigestConfig>(toml)
                 .unwrap()
-                .validate(&alerting)
+                .validate(&alerting.channels)
         };
         assert_eq!(with("channels = [\"team-mail\", \"log\"]"), Ok(()));
         assert!(

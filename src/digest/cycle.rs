@@ -21,7 +21,7 @@ use super::deliver::DigestChannel;
 use super::model::Digest;
 use super::render::LinkBase;
 use crate::channels::DeliveryError;
-use crate::config::alerting::AlertConfig;
+use crate::channels::config::Channels;
 use crate::journey::Journey;
 use crate::store::digest::{DigestDelivery, StoredDigest};
 use crate::store::{Store, StoreError};
@@ -51,8 +51,15 @@ pub struct Tick {
     pub pending: usize,
 }
 
+/// Where digests go and how long a delivery is retried: from `[alerting]`.
+pub struct Delivery<'a> {
+    pub channels: &'a Channels,
+    pub links: LinkBase,
+    pub give_up_after: std::time::Duration,
+}
+
 impl DigestCycle {
-    pub fn new(config: DigestConfig, alerting: &AlertConfig, store: Store) -> DigestCycle {
+    pub fn new(config: DigestConfig, delivery: Delivery<'_>, store: Store) -> DigestCycle {
         let names: BTreeSet<&String> = config
             .channels
             .iter()
@@ -60,7 +67,7 @@ impl DigestCycle {
             .collect();
         let channels = names
             .into_iter()
-            .filter_map(|name| match DigestChannel::new(name, alerting) {
+            .filter_map(|name| match DigestChannel::new(name, delivery.channels) {
                 Ok(c) => Some((name.clone(), c)),
                 Err(e) => {
                     tracing::error!(channel = %name, error = %e, "digest channel unusable");
@@ -70,13 +77,10 @@ impl DigestCycle {
             .collect();
         DigestCycle {
             store,
-            links: LinkBase {
-                dashboard_url: alerting.dashboard_url.clone(),
-                trace_url: alerting.trace_url.clone(),
-            },
+            links: delivery.links,
             config,
             channels,
-            give_up_after: alerting.give_up_after,
+            give_up_after: delivery.give_up_after,
         }
     }
 

@@ -18,13 +18,12 @@ use serde_json::{Value, json};
 
 use super::model::{Digest, Trend};
 use super::render::{self, Images, LinkBase, Rendered, count};
-use crate::channels::config::{ChannelKind, Secret};
+use crate::channels::config::{ChannelKind, Channels, Secret};
 use crate::channels::email::Mailer;
 use crate::channels::slack::{
     BUTTON_TEXT_MAX, BUTTON_URL_MAX, HEADER_MAX, TEXT_MAX, escape, mrkdwn, truncate,
 };
 use crate::channels::{Delivered, DeliveryError, http_client, is_web_url, post_json};
-use crate::config::alerting::AlertConfig;
 
 /// Where one channel's digests go.
 pub struct DigestChannel(Kind);
@@ -41,11 +40,11 @@ enum Kind {
 impl DigestChannel {
     /// The channel named `name` in `[alerting.channels]` (or the built-in `log`); the
     /// configuration was validated at load, so an unknown name is a bug worth an error.
-    pub fn new(name: &str, alerting: &AlertConfig) -> Result<DigestChannel, String> {
+    pub fn new(name: &str, channels: &Channels) -> Result<DigestChannel, String> {
         if name == crate::alert::route::LOG_CHANNEL {
             return Ok(DigestChannel(Kind::Log));
         }
-        let kind = match alerting.channels.get(name).map(|c| &c.kind) {
+        let kind = match channels.get(name).map(|c| &c.kind) {
             Some(ChannelKind::Email(c)) => Kind::Email(Box::new(Mailer::new(c)?)),
             Some(ChannelKind::Slack(c)) => Kind::Slack {
                 webhook_url: c.webhook_url.clone(),

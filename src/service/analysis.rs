@@ -318,7 +318,7 @@ impl Cursor {
     }
 }
 
-fn log_episode(event: &crate::service::baselines::EpisodeEvent) {
+fn log_episode(event: &crate::baseline::EpisodeEvent) {
     let e = event.transition.episode();
     let s = &event.series;
     match event.transition {

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 
-use crate::baseline::SeriesKey;
 use crate::baseline::{DetectorKind, DetectorParams, SeriesDetector, Transition};
+use crate::baseline::{EpisodeEvent, SeriesKey};
 use crate::journey::{Journey, Sensitivity};
 use crate::run::{RunResult, StepStatus};
 use crate::store::{EpisodeFilter, Result, Store};
@@ -18,14 +18,6 @@ use crate::store::{EpisodeFilter, Result, Store};
 /// History read back at start: enough for the window (84 h half-life) and three weeks of
 /// hour-of-week seasonality.
 const WARM_UP_DAYS: i64 = 21;
-
-/// An episode that started or ended, as stored (`id`) — what alerting will consume.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpisodeEvent {
-    pub id: i64,
-    pub series: SeriesKey,
-    pub transition: Transition,
-}
 
 struct Tracked {
     detector: SeriesDetector,

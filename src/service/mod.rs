@@ -451,7 +451,7 @@ impl App {
         if config.digest.enabled {
             let cycle = Arc::new(crate::digest::DigestCycle::new(
                 config.digest.clone(),
-                &config.alerting,
+                config.alerting.digest_delivery(),
                 self.store.clone(),
             ));
             let catalog = self.state.catalog.clone();

@@ -772,7 +772,7 @@ fn config(smtp_port: u16, slack_base: &str) -> (AlertConfig, DigestConfig) {
     );
     let mut c = Config::parse(&text).unwrap();
     c.alerting.validate(|_| None).unwrap();
-    c.digest.validate(&c.alerting).unwrap();
+    c.digest.validate(&c.alerting.channels).unwrap();
     (c.alerting, c.digest)
 }
 
@@ -820,7 +820,11 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
     let slack_path = format!("/slack/{SLACK_SECRET}");
     // Slack is down for the first attempt: the email goes, the Slack summary waits.
     slack.script(&slack_path, &[(503, None)]);
-    let cycle = DigestCycle::new(digest_config.clone(), &alerting, db.store.clone());
+    let cycle = DigestCycle::new(
+        digest_config.clone(),
+        alerting.digest_delivery(),
+        db.store.clone(),
+    );
     let now = t(day(28, 0, 1));
     let first = cycle.tick(&arcs(), now).await.unwrap();
     // Both owners get a digest stored; only shop-team's has channels.
@@ -848,7 +852,7 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
 
     // A restart (a new cycle over the same store): nothing is made again, the email is not
     // resent, Slack gets its summary, and the digest is done.
-    let cycle = DigestCycle::new(digest_config, &alerting, db.store.clone());
+    let cycle = DigestCycle::new(digest_config, alerting.digest_delivery(), db.store.clone());
     let second = cycle
         .tick(&arcs(), now + chrono::Duration::minutes(1))
         .await
@@ -1265,7 +1269,7 @@ async fn refused_and_expired_deliveries_end_as_failed() {
     // The email channel points at a port nothing listens on: connection refused, retryable.
     let (mut alerting, digest_config) = config(closed_port(), &slack.base);
     alerting.give_up_after = Duration::from_secs(3600);
-    let cycle = DigestCycle::new(digest_config, &alerting, db.store.clone());
+    let cycle = DigestCycle::new(digest_config, alerting.digest_delivery(), db.store.clone());
     let now = t(day(28, 0, 1));
     let first = cycle.tick(&arcs(), now).await.unwrap();
     let id = first.created[0];

@@ -375,8 +375,12 @@ async fn scan_every_channel(secrets: &[String]) -> Vec<String> {
         .collect();
     let files: Vec<(&str, String)> = files.iter().map(|(n, c)| (n.as_str(), c.clone())).collect();
     let dir = setup(&files);
-    let hash = waymark::api::auth::hash_password(PASSWORD);
-    std::fs::write(dir.path().join("waymark.toml"), config(&recv, &hash)).unwrap();
+    let hash = waymark::auth::PasswordHash::of(PASSWORD);
+    std::fs::write(
+        dir.path().join("waymark.toml"),
+        config(&recv, hash.as_str()),
+    )
+    .unwrap();
     let mut env: Vec<(String, String)> = Vec::new();
     for (i, s) in secrets.iter().enumerate() {
         env.push((format!("WAYMARK_SECRET_S{i}"), s.clone()));

@@ -209,7 +209,7 @@ pub(crate) fn dashboard_user(dir: &Path, name: &str, password: &str) {
         dir.join("waymark.toml"),
         format!(
             "[dashboard]\n[[dashboard.users]]\nname = \"{name}\"\npassword_hash = \"{}\"\n",
-            waymark::api::auth::hash_password(password)
+            waymark::auth::PasswordHash::of(password)
         ),
     )
     .unwrap();

@@ -1,9 +1,9 @@
 //! What a run says about its journey's health, and the evidence notifications quote.
 
 use crate::alert::{AnomalyCause, Cause};
+use crate::baseline::EpisodeEvent;
 use crate::baseline::Transition;
 use crate::run::{Outcome, RunResult, StepStatus};
-use crate::service::baselines::EpisodeEvent;
 use crate::step::FailureClass;
 
 /// A run, as the incident rules see it.

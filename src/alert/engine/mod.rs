@@ -39,11 +39,11 @@ use super::{
     AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
 use crate::alert::{IncidentChange, IncidentEvent};
+use crate::baseline::EpisodeEvent;
 use crate::baseline::StoredEpisode;
 use crate::baseline::Transition;
 use crate::journey::Journey;
 use crate::run::RunResult;
-use crate::service::baselines::EpisodeEvent;
 use cause::Health;
 use state::{JourneyState, LocationState};
 

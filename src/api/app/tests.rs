@@ -45,7 +45,7 @@ async fn login_pages_csrf_and_logout() {
     let (state, _) = state_with(dir.path(), |c| {
         c.dashboard.users = vec![DashboardUser {
             name: "ada".into(),
-            password_hash: crate::api::auth::hash_password(PASSWORD),
+            password_hash: crate::auth::PasswordHash::of(PASSWORD),
         }];
     })
     .await;

@@ -23,7 +23,7 @@ use axum::http::{Request, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
-use waymark::api::{AppState, Metrics, router};
+use waymark::api::{AppState, router};
 use waymark::config::Config;
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
@@ -31,6 +31,7 @@ use waymark::run::{Outcome, RunResult};
 use waymark::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, Scheduler, SchedulerConfig, SystemClock,
 };
+use waymark::service::metrics::Metrics;
 use waymark::store::sessions::Session;
 use waymark::store::{RunRecord, Store};
 

@@ -39,18 +39,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::Config;
 use crate::journey::Journey;
-use crate::journey::parse::Diagnostic;
 use crate::scheduler::Scheduler;
+pub use crate::service::metrics::Metrics;
 use crate::store::{Store, StoreWriter};
 use crate::telemetry::Telemetry;
-pub use metrics::Metrics;
 
-/// The journeys being scheduled, and the problems of the last load of the journeys directory.
-#[derive(Debug, Default, Clone)]
-pub struct Catalog {
-    pub journeys: BTreeMap<String, Arc<Journey>>,
-    pub problems: Vec<Diagnostic>,
-}
+pub use crate::service::catalog::Catalog;
 
 /// Everything a handler may use; one per process (cheap to clone).
 #[derive(Clone)]

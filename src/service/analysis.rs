@@ -21,11 +21,11 @@ use tokio::sync::{Notify, mpsc};
 use crate::alert::IncidentChange;
 use crate::alert::engine::CommandError;
 use crate::alert::{self, Incident, IncidentState};
-use crate::api::Metrics;
 use crate::baseline::Transition;
 use crate::journey::Journey;
 use crate::run::RunResult;
 use crate::service::commands::{Action, Command, CommandFailed};
+use crate::service::metrics::Metrics;
 use crate::store::alerts::IncidentFilter;
 use crate::store::{EpisodeFilter, Store};
 
@@ -47,10 +47,22 @@ pub fn channel() -> (Sender, mpsc::Receiver<Queued>) {
 /// The feed cursor the analysis moves.
 pub const CURSOR: &str = "analysis";
 
+/// Told when what the pages show may have changed (an incident was committed, a journey's
+/// outcome changed), so that readers (the status page's cache) rebuild instead of waiting
+/// for their refresh. Defined here so that the analysis knows nothing of the pages.
+pub trait ShownChanged: Send + Sync {
+    fn shown_changed(&self);
+}
+
+/// For analysis without pages (tests).
+impl ShownChanged for () {
+    fn shown_changed(&self) {}
+}
+
 /// Baselines learned from the rollups of the catalog's journeys, and how many series.
 pub async fn warmed_baselines(
     store: &Store,
-    catalog: &std::sync::RwLock<crate::api::Catalog>,
+    catalog: &std::sync::RwLock<crate::service::catalog::Catalog>,
 ) -> crate::store::Result<(crate::service::baselines::Engine, usize)> {
     let journeys: Vec<Arc<Journey>> = {
         let c = catalog.read().unwrap_or_else(|e| e.into_inner());
@@ -72,11 +84,11 @@ pub struct Analysis {
     /// How far back incidents are resumed (reopen window, flapping window).
     pub lookback: chrono::Duration,
     /// The journeys, for warming baselines up again when this node becomes leader.
-    pub catalog: Arc<std::sync::RwLock<crate::api::Catalog>>,
+    pub catalog: Arc<std::sync::RwLock<crate::service::catalog::Catalog>>,
     /// When the baselines were last warmed up from the store.
     pub warmed: std::time::Instant,
     /// The status page and dashboard snapshots, told when what they show changes.
-    pub status: Arc<crate::api::status::StatusCache>,
+    pub status: Arc<dyn ShownChanged>,
     /// Each (journey, location)'s last outcome: a change shows on the next page load.
     pub outcomes: std::collections::HashMap<(String, String), crate::run::Outcome>,
 }
@@ -201,7 +213,7 @@ impl Analysis {
     async fn on_run(&mut self, journey: &Journey, result: &RunResult) {
         let key = (result.journey.clone(), result.location.clone());
         if self.outcomes.insert(key, result.outcome) != Some(result.outcome) {
-            self.status.invalidate();
+            self.status.shown_changed();
         }
         let events = match self.baseline.observe(journey, result).await {
             Ok(events) => events,
@@ -257,7 +269,7 @@ impl Analysis {
         match self.store.save_incident(&change).await {
             Ok(id) => {
                 self.alerts.saved(&journey, id);
-                self.status.invalidate();
+                self.status.shown_changed();
                 if !change.notifications.is_empty() {
                     self.outbox.notify_one();
                 }
@@ -360,7 +372,7 @@ mod tests {
             lookback: chrono::Duration::hours(1),
             catalog,
             warmed: std::time::Instant::now(),
-            status: Arc::default(),
+            status: Arc::new(()),
             outcomes: Default::default(),
         };
         // Another node's runs of the last hours, and the incident it opened.

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Catalog;
 use crate::scheduler::{BoxFuture, PlannedRun, RunExecutor};
+use crate::service::catalog::Catalog;
 use crate::store::Store;
 use crate::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 
@@ -220,7 +220,7 @@ pub const SETTLE_EVERY: Duration = Duration::from_secs(10);
 pub async fn settle_once(
     store: &Store,
     catalog: &RwLock<Catalog>,
-    metrics: &crate::api::Metrics,
+    metrics: &crate::service::metrics::Metrics,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, crate::store::StoreError> {
     let longest = catalog
@@ -253,7 +253,7 @@ pub async fn settle_once(
 pub async fn settle(
     store: Store,
     catalog: Arc<RwLock<Catalog>>,
-    metrics: Arc<crate::api::Metrics>,
+    metrics: Arc<crate::service::metrics::Metrics>,
     stop: CancellationToken,
 ) {
     loop {
@@ -408,7 +408,7 @@ mod tests {
             "name: shop\ntimeout: 2s\nsteps:\n  - name: a\n    wait: 1ms\n",
         );
         let catalog = RwLock::new(catalog);
-        let metrics = crate::api::Metrics::new();
+        let metrics = crate::service::metrics::Metrics::new();
         let now = Utc::now();
         let tick = |secs_ago: i64| Tick {
             journey: "shop",

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::analysis::{CURSOR, Sender};
-use crate::api::Catalog;
+use crate::service::catalog::Catalog;
 use crate::store::Store;
 
 pub const POLL: Duration = Duration::from_millis(250);

@@ -10,9 +10,11 @@
 mod analysis;
 mod api_runtime;
 pub mod baselines;
+pub mod catalog;
 pub mod cluster;
 pub mod commands;
 mod feed;
+pub mod metrics;
 pub mod outbox;
 mod reload;
 mod retention;
@@ -26,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::engine::Engine as AlertEngine;
-use crate::api::{self, AppState, Catalog, Metrics};
+use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::journey::Schedule;
 use crate::journey::parse::ParseOptions;
@@ -37,12 +39,15 @@ use crate::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, RunSink, RunnerExecutor, Scheduler, SchedulerConfig,
     SystemClock,
 };
+use crate::service::catalog::Catalog;
 use crate::service::commands::{AlertHandle, relay};
+use crate::service::metrics::Metrics;
 use crate::service::outbox::Outbox;
 use crate::store::{RunRecord, Store, StoreError, StoreWriter, WriterConfig};
 use crate::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
 use cluster::{ClaimingExecutor, Cluster};
 
+pub use analysis::ShownChanged;
 pub use reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::route::LOG_CHANNEL;
 use crate::alert::{Links, Notification};
-use crate::api::Metrics;
 use crate::channels::{self as notify, DeliveryError, Notifier};
 use crate::config::alerting::AlertConfig;
+use crate::service::metrics::Metrics;
 use crate::store::Store;
 use crate::store::alerts::{AfterAttempt, DeliveryAttempt, NotificationRecord};
 

@@ -14,11 +14,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Catalog;
 use crate::journey::Journey;
 use crate::journey::Schedule;
 use crate::journey::parse::{self, ParseOptions};
 use crate::scheduler::Scheduler;
+use crate::service::catalog::Catalog;
 use crate::store::Store;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);

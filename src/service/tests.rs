@@ -3,10 +3,10 @@ use std::time::Duration;
 
 use super::reload::Reloader;
 use super::retention;
-use crate::api::Catalog;
 use crate::api::test_support::Recorder;
 use crate::config::Retention;
 use crate::scheduler::{Scheduler, SchedulerConfig, SystemClock};
+use crate::service::catalog::Catalog;
 use crate::store::{RunRecord, Store};
 
 fn journey_yaml(name: &str, path: &str) -> String {
@@ -148,7 +148,7 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
             ..WriterConfig::default()
         },
     );
-    let metrics = Arc::new(crate::api::Metrics::new());
+    let metrics = Arc::new(crate::service::metrics::Metrics::new());
     let sink = super::StoreSink::new(writer.clone(), metrics.clone());
     let journey: Arc<crate::journey::Journey> = Arc::new(
         crate::journey::parse::parse_journey(

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use super::base;
 use crate::api::auth::SignedIn;
 use crate::api::status::{JourneyState, Scope, Snapshot, snapshot};
-use crate::api::{ApiError, AppState, Catalog, ui};
+use crate::api::{ApiError, AppState, ui};
+use crate::service::catalog::Catalog;
 
 /// `?tag=&owner=&location=`: only the journeys with that tag, owner, and location.
 #[derive(Deserialize, Serialize, Default, utoipa::IntoParams)]

@@ -70,6 +70,12 @@ struct PublicPages {
     atom: Encoded,
 }
 
+impl crate::service::ShownChanged for StatusCache {
+    fn shown_changed(&self) {
+        self.invalidate();
+    }
+}
+
 impl StatusCache {
     /// Something the pages show changed: the next request gets a snapshot built after now.
     pub fn invalidate(&self) {

@@ -213,15 +213,15 @@ async fn main() {
             database_url: url,
             ..Config::default()
         }),
+        writer: waymark::store::StoreWriter::spawn(store.clone(), Default::default()).0,
+        telemetry: waymark::telemetry::Telemetry::disabled(),
+        alerts: waymark::service::commands::AlertHandle::channel().0,
+        cluster: waymark::service::cluster::Cluster::new(store.clone(), "bench", "bench".into()),
         store,
         catalog: Arc::default(),
         scheduler,
         metrics: Arc::new(Metrics::new()),
-        writer: None,
-        telemetry: None,
-        alerts: None,
         status: Arc::default(),
-        cluster: None,
         login: Arc::default(),
     };
     state.set_journeys(journeys);

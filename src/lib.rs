@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod baseline;
 pub mod channels;

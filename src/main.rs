@@ -343,7 +343,11 @@ fn serve(config: Option<&Path>, telemetry: &TelemetryArgs) -> anyhow::Result<Exi
     let telemetry_config = telemetry.config()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let app = waymark::service::App::build_with(config, telemetry_config).await?;
+        let options = waymark::app::Options {
+            telemetry: telemetry_config,
+            ..Default::default()
+        };
+        let app = waymark::app::App::build(config, options).await?;
         print(&format!("listening on http://{}\n", app.local_addr()));
         app.run_until_stopped().await?;
         Ok(ExitCode::SUCCESS)
@@ -353,10 +357,10 @@ fn serve(config: Option<&Path>, telemetry: &TelemetryArgs) -> anyhow::Result<Exi
 fn migrate(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(waymark::service::migrate(&config.database_url))?;
+    runtime.block_on(waymark::app::migrate(&config.database_url))?;
     print(&format!(
         "migrations applied to {}\n",
-        waymark::service::redacted_url(&config.database_url)
+        waymark::app::redacted_url(&config.database_url)
     ));
     Ok(ExitCode::SUCCESS)
 }
@@ -392,7 +396,7 @@ fn digest(
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let digest = runtime.block_on(async {
         // Reading only: a wrong or missing database is an error, never a new empty one.
-        let shown = waymark::service::redacted_url(&config.database_url);
+        let shown = waymark::app::redacted_url(&config.database_url);
         let store = waymark::store::Store::open_existing(&config.database_url, &shown).await?;
         let digest =
             waymark::digest::compute(&store, owner, &journeys, from, to, chrono::Utc::now()).await;

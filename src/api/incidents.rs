@@ -200,7 +200,8 @@ enum CommandAnswers {
     /// Not open (acknowledge) or already resolved (resolve).
     #[response(status = 409)]
     Conflict(ErrorBody),
-    /// Alerting is not running.
+    /// The incident engine cannot be reached: the service is stopping, or the leader does
+    /// not answer a relayed command.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -269,10 +270,7 @@ pub(super) async fn send_command(
     id: i64,
     by: &str,
 ) -> Result<crate::alert::Incident, ApiError> {
-    let Some(alerts) = &state.alerts else {
-        return Err(ApiError::Unavailable("alerting is not running".into()));
-    };
-    match alerts.send(action, id, by).await {
+    match state.alerts.send(action, id, by).await {
         Ok(incident) => Ok(incident),
         Err(CommandFailed::Refused(CommandError::NotFound(id))) => {
             Err(ApiError::NotFound(format!("no incident with id `{id}`")))

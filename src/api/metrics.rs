@@ -33,15 +33,13 @@ async fn metrics(
             tracing::warn!("/metrics: notification counts unavailable: the database did not answer")
         }
     }
-    if let Some(cluster) = &state.cluster {
-        state.metrics.set_leader(cluster.is_leader());
-    }
+    state.metrics.set_leader(state.cluster.is_leader());
     let body = state
         .metrics
         .encode(
             Some(state.scheduler.stats()),
-            state.writer.as_ref().map(|w| w.queue_depth()),
-            state.telemetry.as_ref().map(|t| t.stats()),
+            Some(state.writer.queue_depth()),
+            Some(state.telemetry.stats()),
         )
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(if openmetrics {

@@ -55,15 +55,16 @@ pub struct AppState {
     /// Manual runs go through it like scheduled ones (same executor, no overlap).
     pub scheduler: Arc<Scheduler>,
     pub metrics: Arc<Metrics>,
-    /// For `/metrics`; absent in handler tests.
-    pub writer: Option<StoreWriter>,
-    pub telemetry: Option<Telemetry>,
-    /// Acknowledge and resolve commands to the incident engine; absent in handler tests.
-    pub alerts: Option<crate::service::commands::AlertHandle>,
+    /// For `/metrics`: the writer's queue depth.
+    pub writer: StoreWriter,
+    /// For `/metrics`: spans lost.
+    pub telemetry: Telemetry,
+    /// Acknowledge and resolve commands to the incident engine.
+    pub alerts: crate::service::commands::AlertHandle,
     /// The public status page's last snapshot.
     pub status: Arc<status::StatusCache>,
-    /// This node among the others sharing the database; absent in handler tests.
-    pub cluster: Option<Arc<crate::service::cluster::Cluster>>,
+    /// This node among the others sharing the database.
+    pub cluster: Arc<crate::service::cluster::Cluster>,
     /// Login throttling and the bound on password verifications.
     pub login: Arc<login_guard::LoginGuard>,
 }
@@ -233,15 +234,20 @@ pub(crate) mod test_support {
         ));
         let state = AppState {
             config: Arc::new(config),
+            writer: StoreWriter::spawn(store.clone(), Default::default()).0,
+            telemetry: Telemetry::disabled(),
+            // No engine task: a command answers that alerting is unavailable.
+            alerts: crate::service::commands::AlertHandle::channel().0,
+            cluster: crate::service::cluster::Cluster::new(
+                store.clone(),
+                "test",
+                "test-node".into(),
+            ),
             store,
             catalog: Arc::default(),
             scheduler,
             metrics: Arc::new(Metrics::new()),
-            writer: None,
-            telemetry: None,
-            alerts: None,
             status: Arc::default(),
-            cluster: None,
             login: Arc::default(),
         };
         (state, recorder)

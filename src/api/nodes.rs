@@ -49,7 +49,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError>
 pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
     let now = Utc::now();
     let leader = state.store.lease("leader", now).await?.map(|l| l.holder);
-    let this = state.cluster.as_ref().map(|c| c.node_id());
+    let this = state.cluster.node_id();
     let gone = now - chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();
     let nodes: Vec<Node> = state
         .store
@@ -59,7 +59,7 @@ pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
         .map(|info| Node {
             alive: info.heartbeat_at >= gone,
             leader: leader.as_deref() == Some(info.node_id.as_str()),
-            this: this.as_deref() == Some(info.node_id.as_str()),
+            this: this == info.node_id,
             info,
         })
         .collect();

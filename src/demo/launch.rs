@@ -15,9 +15,9 @@ use crate::journey::Schedule;
 use crate::journey::parse::{self, ParseOptions};
 use chrono::Utc;
 
+use crate::app::{App, AppError, Options};
 use crate::journey::template::EnvSecrets;
 use crate::runner::Runner;
-use crate::service::{App, Embedding, ServiceError};
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Telemetry, TelemetryConfig};
 
@@ -32,7 +32,7 @@ pub enum LaunchError {
     #[error("demo target: {0}")]
     Target(#[from] DemoError),
     #[error(transparent)]
-    Service(#[from] ServiceError),
+    Service(#[from] AppError),
     #[error("seeding the demo history: {0}")]
     Seed(#[from] StoreError),
     #[error("cannot find a free port on {0}: {1}")]
@@ -149,13 +149,18 @@ pub async fn run(
     let user = config.dashboard.users[0].name.clone();
 
     let history_runs = seed_history(&config, &overrides).await?;
-    let embedding = Embedding {
+    let embedding = Options {
+        telemetry,
         secrets: Some(Arc::new(DemoSecrets(EnvSecrets::default()))),
         schedule: options.every.map(Schedule::Every),
         overrides,
     };
-    let traces = telemetry.export.as_ref().map(|e| e.endpoint.clone());
-    let app = App::build_embedded(config, telemetry, embedding).await?;
+    let traces = embedding
+        .telemetry
+        .export
+        .as_ref()
+        .map(|e| e.endpoint.clone());
+    let app = App::build(config, embedding).await?;
     announce(&Banner {
         dashboard,
         shop: base,
@@ -249,8 +254,8 @@ async fn seed_history(
     );
     let store = Store::connect(&config.database_url)
         .await
-        .map_err(|source| ServiceError::Store {
-            database: crate::service::redacted_url(&config.database_url),
+        .map_err(|source| AppError::Store {
+            database: crate::app::redacted_url(&config.database_url),
             source,
         })?;
     let journeys: Vec<&crate::journey::Journey> = loaded.journeys.iter().collect();

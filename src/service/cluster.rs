@@ -183,9 +183,9 @@ pub fn fingerprint(catalog: &Catalog) -> String {
 pub async fn while_leader<F, Fut>(
     mut leadership: watch::Receiver<bool>,
     stop: CancellationToken,
-    duty: F,
+    mut duty: F,
 ) where
-    F: Fn(CancellationToken) -> Fut,
+    F: FnMut(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {

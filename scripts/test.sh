@@ -111,4 +111,6 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+# Broken intra-doc links and docs naming what does not exist fail here, not in review.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test "$@"

@@ -1,6 +1,8 @@
 //! Dashboard credentials at rest: [`PasswordHash`], an Argon2 PHC string that is checked when
 //! it is read, so a `Config` cannot hold a hash the login could not verify.
 
+#![deny(clippy::disallowed_methods)]
+
 use std::fmt;
 
 use argon2::Argon2;

@@ -6,6 +6,8 @@
 //! A name is one path segment whatever it holds: `payments/v2 health` becomes
 //! `payments%2Fv2%20health`, which the router matches as one segment and `Path` decodes back.
 
+#![deny(clippy::disallowed_methods)]
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).

@@ -4,6 +4,8 @@
 //! every text from a journey file or a target through [`terminal_safe`], so neither can move
 //! the cursor, recolour or reorder what the terminal shows (ANSI escapes, bidi controls).
 
+#![deny(clippy::disallowed_methods)]
+
 use std::borrow::Cow;
 use std::fmt::Write;
 

@@ -5,6 +5,8 @@
 //! that none of the readers depends on the runner (what an attempt measured, its `Timings`
 //! and `Failure`, belongs to [`crate::step`], which produces it).
 
+#![deny(clippy::disallowed_methods)]
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

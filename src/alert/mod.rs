@@ -11,6 +11,8 @@
 //! credentials (routing keys, webhook URLs, secrets, SMTP passwords) are not: notifiers add
 //! them at send time, so they never reach the database, the API or the logs.
 
+#![deny(clippy::disallowed_methods)]
+
 mod change;
 pub mod engine;
 pub mod maintenance;

@@ -163,7 +163,7 @@ async fn page(
 ) -> Result<Response, ApiError> {
     let d = stored(&state, &id).await?;
     let digest: Digest = serde_json::from_value(d.body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("digest {}: {e}", d.id)))?;
+        .map_err(|source| ApiError::Internal(super::Internal::Digest { id: d.id, source }))?;
     Ok(html_page(
         render::render(&digest, &links(&state), Images::DataUri).html,
     ))

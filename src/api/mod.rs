@@ -148,16 +148,41 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    Internal(#[source] Internal),
 }
 
+/// What went wrong inside: logged with its context, never shown (the answer says only
+/// "internal error").
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("template {template}: {source:#}")]
+    Template {
+        template: String,
+        source: minijinja::Error,
+    },
+    #[error("stored digest {id}: {source}")]
+    Digest { id: i64, source: serde_json::Error },
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("header value: {0}")]
+    Header(#[from] axum::http::header::InvalidHeaderValue),
+    #[error("metrics encoding: {0}")]
+    Metrics(#[from] std::fmt::Error),
+    /// A state the code rules out, met anyway.
+    #[error("{0}")]
+    Bug(&'static str),
+}
+
+/// A database error: transient ones (a dropped connection, a timeout) answer 503.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         if e.is_transient() {
             tracing::warn!(error = %e, "the database is unavailable");
             return ApiError::Unavailable("the database is unavailable: try again".into());
         }
-        ApiError::Internal(e.into())
+        ApiError::Internal(Internal::Store(e))
     }
 }
 

@@ -97,7 +97,12 @@ pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 pub fn render(template: &str, context: Value) -> Result<String, ApiError> {
     ENV.get_template(template)
         .and_then(|t| t.render(context))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("template {template}: {e:#}")))
+        .map_err(|source| {
+            ApiError::Internal(super::Internal::Template {
+                template: template.to_owned(),
+                source,
+            })
+        })
 }
 
 /// The headers every page gets, with its Content-Security-Policy.

@@ -8,6 +8,8 @@
 //!
 //! How the detectors work, and the benchmark behind their defaults: docs/anomaly-detection.md.
 
+#![deny(clippy::disallowed_methods)]
+
 mod episode;
 mod failure;
 mod histogram;

@@ -135,7 +135,7 @@ impl Default for Config {
             api_tokens: Vec::new(),
             location: "local".into(),
             node_id: None,
-            concurrency: default_concurrency(),
+            concurrency: crate::scheduler::default_concurrency(),
             shutdown_grace: Duration::from_secs(30),
             retention: Retention::default(),
             alerting: Default::default(),
@@ -144,11 +144,6 @@ impl Default for Config {
             dashboard: Dashboard::default(),
         }
     }
-}
-
-/// Runs mostly wait on the network, so several per core is the right order of magnitude.
-fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(8, |n| n.get() * 16)
 }
 
 #[derive(Debug, thiserror::Error)]

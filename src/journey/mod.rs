@@ -3,6 +3,8 @@
 //! Invariant: this module does no network IO and never reads the clock; the parser reads files
 //! only in `parse::load_dir` / [`parse::load_file`].
 
+#![deny(clippy::disallowed_methods)]
+
 pub mod condition;
 pub mod facts;
 pub mod model;

@@ -40,8 +40,7 @@ pub use plan::{interval_offset, next_fire};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Runs executing at once, all journeys together. Default: 4 × the available CPUs, since a
-    /// run mostly waits on the network.
+    /// Runs executing at once, all journeys together. Default: [`default_concurrency`].
     pub max_concurrent_runs: usize,
     /// How long [`Scheduler::shutdown`] waits for in-flight runs. Default: 30 s.
     pub shutdown_grace: Duration,
@@ -49,12 +48,18 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            max_concurrent_runs: cpus * 4,
+            max_concurrent_runs: default_concurrency(),
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// Runs executing at once by default: 16 per available CPU (8 if the count is unknown). Runs
+/// mostly wait on the network, so several per core is the right order of magnitude; the
+/// service config's `concurrency` has the same default.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| n.get() * 16)
 }
 
 /// One dispatched run, as the executor receives it.

@@ -182,7 +182,7 @@ impl Engine {
         run: &RunResult,
         now: DateTime<Utc>,
     ) -> Option<IncidentChange> {
-        let js = self.begin(journey);
+        let js = self.begin(journey, now);
         let rules = js.rules;
         let loc = js.locations.entry(run.location.clone()).or_default();
         loc.last_run = loc.last_run.max(Some(run.started_at));
@@ -216,7 +216,7 @@ impl Engine {
         episode: &EpisodeEvent,
         now: DateTime<Utc>,
     ) -> Option<IncidentChange> {
-        let js = self.begin(journey);
+        let js = self.begin(journey, now);
         let (id, anomaly) = cause::anomaly(episode);
         match episode.transition {
             Transition::Started(_) => js.anomalies.insert(id, anomaly),
@@ -312,7 +312,7 @@ impl Engine {
     // --- internals ----------------------------------------------------------------------
 
     /// The journey's state, metadata refreshed from its current definition, stashed for undo.
-    fn begin(&mut self, journey: &Journey) -> &mut JourneyState {
+    fn begin(&mut self, journey: &Journey, now: DateTime<Utc>) -> &mut JourneyState {
         self.stash(&journey.name);
         let js = self.journeys.entry(journey.name.clone()).or_default();
         js.name = journey.name.clone();
@@ -320,7 +320,7 @@ impl Engine {
         js.owner = journey.owner.clone();
         js.runbook = journey.runbook.clone();
         js.rules = journey.alert;
-        js.silent_after = tick::silent_after(journey);
+        js.silent_after = tick::silent_after(journey, now);
         js
     }
 

@@ -11,13 +11,14 @@ use crate::journey::{Journey, Schedule};
 
 /// How long a location may go without a run before it counts as gone: three periods of the
 /// schedule plus the journey's timeout, at least a minute.
-pub(super) fn silent_after(journey: &Journey) -> chrono::Duration {
+/// A cron schedule's period is measured between its next two instants after `now`.
+pub(super) fn silent_after(journey: &Journey, now: DateTime<Utc>) -> chrono::Duration {
     let period = match &journey.schedule {
         Schedule::Every(p) => chrono::Duration::from_std(*p).unwrap_or(chrono::Duration::MAX),
         Schedule::Cron(_) => {
             let next =
                 |after| crate::scheduler::plan::next_fire(&journey.schedule, &journey.name, after);
-            match next(Utc::now()).and_then(|a| Some((a, next(a)?))) {
+            match next(now).and_then(|a| Some((a, next(a)?))) {
                 Some((a, b)) => b - a,
                 None => chrono::Duration::MAX,
             }

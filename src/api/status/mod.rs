@@ -324,10 +324,11 @@ async fn answer(
     pick: fn(&PublicPages) -> &Encoded,
 ) -> Result<Response, ApiError> {
     let built = current(state, Scope::Public).await?;
-    let pages = built
-        .public
-        .as_ref()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the public snapshot has no pages")))?;
+    let pages = built.public.as_ref().ok_or_else(|| {
+        ApiError::Internal(crate::api::Internal::Bug(
+            "the public snapshot has no pages",
+        ))
+    })?;
     Ok(pick(pages).respond(request))
 }
 

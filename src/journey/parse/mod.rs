@@ -114,7 +114,39 @@ const STEP_KEYS: &[&str] = &[
     "tls",
     "wait",
 ];
-const STEP_KINDS: &[&str] = &["http", "websocket", "tcp", "dns", "tls", "wait"];
+/// The step kinds, each the key that names it in a step; matched exhaustively below, so a new
+/// kind cannot be parsed as another by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KindKey {
+    Http,
+    Websocket,
+    Tcp,
+    Dns,
+    Tls,
+    Wait,
+}
+
+impl KindKey {
+    const ALL: [KindKey; 6] = [
+        KindKey::Http,
+        KindKey::Websocket,
+        KindKey::Tcp,
+        KindKey::Dns,
+        KindKey::Tls,
+        KindKey::Wait,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            KindKey::Http => "http",
+            KindKey::Websocket => "websocket",
+            KindKey::Tcp => "tcp",
+            KindKey::Dns => "dns",
+            KindKey::Tls => "tls",
+            KindKey::Wait => "wait",
+        }
+    }
+}
 
 pub const DEFAULT_JOURNEY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,34 +437,45 @@ fn step(
         c.err(v.pos, format!("duplicate step name `{name}`"));
     }
     let what = |field: &str| format!("`{field}` of step `{}`", name.as_deref().unwrap_or("?"));
-    let kinds: Vec<&str> = STEP_KINDS
-        .iter()
-        .copied()
-        .filter(|k| f.get(k).is_some())
+    let kinds: Vec<KindKey> = KindKey::ALL
+        .into_iter()
+        .filter(|k| f.get(k.key()).is_some())
         .collect();
     let kind = match kinds.as_slice() {
         [kind] => {
-            let body = f.get(kind)?;
-            match *kind {
-                "http" => http::http_step(c, body, defined, &name).map(StepKind::Http),
-                "websocket" => websocket::websocket_step(c, body, defined).map(StepKind::Websocket),
-                "tcp" => probes::tcp_step(c, body, defined).map(StepKind::Tcp),
-                "dns" => probes::dns_step(c, body, defined).map(StepKind::Dns),
-                "tls" => probes::tls_step(c, body, defined).map(StepKind::Tls),
-                _ => probes::wait_step(c, body).map(StepKind::Wait),
+            let body = f.get(kind.key())?;
+            match kind {
+                KindKey::Http => http::http_step(c, body, defined, &name).map(StepKind::Http),
+                KindKey::Websocket => {
+                    websocket::websocket_step(c, body, defined).map(StepKind::Websocket)
+                }
+                KindKey::Tcp => probes::tcp_step(c, body, defined).map(StepKind::Tcp),
+                KindKey::Dns => probes::dns_step(c, body, defined).map(StepKind::Dns),
+                KindKey::Tls => probes::tls_step(c, body, defined).map(StepKind::Tls),
+                KindKey::Wait => probes::wait_step(c, body).map(StepKind::Wait),
             }
         }
         [] => {
             c.err(
                 n.pos,
-                format!("step needs exactly one kind: {}", STEP_KINDS.join(", ")),
+                format!(
+                    "step needs exactly one kind: {}",
+                    KindKey::ALL.map(KindKey::key).join(", ")
+                ),
             );
             None
         }
         [_, second, ..] => {
             c.err(
-                f.key_pos(second)?,
-                format!("a step has exactly one kind; found {}", kinds.join(" and ")),
+                f.key_pos(second.key())?,
+                format!(
+                    "a step has exactly one kind; found {}",
+                    kinds
+                        .iter()
+                        .map(|k| k.key())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
             );
             None
         }

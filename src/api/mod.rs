@@ -10,8 +10,8 @@
 //! - `errors`: the one shape of every error answer (JSON under `/api`, a page elsewhere).
 
 pub mod anomalies;
-pub mod app;
 pub mod auth;
+pub mod dashboard;
 mod depmap;
 pub mod digests;
 mod errors;
@@ -96,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router(state.clone()))
         .merge(digests::router(state.clone()))
         .merge(status::router(state.clone()))
-        .merge(app::router(state.clone()))
+        .merge(dashboard::router(state.clone()))
         .merge(metrics::router(state.clone()))
         // Unmatched routes answer 404 through `errors::shape`, like every other error.
         .fallback(|| async { StatusCode::NOT_FOUND })

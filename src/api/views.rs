@@ -1,7 +1,7 @@
 //! The dashboard's views as JSON, for scripts and other front ends: `GET /api/v1/overview`
 //! (`?tag=&owner=&location=`), `GET /api/v1/journeys/{name}` (what the journey page shows)
 //! and `GET /api/v1/dependencies` (the dependency map). The pages and these answers are made
-//! by the same functions in [`super::app`]; like the rest of the read API they need no login.
+//! by the same functions in [`super::dashboard`]; like the rest of the read API they need no login.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::app::journeys::{self as page, availability};
-use super::app::overview::{OverviewQuery, Row};
+use super::dashboard::journeys::{self as page, availability};
+use super::dashboard::overview::{OverviewQuery, Row};
 use super::depmap::Health;
 use super::extract::{Path, Query};
 use super::histogram::{self, Bin};
@@ -48,7 +48,7 @@ async fn overview(
     let s = snapshot(&state, Scope::All).await?;
     let catalog = state.catalog().clone();
     Ok(Json(Overview {
-        journeys: super::app::overview::rows(&s, &catalog, &filter),
+        journeys: super::dashboard::overview::rows(&s, &catalog, &filter),
     }))
 }
 

@@ -28,6 +28,7 @@ use crate::service::cluster::{self, ClaimingExecutor, Cluster};
 use crate::service::commands::AlertHandle;
 use crate::service::metrics::Metrics;
 use crate::service::outbox::Outbox;
+use crate::service::reload::Loading;
 use crate::service::{Reloader, StoreSink, baselines};
 use crate::store::{Store, StoreError, StoreWriter, WriterConfig};
 use crate::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
@@ -162,18 +163,21 @@ impl App {
             },
         ));
         let catalog = Arc::new(RwLock::new(Catalog::default()));
-        let parse_options = ParseOptions {
-            extra_vars: options.overrides.keys().cloned().collect(),
-            ..ParseOptions::default()
+        let loading = Loading {
+            parse: ParseOptions {
+                extra_vars: options.overrides.keys().cloned().collect(),
+                ..ParseOptions::default()
+            },
+            schedule: options.schedule,
+            location: Some(config.location.clone()),
         };
         let mut reloader = Reloader::new(
             config.journeys.clone(),
             store.clone(),
             catalog.clone(),
             scheduler.clone(),
-        )
-        .with(parse_options, options.schedule)
-        .at(config.location.clone());
+            loading,
+        );
         reloader.poll().await;
 
         let outbox = Outbox::new(&config.alerting, store.clone(), metrics.clone());

@@ -10,9 +10,9 @@
 mod chaos;
 mod db;
 mod faults;
-mod feed;
 mod history;
 pub mod launch;
+mod order_stream;
 mod payments;
 mod shop;
 #[cfg(test)]
@@ -96,7 +96,7 @@ impl DemoTarget {
         let stop = CancellationToken::new();
         let state = Arc::new(shop::Shop {
             db: db::Db::open(shop.tracer().clone()).await?,
-            feed: feed::Feed::new(faults.clone(), stop.clone()),
+            orders: order_stream::OrderStream::new(faults.clone(), stop.clone()),
             faults: faults.clone(),
             payments: payments::PaymentsClient::new(payments_addr, shop.tracer().clone())?,
             tracer: shop.tracer().clone(),

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::db::Db;
 use super::faults::Faults;
-use super::feed::{self, Feed};
+use super::order_stream::{self, OrderStream};
 use super::payments::PaymentsClient;
 use super::trace::RequestSpan;
 
@@ -44,7 +44,7 @@ pub(super) const RECOMMENDATION_COST: Duration = Duration::from_millis(6);
 /// The shop's state, shared by every request.
 pub(super) struct Shop {
     pub db: Db,
-    pub feed: Feed,
+    pub orders: OrderStream,
     pub faults: Faults,
     pub payments: PaymentsClient,
     /// For the spans of work done after the request (shipping).
@@ -281,7 +281,7 @@ async fn place_order(
         .fetch_optional(shop.db.pool())
         .await?;
     let (id,) = order.ok_or(sqlx::Error::RowNotFound)?;
-    shop.feed.publish(id, "confirmed");
+    shop.orders.publish(id, "confirmed");
     tokio::spawn(ship(Arc::clone(&shop), id, cx));
     let location = format!("/api/orders/{id}");
     Ok((
@@ -391,7 +391,7 @@ async fn cancel_order(
     if deleted == 0 {
         return Ok(error(StatusCode::NOT_FOUND, "no such order"));
     }
-    shop.feed.publish(id, "cancelled");
+    shop.orders.publish(id, "cancelled");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -421,7 +421,7 @@ async fn ship(shop: AppState, id: i64, placed: Context) {
         .execute(shop.db.pool())
         .await;
     match shipped {
-        Ok(1) => shop.feed.publish(id, "shipped"),
+        Ok(1) => shop.orders.publish(id, "shipped"),
         Ok(_) => {}
         Err(e) => {
             tracing::error!(order_id = id, error = %e, "demo shop: cannot ship");
@@ -439,7 +439,7 @@ async fn order_feed(
     ws: WebSocketUpgrade,
 ) -> Answer {
     // Subscribed before the snapshot is read: a change in between is seen twice, not missed.
-    let updates = shop.feed.subscribe();
+    let updates = shop.orders.subscribe();
     let orders: Vec<(i64, String)> = shop
         .db
         .sql(&cx, "SELECT id, status FROM orders ORDER BY id")
@@ -447,7 +447,7 @@ async fn order_feed(
         .await?;
     let snapshot = orders
         .iter()
-        .map(|(id, status)| feed::order_event(*id, status))
+        .map(|(id, status)| order_stream::order_event(*id, status))
         .collect();
-    Ok(shop.feed.upgrade(ws, snapshot, updates))
+    Ok(shop.orders.upgrade(ws, snapshot, updates))
 }

@@ -40,12 +40,19 @@ pub struct Reloader {
     seen: Option<Fingerprint>,
     /// Versions already recorded in the store, by (name, sha256).
     recorded: HashSet<(String, String)>,
+    loading: Loading,
+}
+
+/// How the reloader reads the files and what it schedules.
+#[derive(Clone, Default)]
+pub struct Loading {
     /// Variables supplied from outside the files (an embedding's overrides).
-    options: ParseOptions,
+    pub parse: ParseOptions,
     /// Every journey runs on this schedule instead of its own (`waymark demo --every`).
-    schedule: Option<Schedule>,
-    /// This node's location: journeys that list others are in the catalog, not scheduled.
-    location: Option<String>,
+    pub schedule: Option<Schedule>,
+    /// This node's location: journeys that list others are in the catalog, not scheduled
+    /// (those listing no location run everywhere). `None`: every journey is scheduled.
+    pub location: Option<String>,
 }
 
 fn fingerprint(dir: &Path) -> Fingerprint {
@@ -103,6 +110,7 @@ impl Reloader {
         store: Store,
         catalog: Arc<RwLock<Catalog>>,
         scheduler: Arc<Scheduler>,
+        loading: Loading,
     ) -> Reloader {
         Reloader {
             dir,
@@ -111,31 +119,15 @@ impl Reloader {
             scheduler,
             seen: None,
             recorded: HashSet::new(),
-            options: ParseOptions::default(),
-            schedule: None,
-            location: None,
+            loading,
         }
-    }
-
-    /// Schedules only the journeys that run from `location` (those listing no location run
-    /// everywhere).
-    pub fn at(mut self, location: String) -> Reloader {
-        self.location = Some(location);
-        self
     }
 
     fn runs_here(&self, journey: &Journey) -> bool {
-        match &self.location {
+        match &self.loading.location {
             Some(here) => journey.locations.is_empty() || journey.locations.contains(here),
             None => true,
         }
-    }
-
-    /// Parses with `options` and replaces every journey's schedule with `schedule`.
-    pub fn with(mut self, options: ParseOptions, schedule: Option<Schedule>) -> Reloader {
-        self.options = options;
-        self.schedule = schedule;
-        self
     }
 
     /// Loads the directory again if any file changed since the last call; `true` if it did.
@@ -143,7 +135,7 @@ impl Reloader {
         let dir = self.dir.clone();
         let first = self.seen.is_none();
         let seen = self.seen.clone();
-        let options = self.options.clone();
+        let options = self.loading.parse.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("journey-load".into())
@@ -173,7 +165,7 @@ impl Reloader {
                 return false;
             }
         };
-        if let Some(schedule) = &self.schedule {
+        if let Some(schedule) = &self.loading.schedule {
             for j in &mut loaded.journeys {
                 j.schedule = schedule.clone();
             }

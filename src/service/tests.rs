@@ -1,7 +1,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::reload::Reloader;
+use super::reload::{Loading, Reloader};
 use super::retention;
 use crate::api::test_support::Recorder;
 use crate::config::Retention;
@@ -42,6 +42,7 @@ async fn reload_keeps_the_last_good_version_of_a_broken_file() {
         store.clone(),
         catalog.clone(),
         scheduler.clone(),
+        Loading::default(),
     );
     assert!(reloader.poll().await);
     assert_eq!(names(&catalog), ["a"]);
@@ -205,8 +206,16 @@ async fn a_node_schedules_only_the_journeys_that_run_from_its_location() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let catalog = Arc::new(RwLock::new(Catalog::default()));
     let scheduler = recording_scheduler();
-    let mut reloader =
-        Reloader::new(jdir, store, catalog.clone(), scheduler.clone()).at("eu-west".to_string());
+    let mut reloader = Reloader::new(
+        jdir,
+        store,
+        catalog.clone(),
+        scheduler.clone(),
+        Loading {
+            location: Some("eu-west".to_string()),
+            ..Loading::default()
+        },
+    );
     assert!(reloader.poll().await);
     assert_eq!(
         names(&catalog),

@@ -26,7 +26,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::net::Clock;
+use super::net::Budget;
 use super::{
     Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
     Timings, finish, summarize_headers,
@@ -37,15 +37,15 @@ use request::RequestSpec;
 
 impl StepExecutor for HttpStep {
     async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
-        let clock = Clock::new(ctx.deadline);
+        let budget = Budget::new(ctx.deadline);
         let spec = match RequestSpec::render(self, ctx) {
             Ok(spec) => spec,
             Err(HttpError::Render(e)) => return Attempt::from(e),
             Err(e) => return Attempt::failed(e.class(), e.to_string()),
         };
         let mut attempt = Attempt::default();
-        let outcome = exchange(self, spec, &clock, &mut attempt).await;
-        finish(&mut attempt, clock.elapsed());
+        let outcome = exchange(self, spec, &budget, &mut attempt).await;
+        finish(&mut attempt, budget.elapsed());
         if let Err(e) = outcome {
             attempt.failure = Some(e.into());
         }
@@ -105,7 +105,7 @@ impl From<HttpError> for Failure {
 async fn exchange(
     step: &HttpStep,
     mut spec: RequestSpec,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<(), HttpError> {
     let mut redirects = 0;
@@ -118,14 +118,14 @@ async fn exchange(
             &spec.url,
             step.insecure_skip_verify,
             step.max_body_bytes,
-            clock,
+            budget,
             attempt,
         )
         .await?;
         let request = spec.to_request(conn.protocol())?;
         attempt.request = Some(summarize_request(&request, &spec));
         let started = Instant::now();
-        let response = conn.send(request, clock).await?;
+        let response = conn.send(request, budget).await?;
         Timings::add(&mut attempt.timings.ttfb, started.elapsed());
         record_head(&response, &spec, redirects, attempt);
 
@@ -142,7 +142,7 @@ async fn exchange(
             redirects += 1;
             continue;
         }
-        return read_final_body(step, &spec.method, response, clock, attempt).await;
+        return read_final_body(step, &spec.method, response, budget, attempt).await;
     }
 }
 
@@ -169,7 +169,7 @@ async fn read_final_body(
     step: &HttpStep,
     method: &Method,
     response: Response<Incoming>,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<(), HttpError> {
     let coding = decode::Coding::of(response.headers()).filter(|_| step.compressed);
@@ -183,7 +183,7 @@ async fn read_final_body(
                 coding,
                 step.max_body_bytes,
                 &mut body,
-                clock,
+                budget,
             )
             .await;
             let download = wire.last_byte.unwrap_or_else(|| started.elapsed());
@@ -200,7 +200,7 @@ async fn read_final_body(
                         response.into_body(),
                         step.max_body_bytes,
                         &mut body,
-                        clock,
+                        budget,
                     )
                     .await
                 }

@@ -5,7 +5,7 @@
 //! them the same way. Executors never panic on hostile input and always return by the
 //! attempt's deadline.
 //!
-//! Shared plumbing: `net` reaches a host (DNS, TCP, the deadline `net::Clock`) and
+//! Shared plumbing: `net` reaches a host (DNS, TCP, the attempt's time budget `net::Budget`) and
 //! `tls_client` runs TLS over it, for the `http`, `websocket`, `tcp` and `tls` steps alike.
 //! This file holds the types every executor reports with and the small helpers that build
 //! and finish them (`failure`, `finish`, `error_chain`).

@@ -1,5 +1,5 @@
 //! Reaching a host, for every step that opens a connection (`http`, `websocket`, `tcp`,
-//! `tls`): the attempt's deadline ([`Clock`]), resolving the host and connecting over TCP.
+//! `tls`): the attempt's deadline ([`Budget`]), resolving the host and connecting over TCP.
 //!
 //! A host that is an IP literal (`[v6]` too) skips DNS; anything else goes through the system
 //! resolver, and the addresses are tried in resolver order. Each phase is timed into
@@ -18,14 +18,14 @@ use super::{Attempt, Failure, FailureClass, Timings, error_chain, failure};
 
 /// The attempt's time budget: when it started (for `total` and messages) and when it must be
 /// over.
-pub(crate) struct Clock {
+pub(crate) struct Budget {
     start: Instant,
     deadline: Instant,
 }
 
-impl Clock {
-    pub fn new(deadline: Instant) -> Clock {
-        Clock {
+impl Budget {
+    pub fn new(deadline: Instant) -> Budget {
+        Budget {
             start: Instant::now(),
             deadline,
         }
@@ -66,12 +66,12 @@ impl Clock {
 pub(crate) async fn connect(
     host: &str,
     port: u16,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<(TcpStream, SocketAddr), Failure> {
     attempt.facts.connected.get_or_insert(false);
-    let addrs = resolve(host, port, clock, &mut attempt.timings).await?;
-    let (stream, peer) = connect_any(&addrs, clock, &mut attempt.timings).await?;
+    let addrs = resolve(host, port, budget, &mut attempt.timings).await?;
+    let (stream, peer) = connect_any(&addrs, budget, &mut attempt.timings).await?;
     attempt.facts.connected = Some(true);
     attempt.facts.ip = Some(peer.ip());
     Ok((stream, peer))
@@ -91,7 +91,7 @@ pub(crate) fn ip_literal(host: &str) -> (&str, Option<IpAddr>) {
 async fn resolve(
     host: &str,
     port: u16,
-    clock: &Clock,
+    budget: &Budget,
     timings: &mut Timings,
 ) -> Result<Vec<SocketAddr>, Failure> {
     let (name, ip) = ip_literal(host);
@@ -108,7 +108,7 @@ async fn resolve(
         )
     };
     let started = Instant::now();
-    let addrs: Vec<SocketAddr> = clock
+    let addrs: Vec<SocketAddr> = budget
         .limit(
             format!("DNS resolution of `{name}`"),
             tokio::net::lookup_host((name, port)),
@@ -126,14 +126,14 @@ async fn resolve(
 /// Tries each address in order until one accepts; the connect phase covers all tries.
 async fn connect_any(
     addrs: &[SocketAddr],
-    clock: &Clock,
+    budget: &Budget,
     timings: &mut Timings,
 ) -> Result<(TcpStream, SocketAddr), Failure> {
     let started = Instant::now();
     let mut errors = Vec::new();
     for &addr in addrs {
         let connecting = TcpStream::connect(addr);
-        match clock
+        match budget
             .limit(format!("TCP connection to {addr}"), connecting)
             .await?
         {

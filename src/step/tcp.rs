@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::net::{self, Clock};
+use super::net::{self, Budget};
 use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
 use crate::journey::template::Scope;
 use crate::journey::{BytesTemplate, TcpStep};
@@ -21,12 +21,12 @@ const READ_CHUNK: usize = 8 * 1024;
 
 impl StepExecutor for TcpStep {
     async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
-        let clock = Clock::new(ctx.deadline);
+        let budget = Budget::new(ctx.deadline);
         let mut attempt = Attempt::default();
-        if let Err(failure) = self.run(ctx, &clock, &mut attempt).await {
+        if let Err(failure) = self.run(ctx, &budget, &mut attempt).await {
             attempt.failure = Some(failure);
         }
-        finish(&mut attempt, clock.elapsed());
+        finish(&mut attempt, budget.elapsed());
         attempt
     }
 }
@@ -56,12 +56,12 @@ impl TcpStep {
     async fn run(
         &self,
         ctx: &StepContext<'_>,
-        clock: &Clock,
+        budget: &Budget,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
         let TcpTarget { host, send, expect } = self.target(&ctx.scope)?;
 
-        let (mut stream, peer) = net::connect(&host, self.port, clock, attempt).await?;
+        let (mut stream, peer) = net::connect(&host, self.port, budget, attempt).await?;
         if let Some(bytes) = &send {
             match timeout_at(ctx.deadline, stream.write_all(bytes)).await {
                 Err(_) => {

@@ -11,7 +11,7 @@ use rustls::ClientConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout_at;
 
-use super::net::{self, Clock};
+use super::net::{self, Budget};
 use super::tls_client::{self, Alpn, TlsOptions};
 use super::{Attempt, Failure, FailureClass, StepContext, StepExecutor, failure, finish};
 use crate::journey::TlsStep;
@@ -50,12 +50,12 @@ impl TlsStep {
 
     /// One attempt with the given client configuration (tests bring their own roots).
     async fn probe(&self, ctx: &StepContext<'_>, config: Arc<ClientConfig>) -> Attempt {
-        let clock = Clock::new(ctx.deadline);
+        let budget = Budget::new(ctx.deadline);
         let mut attempt = Attempt::default();
-        if let Err(failure) = self.run(ctx, config, &clock, &mut attempt).await {
+        if let Err(failure) = self.run(ctx, config, &budget, &mut attempt).await {
             attempt.failure = Some(failure);
         }
-        finish(&mut attempt, clock.elapsed());
+        finish(&mut attempt, budget.elapsed());
         attempt
     }
 
@@ -63,14 +63,14 @@ impl TlsStep {
         &self,
         ctx: &StepContext<'_>,
         config: Arc<ClientConfig>,
-        clock: &Clock,
+        budget: &Budget,
         attempt: &mut Attempt,
     ) -> Result<(), Failure> {
         let (host, sni) = self.target(&ctx.scope)?;
-        let (tcp, peer) = net::connect(&host, self.port, clock, attempt).await?;
-        let mut stream = tls_client::handshake(tcp, sni, peer, config, clock, attempt).await?;
+        let (tcp, peer) = net::connect(&host, self.port, budget, attempt).await?;
+        let mut stream = tls_client::handshake(tcp, sni, peer, config, budget, attempt).await?;
         // close_notify, then FIN; the peer's own close_notify is not awaited.
-        let _ = timeout_at(clock.deadline(), stream.shutdown()).await;
+        let _ = timeout_at(budget.deadline(), stream.shutdown()).await;
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use x509_parser::extensions::GeneralName;
 
-use super::net::{Clock, ip_literal};
+use super::net::{Budget, ip_literal};
 use super::{Attempt, Failure, FailureClass, Timings, failure};
 use crate::journey::facts::Facts;
 
@@ -147,12 +147,12 @@ pub(crate) async fn handshake(
     name: ServerName<'static>,
     peer: SocketAddr,
     config: Arc<ClientConfig>,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<TlsStream<TcpStream>, Failure> {
     let shown = name.to_str().into_owned();
     let started = Instant::now();
-    let stream = clock
+    let stream = budget
         .limit(
             format!("the TLS handshake with {shown} ({peer})"),
             TlsConnector::from(config).connect(name, tcp),

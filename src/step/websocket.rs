@@ -31,7 +31,7 @@ use super::http::request::{
     USER_AGENT, add_propagation_headers, host_header, render_headers, sendable,
 };
 use super::http::transport::{self, Transport};
-use super::net::Clock;
+use super::net::Budget;
 use super::tls_client::{Alpn, TlsOptions};
 use super::{
     Attempt, Failure, FailureClass, RequestSummary, ResponseSummary, StepContext, StepExecutor,
@@ -45,7 +45,7 @@ const EXCERPT_CHARS: usize = 200;
 
 impl StepExecutor for WebsocketStep {
     async fn execute(&self, ctx: &StepContext<'_>) -> Attempt {
-        let clock = Clock::new(ctx.deadline);
+        let budget = Budget::new(ctx.deadline);
         let upgrade = match Upgrade::render(self, ctx) {
             Ok(upgrade) => upgrade,
             Err(failure) => {
@@ -53,7 +53,7 @@ impl StepExecutor for WebsocketStep {
                     failure: Some(failure),
                     ..Attempt::default()
                 };
-                finish(&mut attempt, clock.elapsed());
+                finish(&mut attempt, budget.elapsed());
                 return attempt;
             }
         };
@@ -61,9 +61,9 @@ impl StepExecutor for WebsocketStep {
             request: Some(upgrade.summary()),
             ..Attempt::default()
         };
-        let outcome = converse(self, ctx, upgrade, &clock, &mut attempt).await;
+        let outcome = converse(self, ctx, upgrade, &budget, &mut attempt).await;
         // The script sets the total before its closing courtesy; failures before it did not.
-        let total = attempt.timings.total.unwrap_or_else(|| clock.elapsed());
+        let total = attempt.timings.total.unwrap_or_else(|| budget.elapsed());
         finish(&mut attempt, total);
         if let Err(failure) = outcome {
             attempt.failure = Some(failure);
@@ -78,23 +78,23 @@ async fn converse(
     step: &WebsocketStep,
     ctx: &StepContext<'_>,
     upgrade: Upgrade,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<(), Failure> {
     let tls = (upgrade.url.scheme() == "wss").then_some(TlsOptions {
         insecure_skip_verify: step.insecure_skip_verify,
         alpn: Alpn::Http1,
     });
-    let transport = transport::open(&upgrade.url, tls, clock, attempt).await?;
+    let transport = transport::open(&upgrade.url, tls, budget, attempt).await?;
     // One monomorphisation per stream type keeps the rest free of an enum of streams.
     match transport {
         Transport::Plain(tcp) => {
-            let ws = handshake(step, upgrade, tcp, clock, ctx.scope.redactor, attempt).await?;
-            script::play(ws, step, ctx, clock, attempt).await
+            let ws = handshake(step, upgrade, tcp, budget, ctx.scope.redactor, attempt).await?;
+            script::play(ws, step, ctx, budget, attempt).await
         }
         Transport::Tls(tls) => {
-            let ws = handshake(step, upgrade, *tls, clock, ctx.scope.redactor, attempt).await?;
-            script::play(ws, step, ctx, clock, attempt).await
+            let ws = handshake(step, upgrade, *tls, budget, ctx.scope.redactor, attempt).await?;
+            script::play(ws, step, ctx, budget, attempt).await
         }
     }
 }
@@ -179,7 +179,7 @@ async fn handshake<S>(
     step: &WebsocketStep,
     upgrade: Upgrade,
     stream: S,
-    clock: &Clock,
+    budget: &Budget,
     redactor: &Redactor,
     attempt: &mut Attempt,
 ) -> Result<WebSocketStream<S>, Failure>
@@ -194,7 +194,7 @@ where
         .max_message_size(Some(cap))
         .max_frame_size(Some(cap));
     let started = Instant::now();
-    let upgraded = clock
+    let upgraded = budget
         .limit(
             "the WebSocket handshake (101 Switching Protocols)",
             tokio_tungstenite::client_async_with_config(request, stream, Some(config)),

@@ -6,8 +6,8 @@
 //! [`REFRESH`] (readers get the previous one meanwhile): a status page is read far more often
 //! than runs change it, and an outage brings many readers at once.
 
+mod atom;
 mod badge;
-mod feed;
 mod rendered;
 pub mod snapshot;
 
@@ -292,7 +292,7 @@ fn public_pages(state: &AppState, s: &Snapshot) -> Result<PublicPages, ApiError>
     })
     .map_err(|e| ApiError::Internal(e.into()))?;
     let base = state.config.alerting.dashboard_url.as_deref().unwrap_or("");
-    let atom = feed::atom(s, &state.config.status_page.title, base);
+    let atom = atom::atom(s, &state.config.status_page.title, base);
     // `no-cache`: a reader may keep a copy but asks each time (a 304 when nothing changed),
     // so a change shows on the next request.
     Ok(PublicPages {

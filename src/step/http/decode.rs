@@ -30,7 +30,7 @@ use tokio_util::io::StreamReader;
 
 use super::HttpError;
 use crate::step::error_chain;
-use crate::step::net::Clock;
+use crate::step::net::Budget;
 
 /// What `Accept-Encoding` says by default: what [`Coding`] decodes, as browsers and
 /// `curl --compressed` send it.
@@ -100,7 +100,7 @@ pub(super) async fn read_decoded(
     coding: Coding,
     limit: u64,
     buf: &mut Vec<u8>,
-    clock: &Clock,
+    budget: &Budget,
 ) -> (Wire, Result<(), HttpError>) {
     let started = Instant::now();
     let meter = Arc::new(Meter::default());
@@ -116,7 +116,15 @@ pub(super) async fn read_decoded(
             chunk
         })
         .map_err(io::Error::other);
-    let result = decode(StreamReader::new(stream), coding, limit, buf, clock, &meter).await;
+    let result = decode(
+        StreamReader::new(stream),
+        coding,
+        limit,
+        buf,
+        budget,
+        &meter,
+    )
+    .await;
     let bytes = meter.bytes.load(Ordering::Relaxed);
     let wire = Wire {
         bytes,
@@ -131,7 +139,7 @@ async fn decode<R>(
     coding: Coding,
     limit: u64,
     buf: &mut Vec<u8>,
-    clock: &Clock,
+    budget: &Budget,
     meter: &Meter,
 ) -> Result<(), HttpError>
 where
@@ -140,7 +148,7 @@ where
     let received = || meter.bytes.load(Ordering::Relaxed);
     let failed = |e: io::Error| read_failed(e, coding, received());
     // An empty body (HEAD, 204, 304, or a server that labels nothing) has nothing to decode.
-    let head = clock
+    let head = budget
         .limit("response body", reader.fill_buf())
         .await?
         .map_err(failed)?;
@@ -160,7 +168,7 @@ where
     };
     let mut chunk = vec![0u8; CHUNK];
     loop {
-        let n = clock
+        let n = budget
             .limit("response body", decoder.read(&mut chunk))
             .await?
             .map_err(failed)?;

@@ -3,7 +3,7 @@
 //! request and reading the body. The WebSocket step shares the first phases ([`open`]) and
 //! does its own upgrade.
 //!
-//! Every wait goes through [`Clock::limit`], so an expired deadline always surfaces as a
+//! Every wait goes through [`Budget::limit`], so an expired deadline always surfaces as a
 //! `Timeout` naming the phase, with the phases completed before it already recorded.
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use tokio_rustls::client::TlsStream;
 use url::Url;
 
 use super::HttpError;
-use crate::step::net::{self, Clock};
+use crate::step::net::{self, Budget};
 use crate::step::tls_client::{self, Alpn, TlsOptions};
 use crate::step::{Attempt, Failure, FailureClass, error_chain, failure};
 
@@ -75,7 +75,7 @@ impl Connection {
     pub async fn send(
         &mut self,
         request: Request<Full<Bytes>>,
-        clock: &Clock,
+        budget: &Budget,
     ) -> Result<Response<Incoming>, HttpError> {
         let response = async {
             match &mut self.sender {
@@ -89,7 +89,7 @@ impl Connection {
                 }
             }
         };
-        clock
+        budget
             .limit("response headers", response)
             .await?
             .map_err(|e| HttpError::Protocol(format!("no valid response: {}", error_chain(&e))))
@@ -101,22 +101,22 @@ pub(super) async fn connect(
     url: &Url,
     insecure_skip_verify: bool,
     max_body_bytes: u64,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<Connection, HttpError> {
     let tls = (url.scheme() == "https").then_some(TlsOptions {
         insecure_skip_verify,
         alpn: Alpn::Http,
     });
-    match open(url, tls, clock, attempt).await? {
-        Transport::Plain(tcp) => handshake(tcp, Protocol::Http1, max_body_bytes, clock).await,
+    match open(url, tls, budget, attempt).await? {
+        Transport::Plain(tcp) => handshake(tcp, Protocol::Http1, max_body_bytes, budget).await,
         Transport::Tls(stream) => {
             let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 Protocol::Http2
             } else {
                 Protocol::Http1
             };
-            handshake(*stream, protocol, max_body_bytes, clock).await
+            handshake(*stream, protocol, max_body_bytes, budget).await
         }
     }
 }
@@ -132,14 +132,14 @@ pub(crate) enum Transport {
 pub(crate) async fn open(
     url: &Url,
     tls: Option<TlsOptions>,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<Transport, Failure> {
     let host = url
         .host_str()
         .ok_or_else(|| failure(FailureClass::Template, format!("URL `{url}` has no host")))?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let (tcp, peer) = net::connect(host, port, clock, attempt).await?;
+    let (tcp, peer) = net::connect(host, port, budget, attempt).await?;
     let Some(options) = tls else {
         return Ok(Transport::Plain(tcp));
     };
@@ -147,7 +147,7 @@ pub(crate) async fn open(
     // certificate (it may come from a redirect's Location).
     let sni = tls_client::server_name(host)
         .map_err(|reason| tls_client::handshake_failed(host, peer, &reason))?;
-    let stream = tls_client::handshake(tcp, sni, peer, options.config(), clock, attempt).await?;
+    let stream = tls_client::handshake(tcp, sni, peer, options.config(), budget, attempt).await?;
     Ok(Transport::Tls(Box::new(stream)))
 }
 
@@ -156,7 +156,7 @@ async fn handshake<S>(
     io: S,
     protocol: Protocol,
     max_body_bytes: u64,
-    clock: &Clock,
+    budget: &Budget,
 ) -> Result<Connection, HttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -167,7 +167,7 @@ where
     };
     match protocol {
         Protocol::Http1 => {
-            let (sender, conn) = clock
+            let (sender, conn) = budget
                 .limit("HTTP/1.1 handshake", http1::handshake(io))
                 .await?
                 .map_err(failed)?;
@@ -182,7 +182,7 @@ where
                 .initial_stream_window_size(window)
                 .initial_connection_window_size(window)
                 .clone();
-            let (sender, conn) = clock
+            let (sender, conn) = budget
                 .limit("HTTP/2 handshake", builder.handshake(io))
                 .await?
                 .map_err(failed)?;
@@ -208,9 +208,9 @@ pub(super) async fn read_body(
     mut body: Incoming,
     limit: u64,
     buf: &mut Vec<u8>,
-    clock: &Clock,
+    budget: &Budget,
 ) -> Result<(), HttpError> {
-    while let Some(frame) = clock.limit("response body", body.frame()).await? {
+    while let Some(frame) = budget.limit("response body", body.frame()).await? {
         let frame = frame.map_err(|e| {
             HttpError::Protocol(format!(
                 "response body broken off after {} bytes: {}",

@@ -24,7 +24,7 @@ use crate::journey::facts::Facts;
 use crate::journey::template::{Redactor, Scope, Vars, value_text};
 use crate::journey::{WebsocketStep, WsAction, WsPayload};
 use crate::step::http::request::render_json;
-use crate::step::net::Clock;
+use crate::step::net::Budget;
 use crate::step::{ActionOutcome, Attempt, Failure, FailureClass, StepContext};
 
 /// How long the closing courtesy after the script may wait for the peer's close frame.
@@ -36,7 +36,7 @@ pub(super) async fn play<S>(
     ws: WebSocketStream<S>,
     step: &WebsocketStep,
     ctx: &StepContext<'_>,
-    clock: &Clock,
+    budget: &Budget,
     attempt: &mut Attempt,
 ) -> Result<(), Failure>
 where
@@ -78,7 +78,7 @@ where
             break;
         }
     }
-    attempt.timings.total = Some(clock.elapsed());
+    attempt.timings.total = Some(budget.elapsed());
     attempt.facts.messages_received = Some(conversation.received);
     let code = match &outcome {
         Err(f) if f.class == FailureClass::MessageTooLarge => CloseCode::Size,

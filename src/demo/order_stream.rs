@@ -6,7 +6,7 @@
 //!    placed, `shipped` a moment later, `cancelled` when it is cancelled),
 //!
 //! and answers a client's `{"type":"ping","n":N}` with `{"type":"pong","n":N,"echo":true}`.
-//! Changes travel on a broadcast channel held in the shop's state ([`Feed`]).
+//! Changes travel on a broadcast channel held in the shop's state ([`OrderStream`]).
 //!
 //! While the `feed_stalled` fault is on, the feed goes silent the way a stuck consumer does:
 //! nothing is published, a connection opened meanwhile never sends anything (not even the
@@ -25,16 +25,16 @@ use super::faults::Faults;
 const BACKLOG: usize = 64;
 
 /// The sending side of the feed; every subscriber gets its own receiver.
-pub(super) struct Feed {
+pub(super) struct OrderStream {
     updates: broadcast::Sender<String>,
     faults: Faults,
     /// Ends every connection when the shop stops.
     stop: CancellationToken,
 }
 
-impl Feed {
-    pub fn new(faults: Faults, stop: CancellationToken) -> Feed {
-        Feed {
+impl OrderStream {
+    pub fn new(faults: Faults, stop: CancellationToken) -> OrderStream {
+        OrderStream {
             updates: broadcast::channel(BACKLOG).0,
             faults,
             stop,

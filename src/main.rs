@@ -376,36 +376,19 @@ fn digest(
     format: Format,
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    use waymark::app::digest::{DigestRequest, digest_now};
     use waymark::digest::render::{Images, LinkBase, render};
     let config = load_config(config)?;
-    let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-    let to = to.map_or_else(|| midnight(chrono::Utc::now().date_naive()), midnight);
-    let from = from.map_or(to - chrono::Duration::days(14), midnight);
-    anyhow::ensure!(from < to, "--from must be before --to");
-    let loaded = waymark::journey::parse::load_paths(
-        &waymark::journey::parse::journey_files(&config.journeys)
-            .with_context(|| format!("cannot read {}", config.journeys.display()))?,
-        &Default::default(),
-    );
-    for d in &loaded.diagnostics {
+    let request = DigestRequest {
+        owner: owner.to_owned(),
+        from,
+        to,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let (digest, problems) = runtime.block_on(digest_now(&config, &request, chrono::Utc::now()))?;
+    for d in &problems {
         eprintln!("{d}");
     }
-    let journeys: Vec<&waymark::journey::Journey> = loaded.journeys.iter().collect();
-    anyhow::ensure!(
-        journeys.iter().any(|j| j.owner.as_deref() == Some(owner)),
-        "no journey in {} has `owner: {owner}`",
-        config.journeys.display()
-    );
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let digest = runtime.block_on(async {
-        // Reading only: a wrong or missing database is an error, never a new empty one.
-        let shown = waymark::app::redacted_url(&config.database_url);
-        let store = waymark::store::Store::open_existing(&config.database_url, &shown).await?;
-        let digest =
-            waymark::digest::compute(&store, owner, &journeys, from, to, chrono::Utc::now()).await;
-        store.close().await;
-        anyhow::Ok(digest?)
-    })?;
     let links = LinkBase {
         dashboard_url: config.alerting.dashboard_url.clone(),
         trace_url: config.alerting.trace_url.clone(),

@@ -5,6 +5,7 @@
 //! [`App::shutdown_token`]), stops in the named stages of `stop.rs`.
 
 mod api_runtime;
+pub mod digest;
 mod duties;
 mod stop;
 

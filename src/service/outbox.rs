@@ -24,7 +24,7 @@ use crate::api::Metrics;
 use crate::channels::{self as notify, DeliveryError, Notifier};
 use crate::config::alerting::AlertConfig;
 use crate::store::Store;
-use crate::store::alerts::{AfterAttempt, DeliveryAttempt, NotificationRecord};
+use crate::store::alerts::{AfterAttempt, DeliveryAttempt, DeliveryOutcome, NotificationRecord};
 
 /// Notifications read per pass; more wait for the next pass.
 const BATCH: u32 = 500;
@@ -199,7 +199,13 @@ impl Outbox {
         let (after, attempt) = match result {
             Ok(delivered) => (
                 AfterAttempt::Delivered,
-                attempt_of(at, started, delivered.status, "delivered", None),
+                attempt_of(
+                    at,
+                    started,
+                    delivered.status,
+                    DeliveryOutcome::Delivered,
+                    None,
+                ),
             ),
             Err(e) => {
                 let after = match &e {
@@ -218,8 +224,8 @@ impl Outbox {
                     }
                 };
                 let outcome = match after {
-                    AfterAttempt::Failed => "failed",
-                    _ => "retry",
+                    AfterAttempt::Failed => DeliveryOutcome::Failed,
+                    _ => DeliveryOutcome::Retry,
                 };
                 (
                     after,
@@ -227,7 +233,8 @@ impl Outbox {
                 )
             }
         };
-        self.metrics.record_delivery(&n.channel, &attempt.outcome);
+        self.metrics
+            .record_delivery(&n.channel, attempt.outcome.as_str());
         match after {
             AfterAttempt::Failed => tracing::error!(
                 channel = %n.channel, notification = %n.id, incident = n.incident.id,
@@ -255,14 +262,14 @@ fn attempt_of(
     at: DateTime<Utc>,
     started: Instant,
     status: Option<u16>,
-    outcome: &str,
+    outcome: DeliveryOutcome,
     error: Option<String>,
 ) -> DeliveryAttempt {
     DeliveryAttempt {
         at,
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         status_code: status,
-        outcome: outcome.to_string(),
+        outcome,
         error,
     }
 }

@@ -31,10 +31,7 @@ impl Store {
         episode: &Episode,
     ) -> Result<i64> {
         let row = EpisodeRow::new(series, sensitivity, episode)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::e::insert(p, &row).await,
-            Store::Postgres(p) => super::postgres::e::insert(p, &row).await,
-        }
+        dispatch!(self, episodes::insert(&row))
     }
 
     /// Records how an episode ended (its final peak and run count too).
@@ -47,10 +44,7 @@ impl Store {
             episode.peak_value,
             i64::from(episode.anomalous_runs),
         );
-        match self {
-            Store::Sqlite(p) => super::sqlite::e::close(p, args).await,
-            Store::Postgres(p) => super::postgres::e::close(p, args).await,
-        }
+        dispatch!(self, episodes::close(args))
     }
 
     /// Episodes, newest start first.
@@ -61,21 +55,17 @@ impl Store {
             n => i64::from(n),
         };
         let journey = filter.journey.as_deref();
-        match self {
-            Store::Sqlite(p) => {
-                super::sqlite::e::list(p, journey, filter.open_only, since, limit).await
-            }
-            Store::Postgres(p) => {
-                super::postgres::e::list(p, journey, filter.open_only, since, limit).await
-            }
-        }
+        dispatch!(
+            self,
+            episodes::list(journey, filter.open_only, since, limit)
+        )
     }
 }
 
 /// The columns of one episode, as bound to a statement.
 pub(super) struct EpisodeRow<'a> {
     pub series: &'a SeriesKey,
-    pub detector: &'static str,
+    pub detector: DetectorKind,
     pub sensitivity: &'a str,
     pub start_ns: i64,
     pub detected_ns: i64,
@@ -87,7 +77,7 @@ impl<'a> EpisodeRow<'a> {
     fn new(series: &'a SeriesKey, sensitivity: &'a str, episode: &'a Episode) -> Result<Self> {
         Ok(EpisodeRow {
             series,
-            detector: episode.detector.as_str(),
+            detector: episode.detector,
             sensitivity,
             start_ns: ns_of_ms(episode.start_ms)?,
             detected_ns: ns_of_ms(episode.detected_ms)?,
@@ -97,33 +87,44 @@ impl<'a> EpisodeRow<'a> {
     }
 }
 
-pub(super) fn from_row<R: sqlx::Row>(row: &R) -> Result<StoredEpisode>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    let detector: String = row.try_get("detector")?;
-    Ok(StoredEpisode {
-        id: row.try_get("id")?,
-        series: SeriesKey {
-            journey: row.try_get("journey")?,
-            step: row.try_get("step")?,
-            location: row.try_get("location")?,
-        },
-        detector: DetectorKind::parse(&detector)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown detector `{detector}`")))?,
-        sensitivity: row.try_get("sensitivity")?,
-        start: from_ns(row.try_get("start_ns")?),
-        detected: from_ns(row.try_get("detected_ns")?),
-        end: row.try_get::<Option<i64>, _>("end_ns")?.map(from_ns),
-        peak_score: row.try_get("peak_score")?,
-        peak_value: row.try_get("peak_value")?,
-        baseline: row.try_get("baseline")?,
-        anomalous_runs: u32::try_from(row.try_get::<i64, _>("anomalous_runs")?).unwrap_or(u32::MAX),
-    })
+/// An `anomaly_episodes` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct StoredRow {
+    id: i64,
+    journey: String,
+    step: String,
+    location: String,
+    detector: DetectorKind,
+    sensitivity: String,
+    start_ns: i64,
+    detected_ns: i64,
+    end_ns: Option<i64>,
+    peak_score: f64,
+    peak_value: f64,
+    baseline: f64,
+    anomalous_runs: i64,
+}
+
+impl From<StoredRow> for StoredEpisode {
+    fn from(row: StoredRow) -> Self {
+        StoredEpisode {
+            id: row.id,
+            series: SeriesKey {
+                journey: row.journey,
+                step: row.step,
+                location: row.location,
+            },
+            detector: row.detector,
+            sensitivity: row.sensitivity,
+            start: from_ns(row.start_ns),
+            detected: from_ns(row.detected_ns),
+            end: row.end_ns.map(from_ns),
+            peak_score: row.peak_score,
+            peak_value: row.peak_value,
+            baseline: row.baseline,
+            anomalous_runs: u32::try_from(row.anomalous_runs).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 macro_rules! dialect {
@@ -132,7 +133,7 @@ macro_rules! dialect {
 
         use crate::store::Result;
         use crate::baseline::StoredEpisode;
-        use crate::store::episodes::{EpisodeRow, from_row};
+        use crate::store::episodes::{EpisodeRow, StoredRow};
 
         type Db = $db;
 
@@ -185,7 +186,7 @@ macro_rules! dialect {
             since_ns: Option<i64>,
             limit: i64,
         ) -> Result<Vec<StoredEpisode>> {
-            let rows = sqlx::query(
+            let rows: Vec<StoredRow> = sqlx::query_as(
                 "SELECT * FROM anomaly_episodes \
                  WHERE ($1 IS NULL OR journey = $1) AND (NOT $2 OR end_ns IS NULL) \
                  AND ($3 IS NULL OR end_ns IS NULL OR end_ns >= $3) \
@@ -197,7 +198,7 @@ macro_rules! dialect {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(from_row).collect()
+            Ok(rows.into_iter().map(StoredEpisode::from).collect())
         }
     };
 }

@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use chrono::{DateTime, Utc};
 
-use waymark::alert::IncidentChange;
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
+use waymark::alert::{IncidentChange, ResolvedBy};
 use waymark::digest::model::Trend;
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
@@ -268,7 +268,7 @@ fn incident(
         acknowledged_at: acked.map(t),
         acknowledged_by: acked.map(|_| "ada".to_string()),
         resolved_at: Some(t(resolved)),
-        resolved_by: Some("auto".into()),
+        resolved_by: Some(ResolvedBy::Auto),
         reopened: 0,
         flapping: false,
         cause: Cause {

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
-use waymark::alert::{IncidentChange, IncidentEvent};
+use waymark::alert::{EventKind, IncidentChange, IncidentEvent, ResolvedBy};
 use waymark::baseline::SeriesKey;
 use waymark::baseline::{DetectorKind, Episode};
 use waymark::store::alerts::{
-    AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus,
+    AfterAttempt, DeliveryAttempt, DeliveryOutcome, IncidentFilter, NotificationRecord,
+    NotificationStatus,
 };
 use waymark::store::{EpisodeFilter, Store, StoreError};
 
@@ -85,10 +86,10 @@ fn notification(
     }
 }
 
-fn event(at: DateTime<Utc>, kind: &str, detail: &str) -> IncidentEvent {
+fn event(at: DateTime<Utc>, kind: EventKind, detail: &str) -> IncidentEvent {
     IncidentEvent {
         at,
-        kind: kind.into(),
+        kind,
         detail: detail.into(),
     }
 }
@@ -125,14 +126,14 @@ fn pending(n: &Notification, id: i64) -> NotificationRecord {
 fn attempt(
     at: DateTime<Utc>,
     status_code: Option<u16>,
-    outcome: &str,
+    outcome: DeliveryOutcome,
     error: Option<&str>,
 ) -> DeliveryAttempt {
     DeliveryAttempt {
         at,
         duration_ms: 123.456_789,
         status_code,
-        outcome: outcome.into(),
+        outcome,
         error: error.map(str::to_string),
     }
 }
@@ -146,10 +147,14 @@ async fn new_incident_reads_back_identically(mut db: Db) {
     let events = vec![
         event(
             at(10, 3, 0, 123_456_789),
-            "opened",
+            EventKind::Triggered,
             "step \"pay\" failed at 2 of 3 locations",
         ),
-        event(at(10, 3, 0, 123_456_790), "notified", "pagerduty, slack"),
+        event(
+            at(10, 3, 0, 123_456_790),
+            EventKind::Reminder,
+            "pagerduty, slack",
+        ),
     ];
     let page = notification(&i, "pagerduty", NotificationKind::Triggered, i.opened_at);
     let chat = notification(&i, "slack", NotificationKind::Triggered, i.opened_at);
@@ -197,7 +202,7 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
     shop.channels = vec!["slack".into()];
     let opened = event(
         shop.opened_at,
-        "opened",
+        EventKind::Triggered,
         "checkout is slower than its baseline",
     );
     let triggered = notification(&shop, "slack", NotificationKind::Triggered, shop.opened_at);
@@ -230,7 +235,11 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
     shop.severity = Severity::Failure;
     shop.channels = vec!["slack".into(), "pagerduty".into()];
     shop.cause.error = Some("connection refused".into());
-    let escalated = event(at(9, 10, 0, 5), "escalated", "runs fail at 2 locations");
+    let escalated = event(
+        at(9, 10, 0, 5),
+        EventKind::Escalated,
+        "runs fail at 2 locations",
+    );
     let to_chat = notification(&shop, "slack", NotificationKind::Escalated, at(9, 10, 0, 5));
     let to_page = notification(
         &shop,
@@ -288,7 +297,7 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
     );
     let err = s
         .save_incident(&IncidentChange {
-            events: vec![event(at(9, 30, 0, 0), "opened", "ghost")],
+            events: vec![event(at(9, 30, 0, 0), EventKind::Triggered, "ghost")],
             notifications: vec![lost.clone()],
             ..change(&ghost)
         })
@@ -312,7 +321,7 @@ async fn muted_notifications_are_kept_but_never_pending(db: Db) {
         .save_incident(&IncidentChange {
             events: vec![event(
                 at(2, 0, 0, 0),
-                "muted",
+                EventKind::Muted,
                 "pagerduty: maintenance window",
             )],
             notifications: vec![chat.clone()],
@@ -342,7 +351,7 @@ async fn muted_notifications_are_kept_but_never_pending(db: Db) {
         ]
     );
     // An attempt recorded against a muted notification is kept but does not revive it.
-    let late = attempt(at(2, 1, 0, 0), Some(202), "delivered", None);
+    let late = attempt(at(2, 1, 0, 0), Some(202), DeliveryOutcome::Delivered, None);
     s.record_attempt(page.id, &late, AfterAttempt::Delivered)
         .await
         .unwrap();
@@ -366,7 +375,12 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
         .unwrap();
 
     // PagerDuty: 503 (retry in 30 s), then accepted.
-    let busy = attempt(at(3, 0, 1, 7), Some(503), "retry", Some("status 503: busy"));
+    let busy = attempt(
+        at(3, 0, 1, 7),
+        Some(503),
+        DeliveryOutcome::Retry,
+        Some("status 503: busy"),
+    );
     let retry_at = at(3, 0, 31, 999_999_999);
     s.record_attempt(page.id, &busy, AfterAttempt::RetryAt(retry_at))
         .await
@@ -381,7 +395,7 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
             ..pending(&page, id)
         }
     );
-    let accepted = attempt(at(3, 0, 32, 1), Some(202), "delivered", None);
+    let accepted = attempt(at(3, 0, 32, 1), Some(202), DeliveryOutcome::Delivered, None);
     s.record_attempt(page.id, &accepted, AfterAttempt::Delivered)
         .await
         .unwrap();
@@ -389,14 +403,19 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
     let gone = attempt(
         at(3, 0, 1, 8),
         Some(404),
-        "failed",
+        DeliveryOutcome::Failed,
         Some("status 404: no_service"),
     );
     s.record_attempt(chat.id, &gone, AfterAttempt::Failed)
         .await
         .unwrap();
     // Email: the server did not answer; try again later.
-    let silent = attempt(at(3, 0, 1, 9), None, "retry", Some("connection timed out"));
+    let silent = attempt(
+        at(3, 0, 1, 9),
+        None,
+        DeliveryOutcome::Retry,
+        Some("connection timed out"),
+    );
     let mail_next = at(3, 1, 0, 0);
     s.record_attempt(mail.id, &silent, AfterAttempt::RetryAt(mail_next))
         .await
@@ -447,7 +466,7 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
         ]
     );
     // An attempt needs a notification to belong to.
-    let stray = attempt(at(3, 2, 0, 0), Some(200), "delivered", None);
+    let stray = attempt(at(3, 2, 0, 0), Some(200), DeliveryOutcome::Delivered, None);
     assert!(
         s.record_attempt(uuid::Uuid::new_v4(), &stray, AfterAttempt::Delivered)
             .await
@@ -468,18 +487,28 @@ async fn late_attempt_does_not_undo_a_delivery(db: Db) {
         })
         .await
         .unwrap();
-    let ok = attempt(at(4, 0, 1, 0), Some(202), "delivered", None);
+    let ok = attempt(at(4, 0, 1, 0), Some(202), DeliveryOutcome::Delivered, None);
     s.record_attempt(page.id, &ok, AfterAttempt::Delivered)
         .await
         .unwrap();
     let delivered = s.incident_notifications(id).await.unwrap();
     assert_eq!(delivered[0].status, NotificationStatus::Delivered);
 
-    let late_retry = attempt(at(4, 0, 2, 0), Some(503), "retry", Some("status 503"));
+    let late_retry = attempt(
+        at(4, 0, 2, 0),
+        Some(503),
+        DeliveryOutcome::Retry,
+        Some("status 503"),
+    );
     s.record_attempt(page.id, &late_retry, AfterAttempt::RetryAt(at(4, 1, 0, 0)))
         .await
         .unwrap();
-    let late_failure = attempt(at(4, 0, 3, 0), Some(400), "failed", Some("status 400"));
+    let late_failure = attempt(
+        at(4, 0, 3, 0),
+        Some(400),
+        DeliveryOutcome::Failed,
+        Some("status 400"),
+    );
     s.record_attempt(page.id, &late_failure, AfterAttempt::Failed)
         .await
         .unwrap();
@@ -494,7 +523,7 @@ async fn late_attempt_does_not_undo_a_delivery(db: Db) {
 async fn failed_save_stores_nothing(db: Db) {
     let s = &db.store;
     let mut i = incident("shop-checkout", at(5, 0, 0, 0));
-    let opened = event(at(5, 0, 0, 0), "opened", "step \"pay\" failed");
+    let opened = event(at(5, 0, 0, 0), EventKind::Triggered, "step \"pay\" failed");
     let first = notification(&i, "pagerduty", NotificationKind::Triggered, at(5, 0, 0, 0));
     i.id = s
         .save_incident(&IncidentChange {
@@ -528,7 +557,7 @@ async fn failed_save_stores_nothing(db: Db) {
     };
     let err = s
         .save_incident(&IncidentChange {
-            events: vec![event(at(5, 10, 0, 0), "acknowledged", "by alice")],
+            events: vec![event(at(5, 10, 0, 0), EventKind::Acknowledged, "by alice")],
             notifications: vec![ack.clone(), duplicate.clone()],
             ..change(&acked)
         })
@@ -548,7 +577,7 @@ async fn failed_save_stores_nothing(db: Db) {
     };
     assert!(
         s.save_incident(&IncidentChange {
-            events: vec![event(at(5, 20, 0, 0), "opened", "search fails")],
+            events: vec![event(at(5, 20, 0, 0), EventKind::Triggered, "search fails")],
             muted: vec![dup_of_other],
             ..change(&other)
         })
@@ -579,7 +608,7 @@ async fn failed_save_stores_nothing(db: Db) {
         at(5, 10, 0, 0),
     );
     s.save_incident(&IncidentChange {
-        events: vec![event(at(5, 10, 0, 0), "acknowledged", "by alice")],
+        events: vec![event(at(5, 10, 0, 0), EventKind::Acknowledged, "by alice")],
         notifications: vec![ack.clone(), ack_page.clone()],
         ..change(&acked)
     })
@@ -603,7 +632,7 @@ async fn incidents_filter_by_state_journey_since_and_limit(db: Db) {
     let mut a = incident("shop", at(8, 0, 0, 0));
     a.state = IncidentState::Resolved;
     a.resolved_at = Some(at(9, 0, 0, 0));
-    a.resolved_by = Some("auto".into());
+    a.resolved_by = Some(ResolvedBy::Auto);
     let a = save(a).await;
     // b: shop, 10:00, open.
     let b = save(incident("shop", at(10, 0, 0, 0))).await;

@@ -293,18 +293,20 @@ impl Store {
 
     /// Applies the embedded migrations not applied yet (idempotent).
     pub async fn migrate(&self) -> Result<()> {
+        let migrator = migrator(self.migrations());
+        dispatch!(self, queries::migrate(&migrator))
+    }
+
+    /// This dialect's embedded migrations.
+    fn migrations(&self) -> &'static [EmbeddedMigration] {
         match self {
-            Store::Sqlite(pool) => migrator(sqlite::MIGRATIONS).run(pool).await?,
-            Store::Postgres(pool) => migrator(postgres::MIGRATIONS).run(pool).await?,
+            Store::Sqlite(_) => sqlite::MIGRATIONS,
+            Store::Postgres(_) => postgres::MIGRATIONS,
         }
-        Ok(())
     }
 
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(pool) => pool.close().await,
-            Store::Postgres(pool) => pool.close().await,
-        }
+        dispatch!(self, queries::close())
     }
 
     /// One trivial query: `Ok` when the database answers (readiness probes).

@@ -125,6 +125,35 @@ macro_rules! dialect {
             Ok(())
         }
 
+        pub(in crate::store) async fn close(pool: &Pool<Db>) {
+            pool.close().await
+        }
+
+        pub(in crate::store) async fn migrate(
+            pool: &Pool<Db>,
+            migrator: &sqlx::migrate::Migrator,
+        ) -> Result<()> {
+            migrator.run(pool).await?;
+            Ok(())
+        }
+
+        /// Migrations applied successfully; an error when the table is missing (not a
+        /// Waymark database).
+        pub(in crate::store) async fn applied_migrations(pool: &Pool<Db>) -> Result<i64> {
+            Ok(
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?,
+            )
+        }
+
+        pub(in crate::store) async fn any_run(pool: &Pool<Db>) -> Result<bool> {
+            let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+            Ok(any.is_some())
+        }
+
         pub(in crate::store) async fn record_journey_version(
             pool: &Pool<Db>,
             name: &str,

@@ -158,7 +158,7 @@ impl Outbox {
 
     /// Sends what is due; returns when the next pending notification is due, if any.
     pub async fn pass(&self, now: DateTime<Utc>) -> crate::store::Result<Option<DateTime<Utc>>> {
-        let pending = self.store.pending_notifications(BATCH).await?;
+        let pending = self.store.incidents().pending_notifications(BATCH).await?;
         // Only the oldest pending notification of each incident × channel may go.
         let mut heads = HashSet::new();
         let heads: Vec<NotificationRecord> = pending
@@ -251,7 +251,12 @@ impl Outbox {
                 incident = n.incident.id, attempts, "notification delivered"
             ),
         }
-        if let Err(e) = self.store.record_attempt(n.id, &attempt, after).await {
+        if let Err(e) = self
+            .store
+            .incidents()
+            .record_attempt(n.id, &attempt, after)
+            .await
+        {
             // The notification stays pending: it will be sent again (same id, same dedup key).
             tracing::error!(notification = %n.id, error = %e, "delivery attempt not recorded");
         }
@@ -316,13 +321,23 @@ mod tests {
             notifications: notifications.clone(),
             muted: vec![],
         };
-        let id = outbox.store.save_incident(&change).await.unwrap();
+        let id = outbox
+            .store
+            .incidents()
+            .save_incident(&change)
+            .await
+            .unwrap();
         assert!(id > 0);
         notifications.iter().map(|n| n.id).collect()
     }
 
     async fn status(outbox: &Outbox, incident: i64) -> Vec<(NotificationStatus, u32)> {
-        let records = outbox.store.incident_notifications(incident).await.unwrap();
+        let records = outbox
+            .store
+            .incidents()
+            .incident_notifications(incident)
+            .await
+            .unwrap();
         records.iter().map(|r| (r.status, r.attempts)).collect()
     }
 
@@ -331,6 +346,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !outbox
             .store
+            .incidents()
             .pending_notifications(10)
             .await
             .unwrap()
@@ -349,7 +365,12 @@ mod tests {
         let ids = queue(&outbox, &[NotificationKind::Triggered]).await;
         drain(&outbox).await;
         assert_eq!(status(&outbox, 1).await, [(NotificationStatus::Failed, 1)]);
-        let attempts = outbox.store.delivery_attempts(ids[0]).await.unwrap();
+        let attempts = outbox
+            .store
+            .incidents()
+            .delivery_attempts(ids[0])
+            .await
+            .unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(
             (attempts[0].status_code, attempts[0].outcome.as_str()),

@@ -98,7 +98,7 @@ impl NotificationRow<'_> {
     }
 }
 
-/// What `Store::incidents` filters on; the statement is built for it (`QueryBuilder`), one
+/// What `Incidents::incidents` filters on; the statement is built for it (`QueryBuilder`), one
 /// bound value per wanted state.
 pub(super) struct IncidentListing<'a> {
     /// Distinct; empty = all.

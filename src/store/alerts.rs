@@ -1,6 +1,6 @@
 //! Incidents, their timeline, and the notification outbox (see `crate::alert`).
 //!
-//! [`Store::save_incident`] is the outbox's half of "durable before external": an incident's
+//! [`Incidents::save_incident`] is the outbox's half of "durable before external": an incident's
 //! new state, its timeline entries and the notifications it causes are committed in one
 //! transaction, so a crash either loses all of them (the change is recomputed from the next
 //! run) or none. Delivery attempts are recorded one transaction each.
@@ -76,7 +76,7 @@ pub enum AfterAttempt {
     Failed,
 }
 
-/// Which incidents [`Store::incidents`] lists.
+/// Which incidents [`Incidents::incidents`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
     pub journey: Option<String>,
@@ -88,17 +88,23 @@ pub struct IncidentFilter {
     pub limit: u32,
 }
 
-impl Store {
+/// Incidents, their timelines, notifications and delivery attempts (the outbox).
+///
+/// Borrowed from the store by [`Store::incidents`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Incidents<'a>(pub(super) &'a Store);
+
+impl Incidents<'_> {
     /// Inserts or updates the incident, appends its events and queues its notifications, in
     /// one transaction. Returns the incident's id. Notifications are stored with the
     /// incident's final id in their snapshot.
-    pub async fn save_incident(&self, change: &IncidentChange) -> Result<i64> {
+    pub async fn save_incident(self, change: &IncidentChange) -> Result<i64> {
         let rows = ChangeRows::new(change)?;
-        dispatch!(self, alerts::save(&rows))
+        dispatch!(self.0, alerts::save(&rows))
     }
 
     /// Incidents, most recently opened first.
-    pub async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+    pub async fn incidents(self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
         let mut states: Vec<IncidentState> = Vec::new();
         for &state in &filter.states {
             if !states.contains(&state) {
@@ -114,49 +120,49 @@ impl Store {
                 n => i64::from(n),
             },
         };
-        dispatch!(self, alerts::incidents(&listing))
+        dispatch!(self.0, alerts::incidents(&listing))
     }
 
-    pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
-        dispatch!(self, alerts::incident(id))
+    pub async fn incident(self, id: i64) -> Result<Option<Incident>> {
+        dispatch!(self.0, alerts::incident(id))
     }
 
     /// The incident's timeline, oldest first.
-    pub async fn incident_events(&self, id: i64) -> Result<Vec<IncidentEvent>> {
-        dispatch!(self, alerts::events(id))
+    pub async fn incident_events(self, id: i64) -> Result<Vec<IncidentEvent>> {
+        dispatch!(self.0, alerts::events(id))
     }
 
     /// The incident's notifications, in the order they were queued.
-    pub async fn incident_notifications(&self, id: i64) -> Result<Vec<NotificationRecord>> {
-        dispatch!(self, alerts::notifications_of(id))
+    pub async fn incident_notifications(self, id: i64) -> Result<Vec<NotificationRecord>> {
+        dispatch!(self.0, alerts::notifications_of(id))
     }
 
     /// Pending notifications in the order they were queued (due or not), at most `limit`.
-    pub async fn pending_notifications(&self, limit: u32) -> Result<Vec<NotificationRecord>> {
+    pub async fn pending_notifications(self, limit: u32) -> Result<Vec<NotificationRecord>> {
         let limit = i64::from(limit.max(1));
-        dispatch!(self, alerts::pending(limit))
+        dispatch!(self.0, alerts::pending(limit))
     }
 
     /// Records an attempt and the notification's new state, in one transaction.
     pub async fn record_attempt(
-        &self,
+        self,
         id: uuid::Uuid,
         attempt: &DeliveryAttempt,
         after: AfterAttempt,
     ) -> Result<()> {
         let row = AttemptRow::new(id, attempt, after)?;
-        dispatch!(self, alerts::record_attempt(&row))
+        dispatch!(self.0, alerts::record_attempt(&row))
     }
 
     /// Attempts of one notification, oldest first.
-    pub async fn delivery_attempts(&self, id: uuid::Uuid) -> Result<Vec<DeliveryAttempt>> {
+    pub async fn delivery_attempts(self, id: uuid::Uuid) -> Result<Vec<DeliveryAttempt>> {
         let id = id.to_string();
-        dispatch!(self, alerts::attempts(&id))
+        dispatch!(self.0, alerts::attempts(&id))
     }
 
     /// Number of notifications per channel and status (for `/metrics`).
-    pub async fn notification_counts(&self) -> Result<Vec<(String, NotificationStatus, u64)>> {
-        dispatch!(self, alerts::counts())
+    pub async fn notification_counts(self) -> Result<Vec<(String, NotificationStatus, u64)>> {
+        dispatch!(self.0, alerts::counts())
     }
 }
 

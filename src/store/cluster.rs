@@ -58,78 +58,84 @@ pub struct Tick<'a> {
     pub planned_at: DateTime<Utc>,
 }
 
-impl Store {
+/// Heartbeats, leases and run claims of the nodes sharing the database.
+///
+/// Borrowed from the store by [`Store::cluster`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a>(pub(super) &'a Store);
+
+impl Cluster<'_> {
     /// Records (or refreshes) `node`'s heartbeat.
-    pub async fn heartbeat(&self, node: &NodeInfo) -> Result<()> {
+    pub async fn heartbeat(self, node: &NodeInfo) -> Result<()> {
         let times = (to_ns(node.started_at)?, to_ns(node.heartbeat_at)?);
-        dispatch!(self, cluster::heartbeat(node, times))
+        dispatch!(self.0, cluster::heartbeat(node, times))
     }
 
     /// Every node that ever beat, newest heartbeat first.
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        dispatch!(self, cluster::nodes())
+    pub async fn nodes(self) -> Result<Vec<NodeInfo>> {
+        dispatch!(self.0, cluster::nodes())
     }
 
     /// Forgets nodes whose last heartbeat is older than `before`.
-    pub async fn prune_nodes(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_nodes(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        dispatch!(self, cluster::prune_nodes(before))
+        dispatch!(self.0, cluster::prune_nodes(before))
     }
 
     /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
     /// already `holder`'s (a renewal); true if `holder` holds it now.
     pub async fn acquire_lease(
-        &self,
+        self,
         name: &str,
         holder: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool> {
         let (now, until) = (to_ns(now)?, to_ns(until)?);
-        dispatch!(self, cluster::acquire(name, holder, now, until))
+        dispatch!(self.0, cluster::acquire(name, holder, now, until))
     }
 
     /// Takes the lease `name` for `holder` until `until` whoever holds it: for a store only one
     /// node can use (SQLite), where any other holder is this node's own previous life.
-    pub async fn take_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
+    pub async fn take_lease(self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
         let until = to_ns(until)?;
-        dispatch!(self, cluster::acquire(name, holder, i64::MAX, until))
+        dispatch!(self.0, cluster::acquire(name, holder, i64::MAX, until))
     }
 
     /// Gives the lease up if `holder` has it (a clean shutdown: the next node need not wait
     /// for it to expire).
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        dispatch!(self, cluster::release(name, holder))
+    pub async fn release_lease(self, name: &str, holder: &str) -> Result<()> {
+        dispatch!(self.0, cluster::release(name, holder))
     }
 
     /// The lease's holder, if it has one not expired at `now`.
-    pub async fn lease(&self, name: &str, now: DateTime<Utc>) -> Result<Option<Lease>> {
+    pub async fn lease(self, name: &str, now: DateTime<Utc>) -> Result<Option<Lease>> {
         let now = to_ns(now)?;
-        dispatch!(self, cluster::lease(name, now))
+        dispatch!(self.0, cluster::lease(name, now))
     }
 
     /// Claims `tick` for `node`; true if this node is the one to run it.
-    pub async fn claim_run(&self, tick: Tick<'_>, node: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn claim_run(self, tick: Tick<'_>, node: &str, now: DateTime<Utc>) -> Result<bool> {
         let times = (to_ns(tick.planned_at)?, to_ns(now)?);
-        dispatch!(self, cluster::claim(tick, node, times))
+        dispatch!(self.0, cluster::claim(tick, node, times))
     }
 
     /// Settles the claims `cutoffs` select: those whose run is stored `ran`, the others
     /// `missed` (their node stopped before storing the run); returns the missed ticks with the
     /// node that claimed each.
-    pub async fn settle_claims(&self, cutoffs: SettleCutoffs) -> Result<Vec<MissedTick>> {
+    pub async fn settle_claims(self, cutoffs: SettleCutoffs) -> Result<Vec<MissedTick>> {
         let ns = (
             to_ns(cutoffs.claimed_before)?,
             to_ns(cutoffs.silent_claimed_before)?,
             to_ns(cutoffs.silent_since)?,
         );
-        dispatch!(self, cluster::settle(ns))
+        dispatch!(self.0, cluster::settle(ns))
     }
 
     /// Deletes claims made before `before`; how many.
-    pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_claims(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        dispatch!(self, cluster::prune_claims(before))
+        dispatch!(self.0, cluster::prune_claims(before))
     }
 }
 

@@ -35,10 +35,16 @@ pub enum CommandProgress {
     Gone,
 }
 
-impl Store {
+/// Commands relayed to the leader.
+///
+/// Borrowed from the store by [`Store::commands`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Commands<'a>(pub(super) &'a Store);
+
+impl Commands<'_> {
     /// Writes a command for the leader; its id.
     pub async fn ask_command(
-        &self,
+        self,
         action: &str,
         incident_id: i64,
         by: &str,
@@ -46,37 +52,37 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let asked = (action, incident_id, by, node, to_ns(now)?);
-        dispatch!(self, commands::ask(asked))
+        dispatch!(self.0, commands::ask(asked))
     }
 
     /// Takes up to `limit` commands nobody has taken, oldest first, for `node`.
-    pub async fn take_commands(&self, node: &str, limit: u32) -> Result<Vec<StoredCommand>> {
-        dispatch!(self, commands::take(node, limit.into()))
+    pub async fn take_commands(self, node: &str, limit: u32) -> Result<Vec<StoredCommand>> {
+        dispatch!(self.0, commands::take(node, limit.into()))
     }
 
     pub async fn answer_command(
-        &self,
+        self,
         id: i64,
         answer: &CommandAnswer,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = to_ns(now)?;
-        dispatch!(self, commands::answer(id, answer, now))
+        dispatch!(self.0, commands::answer(id, answer, now))
     }
 
-    pub async fn command_progress(&self, id: i64) -> Result<CommandProgress> {
-        dispatch!(self, commands::progress(id))
+    pub async fn command_progress(self, id: i64) -> Result<CommandProgress> {
+        dispatch!(self.0, commands::progress(id))
     }
 
     /// Deletes the command if no leader has taken it yet; whether it did.
-    pub async fn withdraw_command(&self, id: i64) -> Result<bool> {
-        dispatch!(self, commands::withdraw(id))
+    pub async fn withdraw_command(self, id: i64) -> Result<bool> {
+        dispatch!(self.0, commands::withdraw(id))
     }
 
     /// Deletes commands asked before `before`; how many.
-    pub async fn prune_commands(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_commands(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        dispatch!(self, commands::prune(before))
+        dispatch!(self.0, commands::prune(before))
     }
 }
 

@@ -75,34 +75,40 @@ pub struct StoredDigest {
     pub body: serde_json::Value,
 }
 
-impl Store {
+/// What the digests read from raw runs, and the digests themselves.
+///
+/// Borrowed from the store by [`Store::digests`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Digests<'a>(pub(super) &'a Store);
+
+impl Digests<'_> {
     /// Per step of `journey`, over runs that started in `[from, to)`, by `step_index`.
     pub async fn step_stats(
-        &self,
+        self,
         journey: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StepStats>> {
         let (from, to) = (to_ns(from)?, to_ns(to)?);
-        dispatch!(self, digest::step_stats(journey, from, to))
+        dispatch!(self.0, digest::step_stats(journey, from, to))
     }
 
     /// Failed or errored steps of `journey` in runs that started in `[from, to)`, grouped by
     /// step, failure class and message; most frequent first.
     pub async fn failure_groups(
-        &self,
+        self,
         journey: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<FailureGroup>> {
         let (from, to) = (to_ns(from)?, to_ns(to)?);
-        dispatch!(self, digest::failure_groups(journey, from, to))
+        dispatch!(self.0, digest::failure_groups(journey, from, to))
     }
 
     /// The passed run of `journey` in `[from, to)` whose `step` took the least time at or above
     /// `at_least_ms`: its id, trace id and the step's duration.
     pub async fn step_sample(
-        &self,
+        self,
         journey: &str,
         step: &str,
         from: DateTime<Utc>,
@@ -110,14 +116,14 @@ impl Store {
         at_least_ms: f64,
     ) -> Result<Option<(uuid::Uuid, String, f64)>> {
         let args = (journey, step, to_ns(from)?, to_ns(to)?, at_least_ms);
-        dispatch!(self, digest::step_sample(args))
+        dispatch!(self.0, digest::step_sample(args))
     }
 
     /// Stores the digest of `owner` for `[from, to)` unless one exists; returns its id and
     /// whether it is new. A second call for the same period returns the first digest's id, so
     /// a schedule that fires twice (or a restart) never makes a second digest.
     pub async fn save_digest(
-        &self,
+        self,
         owner: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -131,43 +137,43 @@ impl Store {
             to_ns(created_at)?,
             body.to_string(),
         );
-        dispatch!(self, digest::save(row))
+        dispatch!(self.0, digest::save(row))
     }
 
     /// Records how delivery to one channel ended (the first record is kept).
-    pub async fn record_digest_delivery(&self, id: i64, d: &DigestDelivery) -> Result<()> {
+    pub async fn record_digest_delivery(self, id: i64, d: &DigestDelivery) -> Result<()> {
         let at = to_ns(d.at)?;
-        dispatch!(self, digest::record_delivery(id, d, at))
+        dispatch!(self.0, digest::record_delivery(id, d, at))
     }
 
     /// The channels a digest's delivery ended for, by channel.
-    pub async fn digest_deliveries(&self, id: i64) -> Result<Vec<DigestDelivery>> {
-        dispatch!(self, digest::deliveries(id))
+    pub async fn digest_deliveries(self, id: i64) -> Result<Vec<DigestDelivery>> {
+        dispatch!(self.0, digest::deliveries(id))
     }
 
     /// Records that the digest is done: every channel delivered or given up (idempotent: the
     /// first time is kept).
-    pub async fn mark_digest_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    pub async fn mark_digest_sent(self, id: i64, at: DateTime<Utc>) -> Result<()> {
         let at = to_ns(at)?;
-        dispatch!(self, digest::mark_sent(id, at))
+        dispatch!(self.0, digest::mark_sent(id, at))
     }
 
-    pub async fn digest(&self, id: i64) -> Result<Option<StoredDigest>> {
-        dispatch!(self, digest::one(id))
+    pub async fn digest(self, id: i64) -> Result<Option<StoredDigest>> {
+        dispatch!(self.0, digest::one(id))
     }
 
     /// Digests, newest period first, optionally of one owner; at most `limit` (0 = all).
-    pub async fn digests(&self, owner: Option<&str>, limit: u32) -> Result<Vec<StoredDigest>> {
+    pub async fn digests(self, owner: Option<&str>, limit: u32) -> Result<Vec<StoredDigest>> {
         let limit = match limit {
             0 => i64::MAX,
             n => i64::from(n),
         };
-        dispatch!(self, digest::list(owner, false, limit))
+        dispatch!(self.0, digest::list(owner, false, limit))
     }
 
     /// Digests saved but not sent yet (a crash between the two), oldest period first.
-    pub async fn unsent_digests(&self) -> Result<Vec<StoredDigest>> {
-        let mut out = dispatch!(self, digest::list(None, true, i64::MAX))?;
+    pub async fn unsent_digests(self) -> Result<Vec<StoredDigest>> {
+        let mut out = dispatch!(self.0, digest::list(None, true, i64::MAX))?;
         out.sort_by(|a, b| (a.from, a.to, &a.owner, a.id).cmp(&(b.from, b.to, &b.owner, b.id)));
         Ok(out)
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Result, Store, StoreError, from_ns, to_ns};
 use crate::baseline::{DetectorKind, Episode, SeriesKey, StoredEpisode};
 
-/// Which episodes [`Store::episodes`] lists.
+/// Which episodes [`Episodes::episodes`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct EpisodeFilter {
     pub journey: Option<String>,
@@ -22,20 +22,26 @@ fn ns_of_ms(ms: i64) -> Result<i64> {
         .ok_or_else(|| StoreError::Corrupt(format!("instant {ms} ms is out of range")))
 }
 
-impl Store {
+/// Anomaly episodes.
+///
+/// Borrowed from the store by [`Store::episodes`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Episodes<'a>(pub(super) &'a Store);
+
+impl Episodes<'_> {
     /// Stores a new (open) episode and returns its id.
     pub async fn open_episode(
-        &self,
+        self,
         series: &SeriesKey,
         sensitivity: &str,
         episode: &Episode,
     ) -> Result<i64> {
         let row = EpisodeRow::new(series, sensitivity, episode)?;
-        dispatch!(self, episodes::insert(&row))
+        dispatch!(self.0, episodes::insert(&row))
     }
 
     /// Records how an episode ended (its final peak and run count too).
-    pub async fn close_episode(&self, id: i64, episode: &Episode) -> Result<()> {
+    pub async fn close_episode(self, id: i64, episode: &Episode) -> Result<()> {
         let end = ns_of_ms(episode.end_ms.unwrap_or(episode.detected_ms))?;
         let args = (
             id,
@@ -44,11 +50,11 @@ impl Store {
             episode.peak_value,
             i64::from(episode.anomalous_runs),
         );
-        dispatch!(self, episodes::close(args))
+        dispatch!(self.0, episodes::close(args))
     }
 
     /// Episodes, newest start first.
-    pub async fn episodes(&self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
+    pub async fn episodes(self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
         let since = filter.since.map(to_ns).transpose()?;
         let limit = match filter.limit {
             0 => i64::MAX,
@@ -56,7 +62,7 @@ impl Store {
         };
         let journey = filter.journey.as_deref();
         dispatch!(
-            self,
+            self.0,
             episodes::list(journey, filter.open_only, since, limit)
         )
     }

@@ -14,16 +14,22 @@ pub struct FeedEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-impl Store {
+/// The run feed and its cursors.
+///
+/// Borrowed from the store by [`Store::feed`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed<'a>(pub(super) &'a Store);
+
+impl Feed<'_> {
     /// Up to `limit` entries after `seq`, in order.
-    pub async fn feed_after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>> {
-        dispatch!(self, feed::after(seq, limit.into()))
+    pub async fn feed_after(self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>> {
+        dispatch!(self.0, feed::after(seq, limit.into()))
     }
 
     /// Up to `limit` entries after `seq`, in order, each with its run (`None` if the run has
     /// been pruned since).
     pub async fn feed_runs_after(
-        &self,
+        self,
         seq: i64,
         limit: u32,
     ) -> Result<Vec<(FeedEntry, Option<StoredRun>)>> {
@@ -31,7 +37,7 @@ impl Store {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Vec::new());
         };
-        let mut runs = dispatch!(self, queries::fed_runs(seq, last))?;
+        let mut runs = dispatch!(self.0, queries::fed_runs(seq, last))?;
         Ok(entries
             .into_iter()
             .map(|e| {
@@ -42,22 +48,22 @@ impl Store {
     }
 
     /// The last entry's seq (0 for an empty feed).
-    pub async fn feed_head(&self) -> Result<i64> {
-        dispatch!(self, feed::head())
+    pub async fn feed_head(self) -> Result<i64> {
+        dispatch!(self.0, feed::head())
     }
 
-    pub async fn cursor(&self, name: &str) -> Result<Option<i64>> {
-        dispatch!(self, feed::cursor(name))
+    pub async fn cursor(self, name: &str) -> Result<Option<i64>> {
+        dispatch!(self.0, feed::cursor(name))
     }
 
-    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        dispatch!(self, feed::set_cursor(name, value))
+    pub async fn set_cursor(self, name: &str, value: i64) -> Result<()> {
+        dispatch!(self.0, feed::set_cursor(name, value))
     }
 
     /// Deletes entries recorded before `before`; how many.
-    pub async fn prune_feed(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_feed(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        dispatch!(self, feed::prune(before))
+        dispatch!(self.0, feed::prune(before))
     }
 }
 

@@ -120,7 +120,15 @@ use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::baseline::sketch::Sketch;
 use crate::run::RunResult;
-pub use episodes::EpisodeFilter;
+pub use alerts::Incidents;
+pub use cluster::Cluster;
+pub use commands::Commands;
+pub use digest::Digests;
+pub use episodes::{EpisodeFilter, Episodes};
+pub use feed::Feed;
+pub use queries::Runs;
+pub use sessions::Sessions;
+pub use status::Status;
 pub use writer::{StoreWriter, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +266,7 @@ pub struct Rollup {
     pub sketch: Sketch,
 }
 
-/// Rows deleted by [`Store::prune`] (step results go with their runs).
+/// Rows deleted by [`Runs::prune`] (step results go with their runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub runs: u64,
@@ -270,6 +278,51 @@ impl Store {
     /// so a second pool on the same URL would be another, empty database.
     pub fn is_in_memory(url: &str) -> bool {
         url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+    }
+
+    /// Runs, their steps, journey versions and hourly rollups.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs(self)
+    }
+
+    /// Incidents, their timelines, notifications and delivery attempts (the outbox).
+    pub fn incidents(&self) -> Incidents<'_> {
+        Incidents(self)
+    }
+
+    /// Anomaly episodes.
+    pub fn episodes(&self) -> Episodes<'_> {
+        Episodes(self)
+    }
+
+    /// Digests and what they read from raw runs.
+    pub fn digests(&self) -> Digests<'_> {
+        Digests(self)
+    }
+
+    /// What the status page and the overview read beyond incidents.
+    pub fn status(&self) -> Status<'_> {
+        Status(self)
+    }
+
+    /// Heartbeats, leases and run claims of the nodes sharing the database.
+    pub fn cluster(&self) -> Cluster<'_> {
+        Cluster(self)
+    }
+
+    /// Commands relayed to the leader.
+    pub fn commands(&self) -> Commands<'_> {
+        Commands(self)
+    }
+
+    /// The run feed and its cursors.
+    pub fn feed(&self) -> Feed<'_> {
+        Feed(self)
+    }
+
+    /// Dashboard sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
     }
 
     /// Whether only one node can use this store: a SQLite file is one process's.
@@ -378,7 +431,7 @@ mod tests {
     async fn in_memory_sqlite_and_unknown_urls() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
-        assert!(store.journeys().await.unwrap().is_empty());
+        assert!(store.runs().journeys().await.unwrap().is_empty());
         store.ping().await.unwrap();
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
         assert!(matches!(

@@ -10,11 +10,17 @@ use super::{
 };
 use crate::journey::Journey;
 
-impl Store {
+/// Runs, their steps, journey versions and hourly rollups.
+///
+/// Borrowed from the store by [`Store::runs`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Runs<'a>(pub(super) &'a Store);
+
+impl Runs<'_> {
     /// Records a journey version the first time its content is seen; `true` if it was new.
     /// `definition` is the file's text (whose hash is `journey.source.content_sha256`).
     pub async fn record_journey_version(
-        &self,
+        self,
         journey: &Journey,
         definition: Option<&str>,
         seen_at: DateTime<Utc>,
@@ -25,56 +31,56 @@ impl Store {
             to_ns(seen_at)?,
         );
         dispatch!(
-            self,
+            self.0,
             queries::record_journey_version(name, sha, definition, seen)
         )
     }
 
     /// Every journey version, by name then first sighting.
-    pub async fn journeys(&self) -> Result<Vec<JourneyVersion>> {
-        dispatch!(self, queries::journeys())
+    pub async fn journeys(self) -> Result<Vec<JourneyVersion>> {
+        dispatch!(self.0, queries::journeys())
     }
 
     /// Records one run, its steps and its rollup contributions in one transaction.
-    pub async fn record_run(&self, record: &RunRecord) -> Result<()> {
+    pub async fn record_run(self, record: &RunRecord) -> Result<()> {
         self.record_runs(std::slice::from_ref(record)).await
     }
 
     /// Records runs in one transaction. A run already stored (same `run_id`) is skipped, so
     /// retrying a batch never counts a run twice.
-    pub async fn record_runs(&self, records: &[RunRecord]) -> Result<()> {
+    pub async fn record_runs(self, records: &[RunRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        dispatch!(self, queries::record_runs(records))
+        dispatch!(self.0, queries::record_runs(records))
     }
 
     /// The latest `limit` runs of a journey, newest first.
-    pub async fn recent_runs(&self, journey: &str, limit: u32) -> Result<Vec<RunSummary>> {
-        dispatch!(self, queries::recent_runs(journey, limit.into()))
+    pub async fn recent_runs(self, journey: &str, limit: u32) -> Result<Vec<RunSummary>> {
+        dispatch!(self.0, queries::recent_runs(journey, limit.into()))
     }
 
     /// One run with its steps.
-    pub async fn run(&self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
-        dispatch!(self, queries::run(run_id))
+    pub async fn run(self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
+        dispatch!(self.0, queries::run(run_id))
     }
 
     /// Rollups of a journey for the hours starting in `[from, to)`, by hour, step, location.
     pub async fn rollups(
-        &self,
+        self,
         journey: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Rollup>> {
         let (from, to) = (from.timestamp(), to.timestamp());
-        dispatch!(self, queries::rollups(journey, from, to))
+        dispatch!(self.0, queries::rollups(journey, from, to))
     }
 
     /// Deletes runs (with their steps) started before `raw_before` and rollups of hours that
     /// started before `rollup_before`, `batch` rows per statement so that writers are never
     /// held up for long.
     pub async fn prune(
-        &self,
+        self,
         raw_before: DateTime<Utc>,
         rollup_before: DateTime<Utc>,
         batch: u32,
@@ -83,7 +89,7 @@ impl Store {
         let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
         let mut pruned = Pruned::default();
         loop {
-            let n = dispatch!(self, queries::prune_runs(raw, batch))?;
+            let n = dispatch!(self.0, queries::prune_runs(raw, batch))?;
             pruned.runs += n;
             if n < batch as u64 {
                 break;
@@ -91,7 +97,7 @@ impl Store {
             tokio::task::yield_now().await;
         }
         loop {
-            let n = dispatch!(self, queries::prune_rollups(hour, batch))?;
+            let n = dispatch!(self.0, queries::prune_rollups(hour, batch))?;
             pruned.rollups += n;
             if n < batch as u64 {
                 break;

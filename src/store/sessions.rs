@@ -13,26 +13,32 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-impl Store {
-    pub async fn create_session(&self, token_sha256: &str, s: &Session) -> Result<()> {
+/// Dashboard sessions.
+///
+/// Borrowed from the store by [`Store::sessions`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'a>(pub(super) &'a Store);
+
+impl Sessions<'_> {
+    pub async fn create_session(self, token_sha256: &str, s: &Session) -> Result<()> {
         let row = (token_sha256, s, to_ns(s.created_at)?, to_ns(s.expires_at)?);
-        dispatch!(self, sessions::create(row))
+        dispatch!(self.0, sessions::create(row))
     }
 
     /// The session with this token hash, if it exists and has not expired at `now`.
-    pub async fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+    pub async fn session(self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
         let now = to_ns(now)?;
-        dispatch!(self, sessions::get(token_sha256, now))
+        dispatch!(self.0, sessions::get(token_sha256, now))
     }
 
-    pub async fn delete_session(&self, token_sha256: &str) -> Result<()> {
-        dispatch!(self, sessions::delete(token_sha256))
+    pub async fn delete_session(self, token_sha256: &str) -> Result<()> {
+        dispatch!(self.0, sessions::delete(token_sha256))
     }
 
     /// Deletes sessions expired at `now`; how many.
-    pub async fn prune_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_sessions(self, now: DateTime<Utc>) -> Result<u64> {
         let now = to_ns(now)?;
-        dispatch!(self, sessions::prune(now))
+        dispatch!(self.0, sessions::prune(now))
     }
 }
 

@@ -33,17 +33,23 @@ pub struct LocationResult {
     pub last_run: Option<super::RunSummary>,
 }
 
-impl Store {
+/// What the status page and the overview read beyond incidents.
+///
+/// Borrowed from the store by [`Store::status`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Status<'a>(pub(super) &'a Store);
+
+impl Status<'_> {
     /// Per location `journey` ran from: its runs, failures and whole-run latency in hours
     /// starting at or after `since`, and its newest run; by location.
     pub async fn location_results(
-        &self,
+        self,
         journey: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<LocationResult>> {
         let since = since.timestamp();
-        let rows = dispatch!(self, status::location_rollups(journey, since))?;
-        let latest = dispatch!(self, queries::latest_run_per_location(journey))?;
+        let rows = dispatch!(self.0, status::location_rollups(journey, since))?;
+        let latest = dispatch!(self.0, queries::latest_run_per_location(journey))?;
         let mut by_location: std::collections::BTreeMap<String, (u64, u64, Sketch)> =
             Default::default();
         for (location, count, failures, sketch) in rows {
@@ -72,11 +78,11 @@ impl Store {
     /// The p95 of whole-run durations per journey and hour (every location merged), for the
     /// hours starting at or after `since`; by journey, then hour.
     pub async fn hourly_p95(
-        &self,
+        self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>, f64)>> {
         let since = since.timestamp();
-        let rows = dispatch!(self, status::whole_run_sketches(since))?;
+        let rows = dispatch!(self.0, status::whole_run_sketches(since))?;
         let mut merged: std::collections::BTreeMap<(String, i64), Sketch> = Default::default();
         for (journey, hour, sketch) in rows {
             let sketch = sketch_of(&sketch)?;
@@ -95,15 +101,15 @@ impl Store {
     }
 
     /// The (journey, location) pairs that have runs in hours starting at or after `since`.
-    pub async fn journey_locations(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
+    pub async fn journey_locations(self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
         let since = since.timestamp();
-        dispatch!(self, status::journey_locations(since))
+        dispatch!(self.0, status::journey_locations(since))
     }
 
     /// Per journey and UTC day, from the day of `since` on; by journey, then day.
-    pub async fn daily_totals(&self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
+    pub async fn daily_totals(self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
         let since = since.timestamp().div_euclid(86_400) * 86_400;
-        dispatch!(self, status::daily_totals(since))
+        dispatch!(self.0, status::daily_totals(since))
     }
 }
 

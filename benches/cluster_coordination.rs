@@ -254,7 +254,7 @@ async fn store_runs(
                 }
             })
             .collect();
-        store.record_runs(&batch).await.map_err(err)?;
+        store.runs().record_runs(&batch).await.map_err(err)?;
     }
     Ok(t.elapsed())
 }
@@ -311,7 +311,7 @@ async fn claims(stores: &[Store], db: &mut Db, k: &Knobs) -> Res {
                             + chrono::Duration::nanoseconds((i / names.len()) as i64 * TICK_NS),
                     };
                     let t = Instant::now();
-                    let claimed = store.claim_run(tick, &id, Utc::now()).await;
+                    let claimed = store.cluster().claim_run(tick, &id, Utc::now()).await;
                     latencies.push(t.elapsed());
                     if claimed.map_err(err)? {
                         wins[i].fetch_add(1, Ordering::Relaxed);
@@ -393,12 +393,16 @@ async fn read_feed(store: &Store, paged: bool) -> Res<(usize, String)> {
     loop {
         let t = Instant::now();
         let page: Vec<(i64, Option<RunRecord>)> = if paged {
-            let fed = store.feed_runs_after(position, 200).await.map_err(err)?;
+            let fed = store
+                .feed()
+                .feed_runs_after(position, 200)
+                .await
+                .map_err(err)?;
             fed.into_iter().map(|(e, r)| (e.seq, r)).collect()
         } else {
             let mut page = Vec::new();
-            for e in store.feed_after(position, 200).await.map_err(err)? {
-                page.push((e.seq, store.run(e.run_id).await.map_err(err)?));
+            for e in store.feed().feed_after(position, 200).await.map_err(err)? {
+                page.push((e.seq, store.runs().run(e.run_id).await.map_err(err)?));
             }
             page
         };
@@ -411,13 +415,21 @@ async fn read_feed(store: &Store, paged: bool) -> Res<(usize, String)> {
             read += usize::from(run.is_some_and(|r| r.result.steps.len() == 3));
             if !paged {
                 let t = Instant::now();
-                store.set_cursor("analysis", seq).await.map_err(err)?;
+                store
+                    .feed()
+                    .set_cursor("analysis", seq)
+                    .await
+                    .map_err(err)?;
                 cursor_t += t.elapsed();
             }
         }
         if paged {
             let t = Instant::now();
-            store.set_cursor("analysis", last).await.map_err(err)?;
+            store
+                .feed()
+                .set_cursor("analysis", last)
+                .await
+                .map_err(err)?;
             cursor_t += t.elapsed();
         }
         position = last;
@@ -470,6 +482,7 @@ async fn settle(store: &Store, db: &mut Db, k: &Knobs) -> Res {
     // evaluated too but selects nothing more.
     let due = base + chrono::Duration::seconds(1);
     let missed = store
+        .cluster()
         .settle_claims(SettleCutoffs {
             claimed_before: due,
             silent_claimed_before: due,
@@ -517,8 +530,9 @@ async fn beats(store: &Store, k: &Knobs) -> Res {
         let now = Utc::now();
         node.heartbeat_at = now;
         let t = Instant::now();
-        store.heartbeat(&node).await.map_err(err)?;
+        store.cluster().heartbeat(&node).await.map_err(err)?;
         let held = store
+            .cluster()
             .acquire_lease("leader", &node.node_id, now, now + ttl)
             .await
             .map_err(err)?;

@@ -180,14 +180,15 @@ async fn main() {
             at += chrono::Duration::hours(1);
             k += 1;
             if batch.len() == 5000 {
-                store.record_runs(&batch).await.expect("stored");
+                store.runs().record_runs(&batch).await.expect("stored");
                 batch.clear();
             }
         }
     }
-    store.record_runs(&batch).await.expect("stored");
+    store.runs().record_runs(&batch).await.expect("stored");
     let token = "bench-session-token";
     store
+        .sessions()
         .create_session(
             &hex::encode(Sha256::digest(token.as_bytes())),
             &Session {

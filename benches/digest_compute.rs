@@ -148,13 +148,21 @@ async fn measure(name: &str, store: Store, journeys: &[Journey], start: DateTime
             batch.push(run(&j.name, at, &mut rng));
             at += chrono::Duration::minutes(every);
             if batch.len() == 2000 {
-                store.record_runs(&batch).await.expect("runs are stored");
+                store
+                    .runs()
+                    .record_runs(&batch)
+                    .await
+                    .expect("runs are stored");
                 runs += batch.len() as u64;
                 batch.clear();
             }
         }
     }
-    store.record_runs(&batch).await.expect("runs are stored");
+    store
+        .runs()
+        .record_runs(&batch)
+        .await
+        .expect("runs are stored");
     runs += batch.len() as u64;
     let seeded = seeding.elapsed();
     let refs: Vec<&Journey> = journeys.iter().collect();

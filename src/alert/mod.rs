@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use change::{IncidentChange, IncidentEvent};
+pub use change::{EventKind, IncidentChange, IncidentEvent};
 
 /// How bad an incident is. Ordered: an incident only ever escalates.
 #[derive(
@@ -117,6 +117,50 @@ pub struct AnomalyCause {
     pub value: f64,
 }
 
+/// Who resolved an incident. Serialized as one string, `auto` or the user's name, as the API,
+/// the stored incidents and the notifications have always carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ResolvedBy {
+    /// Good runs resolved it.
+    Auto,
+    /// Someone resolved it through the API or the dashboard.
+    User(String),
+}
+
+impl ResolvedBy {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ResolvedBy::Auto => "auto",
+            ResolvedBy::User(name) => name,
+        }
+    }
+}
+
+impl From<String> for ResolvedBy {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "auto" => ResolvedBy::Auto,
+            _ => ResolvedBy::User(s),
+        }
+    }
+}
+
+impl From<ResolvedBy> for String {
+    fn from(by: ResolvedBy) -> Self {
+        match by {
+            ResolvedBy::Auto => "auto".to_string(),
+            ResolvedBy::User(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ResolvedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One incident of one journey. `id` is 0 until the store has assigned one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
@@ -133,8 +177,9 @@ pub struct Incident {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
-    /// `auto` when good runs resolved it, else who resolved it through the API.
-    pub resolved_by: Option<String>,
+    /// Good runs (`auto`), or who resolved it through the API.
+    #[schema(value_type = Option<String>)]
+    pub resolved_by: Option<ResolvedBy>,
     /// Times it reopened within the reopen window instead of becoming a new incident.
     pub reopened: u32,
     /// Set while the journey flips state too often; cleared once it settles.

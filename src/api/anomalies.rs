@@ -100,7 +100,7 @@ async fn list(
         since,
         limit: parse_limit(q.limit.as_deref())?,
     };
-    let episodes = state.store.episodes(&filter).await?;
+    let episodes = state.store.episodes().episodes(&filter).await?;
     Ok(Json(AnomalyList {
         anomalies: episodes.iter().map(Anomaly::from).collect(),
     }))
@@ -175,6 +175,7 @@ mod tests {
         };
         let closed = state
             .store
+            .episodes()
             .open_episode(&series("shop", "login"), "medium", &latency)
             .await
             .unwrap();
@@ -182,7 +183,12 @@ mod tests {
         latency.peak_score = 9.5;
         latency.peak_value = 312.25;
         latency.anomalous_runs = 11;
-        state.store.close_episode(closed, &latency).await.unwrap();
+        state
+            .store
+            .episodes()
+            .close_episode(closed, &latency)
+            .await
+            .unwrap();
         let failure = Episode {
             detector: DetectorKind::FailureRate,
             start_ms: ms(60, 1),
@@ -195,6 +201,7 @@ mod tests {
         };
         let open = state
             .store
+            .episodes()
             .open_episode(&series("search", "query"), "high", &failure)
             .await
             .unwrap();

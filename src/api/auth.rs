@@ -76,7 +76,12 @@ impl FromRequestParts<AppState> for SignedIn {
         let Some(token) = cookie_token(&parts.headers) else {
             return Err(to_login());
         };
-        match state.store.session(&token_hash(&token), Utc::now()).await {
+        match state
+            .store
+            .sessions()
+            .session(&token_hash(&token), Utc::now())
+            .await
+        {
             Ok(Some(s)) => Ok(SignedIn {
                 username: s.username,
                 csrf_token: s.csrf_token,
@@ -212,6 +217,7 @@ pub async fn login(
         .unwrap_or(chrono::Duration::hours(12));
     state
         .store
+        .sessions()
         .create_session(
             &token_hash(&token),
             &Session {
@@ -248,7 +254,11 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     user.check(&headers, &form.csrf)?;
     if let Some(token) = cookie_token(&headers) {
-        state.store.delete_session(&token_hash(&token)).await?;
+        state
+            .store
+            .sessions()
+            .delete_session(&token_hash(&token))
+            .await?;
     }
     let mut response = Redirect::to("/app/login").into_response();
     response.headers_mut().insert(

@@ -103,7 +103,11 @@ async fn list(
     Query(q): Query<DigestsQuery>,
 ) -> Result<Json<DigestList>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let digests = state.store.digests(q.owner.as_deref(), limit).await?;
+    let digests = state
+        .store
+        .digests()
+        .digests(q.owner.as_deref(), limit)
+        .await?;
     Ok(Json(DigestList {
         digests: digests.iter().map(DigestHead::from).collect(),
     }))
@@ -112,7 +116,7 @@ async fn list(
 async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
     let missing = || ApiError::NotFound(format!("no digest with id `{raw}`"));
     let id: i64 = raw.parse().map_err(|_| missing())?;
-    state.store.digest(id).await?.ok_or_else(missing)
+    state.store.digests().digest(id).await?.ok_or_else(missing)
 }
 
 /// One digest with every figure and each channel's delivery.
@@ -126,7 +130,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<DigestDetail>, ApiError> {
     let d = stored(&state, &id).await?;
-    let deliveries = state.store.digest_deliveries(d.id).await?;
+    let deliveries = state.store.digests().digest_deliveries(d.id).await?;
     Ok(Json(DigestDetail {
         head: DigestHead::from(&d),
         deliveries,
@@ -175,7 +179,11 @@ async fn list_page(
     Query(q): Query<DigestsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let digests = state.store.digests(q.owner.as_deref(), limit).await?;
+    let digests = state
+        .store
+        .digests()
+        .digests(q.owner.as_deref(), limit)
+        .await?;
     let rows: String = digests
         .iter()
         .map(|d| {
@@ -260,6 +268,7 @@ mod tests {
         let body = serde_json::to_value(&digest).unwrap();
         let (id, _) = state
             .store
+            .digests()
             .save_digest(&digest.owner, t(16), t(30), t(30), &body)
             .await
             .unwrap();

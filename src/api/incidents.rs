@@ -125,7 +125,7 @@ async fn list(
         since: parse_since(q.since.as_deref())?,
         limit: parse_limit(q.limit.as_deref())?,
     };
-    let incidents = state.store.incidents(&filter).await?;
+    let incidents = state.store.incidents().incidents(&filter).await?;
     Ok(Json(IncidentList { incidents }))
 }
 
@@ -147,14 +147,16 @@ async fn one(
     let id = parse_id(&id)?;
     let incident = state
         .store
+        .incidents()
         .incident(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
-    let events = state.store.incident_events(id).await?;
+    let events = state.store.incidents().incident_events(id).await?;
     let mut notifications = Vec::new();
-    for record in state.store.incident_notifications(id).await? {
+    for record in state.store.incidents().incident_notifications(id).await? {
         let attempts = state
             .store
+            .incidents()
             .delivery_attempts(record.notification.id)
             .await?;
         let n = record.notification;
@@ -334,7 +336,12 @@ mod tests {
                 notifications: vec![],
                 muted: vec![],
             };
-            state.store.save_incident(&change).await.unwrap();
+            state
+                .store
+                .incidents()
+                .save_incident(&change)
+                .await
+                .unwrap();
         }
         (super::super::router(state), dir)
     }

@@ -146,7 +146,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<JourneyList>, ApiErr
     };
     let mut out = Vec::with_capacity(journeys.len());
     for j in journeys {
-        let last = state.store.recent_runs(&j.name, 1).await?;
+        let last = state.store.runs().recent_runs(&j.name, 1).await?;
         out.push(JourneyInfo {
             name: j.name.clone(),
             description: j.description.clone(),
@@ -223,7 +223,7 @@ async fn runs(
     Query(q): Query<LimitQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     let limit = parse_limit(q.limit.as_deref())?;
-    let runs = state.store.recent_runs(&name, limit).await?;
+    let runs = state.store.runs().recent_runs(&name, limit).await?;
     if runs.is_empty() && !state.catalog().journeys.contains_key(&name) {
         return Err(ApiError::NotFound(format!("no journey named `{name}`")));
     }
@@ -245,7 +245,12 @@ async fn run(
 ) -> Result<Json<RunDetail>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no run with id `{id}`"));
     let run_id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let run = state.store.run(run_id).await?.ok_or_else(not_found)?;
+    let run = state
+        .store
+        .runs()
+        .run(run_id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(run.into()))
 }
 
@@ -414,9 +419,14 @@ mod tests {
                 message: "unknown key `metod`".into(),
             });
         }
-        state.store.record_run(&record("shop", 1)).await.unwrap();
+        state
+            .store
+            .runs()
+            .record_run(&record("shop", 1))
+            .await
+            .unwrap();
         let last = record("shop", 2);
-        state.store.record_run(&last).await.unwrap();
+        state.store.runs().record_run(&last).await.unwrap();
         let app = super::super::router(state);
         let (status, body) = call(&app, get("/api/v1/journeys")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -440,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (state, _) = state(dir.path(), None).await;
         let records: Vec<RunRecord> = (0..5).map(|m| record("shop", m)).collect();
-        state.store.record_runs(&records).await.unwrap();
+        state.store.runs().record_runs(&records).await.unwrap();
         let app = super::super::router(state);
 
         let (status, body) = call(&app, get("/api/v1/journeys/shop/runs?limit=2")).await;

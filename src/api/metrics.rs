@@ -25,7 +25,7 @@ async fn metrics(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     // A database that does not answer must not stall the scrape: the counts are skipped.
-    let counts = state.store.notification_counts();
+    let counts = state.store.incidents().notification_counts();
     match tokio::time::timeout(std::time::Duration::from_secs(1), counts).await {
         Ok(Ok(counts)) => state.metrics.set_notification_counts(&counts),
         Ok(Err(e)) => tracing::warn!(error = %e, "/metrics: notification counts unavailable"),

@@ -298,6 +298,7 @@ pub(crate) mod test_support {
         let now = chrono::Utc::now();
         state
             .store
+            .sessions()
             .create_session(
                 &hex::encode(Sha256::digest(token.as_bytes())),
                 &crate::store::sessions::Session {

@@ -48,11 +48,17 @@ async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError>
 /// What `/api/v1/nodes` and the dashboard's node page show.
 pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
     let now = Utc::now();
-    let leader = state.store.lease("leader", now).await?.map(|l| l.holder);
+    let leader = state
+        .store
+        .cluster()
+        .lease("leader", now)
+        .await?
+        .map(|l| l.holder);
     let this = state.cluster.node_id();
     let gone = now - chrono::Duration::from_std(GONE_AFTER).unwrap_or_default();
     let nodes: Vec<Node> = state
         .store
+        .cluster()
         .nodes()
         .await?
         .into_iter()
@@ -97,10 +103,15 @@ mod tests {
             heartbeat_at: now - chrono::Duration::seconds(ago_s),
         };
         let store = state.store.clone();
-        store.heartbeat(&node("a", 1, "x")).await.unwrap();
-        store.heartbeat(&node("b", 2, "x")).await.unwrap();
-        store.heartbeat(&node("dead", 600, "old")).await.unwrap();
+        store.cluster().heartbeat(&node("a", 1, "x")).await.unwrap();
+        store.cluster().heartbeat(&node("b", 2, "x")).await.unwrap();
         store
+            .cluster()
+            .heartbeat(&node("dead", 600, "old"))
+            .await
+            .unwrap();
+        store
+            .cluster()
             .acquire_lease("leader", "b", now, now + chrono::Duration::seconds(15))
             .await
             .unwrap();
@@ -134,7 +145,7 @@ mod tests {
             "the dead node's old journeys do not count"
         );
 
-        store.heartbeat(&node("a", 0, "y")).await.unwrap();
+        store.cluster().heartbeat(&node("a", 0, "y")).await.unwrap();
         let (_, body) = call(&app, get("/api/v1/nodes")).await;
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["skew"], true, "a runs other journey files than b");

@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, human_duration, is_web_url, post_json};
-use crate::alert::{Notification, NotificationKind, Severity};
+use crate::alert::{Notification, NotificationKind, ResolvedBy, Severity};
 use crate::channels::config::{Secret, SlackConfig};
 
 /// Block Kit limits, in characters (<https://api.slack.com/reference/block-kit/blocks>).
@@ -89,9 +89,11 @@ fn what(n: &Notification) -> Value {
             "*Acknowledged by {}.* {headline}",
             escape(i.acknowledged_by.as_deref().unwrap_or("someone"))
         ),
-        NotificationKind::Resolved => match i.resolved_by.as_deref() {
-            Some("auto") | None => format!("*Resolved after {lasted}:* runs pass again."),
-            Some(who) => format!("*Resolved by {} after {lasted}.*", escape(who)),
+        NotificationKind::Resolved => match &i.resolved_by {
+            Some(ResolvedBy::Auto) | None => format!("*Resolved after {lasted}:* runs pass again."),
+            Some(ResolvedBy::User(who)) => {
+                format!("*Resolved by {} after {lasted}.*", escape(who))
+            }
         },
     };
     json!({ "type": "section", "text": mrkdwn(&truncate(&text, TEXT_MAX)) })
@@ -305,7 +307,7 @@ mod tests {
         );
 
         let mut by_hand = notification(NotificationKind::Resolved);
-        by_hand.incident.resolved_by = Some("bob".into());
+        by_hand.incident.resolved_by = Some(ResolvedBy::User("bob".into()));
         assert_eq!(
             what(&by_hand)["text"]["text"],
             "*Resolved by bob after 1h 4m.*"

@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 
 use super::{DeliveryError, Notifier};
 use crate::alert::{
-    AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
+    AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind,
+    ResolvedBy, Severity,
 };
 
 pub(crate) const NOTIFICATION_ID: uuid::Uuid =
@@ -42,7 +43,7 @@ pub(crate) fn notification(kind: NotificationKind) -> Notification {
         NotificationKind::Resolved => {
             incident.state = IncidentState::Resolved;
             incident.resolved_at = Some(resolved);
-            incident.resolved_by = Some("auto".into());
+            incident.resolved_by = Some(ResolvedBy::Auto);
             resolved
         }
         _ => opened,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
-use crate::alert::{AnomalyCause, Cause, Incident, Links, Notification};
+use crate::alert::{AnomalyCause, Cause, Incident, Links, Notification, ResolvedBy};
 use crate::channels::config::{Secret, WebhookConfig};
 
 /// The body's format and version, its `schema` field. Within a version fields may be added
@@ -194,7 +194,7 @@ impl<'a> IncidentBody<'a> {
             acknowledged_at: i.acknowledged_at,
             acknowledged_by: i.acknowledged_by.as_deref(),
             resolved_at: i.resolved_at,
-            resolved_by: i.resolved_by.as_deref(),
+            resolved_by: i.resolved_by.as_ref().map(ResolvedBy::as_str),
             duration_seconds: i.duration(now).as_secs(),
             reopened: i.reopened,
             flapping: i.flapping,

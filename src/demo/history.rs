@@ -32,7 +32,7 @@ pub type Typical = BTreeMap<(String, String), f64>;
 /// its own history.
 pub async fn needed(store: &Store, journeys: &[&Journey]) -> Result<bool, StoreError> {
     for j in journeys {
-        if !store.recent_runs(&j.name, 1).await?.is_empty() {
+        if !store.runs().recent_runs(&j.name, 1).await?.is_empty() {
             return Ok(false);
         }
     }
@@ -79,13 +79,13 @@ pub async fn seed(
             batch.push(simulated_run(j, location, t, typical, &mut rng));
             t += chrono::Duration::minutes(EVERY_MINUTES);
             if batch.len() == 500 {
-                store.record_runs(&batch).await?;
+                store.runs().record_runs(&batch).await?;
                 written += batch.len();
                 batch.clear();
             }
         }
     }
-    store.record_runs(&batch).await?;
+    store.runs().record_runs(&batch).await?;
     Ok(written + batch.len())
 }
 
@@ -245,7 +245,11 @@ mod tests {
         assert_eq!(n, per_journey * journeys.len());
         assert!(!needed(&store, &journeys).await.unwrap(), "only once");
 
-        let runs = store.recent_runs("shop-checkout", 500).await.unwrap();
+        let runs = store
+            .runs()
+            .recent_runs("shop-checkout", 500)
+            .await
+            .unwrap();
         let failed = runs.iter().filter(|r| r.outcome == Outcome::Failed).count();
         assert!(failed < 10, "{failed} failures in 432 runs");
         let durations: Vec<f64> = runs.iter().map(|r| r.duration_ms).collect();

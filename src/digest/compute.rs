@@ -148,10 +148,17 @@ async fn journey_data(
     to: DateTime<Utc>,
 ) -> Result<(JourneyDigest, Vec<Rollup>, Vec<StepStats>)> {
     let previous_from = from - (to - from);
-    let rollups = store.rollups(&journey.name, previous_from, to).await?;
-    let stats = store.step_stats(&journey.name, from, to).await?;
-    let groups = store.failure_groups(&journey.name, from, to).await?;
+    let rollups = store
+        .runs()
+        .rollups(&journey.name, previous_from, to)
+        .await?;
+    let stats = store.digests().step_stats(&journey.name, from, to).await?;
+    let groups = store
+        .digests()
+        .failure_groups(&journey.name, from, to)
+        .await?;
     let previous_groups = store
+        .digests()
         .failure_groups(&journey.name, previous_from, from)
         .await?;
     let mut digest = journey_digest(
@@ -286,6 +293,7 @@ async fn add_samples(
     for step in &mut digest.steps {
         if let Some(q) = &step.latency {
             step.sample = store
+                .digests()
                 .step_sample(&digest.name, &step.name, from, to, q.p95 * 0.98)
                 .await?
                 .map(|(run_id, trace_id, ms)| Sample {
@@ -428,6 +436,7 @@ async fn incidents(
 ) -> Result<Vec<IncidentDigest>> {
     let names: BTreeSet<&str> = journeys.iter().map(|j| j.name.as_str()).collect();
     let all = store
+        .incidents()
         .incidents(&IncidentFilter {
             since: Some(from),
             ..IncidentFilter::default()
@@ -440,6 +449,7 @@ async fn incidents(
         .filter(|i| names.contains(i.journey.as_str()) && i.opened_at < to)
     {
         let notifications = store
+            .incidents()
             .incident_notifications(i.id)
             .await?
             .iter()

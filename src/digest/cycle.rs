@@ -98,6 +98,7 @@ impl DigestCycle {
             for owner in owners {
                 if self
                     .store
+                    .digests()
                     .digests(Some(owner), 1)
                     .await?
                     .first()
@@ -111,14 +112,18 @@ impl DigestCycle {
                     continue;
                 }
                 let body = serde_json::to_value(&digest).expect("a digest serializes to JSON");
-                let (id, new) = self.store.save_digest(owner, from, to, now, &body).await?;
+                let (id, new) = self
+                    .store
+                    .digests()
+                    .save_digest(owner, from, to, now, &body)
+                    .await?;
                 if new {
                     tracing::info!(digest = id, owner, %from, %to, "feedback digest made");
                     tick.created.push(id);
                 }
             }
         }
-        for stored in self.store.unsent_digests().await? {
+        for stored in self.store.digests().unsent_digests().await? {
             self.deliver(&stored, now, &mut tick).await?;
         }
         Ok(tick)
@@ -135,6 +140,7 @@ impl DigestCycle {
             .map_err(|e| format!("the stored digest is unreadable: {e}"));
         let done: BTreeSet<String> = self
             .store
+            .digests()
             .digest_deliveries(stored.id)
             .await?
             .into_iter()
@@ -168,6 +174,7 @@ impl DigestCycle {
                 Err(e) => ("failed", Some(e.to_string())),
             };
             self.store
+                .digests()
                 .record_digest_delivery(
                     stored.id,
                     &DigestDelivery {
@@ -187,7 +194,10 @@ impl DigestCycle {
             }
         }
         if pending == 0 {
-            self.store.mark_digest_sent(stored.id, now).await?;
+            self.store
+                .digests()
+                .mark_digest_sent(stored.id, now)
+                .await?;
         }
         tick.pending += pending;
         Ok(())

@@ -100,6 +100,7 @@ impl Analysis {
         let now = Utc::now();
         let incidents = self
             .store
+            .incidents()
             .incidents(&IncidentFilter {
                 since: Some(now - lookback),
                 ..IncidentFilter::default()
@@ -107,6 +108,7 @@ impl Analysis {
             .await?;
         let episodes = self
             .store
+            .episodes()
             .episodes(&EpisodeFilter {
                 open_only: true,
                 ..EpisodeFilter::default()
@@ -252,7 +254,7 @@ impl Analysis {
 
     /// Why an incident the engine does not hold as active cannot be changed.
     async fn not_active(&self, id: i64) -> CommandFailed {
-        match self.store.incident(id).await {
+        match self.store.incidents().incident(id).await {
             Ok(Some(i)) => CommandFailed::Refused(CommandError::Conflict {
                 id,
                 state: i.state.as_str(),
@@ -266,7 +268,7 @@ impl Analysis {
     /// cannot be stored is undone in the engine, to be computed again from the next run.
     async fn commit(&mut self, change: IncidentChange) -> Option<Incident> {
         let journey = change.incident.journey.clone();
-        match self.store.save_incident(&change).await {
+        match self.store.incidents().save_incident(&change).await {
             Ok(id) => {
                 self.alerts.saved(&journey, id);
                 self.status.shown_changed();
@@ -320,7 +322,7 @@ impl Cursor {
         let Some(seq) = self.unsaved else {
             return;
         };
-        match store.set_cursor(CURSOR, seq).await {
+        match store.feed().set_cursor(CURSOR, seq).await {
             Ok(()) => {
                 self.unsaved = None;
                 self.saved_at = Some(std::time::Instant::now());
@@ -394,11 +396,12 @@ mod tests {
                 )
             })
             .collect();
-        store.record_runs(&runs).await.unwrap();
+        store.runs().record_runs(&runs).await.unwrap();
         let mut incident =
             Incident::open_for_test("shop", crate::alert::Severity::Failure, Utc::now());
         incident.id = 0;
         store
+            .incidents()
             .save_incident(&IncidentChange {
                 incident,
                 events: vec![],

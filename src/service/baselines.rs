@@ -87,7 +87,12 @@ impl Engine {
                 .filter_map(|(name, p)| p.map(|p| (name, p)))
                 .collect();
             // Rollups come ordered by hour, so each series learns its history in order.
-            for rollup in self.store.rollups(&journey.name, from, hour_start).await? {
+            for rollup in self
+                .store
+                .runs()
+                .rollups(&journey.name, from, hour_start)
+                .await?
+            {
                 let Some(step) = rollup.step.as_deref() else {
                     continue;
                 };
@@ -110,6 +115,7 @@ impl Engine {
         }
         let open = self
             .store
+            .episodes()
             .episodes(&EpisodeFilter {
                 open_only: true,
                 ..EpisodeFilter::default()
@@ -183,6 +189,7 @@ impl Engine {
                     Transition::Started(e) => {
                         let id = self
                             .store
+                            .episodes()
                             .open_episode(&key, sensitivity_name(tracked.sensitivity), e)
                             .await?;
                         tracked.open.insert(detector, id);
@@ -190,7 +197,7 @@ impl Engine {
                     }
                     Transition::Ended(e) => match tracked.open.remove(&detector) {
                         Some(id) => {
-                            self.store.close_episode(id, e).await?;
+                            self.store.episodes().close_episode(id, e).await?;
                             id
                         }
                         None => continue,
@@ -270,6 +277,7 @@ mod tests {
 
     async fn stored(store: &Store) -> Vec<crate::baseline::StoredEpisode> {
         store
+            .episodes()
             .episodes(&EpisodeFilter {
                 limit: 100,
                 ..EpisodeFilter::default()
@@ -353,7 +361,7 @@ mod tests {
             })
             .collect();
         for chunk in history.chunks(500) {
-            store.record_runs(chunk).await.unwrap();
+            store.runs().record_runs(chunk).await.unwrap();
         }
 
         let slow = 2 * DAY_RUNS;

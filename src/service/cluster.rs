@@ -110,15 +110,19 @@ impl Cluster {
             node.journeys_sha256 = fingerprint(&catalog.read().unwrap_or_else(|e| e.into_inner()));
             node.clone()
         };
-        if let Err(e) = self.store.heartbeat(&node).await {
+        if let Err(e) = self.store.cluster().heartbeat(&node).await {
             tracing::warn!(error = %e, "cluster: heartbeat not recorded");
         }
         let until = now + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
         let first = self.first_beat.load(std::sync::atomic::Ordering::Acquire);
         let taken = if first && self.store.is_single_node() {
-            self.store.take_lease(LEADER, &node.node_id, until).await
+            self.store
+                .cluster()
+                .take_lease(LEADER, &node.node_id, until)
+                .await
         } else {
             self.store
+                .cluster()
                 .acquire_lease(LEADER, &node.node_id, now, until)
                 .await
         };
@@ -159,7 +163,12 @@ impl Cluster {
             }
         }
         self.leader.send_replace(false);
-        if let Err(e) = self.store.release_lease(LEADER, &self.node_id()).await {
+        if let Err(e) = self
+            .store
+            .cluster()
+            .release_lease(LEADER, &self.node_id())
+            .await
+        {
             tracing::warn!(error = %e, "cluster: leader lease not released");
         }
     }
@@ -233,6 +242,7 @@ pub async fn settle_once(
         .unwrap_or_default();
     let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
     let missed = store
+        .cluster()
         .settle_claims(SettleCutoffs {
             claimed_before: ago(longest + SETTLE_MARGIN),
             silent_claimed_before: ago(longest),
@@ -285,7 +295,11 @@ impl<E: RunExecutor> RunExecutor for ClaimingExecutor<E> {
                 planned_at: run.planned,
             };
             let node = self.cluster.node_id();
-            let claim = self.cluster.store.claim_run(tick, &node, Utc::now());
+            let claim = self
+                .cluster
+                .store
+                .cluster()
+                .claim_run(tick, &node, Utc::now());
             match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => {
@@ -324,7 +338,7 @@ mod tests {
         a.beat(&catalog).await;
         b.beat(&catalog).await;
         assert!(a.is_leader() && !b.is_leader());
-        let nodes = store.nodes().await.unwrap();
+        let nodes = store.cluster().nodes().await.unwrap();
         assert_eq!(nodes.len(), 2);
         assert!(
             nodes
@@ -397,7 +411,12 @@ mod tests {
         let renamed = Cluster::new(store.clone(), "eu", "renamed".into());
         renamed.beat(&catalog).await;
         assert!(renamed.is_leader());
-        let lease = store.lease(LEADER, Utc::now()).await.unwrap().unwrap();
+        let lease = store
+            .cluster()
+            .lease(LEADER, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(lease.holder, "renamed");
     }
 
@@ -423,7 +442,13 @@ mod tests {
             let store = store.clone();
             async move {
                 let at = now - chrono::Duration::seconds(ago);
-                assert!(store.claim_run(tick(ago), &node, at).await.unwrap());
+                assert!(
+                    store
+                        .cluster()
+                        .claim_run(tick(ago), &node, at)
+                        .await
+                        .unwrap()
+                );
             }
         };
         claim(120, live.node_id()).await;

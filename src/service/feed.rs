@@ -31,9 +31,9 @@ pub async fn run(
     let mut position = None;
     loop {
         if position.is_none() {
-            position = match store.cursor(CURSOR).await {
+            position = match store.feed().cursor(CURSOR).await {
                 Ok(Some(p)) => Some(p),
-                Ok(None) => store.feed_head().await.ok(),
+                Ok(None) => store.feed().feed_head().await.ok(),
                 Err(e) => {
                     tracing::warn!(error = %e, "feed: cursor not read");
                     None
@@ -63,7 +63,7 @@ async fn read(
     position: &mut i64,
 ) -> crate::store::Result<()> {
     let gap_wait = chrono::Duration::from_std(GAP_WAIT).unwrap_or_default();
-    for (entry, stored) in store.feed_runs_after(*position, BATCH).await? {
+    for (entry, stored) in store.feed().feed_runs_after(*position, BATCH).await? {
         if entry.seq != *position + 1 && Utc::now() - entry.recorded_at < gap_wait {
             break;
         }
@@ -105,7 +105,7 @@ mod tests {
         let runs: Vec<_> = (0..2)
             .map(|i| run_record("shop", "eu", Utc::now(), f64::from(i), false, vec![]))
             .collect();
-        store.record_runs(&runs).await.unwrap();
+        store.runs().record_runs(&runs).await.unwrap();
         // Seq 3 is missing: 4 is visible, recorded just now.
         let Store::Sqlite(pool) = &store else {
             unreachable!()

@@ -24,7 +24,7 @@ use crate::channels::{self as notify, DeliveryError, Notifier};
 use crate::config::alerting::AlertConfig;
 use crate::service::metrics::Metrics;
 use crate::store::Store;
-use crate::store::alerts::{AfterAttempt, DeliveryAttempt, NotificationRecord};
+use crate::store::alerts::{AfterAttempt, DeliveryAttempt, DeliveryOutcome, NotificationRecord};
 
 /// Notifications read per pass; more wait for the next pass.
 const BATCH: u32 = 500;
@@ -158,7 +158,7 @@ impl Outbox {
 
     /// Sends what is due; returns when the next pending notification is due, if any.
     pub async fn pass(&self, now: DateTime<Utc>) -> crate::store::Result<Option<DateTime<Utc>>> {
-        let pending = self.store.pending_notifications(BATCH).await?;
+        let pending = self.store.incidents().pending_notifications(BATCH).await?;
         // Only the oldest pending notification of each incident × channel may go.
         let mut heads = HashSet::new();
         let heads: Vec<NotificationRecord> = pending
@@ -199,7 +199,13 @@ impl Outbox {
         let (after, attempt) = match result {
             Ok(delivered) => (
                 AfterAttempt::Delivered,
-                attempt_of(at, started, delivered.status, "delivered", None),
+                attempt_of(
+                    at,
+                    started,
+                    delivered.status,
+                    DeliveryOutcome::Delivered,
+                    None,
+                ),
             ),
             Err(e) => {
                 let after = match &e {
@@ -218,8 +224,8 @@ impl Outbox {
                     }
                 };
                 let outcome = match after {
-                    AfterAttempt::Failed => "failed",
-                    _ => "retry",
+                    AfterAttempt::Failed => DeliveryOutcome::Failed,
+                    _ => DeliveryOutcome::Retry,
                 };
                 (
                     after,
@@ -227,7 +233,8 @@ impl Outbox {
                 )
             }
         };
-        self.metrics.record_delivery(&n.channel, &attempt.outcome);
+        self.metrics
+            .record_delivery(&n.channel, attempt.outcome.as_str());
         match after {
             AfterAttempt::Failed => tracing::error!(
                 channel = %n.channel, notification = %n.id, incident = n.incident.id,
@@ -244,7 +251,12 @@ impl Outbox {
                 incident = n.incident.id, attempts, "notification delivered"
             ),
         }
-        if let Err(e) = self.store.record_attempt(n.id, &attempt, after).await {
+        if let Err(e) = self
+            .store
+            .incidents()
+            .record_attempt(n.id, &attempt, after)
+            .await
+        {
             // The notification stays pending: it will be sent again (same id, same dedup key).
             tracing::error!(notification = %n.id, error = %e, "delivery attempt not recorded");
         }
@@ -255,14 +267,14 @@ fn attempt_of(
     at: DateTime<Utc>,
     started: Instant,
     status: Option<u16>,
-    outcome: &str,
+    outcome: DeliveryOutcome,
     error: Option<String>,
 ) -> DeliveryAttempt {
     DeliveryAttempt {
         at,
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         status_code: status,
-        outcome: outcome.to_string(),
+        outcome,
         error,
     }
 }
@@ -309,13 +321,23 @@ mod tests {
             notifications: notifications.clone(),
             muted: vec![],
         };
-        let id = outbox.store.save_incident(&change).await.unwrap();
+        let id = outbox
+            .store
+            .incidents()
+            .save_incident(&change)
+            .await
+            .unwrap();
         assert!(id > 0);
         notifications.iter().map(|n| n.id).collect()
     }
 
     async fn status(outbox: &Outbox, incident: i64) -> Vec<(NotificationStatus, u32)> {
-        let records = outbox.store.incident_notifications(incident).await.unwrap();
+        let records = outbox
+            .store
+            .incidents()
+            .incident_notifications(incident)
+            .await
+            .unwrap();
         records.iter().map(|r| (r.status, r.attempts)).collect()
     }
 
@@ -324,6 +346,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !outbox
             .store
+            .incidents()
             .pending_notifications(10)
             .await
             .unwrap()
@@ -342,7 +365,12 @@ mod tests {
         let ids = queue(&outbox, &[NotificationKind::Triggered]).await;
         drain(&outbox).await;
         assert_eq!(status(&outbox, 1).await, [(NotificationStatus::Failed, 1)]);
-        let attempts = outbox.store.delivery_attempts(ids[0]).await.unwrap();
+        let attempts = outbox
+            .store
+            .incidents()
+            .delivery_attempts(ids[0])
+            .await
+            .unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(
             (attempts[0].status_code, attempts[0].outcome.as_str()),

@@ -212,6 +212,7 @@ impl Reloader {
             let text = text.filter(|t| hex::encode(Sha256::digest(t.as_bytes())) == key.1);
             match self
                 .store
+                .runs()
                 .record_journey_version(j, text.as_deref(), chrono::Utc::now())
                 .await
             {

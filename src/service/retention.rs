@@ -24,6 +24,7 @@ pub async fn prune_once(
 ) -> Result<Pruned, StoreError> {
     let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
     store
+        .runs()
         .prune(ago(retention.raw), ago(retention.rollup), BATCH)
         .await
 }
@@ -38,11 +39,11 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
         let now = Utc::now();
         let day_ago = now - chrono::Duration::days(1);
         let small = [
-            store.prune_sessions(now).await,
-            store.prune_claims(day_ago).await,
-            store.prune_nodes(day_ago).await,
-            store.prune_feed(day_ago).await,
-            store.prune_commands(day_ago).await,
+            store.sessions().prune_sessions(now).await,
+            store.cluster().prune_claims(day_ago).await,
+            store.cluster().prune_nodes(day_ago).await,
+            store.feed().prune_feed(day_ago).await,
+            store.commands().prune_commands(day_ago).await,
         ];
         if let Some(Err(e)) = small.iter().find(|r| r.is_err()) {
             tracing::warn!(error = %e, "retention: pruning sessions, claims, nodes, the run feed or commands failed");

@@ -98,7 +98,7 @@ async fn reload_keeps_the_last_good_version_of_a_broken_file() {
     assert_eq!(scheduler.stats().journeys, 1);
 
     // Every version that ran was recorded, with its text.
-    let versions = store.journeys().await.unwrap();
+    let versions = store.runs().journeys().await.unwrap();
     assert_eq!(versions.len(), 3, "{versions:?}");
     assert!(versions.iter().all(|v| v.definition.is_some()));
     scheduler.shutdown().await;
@@ -124,6 +124,7 @@ async fn retention_prunes_runs_older_than_the_raw_period() {
     };
     let keep = record(1);
     store
+        .runs()
         .record_runs(&[record(40), keep.clone()])
         .await
         .unwrap();
@@ -131,7 +132,7 @@ async fn retention_prunes_runs_older_than_the_raw_period() {
         .await
         .unwrap();
     assert_eq!(pruned.runs, 1);
-    let left = store.recent_runs("j", 10).await.unwrap();
+    let left = store.runs().recent_runs("j", 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].run_id, keep.result.run_id);
 }
@@ -182,10 +183,15 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
     assert_eq!(metrics.runs_dropped(), 1);
     writer.flush().await.unwrap();
     assert_eq!(writer.queue_depth(), 0);
-    let stored = store.run(first).await.unwrap().expect("first run stored");
+    let stored = store
+        .runs()
+        .run(first)
+        .await
+        .unwrap()
+        .expect("first run stored");
     assert_eq!(stored.scheduling_lag, Duration::from_millis(5));
     assert_eq!(stored.journey_sha256, journey.source.content_sha256);
-    assert!(store.run(second).await.unwrap().is_none());
+    assert!(store.runs().run(second).await.unwrap().is_none());
 }
 
 #[tokio::test]

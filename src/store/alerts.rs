@@ -1,6 +1,6 @@
 //! Incidents, their timeline, and the notification outbox (see `crate::alert`).
 //!
-//! [`Store::save_incident`] is the outbox's half of "durable before external": an incident's
+//! [`Incidents::save_incident`] is the outbox's half of "durable before external": an incident's
 //! new state, its timeline entries and the notifications it causes are committed in one
 //! transaction, so a crash either loses all of them (the change is recomputed from the next
 //! run) or none. Delivery attempts are recorded one transaction each.
@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, Store, StoreError, from_ns, parse_name, to_ns};
+use super::alert_rows::{AttemptRow, ChangeRows, IncidentListing};
+use super::{Result, Store, to_ns};
 use crate::alert::{Incident, IncidentChange, IncidentEvent, IncidentState, Notification};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,12 +24,7 @@ pub enum NotificationStatus {
 
 impl NotificationStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationStatus::Pending => "pending",
-            NotificationStatus::Delivered => "delivered",
-            NotificationStatus::Failed => "failed",
-            NotificationStatus::Muted => "muted",
-        }
+        super::text::StoredText::text(self)
     }
 }
 
@@ -44,6 +40,23 @@ pub struct NotificationRecord {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// How one delivery attempt ended (stored and serialized as its snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Not delivered; it will be tried again.
+    Retry,
+    /// Not delivered, and given up on.
+    Failed,
+}
+
+impl DeliveryOutcome {
+    pub fn as_str(self) -> &'static str {
+        super::text::StoredText::text(self)
+    }
+}
+
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
@@ -51,8 +64,7 @@ pub struct DeliveryAttempt {
     pub duration_ms: f64,
     /// HTTP status or SMTP reply code, when the receiver answered.
     pub status_code: Option<u16>,
-    /// `delivered`, `retry` or `failed`.
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub error: Option<String>,
 }
 
@@ -64,7 +76,7 @@ pub enum AfterAttempt {
     Failed,
 }
 
-/// Which incidents [`Store::incidents`] lists.
+/// Which incidents [`Incidents::incidents`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
     pub journey: Option<String>,
@@ -76,36 +88,31 @@ pub struct IncidentFilter {
     pub limit: u32,
 }
 
-impl Store {
+/// Incidents, their timelines, notifications and delivery attempts (the outbox).
+///
+/// Borrowed from the store by [`Store::incidents`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Incidents<'a>(pub(super) &'a Store);
+
+impl Incidents<'_> {
     /// Inserts or updates the incident, appends its events and queues its notifications, in
     /// one transaction. Returns the incident's id. Notifications are stored with the
     /// incident's final id in their snapshot.
-    pub async fn save_incident(&self, change: &IncidentChange) -> Result<i64> {
+    pub async fn save_incident(self, change: &IncidentChange) -> Result<i64> {
         let rows = ChangeRows::new(change)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::save(p, &rows).await,
-            Store::Postgres(p) => super::postgres::a::save(p, &rows).await,
-        }
+        dispatch!(self.0, alerts::save(&rows))
     }
 
     /// Incidents, most recently opened first.
-    pub async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
-        let mut states: Vec<&str> = Vec::new();
-        for state in &filter.states {
-            if !states.contains(&state.as_str()) {
-                states.push(state.as_str());
+    pub async fn incidents(self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        let mut states: Vec<IncidentState> = Vec::new();
+        for &state in &filter.states {
+            if !states.contains(&state) {
+                states.push(state);
             }
         }
-        let rows = IncidentListing {
-            all_states: states.is_empty(),
-            // The statement has one slot per state; unused slots repeat a wanted one.
-            states: std::array::from_fn(|i| {
-                states
-                    .get(i)
-                    .or(states.first())
-                    .copied()
-                    .unwrap_or_default()
-            }),
+        let listing = IncidentListing {
+            states,
             journey: filter.journey.as_deref(),
             since_ns: filter.since.map(to_ns).transpose()?,
             limit: match filter.limit {
@@ -113,294 +120,62 @@ impl Store {
                 n => i64::from(n),
             },
         };
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::incidents(p, &rows).await,
-            Store::Postgres(p) => super::postgres::a::incidents(p, &rows).await,
-        }
+        dispatch!(self.0, alerts::incidents(&listing))
     }
 
-    pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::incident(p, id).await,
-            Store::Postgres(p) => super::postgres::a::incident(p, id).await,
-        }
+    pub async fn incident(self, id: i64) -> Result<Option<Incident>> {
+        dispatch!(self.0, alerts::incident(id))
     }
 
     /// The incident's timeline, oldest first.
-    pub async fn incident_events(&self, id: i64) -> Result<Vec<IncidentEvent>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::events(p, id).await,
-            Store::Postgres(p) => super::postgres::a::events(p, id).await,
-        }
+    pub async fn incident_events(self, id: i64) -> Result<Vec<IncidentEvent>> {
+        dispatch!(self.0, alerts::events(id))
     }
 
     /// The incident's notifications, in the order they were queued.
-    pub async fn incident_notifications(&self, id: i64) -> Result<Vec<NotificationRecord>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::notifications_of(p, id).await,
-            Store::Postgres(p) => super::postgres::a::notifications_of(p, id).await,
-        }
+    pub async fn incident_notifications(self, id: i64) -> Result<Vec<NotificationRecord>> {
+        dispatch!(self.0, alerts::notifications_of(id))
     }
 
     /// Pending notifications in the order they were queued (due or not), at most `limit`.
-    pub async fn pending_notifications(&self, limit: u32) -> Result<Vec<NotificationRecord>> {
+    pub async fn pending_notifications(self, limit: u32) -> Result<Vec<NotificationRecord>> {
         let limit = i64::from(limit.max(1));
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::pending(p, limit).await,
-            Store::Postgres(p) => super::postgres::a::pending(p, limit).await,
-        }
+        dispatch!(self.0, alerts::pending(limit))
     }
 
     /// Records an attempt and the notification's new state, in one transaction.
     pub async fn record_attempt(
-        &self,
+        self,
         id: uuid::Uuid,
         attempt: &DeliveryAttempt,
         after: AfterAttempt,
     ) -> Result<()> {
         let row = AttemptRow::new(id, attempt, after)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::record_attempt(p, &row).await,
-            Store::Postgres(p) => super::postgres::a::record_attempt(p, &row).await,
-        }
+        dispatch!(self.0, alerts::record_attempt(&row))
     }
 
     /// Attempts of one notification, oldest first.
-    pub async fn delivery_attempts(&self, id: uuid::Uuid) -> Result<Vec<DeliveryAttempt>> {
+    pub async fn delivery_attempts(self, id: uuid::Uuid) -> Result<Vec<DeliveryAttempt>> {
         let id = id.to_string();
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::attempts(p, &id).await,
-            Store::Postgres(p) => super::postgres::a::attempts(p, &id).await,
-        }
+        dispatch!(self.0, alerts::attempts(&id))
     }
 
     /// Number of notifications per channel and status (for `/metrics`).
-    pub async fn notification_counts(&self) -> Result<Vec<(String, NotificationStatus, u64)>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::a::counts(p).await,
-            Store::Postgres(p) => super::postgres::a::counts(p).await,
-        }
+    pub async fn notification_counts(self) -> Result<Vec<(String, NotificationStatus, u64)>> {
+        dispatch!(self.0, alerts::counts())
     }
-}
-
-/// An [`IncidentChange`] converted to columns before the transaction starts, so that nothing
-/// but the database can fail once it has.
-pub(super) struct ChangeRows<'a> {
-    pub(super) incident: &'a Incident,
-    pub(super) severity: &'static str,
-    pub(super) state: &'static str,
-    pub(super) started_ns: i64,
-    pub(super) opened_ns: i64,
-    pub(super) resolved_ns: Option<i64>,
-    /// The latest instant the change carries: the store reads no clock.
-    pub(super) updated_ns: i64,
-    pub(super) events: Vec<(i64, &'a IncidentEvent)>,
-    /// Pending ones, then muted ones: their queue order.
-    pub(super) notifications: Vec<NotificationRow<'a>>,
-}
-
-/// One notification as bound to its insert; the payload is written once the id is known.
-pub(super) struct NotificationRow<'a> {
-    pub(super) notification: &'a Notification,
-    pub(super) id: String,
-    pub(super) kind: &'static str,
-    pub(super) status: &'static str,
-    pub(super) created_ns: i64,
-    pub(super) next_ns: Option<i64>,
-}
-
-impl<'a> ChangeRows<'a> {
-    fn new(change: &'a IncidentChange) -> Result<Self> {
-        let i = &change.incident;
-        let queued = |list: &'a [Notification], status: NotificationStatus| {
-            list.iter().map(move |n| {
-                let created_ns = to_ns(n.created_at)?;
-                Ok(NotificationRow {
-                    notification: n,
-                    id: n.id.to_string(),
-                    kind: n.kind.as_str(),
-                    status: status.as_str(),
-                    created_ns,
-                    // Pending ones are due at once; muted ones never.
-                    next_ns: (status == NotificationStatus::Pending).then_some(created_ns),
-                })
-            })
-        };
-        let notifications = queued(&change.notifications, NotificationStatus::Pending)
-            .chain(queued(&change.muted, NotificationStatus::Muted))
-            .collect::<Result<Vec<_>>>()?;
-        let updated = [i.acknowledged_at, i.resolved_at]
-            .into_iter()
-            .flatten()
-            .chain(change.events.iter().map(|e| e.at))
-            .chain(change.notifications.iter().map(|n| n.created_at))
-            .chain(change.muted.iter().map(|n| n.created_at))
-            .fold(i.opened_at, std::cmp::max);
-        Ok(ChangeRows {
-            incident: i,
-            severity: i.severity.as_str(),
-            state: i.state.as_str(),
-            started_ns: to_ns(i.started_at)?,
-            opened_ns: to_ns(i.opened_at)?,
-            resolved_ns: i.resolved_at.map(to_ns).transpose()?,
-            updated_ns: to_ns(updated)?,
-            events: change
-                .events
-                .iter()
-                .map(|e| Ok((to_ns(e.at)?, e)))
-                .collect::<Result<_>>()?,
-            notifications,
-        })
-    }
-
-    /// The incident as stored: with its final id.
-    pub(super) fn body(&self, id: i64) -> String {
-        let mut incident = self.incident.clone();
-        incident.id = id;
-        serde_json::to_string(&incident).expect("incidents serialise")
-    }
-}
-
-impl NotificationRow<'_> {
-    /// The notification as stored: its incident snapshot with the incident's final id.
-    pub(super) fn payload(&self, incident_id: i64) -> String {
-        let mut notification = self.notification.clone();
-        notification.incident.id = incident_id;
-        serde_json::to_string(&notification).expect("notifications serialise")
-    }
-}
-
-/// What [`Store::incidents`] binds.
-pub(super) struct IncidentListing<'a> {
-    pub(super) all_states: bool,
-    pub(super) states: [&'static str; 3],
-    pub(super) journey: Option<&'a str>,
-    pub(super) since_ns: Option<i64>,
-    pub(super) limit: i64,
-}
-
-/// One attempt and the notification's state after it, as bound to statements.
-pub(super) struct AttemptRow<'a> {
-    pub(super) notification_id: String,
-    pub(super) attempt: &'a DeliveryAttempt,
-    pub(super) at_ns: i64,
-    pub(super) status: &'static str,
-    pub(super) next_ns: Option<i64>,
-    pub(super) delivered_ns: Option<i64>,
-}
-
-impl<'a> AttemptRow<'a> {
-    fn new(id: uuid::Uuid, attempt: &'a DeliveryAttempt, after: AfterAttempt) -> Result<Self> {
-        let at_ns = to_ns(attempt.at)?;
-        let (status, next_ns, delivered_ns) = match after {
-            AfterAttempt::Delivered => (NotificationStatus::Delivered, None, Some(at_ns)),
-            AfterAttempt::RetryAt(t) => (NotificationStatus::Pending, Some(to_ns(t)?), None),
-            AfterAttempt::Failed => (NotificationStatus::Failed, None, None),
-        };
-        Ok(AttemptRow {
-            notification_id: id.to_string(),
-            attempt,
-            at_ns,
-            status: status.as_str(),
-            next_ns,
-            delivered_ns,
-        })
-    }
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A counter or code stored as a signed 64-bit integer, back to its type.
-fn narrow<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T> {
-    T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value} is out of range")))
-}
-
-pub(super) fn incident_from_row<R: sqlx::Row>(row: &R) -> Result<Incident>
-where
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    from_json(&row.try_get::<String, _>("body")?)
-}
-
-pub(super) fn event_from_row<R: sqlx::Row>(row: &R) -> Result<IncidentEvent>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(IncidentEvent {
-        at: from_ns(row.try_get("at_ns")?),
-        kind: row.try_get("kind")?,
-        detail: row.try_get("detail")?,
-    })
-}
-
-pub(super) fn record_from_row<R: sqlx::Row>(row: &R) -> Result<NotificationRecord>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(NotificationRecord {
-        notification: from_json(&row.try_get::<String, _>("payload")?)?,
-        status: parse_name(&row.try_get::<String, _>("status")?)?,
-        attempts: narrow(row.try_get("attempts")?, "attempts")?,
-        next_attempt_at: row
-            .try_get::<Option<i64>, _>("next_attempt_at_ns")?
-            .map(from_ns),
-        last_error: row.try_get("last_error")?,
-        delivered_at: row
-            .try_get::<Option<i64>, _>("delivered_at_ns")?
-            .map(from_ns),
-    })
-}
-
-pub(super) fn attempt_from_row<R: sqlx::Row>(row: &R) -> Result<DeliveryAttempt>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(DeliveryAttempt {
-        at: from_ns(row.try_get("at_ns")?),
-        duration_ms: row.try_get("duration_ms")?,
-        status_code: row
-            .try_get::<Option<i64>, _>("status_code")?
-            .map(|code| narrow(code, "status code"))
-            .transpose()?,
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-    })
-}
-
-pub(super) fn count_from_row<R: sqlx::Row>(row: &R) -> Result<(String, NotificationStatus, u64)>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok((
-        row.try_get("channel")?,
-        parse_name(&row.try_get::<String, _>("status")?)?,
-        narrow(row.try_get("n")?, "count")?,
-    ))
 }
 
 macro_rules! dialect {
     ($db:ty, begin = $begin:literal) => {
         use sqlx::Pool;
 
-        use crate::alert::Incident;
-        use crate::store::alerts::{AttemptRow, ChangeRows, DeliveryAttempt, IncidentListing, NotificationRecord, NotificationStatus, attempt_from_row, count_from_row, event_from_row, incident_from_row, record_from_row};
-use crate::alert::IncidentEvent;
+        use crate::alert::{Incident, IncidentEvent};
+        use crate::store::alert_rows::{
+            AttemptReadRow, AttemptRow, ChangeRows, CountRow, EventRow, IncidentListing,
+            RecordRow, incident_of,
+        };
+        use crate::store::alerts::{DeliveryAttempt, NotificationRecord, NotificationStatus};
         use crate::store::{Result, StoreError};
 
         type Db = $db;
@@ -459,7 +234,7 @@ use crate::alert::IncidentEvent;
                 )
                 .bind(id)
                 .bind(*at_ns)
-                .bind(&event.kind)
+                .bind(event.kind)
                 .bind(&event.detail)
                 .execute(&mut *tx)
                 .await?;
@@ -489,69 +264,75 @@ use crate::alert::IncidentEvent;
             pool: &Pool<Db>,
             listing: &IncidentListing<'_>,
         ) -> Result<Vec<Incident>> {
-            let rows = sqlx::query(
-                "SELECT body FROM incidents \
-                 WHERE ($1 OR state IN ($2, $3, $4)) AND ($5 IS NULL OR journey = $5) \
-                 AND ($6 IS NULL OR resolved_at_ns IS NULL OR resolved_at_ns >= $6) \
-                 ORDER BY opened_at_ns DESC, id DESC LIMIT $7",
-            )
-            .bind(listing.all_states)
-            .bind(listing.states[0])
-            .bind(listing.states[1])
-            .bind(listing.states[2])
-            .bind(listing.journey)
-            .bind(listing.since_ns)
-            .bind(listing.limit)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(incident_from_row).collect()
+            let mut sql = sqlx::QueryBuilder::<Db>::new("SELECT body FROM incidents WHERE 1 = 1");
+            if !listing.states.is_empty() {
+                sql.push(" AND state IN (");
+                let mut states = sql.separated(", ");
+                for &state in &listing.states {
+                    states.push_bind(state);
+                }
+                sql.push(")");
+            }
+            if let Some(journey) = listing.journey {
+                sql.push(" AND journey = ").push_bind(journey);
+            }
+            if let Some(since) = listing.since_ns {
+                sql.push(" AND (resolved_at_ns IS NULL OR resolved_at_ns >= ")
+                    .push_bind(since)
+                    .push(")");
+            }
+            sql.push(" ORDER BY opened_at_ns DESC, id DESC LIMIT ")
+                .push_bind(listing.limit);
+            let bodies: Vec<String> = sql.build_query_scalar().fetch_all(pool).await?;
+            bodies.iter().map(|body| incident_of(body)).collect()
         }
 
         pub(in crate::store) async fn incident(pool: &Pool<Db>, id: i64) -> Result<Option<Incident>> {
-            let row = sqlx::query("SELECT body FROM incidents WHERE id = $1")
+            let body: Option<String> = sqlx::query_scalar("SELECT body FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            row.as_ref().map(incident_from_row).transpose()
+            body.as_deref().map(incident_of).transpose()
         }
 
         pub(in crate::store) async fn events(
             pool: &Pool<Db>,
             incident_id: i64,
         ) -> Result<Vec<IncidentEvent>> {
-            let rows = sqlx::query(
+            let rows: Vec<EventRow> = sqlx::query_as(
                 "SELECT at_ns, kind, detail FROM incident_events WHERE incident_id = $1 \
                  ORDER BY id",
             )
             .bind(incident_id)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(event_from_row).collect()
+            Ok(rows.into_iter().map(IncidentEvent::from).collect())
         }
 
         pub(in crate::store) async fn notifications_of(
             pool: &Pool<Db>,
             incident_id: i64,
         ) -> Result<Vec<NotificationRecord>> {
-            let rows =
-                sqlx::query("SELECT * FROM notifications WHERE incident_id = $1 ORDER BY seq")
+            let rows: Vec<RecordRow> =
+                sqlx::query_as("SELECT * FROM notifications WHERE incident_id = $1 ORDER BY seq")
                     .bind(incident_id)
                     .fetch_all(pool)
                     .await?;
-            rows.iter().map(record_from_row).collect()
+            rows.into_iter().map(RecordRow::into_record).collect()
         }
 
         pub(in crate::store) async fn pending(
             pool: &Pool<Db>,
             limit: i64,
         ) -> Result<Vec<NotificationRecord>> {
-            let rows = sqlx::query(
-                "SELECT * FROM notifications WHERE status = 'pending' ORDER BY seq LIMIT $1",
+            let rows: Vec<RecordRow> = sqlx::query_as(
+                "SELECT * FROM notifications WHERE status = $1 ORDER BY seq LIMIT $2",
             )
+            .bind(NotificationStatus::Pending)
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(record_from_row).collect()
+            rows.into_iter().map(RecordRow::into_record).collect()
         }
 
         pub(in crate::store) async fn record_attempt(
@@ -568,7 +349,7 @@ use crate::alert::IncidentEvent;
             .bind(row.at_ns)
             .bind(a.duration_ms)
             .bind(a.status_code.map(i64::from))
-            .bind(&a.outcome)
+            .bind(a.outcome)
             .bind(a.error.as_deref())
             .execute(&mut *tx)
             .await?;
@@ -594,26 +375,26 @@ use crate::alert::IncidentEvent;
             pool: &Pool<Db>,
             notification_id: &str,
         ) -> Result<Vec<DeliveryAttempt>> {
-            let rows = sqlx::query(
+            let rows: Vec<AttemptReadRow> = sqlx::query_as(
                 "SELECT at_ns, duration_ms, status_code, outcome, error FROM delivery_attempts \
                  WHERE notification_id = $1 ORDER BY id",
             )
             .bind(notification_id)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(attempt_from_row).collect()
+            rows.into_iter().map(AttemptReadRow::into_attempt).collect()
         }
 
         pub(in crate::store) async fn counts(
             pool: &Pool<Db>,
         ) -> Result<Vec<(String, NotificationStatus, u64)>> {
-            let rows = sqlx::query(
+            let rows: Vec<CountRow> = sqlx::query_as(
                 "SELECT channel, status, COUNT(*) AS n FROM notifications \
                  GROUP BY channel, status ORDER BY channel, status",
             )
             .fetch_all(pool)
             .await?;
-            rows.iter().map(count_from_row).collect()
+            rows.into_iter().map(CountRow::into_count).collect()
         }
     };
 }

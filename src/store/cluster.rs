@@ -58,136 +58,157 @@ pub struct Tick<'a> {
     pub planned_at: DateTime<Utc>,
 }
 
-impl Store {
+/// Heartbeats, leases and run claims of the nodes sharing the database.
+///
+/// Borrowed from the store by [`Store::cluster`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a>(pub(super) &'a Store);
+
+impl Cluster<'_> {
     /// Records (or refreshes) `node`'s heartbeat.
-    pub async fn heartbeat(&self, node: &NodeInfo) -> Result<()> {
+    pub async fn heartbeat(self, node: &NodeInfo) -> Result<()> {
         let times = (to_ns(node.started_at)?, to_ns(node.heartbeat_at)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::heartbeat(p, node, times).await,
-            Store::Postgres(p) => super::postgres::c::heartbeat(p, node, times).await,
-        }
+        dispatch!(self.0, cluster::heartbeat(node, times))
     }
 
     /// Every node that ever beat, newest heartbeat first.
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::nodes(p).await,
-            Store::Postgres(p) => super::postgres::c::nodes(p).await,
-        }
+    pub async fn nodes(self) -> Result<Vec<NodeInfo>> {
+        dispatch!(self.0, cluster::nodes())
     }
 
     /// Forgets nodes whose last heartbeat is older than `before`.
-    pub async fn prune_nodes(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_nodes(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::prune_nodes(p, before).await,
-            Store::Postgres(p) => super::postgres::c::prune_nodes(p, before).await,
-        }
+        dispatch!(self.0, cluster::prune_nodes(before))
     }
 
     /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
     /// already `holder`'s (a renewal); true if `holder` holds it now.
     pub async fn acquire_lease(
-        &self,
+        self,
         name: &str,
         holder: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool> {
         let (now, until) = (to_ns(now)?, to_ns(until)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::acquire(p, name, holder, now, until).await,
-            Store::Postgres(p) => super::postgres::c::acquire(p, name, holder, now, until).await,
-        }
+        dispatch!(self.0, cluster::acquire(name, holder, now, until))
     }
 
     /// Takes the lease `name` for `holder` until `until` whoever holds it: for a store only one
     /// node can use (SQLite), where any other holder is this node's own previous life.
-    pub async fn take_lease(&self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
+    pub async fn take_lease(self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
         let until = to_ns(until)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::acquire(p, name, holder, i64::MAX, until).await,
-            Store::Postgres(p) => {
-                super::postgres::c::acquire(p, name, holder, i64::MAX, until).await
-            }
-        }
+        dispatch!(self.0, cluster::acquire(name, holder, i64::MAX, until))
     }
 
     /// Gives the lease up if `holder` has it (a clean shutdown: the next node need not wait
     /// for it to expire).
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::release(p, name, holder).await,
-            Store::Postgres(p) => super::postgres::c::release(p, name, holder).await,
-        }
+    pub async fn release_lease(self, name: &str, holder: &str) -> Result<()> {
+        dispatch!(self.0, cluster::release(name, holder))
     }
 
     /// The lease's holder, if it has one not expired at `now`.
-    pub async fn lease(&self, name: &str, now: DateTime<Utc>) -> Result<Option<Lease>> {
+    pub async fn lease(self, name: &str, now: DateTime<Utc>) -> Result<Option<Lease>> {
         let now = to_ns(now)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::lease(p, name, now).await,
-            Store::Postgres(p) => super::postgres::c::lease(p, name, now).await,
-        }
+        dispatch!(self.0, cluster::lease(name, now))
     }
 
     /// Claims `tick` for `node`; true if this node is the one to run it.
-    pub async fn claim_run(&self, tick: Tick<'_>, node: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn claim_run(self, tick: Tick<'_>, node: &str, now: DateTime<Utc>) -> Result<bool> {
         let times = (to_ns(tick.planned_at)?, to_ns(now)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::claim(p, tick, node, times).await,
-            Store::Postgres(p) => super::postgres::c::claim(p, tick, node, times).await,
-        }
+        dispatch!(self.0, cluster::claim(tick, node, times))
     }
 
     /// Settles the claims `cutoffs` select: those whose run is stored `ran`, the others
     /// `missed` (their node stopped before storing the run); returns the missed ticks with the
     /// node that claimed each.
-    pub async fn settle_claims(&self, cutoffs: SettleCutoffs) -> Result<Vec<MissedTick>> {
+    pub async fn settle_claims(self, cutoffs: SettleCutoffs) -> Result<Vec<MissedTick>> {
         let ns = (
             to_ns(cutoffs.claimed_before)?,
             to_ns(cutoffs.silent_claimed_before)?,
             to_ns(cutoffs.silent_since)?,
         );
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::settle(p, ns).await,
-            Store::Postgres(p) => super::postgres::c::settle(p, ns).await,
-        }
+        dispatch!(self.0, cluster::settle(ns))
     }
 
     /// Deletes claims made before `before`; how many.
-    pub async fn prune_claims(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_claims(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::c::prune_claims(p, before).await,
-            Store::Postgres(p) => super::postgres::c::prune_claims(p, before).await,
+        dispatch!(self.0, cluster::prune_claims(before))
+    }
+}
+
+/// A `nodes` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct NodeRow {
+    node_id: String,
+    location: String,
+    version: String,
+    hostname: String,
+    journeys_sha256: String,
+    started_at_ns: i64,
+    heartbeat_at_ns: i64,
+}
+
+impl From<NodeRow> for NodeInfo {
+    fn from(row: NodeRow) -> Self {
+        NodeInfo {
+            node_id: row.node_id,
+            location: row.location,
+            version: row.version,
+            hostname: row.hostname,
+            journeys_sha256: row.journeys_sha256,
+            started_at: from_ns(row.started_at_ns),
+            heartbeat_at: from_ns(row.heartbeat_at_ns),
         }
     }
 }
 
-pub(super) fn node_from_row<R: sqlx::Row>(row: &R) -> Result<NodeInfo>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(NodeInfo {
-        node_id: row.try_get("node_id")?,
-        location: row.try_get("location")?,
-        version: row.try_get("version")?,
-        hostname: row.try_get("hostname")?,
-        journeys_sha256: row.try_get("journeys_sha256")?,
-        started_at: from_ns(row.try_get("started_at_ns")?),
-        heartbeat_at: from_ns(row.try_get("heartbeat_at_ns")?),
-    })
+/// A `leases` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct LeaseRow {
+    holder: String,
+    expires_at_ns: i64,
+}
+
+impl From<LeaseRow> for Lease {
+    fn from(row: LeaseRow) -> Self {
+        Lease {
+            holder: row.holder,
+            expires_at: from_ns(row.expires_at_ns),
+        }
+    }
+}
+
+/// A `run_claims` row settled as missed.
+#[derive(sqlx::FromRow)]
+pub(super) struct MissedRow {
+    journey: String,
+    location: String,
+    planned_at_ns: i64,
+    node_id: String,
+}
+
+impl From<MissedRow> for MissedTick {
+    fn from(row: MissedRow) -> Self {
+        MissedTick {
+            journey: row.journey,
+            location: row.location,
+            planned_at: from_ns(row.planned_at_ns),
+            node_id: row.node_id,
+        }
+    }
 }
 
 macro_rules! dialect {
     ($db:ty) => {
-        use sqlx::{Pool, Row};
+        use sqlx::Pool;
 
-        use crate::store::cluster::{Lease, MissedTick, NodeInfo, Tick, node_from_row};
-        use crate::store::{Result, from_ns};
+        use crate::store::cluster::{
+            Lease, LeaseRow, MissedRow, MissedTick, NodeInfo, NodeRow, Tick,
+        };
+        use crate::store::Result;
 
         type Db = $db;
 
@@ -217,13 +238,13 @@ macro_rules! dialect {
         }
 
         pub(in crate::store) async fn nodes(pool: &Pool<Db>) -> Result<Vec<NodeInfo>> {
-            let rows = sqlx::query(
+            let rows: Vec<NodeRow> = sqlx::query_as(
                 "SELECT node_id, location, version, hostname, journeys_sha256, started_at_ns, \
                  heartbeat_at_ns FROM nodes ORDER BY heartbeat_at_ns DESC, node_id",
             )
             .fetch_all(pool)
             .await?;
-            rows.iter().map(node_from_row).collect()
+            Ok(rows.into_iter().map(NodeInfo::from).collect())
         }
 
         pub(in crate::store) async fn prune_nodes(pool: &Pool<Db>, before: i64) -> Result<u64> {
@@ -274,20 +295,14 @@ macro_rules! dialect {
             name: &str,
             now: i64,
         ) -> Result<Option<Lease>> {
-            let row = sqlx::query(
+            let row: Option<LeaseRow> = sqlx::query_as(
                 "SELECT holder, expires_at_ns FROM leases WHERE name = $1 AND expires_at_ns > $2",
             )
             .bind(name)
             .bind(now)
             .fetch_optional(pool)
             .await?;
-            row.map(|r| {
-                Ok(Lease {
-                    holder: r.try_get("holder")?,
-                    expires_at: from_ns(r.try_get("expires_at_ns")?),
-                })
-            })
-            .transpose()
+            Ok(row.map(Lease::from))
         }
 
         pub(in crate::store) async fn claim(
@@ -328,7 +343,7 @@ macro_rules! dialect {
             .bind(silent_since)
             .execute(&mut *tx)
             .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows: Vec<MissedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE run_claims SET outcome = 'missed' WHERE {DUE} \
                  RETURNING journey, location, planned_at_ns, node_id"
             )))
@@ -338,17 +353,7 @@ macro_rules! dialect {
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
-            let mut missed = rows
-                .iter()
-                .map(|r| {
-                    Ok(MissedTick {
-                        journey: r.try_get("journey")?,
-                        location: r.try_get("location")?,
-                        planned_at: from_ns(r.try_get("planned_at_ns")?),
-                        node_id: r.try_get("node_id")?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut missed: Vec<MissedTick> = rows.into_iter().map(MissedTick::from).collect();
             missed.sort_by(|a, b| (a.planned_at, &a.journey).cmp(&(b.planned_at, &b.journey)));
             Ok(missed)
         }

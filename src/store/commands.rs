@@ -35,10 +35,16 @@ pub enum CommandProgress {
     Gone,
 }
 
-impl Store {
+/// Commands relayed to the leader.
+///
+/// Borrowed from the store by [`Store::commands`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Commands<'a>(pub(super) &'a Store);
+
+impl Commands<'_> {
     /// Writes a command for the leader; its id.
     pub async fn ask_command(
-        &self,
+        self,
         action: &str,
         incident_id: i64,
         by: &str,
@@ -46,64 +52,94 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let asked = (action, incident_id, by, node, to_ns(now)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::ask(p, asked).await,
-            Store::Postgres(p) => super::postgres::k::ask(p, asked).await,
-        }
+        dispatch!(self.0, commands::ask(asked))
     }
 
     /// Takes up to `limit` commands nobody has taken, oldest first, for `node`.
-    pub async fn take_commands(&self, node: &str, limit: u32) -> Result<Vec<StoredCommand>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::take(p, node, limit.into()).await,
-            Store::Postgres(p) => super::postgres::k::take(p, node, limit.into()).await,
-        }
+    pub async fn take_commands(self, node: &str, limit: u32) -> Result<Vec<StoredCommand>> {
+        dispatch!(self.0, commands::take(node, limit.into()))
     }
 
     pub async fn answer_command(
-        &self,
+        self,
         id: i64,
         answer: &CommandAnswer,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = to_ns(now)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::answer(p, id, answer, now).await,
-            Store::Postgres(p) => super::postgres::k::answer(p, id, answer, now).await,
-        }
+        dispatch!(self.0, commands::answer(id, answer, now))
     }
 
-    pub async fn command_progress(&self, id: i64) -> Result<CommandProgress> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::progress(p, id).await,
-            Store::Postgres(p) => super::postgres::k::progress(p, id).await,
-        }
+    pub async fn command_progress(self, id: i64) -> Result<CommandProgress> {
+        dispatch!(self.0, commands::progress(id))
     }
 
     /// Deletes the command if no leader has taken it yet; whether it did.
-    pub async fn withdraw_command(&self, id: i64) -> Result<bool> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::withdraw(p, id).await,
-            Store::Postgres(p) => super::postgres::k::withdraw(p, id).await,
-        }
+    pub async fn withdraw_command(self, id: i64) -> Result<bool> {
+        dispatch!(self.0, commands::withdraw(id))
     }
 
     /// Deletes commands asked before `before`; how many.
-    pub async fn prune_commands(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_commands(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::k::prune(p, before).await,
-            Store::Postgres(p) => super::postgres::k::prune(p, before).await,
+        dispatch!(self.0, commands::prune(before))
+    }
+}
+
+/// A `commands` row as taken.
+#[derive(sqlx::FromRow)]
+pub(super) struct TakenRow {
+    id: i64,
+    action: String,
+    incident_id: i64,
+    by_whom: String,
+    asked_on: String,
+}
+
+impl From<TakenRow> for StoredCommand {
+    fn from(row: TakenRow) -> Self {
+        StoredCommand {
+            id: row.id,
+            action: row.action,
+            incident_id: row.incident_id,
+            by: row.by_whom,
+            asked_on: row.asked_on,
+        }
+    }
+}
+
+/// Where a `commands` row stands.
+#[derive(sqlx::FromRow)]
+pub(super) struct ProgressRow {
+    taken_by: Option<String>,
+    outcome: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<Option<ProgressRow>> for CommandProgress {
+    fn from(row: Option<ProgressRow>) -> Self {
+        let Some(row) = row else {
+            return CommandProgress::Gone;
+        };
+        match (row.taken_by, row.outcome) {
+            (_, Some(outcome)) => CommandProgress::Answered(CommandAnswer {
+                outcome,
+                detail: row.detail,
+            }),
+            (Some(_), None) => CommandProgress::Taken,
+            (None, None) => CommandProgress::Waiting,
         }
     }
 }
 
 macro_rules! dialect {
     ($db:ty) => {
-        use sqlx::{Pool, Row};
+        use sqlx::Pool;
 
         use crate::store::Result;
-        use crate::store::commands::{CommandAnswer, CommandProgress, StoredCommand};
+        use crate::store::commands::{
+            CommandAnswer, CommandProgress, ProgressRow, StoredCommand, TakenRow,
+        };
 
         type Db = $db;
 
@@ -111,7 +147,7 @@ macro_rules! dialect {
             pool: &Pool<Db>,
             (action, incident, by, node, now): (&str, i64, &str, &str, i64),
         ) -> Result<i64> {
-            let row = sqlx::query(
+            Ok(sqlx::query_scalar(
                 "INSERT INTO commands (action, incident_id, by_whom, asked_on, asked_at_ns) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
@@ -121,8 +157,7 @@ macro_rules! dialect {
             .bind(node)
             .bind(now)
             .fetch_one(pool)
-            .await?;
-            Ok(row.try_get("id")?)
+            .await?)
         }
 
         pub(in crate::store) async fn take(
@@ -132,7 +167,7 @@ macro_rules! dialect {
         ) -> Result<Vec<StoredCommand>> {
             // A concurrent taker (an old leader not yet aware it lost the lease) re-checks
             // `taken_by IS NULL` on the rows it waited for, so each command is taken once.
-            let rows = sqlx::query(
+            let rows: Vec<TakenRow> = sqlx::query_as(
                 "UPDATE commands SET taken_by = $1 WHERE taken_by IS NULL AND id IN \
                  (SELECT id FROM commands WHERE taken_by IS NULL ORDER BY id LIMIT $2) \
                  RETURNING id, action, incident_id, by_whom, asked_on",
@@ -141,18 +176,7 @@ macro_rules! dialect {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            let mut taken = rows
-                .iter()
-                .map(|r| {
-                    Ok(StoredCommand {
-                        id: r.try_get("id")?,
-                        action: r.try_get("action")?,
-                        incident_id: r.try_get("incident_id")?,
-                        by: r.try_get("by_whom")?,
-                        asked_on: r.try_get("asked_on")?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut taken: Vec<StoredCommand> = rows.into_iter().map(StoredCommand::from).collect();
             taken.sort_by_key(|c| c.id);
             Ok(taken)
         }
@@ -179,23 +203,12 @@ macro_rules! dialect {
             pool: &Pool<Db>,
             id: i64,
         ) -> Result<CommandProgress> {
-            let row = sqlx::query("SELECT taken_by, outcome, detail FROM commands WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            let Some(row) = row else {
-                return Ok(CommandProgress::Gone);
-            };
-            let taken: Option<String> = row.try_get("taken_by")?;
-            let outcome: Option<String> = row.try_get("outcome")?;
-            Ok(match (taken, outcome) {
-                (_, Some(outcome)) => CommandProgress::Answered(CommandAnswer {
-                    outcome,
-                    detail: row.try_get("detail")?,
-                }),
-                (Some(_), None) => CommandProgress::Taken,
-                (None, None) => CommandProgress::Waiting,
-            })
+            let row: Option<ProgressRow> =
+                sqlx::query_as("SELECT taken_by, outcome, detail FROM commands WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.into())
         }
 
         pub(in crate::store) async fn withdraw(pool: &Pool<Db>, id: i64) -> Result<bool> {

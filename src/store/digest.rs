@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{Result, Store, StoreError, from_ns, to_ns};
 
 /// Mean duration of each phase, in milliseconds, over the attempts that had it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct PhaseMeans {
     pub dns: Option<f64>,
     pub connect: Option<f64>,
@@ -73,40 +75,40 @@ pub struct StoredDigest {
     pub body: serde_json::Value,
 }
 
-impl Store {
+/// What the digests read from raw runs, and the digests themselves.
+///
+/// Borrowed from the store by [`Store::digests`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Digests<'a>(pub(super) &'a Store);
+
+impl Digests<'_> {
     /// Per step of `journey`, over runs that started in `[from, to)`, by `step_index`.
     pub async fn step_stats(
-        &self,
+        self,
         journey: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StepStats>> {
         let (from, to) = (to_ns(from)?, to_ns(to)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::step_stats(p, journey, from, to).await,
-            Store::Postgres(p) => super::postgres::d::step_stats(p, journey, from, to).await,
-        }
+        dispatch!(self.0, digest::step_stats(journey, from, to))
     }
 
     /// Failed or errored steps of `journey` in runs that started in `[from, to)`, grouped by
     /// step, failure class and message; most frequent first.
     pub async fn failure_groups(
-        &self,
+        self,
         journey: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<FailureGroup>> {
         let (from, to) = (to_ns(from)?, to_ns(to)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::failure_groups(p, journey, from, to).await,
-            Store::Postgres(p) => super::postgres::d::failure_groups(p, journey, from, to).await,
-        }
+        dispatch!(self.0, digest::failure_groups(journey, from, to))
     }
 
     /// The passed run of `journey` in `[from, to)` whose `step` took the least time at or above
     /// `at_least_ms`: its id, trace id and the step's duration.
     pub async fn step_sample(
-        &self,
+        self,
         journey: &str,
         step: &str,
         from: DateTime<Utc>,
@@ -114,17 +116,14 @@ impl Store {
         at_least_ms: f64,
     ) -> Result<Option<(uuid::Uuid, String, f64)>> {
         let args = (journey, step, to_ns(from)?, to_ns(to)?, at_least_ms);
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::step_sample(p, args).await,
-            Store::Postgres(p) => super::postgres::d::step_sample(p, args).await,
-        }
+        dispatch!(self.0, digest::step_sample(args))
     }
 
     /// Stores the digest of `owner` for `[from, to)` unless one exists; returns its id and
     /// whether it is new. A second call for the same period returns the first digest's id, so
     /// a schedule that fires twice (or a restart) never makes a second digest.
     pub async fn save_digest(
-        &self,
+        self,
         owner: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -138,116 +137,153 @@ impl Store {
             to_ns(created_at)?,
             body.to_string(),
         );
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::save(p, row).await,
-            Store::Postgres(p) => super::postgres::d::save(p, row).await,
-        }
+        dispatch!(self.0, digest::save(row))
     }
 
     /// Records how delivery to one channel ended (the first record is kept).
-    pub async fn record_digest_delivery(&self, id: i64, d: &DigestDelivery) -> Result<()> {
+    pub async fn record_digest_delivery(self, id: i64, d: &DigestDelivery) -> Result<()> {
         let at = to_ns(d.at)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::record_delivery(p, id, d, at).await,
-            Store::Postgres(p) => super::postgres::d::record_delivery(p, id, d, at).await,
-        }
+        dispatch!(self.0, digest::record_delivery(id, d, at))
     }
 
     /// The channels a digest's delivery ended for, by channel.
-    pub async fn digest_deliveries(&self, id: i64) -> Result<Vec<DigestDelivery>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::deliveries(p, id).await,
-            Store::Postgres(p) => super::postgres::d::deliveries(p, id).await,
-        }
+    pub async fn digest_deliveries(self, id: i64) -> Result<Vec<DigestDelivery>> {
+        dispatch!(self.0, digest::deliveries(id))
     }
 
     /// Records that the digest is done: every channel delivered or given up (idempotent: the
     /// first time is kept).
-    pub async fn mark_digest_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    pub async fn mark_digest_sent(self, id: i64, at: DateTime<Utc>) -> Result<()> {
         let at = to_ns(at)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::mark_sent(p, id, at).await,
-            Store::Postgres(p) => super::postgres::d::mark_sent(p, id, at).await,
-        }
+        dispatch!(self.0, digest::mark_sent(id, at))
     }
 
-    pub async fn digest(&self, id: i64) -> Result<Option<StoredDigest>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::one(p, id).await,
-            Store::Postgres(p) => super::postgres::d::one(p, id).await,
-        }
+    pub async fn digest(self, id: i64) -> Result<Option<StoredDigest>> {
+        dispatch!(self.0, digest::one(id))
     }
 
     /// Digests, newest period first, optionally of one owner; at most `limit` (0 = all).
-    pub async fn digests(&self, owner: Option<&str>, limit: u32) -> Result<Vec<StoredDigest>> {
+    pub async fn digests(self, owner: Option<&str>, limit: u32) -> Result<Vec<StoredDigest>> {
         let limit = match limit {
             0 => i64::MAX,
             n => i64::from(n),
         };
-        match self {
-            Store::Sqlite(p) => super::sqlite::d::list(p, owner, false, limit).await,
-            Store::Postgres(p) => super::postgres::d::list(p, owner, false, limit).await,
-        }
+        dispatch!(self.0, digest::list(owner, false, limit))
     }
 
     /// Digests saved but not sent yet (a crash between the two), oldest period first.
-    pub async fn unsent_digests(&self) -> Result<Vec<StoredDigest>> {
-        let mut out = match self {
-            Store::Sqlite(p) => super::sqlite::d::list(p, None, true, i64::MAX).await?,
-            Store::Postgres(p) => super::postgres::d::list(p, None, true, i64::MAX).await?,
-        };
+    pub async fn unsent_digests(self) -> Result<Vec<StoredDigest>> {
+        let mut out = dispatch!(self.0, digest::list(None, true, i64::MAX))?;
         out.sort_by(|a, b| (a.from, a.to, &a.owner, a.id).cmp(&(b.from, b.to, &b.owner, b.id)));
         Ok(out)
     }
 }
 
-pub(super) fn digest_from_row<R: sqlx::Row>(row: &R) -> Result<StoredDigest>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    let body: String = row.try_get("body")?;
-    Ok(StoredDigest {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        from: from_ns(row.try_get("from_ns")?),
-        to: from_ns(row.try_get("to_ns")?),
-        created_at: from_ns(row.try_get("created_at_ns")?),
-        sent_at: row.try_get::<Option<i64>, _>("sent_at_ns")?.map(from_ns),
-        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
+/// A `digests` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct DigestRow {
+    id: i64,
+    owner: String,
+    from_ns: i64,
+    to_ns: i64,
+    created_at_ns: i64,
+    sent_at_ns: Option<i64>,
+    body: String,
 }
 
-pub(super) fn stats_from_row<R: sqlx::Row>(row: &R) -> Result<StepStats>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)?.max(0) as u64) };
-    Ok(StepStats {
-        step: row.try_get("step")?,
-        step_index: u32::try_from(row.try_get::<i64, _>("step_index")?).unwrap_or(u32::MAX),
-        dependency: row.try_get("dependency")?,
-        results: count("results")?,
-        passed: count("passed")?,
-        failed: count("failed")?,
-        skipped: count("skipped")?,
-        passed_after_retry: count("passed_after_retry")?,
-        phases: PhaseMeans {
-            dns: row.try_get("dns")?,
-            connect: row.try_get("connect")?,
-            tls: row.try_get("tls")?,
-            handshake: row.try_get("handshake")?,
-            ttfb: row.try_get("ttfb")?,
-            download: row.try_get("download")?,
-            total: row.try_get("total")?,
-        },
-    })
+impl DigestRow {
+    pub(super) fn into_digest(self) -> Result<StoredDigest> {
+        Ok(StoredDigest {
+            id: self.id,
+            owner: self.owner,
+            from: from_ns(self.from_ns),
+            to: from_ns(self.to_ns),
+            created_at: from_ns(self.created_at_ns),
+            sent_at: self.sent_at_ns.map(from_ns),
+            body: serde_json::from_str(&self.body)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
+}
+
+/// A row of the `step_stats` aggregate.
+#[derive(sqlx::FromRow)]
+pub(super) struct StatsRow {
+    step: String,
+    step_index: i64,
+    dependency: Option<String>,
+    results: i64,
+    passed: i64,
+    failed: i64,
+    skipped: i64,
+    passed_after_retry: i64,
+    #[sqlx(flatten)]
+    phases: PhaseMeans,
+}
+
+impl From<StatsRow> for StepStats {
+    fn from(row: StatsRow) -> Self {
+        let count = |n: i64| n.max(0) as u64;
+        StepStats {
+            step: row.step,
+            step_index: u32::try_from(row.step_index).unwrap_or(u32::MAX),
+            dependency: row.dependency,
+            results: count(row.results),
+            passed: count(row.passed),
+            failed: count(row.failed),
+            skipped: count(row.skipped),
+            passed_after_retry: count(row.passed_after_retry),
+            phases: row.phases,
+        }
+    }
+}
+
+/// A row of the `failure_groups` aggregate.
+#[derive(sqlx::FromRow)]
+pub(super) struct GroupRow {
+    step: String,
+    class: String,
+    message: String,
+    n: i64,
+    first_ns: i64,
+    last_ns: i64,
+    run_id: uuid::Uuid,
+    trace_id: String,
+}
+
+impl From<GroupRow> for FailureGroup {
+    fn from(row: GroupRow) -> Self {
+        FailureGroup {
+            step: row.step,
+            class: row.class,
+            message: row.message,
+            count: row.n.max(0) as u64,
+            first: from_ns(row.first_ns),
+            last: from_ns(row.last_ns),
+            sample_run_id: row.run_id,
+            sample_trace_id: row.trace_id,
+        }
+    }
+}
+
+/// A `digest_deliveries` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct DeliveryRow {
+    channel: String,
+    status: String,
+    at_ns: i64,
+    error: Option<String>,
+}
+
+impl From<DeliveryRow> for DigestDelivery {
+    fn from(row: DeliveryRow) -> Self {
+        DigestDelivery {
+            channel: row.channel,
+            status: row.status,
+            at: from_ns(row.at_ns),
+            error: row.error,
+        }
+    }
 }
 
 /// The queries, once for both dialects (`$N` placeholders, window functions and `ON CONFLICT`
@@ -255,14 +291,13 @@ where
 /// `numeric` depending on the column, and sqlx decodes exact types.
 macro_rules! dialect {
     ($db:ty) => {
-        use sqlx::{Pool, Row};
+        use sqlx::Pool;
 
         use crate::store::Result;
         use crate::store::digest::{
-            DigestDelivery, FailureGroup, StepStats, StoredDigest, digest_from_row,
-            stats_from_row,
+            DeliveryRow, DigestDelivery, DigestRow, FailureGroup, GroupRow, StatsRow, StepStats,
+            StoredDigest,
         };
-        use crate::store::from_ns;
 
         type Db = $db;
 
@@ -291,13 +326,13 @@ macro_rules! dialect {
                  WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
                  GROUP BY s.name ORDER BY step_index, step"
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows: Vec<StatsRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(journey)
                 .bind(from)
                 .bind(to)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(stats_from_row).collect()
+            Ok(rows.into_iter().map(StepStats::from).collect())
         }
 
         pub(in crate::store) async fn failure_groups(
@@ -306,7 +341,7 @@ macro_rules! dialect {
             from: i64,
             to: i64,
         ) -> Result<Vec<FailureGroup>> {
-            let rows = sqlx::query(
+            let rows: Vec<GroupRow> = sqlx::query_as(
                 "SELECT step, class, message, n, first_ns, last_ns, run_id, trace_id FROM ( \
                  SELECT s.name AS step, COALESCE(s.failure_class, '') AS class, \
                  COALESCE(s.failure_message, '') AS message, r.run_id, r.trace_id, \
@@ -325,27 +360,14 @@ macro_rules! dialect {
             .bind(to)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(FailureGroup {
-                        step: row.try_get("step")?,
-                        class: row.try_get("class")?,
-                        message: row.try_get("message")?,
-                        count: row.try_get::<i64, _>("n")?.max(0) as u64,
-                        first: from_ns(row.try_get("first_ns")?),
-                        last: from_ns(row.try_get("last_ns")?),
-                        sample_run_id: row.try_get("run_id")?,
-                        sample_trace_id: row.try_get("trace_id")?,
-                    })
-                })
-                .collect()
+            Ok(rows.into_iter().map(FailureGroup::from).collect())
         }
 
         pub(in crate::store) async fn step_sample(
             pool: &Pool<Db>,
             (journey, step, from, to, at_least): (&str, &str, i64, i64, f64),
         ) -> Result<Option<(uuid::Uuid, String, f64)>> {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT r.run_id, r.trace_id, s.total_ms FROM runs r \
                  JOIN step_results s ON s.run_id = r.run_id \
                  WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
@@ -358,9 +380,7 @@ macro_rules! dialect {
             .bind(step)
             .bind(at_least)
             .fetch_optional(pool)
-            .await?;
-            row.map(|row| Ok((row.try_get("run_id")?, row.try_get("trace_id")?, row.try_get("total_ms")?)))
-                .transpose()
+            .await?)
         }
 
         pub(in crate::store) async fn save(
@@ -426,31 +446,22 @@ macro_rules! dialect {
             pool: &Pool<Db>,
             id: i64,
         ) -> Result<Vec<DigestDelivery>> {
-            let rows = sqlx::query(
+            let rows: Vec<DeliveryRow> = sqlx::query_as(
                 "SELECT channel, status, at_ns, error FROM digest_deliveries \
                  WHERE digest_id = $1 ORDER BY channel",
             )
             .bind(id)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(DigestDelivery {
-                        channel: row.try_get("channel")?,
-                        status: row.try_get("status")?,
-                        at: from_ns(row.try_get("at_ns")?),
-                        error: row.try_get("error")?,
-                    })
-                })
-                .collect()
+            Ok(rows.into_iter().map(DigestDelivery::from).collect())
         }
 
         pub(in crate::store) async fn one(pool: &Pool<Db>, id: i64) -> Result<Option<StoredDigest>> {
-            let row = sqlx::query("SELECT * FROM digests WHERE id = $1")
+            let row: Option<DigestRow> = sqlx::query_as("SELECT * FROM digests WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            row.as_ref().map(digest_from_row).transpose()
+            row.map(DigestRow::into_digest).transpose()
         }
 
         pub(in crate::store) async fn list(
@@ -459,7 +470,7 @@ macro_rules! dialect {
             unsent_only: bool,
             limit: i64,
         ) -> Result<Vec<StoredDigest>> {
-            let rows = sqlx::query(
+            let rows: Vec<DigestRow> = sqlx::query_as(
                 "SELECT * FROM digests WHERE ($1 IS NULL OR owner = $1) \
                  AND (NOT $2 OR sent_at_ns IS NULL) \
                  ORDER BY from_ns DESC, to_ns DESC, owner, id DESC LIMIT $3",
@@ -469,7 +480,7 @@ macro_rules! dialect {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(digest_from_row).collect()
+            rows.into_iter().map(DigestRow::into_digest).collect()
         }
     };
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Result, Store, StoreError, from_ns, to_ns};
 use crate::baseline::{DetectorKind, Episode, SeriesKey, StoredEpisode};
 
-/// Which episodes [`Store::episodes`] lists.
+/// Which episodes [`Episodes::episodes`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct EpisodeFilter {
     pub journey: Option<String>,
@@ -22,23 +22,26 @@ fn ns_of_ms(ms: i64) -> Result<i64> {
         .ok_or_else(|| StoreError::Corrupt(format!("instant {ms} ms is out of range")))
 }
 
-impl Store {
+/// Anomaly episodes.
+///
+/// Borrowed from the store by [`Store::episodes`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Episodes<'a>(pub(super) &'a Store);
+
+impl Episodes<'_> {
     /// Stores a new (open) episode and returns its id.
     pub async fn open_episode(
-        &self,
+        self,
         series: &SeriesKey,
         sensitivity: &str,
         episode: &Episode,
     ) -> Result<i64> {
         let row = EpisodeRow::new(series, sensitivity, episode)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::e::insert(p, &row).await,
-            Store::Postgres(p) => super::postgres::e::insert(p, &row).await,
-        }
+        dispatch!(self.0, episodes::insert(&row))
     }
 
     /// Records how an episode ended (its final peak and run count too).
-    pub async fn close_episode(&self, id: i64, episode: &Episode) -> Result<()> {
+    pub async fn close_episode(self, id: i64, episode: &Episode) -> Result<()> {
         let end = ns_of_ms(episode.end_ms.unwrap_or(episode.detected_ms))?;
         let args = (
             id,
@@ -47,35 +50,28 @@ impl Store {
             episode.peak_value,
             i64::from(episode.anomalous_runs),
         );
-        match self {
-            Store::Sqlite(p) => super::sqlite::e::close(p, args).await,
-            Store::Postgres(p) => super::postgres::e::close(p, args).await,
-        }
+        dispatch!(self.0, episodes::close(args))
     }
 
     /// Episodes, newest start first.
-    pub async fn episodes(&self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
+    pub async fn episodes(self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
         let since = filter.since.map(to_ns).transpose()?;
         let limit = match filter.limit {
             0 => i64::MAX,
             n => i64::from(n),
         };
         let journey = filter.journey.as_deref();
-        match self {
-            Store::Sqlite(p) => {
-                super::sqlite::e::list(p, journey, filter.open_only, since, limit).await
-            }
-            Store::Postgres(p) => {
-                super::postgres::e::list(p, journey, filter.open_only, since, limit).await
-            }
-        }
+        dispatch!(
+            self.0,
+            episodes::list(journey, filter.open_only, since, limit)
+        )
     }
 }
 
 /// The columns of one episode, as bound to a statement.
 pub(super) struct EpisodeRow<'a> {
     pub series: &'a SeriesKey,
-    pub detector: &'static str,
+    pub detector: DetectorKind,
     pub sensitivity: &'a str,
     pub start_ns: i64,
     pub detected_ns: i64,
@@ -87,7 +83,7 @@ impl<'a> EpisodeRow<'a> {
     fn new(series: &'a SeriesKey, sensitivity: &'a str, episode: &'a Episode) -> Result<Self> {
         Ok(EpisodeRow {
             series,
-            detector: episode.detector.as_str(),
+            detector: episode.detector,
             sensitivity,
             start_ns: ns_of_ms(episode.start_ms)?,
             detected_ns: ns_of_ms(episode.detected_ms)?,
@@ -97,33 +93,44 @@ impl<'a> EpisodeRow<'a> {
     }
 }
 
-pub(super) fn from_row<R: sqlx::Row>(row: &R) -> Result<StoredEpisode>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    let detector: String = row.try_get("detector")?;
-    Ok(StoredEpisode {
-        id: row.try_get("id")?,
-        series: SeriesKey {
-            journey: row.try_get("journey")?,
-            step: row.try_get("step")?,
-            location: row.try_get("location")?,
-        },
-        detector: DetectorKind::parse(&detector)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown detector `{detector}`")))?,
-        sensitivity: row.try_get("sensitivity")?,
-        start: from_ns(row.try_get("start_ns")?),
-        detected: from_ns(row.try_get("detected_ns")?),
-        end: row.try_get::<Option<i64>, _>("end_ns")?.map(from_ns),
-        peak_score: row.try_get("peak_score")?,
-        peak_value: row.try_get("peak_value")?,
-        baseline: row.try_get("baseline")?,
-        anomalous_runs: u32::try_from(row.try_get::<i64, _>("anomalous_runs")?).unwrap_or(u32::MAX),
-    })
+/// An `anomaly_episodes` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct StoredRow {
+    id: i64,
+    journey: String,
+    step: String,
+    location: String,
+    detector: DetectorKind,
+    sensitivity: String,
+    start_ns: i64,
+    detected_ns: i64,
+    end_ns: Option<i64>,
+    peak_score: f64,
+    peak_value: f64,
+    baseline: f64,
+    anomalous_runs: i64,
+}
+
+impl From<StoredRow> for StoredEpisode {
+    fn from(row: StoredRow) -> Self {
+        StoredEpisode {
+            id: row.id,
+            series: SeriesKey {
+                journey: row.journey,
+                step: row.step,
+                location: row.location,
+            },
+            detector: row.detector,
+            sensitivity: row.sensitivity,
+            start: from_ns(row.start_ns),
+            detected: from_ns(row.detected_ns),
+            end: row.end_ns.map(from_ns),
+            peak_score: row.peak_score,
+            peak_value: row.peak_value,
+            baseline: row.baseline,
+            anomalous_runs: u32::try_from(row.anomalous_runs).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 macro_rules! dialect {
@@ -132,7 +139,7 @@ macro_rules! dialect {
 
         use crate::store::Result;
         use crate::baseline::StoredEpisode;
-        use crate::store::episodes::{EpisodeRow, from_row};
+        use crate::store::episodes::{EpisodeRow, StoredRow};
 
         type Db = $db;
 
@@ -185,7 +192,7 @@ macro_rules! dialect {
             since_ns: Option<i64>,
             limit: i64,
         ) -> Result<Vec<StoredEpisode>> {
-            let rows = sqlx::query(
+            let rows: Vec<StoredRow> = sqlx::query_as(
                 "SELECT * FROM anomaly_episodes \
                  WHERE ($1 IS NULL OR journey = $1) AND (NOT $2 OR end_ns IS NULL) \
                  AND ($3 IS NULL OR end_ns IS NULL OR end_ns >= $3) \
@@ -197,7 +204,7 @@ macro_rules! dialect {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(from_row).collect()
+            Ok(rows.into_iter().map(StoredEpisode::from).collect())
         }
     };
 }

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use super::{Result, Store, StoreError, migrator, postgres, sqlite};
+use super::{Result, Store, StoreError, migrator, postgres};
 
 /// Why an existing store cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -66,27 +66,11 @@ impl Store {
     }
 
     async fn check_readable(&self, shown: &str) -> Result<()> {
-        const APPLIED: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
-        const ANY_RUN: &str = "SELECT 1 FROM runs LIMIT 1";
-        let (applied, known, any_run) = match self {
-            Store::Sqlite(p) => {
-                let applied: Option<i64> = sqlx::query_scalar(APPLIED).fetch_one(p).await.ok();
-                let known = migrator(sqlite::MIGRATIONS).iter().count();
-                let any: Option<i32> = match applied {
-                    Some(_) => sqlx::query_scalar(ANY_RUN).fetch_optional(p).await?,
-                    None => None,
-                };
-                (applied, known, any.is_some())
-            }
-            Store::Postgres(p) => {
-                let applied: Option<i64> = sqlx::query_scalar(APPLIED).fetch_one(p).await.ok();
-                let known = migrator(postgres::MIGRATIONS).iter().count();
-                let any: Option<i32> = match applied {
-                    Some(_) => sqlx::query_scalar(ANY_RUN).fetch_optional(p).await?,
-                    None => None,
-                };
-                (applied, known, any.is_some())
-            }
+        let applied = dispatch!(self, queries::applied_migrations()).ok();
+        let known = migrator(self.migrations()).iter().count();
+        let any_run = match applied {
+            Some(_) => dispatch!(self, queries::any_run())?,
+            None => false,
         };
         let url = shown.to_string();
         let applied = match applied {

@@ -14,19 +14,22 @@ pub struct FeedEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-impl Store {
+/// The run feed and its cursors.
+///
+/// Borrowed from the store by [`Store::feed`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed<'a>(pub(super) &'a Store);
+
+impl Feed<'_> {
     /// Up to `limit` entries after `seq`, in order.
-    pub async fn feed_after(&self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::f::after(p, seq, limit.into()).await,
-            Store::Postgres(p) => super::postgres::f::after(p, seq, limit.into()).await,
-        }
+    pub async fn feed_after(self, seq: i64, limit: u32) -> Result<Vec<FeedEntry>> {
+        dispatch!(self.0, feed::after(seq, limit.into()))
     }
 
     /// Up to `limit` entries after `seq`, in order, each with its run (`None` if the run has
     /// been pruned since).
     pub async fn feed_runs_after(
-        &self,
+        self,
         seq: i64,
         limit: u32,
     ) -> Result<Vec<(FeedEntry, Option<StoredRun>)>> {
@@ -34,10 +37,7 @@ impl Store {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Vec::new());
         };
-        let mut runs = match self {
-            Store::Sqlite(p) => super::sqlite::q::fed_runs(p, seq, last).await?,
-            Store::Postgres(p) => super::postgres::q::fed_runs(p, seq, last).await?,
-        };
+        let mut runs = dispatch!(self.0, queries::fed_runs(seq, last))?;
         Ok(entries
             .into_iter()
             .map(|e| {
@@ -48,51 +48,49 @@ impl Store {
     }
 
     /// The last entry's seq (0 for an empty feed).
-    pub async fn feed_head(&self) -> Result<i64> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::f::head(p).await,
-            Store::Postgres(p) => super::postgres::f::head(p).await,
-        }
+    pub async fn feed_head(self) -> Result<i64> {
+        dispatch!(self.0, feed::head())
     }
 
-    pub async fn cursor(&self, name: &str) -> Result<Option<i64>> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::f::cursor(p, name).await,
-            Store::Postgres(p) => super::postgres::f::cursor(p, name).await,
-        }
+    pub async fn cursor(self, name: &str) -> Result<Option<i64>> {
+        dispatch!(self.0, feed::cursor(name))
     }
 
-    pub async fn set_cursor(&self, name: &str, value: i64) -> Result<()> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::f::set_cursor(p, name, value).await,
-            Store::Postgres(p) => super::postgres::f::set_cursor(p, name, value).await,
-        }
+    pub async fn set_cursor(self, name: &str, value: i64) -> Result<()> {
+        dispatch!(self.0, feed::set_cursor(name, value))
     }
 
     /// Deletes entries recorded before `before`; how many.
-    pub async fn prune_feed(&self, before: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_feed(self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_ns(before)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::f::prune(p, before).await,
-            Store::Postgres(p) => super::postgres::f::prune(p, before).await,
-        }
+        dispatch!(self.0, feed::prune(before))
     }
 }
 
-pub(super) fn entry(seq: i64, run_id: uuid::Uuid, recorded_ns: i64) -> FeedEntry {
-    FeedEntry {
-        seq,
-        run_id,
-        recorded_at: from_ns(recorded_ns),
+/// A `run_feed` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct EntryRow {
+    seq: i64,
+    run_id: uuid::Uuid,
+    recorded_at_ns: i64,
+}
+
+impl From<EntryRow> for FeedEntry {
+    fn from(row: EntryRow) -> Self {
+        FeedEntry {
+            seq: row.seq,
+            run_id: row.run_id,
+            recorded_at: from_ns(row.recorded_at_ns),
+        }
     }
 }
 
 macro_rules! dialect {
     ($db:ty) => {
-        use sqlx::{Pool, Row};
+        use sqlx::Pool;
 
         use crate::store::Result;
-        use crate::store::feed::{FeedEntry, entry};
+        use crate::store::feed::{EntryRow, FeedEntry};
 
         type Db = $db;
 
@@ -101,7 +99,7 @@ macro_rules! dialect {
             seq: i64,
             limit: i64,
         ) -> Result<Vec<FeedEntry>> {
-            let rows = sqlx::query(
+            let rows: Vec<EntryRow> = sqlx::query_as(
                 "SELECT seq, run_id, recorded_at_ns FROM run_feed WHERE seq > $1 \
                  ORDER BY seq LIMIT $2",
             )
@@ -109,30 +107,24 @@ macro_rules! dialect {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(entry(
-                        r.try_get("seq")?,
-                        r.try_get("run_id")?,
-                        r.try_get("recorded_at_ns")?,
-                    ))
-                })
-                .collect()
+            Ok(rows.into_iter().map(FeedEntry::from).collect())
         }
 
         pub(in crate::store) async fn head(pool: &Pool<Db>) -> Result<i64> {
-            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM run_feed")
-                .fetch_one(pool)
-                .await?;
-            Ok(row.try_get("head")?)
+            Ok(
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) AS head FROM run_feed")
+                    .fetch_one(pool)
+                    .await?,
+            )
         }
 
         pub(in crate::store) async fn cursor(pool: &Pool<Db>, name: &str) -> Result<Option<i64>> {
-            let row = sqlx::query("SELECT value FROM cursors WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row.map(|r| r.try_get("value")).transpose()?)
+            Ok(
+                sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?,
+            )
         }
 
         pub(in crate::store) async fn set_cursor(

@@ -1,16 +1,98 @@
 //! Durable storage of runs, journey versions and hourly rollups, in SQLite or PostgreSQL.
 //!
-//! Only this module writes SQL. [`Store`] is a closed enum over the two pools; the queries are
-//! written once (`queries`) and instantiated per dialect in `sqlite` and `postgres`, which
-//! also hold what really differs (connection options, how a write transaction starts, row
-//! locks). Migrations are embedded in the binary and applied at [`Store::connect`].
+//! Only this module writes SQL. [`Store`] is a closed enum over the two pools. Each area's
+//! queries are written once, as a `dialect!` macro in the area's file (`queries`, `episodes`,
+//! `alerts`, `digest`, `status`, `cluster`, `commands`, `feed`, `sessions`), and
+//! `dialect_modules!` instantiates all of them per dialect in `sqlite` and `postgres` (which
+//! also hold what really differs: connection options, how a write transaction starts, row
+//! locks). `dispatch!` runs the instance for the pool at hand, so no method matches on the
+//! pool itself. Migrations are embedded in the binary and applied at [`Store::connect`].
 //!
 //! Representation: instants are epoch nanoseconds (exact round trip of a [`RunResult`]),
-//! durations milliseconds as floats, rollup hours the epoch second of the hour's start. The
-//! store reads no clock: every instant comes in through the API.
+//! durations milliseconds as floats, rollup hours the epoch second of the hour's start, enums
+//! their snake_case names (`text`). The store reads no clock: every instant comes in through
+//! the API.
 //!
 //! Writes from the scheduler go through [`StoreWriter`], which batches them.
 
+/// Runs one query on whichever pool `store` holds: `dispatch!(self, alerts::save(&rows))` is
+/// `sqlite::alerts::save(pool, &rows).await` or `postgres::alerts::save(pool, &rows).await`.
+/// Naming both instances also makes the compiler check that each dialect has the query.
+macro_rules! dispatch {
+    ($store:expr, $module:ident :: $query:ident ( $($arg:expr),* $(,)? )) => {
+        match $store {
+            $crate::store::Store::Sqlite(pool) => {
+                $crate::store::sqlite::$module::$query(pool, $($arg),*).await
+            }
+            $crate::store::Store::Postgres(pool) => {
+                $crate::store::postgres::$module::$query(pool, $($arg),*).await
+            }
+        }
+    };
+}
+
+/// Instantiates every area's queries for one dialect, one module per area named after it.
+/// Both dialects go through this one list, so they have the same modules and, since each
+/// module is one macro's expansion, the same functions.
+macro_rules! dialect_modules {
+    ($db:ty, begin = $begin:literal, lock = $lock:literal) => {
+        pub(in crate::store) mod queries {
+            crate::store::queries::dialect!($db, begin = $begin, lock = $lock);
+        }
+        pub(in crate::store) mod episodes {
+            crate::store::episodes::dialect!($db);
+        }
+        pub(in crate::store) mod alerts {
+            crate::store::alerts::dialect!($db, begin = $begin);
+        }
+        pub(in crate::store) mod digest {
+            crate::store::digest::dialect!($db);
+        }
+        pub(in crate::store) mod status {
+            crate::store::status::dialect!($db);
+        }
+        pub(in crate::store) mod cluster {
+            crate::store::cluster::dialect!($db);
+        }
+        pub(in crate::store) mod commands {
+            crate::store::commands::dialect!($db);
+        }
+        pub(in crate::store) mod feed {
+            crate::store::feed::dialect!($db);
+        }
+        pub(in crate::store) mod sessions {
+            crate::store::sessions::dialect!($db);
+        }
+    };
+}
+
+/// The migrations of one dialect's directory (`migrations/<dir>/`), from the one list of
+/// versions both dialects share: a file missing from either directory does not compile, and
+/// `tests::both_dialects_have_the_same_migrations` finds one that is not listed.
+macro_rules! migrations {
+    ($dir:literal) => {
+        migrations!(@ $dir;
+            1 "initial" "0001_initial",
+            2 "anomaly episodes" "0002_anomaly_episodes",
+            3 "incidents" "0003_incidents",
+            4 "digests" "0004_digests",
+            5 "sessions" "0005_sessions",
+            6 "cluster" "0006_cluster",
+            7 "run feed" "0007_run_feed",
+            8 "commands" "0008_commands",
+        )
+    };
+    (@ $dir:literal; $($version:literal $description:literal $file:literal,)+) => {
+        &[$(crate::store::EmbeddedMigration {
+            version: $version,
+            description: $description,
+            #[cfg(test)]
+            file: concat!($file, ".sql"),
+            sql: include_str!(concat!("../../migrations/", $dir, "/", $file, ".sql")),
+        }),+]
+    };
+}
+mod alert_rows;
 pub mod alerts;
 pub mod cluster;
 pub mod commands;
@@ -21,9 +103,11 @@ pub mod feed;
 pub use existing::Unreadable;
 mod postgres;
 mod queries;
+mod run_rows;
 pub mod sessions;
 mod sqlite;
 pub mod status;
+mod text;
 mod writer;
 
 use std::time::Duration;
@@ -35,15 +119,22 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::baseline::sketch::Sketch;
-use crate::journey::Journey;
-use crate::run::{RunResult, StepResult};
-pub use episodes::EpisodeFilter;
+use crate::run::RunResult;
+pub use alerts::Incidents;
+pub use cluster::Cluster;
+pub use commands::Commands;
+pub use digest::Digests;
+pub use episodes::{EpisodeFilter, Episodes};
+pub use feed::Feed;
+pub use queries::Runs;
+pub use sessions::Sessions;
+pub use status::Status;
 pub use writer::{StoreWriter, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}` (expected sqlite:… or postgres://…)")]
@@ -59,6 +150,30 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for StoreError {
+    /// A column that does not decode (an unknown enum word, an out-of-range number, bad JSON)
+    /// is stored data that is not readable, not a database failure.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            e => StoreError::Database(e),
+        }
+    }
+}
+
+/// One embedded migration (see `migrations!`).
+#[derive(Debug, Clone, Copy)]
+struct EmbeddedMigration {
+    version: i64,
+    description: &'static str,
+    /// Its file's name in `migrations/<dialect>/` (for the parity test).
+    #[cfg(test)]
+    file: &'static str,
+    sql: &'static str,
+}
 
 impl StoreError {
     /// Whether asking again later may succeed: the database is unreachable, restarting, out of
@@ -151,7 +266,7 @@ pub struct Rollup {
     pub sketch: Sketch,
 }
 
-/// Rows deleted by [`Store::prune`] (step results go with their runs).
+/// Rows deleted by [`Runs::prune`] (step results go with their runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub runs: u64,
@@ -163,6 +278,51 @@ impl Store {
     /// so a second pool on the same URL would be another, empty database.
     pub fn is_in_memory(url: &str) -> bool {
         url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+    }
+
+    /// Runs, their steps, journey versions and hourly rollups.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs(self)
+    }
+
+    /// Incidents, their timelines, notifications and delivery attempts (the outbox).
+    pub fn incidents(&self) -> Incidents<'_> {
+        Incidents(self)
+    }
+
+    /// Anomaly episodes.
+    pub fn episodes(&self) -> Episodes<'_> {
+        Episodes(self)
+    }
+
+    /// Digests and what they read from raw runs.
+    pub fn digests(&self) -> Digests<'_> {
+        Digests(self)
+    }
+
+    /// What the status page and the overview read beyond incidents.
+    pub fn status(&self) -> Status<'_> {
+        Status(self)
+    }
+
+    /// Heartbeats, leases and run claims of the nodes sharing the database.
+    pub fn cluster(&self) -> Cluster<'_> {
+        Cluster(self)
+    }
+
+    /// Commands relayed to the leader.
+    pub fn commands(&self) -> Commands<'_> {
+        Commands(self)
+    }
+
+    /// The run feed and its cursors.
+    pub fn feed(&self) -> Feed<'_> {
+        Feed(self)
+    }
+
+    /// Dashboard sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
     }
 
     /// Whether only one node can use this store: a SQLite file is one process's.
@@ -186,27 +346,25 @@ impl Store {
 
     /// Applies the embedded migrations not applied yet (idempotent).
     pub async fn migrate(&self) -> Result<()> {
+        let migrator = migrator(self.migrations());
+        dispatch!(self, queries::migrate(&migrator))
+    }
+
+    /// This dialect's embedded migrations.
+    fn migrations(&self) -> &'static [EmbeddedMigration] {
         match self {
-            Store::Sqlite(pool) => migrator(sqlite::MIGRATIONS).run(pool).await?,
-            Store::Postgres(pool) => migrator(postgres::MIGRATIONS).run(pool).await?,
+            Store::Sqlite(_) => sqlite::MIGRATIONS,
+            Store::Postgres(_) => postgres::MIGRATIONS,
         }
-        Ok(())
     }
 
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(pool) => pool.close().await,
-            Store::Postgres(pool) => pool.close().await,
-        }
+        dispatch!(self, queries::close())
     }
 
     /// One trivial query: `Ok` when the database answers (readiness probes).
     pub async fn ping(&self) -> Result<()> {
-        match self {
-            Store::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
-            Store::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
-        }
-        Ok(())
+        dispatch!(self, queries::ping())
     }
 
     /// SQLite's `PRAGMA integrity_check` (`"ok"` when the file is sound); PostgreSQL has no
@@ -222,133 +380,18 @@ impl Store {
             Store::Postgres(_) => self.ping().await.map(|()| "ok".to_string()),
         }
     }
-
-    /// Records a journey version the first time its content is seen; `true` if it was new.
-    /// `definition` is the file's text (whose hash is `journey.source.content_sha256`).
-    pub async fn record_journey_version(
-        &self,
-        journey: &Journey,
-        definition: Option<&str>,
-        seen_at: DateTime<Utc>,
-    ) -> Result<bool> {
-        let (name, sha, seen) = (
-            journey.name.as_str(),
-            journey.source.content_sha256.as_str(),
-            to_ns(seen_at)?,
-        );
-        match self {
-            Store::Sqlite(p) => {
-                sqlite::q::record_journey_version(p, name, sha, definition, seen).await
-            }
-            Store::Postgres(p) => {
-                postgres::q::record_journey_version(p, name, sha, definition, seen).await
-            }
-        }
-    }
-
-    /// Every journey version, by name then first sighting.
-    pub async fn journeys(&self) -> Result<Vec<JourneyVersion>> {
-        match self {
-            Store::Sqlite(p) => sqlite::q::journeys(p).await,
-            Store::Postgres(p) => postgres::q::journeys(p).await,
-        }
-    }
-
-    /// Records one run, its steps and its rollup contributions in one transaction.
-    pub async fn record_run(&self, record: &RunRecord) -> Result<()> {
-        self.record_runs(std::slice::from_ref(record)).await
-    }
-
-    /// Records runs in one transaction. A run already stored (same `run_id`) is skipped, so
-    /// retrying a batch never counts a run twice.
-    pub async fn record_runs(&self, records: &[RunRecord]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Store::Sqlite(p) => sqlite::q::record_runs(p, records).await,
-            Store::Postgres(p) => postgres::q::record_runs(p, records).await,
-        }
-    }
-
-    /// The latest `limit` runs of a journey, newest first.
-    pub async fn recent_runs(&self, journey: &str, limit: u32) -> Result<Vec<RunSummary>> {
-        match self {
-            Store::Sqlite(p) => sqlite::q::recent_runs(p, journey, limit.into()).await,
-            Store::Postgres(p) => postgres::q::recent_runs(p, journey, limit.into()).await,
-        }
-    }
-
-    /// One run with its steps.
-    pub async fn run(&self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
-        match self {
-            Store::Sqlite(p) => sqlite::q::run(p, run_id).await,
-            Store::Postgres(p) => postgres::q::run(p, run_id).await,
-        }
-    }
-
-    /// Rollups of a journey for the hours starting in `[from, to)`, by hour, step, location.
-    pub async fn rollups(
-        &self,
-        journey: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Rollup>> {
-        let (from, to) = (from.timestamp(), to.timestamp());
-        match self {
-            Store::Sqlite(p) => sqlite::q::rollups(p, journey, from, to).await,
-            Store::Postgres(p) => postgres::q::rollups(p, journey, from, to).await,
-        }
-    }
-
-    /// Deletes runs (with their steps) started before `raw_before` and rollups of hours that
-    /// started before `rollup_before`, `batch` rows per statement so that writers are never
-    /// held up for long.
-    pub async fn prune(
-        &self,
-        raw_before: DateTime<Utc>,
-        rollup_before: DateTime<Utc>,
-        batch: u32,
-    ) -> Result<Pruned> {
-        let batch = i64::from(batch.max(1));
-        let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
-        let mut pruned = Pruned::default();
-        loop {
-            let n = match self {
-                Store::Sqlite(p) => sqlite::q::prune_runs(p, raw, batch).await?,
-                Store::Postgres(p) => postgres::q::prune_runs(p, raw, batch).await?,
-            };
-            pruned.runs += n;
-            if n < batch as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        loop {
-            let n = match self {
-                Store::Sqlite(p) => sqlite::q::prune_rollups(p, hour, batch).await?,
-                Store::Postgres(p) => postgres::q::prune_rollups(p, hour, batch).await?,
-            };
-            pruned.rollups += n;
-            if n < batch as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        Ok(pruned)
-    }
 }
 
-fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+fn migrator(files: &[EmbeddedMigration]) -> Migrator {
     Migrator::with_migrations(
         files
             .iter()
-            .map(|&(version, description, sql)| {
+            .map(|m| {
                 Migration::new(
-                    version,
-                    description.into(),
+                    m.version,
+                    m.description.into(),
                     MigrationType::Simple,
-                    AssertSqlSafe(sql).into_sql_str(),
+                    AssertSqlSafe(m.sql).into_sql_str(),
                     false,
                 )
             })
@@ -376,145 +419,8 @@ fn from_ms(ms: f64) -> Duration {
     Duration::from_nanos((ms.max(0.0) * 1e6).round() as u64)
 }
 
-/// The serde name of a unit enum variant (`passed`, `http_status`, …).
-fn name_of<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        other => panic!("not a unit variant: {other:?}"),
-    }
-}
-
-fn parse_name<T: DeserializeOwned>(name: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(name.to_string()))
-        .map_err(|e| StoreError::Corrupt(format!("`{name}`: {e}")))
-}
-
 fn json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// What a step result holds beyond its columns, kept as one JSON document.
-#[derive(Serialize, Deserialize)]
-struct StepDetail {
-    #[serde(default)]
-    request: Option<crate::step::RequestSummary>,
-    #[serde(default)]
-    response: Option<crate::step::ResponseSummary>,
-    #[serde(default)]
-    actions: Vec<crate::step::ActionOutcome>,
-    #[serde(default)]
-    extracted: Vec<String>,
-    #[serde(default)]
-    skip_reason: Option<String>,
-    #[serde(default)]
-    span_id: String,
-    #[serde(default)]
-    attempt_span_ids: Vec<String>,
-    #[serde(default)]
-    degraded: Vec<crate::journey::condition::ConditionOutcome>,
-}
-
-impl StepDetail {
-    fn of(step: &StepResult) -> serde_json::Value {
-        serde_json::to_value(StepDetail {
-            request: step.request.clone(),
-            response: step.response.clone(),
-            actions: step.actions.clone(),
-            extracted: step.extracted.clone(),
-            skip_reason: step.skip_reason.clone(),
-            span_id: step.span_id.clone(),
-            attempt_span_ids: step.attempt_span_ids.clone(),
-            degraded: step.degraded.clone(),
-        })
-        .expect("step details serialise")
-    }
-}
-
-/// Key of a rollup row: journey, step ('' = whole run), location, hour (epoch seconds).
-type RollupKey = (String, String, String, i64);
-
-/// What a batch of runs adds to the rollups, merged in memory before touching the database.
-#[derive(Default)]
-struct RollupDelta {
-    count: i64,
-    failures: i64,
-    sum_ms: f64,
-    min_ms: Option<f64>,
-    max_ms: Option<f64>,
-    sketch: Sketch,
-}
-
-impl RollupDelta {
-    fn add(&mut self, failed: bool, latency_ms: Option<f64>) {
-        self.count += 1;
-        self.failures += i64::from(failed);
-        if let Some(ms) = latency_ms {
-            self.sum_ms += ms;
-            self.min_ms = Some(self.min_ms.map_or(ms, |m| m.min(ms)));
-            self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
-            self.sketch.add(ms);
-        }
-    }
-
-    /// Folds an existing row's values into this delta.
-    fn absorb(
-        &mut self,
-        count: i64,
-        failures: i64,
-        sum_ms: f64,
-        min: Option<f64>,
-        max: Option<f64>,
-        sketch: &str,
-    ) -> Result<()> {
-        let sketch = Sketch::from_json(sketch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.count += count;
-        self.failures += failures;
-        self.sum_ms += sum_ms;
-        self.min_ms = match (self.min_ms, min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max_ms = match (self.max_ms, max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.sketch.merge(&sketch);
-        Ok(())
-    }
-}
-
-fn hour_of(t: DateTime<Utc>) -> i64 {
-    t.timestamp().div_euclid(3600) * 3600
-}
-
-/// Adds a run's contribution to the rollups of its hour (the hour its run started in).
-fn add_to_rollups(
-    deltas: &mut std::collections::BTreeMap<RollupKey, RollupDelta>,
-    run: &RunResult,
-) {
-    use crate::run::{Outcome, StepStatus};
-    let hour = hour_of(run.started_at);
-    let key = |step: &str| {
-        (
-            run.journey.clone(),
-            step.to_string(),
-            run.location.clone(),
-            hour,
-        )
-    };
-    deltas
-        .entry(key(""))
-        .or_default()
-        .add(run.outcome != Outcome::Passed, Some(run.duration_ms));
-    for step in &run.steps {
-        if step.status == StepStatus::Skipped {
-            continue;
-        }
-        deltas.entry(key(&step.name)).or_default().add(
-            matches!(step.status, StepStatus::Failed | StepStatus::Error),
-            step.timings.total.map(to_ms),
-        );
-    }
 }
 
 #[cfg(test)]
@@ -525,13 +431,38 @@ mod tests {
     async fn in_memory_sqlite_and_unknown_urls() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
-        assert!(store.journeys().await.unwrap().is_empty());
+        assert!(store.runs().journeys().await.unwrap().is_empty());
         store.ping().await.unwrap();
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
         assert!(matches!(
             Store::connect("mysql://localhost/x").await,
             Err(StoreError::UnsupportedUrl(_))
         ));
+    }
+
+    /// Both dialects embed the same migrations (one shared list), and every file in either
+    /// directory is embedded: a migration added to one dialect only fails here.
+    #[test]
+    fn both_dialects_have_the_same_migrations() {
+        let key = |m: &EmbeddedMigration| (m.version, m.description, m.file);
+        let sqlite: Vec<_> = sqlite::MIGRATIONS.iter().map(key).collect();
+        let postgres: Vec<_> = postgres::MIGRATIONS.iter().map(key).collect();
+        assert_eq!(sqlite, postgres);
+        for dialect in ["sqlite", "postgres"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dialect);
+            let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            on_disk.sort();
+            let embedded: Vec<&str> = sqlite.iter().map(|&(_, _, file)| file).collect();
+            assert_eq!(on_disk, embedded, "{}", dir.display());
+            for &(version, _, file) in &sqlite {
+                assert_eq!(file[..4].parse::<i64>().unwrap(), version, "{file}");
+            }
+        }
     }
 
     #[test]
@@ -543,6 +474,6 @@ mod tests {
         let t = DateTime::from_timestamp(1_773_482_400 + 1234, 123_456_789).unwrap();
         assert_eq!(from_ns(to_ns(t).unwrap()), t);
         assert_eq!(1_773_482_400 % 3600, 0);
-        assert_eq!(hour_of(t), 1_773_482_400);
+        assert_eq!(run_rows::hour_of(t), 1_773_482_400);
     }
 }

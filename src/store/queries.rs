@@ -1,20 +1,164 @@
-//! The store's queries, written once and instantiated per dialect (`dialect!` in `sqlite.rs`
-//! and `postgres.rs`): both accept `$N` placeholders, `ON CONFLICT` and row-value `IN`, so
-//! only how a write transaction starts and how a rollup row is locked differ.
+//! Runs, their steps, journey versions and hourly rollups: what the scheduler writes and the
+//! API, the analysis and the digests read. The queries are written once (`dialect!`, below)
+//! and instantiated per dialect: both accept `$N` placeholders, `ON CONFLICT` and row-value
+//! `IN`, so only how a write transaction starts and how a rollup row is locked differ.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    JourneyVersion, Pruned, Result, Rollup, RunRecord, RunSummary, Store, StoredRun, to_ns,
+};
+use crate::journey::Journey;
+
+/// Runs, their steps, journey versions and hourly rollups.
+///
+/// Borrowed from the store by [`Store::runs`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Runs<'a>(pub(super) &'a Store);
+
+impl Runs<'_> {
+    /// Records a journey version the first time its content is seen; `true` if it was new.
+    /// `definition` is the file's text (whose hash is `journey.source.content_sha256`).
+    pub async fn record_journey_version(
+        self,
+        journey: &Journey,
+        definition: Option<&str>,
+        seen_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (name, sha, seen) = (
+            journey.name.as_str(),
+            journey.source.content_sha256.as_str(),
+            to_ns(seen_at)?,
+        );
+        dispatch!(
+            self.0,
+            queries::record_journey_version(name, sha, definition, seen)
+        )
+    }
+
+    /// Every journey version, by name then first sighting.
+    pub async fn journeys(self) -> Result<Vec<JourneyVersion>> {
+        dispatch!(self.0, queries::journeys())
+    }
+
+    /// Records one run, its steps and its rollup contributions in one transaction.
+    pub async fn record_run(self, record: &RunRecord) -> Result<()> {
+        self.record_runs(std::slice::from_ref(record)).await
+    }
+
+    /// Records runs in one transaction. A run already stored (same `run_id`) is skipped, so
+    /// retrying a batch never counts a run twice.
+    pub async fn record_runs(self, records: &[RunRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.0, queries::record_runs(records))
+    }
+
+    /// The latest `limit` runs of a journey, newest first.
+    pub async fn recent_runs(self, journey: &str, limit: u32) -> Result<Vec<RunSummary>> {
+        dispatch!(self.0, queries::recent_runs(journey, limit.into()))
+    }
+
+    /// One run with its steps.
+    pub async fn run(self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
+        dispatch!(self.0, queries::run(run_id))
+    }
+
+    /// Rollups of a journey for the hours starting in `[from, to)`, by hour, step, location.
+    pub async fn rollups(
+        self,
+        journey: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Rollup>> {
+        let (from, to) = (from.timestamp(), to.timestamp());
+        dispatch!(self.0, queries::rollups(journey, from, to))
+    }
+
+    /// Deletes runs (with their steps) started before `raw_before` and rollups of hours that
+    /// started before `rollup_before`, `batch` rows per statement so that writers are never
+    /// held up for long.
+    pub async fn prune(
+        self,
+        raw_before: DateTime<Utc>,
+        rollup_before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<Pruned> {
+        let batch = i64::from(batch.max(1));
+        let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
+        let mut pruned = Pruned::default();
+        loop {
+            let n = dispatch!(self.0, queries::prune_runs(raw, batch))?;
+            pruned.runs += n;
+            if n < batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let n = dispatch!(self.0, queries::prune_rollups(hour, batch))?;
+            pruned.rollups += n;
+            if n < batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(pruned)
+    }
+}
 
 macro_rules! dialect {
     ($db:ty, begin = $begin:literal, lock = $lock:literal) => {
-        use std::collections::BTreeMap;
+        use std::collections::{BTreeMap, HashMap};
 
+        use sqlx::Pool;
         use sqlx::types::Json;
-        use sqlx::{Pool, Row};
 
-        use crate::run::{RunResult, StepResult};
-        use crate::step::{Failure, Timings};
-        use crate::store::{JourneyVersion, Result, Rollup, RollupDelta, RunRecord, RunSummary, StepDetail, StoreError, StoredRun, add_to_rollups, from_ms, from_ns, json, name_of, parse_name, to_ms, to_ns};
-use crate::baseline::sketch::Sketch;
+        use crate::run::StepResult;
+        use crate::store::run_rows::{
+            JourneyRow, RollupDelta, RollupRow, RollupTotals, RunRow, StepDetail, StepRow,
+            add_to_rollups, record,
+        };
+        use crate::store::{
+            JourneyVersion, Result, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns,
+        };
 
         type Db = $db;
+
+        pub(in crate::store) async fn ping(pool: &Pool<Db>) -> Result<()> {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        }
+
+        pub(in crate::store) async fn close(pool: &Pool<Db>) {
+            pool.close().await
+        }
+
+        pub(in crate::store) async fn migrate(
+            pool: &Pool<Db>,
+            migrator: &sqlx::migrate::Migrator,
+        ) -> Result<()> {
+            migrator.run(pool).await?;
+            Ok(())
+        }
+
+        /// Migrations applied successfully; an error when the table is missing (not a
+        /// Waymark database).
+        pub(in crate::store) async fn applied_migrations(pool: &Pool<Db>) -> Result<i64> {
+            Ok(
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?,
+            )
+        }
+
+        pub(in crate::store) async fn any_run(pool: &Pool<Db>) -> Result<bool> {
+            let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+            Ok(any.is_some())
+        }
 
         pub(in crate::store) async fn record_journey_version(
             pool: &Pool<Db>,
@@ -37,22 +181,13 @@ use crate::baseline::sketch::Sketch;
         }
 
         pub(in crate::store) async fn journeys(pool: &Pool<Db>) -> Result<Vec<JourneyVersion>> {
-            let rows = sqlx::query(
+            let rows: Vec<JourneyRow> = sqlx::query_as(
                 "SELECT name, content_sha256, definition, first_seen_ns FROM journeys \
                  ORDER BY name, first_seen_ns, content_sha256",
             )
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(JourneyVersion {
-                        name: row.try_get("name")?,
-                        content_sha256: row.try_get("content_sha256")?,
-                        definition: row.try_get("definition")?,
-                        first_seen: from_ns(row.try_get("first_seen_ns")?),
-                    })
-                })
-                .collect()
+            Ok(rows.into_iter().map(JourneyVersion::from).collect())
         }
 
         pub(in crate::store) async fn record_runs(
@@ -77,7 +212,7 @@ use crate::baseline::sketch::Sketch;
                 .bind(to_ns(r.started_at)?)
                 .bind(to_ns(r.finished_at)?)
                 .bind(r.duration_ms)
-                .bind(name_of(&r.outcome))
+                .bind(r.outcome)
                 .bind(&r.trace_id)
                 .bind(to_ms(record.scheduling_lag))
                 .execute(&mut *tx)
@@ -105,10 +240,10 @@ use crate::baseline::sketch::Sketch;
                     .bind(&s.name)
                     .bind(&s.kind)
                     .bind(s.dependency.as_deref())
-                    .bind(name_of(&s.status))
+                    .bind(s.status)
                     .bind(i64::from(s.attempts))
                     .bind(s.offset_ms)
-                    .bind(s.failure.as_ref().map(|f| name_of(&f.class)))
+                    .bind(s.failure.as_ref().map(|f| f.class))
                     .bind(s.failure.as_ref().map(|f| f.message.as_str()))
                     .bind(t.dns.map(to_ms))
                     .bind(t.connect.map(to_ms))
@@ -139,7 +274,7 @@ use crate::baseline::sketch::Sketch;
                 .bind(hour)
                 .execute(&mut *tx)
                 .await?;
-                let row = sqlx::query(concat!(
+                let row: RollupTotals = sqlx::query_as(concat!(
                     "SELECT count, failures, sum_ms, min_ms, max_ms, sketch FROM rollups \
                      WHERE journey = $1 AND step = $2 AND location = $3 AND hour_s = $4",
                     $lock
@@ -150,14 +285,7 @@ use crate::baseline::sketch::Sketch;
                 .bind(hour)
                 .fetch_one(&mut *tx)
                 .await?;
-                delta.absorb(
-                    row.try_get("count")?,
-                    row.try_get("failures")?,
-                    row.try_get("sum_ms")?,
-                    row.try_get("min_ms")?,
-                    row.try_get("max_ms")?,
-                    row.try_get::<&str, _>("sketch")?,
-                )?;
+                delta.absorb(&row)?;
                 sqlx::query(
                     "UPDATE rollups SET count = $5, failures = $6, sum_ms = $7, min_ms = $8, \
                      max_ms = $9, sketch = $10 \
@@ -183,28 +311,12 @@ use crate::baseline::sketch::Sketch;
         const RUN_COLUMNS: &str = "run_id, journey, location, journey_sha256, planned_at_ns, \
             started_at_ns, finished_at_ns, duration_ms, outcome, trace_id, scheduling_lag_ms";
 
-        fn summary(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
-            Ok(RunSummary {
-                run_id: row.try_get("run_id")?,
-                journey: row.try_get("journey")?,
-                location: row.try_get("location")?,
-                journey_sha256: row.try_get("journey_sha256")?,
-                planned_at: from_ns(row.try_get("planned_at_ns")?),
-                started_at: from_ns(row.try_get("started_at_ns")?),
-                finished_at: from_ns(row.try_get("finished_at_ns")?),
-                duration_ms: row.try_get("duration_ms")?,
-                outcome: parse_name(row.try_get("outcome")?)?,
-                trace_id: row.try_get("trace_id")?,
-                scheduling_lag: from_ms(row.try_get("scheduling_lag_ms")?),
-            })
-        }
-
         pub(in crate::store) async fn recent_runs(
             pool: &Pool<Db>,
             journey: &str,
             limit: i64,
         ) -> Result<Vec<RunSummary>> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE journey = $1 \
                  ORDER BY started_at_ns DESC, run_id LIMIT $2"
             )))
@@ -212,7 +324,7 @@ use crate::baseline::sketch::Sketch;
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(summary).collect()
+            Ok(rows.into_iter().map(RunSummary::from).collect())
         }
 
         /// The newest run of `journey` from each location.
@@ -220,7 +332,7 @@ use crate::baseline::sketch::Sketch;
             pool: &Pool<Db>,
             journey: &str,
         ) -> Result<Vec<RunSummary>> {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {RUN_COLUMNS} FROM runs r JOIN \
                  (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
                   GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
@@ -229,78 +341,32 @@ use crate::baseline::sketch::Sketch;
             .bind(journey)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(summary).collect()
-        }
-
-        fn step(row: &<Db as sqlx::Database>::Row) -> Result<StepResult> {
-            let ms = |col: &str| -> Result<Option<std::time::Duration>> {
-                Ok(row.try_get::<Option<f64>, _>(col)?.map(from_ms))
-            };
-            let failure = match row.try_get::<Option<&str>, _>("failure_class")? {
-                Some(class) => Some(Failure {
-                    class: parse_name(class)?,
-                    message: row
-                        .try_get::<Option<String>, _>("failure_message")?
-                        .unwrap_or_default(),
-                }),
-                None => None,
-            };
-            let Json(conditions) = row.try_get::<Json<serde_json::Value>, _>("conditions")?;
-            let Json(detail) = row.try_get::<Json<serde_json::Value>, _>("detail")?;
-            let detail: StepDetail = json(detail)?;
-            Ok(StepResult {
-                name: row.try_get("name")?,
-                kind: row.try_get("kind")?,
-                dependency: row.try_get("dependency")?,
-                status: parse_name(row.try_get("status")?)?,
-                attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                offset_ms: row.try_get("offset_ms")?,
-                failure,
-                conditions: json(conditions)?,
-                degraded: detail.degraded,
-                timings: Timings {
-                    dns: ms("dns_ms")?,
-                    connect: ms("connect_ms")?,
-                    tls: ms("tls_ms")?,
-                    handshake: ms("handshake_ms")?,
-                    ttfb: ms("ttfb_ms")?,
-                    download: ms("download_ms")?,
-                    total: ms("total_ms")?,
-                },
-                request: detail.request,
-                response: detail.response,
-                actions: detail.actions,
-                extracted: detail.extracted,
-                skip_reason: detail.skip_reason,
-                span_id: detail.span_id,
-                attempt_span_ids: detail.attempt_span_ids,
-            })
+            Ok(rows.into_iter().map(RunSummary::from).collect())
         }
 
         pub(in crate::store) async fn run(
             pool: &Pool<Db>,
             run_id: uuid::Uuid,
         ) -> Result<Option<StoredRun>> {
-            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
             )))
             .bind(run_id)
             .fetch_optional(pool)
-            .await?
-            else {
+            .await?;
+            let Some(row) = row else {
                 return Ok(None);
             };
-            let steps = sqlx::query(
-                "SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index",
-            )
-            .bind(run_id)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(step)
-            .collect::<Result<Vec<_>>>()?;
-            Ok(Some(record(summary(&row)?, steps)))
+            let steps: Vec<StepRow> =
+                sqlx::query_as("SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index")
+                    .bind(run_id)
+                    .fetch_all(pool)
+                    .await?;
+            let steps = steps
+                .into_iter()
+                .map(StepRow::into_step)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Some(record(row.into(), steps)))
         }
 
         /// The stored runs of the feed entries with `after < seq <= last`, by run id: two
@@ -309,54 +375,35 @@ use crate::baseline::sketch::Sketch;
             pool: &Pool<Db>,
             after: i64,
             last: i64,
-        ) -> Result<std::collections::HashMap<uuid::Uuid, StoredRun>> {
+        ) -> Result<HashMap<uuid::Uuid, StoredRun>> {
             const FED: &str = "SELECT run_id FROM run_feed WHERE seq > $1 AND seq <= $2";
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ({FED})"
             )))
             .bind(after)
             .bind(last)
             .fetch_all(pool)
             .await?;
-            let mut steps: std::collections::HashMap<uuid::Uuid, Vec<StepResult>> =
-                std::collections::HashMap::new();
-            let step_rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let step_rows: Vec<StepRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT * FROM step_results WHERE run_id IN ({FED}) ORDER BY run_id, step_index"
             )))
             .bind(after)
             .bind(last)
             .fetch_all(pool)
             .await?;
-            for row in &step_rows {
-                let run_id: uuid::Uuid = row.try_get("run_id")?;
-                steps.entry(run_id).or_default().push(step(row)?);
+            let mut steps: HashMap<uuid::Uuid, Vec<StepResult>> = HashMap::new();
+            for row in step_rows {
+                let run_id = row.run_id;
+                steps.entry(run_id).or_default().push(row.into_step()?);
             }
-            rows.iter()
+            Ok(rows
+                .into_iter()
                 .map(|row| {
-                    let s = summary(row)?;
+                    let s = RunSummary::from(row);
                     let own = steps.remove(&s.run_id).unwrap_or_default();
-                    Ok((s.run_id, record(s, own)))
+                    (s.run_id, record(s, own))
                 })
-                .collect()
-        }
-
-        fn record(s: RunSummary, steps: Vec<StepResult>) -> StoredRun {
-            RunRecord {
-                result: RunResult {
-                    run_id: s.run_id,
-                    journey: s.journey,
-                    location: s.location,
-                    outcome: s.outcome,
-                    started_at: s.started_at,
-                    finished_at: s.finished_at,
-                    duration_ms: s.duration_ms,
-                    trace_id: s.trace_id,
-                    steps,
-                },
-                planned_at: s.planned_at,
-                scheduling_lag: s.scheduling_lag,
-                journey_sha256: s.journey_sha256,
-            }
+                .collect())
         }
 
         pub(in crate::store) async fn rollups(
@@ -365,7 +412,7 @@ use crate::baseline::sketch::Sketch;
             from_s: i64,
             to_s: i64,
         ) -> Result<Vec<Rollup>> {
-            let rows = sqlx::query(
+            let rows: Vec<RollupRow> = sqlx::query_as(
                 "SELECT journey, step, location, hour_s, count, failures, sum_ms, min_ms, max_ms, \
                  sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
                  ORDER BY hour_s, step, location",
@@ -375,26 +422,7 @@ use crate::baseline::sketch::Sketch;
             .bind(to_s)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    let step: String = row.try_get("step")?;
-                    let hour: i64 = row.try_get("hour_s")?;
-                    Ok(Rollup {
-                        journey: row.try_get("journey")?,
-                        step: (!step.is_empty()).then_some(step),
-                        location: row.try_get("location")?,
-                        hour: chrono::DateTime::from_timestamp(hour, 0)
-                            .ok_or_else(|| StoreError::Corrupt(format!("hour {hour}")))?,
-                        count: row.try_get::<i64, _>("count")? as u64,
-                        failures: row.try_get::<i64, _>("failures")? as u64,
-                        sum_ms: row.try_get("sum_ms")?,
-                        min_ms: row.try_get("min_ms")?,
-                        max_ms: row.try_get("max_ms")?,
-                        sketch: Sketch::from_json(row.try_get("sketch")?)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(RollupRow::into_rollup).collect()
         }
 
         pub(in crate::store) async fn prune_runs(
@@ -431,5 +459,4 @@ use crate::baseline::sketch::Sketch;
         }
     };
 }
-
-pub(crate) use dialect;
+pub(super) use dialect;

@@ -13,53 +13,53 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
-impl Store {
-    pub async fn create_session(&self, token_sha256: &str, s: &Session) -> Result<()> {
+/// Dashboard sessions.
+///
+/// Borrowed from the store by [`Store::sessions`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'a>(pub(super) &'a Store);
+
+impl Sessions<'_> {
+    pub async fn create_session(self, token_sha256: &str, s: &Session) -> Result<()> {
         let row = (token_sha256, s, to_ns(s.created_at)?, to_ns(s.expires_at)?);
-        match self {
-            Store::Sqlite(p) => super::sqlite::u::create(p, row).await,
-            Store::Postgres(p) => super::postgres::u::create(p, row).await,
-        }
+        dispatch!(self.0, sessions::create(row))
     }
 
     /// The session with this token hash, if it exists and has not expired at `now`.
-    pub async fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+    pub async fn session(self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
         let now = to_ns(now)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::u::get(p, token_sha256, now).await,
-            Store::Postgres(p) => super::postgres::u::get(p, token_sha256, now).await,
-        }
+        dispatch!(self.0, sessions::get(token_sha256, now))
     }
 
-    pub async fn delete_session(&self, token_sha256: &str) -> Result<()> {
-        match self {
-            Store::Sqlite(p) => super::sqlite::u::delete(p, token_sha256).await,
-            Store::Postgres(p) => super::postgres::u::delete(p, token_sha256).await,
-        }
+    pub async fn delete_session(self, token_sha256: &str) -> Result<()> {
+        dispatch!(self.0, sessions::delete(token_sha256))
     }
 
     /// Deletes sessions expired at `now`; how many.
-    pub async fn prune_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+    pub async fn prune_sessions(self, now: DateTime<Utc>) -> Result<u64> {
         let now = to_ns(now)?;
-        match self {
-            Store::Sqlite(p) => super::sqlite::u::prune(p, now).await,
-            Store::Postgres(p) => super::postgres::u::prune(p, now).await,
-        }
+        dispatch!(self.0, sessions::prune(now))
     }
 }
 
-pub(super) fn from_row<R: sqlx::Row>(row: &R) -> Result<Session>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(Session {
-        username: row.try_get("username")?,
-        csrf_token: row.try_get("csrf_token")?,
-        created_at: from_ns(row.try_get("created_at_ns")?),
-        expires_at: from_ns(row.try_get("expires_at_ns")?),
-    })
+/// A `sessions` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    username: String,
+    csrf_token: String,
+    created_at_ns: i64,
+    expires_at_ns: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Session {
+            username: row.username,
+            csrf_token: row.csrf_token,
+            created_at: from_ns(row.created_at_ns),
+            expires_at: from_ns(row.expires_at_ns),
+        }
+    }
 }
 
 macro_rules! dialect {
@@ -67,7 +67,7 @@ macro_rules! dialect {
         use sqlx::Pool;
 
         use crate::store::Result;
-        use crate::store::sessions::{Session, from_row};
+        use crate::store::sessions::{Session, SessionRow};
 
         type Db = $db;
 
@@ -94,14 +94,14 @@ macro_rules! dialect {
             hash: &str,
             now: i64,
         ) -> Result<Option<Session>> {
-            let row = sqlx::query(
+            let row: Option<SessionRow> = sqlx::query_as(
                 "SELECT * FROM sessions WHERE token_sha256 = $1 AND expires_at_ns > $2",
             )
             .bind(hash)
             .bind(now)
             .fetch_optional(pool)
             .await?;
-            row.as_ref().map(from_row).transpose()
+            Ok(row.map(Session::from))
         }
 
         pub(in crate::store) async fn delete(pool: &Pool<Db>, hash: &str) -> Result<()> {

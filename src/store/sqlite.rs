@@ -7,48 +7,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "anomaly episodes",
-        include_str!("../../migrations/sqlite/0002_anomaly_episodes.sql"),
-    ),
-    (
-        3,
-        "incidents",
-        include_str!("../../migrations/sqlite/0003_incidents.sql"),
-    ),
-    (
-        4,
-        "digests",
-        include_str!("../../migrations/sqlite/0004_digests.sql"),
-    ),
-    (
-        5,
-        "sessions",
-        include_str!("../../migrations/sqlite/0005_sessions.sql"),
-    ),
-    (
-        6,
-        "cluster",
-        include_str!("../../migrations/sqlite/0006_cluster.sql"),
-    ),
-    (
-        7,
-        "run feed",
-        include_str!("../../migrations/sqlite/0007_run_feed.sql"),
-    ),
-    (
-        8,
-        "commands",
-        include_str!("../../migrations/sqlite/0008_commands.sql"),
-    ),
-];
+pub(super) const MIGRATIONS: &[super::EmbeddedMigration] = migrations!("sqlite");
 
 pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
     let memory = super::Store::is_in_memory(url);
@@ -73,38 +32,4 @@ pub(super) async fn connect(url: &str) -> super::Result<SqlitePool> {
     Ok(pool.connect_with(options).await?)
 }
 
-pub(super) mod q {
-    super::super::queries::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "");
-}
-
-pub(super) mod e {
-    super::super::episodes::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod a {
-    super::super::alerts::dialect!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE");
-}
-
-pub(super) mod d {
-    super::super::digest::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod s {
-    super::super::status::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod u {
-    super::super::sessions::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod c {
-    super::super::cluster::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod k {
-    super::super::commands::dialect!(sqlx::Sqlite);
-}
-
-pub(super) mod f {
-    super::super::feed::dialect!(sqlx::Sqlite);
-}
+dialect_modules!(sqlx::Sqlite, begin = "BEGIN IMMEDIATE", lock = "");

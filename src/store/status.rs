@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, Store};
+use super::run_rows::sketch as sketch_of;
+use super::{Result, Store, StoreError};
+use crate::baseline::sketch::Sketch;
 
 /// One journey's runs on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,30 +33,27 @@ pub struct LocationResult {
     pub last_run: Option<super::RunSummary>,
 }
 
-impl Store {
+/// What the status page and the overview read beyond incidents.
+///
+/// Borrowed from the store by [`Store::status`], so callers see one area at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Status<'a>(pub(super) &'a Store);
+
+impl Status<'_> {
     /// Per location `journey` ran from: its runs, failures and whole-run latency in hours
     /// starting at or after `since`, and its newest run; by location.
     pub async fn location_results(
-        &self,
+        self,
         journey: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<LocationResult>> {
         let since = since.timestamp();
-        let (rows, latest) = match self {
-            Store::Sqlite(p) => (
-                super::sqlite::s::location_rollups(p, journey, since).await?,
-                super::sqlite::q::latest_run_per_location(p, journey).await?,
-            ),
-            Store::Postgres(p) => (
-                super::postgres::s::location_rollups(p, journey, since).await?,
-                super::postgres::q::latest_run_per_location(p, journey).await?,
-            ),
-        };
-        let mut by_location: std::collections::BTreeMap<String, (u64, u64, super::Sketch)> =
+        let rows = dispatch!(self.0, status::location_rollups(journey, since))?;
+        let latest = dispatch!(self.0, queries::latest_run_per_location(journey))?;
+        let mut by_location: std::collections::BTreeMap<String, (u64, u64, Sketch)> =
             Default::default();
         for (location, count, failures, sketch) in rows {
-            let sketch = super::Sketch::from_json(&sketch)
-                .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+            let sketch = sketch_of(&sketch)?;
             let entry = by_location.entry(location).or_default();
             entry.0 += count.max(0) as u64;
             entry.1 += failures.max(0) as u64;
@@ -79,19 +78,14 @@ impl Store {
     /// The p95 of whole-run durations per journey and hour (every location merged), for the
     /// hours starting at or after `since`; by journey, then hour.
     pub async fn hourly_p95(
-        &self,
+        self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>, f64)>> {
         let since = since.timestamp();
-        let rows = match self {
-            Store::Sqlite(p) => super::sqlite::s::whole_run_sketches(p, since).await?,
-            Store::Postgres(p) => super::postgres::s::whole_run_sketches(p, since).await?,
-        };
-        let mut merged: std::collections::BTreeMap<(String, i64), super::Sketch> =
-            Default::default();
+        let rows = dispatch!(self.0, status::whole_run_sketches(since))?;
+        let mut merged: std::collections::BTreeMap<(String, i64), Sketch> = Default::default();
         for (journey, hour, sketch) in rows {
-            let sketch = super::Sketch::from_json(&sketch)
-                .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+            let sketch = sketch_of(&sketch)?;
             merged.entry((journey, hour)).or_default().merge(&sketch);
         }
         Ok(merged
@@ -107,30 +101,45 @@ impl Store {
     }
 
     /// The (journey, location) pairs that have runs in hours starting at or after `since`.
-    pub async fn journey_locations(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
+    pub async fn journey_locations(self, since: DateTime<Utc>) -> Result<Vec<(String, String)>> {
         let since = since.timestamp();
-        match self {
-            Store::Sqlite(p) => super::sqlite::s::journey_locations(p, since).await,
-            Store::Postgres(p) => super::postgres::s::journey_locations(p, since).await,
-        }
+        dispatch!(self.0, status::journey_locations(since))
     }
 
     /// Per journey and UTC day, from the day of `since` on; by journey, then day.
-    pub async fn daily_totals(&self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
+    pub async fn daily_totals(self, since: DateTime<Utc>) -> Result<Vec<DailyTotal>> {
         let since = since.timestamp().div_euclid(86_400) * 86_400;
-        match self {
-            Store::Sqlite(p) => super::sqlite::s::daily_totals(p, since).await,
-            Store::Postgres(p) => super::postgres::s::daily_totals(p, since).await,
-        }
+        dispatch!(self.0, status::daily_totals(since))
+    }
+}
+
+/// A `daily_totals` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct DailyRow {
+    journey: String,
+    day_s: i64,
+    runs: i64,
+    failures: i64,
+}
+
+impl DailyRow {
+    pub(super) fn into_total(self) -> Result<DailyTotal> {
+        Ok(DailyTotal {
+            journey: self.journey,
+            day: DateTime::from_timestamp(self.day_s, 0)
+                .ok_or_else(|| StoreError::Corrupt(format!("day {}", self.day_s)))?,
+            runs: self.runs.max(0) as u64,
+            failures: self.failures.max(0) as u64,
+        })
     }
 }
 
 macro_rules! dialect {
     ($db:ty) => {
-        use sqlx::{Pool, Row};
+        use sqlx::Pool;
 
-        use crate::store::status::DailyTotal;
-        use crate::store::{Result, StoreError};
+        use crate::store::Result;
+        use crate::store::status::{DailyRow, DailyTotal};
 
         type Db = $db;
 
@@ -138,15 +147,12 @@ macro_rules! dialect {
             pool: &Pool<Db>,
             since_s: i64,
         ) -> Result<Vec<(String, i64, String)>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT journey, hour_s, sketch FROM rollups WHERE step = '' AND hour_s >= $1",
             )
             .bind(since_s)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| Ok((row.try_get("journey")?, row.try_get("hour_s")?, row.try_get("sketch")?)))
-                .collect()
+            .await?)
         }
 
         pub(in crate::store) async fn location_rollups(
@@ -154,47 +160,34 @@ macro_rules! dialect {
             journey: &str,
             since_s: i64,
         ) -> Result<Vec<(String, i64, i64, String)>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT location, count, failures, sketch FROM rollups \
                  WHERE journey = $1 AND step = '' AND hour_s >= $2",
             )
             .bind(journey)
             .bind(since_s)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get("location")?,
-                        row.try_get("count")?,
-                        row.try_get("failures")?,
-                        row.try_get("sketch")?,
-                    ))
-                })
-                .collect()
+            .await?)
         }
 
         pub(in crate::store) async fn journey_locations(
             pool: &Pool<Db>,
             since_s: i64,
         ) -> Result<Vec<(String, String)>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT DISTINCT journey, location FROM rollups \
                  WHERE step = '' AND hour_s >= $1 ORDER BY journey, location",
             )
             .bind(since_s)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| Ok((row.try_get("journey")?, row.try_get("location")?)))
-                .collect()
+            .await?)
         }
 
         pub(in crate::store) async fn daily_totals(
             pool: &Pool<Db>,
             since_s: i64,
         ) -> Result<Vec<DailyTotal>> {
-            let rows = sqlx::query(
+            let rows: Vec<DailyRow> = sqlx::query_as(
                 "SELECT journey, (hour_s / 86400) * 86400 AS day_s, \
                  CAST(SUM(count) AS BIGINT) AS runs, CAST(SUM(failures) AS BIGINT) AS failures \
                  FROM rollups WHERE step = '' AND hour_s >= $1 \
@@ -203,18 +196,7 @@ macro_rules! dialect {
             .bind(since_s)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    let day: i64 = row.try_get("day_s")?;
-                    Ok(DailyTotal {
-                        journey: row.try_get("journey")?,
-                        day: chrono::DateTime::from_timestamp(day, 0)
-                            .ok_or_else(|| StoreError::Corrupt(format!("day {day}")))?,
-                        runs: row.try_get::<i64, _>("runs")?.max(0) as u64,
-                        failures: row.try_get::<i64, _>("failures")?.max(0) as u64,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(DailyRow::into_total).collect()
         }
     };
 }

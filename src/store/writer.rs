@@ -145,7 +145,7 @@ async fn commit(store: &Store, batch: &[RunRecord], config: &WriterConfig) -> Re
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match store.record_runs(batch).await {
+        match store.runs().record_runs(batch).await {
             Ok(()) => {
                 if attempt > 1 {
                     tracing::info!(attempt, runs = batch.len(), "runs stored after retrying");

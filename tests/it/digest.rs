@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use chrono::{DateTime, Utc};
 
-use waymark::alert::IncidentChange;
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
+use waymark::alert::{IncidentChange, ResolvedBy};
 use waymark::digest::model::Trend;
 use waymark::journey::Journey;
 use waymark::journey::parse::{ParseOptions, parse_journey};
@@ -268,7 +268,7 @@ fn incident(
         acknowledged_at: acked.map(t),
         acknowledged_by: acked.map(|_| "ada".to_string()),
         resolved_at: Some(t(resolved)),
-        resolved_by: Some("auto".into()),
+        resolved_by: Some(ResolvedBy::Auto),
         reopened: 0,
         flapping: false,
         cause: Cause {
@@ -301,7 +301,7 @@ async fn save(store: &Store, incident: Incident, kinds: &[NotificationKind]) {
         notifications,
         muted: vec![],
     };
-    store.save_incident(&change).await.unwrap();
+    store.incidents().save_incident(&change).await.unwrap();
 }
 
 /// The exact q-quantile (nearest rank) of `values`.
@@ -337,26 +337,30 @@ async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_chann
     let store = db.store;
     let body = |n: u32| serde_json::json!({ "summary": { "runs": n } });
     let (a, new) = store
+        .digests()
         .save_digest("shop", t(0), t(60), t(61), &body(1))
         .await
         .unwrap();
     assert!(new);
     // The same owner and period again (a second tick, another node): the first one stays.
     let (again, new) = store
+        .digests()
         .save_digest("shop", t(0), t(60), t(62), &body(2))
         .await
         .unwrap();
     assert_eq!((again, new), (a, false));
     let (b, _) = store
+        .digests()
         .save_digest("shop", t(60), t(120), t(121), &body(3))
         .await
         .unwrap();
     let (c, _) = store
+        .digests()
         .save_digest("ops", t(60), t(120), t(121), &body(4))
         .await
         .unwrap();
     assert!(a != b && b != c);
-    let stored = store.digest(a).await.unwrap().unwrap();
+    let stored = store.digests().digest(a).await.unwrap().unwrap();
     assert_eq!(
         (
             stored.owner.as_str(),
@@ -367,18 +371,21 @@ async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_chann
         ("shop", t(0), t(60), t(61))
     );
     assert_eq!(stored.body, body(1));
-    assert_eq!(store.digest(9999).await.unwrap(), None);
+    assert_eq!(store.digests().digest(9999).await.unwrap(), None);
 
     let ids =
         |ds: Vec<waymark::store::digest::StoredDigest>| ds.iter().map(|d| d.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(store.digests(None, 0).await.unwrap()),
+        ids(store.digests().digests(None, 0).await.unwrap()),
         [c, b, a],
         "newest period first"
     );
-    assert_eq!(ids(store.digests(Some("shop"), 1).await.unwrap()), [b]);
     assert_eq!(
-        ids(store.unsent_digests().await.unwrap()),
+        ids(store.digests().digests(Some("shop"), 1).await.unwrap()),
+        [b]
+    );
+    assert_eq!(
+        ids(store.digests().unsent_digests().await.unwrap()),
         [a, c, b],
         "oldest period first"
     );
@@ -390,35 +397,45 @@ async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_chann
         error: (status == "failed").then(|| "HTTP 404: no_service".to_string()),
     };
     store
+        .digests()
         .record_digest_delivery(a, &outcome("mail", "delivered", 63))
         .await
         .unwrap();
     store
+        .digests()
         .record_digest_delivery(a, &outcome("chat", "failed", 64))
         .await
         .unwrap();
     // A late second outcome for a channel does not replace the first.
     store
+        .digests()
         .record_digest_delivery(a, &outcome("mail", "failed", 65))
         .await
         .unwrap();
     assert_eq!(
-        store.digest_deliveries(a).await.unwrap(),
+        store.digests().digest_deliveries(a).await.unwrap(),
         [
             outcome("chat", "failed", 64),
             outcome("mail", "delivered", 63)
         ]
     );
-    assert!(store.digest_deliveries(b).await.unwrap().is_empty());
+    assert!(
+        store
+            .digests()
+            .digest_deliveries(b)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    store.mark_digest_sent(a, t(66)).await.unwrap();
-    store.mark_digest_sent(a, t(70)).await.unwrap();
+    store.digests().mark_digest_sent(a, t(66)).await.unwrap();
+    store.digests().mark_digest_sent(a, t(70)).await.unwrap();
     assert_eq!(
-        store.digest(a).await.unwrap().unwrap().sent_at,
+        store.digests().digest(a).await.unwrap().unwrap().sent_at,
         Some(t(66)),
         "the first time is kept"
     );
-    assert_eq!(ids(store.unsent_digests().await.unwrap()), [c, b]);
+    assert_eq!(ids(store.digests().unsent_digests().await.unwrap()), [c, b]);
 }
 
 /// The generated runs, as stored by [`seed`].
@@ -437,7 +454,7 @@ async fn seed(store: &Store) -> Seeded {
     let billing: Vec<RunRecord> = (0..n).map(billing_run).collect();
     for batch in [&checkout, &catalog, &billing] {
         for chunk in batch.chunks(500) {
-            store.record_runs(chunk).await.unwrap();
+            store.runs().record_runs(chunk).await.unwrap();
         }
     }
     save(
@@ -829,7 +846,7 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
     let first = cycle.tick(&arcs(), now).await.unwrap();
     // Both owners get a digest stored; only shop-team's has channels.
     assert_eq!(first.created.len(), 2, "{first:?}");
-    let owners = db.store.digests(None, 0).await.unwrap();
+    let owners = db.store.digests().digests(None, 0).await.unwrap();
     let id = owners.iter().find(|d| d.owner == "shop-team").unwrap().id;
     let other = owners.iter().find(|d| d.owner == "other-team").unwrap();
     assert_eq!(
@@ -839,7 +856,7 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
     );
     assert_eq!(first.delivered, [(id, "mail".to_string())]);
     assert_eq!(first.pending, 1);
-    let stored = db.store.digest(id).await.unwrap().unwrap();
+    let stored = db.store.digests().digest(id).await.unwrap().unwrap();
     assert_eq!(
         (
             stored.owner.as_str(),
@@ -864,10 +881,11 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
         .await
         .unwrap();
     assert_eq!(third, Default::default());
-    let stored = db.store.digest(id).await.unwrap().unwrap();
+    let stored = db.store.digests().digest(id).await.unwrap().unwrap();
     assert_eq!(stored.sent_at, Some(now + chrono::Duration::minutes(1)));
     let deliveries: Vec<(String, String)> = db
         .store
+        .digests()
         .digest_deliveries(id)
         .await
         .unwrap()
@@ -1158,7 +1176,7 @@ async fn the_cli_previews_a_digest_without_storing_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("has `owner: nobody`"));
     let store = Store::connect(&url).await.unwrap();
     assert!(
-        store.digests(None, 0).await.unwrap().is_empty(),
+        store.digests().digests(None, 0).await.unwrap().is_empty(),
         "a preview stores nothing"
     );
 }
@@ -1191,7 +1209,7 @@ async fn the_service_makes_and_sends_the_digest_of_the_last_period() {
         runs.push(r);
         at += chrono::Duration::minutes(5);
     }
-    store.record_runs(&runs).await.unwrap();
+    store.runs().record_runs(&runs).await.unwrap();
     store.close().await;
 
     let serve = Serve::start(dir.path(), 0);
@@ -1262,7 +1280,7 @@ async fn refused_and_expired_deliveries_end_as_failed() {
     let runs: Vec<RunRecord> = (day(14, 0, 0) / RUN_EVERY_MIN..day(14, 2, 0) / RUN_EVERY_MIN)
         .map(checkout_run)
         .collect();
-    db.store.record_runs(&runs).await.unwrap();
+    db.store.runs().record_runs(&runs).await.unwrap();
     let slack = Receiver::start().await;
     let slack_path = format!("/slack/{SLACK_SECRET}");
     slack.set_down(&slack_path, Some(404));
@@ -1304,10 +1322,11 @@ async fn refused_and_expired_deliveries_end_as_failed() {
             .collect::<Vec<_>>(),
         ["mail"]
     );
-    let stored = db.store.digest(id).await.unwrap().unwrap();
+    let stored = db.store.digests().digest(id).await.unwrap().unwrap();
     assert_eq!(stored.sent_at, Some(now + chrono::Duration::minutes(61)));
     let statuses: Vec<String> = db
         .store
+        .digests()
         .digest_deliveries(id)
         .await
         .unwrap()

@@ -41,6 +41,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .await
         .unwrap();
     store
+        .digests()
         .save_digest(
             "shop-team",
             from,

@@ -356,7 +356,7 @@ async fn serve_stores_runs_answers_the_api_and_stops_cleanly_on_sigterm() {
     assert_eq!(serve.stop(libc::SIGTERM).await, Some(0));
 
     let store = Store::connect(&db_url(dir.path())).await.unwrap();
-    let stored = store.recent_runs("ping", 500).await.unwrap();
+    let stored = store.runs().recent_runs("ping", 500).await.unwrap();
     for id in &reported {
         assert!(
             stored.iter().any(|r| r.run_id.to_string() == *id),
@@ -482,7 +482,7 @@ async fn sigkill_mid_run_loses_no_reported_run_and_restarts_cleanly() {
     let store = Store::connect(&db_url(dir.path())).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
     for id in fast.iter().chain(&slow) {
-        let run = store.run(id.parse().unwrap()).await.unwrap();
+        let run = store.runs().run(id.parse().unwrap()).await.unwrap();
         assert!(run.is_some(), "reported run {id} lost");
     }
     store.close().await;
@@ -580,7 +580,7 @@ async fn migrate_applies_migrations_and_bad_config_exits_2() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
-    assert!(store.journeys().await.unwrap().is_empty());
+    assert!(store.runs().journeys().await.unwrap().is_empty());
     store.close().await;
 
     let out = run("mysql://localhost/x".into()).await.unwrap();
@@ -641,7 +641,7 @@ async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_norm
             )
         })
         .collect();
-    store.record_runs(&history).await.unwrap();
+    store.runs().record_runs(&history).await.unwrap();
     let series = SeriesKey {
         journey: "steady".into(),
         step: "fetch".into(),
@@ -659,6 +659,7 @@ async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_norm
         anomalous_runs: 3,
     };
     let id = store
+        .episodes()
         .open_episode(&series, "medium", &episode)
         .await
         .unwrap();

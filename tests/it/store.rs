@@ -216,16 +216,24 @@ async fn real_runs_read_back_identically(db: Db) {
     assert!(failed.steps.iter().any(|s| s.failure.is_some()));
     for r in [passed, failed] {
         let rec = record(r);
-        db.store.record_run(&rec).await.unwrap();
+        db.store.runs().record_run(&rec).await.unwrap();
         let back = db
             .store
+            .runs()
             .run(rec.result.run_id)
             .await
             .unwrap()
             .expect("stored");
         same(&rec, &back);
     }
-    assert!(db.store.run(uuid::Uuid::new_v4()).await.unwrap().is_none());
+    assert!(
+        db.store
+            .runs()
+            .run(uuid::Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn hand_built_run_reads_back_identically(db: Db) {
@@ -257,8 +265,14 @@ async fn hand_built_run_reads_back_identically(db: Db) {
     s.attempt_span_ids = vec!["a".repeat(16), "b".repeat(16), "00f067aa0ba902b7".into()];
     r.steps[1].skip_reason = Some("an earlier step failed".into());
     let rec = record(r);
-    db.store.record_run(&rec).await.unwrap();
-    let back = db.store.run(rec.result.run_id).await.unwrap().unwrap();
+    db.store.runs().record_run(&rec).await.unwrap();
+    let back = db
+        .store
+        .runs()
+        .run(rec.result.run_id)
+        .await
+        .unwrap()
+        .unwrap();
     same(&rec, &back);
     assert_eq!(back.result.started_at, at(10, 15, 0, 123_456_789));
     assert_eq!(
@@ -272,31 +286,44 @@ async fn recent_runs_newest_first(db: Db) {
     for i in 0..5 {
         let r = simple_run("shop", at(9, i, 0, 0), 100, true);
         ids.push(r.run_id);
-        db.store.record_run(&record(r)).await.unwrap();
+        db.store.runs().record_run(&record(r)).await.unwrap();
     }
     db.store
+        .runs()
         .record_run(&record(simple_run("other", at(9, 30, 0, 0), 100, true)))
         .await
         .unwrap();
-    let recent = db.store.recent_runs("shop", 3).await.unwrap();
+    let recent = db.store.runs().recent_runs("shop", 3).await.unwrap();
     let got: Vec<_> = recent.iter().map(|r| r.run_id).collect();
     assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
     assert_eq!(recent[0].started_at, at(9, 4, 0, 0));
     assert_eq!(recent[0].scheduling_lag, Duration::from_nanos(3_000_123));
     assert_eq!(recent[0].outcome, Outcome::Passed);
-    assert!(db.store.recent_runs("nobody", 10).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .runs()
+            .recent_runs("nobody", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn recording_a_run_twice_counts_it_once(db: Db) {
     let rec = record(simple_run("shop", at(8, 0, 0, 0), 100, true));
-    db.store.record_run(&rec).await.unwrap();
+    db.store.runs().record_run(&rec).await.unwrap();
     db.store
+        .runs()
         .record_runs(&[rec.clone(), rec.clone()])
         .await
         .unwrap();
-    assert_eq!(db.store.recent_runs("shop", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        db.store.runs().recent_runs("shop", 10).await.unwrap().len(),
+        1
+    );
     let rollups = db
         .store
+        .runs()
         .rollups("shop", at(0, 0, 0, 0), at(23, 0, 0, 0))
         .await
         .unwrap();
@@ -318,6 +345,7 @@ async fn journey_versions_by_content_hash(db: Db) {
     let first = at(7, 0, 0, 0);
     assert!(
         db.store
+            .runs()
             .record_journey_version(&v1, Some(&text), first)
             .await
             .unwrap()
@@ -326,6 +354,7 @@ async fn journey_versions_by_content_hash(db: Db) {
     let again = journey(&text);
     assert!(
         !db.store
+            .runs()
             .record_journey_version(&again, Some(&text), at(8, 0, 0, 0))
             .await
             .unwrap()
@@ -335,11 +364,12 @@ async fn journey_versions_by_content_hash(db: Db) {
     assert_ne!(v1.source.content_sha256, v2.source.content_sha256);
     assert!(
         db.store
+            .runs()
             .record_journey_version(&v2, Some(&changed), at(9, 0, 0, 0))
             .await
             .unwrap()
     );
-    let versions = db.store.journeys().await.unwrap();
+    let versions = db.store.runs().journeys().await.unwrap();
     assert_eq!(versions.len(), 2, "{versions:#?}");
     assert_eq!(versions[0].content_sha256, v1.source.content_sha256);
     assert_eq!(versions[0].first_seen, first);
@@ -356,23 +386,26 @@ async fn rollups_count_and_quantiles_per_hour(db: Db) {
         let started = at(10, (ms % 60) as u32, 0, 0);
         batch.push(record(simple_run("shop", started, ms, ms % 10 != 0)));
         if batch.len() == 30 {
-            db.store.record_runs(&batch).await.unwrap();
+            db.store.runs().record_runs(&batch).await.unwrap();
             batch.clear();
         }
     }
-    db.store.record_runs(&batch).await.unwrap();
+    db.store.runs().record_runs(&batch).await.unwrap();
     for ms in [5, 7, 9] {
         db.store
+            .runs()
             .record_run(&record(simple_run("shop", at(11, 1, 0, 0), ms, true)))
             .await
             .unwrap();
     }
     db.store
+        .runs()
         .record_run(&record(simple_run("other", at(10, 1, 0, 0), 1, true)))
         .await
         .unwrap();
     let rollups = db
         .store
+        .runs()
         .rollups("shop", at(10, 0, 0, 0), at(12, 0, 0, 0))
         .await
         .unwrap();
@@ -402,6 +435,7 @@ async fn rollups_count_and_quantiles_per_hour(db: Db) {
     // The window is [from, to).
     let only_11 = db
         .store
+        .runs()
         .rollups("shop", at(11, 0, 0, 0), at(12, 0, 0, 0))
         .await
         .unwrap();
@@ -414,32 +448,42 @@ async fn prune_deletes_in_batches(db: Db) {
     for i in 0..25 {
         let r = record(simple_run("shop", at(1, i, 0, 0), 10, true));
         old.push(r.result.run_id);
-        db.store.record_run(&r).await.unwrap();
+        db.store.runs().record_run(&r).await.unwrap();
     }
     let mut new = Vec::new();
     for i in 0..5 {
         let r = record(simple_run("shop", at(5, i, 0, 0), 10, true));
         new.push(r.result.run_id);
-        db.store.record_run(&r).await.unwrap();
+        db.store.runs().record_run(&r).await.unwrap();
     }
     // Raw data older than 04:00 goes; rollups of hours before 03:00 (hour 1) go.
     let pruned = db
         .store
+        .runs()
         .prune(at(4, 0, 0, 0), at(3, 0, 0, 0), 10)
         .await
         .unwrap();
     assert_eq!(pruned.runs, 25);
     assert_eq!(pruned.rollups, 2);
     for id in &old {
-        assert!(db.store.run(*id).await.unwrap().is_none());
+        assert!(db.store.runs().run(*id).await.unwrap().is_none());
     }
     for id in &new {
-        let run = db.store.run(*id).await.unwrap().unwrap();
+        let run = db.store.runs().run(*id).await.unwrap().unwrap();
         assert_eq!(run.result.steps.len(), 2);
     }
-    assert_eq!(db.store.recent_runs("shop", 100).await.unwrap().len(), 5);
+    assert_eq!(
+        db.store
+            .runs()
+            .recent_runs("shop", 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     let left = db
         .store
+        .runs()
         .rollups("shop", at(0, 0, 0, 0), at(23, 0, 0, 0))
         .await
         .unwrap();
@@ -447,6 +491,7 @@ async fn prune_deletes_in_batches(db: Db) {
     // Nothing more to prune.
     let again = db
         .store
+        .runs()
         .prune(at(4, 0, 0, 0), at(3, 0, 0, 0), 10)
         .await
         .unwrap();
@@ -470,22 +515,39 @@ async fn writer_batches_and_flushed_runs_are_durable(mut db: Db) {
     }
     writer.flush().await.unwrap();
     // Flushed means committed: visible before the writer stops, and after a reopen.
-    assert_eq!(db.store.recent_runs("shop", 1000).await.unwrap().len(), 230);
+    assert_eq!(
+        db.store
+            .runs()
+            .recent_runs("shop", 1000)
+            .await
+            .unwrap()
+            .len(),
+        230
+    );
     // A run submitted after the flush is committed by the time (max_delay) passes.
     let late = record(simple_run("shop", at(13, 0, 0, 0), 10, true));
     let late_id = late.result.run_id;
     writer.submit(late).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(db.store.run(late_id).await.unwrap().is_some());
+    assert!(db.store.runs().run(late_id).await.unwrap().is_some());
     drop(writer);
     task.await.unwrap();
     db.reopen().await;
-    assert_eq!(db.store.recent_runs("shop", 1000).await.unwrap().len(), 231);
+    assert_eq!(
+        db.store
+            .runs()
+            .recent_runs("shop", 1000)
+            .await
+            .unwrap()
+            .len(),
+        231
+    );
     for id in ids.iter().step_by(23) {
-        assert!(db.store.run(*id).await.unwrap().is_some());
+        assert!(db.store.runs().run(*id).await.unwrap().is_some());
     }
     let rollups = db
         .store
+        .runs()
         .rollups("shop", at(12, 0, 0, 0), at(13, 0, 0, 0))
         .await
         .unwrap();
@@ -497,11 +559,17 @@ async fn writer_batches_and_flushed_runs_are_durable(mut db: Db) {
 
 async fn reopening_applies_migrations_once(mut db: Db) {
     let rec = record(simple_run("shop", at(6, 0, 0, 0), 42, true));
-    db.store.record_run(&rec).await.unwrap();
+    db.store.runs().record_run(&rec).await.unwrap();
     db.reopen().await;
     db.store.migrate().await.unwrap();
     db.reopen().await;
-    let back = db.store.run(rec.result.run_id).await.unwrap().unwrap();
+    let back = db
+        .store
+        .runs()
+        .run(rec.result.run_id)
+        .await
+        .unwrap()
+        .unwrap();
     same(&rec, &back);
 }
 
@@ -552,6 +620,7 @@ fn episode_filter(limit: u32) -> EpisodeFilter {
 async fn episodes_open_close_and_filter(mut db: Db) {
     assert!(
         db.store
+            .episodes()
             .episodes(&episode_filter(100))
             .await
             .unwrap()
@@ -595,15 +664,31 @@ async fn episodes_open_close_and_filter(mut db: Db) {
     };
     let id_a = db
         .store
+        .episodes()
         .open_episode(&shop_login, "medium", &a)
         .await
         .unwrap();
-    let id_b = db.store.open_episode(&search, "high", &b).await.unwrap();
-    let id_c = db.store.open_episode(&shop_pay, "low", &c).await.unwrap();
+    let id_b = db
+        .store
+        .episodes()
+        .open_episode(&search, "high", &b)
+        .await
+        .unwrap();
+    let id_c = db
+        .store
+        .episodes()
+        .open_episode(&shop_pay, "low", &c)
+        .await
+        .unwrap();
     assert_eq!(BTreeSet::from([id_a, id_b, id_c]).len(), 3);
 
     // Open, A reads back as written.
-    let all = db.store.episodes(&episode_filter(100)).await.unwrap();
+    let all = db
+        .store
+        .episodes()
+        .episodes(&episode_filter(100))
+        .await
+        .unwrap();
     let stored_a = all.iter().find(|e| e.id == id_a).unwrap();
     assert_eq!(stored_a.end, None);
     assert_eq!(stored_a.episode(), a);
@@ -613,11 +698,16 @@ async fn episodes_open_close_and_filter(mut db: Db) {
     a.peak_score = 9.5;
     a.peak_value = 312.25;
     a.anomalous_runs = 11;
-    db.store.close_episode(id_a, &a).await.unwrap();
+    db.store.episodes().close_episode(id_a, &a).await.unwrap();
 
     // Every field, after a reopen (read from the database, not a cache).
     db.reopen().await;
-    let all = db.store.episodes(&episode_filter(100)).await.unwrap();
+    let all = db
+        .store
+        .episodes()
+        .episodes(&episode_filter(100))
+        .await
+        .unwrap();
     let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![id_b, id_a, id_c], "newest start first: {all:#?}");
     let stored_a = &all[1];
@@ -664,7 +754,7 @@ async fn episodes_open_close_and_filter(mut db: Db) {
     let list = |filter: EpisodeFilter| {
         let store = db.store.clone();
         async move {
-            let got = store.episodes(&filter).await.unwrap();
+            let got = store.episodes().episodes(&filter).await.unwrap();
             got.iter().map(|e| e.id).collect::<Vec<i64>>()
         }
     };
@@ -788,7 +878,7 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
         Store::Sqlite(p) => old_run!(p),
         Store::Postgres(p) => old_run!(p),
     }
-    assert!(old.episodes(&episode_filter(10)).await.is_err());
+    assert!(old.episodes().episodes(&episode_filter(10)).await.is_err());
     old.close().await;
 
     let store = Store::connect(&url).await.unwrap();
@@ -807,9 +897,13 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
         }
     };
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-    same(&rec, &store.run(rec.result.run_id).await.unwrap().unwrap());
+    same(
+        &rec,
+        &store.runs().run(rec.result.run_id).await.unwrap().unwrap(),
+    );
     assert!(
         store
+            .episodes()
             .episodes(&episode_filter(10))
             .await
             .unwrap()
@@ -826,10 +920,15 @@ async fn episodes_table_is_added_to_an_existing_database(db: Db) {
         anomalous_runs: 3,
     };
     let id = store
+        .episodes()
         .open_episode(&series("shop", "login", "eu-west"), "medium", &e)
         .await
         .unwrap();
-    let back = store.episodes(&episode_filter(10)).await.unwrap();
+    let back = store
+        .episodes()
+        .episodes(&episode_filter(10))
+        .await
+        .unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].id, back[0].episode()), (id, e));
     store.close().await;
@@ -845,38 +944,71 @@ async fn sessions_expire_and_end_at_logout(db: Db) {
         expires_at: at(h + 1, 0, 0, 0),
     };
     store
+        .sessions()
         .create_session("hash-a", &session("ada", 10))
         .await
         .unwrap();
     store
+        .sessions()
         .create_session("hash-b", &session("bob", 12))
         .await
         .unwrap();
     assert_eq!(
-        store.session("hash-a", at(10, 30, 0, 0)).await.unwrap(),
+        store
+            .sessions()
+            .session("hash-a", at(10, 30, 0, 0))
+            .await
+            .unwrap(),
         Some(session("ada", 10))
     );
     assert_eq!(
-        store.session("hash-a", at(11, 0, 0, 0)).await.unwrap(),
+        store
+            .sessions()
+            .session("hash-a", at(11, 0, 0, 0))
+            .await
+            .unwrap(),
         None,
         "expired at its end"
     );
-    assert_eq!(store.session("nope", at(10, 30, 0, 0)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .sessions()
+            .session("nope", at(10, 30, 0, 0))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
         store
+            .sessions()
             .create_session("hash-a", &session("eve", 12))
             .await
             .is_err(),
         "a token is never reused"
     );
-    assert_eq!(store.prune_sessions(at(11, 30, 0, 0)).await.unwrap(), 1);
     assert_eq!(
-        store.session("hash-b", at(12, 30, 0, 0)).await.unwrap(),
+        store
+            .sessions()
+            .prune_sessions(at(11, 30, 0, 0))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .sessions()
+            .session("hash-b", at(12, 30, 0, 0))
+            .await
+            .unwrap(),
         Some(session("bob", 12))
     );
-    store.delete_session("hash-b").await.unwrap();
+    store.sessions().delete_session("hash-b").await.unwrap();
     assert_eq!(
-        store.session("hash-b", at(12, 30, 0, 0)).await.unwrap(),
+        store
+            .sessions()
+            .session("hash-b", at(12, 30, 0, 0))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -915,8 +1047,8 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
         })
         .collect();
     runs.push(run(11, 5, 500.0, "eu"));
-    store.record_runs(&runs).await.unwrap();
-    let p95 = store.hourly_p95(at(10, 0, 0, 0)).await.unwrap();
+    store.runs().record_runs(&runs).await.unwrap();
+    let p95 = store.status().hourly_p95(at(10, 0, 0, 0)).await.unwrap();
     assert_eq!(p95.len(), 2, "{p95:?}");
     assert_eq!((p95[0].0.as_str(), p95[0].1), ("shop", at(10, 0, 0, 0)));
     assert!(
@@ -924,8 +1056,20 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
         "locations merged: {p95:?}"
     );
     assert!((p95[1].2 - 500.0).abs() <= 10.0);
-    assert_eq!(store.hourly_p95(at(11, 0, 0, 0)).await.unwrap().len(), 1);
-    let locations = store.journey_locations(at(10, 0, 0, 0)).await.unwrap();
+    assert_eq!(
+        store
+            .status()
+            .hourly_p95(at(11, 0, 0, 0))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let locations = store
+        .status()
+        .journey_locations(at(10, 0, 0, 0))
+        .await
+        .unwrap();
     assert_eq!(
         locations,
         [
@@ -936,6 +1080,7 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
 
     // By location: runs, failures and latency since 10:00, and the newest run of each.
     let by = store
+        .status()
         .location_results("shop", at(10, 0, 0, 0))
         .await
         .unwrap();
@@ -950,6 +1095,7 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
     assert_eq!((last(0), last(1)), (at(11, 5, 0, 0), at(10, 59, 0, 0)));
     // Hours before `since` are not counted, but the newest run is still shown.
     let later = store
+        .status()
         .location_results("shop", at(11, 0, 0, 0))
         .await
         .unwrap();
@@ -959,6 +1105,7 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
     assert!(later[1].last_run.is_some());
     assert!(
         store
+            .status()
             .location_results("nope", at(10, 0, 0, 0))
             .await
             .unwrap()

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use waymark::alert::{
     Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
-use waymark::alert::{IncidentChange, IncidentEvent};
+use waymark::alert::{EventKind, IncidentChange, IncidentEvent, ResolvedBy};
 use waymark::baseline::SeriesKey;
 use waymark::baseline::{DetectorKind, Episode};
 use waymark::store::alerts::{
-    AfterAttempt, DeliveryAttempt, IncidentFilter, NotificationRecord, NotificationStatus,
+    AfterAttempt, DeliveryAttempt, DeliveryOutcome, IncidentFilter, NotificationRecord,
+    NotificationStatus,
 };
 use waymark::store::{EpisodeFilter, Store, StoreError};
 
@@ -85,10 +86,10 @@ fn notification(
     }
 }
 
-fn event(at: DateTime<Utc>, kind: &str, detail: &str) -> IncidentEvent {
+fn event(at: DateTime<Utc>, kind: EventKind, detail: &str) -> IncidentEvent {
     IncidentEvent {
         at,
-        kind: kind.into(),
+        kind,
         detail: detail.into(),
     }
 }
@@ -125,14 +126,14 @@ fn pending(n: &Notification, id: i64) -> NotificationRecord {
 fn attempt(
     at: DateTime<Utc>,
     status_code: Option<u16>,
-    outcome: &str,
+    outcome: DeliveryOutcome,
     error: Option<&str>,
 ) -> DeliveryAttempt {
     DeliveryAttempt {
         at,
         duration_ms: 123.456_789,
         status_code,
-        outcome: outcome.into(),
+        outcome,
         error: error.map(str::to_string),
     }
 }
@@ -146,15 +147,20 @@ async fn new_incident_reads_back_identically(mut db: Db) {
     let events = vec![
         event(
             at(10, 3, 0, 123_456_789),
-            "opened",
+            EventKind::Triggered,
             "step \"pay\" failed at 2 of 3 locations",
         ),
-        event(at(10, 3, 0, 123_456_790), "notified", "pagerduty, slack"),
+        event(
+            at(10, 3, 0, 123_456_790),
+            EventKind::Reminder,
+            "pagerduty, slack",
+        ),
     ];
     let page = notification(&i, "pagerduty", NotificationKind::Triggered, i.opened_at);
     let chat = notification(&i, "slack", NotificationKind::Triggered, i.opened_at);
     let id = db
         .store
+        .incidents()
         .save_incident(&IncidentChange {
             incident: i.clone(),
             events: events.clone(),
@@ -169,20 +175,41 @@ async fn new_incident_reads_back_identically(mut db: Db) {
     // Read from the database, not from anything a connection kept.
     db.reopen().await;
     let s = &db.store;
-    assert_eq!(s.incident(id).await.unwrap(), Some(i.clone()));
-    assert_eq!(s.incident(id + 1).await.unwrap(), None);
-    assert_eq!(s.incident_events(id).await.unwrap(), events);
+    assert_eq!(s.incidents().incident(id).await.unwrap(), Some(i.clone()));
+    assert_eq!(s.incidents().incident(id + 1).await.unwrap(), None);
+    assert_eq!(s.incidents().incident_events(id).await.unwrap(), events);
     let queued = vec![pending(&page, id), pending(&chat, id)];
-    assert_eq!(s.incident_notifications(id).await.unwrap(), queued);
-    assert_eq!(s.pending_notifications(10).await.unwrap(), queued);
     assert_eq!(
-        s.incidents(&IncidentFilter::default()).await.unwrap(),
+        s.incidents().incident_notifications(id).await.unwrap(),
+        queued
+    );
+    assert_eq!(
+        s.incidents().pending_notifications(10).await.unwrap(),
+        queued
+    );
+    assert_eq!(
+        s.incidents()
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap(),
         vec![i]
     );
-    assert!(s.incident_events(id + 1).await.unwrap().is_empty());
-    assert!(s.delivery_attempts(page.id).await.unwrap().is_empty());
+    assert!(
+        s.incidents()
+            .incident_events(id + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.incidents()
+            .delivery_attempts(page.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        s.notification_counts().await.unwrap(),
+        s.incidents().notification_counts().await.unwrap(),
         vec![
             ("pagerduty".to_string(), NotificationStatus::Pending, 1),
             ("slack".to_string(), NotificationStatus::Pending, 1),
@@ -197,11 +224,12 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
     shop.channels = vec!["slack".into()];
     let opened = event(
         shop.opened_at,
-        "opened",
+        EventKind::Triggered,
         "checkout is slower than its baseline",
     );
     let triggered = notification(&shop, "slack", NotificationKind::Triggered, shop.opened_at);
     shop.id = s
+        .incidents()
         .save_incident(&IncidentChange {
             notifications: vec![triggered.clone()],
             events: vec![opened.clone()],
@@ -218,6 +246,7 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
         at(9, 5, 0, 0),
     );
     let search_id = s
+        .incidents()
         .save_incident(&IncidentChange {
             notifications: vec![other.clone()],
             ..change(&search)
@@ -230,7 +259,11 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
     shop.severity = Severity::Failure;
     shop.channels = vec!["slack".into(), "pagerduty".into()];
     shop.cause.error = Some("connection refused".into());
-    let escalated = event(at(9, 10, 0, 5), "escalated", "runs fail at 2 locations");
+    let escalated = event(
+        at(9, 10, 0, 5),
+        EventKind::Escalated,
+        "runs fail at 2 locations",
+    );
     let to_chat = notification(&shop, "slack", NotificationKind::Escalated, at(9, 10, 0, 5));
     let to_page = notification(
         &shop,
@@ -239,6 +272,7 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
         at(9, 10, 0, 6),
     );
     let id = s
+        .incidents()
         .save_incident(&IncidentChange {
             events: vec![escalated.clone()],
             notifications: vec![to_chat.clone(), to_page.clone()],
@@ -247,13 +281,16 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
         .await
         .unwrap();
     assert_eq!(id, shop.id);
-    assert_eq!(s.incident(id).await.unwrap(), Some(shop.clone()));
     assert_eq!(
-        s.incident_events(id).await.unwrap(),
+        s.incidents().incident(id).await.unwrap(),
+        Some(shop.clone())
+    );
+    assert_eq!(
+        s.incidents().incident_events(id).await.unwrap(),
         vec![opened, escalated]
     );
     assert_eq!(
-        s.incident_notifications(id).await.unwrap(),
+        s.incidents().incident_notifications(id).await.unwrap(),
         vec![
             pending(&triggered, id),
             pending(&to_chat, id),
@@ -261,19 +298,19 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
         ]
     );
     // The queue is in the order notifications were queued, across incidents.
-    let queue = s.pending_notifications(10).await.unwrap();
+    let queue = s.incidents().pending_notifications(10).await.unwrap();
     assert_eq!(
         ids(&queue),
         vec![triggered.id, other.id, to_chat.id, to_page.id]
     );
     assert_eq!(queue[1], pending(&other, search_id));
     assert_eq!(
-        ids(&s.pending_notifications(2).await.unwrap()),
+        ids(&s.incidents().pending_notifications(2).await.unwrap()),
         vec![triggered.id, other.id]
     );
     // A limit of 0 is taken as 1.
     assert_eq!(
-        ids(&s.pending_notifications(0).await.unwrap()),
+        ids(&s.incidents().pending_notifications(0).await.unwrap()),
         vec![triggered.id]
     );
 
@@ -287,20 +324,28 @@ async fn updates_append_events_and_queue_in_order(db: Db) {
         at(9, 30, 0, 0),
     );
     let err = s
+        .incidents()
         .save_incident(&IncidentChange {
-            events: vec![event(at(9, 30, 0, 0), "opened", "ghost")],
+            events: vec![event(at(9, 30, 0, 0), EventKind::Triggered, "ghost")],
             notifications: vec![lost.clone()],
             ..change(&ghost)
         })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    assert_eq!(s.incident(ghost.id).await.unwrap(), None);
+    assert_eq!(s.incidents().incident(ghost.id).await.unwrap(), None);
     assert_eq!(
-        s.incidents(&IncidentFilter::default()).await.unwrap().len(),
+        s.incidents()
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
+            .len(),
         2
     );
-    assert_eq!(s.pending_notifications(10).await.unwrap().len(), 4);
+    assert_eq!(
+        s.incidents().pending_notifications(10).await.unwrap().len(),
+        4
+    );
 }
 
 async fn muted_notifications_are_kept_but_never_pending(db: Db) {
@@ -309,10 +354,11 @@ async fn muted_notifications_are_kept_but_never_pending(db: Db) {
     let chat = notification(&i, "slack", NotificationKind::Triggered, at(2, 0, 0, 1));
     let page = notification(&i, "pagerduty", NotificationKind::Triggered, at(2, 0, 0, 2));
     let id = s
+        .incidents()
         .save_incident(&IncidentChange {
             events: vec![event(
                 at(2, 0, 0, 0),
-                "muted",
+                EventKind::Muted,
                 "pagerduty: maintenance window",
             )],
             notifications: vec![chat.clone()],
@@ -327,27 +373,34 @@ async fn muted_notifications_are_kept_but_never_pending(db: Db) {
         ..pending(&page, id)
     };
     assert_eq!(
-        s.incident_notifications(id).await.unwrap(),
+        s.incidents().incident_notifications(id).await.unwrap(),
         vec![pending(&chat, id), muted.clone()]
     );
     assert_eq!(
-        ids(&s.pending_notifications(10).await.unwrap()),
+        ids(&s.incidents().pending_notifications(10).await.unwrap()),
         vec![chat.id]
     );
     assert_eq!(
-        s.notification_counts().await.unwrap(),
+        s.incidents().notification_counts().await.unwrap(),
         vec![
             ("pagerduty".to_string(), NotificationStatus::Muted, 1),
             ("slack".to_string(), NotificationStatus::Pending, 1),
         ]
     );
     // An attempt recorded against a muted notification is kept but does not revive it.
-    let late = attempt(at(2, 1, 0, 0), Some(202), "delivered", None);
-    s.record_attempt(page.id, &late, AfterAttempt::Delivered)
+    let late = attempt(at(2, 1, 0, 0), Some(202), DeliveryOutcome::Delivered, None);
+    s.incidents()
+        .record_attempt(page.id, &late, AfterAttempt::Delivered)
         .await
         .unwrap();
-    assert_eq!(s.delivery_attempts(page.id).await.unwrap(), vec![late]);
-    assert_eq!(s.incident_notifications(id).await.unwrap()[1], muted);
+    assert_eq!(
+        s.incidents().delivery_attempts(page.id).await.unwrap(),
+        vec![late]
+    );
+    assert_eq!(
+        s.incidents().incident_notifications(id).await.unwrap()[1],
+        muted
+    );
 }
 
 async fn attempts_retry_deliver_and_fail(db: Db) {
@@ -358,6 +411,7 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
     let chat = notification(&i, "slack", NotificationKind::Triggered, t0);
     let mail = notification(&i, "email", NotificationKind::Triggered, t0);
     let id = s
+        .incidents()
         .save_incident(&IncidentChange {
             notifications: vec![page.clone(), chat.clone(), mail.clone()],
             ..change(&i)
@@ -366,12 +420,18 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
         .unwrap();
 
     // PagerDuty: 503 (retry in 30 s), then accepted.
-    let busy = attempt(at(3, 0, 1, 7), Some(503), "retry", Some("status 503: busy"));
+    let busy = attempt(
+        at(3, 0, 1, 7),
+        Some(503),
+        DeliveryOutcome::Retry,
+        Some("status 503: busy"),
+    );
     let retry_at = at(3, 0, 31, 999_999_999);
-    s.record_attempt(page.id, &busy, AfterAttempt::RetryAt(retry_at))
+    s.incidents()
+        .record_attempt(page.id, &busy, AfterAttempt::RetryAt(retry_at))
         .await
         .unwrap();
-    let record = &s.incident_notifications(id).await.unwrap()[0];
+    let record = &s.incidents().incident_notifications(id).await.unwrap()[0];
     assert_eq!(
         *record,
         NotificationRecord {
@@ -381,29 +441,37 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
             ..pending(&page, id)
         }
     );
-    let accepted = attempt(at(3, 0, 32, 1), Some(202), "delivered", None);
-    s.record_attempt(page.id, &accepted, AfterAttempt::Delivered)
+    let accepted = attempt(at(3, 0, 32, 1), Some(202), DeliveryOutcome::Delivered, None);
+    s.incidents()
+        .record_attempt(page.id, &accepted, AfterAttempt::Delivered)
         .await
         .unwrap();
     // Slack: a permanent error, given up at once.
     let gone = attempt(
         at(3, 0, 1, 8),
         Some(404),
-        "failed",
+        DeliveryOutcome::Failed,
         Some("status 404: no_service"),
     );
-    s.record_attempt(chat.id, &gone, AfterAttempt::Failed)
+    s.incidents()
+        .record_attempt(chat.id, &gone, AfterAttempt::Failed)
         .await
         .unwrap();
     // Email: the server did not answer; try again later.
-    let silent = attempt(at(3, 0, 1, 9), None, "retry", Some("connection timed out"));
+    let silent = attempt(
+        at(3, 0, 1, 9),
+        None,
+        DeliveryOutcome::Retry,
+        Some("connection timed out"),
+    );
     let mail_next = at(3, 1, 0, 0);
-    s.record_attempt(mail.id, &silent, AfterAttempt::RetryAt(mail_next))
+    s.incidents()
+        .record_attempt(mail.id, &silent, AfterAttempt::RetryAt(mail_next))
         .await
         .unwrap();
 
     assert_eq!(
-        s.incident_notifications(id).await.unwrap(),
+        s.incidents().incident_notifications(id).await.unwrap(),
         vec![
             NotificationRecord {
                 status: NotificationStatus::Delivered,
@@ -429,17 +497,23 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
         ]
     );
     assert_eq!(
-        s.delivery_attempts(page.id).await.unwrap(),
+        s.incidents().delivery_attempts(page.id).await.unwrap(),
         vec![busy, accepted]
     );
-    assert_eq!(s.delivery_attempts(chat.id).await.unwrap(), vec![gone]);
-    assert_eq!(s.delivery_attempts(mail.id).await.unwrap(), vec![silent]);
     assert_eq!(
-        ids(&s.pending_notifications(10).await.unwrap()),
+        s.incidents().delivery_attempts(chat.id).await.unwrap(),
+        vec![gone]
+    );
+    assert_eq!(
+        s.incidents().delivery_attempts(mail.id).await.unwrap(),
+        vec![silent]
+    );
+    assert_eq!(
+        ids(&s.incidents().pending_notifications(10).await.unwrap()),
         vec![mail.id]
     );
     assert_eq!(
-        s.notification_counts().await.unwrap(),
+        s.incidents().notification_counts().await.unwrap(),
         vec![
             ("email".to_string(), NotificationStatus::Pending, 1),
             ("pagerduty".to_string(), NotificationStatus::Delivered, 1),
@@ -447,9 +521,10 @@ async fn attempts_retry_deliver_and_fail(db: Db) {
         ]
     );
     // An attempt needs a notification to belong to.
-    let stray = attempt(at(3, 2, 0, 0), Some(200), "delivered", None);
+    let stray = attempt(at(3, 2, 0, 0), Some(200), DeliveryOutcome::Delivered, None);
     assert!(
-        s.record_attempt(uuid::Uuid::new_v4(), &stray, AfterAttempt::Delivered)
+        s.incidents()
+            .record_attempt(uuid::Uuid::new_v4(), &stray, AfterAttempt::Delivered)
             .await
             .is_err()
     );
@@ -462,41 +537,65 @@ async fn late_attempt_does_not_undo_a_delivery(db: Db) {
     let i = incident("shop-checkout", at(4, 0, 0, 0));
     let page = notification(&i, "pagerduty", NotificationKind::Triggered, at(4, 0, 0, 0));
     let id = s
+        .incidents()
         .save_incident(&IncidentChange {
             notifications: vec![page.clone()],
             ..change(&i)
         })
         .await
         .unwrap();
-    let ok = attempt(at(4, 0, 1, 0), Some(202), "delivered", None);
-    s.record_attempt(page.id, &ok, AfterAttempt::Delivered)
+    let ok = attempt(at(4, 0, 1, 0), Some(202), DeliveryOutcome::Delivered, None);
+    s.incidents()
+        .record_attempt(page.id, &ok, AfterAttempt::Delivered)
         .await
         .unwrap();
-    let delivered = s.incident_notifications(id).await.unwrap();
+    let delivered = s.incidents().incident_notifications(id).await.unwrap();
     assert_eq!(delivered[0].status, NotificationStatus::Delivered);
 
-    let late_retry = attempt(at(4, 0, 2, 0), Some(503), "retry", Some("status 503"));
-    s.record_attempt(page.id, &late_retry, AfterAttempt::RetryAt(at(4, 1, 0, 0)))
+    let late_retry = attempt(
+        at(4, 0, 2, 0),
+        Some(503),
+        DeliveryOutcome::Retry,
+        Some("status 503"),
+    );
+    s.incidents()
+        .record_attempt(page.id, &late_retry, AfterAttempt::RetryAt(at(4, 1, 0, 0)))
         .await
         .unwrap();
-    let late_failure = attempt(at(4, 0, 3, 0), Some(400), "failed", Some("status 400"));
-    s.record_attempt(page.id, &late_failure, AfterAttempt::Failed)
+    let late_failure = attempt(
+        at(4, 0, 3, 0),
+        Some(400),
+        DeliveryOutcome::Failed,
+        Some("status 400"),
+    );
+    s.incidents()
+        .record_attempt(page.id, &late_failure, AfterAttempt::Failed)
         .await
         .unwrap();
-    assert_eq!(s.incident_notifications(id).await.unwrap(), delivered);
     assert_eq!(
-        s.delivery_attempts(page.id).await.unwrap(),
+        s.incidents().incident_notifications(id).await.unwrap(),
+        delivered
+    );
+    assert_eq!(
+        s.incidents().delivery_attempts(page.id).await.unwrap(),
         vec![ok, late_retry, late_failure]
     );
-    assert!(s.pending_notifications(10).await.unwrap().is_empty());
+    assert!(
+        s.incidents()
+            .pending_notifications(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn failed_save_stores_nothing(db: Db) {
     let s = &db.store;
     let mut i = incident("shop-checkout", at(5, 0, 0, 0));
-    let opened = event(at(5, 0, 0, 0), "opened", "step \"pay\" failed");
+    let opened = event(at(5, 0, 0, 0), EventKind::Triggered, "step \"pay\" failed");
     let first = notification(&i, "pagerduty", NotificationKind::Triggered, at(5, 0, 0, 0));
     i.id = s
+        .incidents()
         .save_incident(&IncidentChange {
             events: vec![opened.clone()],
             notifications: vec![first.clone()],
@@ -527,8 +626,9 @@ async fn failed_save_stores_nothing(db: Db) {
         )
     };
     let err = s
+        .incidents()
         .save_incident(&IncidentChange {
-            events: vec![event(at(5, 10, 0, 0), "acknowledged", "by alice")],
+            events: vec![event(at(5, 10, 0, 0), EventKind::Acknowledged, "by alice")],
             notifications: vec![ack.clone(), duplicate.clone()],
             ..change(&acked)
         })
@@ -547,27 +647,34 @@ async fn failed_save_stores_nothing(db: Db) {
         )
     };
     assert!(
-        s.save_incident(&IncidentChange {
-            events: vec![event(at(5, 20, 0, 0), "opened", "search fails")],
-            muted: vec![dup_of_other],
-            ..change(&other)
-        })
-        .await
-        .is_err()
+        s.incidents()
+            .save_incident(&IncidentChange {
+                events: vec![event(at(5, 20, 0, 0), EventKind::Triggered, "search fails")],
+                muted: vec![dup_of_other],
+                ..change(&other)
+            })
+            .await
+            .is_err()
     );
 
-    assert_eq!(s.incident(i.id).await.unwrap(), Some(i.clone()));
-    assert_eq!(s.incident_events(i.id).await.unwrap(), vec![opened.clone()]);
+    assert_eq!(s.incidents().incident(i.id).await.unwrap(), Some(i.clone()));
     assert_eq!(
-        s.incident_notifications(i.id).await.unwrap(),
+        s.incidents().incident_events(i.id).await.unwrap(),
+        vec![opened.clone()]
+    );
+    assert_eq!(
+        s.incidents().incident_notifications(i.id).await.unwrap(),
         vec![pending(&first, i.id)]
     );
     assert_eq!(
-        s.incidents(&IncidentFilter::default()).await.unwrap(),
+        s.incidents()
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap(),
         vec![i.clone()]
     );
     assert_eq!(
-        s.notification_counts().await.unwrap(),
+        s.incidents().notification_counts().await.unwrap(),
         vec![("pagerduty".to_string(), NotificationStatus::Pending, 1)]
     );
 
@@ -578,17 +685,18 @@ async fn failed_save_stores_nothing(db: Db) {
         NotificationKind::Acknowledged,
         at(5, 10, 0, 0),
     );
-    s.save_incident(&IncidentChange {
-        events: vec![event(at(5, 10, 0, 0), "acknowledged", "by alice")],
-        notifications: vec![ack.clone(), ack_page.clone()],
-        ..change(&acked)
-    })
-    .await
-    .unwrap();
-    assert_eq!(s.incident(i.id).await.unwrap(), Some(acked));
-    assert_eq!(s.incident_events(i.id).await.unwrap().len(), 2);
+    s.incidents()
+        .save_incident(&IncidentChange {
+            events: vec![event(at(5, 10, 0, 0), EventKind::Acknowledged, "by alice")],
+            notifications: vec![ack.clone(), ack_page.clone()],
+            ..change(&acked)
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.incidents().incident(i.id).await.unwrap(), Some(acked));
+    assert_eq!(s.incidents().incident_events(i.id).await.unwrap().len(), 2);
     assert_eq!(
-        ids(&s.incident_notifications(i.id).await.unwrap()),
+        ids(&s.incidents().incident_notifications(i.id).await.unwrap()),
         vec![first.id, ack.id, ack_page.id]
     );
 }
@@ -597,13 +705,13 @@ async fn incidents_filter_by_state_journey_since_and_limit(db: Db) {
     let s = &db.store;
     let save = |i: Incident| {
         let store = s.clone();
-        async move { store.save_incident(&change(&i)).await.unwrap() }
+        async move { store.incidents().save_incident(&change(&i)).await.unwrap() }
     };
     // a: shop, 08:00, resolved at 09:00.
     let mut a = incident("shop", at(8, 0, 0, 0));
     a.state = IncidentState::Resolved;
     a.resolved_at = Some(at(9, 0, 0, 0));
-    a.resolved_by = Some("auto".into());
+    a.resolved_by = Some(ResolvedBy::Auto);
     let a = save(a).await;
     // b: shop, 10:00, open.
     let b = save(incident("shop", at(10, 0, 0, 0))).await;
@@ -622,7 +730,7 @@ async fn incidents_filter_by_state_journey_since_and_limit(db: Db) {
     let list = |filter: IncidentFilter| {
         let store = s.clone();
         async move {
-            let got = store.incidents(&filter).await.unwrap();
+            let got = store.incidents().incidents(&filter).await.unwrap();
             got.iter().map(|i| i.id).collect::<Vec<i64>>()
         }
     };
@@ -761,8 +869,17 @@ async fn incident_tables_are_added_to_an_existing_database(db: Db) {
         baseline: 120.0,
         anomalous_runs: 3,
     };
-    let episode_id = old.open_episode(&series, "medium", &episode).await.unwrap();
-    assert!(old.incidents(&IncidentFilter::default()).await.is_err());
+    let episode_id = old
+        .episodes()
+        .open_episode(&series, "medium", &episode)
+        .await
+        .unwrap();
+    assert!(
+        old.incidents()
+            .incidents(&IncidentFilter::default())
+            .await
+            .is_err()
+    );
     old.close().await;
 
     let store = Store::connect(&url).await.unwrap();
@@ -781,13 +898,18 @@ async fn incident_tables_are_added_to_an_existing_database(db: Db) {
         }
     };
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
-    let episodes = store.episodes(&EpisodeFilter::default()).await.unwrap();
+    let episodes = store
+        .episodes()
+        .episodes(&EpisodeFilter::default())
+        .await
+        .unwrap();
     assert_eq!(
         episodes.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![episode_id]
     );
     assert!(
         store
+            .incidents()
             .incidents(&IncidentFilter::default())
             .await
             .unwrap()
@@ -796,6 +918,7 @@ async fn incident_tables_are_added_to_an_existing_database(db: Db) {
     let mut i = incident("shop-checkout", at(6, 3, 0, 0));
     let page = notification(&i, "pagerduty", NotificationKind::Triggered, at(6, 3, 0, 0));
     i.id = store
+        .incidents()
         .save_incident(&IncidentChange {
             notifications: vec![page.clone()],
             ..change(&i)
@@ -803,11 +926,15 @@ async fn incident_tables_are_added_to_an_existing_database(db: Db) {
         .await
         .unwrap();
     assert_eq!(
-        store.incidents(&IncidentFilter::default()).await.unwrap(),
+        store
+            .incidents()
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap(),
         vec![i.clone()]
     );
     assert_eq!(
-        store.pending_notifications(10).await.unwrap(),
+        store.incidents().pending_notifications(10).await.unwrap(),
         vec![pending(&page, i.id)]
     );
     store.close().await;

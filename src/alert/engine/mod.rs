@@ -38,7 +38,7 @@ use super::route::Router;
 use super::{
     AnomalyCause, Cause, Incident, IncidentState, Links, Notification, NotificationKind, Severity,
 };
-use crate::alert::{IncidentChange, IncidentEvent};
+use crate::alert::{EventKind, IncidentChange, IncidentEvent, ResolvedBy};
 use crate::baseline::EpisodeEvent;
 use crate::baseline::StoredEpisode;
 use crate::baseline::Transition;
@@ -77,10 +77,10 @@ pub(super) enum Audience<'a> {
     Nobody,
 }
 
-fn event(at: DateTime<Utc>, kind: &str, detail: impl Into<String>) -> IncidentEvent {
+fn event(at: DateTime<Utc>, kind: EventKind, detail: impl Into<String>) -> IncidentEvent {
     IncidentEvent {
         at,
-        kind: kind.to_string(),
+        kind,
         detail: detail.into(),
     }
 }
@@ -266,7 +266,7 @@ impl Engine {
             *l = LocationState::default();
         }
         js.anomalies.clear();
-        Ok(self.close(&name, by, now))
+        Ok(self.close(&name, ResolvedBy::from(by.to_string()), now))
     }
 
     /// Reminders, flapping that settled, maintenance windows that ended.
@@ -345,7 +345,7 @@ impl Engine {
             (Some(Severity::Degraded), Some((Severity::Failure, cause))) => {
                 Some(self.escalate(name, cause, now))
             }
-            (Some(_), None) if all_good => Some(self.close(name, "auto", now)),
+            (Some(_), None) if all_good => Some(self.close(name, ResolvedBy::Auto, now)),
             _ => None,
         }
     }
@@ -431,16 +431,16 @@ impl Engine {
         self.change(name, NotificationKind::Escalated, detail, now)
     }
 
-    fn close(&mut self, name: &str, by: &str, now: DateTime<Utc>) -> IncidentChange {
+    fn close(&mut self, name: &str, by: ResolvedBy, now: DateTime<Utc>) -> IncidentChange {
         let js = self.journeys.get_mut(name).expect("evaluated");
         let i = js.incident.as_mut().expect("active");
         i.state = IncidentState::Resolved;
         i.resolved_at = Some(now);
-        i.resolved_by = Some(by.to_string());
-        let detail = match by {
-            "auto" => format!("resolved after {} good runs", js.rules.resolve_after),
-            _ => format!("resolved by {by}"),
+        let detail = match &by {
+            ResolvedBy::Auto => format!("resolved after {} good runs", js.rules.resolve_after),
+            ResolvedBy::User(who) => format!("resolved by {who}"),
         };
+        i.resolved_by = Some(by);
         self.transition(name, NotificationKind::Resolved, detail, now)
     }
 
@@ -498,7 +498,7 @@ impl Engine {
         let js = self.journeys.get_mut(name).expect("evaluated");
         let muting = maintenance::muting(&self.windows, &js.name, &js.tags, now);
         let incident = js.incident.clone().expect("changed");
-        let mut events = vec![event(now, kind.as_str(), detail)];
+        let mut events = vec![event(now, kind.into(), detail)];
         let notifications: Vec<Notification> = incident
             .channels
             .iter()
@@ -542,7 +542,7 @@ impl Engine {
             };
             events.push(event(
                 now,
-                "muted",
+                EventKind::Muted,
                 format!("{} not notified ({why})", kind.as_str()),
             ));
             (Vec::new(), notifications)

@@ -194,7 +194,7 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     );
     assert_eq!(i.owner.as_deref(), Some("shop-team"));
     assert!(i.dedup_key.starts_with("waymark-"));
-    assert_eq!(c.events[0].kind, "triggered");
+    assert_eq!(c.events[0].kind, EventKind::Triggered);
     // More failures change nothing; one good run is not enough.
     assert!(sim.runs(&[Failed, Failed, Good], "eu", 3).is_empty());
     let resolved = sim.runs(&[Good], "eu", 6);
@@ -206,7 +206,7 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     let r = &resolved[0].incident;
     assert_eq!((r.id, r.state), (1, IncidentState::Resolved));
     assert_eq!(r.dedup_key, i.dedup_key);
-    assert_eq!(r.resolved_by.as_deref(), Some("auto"));
+    assert_eq!(r.resolved_by, Some(ResolvedBy::Auto));
     assert_eq!(r.duration(at(99)), std::time::Duration::from_secs(5 * 60));
 }
 
@@ -442,7 +442,7 @@ fn maintenance_mutes_alerts_and_sends_them_if_still_open_afterwards() {
     let opened = sim.runs(&[Failed, Failed], "eu", 0);
     assert!(opened[0].notifications.is_empty());
     assert_eq!(opened[0].muted.len(), 1);
-    assert_eq!(opened[0].events[1].kind, "muted");
+    assert_eq!(opened[0].events[1].kind, EventKind::Muted);
     assert!(
         opened[0].events[1].detail.contains("db upgrade"),
         "{:?}",
@@ -527,7 +527,10 @@ fn acknowledge_and_resolve_commands() {
         })
     );
     let resolved = sim.engine.resolve(id, "bob", at(5)).unwrap();
-    assert_eq!(resolved.incident.resolved_by.as_deref(), Some("bob"));
+    assert_eq!(
+        resolved.incident.resolved_by,
+        Some(ResolvedBy::User("bob".into()))
+    );
     sent(
         &resolved,
         NotificationKind::Resolved,

@@ -41,6 +41,7 @@ pub(super) async fn list(
     };
     let list = state
         .store
+        .incidents()
         .incidents(&IncidentFilter {
             journey: (!filter.journey.is_empty()).then(|| filter.journey.clone()),
             states,
@@ -94,12 +95,14 @@ pub(super) async fn one(
     let id = parse_id(&id)?;
     let i = state
         .store
+        .incidents()
         .incident(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
-    let events = state.store.incident_events(id).await?;
+    let events = state.store.incidents().incident_events(id).await?;
     let notifications: Vec<serde_json::Value> = state
         .store
+        .incidents()
         .incident_notifications(id)
         .await?
         .iter()

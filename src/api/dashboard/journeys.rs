@@ -63,6 +63,7 @@ pub(crate) async fn load(state: &AppState, name: &str) -> Result<JourneyData, Ap
     let (view, steps) = crate::digest::compute::journey_view(&state.store, &def, from, to).await?;
     let mut spans: Vec<_> = state
         .store
+        .incidents()
         .incidents(&IncidentFilter {
             journey: Some(name.to_string()),
             since: Some(from),
@@ -75,6 +76,7 @@ pub(crate) async fn load(state: &AppState, name: &str) -> Result<JourneyData, Ap
     spans.extend(
         state
             .store
+            .episodes()
             .episodes(&crate::store::EpisodeFilter {
                 journey: Some(name.to_string()),
                 since: Some(from),
@@ -93,14 +95,15 @@ pub(crate) async fn load(state: &AppState, name: &str) -> Result<JourneyData, Ap
         .map_or(JourneyState::Unknown, |j| j.state);
     let definition = state
         .store
+        .runs()
         .journeys()
         .await?
         .into_iter()
         .filter(|v| v.name == name && v.content_sha256 == def.source.content_sha256)
         .find_map(|v| v.definition);
     Ok(JourneyData {
-        runs: state.store.recent_runs(name, 50).await?,
-        locations: state.store.location_results(name, from).await?,
+        runs: state.store.runs().recent_runs(name, 50).await?,
+        locations: state.store.status().location_results(name, from).await?,
         def,
         from,
         to,
@@ -189,8 +192,8 @@ pub(crate) async fn dependency_graph(state: &AppState) -> Result<Graph, ApiError
     let names: Vec<String> = state.catalog().journeys.keys().cloned().collect();
     let mut latest = Vec::with_capacity(names.len());
     for name in &names {
-        let run = match state.store.recent_runs(name, 1).await?.first() {
-            Some(r) => state.store.run(r.run_id).await?.map(|s| s.result),
+        let run = match state.store.runs().recent_runs(name, 1).await?.first() {
+            Some(r) => state.store.runs().run(r.run_id).await?.map(|s| s.result),
             None => None,
         };
         latest.push((name.as_str(), run));
@@ -249,7 +252,7 @@ pub(super) async fn run(
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::NotFound(format!("no run with id `{id}`"));
     let run_id: uuid::Uuid = id.parse().map_err(|_| missing())?;
-    let stored = state.store.run(run_id).await?.ok_or_else(missing)?;
+    let stored = state.store.runs().run(run_id).await?.ok_or_else(missing)?;
     let r = &stored.result;
     let trace_url = state
         .config

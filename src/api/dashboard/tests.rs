@@ -58,6 +58,7 @@ async fn login_pages_csrf_and_logout() {
     };
     incident.id = state
         .store
+        .incidents()
         .save_incident(&IncidentChange {
             incident: incident.clone(),
             events: vec![],

@@ -163,9 +163,10 @@ async fn rebuild(state: &AppState, scope: Scope, generation: u64) -> Result<Arc<
         state.catalog().journeys.values().cloned().collect();
     let refs: Vec<&crate::journey::Journey> = journeys.iter().map(|j| j.as_ref()).collect();
     let since = now - chrono::Duration::days(snapshot::DAYS);
-    let totals = state.store.daily_totals(since).await?;
+    let totals = state.store.status().daily_totals(since).await?;
     let incidents = state
         .store
+        .incidents()
         .incidents(&IncidentFilter {
             since: Some(since),
             ..IncidentFilter::default()
@@ -184,10 +185,12 @@ async fn rebuild(state: &AppState, scope: Scope, generation: u64) -> Result<Arc<
         Scope::All => (
             state
                 .store
+                .status()
                 .journey_locations(now - chrono::Duration::days(30))
                 .await?,
             state
                 .store
+                .status()
                 .hourly_p95(now - chrono::Duration::hours(snapshot::SPARK_HOURS))
                 .await?,
         ),
@@ -418,6 +421,7 @@ mod tests {
         state.set_journeys([journey("checkout", "public: true\n")]);
         state
             .store
+            .runs()
             .record_runs(&[record("checkout", false)])
             .await
             .unwrap();
@@ -428,6 +432,7 @@ mod tests {
         // A failed run stored: the cached snapshot stands until the analysis says so.
         state
             .store
+            .runs()
             .record_runs(&[record("checkout", true)])
             .await
             .unwrap();
@@ -462,7 +467,7 @@ mod tests {
             .map(|i| record("checkout", i == 0))
             .chain((0..3).map(|_| record("back-office", true)))
             .collect();
-        state.store.record_runs(&runs).await.unwrap();
+        state.store.runs().record_runs(&runs).await.unwrap();
         let app = super::super::router(state.clone());
 
         let res = {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
-use crate::alert::{Notification, NotificationKind, Severity};
+use crate::alert::{Notification, NotificationKind, ResolvedBy, Severity};
 use crate::channels::{human_duration, is_web_url};
 
 pub(super) fn message(n: &Notification, from: &Mailbox, to: &[Mailbox]) -> Result<Message, String> {
@@ -41,9 +41,9 @@ pub(super) fn what(n: &Notification) -> String {
             "Acknowledged by {}: {headline}.",
             i.acknowledged_by.as_deref().unwrap_or("someone")
         ),
-        NotificationKind::Resolved => match i.resolved_by.as_deref() {
-            Some("auto") | None => format!("Resolved after {lasted}: runs pass again."),
-            Some(who) => format!("Resolved by {who} after {lasted}."),
+        NotificationKind::Resolved => match &i.resolved_by {
+            Some(ResolvedBy::Auto) | None => format!("Resolved after {lasted}: runs pass again."),
+            Some(ResolvedBy::User(who)) => format!("Resolved by {who} after {lasted}."),
         },
     }
 }
@@ -52,7 +52,7 @@ pub(super) fn what(n: &Notification) -> String {
 fn facts(n: &Notification) -> Vec<(&'static str, String)> {
     let i = &n.incident;
     let c = &i.cause;
-    let by = |at: DateTime<Utc>, who: &Option<String>| match who {
+    let by = |at: DateTime<Utc>, who: Option<&str>| match who {
         Some(who) => format!("{} by {who}", stamp(at)),
         None => stamp(at),
     };
@@ -71,9 +71,14 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         ("Opened", Some(stamp(i.opened_at))),
         (
             "Acknowledged",
-            i.acknowledged_at.map(|t| by(t, &i.acknowledged_by)),
+            i.acknowledged_at
+                .map(|t| by(t, i.acknowledged_by.as_deref())),
         ),
-        ("Resolved", i.resolved_at.map(|t| by(t, &i.resolved_by))),
+        (
+            "Resolved",
+            i.resolved_at
+                .map(|t| by(t, i.resolved_by.as_ref().map(ResolvedBy::as_str))),
+        ),
         ("Duration", Some(human_duration(i.duration(n.created_at)))),
         (
             "Reopened",

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::body::*;
 use super::*;
-use crate::alert::NotificationKind;
+use crate::alert::{NotificationKind, ResolvedBy};
 use crate::channels::config::Secret;
 use crate::channels::test_support::{
     NOTIFICATION_ID, closed_port, degraded_notification, notification,
@@ -358,7 +358,7 @@ fn degradations_resolutions_and_odd_values_read_well() {
     assert!(!t.contains("Owner:") && !t.contains("Runbook"), "{t}");
 
     let mut resolved = notification(NotificationKind::Resolved);
-    resolved.incident.resolved_by = Some("bob".into());
+    resolved.incident.resolved_by = Some(ResolvedBy::User("bob".into()));
     assert_eq!(what(&resolved), "Resolved by bob after 1h 4m.");
     assert!(text(&resolved).contains("\nResolved:          2026-03-01 11:04:12 UTC by bob\n"));
     assert!(html(&resolved).contains("border-left:6px solid #1a7f37"));

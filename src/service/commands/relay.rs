@@ -44,12 +44,18 @@ async fn ask_within(
 ) -> Result<Incident, CommandFailed> {
     let unavailable = |e: crate::store::StoreError| CommandFailed::Unavailable(e.to_string());
     let asked = store
+        .commands()
         .ask_command(action.as_str(), id, by, node, Utc::now())
         .await
         .map_err(unavailable)?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match store.command_progress(asked).await.map_err(unavailable)? {
+        match store
+            .commands()
+            .command_progress(asked)
+            .await
+            .map_err(unavailable)?
+        {
             CommandProgress::Answered(answer) => return decode(store, id, answer).await,
             CommandProgress::Gone => {
                 return Err(CommandFailed::Unavailable(
@@ -63,7 +69,12 @@ async fn ask_within(
         }
         tokio::time::sleep(LOOK).await;
     }
-    if store.withdraw_command(asked).await.map_err(unavailable)? {
+    if store
+        .commands()
+        .withdraw_command(asked)
+        .await
+        .map_err(unavailable)?
+    {
         return Err(CommandFailed::Unavailable(format!(
             "no leader took the command within {} s; it was withdrawn \
              (GET /api/v1/nodes shows whether a node leads)",
@@ -72,7 +83,12 @@ async fn ask_within(
     }
     // Taken just now, or taken earlier by a leader that has not answered yet.
     tokio::time::sleep(LOOK * 5).await;
-    match store.command_progress(asked).await.map_err(unavailable)? {
+    match store
+        .commands()
+        .command_progress(asked)
+        .await
+        .map_err(unavailable)?
+    {
         CommandProgress::Answered(answer) => decode(store, id, answer).await,
         _ => Err(CommandFailed::Unavailable(format!(
             "the leader took the command but did not answer within {} s: \
@@ -86,11 +102,15 @@ async fn ask_within(
 /// `local` (a handle that is never relayed), every [`POLL`] until `stop` (a leader duty).
 pub async fn serve(store: Store, local: AlertHandle, node: String, stop: CancellationToken) {
     loop {
-        match store.take_commands(&node, BATCH).await {
+        match store.commands().take_commands(&node, BATCH).await {
             Ok(taken) => {
                 for command in taken {
                     let answer = apply(&local, &command).await;
-                    if let Err(e) = store.answer_command(command.id, &answer, Utc::now()).await {
+                    if let Err(e) = store
+                        .commands()
+                        .answer_command(command.id, &answer, Utc::now())
+                        .await
+                    {
                         tracing::error!(command = command.id, error = %e, "relayed command applied, answer not stored");
                     }
                 }
@@ -134,7 +154,7 @@ fn encode(result: Result<(), CommandFailed>) -> CommandAnswer {
 async fn decode(store: &Store, id: i64, answer: CommandAnswer) -> Result<Incident, CommandFailed> {
     let detail = answer.detail.unwrap_or_default();
     match answer.outcome.as_str() {
-        "ok" => match store.incident(id).await {
+        "ok" => match store.incidents().incident(id).await {
             Ok(Some(incident)) => Ok(incident),
             Ok(None) => Err(CommandError::NotFound(id).into()),
             Err(e) => Err(CommandFailed::Unavailable(e.to_string())),
@@ -173,10 +193,11 @@ mod tests {
             while let Some(Command { id, by, reply, .. }) = rx.recv().await {
                 let answer = match id {
                     1 => {
-                        let mut i = store.incident(1).await.unwrap().unwrap();
+                        let mut i = store.incidents().incident(1).await.unwrap().unwrap();
                         i.state = IncidentState::Acknowledged;
                         i.acknowledged_by = Some(by);
                         store
+                            .incidents()
                             .save_incident(&crate::alert::IncidentChange {
                                 incident: i.clone(),
                                 events: vec![],
@@ -211,7 +232,7 @@ mod tests {
             notifications: vec![],
             muted: vec![],
         };
-        assert_eq!(store.save_incident(&change).await.unwrap(), 1);
+        assert_eq!(store.incidents().save_incident(&change).await.unwrap(), 1);
         let (local, engine) = leader(store.clone());
         let stop = CancellationToken::new();
         let serving = tokio::spawn(serve(store.clone(), local, "lead".into(), stop.clone()));
@@ -248,6 +269,13 @@ mod tests {
             Err(CommandFailed::Unavailable(why)) => assert!(why.contains("withdrawn"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(store.take_commands("late", 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .commands()
+                .take_commands("late", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod channels;
 pub mod config;
 pub mod demo;
 pub mod digest;
+pub mod format;
 pub mod journey;
 pub mod links;
 pub mod report;

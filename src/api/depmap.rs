@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::digest::render::esc;
+use crate::format::truncate;
 use crate::run::{RunResult, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -149,12 +150,7 @@ pub fn svg(g: &Graph) -> String {
     }
     for (col, nodes) in columns.iter().enumerate() {
         for (i, (name, health)) in nodes.iter().enumerate() {
-            let text = format!("{} {}", health.icon(), name);
-            let label = if text.chars().count() > 30 {
-                text.chars().take(29).collect::<String>() + "…"
-            } else {
-                text
-            };
+            let label = truncate(&format!("{} {}", health.icon(), name), 30);
             let _ = write!(
                 out,
                 "<g class=\"node {h}\"><title>{name}: {word}</title>\

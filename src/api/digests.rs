@@ -23,6 +23,7 @@ use super::journeys::parse_limit;
 use super::{ApiError, AppState, ErrorBody};
 use crate::digest::Digest;
 use crate::digest::render::{self, Images, LinkBase, esc};
+use crate::format;
 use crate::store::digest::{DigestDelivery, StoredDigest};
 
 pub fn api() -> OpenApiRouter<AppState> {
@@ -181,18 +182,18 @@ async fn list_page(
         .map(|d| {
             let availability = d.body["summary"]["availability"]
                 .as_f64()
-                .map_or("–".to_string(), |a| format!("{a:.2}%"));
+                .map_or(format::NONE.to_string(), format::percent);
             let incidents = d.body["summary"]["incidents"].as_u64().unwrap_or(0);
             format!(
                 "<tr><td><a href=\"/digests/{id}\">{owner}</a></td><td>{from} to {to}</td>\
                  <td>{availability}</td><td>{incidents}</td><td>{sent}</td></tr>",
                 id = d.id,
                 owner = esc(&d.owner),
-                from = d.from.format("%Y-%m-%d"),
-                to = d.to.format("%Y-%m-%d"),
-                sent = d.sent_at.map_or("not yet".to_string(), |t| t
-                    .format("%Y-%m-%d %H:%M UTC")
-                    .to_string()),
+                from = format::date(d.from),
+                to = format::date(d.to),
+                sent = d
+                    .sent_at
+                    .map_or("not yet".to_string(), format::timestamp_minutes),
             )
         })
         .collect();

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::baseline::sketch::Sketch;
 use crate::baseline::sketch::bucket_value;
+use crate::format::ms;
 
 pub const BINS: usize = 24;
 const W: f64 = 600.0;
@@ -31,14 +32,6 @@ fn shares(s: &Sketch, lo: f64, hi: f64) -> [f64; BINS] {
         place(bucket_value(index), n);
     }
     out
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
 }
 
 /// One bin of the distribution: a latency range and the share of each week's runs in it.

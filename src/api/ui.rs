@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value};
 
 use super::ApiError;
+use crate::format;
 
 /// `(name, source)` of files in `ui/templates`, compiled in.
 macro_rules! templates {
@@ -81,7 +82,7 @@ pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
     let context = if dated {
         context
     } else {
-        let now = chrono::Utc::now().format(STAMP_FORMAT).to_string();
+        let now = format::timestamp(chrono::Utc::now());
         minijinja::context! { generated_at => now, ..context }
     };
     let html = render(template, context)?;
@@ -89,9 +90,6 @@ pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
     response.headers_mut().extend(page_headers(PAGE_CSP));
     Ok(response)
 }
-
-/// How a page says when its data is from.
-pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 
 /// `template` rendered with `context`.
 pub fn render(template: &str, context: Value) -> Result<String, ApiError> {
@@ -148,22 +146,11 @@ pub async fn static_file(
 // --- filters -------------------------------------------------------------------------------
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or("–".to_string(), |v| {
-        if (99.995..100.0).contains(&v) {
-            // 99.999 must not read as 100.00.
-            "99.99%".to_string()
-        } else {
-            format!("{v:.2}%")
-        }
-    })
+    format::optional(v, format::percent)
 }
 
 fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "–".to_string(),
-        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
-        Some(v) => format!("{v:.1} ms"),
-    }
+    format::optional(v, format::ms)
 }
 
 /// Hourly p95s as a small inline SVG line (gaps where an hour had no run), with the range in
@@ -201,16 +188,13 @@ fn sparkline(points: Vec<Option<f64>>) -> Value {
 }
 
 fn duration(secs: i64) -> String {
-    crate::channels::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
+    format::duration_secs(secs as f64)
 }
 
 fn stamp(v: Value) -> String {
     v.as_str()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map_or_else(
-            || v.to_string(),
-            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-        )
+        .map_or_else(|| v.to_string(), |t| format::timestamp_minutes(t.to_utc()))
 }
 
 fn day_field(day: &Value, field: &str) -> Value {

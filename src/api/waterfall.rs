@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::digest::render::esc;
+use crate::format::{ms_short, truncate};
 use crate::run::{RunResult, StepStatus};
 
 const LABEL_W: f64 = 200.0;
@@ -25,16 +26,6 @@ fn tick_step(max: f64) -> f64 {
         .map(|m| m * magnitude)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * magnitude)
-}
-
-fn ms_label(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
 }
 
 pub fn svg(run: &RunResult) -> String {
@@ -55,7 +46,7 @@ pub fn svg(run: &RunResult) -> String {
         "<svg class=\"waterfall\" viewBox=\"0 0 {width} {height:.0}\" role=\"img\" \
          aria-label=\"Waterfall of the run: {} steps over {}\">",
         run.steps.len(),
-        ms_label(run.duration_ms)
+        ms_short(run.duration_ms)
     );
     let mut t = 0.0;
     while t <= end + step / 2.0 {
@@ -65,7 +56,7 @@ pub fn svg(run: &RunResult) -> String {
              <text class=\"tick\" x=\"{0:.1}\" y=\"14\">{2}</text>",
             x(t),
             TOP - 4.0,
-            ms_label(t)
+            ms_short(t)
         );
         t += step;
     }
@@ -108,7 +99,7 @@ pub fn svg(run: &RunResult) -> String {
                 (x(at + ms) - x(at)).max(1.0),
                 ROW_H - 10.0,
                 esc(&s.name),
-                ms_label(ms)
+                ms_short(ms)
             );
             at += ms;
             drew = true;
@@ -123,7 +114,7 @@ pub fn svg(run: &RunResult) -> String {
                 (x(s.offset_ms + total) - x(s.offset_ms)).max(1.0),
                 ROW_H - 10.0,
                 esc(&s.name),
-                ms_label(total)
+                ms_short(total)
             );
         }
         let _ = write!(
@@ -131,18 +122,11 @@ pub fn svg(run: &RunResult) -> String {
             "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{} ({status})</text>",
             (x(s.offset_ms + total) + 4.0).min(width - 60.0),
             y + 17.0,
-            ms_label(total)
+            ms_short(total)
         );
     }
     out.push_str("</svg>");
     out
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    text.chars().take(max - 1).collect::<String>() + "…"
 }
 
 #[cfg(test)]

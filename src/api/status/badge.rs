@@ -10,9 +10,9 @@ fn text_width(text: &str) -> u32 {
 pub fn uptime(percent: Option<f64>) -> String {
     let (value, colour) = match percent {
         None => ("no data".to_string(), "#9f9f9f"),
-        Some(p) if p >= 99.9 => (format!("{p:.2}%"), "#2e8540"),
-        Some(p) if p >= 99.0 => (format!("{p:.2}%"), "#b08800"),
-        Some(p) => (format!("{p:.2}%"), "#cf222e"),
+        Some(p) if p >= 99.9 => (crate::format::percent(p), "#2e8540"),
+        Some(p) if p >= 99.0 => (crate::format::percent(p), "#b08800"),
+        Some(p) => (crate::format::percent(p), "#cf222e"),
     };
     let label = "uptime";
     let (lw, vw) = (text_width(label), text_width(&value));

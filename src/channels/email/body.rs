@@ -7,7 +7,8 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
 use crate::alert::{Notification, NotificationKind, Severity};
-use crate::channels::{human_duration, is_web_url};
+use crate::channels::is_web_url;
+use crate::format::{self, duration as human_duration};
 
 pub(super) fn message(n: &Notification, from: &Mailbox, to: &[Mailbox]) -> Result<Message, String> {
     let mut builder = Message::builder()
@@ -53,8 +54,8 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
     let i = &n.incident;
     let c = &i.cause;
     let by = |at: DateTime<Utc>, who: &Option<String>| match who {
-        Some(who) => format!("{} by {who}", stamp(at)),
-        None => stamp(at),
+        Some(who) => format!("{} by {who}", format::timestamp(at)),
+        None => format::timestamp(at),
     };
     let anomaly = c.anomaly.as_ref().map(|a| {
         format!(
@@ -67,8 +68,8 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         ("Severity", Some(i.severity.as_str().to_string())),
         ("State", Some(i.state.as_str().to_string())),
         ("Incident", Some(format!("#{}", i.id))),
-        ("Started", Some(stamp(i.started_at))),
-        ("Opened", Some(stamp(i.opened_at))),
+        ("Started", Some(format::timestamp(i.started_at))),
+        ("Opened", Some(format::timestamp(i.opened_at))),
         (
             "Acknowledged",
             i.acknowledged_at.map(|t| by(t, &i.acknowledged_by)),
@@ -113,10 +114,6 @@ fn links(n: &Notification) -> Vec<(&'static str, &str)> {
     .into_iter()
     .filter_map(|(label, href)| Some((label, href?)))
     .collect()
-}
-
-fn stamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn footer(n: &Notification) -> String {

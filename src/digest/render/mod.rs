@@ -6,7 +6,6 @@
 //! and monitored services. Trends are said in words and arrows, never by colour alone.
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 
 mod html;
 #[cfg(test)]
@@ -107,10 +106,9 @@ pub fn render(d: &Digest, links: &LinkBase, images: Images) -> Rendered {
 }
 
 pub fn subject(d: &Digest) -> String {
-    let availability = d
-        .summary
-        .availability
-        .map_or("no runs".to_string(), |a| format!("{a:.2}% available"));
+    let availability = d.summary.availability.map_or("no runs".to_string(), |a| {
+        format!("{} available", crate::format::percent(a))
+    });
     format!(
         "Waymark digest for {}, {} to {}: {availability}, {}",
         d.owner,
@@ -138,29 +136,11 @@ fn chart_input(d: &Digest, j: &JourneyDigest) -> ChartInput {
 
 // --- formatting -------------------------------------------------------------------------
 
-pub(super) fn date(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d").to_string()
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+use crate::format::timestamp_minutes as stamp;
+pub(super) use crate::format::{count, date, duration_secs as secs, ms};
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or("–".to_string(), |v| format!("{v:.2}%"))
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
-}
-
-/// `1 run`, `2 runs`.
-pub(super) fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+    crate::format::optional(v, crate::format::percent)
 }
 
 /// "two weeks", "7 days", "6h": the length of the period, for "compared with the … before".
@@ -176,13 +156,7 @@ fn period_words(d: &Digest) -> String {
 
 /// An axis value as the chart's caption states it: `250`, `2.5`.
 fn axis_value(v: f64) -> String {
-    let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// `1h 4m`, `42s`.
-pub(super) fn secs(s: f64) -> String {
-    crate::channels::human_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
+    crate::format::number(v, 2)
 }
 
 /// Availability change in percentage points, with a word: the arrow is not the only signal.

@@ -18,4 +18,5 @@ pub mod scheduler;
 pub mod service;
 pub mod step;
 pub mod store;
+pub mod svg;
 pub mod telemetry;

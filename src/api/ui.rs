@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value};
 
 use super::ApiError;
-use crate::format;
+use crate::{format, svg};
 
 /// `(name, source)` of files in `ui/templates`, compiled in.
 macro_rules! templates {
@@ -181,10 +181,12 @@ fn sparkline(points: Vec<Option<f64>>) -> Value {
         ms(Some(min)),
         ms(Some(max))
     );
-    Value::from_safe_string(format!(
-        "<svg class=\"spark\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{title}\"><title>{title}</title><path d=\"{}\"/></svg>",
-        paths.trim_end()
-    ))
+    let svg = svg::figure("spark", w, h, &title)
+        .attr("width", w)
+        .attr("height", h)
+        .title(&title)
+        .child(svg::element("path").attr("d", paths.trim_end()));
+    Value::from_safe_string(svg.to_string())
 }
 
 fn duration(secs: i64) -> String {

@@ -2,8 +2,9 @@
 //! integrations: one entry per incident, updated when it resolves.
 
 use super::snapshot::{PublicIncident, Snapshot};
-use crate::digest::render::esc;
 use crate::format;
+// Atom is XML, escaped like SVG.
+use crate::svg::escape as esc;
 
 fn summary(i: &PublicIncident) -> String {
     let started = format::timestamp_minutes(i.started_at);

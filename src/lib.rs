@@ -20,3 +20,4 @@ pub mod step;
 pub mod store;
 pub mod svg;
 pub mod telemetry;
+pub mod templates;

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use crate::format::ms_precise;
 use crate::run::{Outcome, RunResult, StepResult, StepStatus};
 use crate::step::Timings;
 
@@ -54,7 +55,7 @@ pub fn text_with_trace_url(result: &RunResult, trace_url: Option<&str>) -> Strin
         out,
         "{} {verdict} in {}  (run {}, location {})",
         terminal_safe(&result.journey),
-        fmt_ms(result.duration_ms),
+        ms_precise(result.duration_ms),
         result.run_id,
         terminal_safe(&result.location)
     );
@@ -123,7 +124,7 @@ fn write_dependencies(out: &mut String, steps: &[StepResult]) {
             out,
             "    {shown:<width$}  {verdict}  {passed}/{} step(s) passed  {}",
             of_label.len(),
-            fmt_ms(time)
+            ms_precise(time)
         );
     }
 }
@@ -143,7 +144,7 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
         let _ = write!(line, "  {}", resp.status);
     }
     if let Some(total) = s.timings.total {
-        let _ = write!(line, "  {}", fmt_ms(total.as_secs_f64() * 1000.0));
+        let _ = write!(line, "  {}", ms_precise(total.as_secs_f64() * 1000.0));
     }
     if s.attempts > 1 {
         let _ = write!(line, "  ({} attempts)", s.attempts);
@@ -159,7 +160,7 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
             .actions
             .iter()
             .map(|a| {
-                let took = a.duration.map(|d| fmt_ms(d.as_secs_f64() * 1000.0));
+                let took = a.duration.map(|d| ms_precise(d.as_secs_f64() * 1000.0));
                 let mark = if a.passed { "" } else { " ✘" };
                 format!(
                     "{}{mark} {}",
@@ -200,17 +201,9 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
 
 fn phases(t: &Timings) -> String {
     t.phases()
-        .map(|(name, d)| format!("{name} {}", fmt_ms(d.as_secs_f64() * 1000.0)))
+        .map(|(name, d)| format!("{name} {}", ms_precise(d.as_secs_f64() * 1000.0)))
         .collect::<Vec<_>>()
         .join(" · ")
-}
-
-fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.1} ms")
-    }
 }
 
 #[cfg(test)]

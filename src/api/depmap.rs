@@ -4,12 +4,12 @@
 //! word and an icon as well as a colour, and the page repeats the graph as a table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::digest::render::esc;
+use crate::format::truncate;
 use crate::run::{RunResult, StepStatus};
+use crate::svg::{self, element};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -121,61 +121,65 @@ pub fn svg(g: &Graph) -> String {
     let index = |col: usize, name: &str| columns[col].iter().position(|(n, _)| n.as_str() == name);
     let rows = columns.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let height = y(rows) + 4.0;
-    let mut out = format!(
-        "<svg class=\"depmap\" viewBox=\"0 0 900 {height:.0}\" role=\"img\" aria-label=\"Dependency map: \
-         {} journeys, {} hosts, {} dependencies\">",
-        g.journeys.len(),
-        g.hosts.len(),
-        g.dependencies.len()
+    let mut out = svg::figure(
+        "depmap",
+        900,
+        format_args!("{height:.0}"),
+        &format!(
+            "Dependency map: {} journeys, {} hosts, {} dependencies",
+            g.journeys.len(),
+            g.hosts.len(),
+            g.dependencies.len()
+        ),
     );
-    let edge = |out: &mut String, from: (usize, usize), to: (usize, usize)| {
+    let edge = |from: (usize, usize), to: (usize, usize)| {
         let (x1, y1) = (COL_X[from.0] + NODE_W, y(from.1) + NODE_H / 2.0);
         let (x2, y2) = (COL_X[to.0], y(to.1) + NODE_H / 2.0);
         let mid = (x1 + x2) / 2.0;
-        let _ = write!(
-            out,
-            "<path class=\"edge\" d=\"M{x1:.1},{y1:.1} C{mid:.1},{y1:.1} {mid:.1},{y2:.1} {x2:.1},{y2:.1}\"/>"
-        );
+        element("path").class("edge").attr(
+            "d",
+            format_args!("M{x1:.1},{y1:.1} C{mid:.1},{y1:.1} {mid:.1},{y2:.1} {x2:.1},{y2:.1}"),
+        )
     };
     for (j, h) in &g.journey_host {
         if let (Some(a), Some(b)) = (index(0, j), index(1, h)) {
-            edge(&mut out, (0, a), (1, b));
+            out.push(edge((0, a), (1, b)));
         }
     }
     for (h, d) in &g.host_dependency {
         if let (Some(a), Some(b)) = (index(1, h), index(2, d)) {
-            edge(&mut out, (1, a), (2, b));
+            out.push(edge((1, a), (2, b)));
         }
     }
     for (col, nodes) in columns.iter().enumerate() {
         for (i, (name, health)) in nodes.iter().enumerate() {
-            let text = format!("{} {}", health.icon(), name);
-            let label = if text.chars().count() > 30 {
-                text.chars().take(29).collect::<String>() + "…"
-            } else {
-                text
-            };
-            let _ = write!(
-                out,
-                "<g class=\"node {h}\"><title>{name}: {word}</title>\
-                 <rect x=\"{x}\" y=\"{y:.1}\" width=\"{NODE_W}\" height=\"{NODE_H}\" rx=\"5\"/>\
-                 <text x=\"{tx}\" y=\"{ty:.1}\">{label}</text></g>",
-                h = serde_json::to_value(health)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                name = esc(name),
-                word = health.word(),
-                x = COL_X[col],
-                y = y(i),
-                tx = COL_X[col] + 8.0,
-                ty = y(i) + 17.0,
-                label = esc(&label),
+            let label = truncate(&format!("{} {}", health.icon(), name), 30);
+            let class = serde_json::to_value(health)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            out.push(
+                element("g")
+                    .class(&format!("node {class}"))
+                    .title(&format!("{name}: {}", health.word()))
+                    .child(
+                        element("rect")
+                            .attr("x", COL_X[col])
+                            .attr("y", format_args!("{:.1}", y(i)))
+                            .attr("width", NODE_W)
+                            .attr("height", NODE_H)
+                            .attr("rx", 5),
+                    )
+                    .child(svg::text(
+                        "",
+                        COL_X[col] + 8.0,
+                        format_args!("{:.1}", y(i) + 17.0),
+                        &label,
+                    )),
             );
         }
     }
-    out.push_str("</svg>");
-    out
+    out.to_string()
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use super::auth::SignedIn;
 use super::journeys::parse_limit;
 use super::{ApiError, AppState, ErrorBody};
 use crate::digest::Digest;
-use crate::digest::render::{self, Images, LinkBase, esc};
+use crate::digest::render::{self, Images, LinkBase};
+use crate::format;
 use crate::store::digest::{DigestDelivery, StoredDigest};
 
 pub fn api() -> OpenApiRouter<AppState> {
@@ -184,42 +185,22 @@ async fn list_page(
         .digests()
         .digests(q.owner.as_deref(), limit)
         .await?;
-    let rows: String = digests
+    let digests: Vec<minijinja::Value> = digests
         .iter()
         .map(|d| {
-            let availability = d.body["summary"]["availability"]
-                .as_f64()
-                .map_or("–".to_string(), |a| format!("{a:.2}%"));
-            let incidents = d.body["summary"]["incidents"].as_u64().unwrap_or(0);
-            format!(
-                "<tr><td><a href=\"/digests/{id}\">{owner}</a></td><td>{from} to {to}</td>\
-                 <td>{availability}</td><td>{incidents}</td><td>{sent}</td></tr>",
-                id = d.id,
-                owner = esc(&d.owner),
-                from = d.from.format("%Y-%m-%d"),
-                to = d.to.format("%Y-%m-%d"),
-                sent = d.sent_at.map_or("not yet".to_string(), |t| t
-                    .format("%Y-%m-%d %H:%M UTC")
-                    .to_string()),
-            )
+            minijinja::context! {
+                id => d.id,
+                owner => &d.owner,
+                from => format::date(d.from),
+                to => format::date(d.to),
+                availability => format::optional(d.body["summary"]["availability"].as_f64(), format::percent),
+                incidents => d.body["summary"]["incidents"].as_u64().unwrap_or(0),
+                sent => d.sent_at.map_or("not yet".to_string(), format::timestamp_minutes),
+            }
         })
         .collect();
-    let body = if digests.is_empty() {
-        "<p>No digest yet: one is made for each owner at the end of every period.</p>".to_string()
-    } else {
-        format!(
-            "<table style=\"border-collapse:collapse\"><thead><tr><th scope=\"col\">Owner</th>\
-             <th scope=\"col\">Period</th><th scope=\"col\">Availability</th>\
-             <th scope=\"col\">Incidents</th><th scope=\"col\">Sent</th></tr></thead>\
-             <tbody>{rows}</tbody></table>"
-        )
-    };
-    Ok(html_page(format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>Feedback digests</title></head>\
-         <body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px\">\
-         <h1 style=\"font-size:20px\">Feedback digests</h1>{body}</body></html>"
-    )))
+    let html = super::ui::render("digests.html", minijinja::context! { digests })?;
+    Ok(html_page(html))
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! magnitude), two bars per bin. The weeks differ by fill *and* pattern (solid against
 //! outlined), and every bar has a `<title>` with its range and both shares.
 
-use std::fmt::Write as _;
-
 use crate::baseline::sketch::Sketch;
 use crate::baseline::sketch::bucket_value;
+use crate::format::ms;
+use crate::svg::{self, element};
 
 pub const BINS: usize = 24;
 const W: f64 = 600.0;
@@ -31,14 +31,6 @@ fn shares(s: &Sketch, lo: f64, hi: f64) -> [f64; BINS] {
         place(bucket_value(index), n);
     }
     out
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
 }
 
 /// One bin of the distribution: a latency range and the share of each week's runs in it.
@@ -88,11 +80,15 @@ pub fn svg(bins: &[Bin]) -> Option<String> {
         .iter()
         .fold(1.0f64, |m, b| m.max(b.this_week).max(b.last_week));
     let bin_w = W / bins.len() as f64;
-    let mut out = format!(
-        "<svg class=\"histogram\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Latency \
-         distribution from {} to {}, this week and last week\">",
-        ms(lo),
-        ms(hi)
+    let mut out = svg::figure(
+        "histogram",
+        W,
+        H,
+        &format!(
+            "Latency distribution from {} to {}, this week and last week",
+            ms(lo),
+            ms(hi)
+        ),
     );
     for (i, bin) in bins.iter().enumerate() {
         let title = format!(
@@ -107,28 +103,39 @@ pub fn svg(bins: &[Bin]) -> Option<String> {
             .enumerate()
         {
             let h = (H - BOTTOM - 4.0) * share / top;
-            let _ = write!(
-                out,
-                "<rect class=\"{class}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"><title>{title}</title></rect>",
-                i as f64 * bin_w + 1.0 + k as f64 * (bin_w / 2.0 - 1.0),
-                H - BOTTOM - h,
-                bin_w / 2.0 - 1.5
+            let x = i as f64 * bin_w + 1.0 + k as f64 * (bin_w / 2.0 - 1.0);
+            out.push(
+                element("rect")
+                    .class(class)
+                    .attr("x", format_args!("{x:.1}"))
+                    .attr("y", format_args!("{:.1}", H - BOTTOM - h))
+                    .attr("width", format_args!("{:.1}", bin_w / 2.0 - 1.5))
+                    .attr("height", format_args!("{h:.1}"))
+                    .title(&title),
             );
         }
     }
-    let _ = write!(
-        out,
-        "<line class=\"axis\" x1=\"0\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-         <text class=\"tick\" x=\"0\" y=\"{H}\">{}</text>\
-         <text class=\"tick\" x=\"{mid:.1}\" y=\"{H}\" text-anchor=\"middle\">{}</text>\
-         <text class=\"tick\" x=\"{W}\" y=\"{H}\" text-anchor=\"end\">{}</text></svg>",
-        ms(lo),
-        ms(bins[bins.len() / 2].from_ms),
-        ms(hi),
-        y = H - BOTTOM,
-        mid = W / 2.0,
+    let y = format!("{:.1}", H - BOTTOM);
+    out.push(
+        element("line")
+            .class("axis")
+            .attr("x1", 0)
+            .attr("x2", W)
+            .attr("y1", &y)
+            .attr("y2", &y),
     );
-    Some(out)
+    out.push(svg::text("tick", 0, H, &ms(lo)));
+    out.push(
+        svg::text(
+            "tick",
+            format_args!("{:.1}", W / 2.0),
+            H,
+            &ms(bins[bins.len() / 2].from_ms),
+        )
+        .attr("text-anchor", "middle"),
+    );
+    out.push(svg::text("tick", W, H, &ms(hi)).attr("text-anchor", "end"));
+    Some(out.to_string())
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
-//! Server-rendered pages: the templates and static files of `ui/`, compiled into the binary (no
-//! front-end build, nothing to install beside it), the template filters, and the security
-//! headers every page carries.
-//!
-//! Templates are minijinja with auto-escaping on (`.html` names): a value from a journey file
-//! or a monitored service can never become markup.
+//! Server-rendered pages: the shared template environment (`templates`, auto-escaped) with
+//! the dashboard's own filters, the static files of `ui/static` compiled into the binary (no
+//! front-end build, nothing to install beside it), and the security headers every page
+//! carries.
 
 use std::sync::LazyLock;
 
@@ -12,29 +10,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value};
 
 use super::ApiError;
-
-/// `(name, source)` of files in `ui/templates`, compiled in.
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../ui/templates/", $name)))),*]
-    };
-}
-
-/// Every template, by name (a template extends or includes others by these names).
-const TEMPLATES: &[(&str, &str)] = templates![
-    "base.html",
-    "status.html",
-    "login.html",
-    "app.html",
-    "overview.html",
-    "incidents.html",
-    "incident.html",
-    "run.html",
-    "journey.html",
-    "dependencies.html",
-    "nodes.html",
-    "error.html",
-];
+use crate::{format, svg, templates};
 
 const STATIC: &[(&str, &str, &str)] = &[
     (
@@ -54,21 +30,12 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
                             img-src 'self' data:; connect-src 'self'; form-action 'self'; \
                             frame-ancestors 'none'; base-uri 'none'";
 
+/// The shared environment (`templates`) with the dashboard's own filters.
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source)
-            .unwrap_or_else(|e| panic!("template {name}: {e}"));
-    }
-    env.add_filter("pct", pct);
-    env.add_filter("duration", duration);
-    env.add_filter("ms", ms);
+    let mut env = templates::environment();
     env.add_filter("sparkline", sparkline);
-    env.add_filter("stamp", stamp);
     env.add_filter("bar_class", bar_class);
     env.add_filter("day_text", day_text);
-    // A name as one URL path segment (`/` and spaces encoded), unlike `urlencode`.
-    env.add_filter("segment", |name: &str| crate::links::segment(name));
     env
 });
 
@@ -81,7 +48,7 @@ pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
     let context = if dated {
         context
     } else {
-        let now = chrono::Utc::now().format(STAMP_FORMAT).to_string();
+        let now = format::timestamp(chrono::Utc::now());
         minijinja::context! { generated_at => now, ..context }
     };
     let html = render(template, context)?;
@@ -89,9 +56,6 @@ pub fn page(template: &str, context: Value) -> Result<Response, ApiError> {
     response.headers_mut().extend(page_headers(PAGE_CSP));
     Ok(response)
 }
-
-/// How a page says when its data is from.
-pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 
 /// `template` rendered with `context`.
 pub fn render(template: &str, context: Value) -> Result<String, ApiError> {
@@ -152,25 +116,6 @@ pub async fn static_file(
 
 // --- filters -------------------------------------------------------------------------------
 
-fn pct(v: Option<f64>) -> String {
-    v.map_or("–".to_string(), |v| {
-        if (99.995..100.0).contains(&v) {
-            // 99.999 must not read as 100.00.
-            "99.99%".to_string()
-        } else {
-            format!("{v:.2}%")
-        }
-    })
-}
-
-fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "–".to_string(),
-        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
-        Some(v) => format!("{v:.1} ms"),
-    }
-}
-
 /// Hourly p95s as a small inline SVG line (gaps where an hour had no run), with the range in
 /// its title: the number is there in words as well as in the shape.
 fn sparkline(points: Vec<Option<f64>>) -> Value {
@@ -196,26 +141,15 @@ fn sparkline(points: Vec<Option<f64>>) -> Value {
     }
     let title = format!(
         "p95 over the last 24 hours: {} to {}",
-        ms(Some(min)),
-        ms(Some(max))
+        format::ms(min),
+        format::ms(max)
     );
-    Value::from_safe_string(format!(
-        "<svg class=\"spark\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{title}\"><title>{title}</title><path d=\"{}\"/></svg>",
-        paths.trim_end()
-    ))
-}
-
-fn duration(secs: i64) -> String {
-    crate::channels::human_duration(std::time::Duration::from_secs(secs.max(0) as u64))
-}
-
-fn stamp(v: Value) -> String {
-    v.as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map_or_else(
-            || v.to_string(),
-            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-        )
+    let svg = svg::figure("spark", w, h, &title)
+        .attr("width", w)
+        .attr("height", h)
+        .title(&title)
+        .child(svg::element("path").attr("d", paths.trim_end()));
+    Value::from_safe_string(svg.to_string())
 }
 
 fn day_field(day: &Value, field: &str) -> Value {
@@ -240,7 +174,10 @@ fn day_text(day: Value) -> String {
     let incidents = day_field(&day, "incidents").as_i64_opt().unwrap_or(0);
     let mut text = match day_field(&day, "uptime").as_f64_opt() {
         None => format!("{date}: no data"),
-        Some(u) => format!("{date}: {} ({failures} of {runs} failed)", pct(Some(u))),
+        Some(u) => format!(
+            "{date}: {} ({failures} of {runs} failed)",
+            format::percent(u)
+        ),
     };
     if incidents > 0 {
         text.push_str(&format!(
@@ -272,19 +209,6 @@ impl ValueExt for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_file_in_ui_templates_is_compiled_in() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ui/templates");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        let mut names: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
-        names.sort();
-        assert_eq!(files, names);
-    }
 
     #[test]
     fn sparklines_break_at_hours_without_runs() {

@@ -6,10 +6,9 @@
 //! Every phase has a `<title>` (its name and duration), and each row says its status in words:
 //! colour is never the only signal. Step names are escaped.
 
-use std::fmt::Write as _;
-
-use crate::digest::render::esc;
+use crate::format::{ms_short, truncate};
 use crate::run::{RunResult, StepStatus};
+use crate::svg::{self, element};
 
 const LABEL_W: f64 = 200.0;
 const PLOT_W: f64 = 560.0;
@@ -27,16 +26,6 @@ fn tick_step(max: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-fn ms_label(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
-
 pub fn svg(run: &RunResult) -> String {
     let end = run
         .steps
@@ -49,24 +38,32 @@ pub fn svg(run: &RunResult) -> String {
     let x = |ms: f64| LABEL_W + (ms.max(0.0) * scale).min(PLOT_W);
     let height = TOP + ROW_H * run.steps.len() as f64 + 6.0;
     let width = LABEL_W + PLOT_W + 10.0;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<svg class=\"waterfall\" viewBox=\"0 0 {width} {height:.0}\" role=\"img\" \
-         aria-label=\"Waterfall of the run: {} steps over {}\">",
-        run.steps.len(),
-        ms_label(run.duration_ms)
+    let mut out = svg::figure(
+        "waterfall",
+        width,
+        format_args!("{height:.0}"),
+        &format!(
+            "Waterfall of the run: {} steps over {}",
+            run.steps.len(),
+            ms_short(run.duration_ms)
+        ),
     );
     let mut t = 0.0;
     while t <= end + step / 2.0 {
-        let _ = write!(
-            out,
-            "<line class=\"grid\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{height:.0}\"/>\
-             <text class=\"tick\" x=\"{0:.1}\" y=\"14\">{2}</text>",
-            x(t),
-            TOP - 4.0,
-            ms_label(t)
+        out.push(
+            element("line")
+                .class("grid")
+                .attr("x1", format_args!("{:.1}", x(t)))
+                .attr("x2", format_args!("{:.1}", x(t)))
+                .attr("y1", TOP - 4.0)
+                .attr("y2", format_args!("{height:.0}")),
         );
+        out.push(svg::text(
+            "tick",
+            format_args!("{:.1}", x(t)),
+            14,
+            &ms_short(t),
+        ));
         t += step;
     }
     for (i, s) in run.steps.iter().enumerate() {
@@ -82,67 +79,63 @@ pub fn svg(run: &RunResult) -> String {
             StepStatus::Skipped => "–",
             _ => "✖",
         };
-        let _ = write!(
-            out,
-            "<text class=\"label {status}\" x=\"4\" y=\"{:.1}\">{mark} {}</text>",
-            y + 17.0,
-            esc(&truncate(&s.name, 26))
-        );
+        out.push(svg::text(
+            &format!("label {status}"),
+            4,
+            format_args!("{:.1}", y + 17.0),
+            &format!("{mark} {}", truncate(&s.name, 26)),
+        ));
         if s.status == StepStatus::Skipped {
-            let _ = write!(
-                out,
-                "<text class=\"tick\" x=\"{LABEL_W}\" y=\"{:.1}\">skipped</text>",
-                y + 17.0
-            );
+            out.push(svg::text(
+                "tick",
+                LABEL_W,
+                format_args!("{:.1}", y + 17.0),
+                "skipped",
+            ));
             continue;
         }
+        let bar = |class: String, from: f64, ms: f64, title: String| {
+            element("rect")
+                .class(&class)
+                .attr("x", format_args!("{:.1}", x(from)))
+                .attr("y", format_args!("{:.1}", y + 5.0))
+                .attr(
+                    "width",
+                    format_args!("{:.1}", (x(from + ms) - x(from)).max(1.0)),
+                )
+                .attr("height", ROW_H - 10.0)
+                .title(&title)
+        };
         let mut at = s.offset_ms;
         let mut drew = false;
         for (phase, d) in s.timings.phases() {
             let ms = d.as_secs_f64() * 1e3;
-            let _ = write!(
-                out,
-                "<rect class=\"ph ph-{phase} {status}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{}\"><title>{} {phase}: {}</title></rect>",
-                x(at),
-                y + 5.0,
-                (x(at + ms) - x(at)).max(1.0),
-                ROW_H - 10.0,
-                esc(&s.name),
-                ms_label(ms)
-            );
+            out.push(bar(
+                format!("ph ph-{phase} {status}"),
+                at,
+                ms,
+                format!("{} {phase}: {}", s.name, ms_short(ms)),
+            ));
             at += ms;
             drew = true;
         }
         let total = s.timings.total.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         if !drew {
-            let _ = write!(
-                out,
-                "<rect class=\"ph ph-total {status}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{}\"><title>{}: {}</title></rect>",
-                x(s.offset_ms),
-                y + 5.0,
-                (x(s.offset_ms + total) - x(s.offset_ms)).max(1.0),
-                ROW_H - 10.0,
-                esc(&s.name),
-                ms_label(total)
-            );
+            out.push(bar(
+                format!("ph ph-total {status}"),
+                s.offset_ms,
+                total,
+                format!("{}: {}", s.name, ms_short(total)),
+            ));
         }
-        let _ = write!(
-            out,
-            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{} ({status})</text>",
-            (x(s.offset_ms + total) + 4.0).min(width - 60.0),
-            y + 17.0,
-            ms_label(total)
-        );
+        out.push(svg::text(
+            "tick",
+            format_args!("{:.1}", (x(s.offset_ms + total) + 4.0).min(width - 60.0)),
+            format_args!("{:.1}", y + 17.0),
+            &format!("{} ({status})", ms_short(total)),
+        ));
     }
-    out.push_str("</svg>");
-    out
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    text.chars().take(max - 1).collect::<String>() + "…"
+    out.to_string()
 }
 
 #[cfg(test)]

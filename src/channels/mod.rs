@@ -138,28 +138,6 @@ pub(crate) fn is_web_url(text: &str) -> bool {
     text.starts_with("https://") || text.starts_with("http://")
 }
 
-/// The two largest units, for people: `1h 4m`, `42s`, `2d 3h`.
-pub(crate) fn human_duration(d: Duration) -> String {
-    let mut rest = d.as_secs();
-    let parts: Vec<String> = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")]
-        .into_iter()
-        .map(|(size, unit)| {
-            let value = rest / size;
-            rest %= size;
-            (value, unit)
-        })
-        .skip_while(|(value, _)| *value == 0)
-        .take(2)
-        .filter(|(value, _)| *value > 0)
-        .map(|(value, unit)| format!("{value}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".to_string()
-    } else {
-        parts.join(" ")
-    }
-}
-
 /// Posts a JSON body and classifies the answer; transport errors are retryable. Errors never
 /// include the URL (it may be a credential, like a Slack webhook's).
 pub(crate) async fn post_json(
@@ -245,16 +223,5 @@ mod tests {
             classify_http(302, None, ""),
             Err(DeliveryError::Permanent { .. })
         ));
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        let s = Duration::from_secs;
-        assert_eq!(human_duration(s(0)), "0s");
-        assert_eq!(human_duration(s(42)), "42s");
-        assert_eq!(human_duration(s(303)), "5m 3s");
-        assert_eq!(human_duration(s(3852)), "1h 4m");
-        assert_eq!(human_duration(s(3605)), "1h");
-        assert_eq!(human_duration(s(2 * 86_400 + 3 * 3600 + 59)), "2d 3h");
     }
 }

@@ -11,9 +11,10 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, human_duration, is_web_url, post_json};
+use super::{BoxFuture, Delivered, DeliveryError, Notifier, is_web_url, post_json};
 use crate::alert::{Notification, NotificationKind, ResolvedBy, Severity};
 use crate::channels::config::{Secret, SlackConfig};
+use crate::format::{self, truncate};
 
 /// Block Kit limits, in characters (<https://api.slack.com/reference/block-kit/blocks>).
 pub(crate) const HEADER_MAX: usize = 150;
@@ -75,7 +76,7 @@ fn emoji(n: &Notification) -> &'static str {
 fn what(n: &Notification) -> Value {
     let i = &n.incident;
     let headline = escape(&i.cause.headline(i.severity));
-    let lasted = human_duration(i.duration(n.created_at));
+    let lasted = format::duration(i.duration(n.created_at));
     let text = match n.kind {
         NotificationKind::Triggered => headline,
         NotificationKind::Escalated => format!("*Escalated to failure:* {headline}"),
@@ -134,7 +135,7 @@ fn context(n: &Notification) -> Value {
     let i = &n.incident;
     let mut elements = vec![
         format!("Incident #{}", i.id),
-        format!("Started {}", i.started_at.format("%Y-%m-%d %H:%M:%S UTC")),
+        format!("Started {}", format::timestamp(i.started_at)),
     ];
     elements.extend(i.cause.error.as_ref().map(|e| format!("Error: {e}")));
     let elements: Vec<Value> = elements
@@ -177,16 +178,6 @@ pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// `text` if it fits in `max` characters, else its start and `…`.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max - 1).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]

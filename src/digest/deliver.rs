@@ -17,13 +17,14 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde_json::{Value, json};
 
 use super::model::{Digest, Trend};
-use super::render::{self, Images, LinkBase, Rendered, count};
+use super::render::{self, Images, LinkBase, Rendered};
 use crate::channels::config::{ChannelKind, Channels, Secret};
 use crate::channels::email::Mailer;
 use crate::channels::slack::{
-    BUTTON_TEXT_MAX, BUTTON_URL_MAX, HEADER_MAX, TEXT_MAX, escape, mrkdwn, truncate,
+    BUTTON_TEXT_MAX, BUTTON_URL_MAX, HEADER_MAX, TEXT_MAX, escape, mrkdwn,
 };
 use crate::channels::{Delivered, DeliveryError, http_client, is_web_url, post_json};
+use crate::format::{self, count, truncate};
 
 /// Where one channel's digests go.
 pub struct DigestChannel(Kind);
@@ -140,13 +141,13 @@ const SLACK_ITEMS: usize = 5;
 pub fn slack(id: i64, d: &Digest, links: &LinkBase) -> Value {
     let s = &d.summary;
     let subject = render::subject(d);
-    let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}%"));
-    let secs = |v: Option<f64>| v.map_or("–".to_string(), render::secs);
+    let pct = |v: Option<f64>| format::optional(v, format::percent);
+    let secs = |v: Option<f64>| format::optional(v, format::duration_secs);
     let header = format!(":bar_chart: Feedback digest: {}", d.owner);
     let overview = format!(
         "*{} to {}*: {} available over {}; {} (MTTD {}, MTTR {}); {}, {}; {}; {}.",
-        render::date(d.from),
-        render::date(d.to),
+        format::date(d.from),
+        format::date(d.to),
         pct(s.availability),
         count(s.runs, "run"),
         count(s.incidents as u64, "incident"),
@@ -195,9 +196,9 @@ fn attention(d: &Digest) -> Vec<String> {
         .filter(|j| matches!((j.availability, j.slo), (Some(a), Some(slo)) if a < slo));
     for j in below_slo.take(SLACK_ITEMS) {
         out.push(format!(
-            "• `{}` below its SLO: {:.2}% (SLO {}%)",
+            "• `{}` below its SLO: {} (SLO {}%)",
             escape(&j.name),
-            j.availability.unwrap_or(0.0),
+            format::percent(j.availability.unwrap_or(0.0)),
             j.slo.unwrap_or(100.0)
         ));
     }

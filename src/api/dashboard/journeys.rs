@@ -272,7 +272,6 @@ pub(super) async fn run(
             ..context! {
                 run => Value::from_serialize(r),
                 outcome_state,
-                duration => format!("{:.1} ms", r.duration_ms),
                 trace_url,
                 waterfall => Value::from_safe_string(crate::api::waterfall::svg(r)),
             }

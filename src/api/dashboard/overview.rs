@@ -107,7 +107,7 @@ pub(super) async fn overview(
                 locations => Value::from_serialize(&locations),
                 filter => Value::from_serialize(&filter),
                 // The rows come from the snapshot: its time, not the request's.
-                generated_at => s.generated_at.format(ui::STAMP_FORMAT).to_string(),
+                generated_at => crate::format::timestamp(s.generated_at),
             }
         },
     )

@@ -1,23 +1,18 @@
 //! The incidents of public journeys as an Atom feed (RFC 4287), for feed readers and chat
 //! integrations: one entry per incident, updated when it resolves.
 
-use chrono::{DateTime, Utc};
-
 use super::snapshot::{PublicIncident, Snapshot};
-use crate::digest::render::esc;
-
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::format;
+// Atom is XML, escaped like SVG.
+use crate::svg::escape as esc;
 
 fn summary(i: &PublicIncident) -> String {
-    let started = i.started_at.format("%Y-%m-%d %H:%M UTC");
-    let lasted =
-        crate::channels::human_duration(std::time::Duration::from_secs(i.duration_s.max(0) as u64));
+    let started = format::timestamp_minutes(i.started_at);
+    let lasted = format::duration_secs(i.duration_s as f64);
     match i.resolved_at {
         Some(r) => format!(
             "Started {started}; resolved {} after {lasted}.",
-            r.format("%Y-%m-%d %H:%M UTC")
+            format::timestamp_minutes(r)
         ),
         None => format!("Started {started}; ongoing for {lasted}."),
     }
@@ -38,7 +33,7 @@ pub fn atom(s: &Snapshot, title: &str, base: &str) -> String {
          <title>{} incidents</title>\n<id>urn:waymark:status</id>\n<updated>{}</updated>\n\
          <link rel=\"alternate\" href=\"{}/\"/>\n<author><name>Waymark</name></author>\n",
         esc(title),
-        time(updated),
+        format::rfc3339(updated),
         esc(base)
     );
     for i in &s.incidents {
@@ -53,8 +48,8 @@ pub fn atom(s: &Snapshot, title: &str, base: &str) -> String {
             },
             esc(&i.title),
             i.id,
-            time(i.started_at),
-            time(i.resolved_at.unwrap_or(i.started_at)),
+            format::rfc3339(i.started_at),
+            format::rfc3339(i.resolved_at.unwrap_or(i.started_at)),
             esc(base),
             esc(&summary(i)),
         ));

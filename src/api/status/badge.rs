@@ -2,6 +2,8 @@
 //! written in the badge; its colour (green from 99.9 %, yellow from 99 %, red below, grey
 //! without data) only repeats it.
 
+use crate::svg::{self, element};
+
 /// Width of a text in the badge's 11 px sans-serif, roughly: 6.5 px a character.
 fn text_width(text: &str) -> u32 {
     (text.chars().count() as u32) * 13 / 2 + 10
@@ -10,23 +12,40 @@ fn text_width(text: &str) -> u32 {
 pub fn uptime(percent: Option<f64>) -> String {
     let (value, colour) = match percent {
         None => ("no data".to_string(), "#9f9f9f"),
-        Some(p) if p >= 99.9 => (format!("{p:.2}%"), "#2e8540"),
-        Some(p) if p >= 99.0 => (format!("{p:.2}%"), "#b08800"),
-        Some(p) => (format!("{p:.2}%"), "#cf222e"),
+        Some(p) if p >= 99.9 => (crate::format::percent(p), "#2e8540"),
+        Some(p) if p >= 99.0 => (crate::format::percent(p), "#b08800"),
+        Some(p) => (crate::format::percent(p), "#cf222e"),
     };
     let label = "uptime";
     let (lw, vw) = (text_width(label), text_width(&value));
-    let w = lw + vw;
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"20\" role=\"img\" \
-         aria-label=\"{label}: {value}\"><title>{label}: {value}</title>\
-         <rect width=\"{lw}\" height=\"20\" fill=\"#555\"/>\
-         <rect x=\"{lw}\" width=\"{vw}\" height=\"20\" fill=\"{colour}\"/>\
-         <g fill=\"#fff\" font-family=\"Verdana,DejaVu Sans,sans-serif\" font-size=\"11\" text-anchor=\"middle\">\
-         <text x=\"{lx}\" y=\"14\">{label}</text><text x=\"{vx}\" y=\"14\">{value}</text></g></svg>",
-        lx = lw / 2,
-        vx = lw + vw / 2,
-    )
+    let said = format!("{label}: {value}");
+    svg::document(lw + vw, 20)
+        .attr("role", "img")
+        .attr("aria-label", &said)
+        .title(&said)
+        .child(
+            element("rect")
+                .attr("width", lw)
+                .attr("height", 20)
+                .attr("fill", "#555"),
+        )
+        .child(
+            element("rect")
+                .attr("x", lw)
+                .attr("width", vw)
+                .attr("height", 20)
+                .attr("fill", colour),
+        )
+        .child(
+            element("g")
+                .attr("fill", "#fff")
+                .attr("font-family", "Verdana,DejaVu Sans,sans-serif")
+                .attr("font-size", 11)
+                .attr("text-anchor", "middle")
+                .child(svg::text("", lw / 2, 14, label))
+                .child(svg::text("", lw + vw / 2, 14, &value)),
+        )
+        .to_string()
 }
 
 #[cfg(test)]

@@ -280,7 +280,7 @@ fn public_pages(state: &AppState, s: &Snapshot) -> Result<PublicPages, ApiError>
             site => minijinja::Value::from_serialize(&state.config.status_page),
             snapshot => minijinja::Value::from_serialize(s),
             overall_text => overall_text(s),
-            generated_at => s.generated_at.format(ui::STAMP_FORMAT).to_string(),
+            generated_at => crate::format::timestamp(s.generated_at),
             icons,
             labels,
         },

@@ -145,7 +145,7 @@ pub fn build(input: &Inputs<'_>) -> Snapshot {
                 let (runs, failures) = totals.and_then(|t| t.get(&day)).copied().unwrap_or((0, 0));
                 let end = day + Duration::days(1);
                 Day {
-                    date: day.format("%Y-%m-%d").to_string(),
+                    date: crate::format::date(day),
                     runs,
                     failures,
                     uptime: uptime(runs, failures),

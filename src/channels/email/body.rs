@@ -1,4 +1,4 @@
-//! The message: subject, a complete plain-text part and an escaped HTML part.
+//! The message: subject, a complete plain-text part and an HTML part from a template.
 
 use std::time::SystemTime;
 
@@ -7,7 +7,10 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
 use crate::alert::{Notification, NotificationKind, ResolvedBy, Severity};
-use crate::channels::{human_duration, is_web_url};
+use crate::channels::is_web_url;
+use crate::format::{self, duration as human_duration};
+use crate::templates;
+use minijinja::{Value, context};
 
 pub(super) fn message(n: &Notification, from: &Mailbox, to: &[Mailbox]) -> Result<Message, String> {
     let mut builder = Message::builder()
@@ -53,8 +56,8 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
     let i = &n.incident;
     let c = &i.cause;
     let by = |at: DateTime<Utc>, who: Option<&str>| match who {
-        Some(who) => format!("{} by {who}", stamp(at)),
-        None => stamp(at),
+        Some(who) => format!("{} by {who}", format::timestamp(at)),
+        None => format::timestamp(at),
     };
     let anomaly = c.anomaly.as_ref().map(|a| {
         format!(
@@ -67,8 +70,8 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         ("Severity", Some(i.severity.as_str().to_string())),
         ("State", Some(i.state.as_str().to_string())),
         ("Incident", Some(format!("#{}", i.id))),
-        ("Started", Some(stamp(i.started_at))),
-        ("Opened", Some(stamp(i.opened_at))),
+        ("Started", Some(format::timestamp(i.started_at))),
+        ("Opened", Some(format::timestamp(i.opened_at))),
         (
             "Acknowledged",
             i.acknowledged_at
@@ -120,10 +123,6 @@ fn links(n: &Notification) -> Vec<(&'static str, &str)> {
     .collect()
 }
 
-fn stamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 fn footer(n: &Notification) -> String {
     format!(
         "Waymark notification {} ({}) for channel {}.",
@@ -151,57 +150,26 @@ pub(super) fn text(n: &Notification) -> String {
     out + "\n-- \n" + &footer(n) + "\n"
 }
 
-const BODY_CSS: &str = "margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,\
-                        Arial,sans-serif;color:#1f2328;background:#ffffff;";
-const TH_CSS: &str = "text-align:left;vertical-align:top;padding:3px 16px 3px 0;color:#57606a;\
-                      font-weight:normal;white-space:nowrap;";
-const TD_CSS: &str = "padding:3px 0;white-space:pre-wrap;word-break:break-word;";
-const BUTTON_CSS: &str = "display:inline-block;margin:0 8px 8px 0;padding:6px 12px;\
-                          border:1px solid #d0d7de;border-radius:6px;color:#0969da;\
-                          text-decoration:none;";
-const SMALL_CSS: &str = "margin:16px 0 0;color:#57606a;font-size:12px;";
-
-/// The HTML part: the text part's content, laid out; every value escaped.
+/// The HTML part (`ui/templates/email/alert.html`): the text part's content, laid out with
+/// inline CSS; every value escaped by the template. A link that is not an http(s) URL (a
+/// runbook written as prose, or a `javascript:` trap) is shown as text instead.
 pub(super) fn html(n: &Notification) -> String {
-    let rows: String = facts(n)
-        .iter()
-        .map(|(label, value)| {
-            format!(
-                "<tr><th style=\"{TH_CSS}\">{}</th><td style=\"{TD_CSS}\">{}</td></tr>\n",
-                escape(label),
-                escape(value)
-            )
-        })
+    let links: Vec<Value> = links(n)
+        .into_iter()
+        .map(|(label, href)| context! { label, href, web => is_web_url(href) })
         .collect();
-    let buttons: String = links(n).iter().map(|(l, href)| button(l, href)).collect();
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{summary}</title></head>\n\
-         <body style=\"{BODY_CSS}\">\n\
-         <div style=\"border-left:6px solid {color};padding:4px 16px;\">\n\
-         <h2 style=\"margin:0 0 8px;font-size:18px;\">{summary}</h2>\n\
-         <p style=\"margin:0 0 12px;font-size:15px;\">{what}</p>\n\
-         <table style=\"border-collapse:collapse;font-size:14px;\">\n{rows}</table>\n\
-         <p style=\"margin:12px 0 0;\">{buttons}</p>\n\
-         </div>\n<p style=\"{SMALL_CSS}\">{footer}</p>\n</body></html>\n",
-        summary = escape(&n.summary()),
-        color = color(n),
-        what = escape(&what(n)),
-        footer = escape(&footer(n)),
+    templates::mail_or_text(
+        "email/alert.html",
+        context! {
+            summary => n.summary(),
+            color => color(n),
+            what => what(n),
+            facts => facts(n),
+            links,
+            footer => footer(n),
+        },
+        &text(n),
     )
-}
-
-/// A link styled as a button; a value that is not an http(s) URL (a runbook written as
-/// prose, or a `javascript:` trap) is shown as text instead.
-fn button(label: &str, href: &str) -> String {
-    if is_web_url(href) {
-        format!(
-            "<a href=\"{}\" style=\"{BUTTON_CSS}\">{}</a>",
-            escape(href),
-            escape(label)
-        )
-    } else {
-        format!("<span>{}: {}</span> ", escape(label), escape(href))
-    }
 }
 
 /// The accent colour: red failing, amber degraded, green resolved, blue acknowledged.
@@ -212,19 +180,4 @@ fn color(n: &Notification) -> &'static str {
         (_, Severity::Failure) => "#cf222e",
         (_, Severity::Degraded) => "#bf8700",
     }
-}
-
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -22,7 +22,6 @@ use rustls::pki_types::pem::PemObject;
 use super::{BoxFuture, Delivered, DeliveryError, Notifier, SEND_TIMEOUT};
 use crate::alert::Notification;
 use crate::channels::config::{EmailConfig, SmtpTls};
-pub(crate) use body::escape as escape_html;
 use body::message;
 
 mod body;

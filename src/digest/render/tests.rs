@@ -1,6 +1,7 @@
 //! Escaping, `cid:` charts, links and the plain-text part, on a sample digest.
 
 use super::*;
+use chrono::{DateTime, Utc};
 
 fn t(day: u32) -> DateTime<Utc> {
     use chrono::TimeZone;

@@ -216,6 +216,6 @@ fn date(unix_secs: u64) -> String {
         .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .map_or_else(
             || format!("{unix_secs} (Unix time)"),
-            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            crate::format::timestamp,
         )
 }

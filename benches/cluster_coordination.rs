@@ -254,7 +254,11 @@ async fn store_runs(
                 }
             })
             .collect();
-        store.runs().record_runs(&batch).await.map_err(err)?;
+        store
+            .runs()
+            .record_runs(&batch, chrono::Utc::now())
+            .await
+            .map_err(err)?;
     }
     Ok(t.elapsed())
 }

@@ -180,12 +180,20 @@ async fn main() {
             at += chrono::Duration::hours(1);
             k += 1;
             if batch.len() == 5000 {
-                store.runs().record_runs(&batch).await.expect("stored");
+                store
+                    .runs()
+                    .record_runs(&batch, chrono::Utc::now())
+                    .await
+                    .expect("stored");
                 batch.clear();
             }
         }
     }
-    store.runs().record_runs(&batch).await.expect("stored");
+    store
+        .runs()
+        .record_runs(&batch, chrono::Utc::now())
+        .await
+        .expect("stored");
     let token = "bench-session-token";
     store
         .sessions()

@@ -150,7 +150,7 @@ async fn measure(name: &str, store: Store, journeys: &[Journey], start: DateTime
             if batch.len() == 2000 {
                 store
                     .runs()
-                    .record_runs(&batch)
+                    .record_runs(&batch, chrono::Utc::now())
                     .await
                     .expect("runs are stored");
                 runs += batch.len() as u64;
@@ -160,7 +160,7 @@ async fn measure(name: &str, store: Store, journeys: &[Journey], start: DateTime
     }
     store
         .runs()
-        .record_runs(&batch)
+        .record_runs(&batch, chrono::Utc::now())
         .await
         .expect("runs are stored");
     runs += batch.len() as u64;

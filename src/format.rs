@@ -6,6 +6,8 @@
 //! shows, and where two similar figures deliberately differ (a latency in a table against a tick
 //! label) each has its own function saying why.
 
+#![deny(clippy::disallowed_methods)]
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

@@ -7,6 +7,8 @@
 //! [`Element`]. Numbers are formatted by the caller (`format_args!("{x:.1}")`,
 //! [`crate::format::number`]) so each drawer keeps the precision its pixels need.
 
+#![deny(clippy::disallowed_methods)]
+
 use std::fmt::{self, Display, Write as _};
 
 /// `text` safe inside XML text and double- or single-quoted attribute values: `&`, `<`, `>`,

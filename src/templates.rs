@@ -9,6 +9,8 @@
 //! with [`crate::svg::escape`] instead, which leaves `/` alone, so links in a message's source
 //! stay the URLs they are for the filters and link scanners of mail systems.
 
+#![deny(clippy::disallowed_methods)]
+
 use std::sync::LazyLock;
 
 use minijinja::{AutoEscape, Environment, Value};

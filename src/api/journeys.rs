@@ -422,11 +422,16 @@ mod tests {
         state
             .store
             .runs()
-            .record_run(&record("shop", 1))
+            .record_run(&record("shop", 1), chrono::Utc::now())
             .await
             .unwrap();
         let last = record("shop", 2);
-        state.store.runs().record_run(&last).await.unwrap();
+        state
+            .store
+            .runs()
+            .record_run(&last, chrono::Utc::now())
+            .await
+            .unwrap();
         let app = super::super::router(state);
         let (status, body) = call(&app, get("/api/v1/journeys")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -450,7 +455,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (state, _) = state(dir.path(), None).await;
         let records: Vec<RunRecord> = (0..5).map(|m| record("shop", m)).collect();
-        state.store.runs().record_runs(&records).await.unwrap();
+        state
+            .store
+            .runs()
+            .record_runs(&records, chrono::Utc::now())
+            .await
+            .unwrap();
         let app = super::super::router(state);
 
         let (status, body) = call(&app, get("/api/v1/journeys/shop/runs?limit=2")).await;

@@ -260,7 +260,12 @@ mod tests {
             .map(|i| run("checkout", "eu", i, 40.0 + i as f64, i == 1))
             .collect();
         runs.extend((1..=10).map(|i| run("checkout", "us", i + 2, 90.0, false)));
-        state.store.runs().record_runs(&runs).await.unwrap();
+        state
+            .store
+            .runs()
+            .record_runs(&runs, chrono::Utc::now())
+            .await
+            .unwrap();
         let app = super::super::router(state);
 
         let j = json_of(&app, "/api/v1/journeys/checkout").await;

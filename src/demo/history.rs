@@ -79,13 +79,13 @@ pub async fn seed(
             batch.push(simulated_run(j, location, t, typical, &mut rng));
             t += chrono::Duration::minutes(EVERY_MINUTES);
             if batch.len() == 500 {
-                store.runs().record_runs(&batch).await?;
+                store.runs().record_runs(&batch, chrono::Utc::now()).await?;
                 written += batch.len();
                 batch.clear();
             }
         }
     }
-    store.runs().record_runs(&batch).await?;
+    store.runs().record_runs(&batch, chrono::Utc::now()).await?;
     Ok(written + batch.len())
 }
 

@@ -10,6 +10,8 @@
 //! - [`deliver`]: one digest to one channel (email, Slack summary, log).
 //! - [`cycle`]: the service's duty: make each period's digests once, deliver, resume.
 
+#![deny(clippy::disallowed_methods)]
+
 pub mod chart;
 pub mod compute;
 pub mod config;

@@ -396,7 +396,11 @@ mod tests {
                 )
             })
             .collect();
-        store.runs().record_runs(&runs).await.unwrap();
+        store
+            .runs()
+            .record_runs(&runs, chrono::Utc::now())
+            .await
+            .unwrap();
         let mut incident =
             Incident::open_for_test("shop", crate::alert::Severity::Failure, Utc::now());
         incident.id = 0;

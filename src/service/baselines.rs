@@ -361,7 +361,11 @@ mod tests {
             })
             .collect();
         for chunk in history.chunks(500) {
-            store.runs().record_runs(chunk).await.unwrap();
+            store
+                .runs()
+                .record_runs(chunk, chrono::Utc::now())
+                .await
+                .unwrap();
         }
 
         let slow = 2 * DAY_RUNS;

@@ -15,6 +15,8 @@
 //!
 //! Writes from the scheduler go through [`StoreWriter`], which batches them.
 
+#![deny(clippy::disallowed_methods)]
+
 /// Runs one query on whichever pool `store` holds: `dispatch!(self, alerts::save(&rows))` is
 /// `sqlite::alerts::save(pool, &rows).await` or `postgres::alerts::save(pool, &rows).await`.
 /// Naming both instances also makes the compiler check that each dialect has the query.

@@ -41,18 +41,19 @@ impl Runs<'_> {
         dispatch!(self.0, queries::journeys())
     }
 
-    /// Records one run, its steps and its rollup contributions in one transaction.
-    pub async fn record_run(self, record: &RunRecord) -> Result<()> {
-        self.record_runs(std::slice::from_ref(record)).await
+    /// Records one run, its steps and its rollup contributions in one transaction, as
+    /// recorded at `now` (the run feed's time, which pruning reads).
+    pub async fn record_run(self, record: &RunRecord, now: DateTime<Utc>) -> Result<()> {
+        self.record_runs(std::slice::from_ref(record), now).await
     }
 
-    /// Records runs in one transaction. A run already stored (same `run_id`) is skipped, so
-    /// retrying a batch never counts a run twice.
-    pub async fn record_runs(self, records: &[RunRecord]) -> Result<()> {
+    /// Records runs in one transaction, at `now`. A run already stored (same `run_id`) is
+    /// skipped, so retrying a batch never counts a run twice.
+    pub async fn record_runs(self, records: &[RunRecord], now: DateTime<Utc>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        dispatch!(self.0, queries::record_runs(records))
+        dispatch!(self.0, queries::record_runs(records, now))
     }
 
     /// The latest `limit` runs of a journey, newest first.
@@ -193,6 +194,7 @@ macro_rules! dialect {
         pub(in crate::store) async fn record_runs(
             pool: &Pool<Db>,
             records: &[RunRecord],
+            now: chrono::DateTime<chrono::Utc>,
         ) -> Result<()> {
             let mut tx = pool.begin_with($begin).await?;
             let mut deltas = BTreeMap::new();
@@ -223,7 +225,7 @@ macro_rules! dialect {
                 }
                 sqlx::query("INSERT INTO run_feed (run_id, recorded_at_ns) VALUES ($1, $2)")
                     .bind(r.run_id)
-                    .bind(to_ns(chrono::Utc::now())?)
+                    .bind(to_ns(now)?)
                     .execute(&mut *tx)
                     .await?;
                 for (index, s) in r.steps.iter().enumerate() {

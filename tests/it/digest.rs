@@ -454,7 +454,11 @@ async fn seed(store: &Store) -> Seeded {
     let billing: Vec<RunRecord> = (0..n).map(billing_run).collect();
     for batch in [&checkout, &catalog, &billing] {
         for chunk in batch.chunks(500) {
-            store.runs().record_runs(chunk).await.unwrap();
+            store
+                .runs()
+                .record_runs(chunk, chrono::Utc::now())
+                .await
+                .unwrap();
         }
     }
     save(
@@ -1209,7 +1213,11 @@ async fn the_service_makes_and_sends_the_digest_of_the_last_period() {
         runs.push(r);
         at += chrono::Duration::minutes(5);
     }
-    store.runs().record_runs(&runs).await.unwrap();
+    store
+        .runs()
+        .record_runs(&runs, chrono::Utc::now())
+        .await
+        .unwrap();
     store.close().await;
 
     let serve = Serve::start(dir.path(), 0);
@@ -1280,7 +1288,11 @@ async fn refused_and_expired_deliveries_end_as_failed() {
     let runs: Vec<RunRecord> = (day(14, 0, 0) / RUN_EVERY_MIN..day(14, 2, 0) / RUN_EVERY_MIN)
         .map(checkout_run)
         .collect();
-    db.store.runs().record_runs(&runs).await.unwrap();
+    db.store
+        .runs()
+        .record_runs(&runs, chrono::Utc::now())
+        .await
+        .unwrap();
     let slack = Receiver::start().await;
     let slack_path = format!("/slack/{SLACK_SECRET}");
     slack.set_down(&slack_path, Some(404));

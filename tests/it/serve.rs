@@ -641,7 +641,11 @@ async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_norm
             )
         })
         .collect();
-    store.runs().record_runs(&history).await.unwrap();
+    store
+        .runs()
+        .record_runs(&history, chrono::Utc::now())
+        .await
+        .unwrap();
     let series = SeriesKey {
         journey: "steady".into(),
         step: "fetch".into(),

@@ -216,7 +216,11 @@ async fn real_runs_read_back_identically(db: Db) {
     assert!(failed.steps.iter().any(|s| s.failure.is_some()));
     for r in [passed, failed] {
         let rec = record(r);
-        db.store.runs().record_run(&rec).await.unwrap();
+        db.store
+            .runs()
+            .record_run(&rec, chrono::Utc::now())
+            .await
+            .unwrap();
         let back = db
             .store
             .runs()
@@ -265,7 +269,11 @@ async fn hand_built_run_reads_back_identically(db: Db) {
     s.attempt_span_ids = vec!["a".repeat(16), "b".repeat(16), "00f067aa0ba902b7".into()];
     r.steps[1].skip_reason = Some("an earlier step failed".into());
     let rec = record(r);
-    db.store.runs().record_run(&rec).await.unwrap();
+    db.store
+        .runs()
+        .record_run(&rec, chrono::Utc::now())
+        .await
+        .unwrap();
     let back = db
         .store
         .runs()
@@ -286,11 +294,18 @@ async fn recent_runs_newest_first(db: Db) {
     for i in 0..5 {
         let r = simple_run("shop", at(9, i, 0, 0), 100, true);
         ids.push(r.run_id);
-        db.store.runs().record_run(&record(r)).await.unwrap();
+        db.store
+            .runs()
+            .record_run(&record(r), chrono::Utc::now())
+            .await
+            .unwrap();
     }
     db.store
         .runs()
-        .record_run(&record(simple_run("other", at(9, 30, 0, 0), 100, true)))
+        .record_run(
+            &record(simple_run("other", at(9, 30, 0, 0), 100, true)),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let recent = db.store.runs().recent_runs("shop", 3).await.unwrap();
@@ -311,10 +326,14 @@ async fn recent_runs_newest_first(db: Db) {
 
 async fn recording_a_run_twice_counts_it_once(db: Db) {
     let rec = record(simple_run("shop", at(8, 0, 0, 0), 100, true));
-    db.store.runs().record_run(&rec).await.unwrap();
     db.store
         .runs()
-        .record_runs(&[rec.clone(), rec.clone()])
+        .record_run(&rec, chrono::Utc::now())
+        .await
+        .unwrap();
+    db.store
+        .runs()
+        .record_runs(&[rec.clone(), rec.clone()], chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -386,21 +405,35 @@ async fn rollups_count_and_quantiles_per_hour(db: Db) {
         let started = at(10, (ms % 60) as u32, 0, 0);
         batch.push(record(simple_run("shop", started, ms, ms % 10 != 0)));
         if batch.len() == 30 {
-            db.store.runs().record_runs(&batch).await.unwrap();
+            db.store
+                .runs()
+                .record_runs(&batch, chrono::Utc::now())
+                .await
+                .unwrap();
             batch.clear();
         }
     }
-    db.store.runs().record_runs(&batch).await.unwrap();
+    db.store
+        .runs()
+        .record_runs(&batch, chrono::Utc::now())
+        .await
+        .unwrap();
     for ms in [5, 7, 9] {
         db.store
             .runs()
-            .record_run(&record(simple_run("shop", at(11, 1, 0, 0), ms, true)))
+            .record_run(
+                &record(simple_run("shop", at(11, 1, 0, 0), ms, true)),
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
     }
     db.store
         .runs()
-        .record_run(&record(simple_run("other", at(10, 1, 0, 0), 1, true)))
+        .record_run(
+            &record(simple_run("other", at(10, 1, 0, 0), 1, true)),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let rollups = db
@@ -448,13 +481,21 @@ async fn prune_deletes_in_batches(db: Db) {
     for i in 0..25 {
         let r = record(simple_run("shop", at(1, i, 0, 0), 10, true));
         old.push(r.result.run_id);
-        db.store.runs().record_run(&r).await.unwrap();
+        db.store
+            .runs()
+            .record_run(&r, chrono::Utc::now())
+            .await
+            .unwrap();
     }
     let mut new = Vec::new();
     for i in 0..5 {
         let r = record(simple_run("shop", at(5, i, 0, 0), 10, true));
         new.push(r.result.run_id);
-        db.store.runs().record_run(&r).await.unwrap();
+        db.store
+            .runs()
+            .record_run(&r, chrono::Utc::now())
+            .await
+            .unwrap();
     }
     // Raw data older than 04:00 goes; rollups of hours before 03:00 (hour 1) go.
     let pruned = db
@@ -559,7 +600,11 @@ async fn writer_batches_and_flushed_runs_are_durable(mut db: Db) {
 
 async fn reopening_applies_migrations_once(mut db: Db) {
     let rec = record(simple_run("shop", at(6, 0, 0, 0), 42, true));
-    db.store.runs().record_run(&rec).await.unwrap();
+    db.store
+        .runs()
+        .record_run(&rec, chrono::Utc::now())
+        .await
+        .unwrap();
     db.reopen().await;
     db.store.migrate().await.unwrap();
     db.reopen().await;
@@ -1047,7 +1092,11 @@ async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
         })
         .collect();
     runs.push(run(11, 5, 500.0, "eu"));
-    store.runs().record_runs(&runs).await.unwrap();
+    store
+        .runs()
+        .record_runs(&runs, chrono::Utc::now())
+        .await
+        .unwrap();
     let p95 = store.status().hourly_p95(at(10, 0, 0, 0)).await.unwrap();
     assert_eq!(p95.len(), 2, "{p95:?}");
     assert_eq!((p95[0].0.as_str(), p95[0].1), ("shop", at(10, 0, 0, 0)));

@@ -190,7 +190,11 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
         steps: vec![],
     });
     ran.planned_at = t(60);
-    store.runs().record_runs(&[ran]).await.unwrap();
+    store
+        .runs()
+        .record_runs(&[ran], chrono::Utc::now())
+        .await
+        .unwrap();
     let missed = store.cluster().settle_claims(settle(t(61))).await.unwrap();
     let missed: Vec<(&str, &str, DateTime<Utc>)> = missed
         .iter()
@@ -293,8 +297,16 @@ async fn the_run_feed_lists_stored_runs_in_order_with_a_cursor(db: Db) {
     let runs: Vec<RunRecord> = (0..3)
         .map(|m| record(simple_run("shop", at(9, m, 0, 0), 10, true)))
         .collect();
-    store.runs().record_runs(&runs[..2]).await.unwrap();
-    store.runs().record_runs(&runs[1..]).await.unwrap();
+    store
+        .runs()
+        .record_runs(&runs[..2], chrono::Utc::now())
+        .await
+        .unwrap();
+    store
+        .runs()
+        .record_runs(&runs[1..], chrono::Utc::now())
+        .await
+        .unwrap();
     let feed = store.feed().feed_after(0, 10).await.unwrap();
     let ids: Vec<uuid::Uuid> = feed.iter().map(|e| e.run_id).collect();
     let expected: Vec<uuid::Uuid> = runs.iter().map(|r| r.result.run_id).collect();

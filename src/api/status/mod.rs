@@ -422,7 +422,7 @@ mod tests {
         state
             .store
             .runs()
-            .record_runs(&[record("checkout", false)])
+            .record_runs(&[record("checkout", false)], chrono::Utc::now())
             .await
             .unwrap();
         let app = super::super::router(state.clone());
@@ -433,7 +433,7 @@ mod tests {
         state
             .store
             .runs()
-            .record_runs(&[record("checkout", true)])
+            .record_runs(&[record("checkout", true)], chrono::Utc::now())
             .await
             .unwrap();
         let (_, html) = call(&app, get("/")).await;
@@ -467,7 +467,12 @@ mod tests {
             .map(|i| record("checkout", i == 0))
             .chain((0..3).map(|_| record("back-office", true)))
             .collect();
-        state.store.runs().record_runs(&runs).await.unwrap();
+        state
+            .store
+            .runs()
+            .record_runs(&runs, chrono::Utc::now())
+            .await
+            .unwrap();
         let app = super::super::router(state.clone());
 
         let res = {

@@ -594,24 +594,15 @@ fn past_run(
     at: chrono::DateTime<chrono::Utc>,
     latency_ms: f64,
 ) -> waymark::store::RunRecord {
-    use waymark::run::{Outcome, RunResult};
-    let step = serde_json::from_value(serde_json::json!({
-        "name": "fetch", "kind": "http", "status": "passed", "attempts": 1,
-        "offset_ms": 0.0, "conditions": [], "timings": { "total": latency_ms }
-    }))
-    .unwrap();
+    use waymark::run::testkit::{run, step};
     waymark::store::RunRecord {
-        result: RunResult {
-            run_id: uuid::Uuid::new_v4(),
-            journey: journey.into(),
-            location: "local".into(),
-            outcome: Outcome::Passed,
-            started_at: at,
-            finished_at: at + chrono::Duration::milliseconds(latency_ms as i64),
-            duration_ms: latency_ms,
-            trace_id: String::new(),
-            steps: vec![step],
-        },
+        result: run(journey)
+            .location("local")
+            .at(at)
+            .finished_at(at + chrono::Duration::milliseconds(latency_ms as i64))
+            .duration_ms(latency_ms)
+            .step(step("fetch").ms(latency_ms))
+            .build(),
         planned_at: at,
         scheduling_lag: Duration::ZERO,
         journey_sha256: String::new(),

@@ -221,7 +221,7 @@ fn steps() -> Vec<StepResult> {
     };
     ["home", "catalogue", "health"]
         .iter()
-        .map(|name| step(name).timings(timings.clone()).build())
+        .map(|name| step(name).timings(timings).build())
         .collect()
 }
 

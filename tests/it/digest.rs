@@ -33,8 +33,8 @@ use waymark::digest::render::{Images, LinkBase, render};
 use waymark::digest::{DigestConfig, DigestCycle};
 
 use crate::alerting::peers::{Receiver, SmtpSink};
-use crate::serve::{Serve, db_url, eventually, setup};
 use crate::store::Db;
+use crate::support::serve::{Serve, db_url, eventually, setup};
 
 /// Day 0: 2026-10-27, 00:00 UTC.
 const T0: i64 = 1_793_059_200;

@@ -4,7 +4,7 @@
 //! stored digest). Every check must pass: no server error, and every answer (status, content
 //! type, body) as the document describes it.
 
-use crate::serve::{Serve, TOKEN, active_incident, closed_port, db_url, setup};
+use crate::support::serve::{Serve, TOKEN, active_incident, closed_port, db_url, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {

@@ -1,4 +1,5 @@
-//! Shared test helpers: a hostile-but-honest HTTP server and a one-call journey runner.
+//! Shared test helpers: a hostile-but-honest HTTP server and a one-call journey runner here;
+//! the `waymark serve` harness in [`serve`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,8 @@ use waymark::journey::template::SecretSource;
 use waymark::run::RunResult;
 use waymark::runner::Runner;
 use waymark::telemetry::Telemetry;
+
+pub mod serve;
 
 #[derive(Default)]
 struct Counters {

@@ -40,8 +40,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection};
-use waymark::run::{Outcome, RunResult, StepResult};
+use waymark::run::StepResult;
+use waymark::run::testkit::{run, step};
 use waymark::service::cluster::LEASE_TTL;
+use waymark::step::Timings;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::{RunRecord, Store};
 
@@ -209,16 +211,17 @@ impl Meter {
 
 /// The 3 passing HTTP steps of every stored run (as `waymark run --format json` prints them).
 fn steps() -> Vec<StepResult> {
+    let ms = |ms: f64| Some(Duration::from_secs_f64(ms / 1000.0));
+    let timings = Timings {
+        connect: ms(0.2),
+        ttfb: ms(1.5),
+        download: ms(0.1),
+        total: ms(1.8),
+        ..Timings::default()
+    };
     ["home", "catalogue", "health"]
         .iter()
-        .map(|name| {
-            serde_json::from_value(serde_json::json!({
-                "name": name, "kind": "http", "status": "passed", "attempts": 1,
-                "offset_ms": 0.0, "conditions": [],
-                "timings": {"connect": 0.2, "ttfb": 1.5, "download": 0.1, "total": 1.8},
-            }))
-            .expect("a valid step result")
-        })
+        .map(|name| step(name).timings(timings).build())
         .collect()
 }
 
@@ -237,17 +240,15 @@ async fn store_runs(
                 let at = base + chrono::Duration::nanoseconds((i / SPREAD) as i64 * TICK_NS);
                 let run_id = uuid::Uuid::new_v4();
                 RunRecord {
-                    result: RunResult {
-                        run_id,
-                        journey: format!("{prefix}{}", i % SPREAD),
-                        location: LOCATION.into(),
-                        outcome: Outcome::Passed,
-                        started_at: at,
-                        finished_at: at,
-                        duration_ms: 5.4,
-                        trace_id: run_id.simple().to_string(),
-                        steps: steps.to_vec(),
-                    },
+                    result: run(&format!("{prefix}{}", i % SPREAD))
+                        .id(run_id)
+                        .location(LOCATION)
+                        .at(at)
+                        .finished_at(at)
+                        .duration_ms(5.4)
+                        .trace_id(&run_id.simple().to_string())
+                        .steps(steps.to_vec())
+                        .build(),
                     planned_at: at,
                     scheduling_lag: Duration::ZERO,
                     journey_sha256: String::new(),

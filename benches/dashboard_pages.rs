@@ -29,8 +29,7 @@ use tower::ServiceExt;
 use waymark::api::{AppState, router};
 use waymark::config::Config;
 use waymark::journey::Journey;
-use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::run::{Outcome, RunResult};
+use waymark::run::testkit;
 use waymark::scheduler::{
     BoxFuture, PlannedRun, RunExecutor, Scheduler, SchedulerConfig, SystemClock,
 };
@@ -64,31 +63,18 @@ fn journey(i: u64) -> Journey {
         i % 7,
         i % 5
     );
-    parse_journey(
-        &yaml,
-        std::path::Path::new("j.yaml"),
-        &ParseOptions::default(),
-    )
-    .expect("valid")
+    testkit::journey(&yaml)
 }
 
 fn run(journey: &str, at: DateTime<Utc>, failed: bool) -> RunRecord {
     RunRecord {
-        result: RunResult {
-            run_id: uuid::Uuid::new_v4(),
-            journey: journey.into(),
-            location: "bench".into(),
-            outcome: if failed {
-                Outcome::Failed
-            } else {
-                Outcome::Passed
-            },
-            started_at: at,
-            finished_at: at,
-            duration_ms: 20.0,
-            trace_id: String::new(),
-            steps: vec![],
-        },
+        result: testkit::run(journey)
+            .location("bench")
+            .at(at)
+            .finished_at(at)
+            .duration_ms(20.0)
+            .failed_if(failed)
+            .build(),
         planned_at: at,
         scheduling_lag: Duration::ZERO,
         journey_sha256: String::new(),

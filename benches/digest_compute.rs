@@ -12,15 +12,14 @@
 // Clock reads are refused only in the pure modules (clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection};
 use waymark::journey::Journey;
-use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
-use waymark::step::{Failure, FailureClass, Timings};
+use waymark::run::StepResult;
+use waymark::run::testkit;
+use waymark::step::{FailureClass, Timings};
 use waymark::store::{RunRecord, Store};
 
 const PG_ENV: &str = "WAYMARK_BENCH_POSTGRES_URL";
@@ -41,7 +40,7 @@ fn journey(i: u64) -> Journey {
          - name: pay\n  dependency: payments\n  http: {{ url: \"http://127.0.0.1:9/pay\" }}\n\
          - name: logout\n  http: {{ url: \"http://127.0.0.1:9/logout\" }}\n"
     );
-    parse_journey(&yaml, Path::new("j.yaml"), &ParseOptions::default()).expect("a valid journey")
+    testkit::journey(&yaml)
 }
 
 /// A small deterministic generator (SplitMix64), so both databases get the same runs.
@@ -63,39 +62,21 @@ impl Rng {
 
 fn step(name: &str, ms: f64, failure: Option<String>) -> StepResult {
     let d = |ms: f64| Some(Duration::from_secs_f64(ms / 1000.0));
-    StepResult {
-        name: name.into(),
-        kind: "http".into(),
-        dependency: (name == "pay").then(|| "payments".to_string()),
-        status: if failure.is_some() {
-            StepStatus::Failed
-        } else {
-            StepStatus::Passed
-        },
-        attempts: 1,
-        offset_ms: 0.0,
-        failure: failure.map(|message| Failure {
-            class: FailureClass::HttpStatus,
-            message,
-        }),
-        conditions: vec![],
-        degraded: vec![],
-        timings: Timings {
-            dns: d(0.5),
-            connect: d(1.0),
-            ttfb: d(ms - 2.0),
-            download: d(0.5),
-            total: d(ms),
-            ..Timings::default()
-        },
-        request: None,
-        response: None,
-        actions: vec![],
-        extracted: vec![],
-        skip_reason: None,
-        span_id: String::new(),
-        attempt_span_ids: vec![],
+    let mut step = testkit::step(name).timings(Timings {
+        dns: d(0.5),
+        connect: d(1.0),
+        ttfb: d(ms - 2.0),
+        download: d(0.5),
+        total: d(ms),
+        ..Timings::default()
+    });
+    if name == "pay" {
+        step = step.dependency("payments");
     }
+    if let Some(message) = failure {
+        step = step.failure(FailureClass::HttpStatus, &message);
+    }
+    step.build()
 }
 
 fn run(journey: &str, at: DateTime<Utc>, rng: &mut Rng) -> RunRecord {
@@ -111,25 +92,14 @@ fn run(journey: &str, at: DateTime<Utc>, rng: &mut Rng) -> RunRecord {
         .collect();
     let run_id = uuid::Uuid::from_u64_pair(rng.next(), rng.next());
     RunRecord {
-        result: RunResult {
-            run_id,
-            journey: journey.into(),
-            location: "bench".into(),
-            outcome: if failing {
-                Outcome::Failed
-            } else {
-                Outcome::Passed
-            },
-            started_at: at,
-            finished_at: at,
-            duration_ms: steps
-                .iter()
-                .filter_map(|s| s.timings.total)
-                .map(|d| d.as_secs_f64() * 1e3)
-                .sum(),
-            trace_id: run_id.simple().to_string(),
-            steps,
-        },
+        result: testkit::run(journey)
+            .id(run_id)
+            .location("bench")
+            .at(at)
+            .finished_at(at)
+            .trace_id(&run_id.simple().to_string())
+            .steps(steps)
+            .build(),
         planned_at: at,
         scheduling_lag: Duration::ZERO,
         journey_sha256: String::new(),

@@ -185,39 +185,22 @@ pub fn svg(g: &Graph) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(steps: &[(&str, &str, Option<&str>, &str)]) -> RunResult {
-        let steps: Vec<serde_json::Value> = steps
-            .iter()
-            .map(|(name, url, dep, status)| {
-                serde_json::json!({
-                    "name": name, "kind": "http", "status": status, "attempts": 1,
-                    "offset_ms": 0.0, "conditions": [], "timings": {},
-                    "dependency": dep,
-                    "request": { "method": "GET", "url": url, "headers": [], "body_bytes": 0 }
-                })
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({
-            "run_id": uuid::Uuid::nil(), "journey": "j", "location": "l", "outcome": "passed",
-            "started_at": "2026-11-29T00:00:00Z", "finished_at": "2026-11-29T00:00:00Z",
-            "duration_ms": 1.0, "trace_id": "", "steps": steps
-        }))
-        .unwrap()
-    }
+    use crate::run::testkit::{run, step};
 
     #[test]
     fn journeys_reach_hosts_which_carry_dependencies() {
-        let checkout = run(&[
-            ("login", "https://shop.example.com/login", None, "passed"),
-            (
-                "pay",
-                "https://api.pay.example:8443/charge?x=1",
-                Some("payments"),
-                "failed",
-            ),
-        ]);
-        let search = run(&[("find", "https://shop.example.com/search", None, "passed")]);
+        let get = |name: &str, url: &str| step(name).request("GET", url);
+        let checkout = run("checkout")
+            .step(get("login", "https://shop.example.com/login"))
+            .step(
+                get("pay", "https://api.pay.example:8443/charge?x=1")
+                    .dependency("payments")
+                    .failed(),
+            )
+            .build();
+        let search = run("search")
+            .step(get("find", "https://shop.example.com/search"))
+            .build();
         let g = build([
             ("checkout", Some(&checkout)),
             ("search", Some(&search)),

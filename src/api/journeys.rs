@@ -346,51 +346,28 @@ async fn trigger(
 mod tests {
     use super::super::test_support::{call, get, state};
     use super::*;
-    use crate::journey::parse::{Diagnostic, ParseOptions, parse_journey};
-    use crate::run::{Outcome, RunResult, StepResult, StepStatus};
+    use crate::journey::parse::Diagnostic;
+    use crate::run::testkit;
     use crate::store::RunRecord;
     use axum::body::Body;
     use axum::http::Request;
     use serde_json::{Value, json};
 
     fn journey(name: &str) -> Journey {
-        let yaml = format!(
+        testkit::journey(&format!(
             "name: {name}\nowner: team-a\ntags: [shop]\nschedule: {{ every: 30s }}\nsteps:\n  - name: home\n    http: {{ url: \"http://127.0.0.1:1/\" }}\n"
-        );
-        parse_journey(
-            &yaml,
-            std::path::Path::new("j.yaml"),
-            &ParseOptions::default(),
-        )
-        .unwrap()
+        ))
     }
 
     fn record(journey: &str, minute: i64) -> RunRecord {
         let t = chrono::DateTime::from_timestamp(1_773_482_400 + minute * 60, 0).unwrap();
-        let step: StepResult = serde_json::from_value(json!({
-            "name": "home", "kind": "http", "status": "passed", "attempts": 1,
-            "offset_ms": 0.0, "conditions": [], "timings": {}
-        }))
-        .unwrap();
         RunRecord {
-            result: RunResult {
-                run_id: uuid::Uuid::new_v4(),
-                journey: journey.into(),
-                location: "test".into(),
-                outcome: if minute % 2 == 0 {
-                    Outcome::Passed
-                } else {
-                    Outcome::Failed
-                },
-                started_at: t,
-                finished_at: t + chrono::Duration::milliseconds(120),
-                duration_ms: 120.0,
-                trace_id: String::new(),
-                steps: vec![StepResult {
-                    status: StepStatus::Passed,
-                    ..step
-                }],
-            },
+            result: testkit::run(journey)
+                .at(t)
+                .failed_if(minute % 2 != 0)
+                .duration_ms(120.0)
+                .step(testkit::step("home"))
+                .build(),
             planned_at: t,
             scheduling_lag: Duration::from_millis(3),
             journey_sha256: "abc".into(),

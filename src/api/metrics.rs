@@ -97,23 +97,19 @@ mod tests {
 
     use super::super::test_support::{call, get, state};
     use crate::run::RunResult;
+    use crate::run::testkit::{self, step};
     use crate::scheduler::SchedulerStats;
     use crate::telemetry::TelemetryStats;
     use axum::http::StatusCode;
 
     fn run() -> RunResult {
-        serde_json::from_value(serde_json::json!({
-            "run_id": uuid::Uuid::new_v4(), "journey": "shop", "location": "test",
-            "outcome": "failed", "started_at": "2026-03-14T10:00:00Z",
-            "finished_at": "2026-03-14T10:00:01Z", "duration_ms": 1000.0,
-            "steps": [
-                { "name": "home", "kind": "http", "status": "passed", "attempts": 1,
-                  "offset_ms": 0.0, "conditions": [], "timings": { "total": 250.0 } },
-                { "name": "later", "kind": "http", "status": "skipped", "attempts": 0,
-                  "offset_ms": 0.0, "conditions": [], "timings": {} }
-            ]
-        }))
-        .unwrap()
+        testkit::run("shop")
+            .at("2026-03-14T10:00:00Z".parse().unwrap())
+            .failed()
+            .duration_ms(1000.0)
+            .step(step("home").ms(250.0))
+            .step(step("later").skipped().attempts(0))
+            .build()
     }
 
     #[tokio::test]

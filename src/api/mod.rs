@@ -315,13 +315,7 @@ pub(crate) mod test_support {
 
     /// A catalog holding the journey `yaml` describes, and that journey.
     pub fn catalog_with(yaml: &str) -> (Arc<crate::journey::Journey>, super::Catalog) {
-        let journey = crate::journey::parse::parse_journey(
-            yaml,
-            std::path::Path::new("j.yaml"),
-            &Default::default(),
-        )
-        .unwrap();
-        let journey = Arc::new(journey);
+        let journey = Arc::new(crate::run::testkit::journey(yaml));
         let mut catalog = super::Catalog::default();
         catalog
             .journeys
@@ -338,23 +332,15 @@ pub(crate) mod test_support {
         failed: bool,
         steps: Vec<crate::run::StepResult>,
     ) -> crate::store::RunRecord {
-        use crate::run::{Outcome, RunResult};
         crate::store::RunRecord {
-            result: RunResult {
-                run_id: uuid::Uuid::new_v4(),
-                journey: journey.into(),
-                location: location.into(),
-                outcome: if failed {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                },
-                started_at: at,
-                finished_at: at,
-                duration_ms: ms,
-                trace_id: String::new(),
-                steps,
-            },
+            result: crate::run::testkit::run(journey)
+                .location(location)
+                .at(at)
+                .finished_at(at)
+                .duration_ms(ms)
+                .failed_if(failed)
+                .steps(steps)
+                .build(),
             planned_at: at,
             scheduling_lag: std::time::Duration::ZERO,
             journey_sha256: String::new(),

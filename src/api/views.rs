@@ -208,37 +208,27 @@ async fn dependencies(State(state): State<AppState>) -> Result<Json<DependencyMa
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{call, get, run_record, state};
-    use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::run::StepResult;
+    use crate::run::testkit;
     use crate::store::RunRecord;
     use axum::http::StatusCode;
     use serde_json::{Value, json};
 
     fn journey(name: &str, owner: &str) -> crate::journey::Journey {
-        let yaml = format!(
+        testkit::journey(&format!(
             "name: {name}\nowner: {owner}\nschedule: {{ every: 1m }}\nsteps:\n  - name: pay\n    \
              dependency: payments\n    http: {{ url: \"http://127.0.0.1:9/pay\" }}\n"
-        );
-        parse_journey(
-            &yaml,
-            std::path::Path::new("j.yaml"),
-            &ParseOptions::default(),
-        )
-        .unwrap()
+        ))
     }
 
     /// A run of `journey` `minutes_ago`, from `location`, its step taking `ms`.
     fn run(journey: &str, location: &str, minutes_ago: i64, ms: f64, failed: bool) -> RunRecord {
         let t = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
-        let status = if failed { "failed" } else { "passed" };
-        let step: StepResult = serde_json::from_value(json!({
-            "name": "pay", "kind": "http", "dependency": "payments", "status": status,
-            "attempts": 1, "offset_ms": 0.0, "conditions": [], "timings": { "total": ms },
-            "request": { "method": "GET", "url": "http://127.0.0.1:9/pay", "headers": [],
-                         "body_bytes": 0 }
-        }))
-        .unwrap();
-        run_record(journey, location, t, ms, failed, vec![step])
+        let step = testkit::step("pay")
+            .dependency("payments")
+            .failed_if(failed)
+            .ms(ms)
+            .request("GET", "http://127.0.0.1:9/pay");
+        run_record(journey, location, t, ms, failed, vec![step.build()])
     }
 
     async fn json_of(app: &axum::Router, uri: &str) -> Value {

@@ -141,44 +141,35 @@ pub fn svg(run: &RunResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{Outcome, StepResult};
+    use crate::run::testkit::{self, StepBuilder};
+    use crate::step::Timings;
     use std::time::Duration;
 
-    fn step(name: &str, status: StepStatus, offset_ms: f64, phases: &[u64]) -> StepResult {
+    fn step(name: &str, status: StepStatus, offset_ms: f64, phases: &[u64]) -> StepBuilder {
         let ms = Duration::from_millis;
-        let mut s: StepResult = serde_json::from_value(serde_json::json!({
-            "name": name, "kind": "http", "status": "passed", "attempts": 1,
-            "offset_ms": offset_ms, "conditions": [], "timings": {}
-        }))
-        .unwrap();
-        s.status = status;
-        if let [dns, connect, ttfb, download] = phases {
-            s.timings.dns = Some(ms(*dns));
-            s.timings.connect = Some(ms(*connect));
-            s.timings.ttfb = Some(ms(*ttfb));
-            s.timings.download = Some(ms(*download));
-            s.timings.total = Some(ms(dns + connect + ttfb + download));
+        let s = testkit::step(name).status(status).offset_ms(offset_ms);
+        match phases {
+            [dns, connect, ttfb, download] => s.timings(Timings {
+                dns: Some(ms(*dns)),
+                connect: Some(ms(*connect)),
+                ttfb: Some(ms(*ttfb)),
+                download: Some(ms(*download)),
+                total: Some(ms(dns + connect + ttfb + download)),
+                ..Timings::default()
+            }),
+            _ => s,
         }
-        s
     }
 
     #[test]
     fn steps_sit_at_their_offset_split_into_phases() {
-        let run = RunResult {
-            run_id: uuid::Uuid::nil(),
-            journey: "checkout".into(),
-            location: "test".into(),
-            outcome: Outcome::Failed,
-            started_at: chrono::Utc::now(),
-            finished_at: chrono::Utc::now(),
-            duration_ms: 400.0,
-            trace_id: String::new(),
-            steps: vec![
-                step("<login>", StepStatus::Passed, 0.0, &[10, 20, 150, 20]),
-                step("pay", StepStatus::Failed, 200.0, &[0, 10, 180, 10]),
-                step("cleanup", StepStatus::Skipped, 400.0, &[]),
-            ],
-        };
+        let run = testkit::run("checkout")
+            .failed()
+            .duration_ms(400.0)
+            .step(step("<login>", StepStatus::Passed, 0.0, &[10, 20, 150, 20]))
+            .step(step("pay", StepStatus::Failed, 200.0, &[0, 10, 180, 10]))
+            .step(step("cleanup", StepStatus::Skipped, 400.0, &[]))
+            .build();
         let svg = svg(&run);
         assert!(svg.contains("&lt;login&gt;") && !svg.contains("<login>"));
         // 400 ms over 560 px at 100 ms a tick: 1.4 px a millisecond, from x = 200.

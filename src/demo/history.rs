@@ -219,6 +219,7 @@ impl Rng {
 mod tests {
     use super::*;
     use crate::journey::parse::{ParseOptions, load_paths};
+    use crate::run::testkit::{self, step};
 
     #[tokio::test]
     async fn seeds_three_days_once_and_the_baselines_warm_up_from_them() {
@@ -267,20 +268,10 @@ mod tests {
     #[test]
     fn calibration_takes_the_slow_side_of_passed_steps() {
         let run = |ms: [u64; 2], second_passed: bool| -> RunResult {
-            let step = |name: &str, ms: u64, passed: bool| -> StepResult {
-                serde_json::from_value(serde_json::json!({
-                    "name": name, "kind": "http", "attempts": 1, "offset_ms": 0.0,
-                    "status": if passed { "passed" } else { "failed" }, "conditions": [],
-                    "timings": { "total": ms as f64 }
-                }))
-                .unwrap()
-            };
-            serde_json::from_value::<RunResult>(serde_json::json!({
-                "run_id": uuid::Uuid::nil(), "journey": "j", "location": "l", "outcome": "passed",
-                "started_at": Utc::now(), "finished_at": Utc::now(), "duration_ms": 1.0,
-                "steps": [step("a", ms[0], true), step("b", ms[1], second_passed)]
-            }))
-            .unwrap()
+            testkit::run("j")
+                .step(step("a").ms(ms[0] as f64))
+                .step(step("b").ms(ms[1] as f64).failed_if(!second_passed))
+                .build()
         };
         let t = calibrate(&[
             run([20, 1], true),

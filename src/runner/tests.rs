@@ -1,22 +1,16 @@
 //! Runner unit tests: panic isolation (a bug in one run is that run's `error`, and whatever
 //! runs journeys carries on).
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::journey::parse::{ParseOptions, parse_journey};
 use crate::journey::template::EnvSecrets;
+use crate::run::testkit::journey;
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunSink, RunnerExecutor, Scheduler, SchedulerConfig, TokioClock,
 };
 use crate::step::FailureClass;
-
-fn journey(yaml: &str) -> Journey {
-    parse_journey(yaml, Path::new("t.yaml"), &ParseOptions::default())
-        .unwrap_or_else(|d| panic!("{d:#?}"))
-}
 
 fn runner() -> Runner {
     Runner {

@@ -381,18 +381,14 @@ mod tests {
         let now = Utc::now();
         let runs: Vec<crate::store::RunRecord> = (1..=30)
             .map(|i| {
-                let step: crate::run::StepResult = serde_json::from_value(serde_json::json!({
-                    "name": "a", "kind": "wait", "status": "passed", "attempts": 1,
-                    "offset_ms": 0.0, "conditions": [], "timings": { "total": 5.0 }
-                }))
-                .unwrap();
+                let step = crate::run::testkit::step("a").kind("wait").ms(5.0);
                 crate::api::test_support::run_record(
                     "shop",
                     "eu",
                     now - chrono::Duration::minutes(10 * i),
                     5.0,
                     false,
-                    vec![step],
+                    vec![step.build()],
                 )
             })
             .collect();

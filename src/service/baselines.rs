@@ -216,15 +216,13 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::journey::parse::{ParseOptions, parse_journey};
-    use crate::run::{Outcome, StepResult};
+    use crate::run::testkit::{self, step};
     use crate::store::RunRecord;
 
     /// 2026-03-02 00:00 UTC.
@@ -232,42 +230,27 @@ mod tests {
     const DAY_RUNS: i64 = 24 * 60;
 
     fn journey() -> Journey {
-        let yaml = "name: shop\nsteps:\n  - name: home\n    http: { url: \"http://127.0.0.1:1/\" }\n  - name: quiet\n    http: { url: \"http://127.0.0.1:1/q\" }\n    anomaly: off\n";
-        parse_journey(yaml, Path::new("j.yaml"), &ParseOptions::default()).unwrap()
+        testkit::journey(
+            "name: shop\nsteps:\n  - name: home\n    http: { url: \"http://127.0.0.1:1/\" }\n  - name: quiet\n    http: { url: \"http://127.0.0.1:1/q\" }\n    anomaly: off\n",
+        )
     }
 
     fn at(minute: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(T0_S + minute * 60, 0).unwrap()
     }
 
-    fn step(name: &str, ms: f64, offset_ms: f64) -> StepResult {
-        let mut s: StepResult = serde_json::from_value(serde_json::json!({
-            "name": name, "kind": "http", "status": "passed", "attempts": 1,
-            "offset_ms": offset_ms, "conditions": [], "timings": {}
-        }))
-        .unwrap();
-        s.timings.total = Some(Duration::from_secs_f64(ms / 1000.0));
-        s
-    }
-
     /// A passing run at minute `minute` whose `home` step took `home_ms` (the `quiet` step,
     /// not tracked, always takes 10× as long).
     fn run(minute: i64, home_ms: f64) -> RunResult {
         let t = at(minute);
-        RunResult {
-            run_id: uuid::Uuid::new_v4(),
-            journey: "shop".into(),
-            location: "local".into(),
-            outcome: Outcome::Passed,
-            started_at: t,
-            finished_at: t + ChronoDuration::milliseconds(11 * home_ms as i64),
-            duration_ms: 11.0 * home_ms,
-            trace_id: String::new(),
-            steps: vec![
-                step("home", home_ms, 0.0),
-                step("quiet", 10.0 * home_ms, home_ms),
-            ],
-        }
+        testkit::run("shop")
+            .location("local")
+            .at(t)
+            .finished_at(t + ChronoDuration::milliseconds(11 * home_ms as i64))
+            .duration_ms(11.0 * home_ms)
+            .step(step("home").ms(home_ms))
+            .step(step("quiet").ms(10.0 * home_ms).offset_ms(home_ms))
+            .build()
     }
 
     fn normal_ms(rng: &mut StdRng) -> f64 {

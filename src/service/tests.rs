@@ -5,6 +5,7 @@ use super::reload::{Loading, Reloader};
 use super::retention;
 use crate::api::test_support::Recorder;
 use crate::config::Retention;
+use crate::run::testkit::{journey, run};
 use crate::scheduler::{Scheduler, SchedulerConfig, SystemClock};
 use crate::service::catalog::Catalog;
 use crate::store::{RunRecord, Store};
@@ -110,13 +111,13 @@ async fn retention_prunes_runs_older_than_the_raw_period() {
     let now = chrono::DateTime::from_timestamp(1_773_482_400, 0).unwrap();
     let record = |days_ago: i64| -> RunRecord {
         let t = now - chrono::Duration::days(days_ago);
-        let result = serde_json::from_value(serde_json::json!({
-            "run_id": uuid::Uuid::new_v4(), "journey": "j", "location": "l", "outcome": "passed",
-            "started_at": t, "finished_at": t, "duration_ms": 1.0, "steps": []
-        }))
-        .unwrap();
         RunRecord {
-            result,
+            result: run("j")
+                .location("l")
+                .at(t)
+                .duration_ms(1.0)
+                .finished_at(t)
+                .build(),
             planned_at: t,
             scheduling_lag: Duration::ZERO,
             journey_sha256: String::new(),
@@ -152,21 +153,16 @@ async fn the_store_sink_queues_runs_and_counts_what_the_writer_refuses() {
     );
     let metrics = Arc::new(crate::service::metrics::Metrics::new());
     let sink = super::StoreSink::new(writer.clone(), metrics.clone());
-    let journey: Arc<crate::journey::Journey> = Arc::new(
-        crate::journey::parse::parse_journey(
-            &journey_yaml("j", "/"),
-            std::path::Path::new("j.yaml"),
-            &Default::default(),
-        )
-        .unwrap(),
-    );
+    let journey = Arc::new(journey(&journey_yaml("j", "/")));
     let now = chrono::Utc::now();
-    let result = |id: uuid::Uuid| -> crate::run::RunResult {
-        serde_json::from_value(serde_json::json!({
-            "run_id": id, "journey": "j", "location": "l", "outcome": "passed",
-            "started_at": now, "finished_at": now, "duration_ms": 1.0, "steps": []
-        }))
-        .unwrap()
+    let result = |id| {
+        run("j")
+            .id(id)
+            .location("l")
+            .at(now)
+            .finished_at(now)
+            .duration_ms(1.0)
+            .build()
     };
     let planned = PlannedRun {
         journey: journey.clone(),

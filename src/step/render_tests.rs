@@ -84,8 +84,7 @@ fn assert_rendered(step: &str, text: &str, want: usize) {
 
 #[test]
 fn every_templated_string_field_of_every_step_kind_is_rendered() {
-    let journey = parse_journey(EVERY_FIELD, Path::new("t.yaml"), &ParseOptions::default())
-        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let journey = crate::run::testkit::journey(EVERY_FIELD);
     let h = Harness::new(&[("v", Value::from(MARK)), ("hex", Value::from("7a71"))]);
     let ctx = StepContext {
         scope: h.scope(),

@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,6 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::attributes::sanitize_url;
 use super::*;
-use crate::journey::parse::{ParseOptions, parse_journey};
 use crate::journey::template::SecretSource;
 use crate::run::{RunResult, StepStatus};
 use crate::runner::Runner;
@@ -221,8 +219,7 @@ impl SecretSource for Secrets {
 }
 
 async fn run(yaml: &str, telemetry: &Telemetry) -> RunResult {
-    let journey = parse_journey(yaml, Path::new("t.yaml"), &ParseOptions::default())
-        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let journey = crate::run::testkit::journey(yaml);
     let runner = Runner {
         location: "unit".into(),
         secrets: Arc::new(Secrets),

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::serve::{Serve, active_incident, closed_port, dashboard_user, eventually, setup};
+use crate::support::serve::{
+    Serve, active_incident, closed_port, dashboard_user, eventually, setup,
+};
 
 const PASSWORD: &str = "a long dashboard password";
 

@@ -21,9 +21,9 @@ use waymark::alert::{
 use waymark::alert::{IncidentChange, ResolvedBy};
 use waymark::digest::model::Trend;
 use waymark::journey::Journey;
-use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
-use waymark::step::{Failure, FailureClass, Timings};
+use waymark::run::testkit::{journey, run, step};
+use waymark::run::{Outcome, StepResult, StepStatus};
+use waymark::step::{FailureClass, Timings};
 use waymark::store::digest::DigestDelivery;
 use waymark::store::{RunRecord, Store};
 
@@ -33,8 +33,8 @@ use waymark::digest::render::{Images, LinkBase, render};
 use waymark::digest::{DigestConfig, DigestCycle};
 
 use crate::alerting::peers::{Receiver, SmtpSink};
-use crate::serve::{Serve, db_url, eventually, setup};
 use crate::store::Db;
+use crate::support::serve::{Serve, db_url, eventually, setup};
 
 /// Day 0: 2026-10-27, 00:00 UTC.
 const T0: i64 = 1_793_059_200;
@@ -50,10 +50,7 @@ fn day(d: i64, h: i64, m: i64) -> i64 {
 }
 
 fn journeys() -> Vec<Journey> {
-    journey_files()
-        .iter()
-        .map(|yaml| parse_journey(yaml, Path::new("j.yaml"), &ParseOptions::default()).unwrap())
-        .collect()
+    journey_files().iter().map(|yaml| journey(yaml)).collect()
 }
 
 /// The journey files: shop-team's three and another team's.
@@ -96,60 +93,36 @@ struct Gen {
 fn step_result(name: &str, dependency: Option<&str>, g: &Gen) -> StepResult {
     let ran = g.status != StepStatus::Skipped;
     let d = |ms: f64| ran.then(|| Duration::from_secs_f64(ms / 1000.0));
-    StepResult {
-        name: name.into(),
-        kind: "http".into(),
-        dependency: dependency.map(str::to_string),
-        status: g.status,
-        attempts: g.attempts,
-        offset_ms: 0.0,
-        failure: g
-            .failure
-            .clone()
-            .map(|(class, message)| Failure { class, message }),
-        conditions: vec![],
-        degraded: vec![],
-        timings: Timings {
-            dns: d(1.0),
-            connect: d(2.0),
-            ttfb: d(g.ms - 3.0),
-            total: d(g.ms),
-            ..Timings::default()
-        },
-        request: None,
-        response: None,
-        actions: vec![],
-        extracted: vec![],
-        skip_reason: (!ran).then(|| "not run".to_string()),
-        span_id: String::new(),
-        attempt_span_ids: vec![],
+    let mut s = step(name).attempts(g.attempts).timings(Timings {
+        dns: d(1.0),
+        connect: d(2.0),
+        ttfb: d(g.ms - 3.0),
+        total: d(g.ms),
+        ..Timings::default()
+    });
+    if let Some(dependency) = dependency {
+        s = s.dependency(dependency);
     }
+    if let Some((class, message)) = &g.failure {
+        s = s.failure(*class, message);
+    }
+    if !ran {
+        s = s.skip_reason("not run");
+    }
+    s.status(g.status).build()
 }
 
 fn record(journey: &str, minute: i64, steps: Vec<StepResult>) -> RunRecord {
-    let failed = steps.iter().any(|s| s.status == StepStatus::Failed);
-    let duration_ms: f64 = steps
-        .iter()
-        .filter_map(|s| s.timings.total)
-        .map(|d| d.as_secs_f64() * 1e3)
-        .sum();
     let run_id = uuid::Uuid::new_v4();
+    let result = run(journey)
+        .id(run_id)
+        .location("eu-west")
+        .at(t(minute))
+        .finished_at(t(minute))
+        .trace_id(&run_id.simple().to_string())
+        .steps(steps);
     RunRecord {
-        result: RunResult {
-            run_id,
-            journey: journey.into(),
-            location: "eu-west".into(),
-            outcome: if failed {
-                Outcome::Failed
-            } else {
-                Outcome::Passed
-            },
-            started_at: t(minute),
-            finished_at: t(minute),
-            duration_ms,
-            trace_id: run_id.simple().to_string(),
-            steps,
-        },
+        result: result.build(),
         planned_at: t(minute),
         scheduling_lag: Duration::ZERO,
         journey_sha256: String::new(),

@@ -241,7 +241,7 @@ steps:
 
 #[tokio::test]
 async fn connection_refused_is_classified() {
-    let port = crate::serve::closed_port();
+    let port = crate::support::serve::closed_port();
     let yaml = "name: refused\nsteps:\n  - name: closed port\n    http: { url: \"{{ base }}/\" }\n";
     let r = run_yaml(yaml, &format!("http://127.0.0.1:{port}"), &[]).await;
     let f = r.steps[0].failure.as_ref().unwrap();

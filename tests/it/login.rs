@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::serve::{Serve, dashboard_user, eventually, setup};
+use crate::support::serve::{Serve, dashboard_user, eventually, setup};
 
 const PASSWORD: &str = "a long and correct password";
 

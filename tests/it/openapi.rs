@@ -4,7 +4,7 @@
 //! stored digest). Every check must pass: no server error, and every answer (status, content
 //! type, body) as the document describes it.
 
-use crate::serve::{Serve, TOKEN, active_incident, closed_port, db_url, setup};
+use crate::support::serve::{Serve, TOKEN, active_incident, closed_port, db_url, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
@@ -29,12 +29,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let store = waymark::store::Store::connect(&db_url(dir.path()))
         .await
         .unwrap();
-    let checkout = waymark::journey::parse::parse_journey(
+    let checkout = waymark::run::testkit::journey_from(
         &std::fs::read_to_string(dir.path().join("journeys/checkout.yaml")).unwrap(),
-        std::path::Path::new("checkout.yaml"),
+        "checkout.yaml",
         &Default::default(),
-    )
-    .unwrap();
+    );
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::days(14);
     let digest = waymark::digest::compute::compute(&store, "shop-team", &[&checkout], from, to, to)

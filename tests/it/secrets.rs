@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use proptest::prelude::*;
 
-use crate::serve::{Serve, client, eventually, setup};
+use crate::support::serve::{Serve, client, eventually, setup};
 
 /// What the peers of one case recorded.
 #[derive(Clone, Default)]

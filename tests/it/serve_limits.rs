@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::serve::{Serve, eventually, journey, setup};
 use crate::support::TestServer;
+use crate::support::serve::{Serve, eventually, journey, setup};
 
 fn deep_body(depth: usize) -> String {
     format!(

@@ -2,7 +2,6 @@
 //! database per test on the server scripts/test.sh starts, `WAYMARK_TEST_POSTGRES_URL`).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -12,8 +11,9 @@ use waymark::baseline::{DetectorKind, Episode};
 use waymark::baseline::{SeriesKey, StoredEpisode};
 use waymark::journey::Journey;
 use waymark::journey::condition::ConditionOutcome;
-use waymark::journey::parse::{ParseOptions, parse_journey};
-use waymark::run::{Outcome, RunResult, StepResult, StepStatus};
+use waymark::journey::parse::ParseOptions;
+use waymark::run::testkit::{journey_from, run, step};
+use waymark::run::{Outcome, RunResult};
 use waymark::step::{Failure, FailureClass, Timings};
 use waymark::store::{EpisodeFilter, RunRecord, Store, StoreWriter, WriterConfig};
 
@@ -126,31 +126,6 @@ pub(crate) fn record(result: RunResult) -> RunRecord {
     }
 }
 
-fn step(name: &str, status: StepStatus, total_ms: Option<u64>) -> StepResult {
-    StepResult {
-        name: name.into(),
-        kind: "http".into(),
-        dependency: None,
-        status,
-        attempts: 1,
-        offset_ms: 0.0,
-        failure: None,
-        conditions: vec![],
-        degraded: vec![],
-        timings: Timings {
-            total: total_ms.map(Duration::from_millis),
-            ..Timings::default()
-        },
-        request: None,
-        response: None,
-        actions: vec![],
-        extracted: vec![],
-        skip_reason: None,
-        span_id: String::new(),
-        attempt_span_ids: vec![],
-    }
-}
-
 /// A run of `journey` started at `started_at`, lasting `ms`, with one `login` step.
 pub(crate) fn simple_run(
     journey: &str,
@@ -158,29 +133,18 @@ pub(crate) fn simple_run(
     ms: u64,
     passed: bool,
 ) -> RunResult {
-    let status = if passed {
-        StepStatus::Passed
-    } else {
-        StepStatus::Failed
-    };
-    RunResult {
-        run_id: uuid::Uuid::new_v4(),
-        journey: journey.into(),
-        location: "eu-west".into(),
-        outcome: if passed {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        },
-        started_at,
-        finished_at: started_at + chrono::Duration::milliseconds(ms as i64),
-        duration_ms: ms as f64,
-        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-        steps: vec![
-            step("login", status, Some(ms)),
-            step("logout", StepStatus::Skipped, None),
-        ],
-    }
+    run(journey)
+        .location("eu-west")
+        .at(started_at)
+        .trace_id("0af7651916cd43dd8448eb211c80319c")
+        .duration_ms(ms as f64)
+        .step(
+            step("login")
+                .failed_if(!passed)
+                .total(Duration::from_millis(ms)),
+        )
+        .step(step("logout").skipped())
+        .build()
 }
 
 pub(crate) fn same(a: &RunRecord, b: &RunRecord) {
@@ -355,7 +319,7 @@ fn journey(text: &str) -> Journey {
         extra_vars: BTreeSet::from(["base".to_string(), "feed".to_string()]),
         ..ParseOptions::default()
     };
-    parse_journey(text, Path::new("shop-health.yaml"), &opts).unwrap()
+    journey_from(text, "shop-health.yaml", &opts)
 }
 
 async fn journey_versions_by_content_hash(db: Db) {
@@ -1061,24 +1025,10 @@ async fn sessions_expire_and_end_at_logout(db: Db) {
 async fn hourly_p95_and_locations_for_the_dashboard(db: Db) {
     let store = db.store;
     let run = |h: u32, m: u32, ms: f64, location: &str| {
-        let mut r = record(RunResult {
-            run_id: uuid::Uuid::new_v4(),
-            journey: "shop".into(),
-            location: location.into(),
-            // One failure, from `us`.
-            outcome: if ms == 7.0 {
-                Outcome::Failed
-            } else {
-                Outcome::Passed
-            },
-            started_at: at(h, m, 0, 0),
-            finished_at: at(h, m, 0, 0),
-            duration_ms: ms,
-            trace_id: String::new(),
-            steps: vec![],
-        });
-        r.result.duration_ms = ms;
-        r
+        let r = run("shop").location(location).at(at(h, m, 0, 0));
+        // One failure, from `us`.
+        let r = r.finished_at(at(h, m, 0, 0)).failed_if(ms == 7.0);
+        record(r.duration_ms(ms).build())
     };
     // 10:00–10:59: 100 runs of 1..100 ms over two locations; 11:00: one of 500 ms.
     let mut runs: Vec<RunRecord> = (1..=100)

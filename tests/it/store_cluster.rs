@@ -2,7 +2,7 @@
 //! relayed commands, on SQLite and on PostgreSQL (the store suite's `Db` and `suite!`).
 
 use chrono::{DateTime, Utc};
-use waymark::run::{Outcome, RunResult};
+use waymark::run::testkit::run;
 use waymark::store::RunRecord;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::commands::{CommandAnswer, CommandProgress};
@@ -178,17 +178,14 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
     );
 
     // Settling: the eu tick of 10:01:00 was stored, the us one and the next eu one were not.
-    let mut ran = record(RunResult {
-        run_id: uuid::Uuid::new_v4(),
-        journey: "shop".into(),
-        location: "eu".into(),
-        outcome: Outcome::Passed,
-        started_at: t(60),
-        finished_at: t(60),
-        duration_ms: 5.0,
-        trace_id: String::new(),
-        steps: vec![],
-    });
+    let mut ran = record(
+        run("shop")
+            .location("eu")
+            .at(t(60))
+            .finished_at(t(60))
+            .duration_ms(5.0)
+            .build(),
+    );
     ran.planned_at = t(60);
     store
         .runs()

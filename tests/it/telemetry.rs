@@ -26,7 +26,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
 use serde_json::{Value, json};
 
-use waymark::journey::parse::{ParseOptions, parse_journey};
+use waymark::journey::parse::ParseOptions;
+use waymark::run::testkit::journey_from;
 use waymark::run::{Outcome, RunResult, StepStatus};
 use waymark::runner::Runner;
 use waymark::telemetry::{ExportConfig, Propagators, Protocol, Telemetry, TelemetryConfig};
@@ -416,8 +417,7 @@ async fn run_traced(
         extra_vars: overrides.keys().cloned().collect(),
         ..ParseOptions::default()
     };
-    let journey = parse_journey(yaml, Path::new("traced.yaml"), &opts)
-        .unwrap_or_else(|d| panic!("journey does not parse: {d:#?}"));
+    let journey = journey_from(yaml, "traced.yaml", &opts);
     let runner = Runner {
         location: "it".into(),
         secrets: Arc::new(MapSecrets(

@@ -1,7 +1,5 @@
 //! The state machine over simulated time: every rule of the module doc, one test each.
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 
 use super::*;
@@ -9,9 +7,8 @@ use crate::alert::engine::Settings;
 use crate::baseline::SeriesKey;
 use crate::baseline::{DetectorKind, Episode};
 use crate::config::alerting::AlertConfig;
-use crate::journey::condition::ConditionOutcome;
-use crate::run::{Outcome, StepResult, StepStatus};
-use crate::step::{Failure, FailureClass};
+use crate::run::testkit;
+use crate::step::FailureClass;
 
 const T0: i64 = 1_795_000_000;
 
@@ -20,12 +17,10 @@ fn at(minute: i64) -> DateTime<Utc> {
 }
 
 fn journey(extra: &str) -> Journey {
-    let text = format!(
+    testkit::journey(&format!(
         "name: checkout\nowner: shop-team\ntags: [critical]\nrunbook: https://wiki.example.com/checkout\n{extra}\
          steps:\n  - name: pay\n    dependency: payments\n    wait: 1ms\n"
-    );
-    crate::journey::parse::parse_journey(&text, Path::new("checkout.yaml"), &Default::default())
-        .unwrap()
+    ))
 }
 
 fn config(text: &str) -> Settings {
@@ -62,46 +57,22 @@ enum Run {
 }
 
 fn run(kind: Run, location: &str, minute: i64) -> RunResult {
-    let mut step: StepResult = serde_json::from_value(serde_json::json!({
-        "name": "pay", "kind": "http", "dependency": "payments", "status": "passed",
-        "attempts": 1, "offset_ms": 0.0, "conditions": [], "timings": {}
-    }))
-    .unwrap();
-    let outcome = match kind {
-        Run::Good => Outcome::Passed,
-        Run::Slow => {
-            step.degraded = vec![ConditionOutcome {
-                expression: "[RESPONSE_TIME] > 800".into(),
-                passed: true,
-                actual: "1204".into(),
-            }];
-            Outcome::Passed
-        }
-        Run::Failed => {
-            step.status = StepStatus::Failed;
-            step.conditions = vec![ConditionOutcome {
-                expression: "[STATUS] == 200".into(),
-                passed: false,
-                actual: "503".into(),
-            }];
-            step.failure = Some(Failure {
-                class: FailureClass::HttpStatus,
-                message: "[STATUS] == 200 (actual: 503)".into(),
-            });
-            Outcome::Failed
-        }
+    let pay = testkit::step("pay").dependency("payments");
+    let pay = match kind {
+        Run::Good => pay,
+        Run::Slow => pay.degraded("[RESPONSE_TIME] > 800", "1204"),
+        Run::Failed => pay
+            .condition("[STATUS] == 200", false, "503")
+            .failure(FailureClass::HttpStatus, "[STATUS] == 200 (actual: 503)"),
     };
-    RunResult {
-        run_id: uuid::Uuid::new_v4(),
-        journey: "checkout".into(),
-        location: location.into(),
-        outcome,
-        started_at: at(minute),
-        finished_at: at(minute),
-        duration_ms: 12.0,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        steps: vec![step],
-    }
+    testkit::run("checkout")
+        .location(location)
+        .at(at(minute))
+        .finished_at(at(minute))
+        .duration_ms(12.0)
+        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+        .step(pay)
+        .build()
 }
 
 /// Feeds runs at consecutive minutes from `from`, saving every change as the store would

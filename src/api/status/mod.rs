@@ -390,20 +390,13 @@ async fn badge_svg(
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{call, get, run_record, state};
-    use crate::journey::parse::{ParseOptions, parse_journey};
     use crate::store::RunRecord;
     use axum::http::StatusCode;
 
     fn journey(name: &str, extra: &str) -> crate::journey::Journey {
-        let yaml = format!(
+        crate::run::testkit::journey(&format!(
             "name: {name}\n{extra}steps:\n  - name: home\n    http: {{ url: \"http://10.9.8.7:1/admin?key=s3cret\" }}\n"
-        );
-        parse_journey(
-            &yaml,
-            std::path::Path::new("j.yaml"),
-            &ParseOptions::default(),
-        )
-        .unwrap()
+        ))
     }
 
     /// A run at 00:00 UTC today: always on the same day as "now" (a run a few minutes ago

@@ -310,13 +310,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn journey(name: &str, extra: &str) -> Journey {
-        let text = format!("name: {name}\n{extra}steps:\n  - name: a\n    wait: 1ms\n");
-        crate::journey::parse::parse_journey(
-            &text,
-            std::path::Path::new("j.yaml"),
-            &Default::default(),
-        )
-        .unwrap()
+        crate::run::testkit::journey(&format!(
+            "name: {name}\n{extra}steps:\n  - name: a\n    wait: 1ms\n"
+        ))
     }
 
     fn now() -> DateTime<Utc> {

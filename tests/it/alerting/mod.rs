@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::serve::{Serve, TOKEN, client, eventually, setup};
+use crate::support::serve::{Serve, TOKEN, client, eventually, setup};
 use peers::{Health, Received, Receiver, SmtpSink, Target};
 
 const ROUTING_KEY: &str = "R0UT1NGKEY0000000000000000000042";

@@ -13,7 +13,7 @@ mod three_nodes;
 use serde_json::Value;
 
 use crate::alerting::peers::Receiver;
-use crate::serve::Serve;
+use crate::support::serve::Serve;
 
 /// One node and what the test knows of it.
 pub(super) struct Node {

@@ -15,8 +15,8 @@ use sqlx::Row;
 use super::proxy::Proxy;
 use super::{Node, pd_events, this_node};
 use crate::alerting::peers::Receiver;
-use crate::serve::{Serve, closed_port, eventually, setup};
 use crate::store::empty_postgres_database;
+use crate::support::serve::{Serve, closed_port, eventually, setup};
 
 const CUT_FOR: Duration = Duration::from_secs(25);
 

@@ -21,8 +21,8 @@ use sqlx::Row;
 use super::{leader_position, pay_incidents, pd_events, this_node};
 use crate::alerting::peers::{Health, Target};
 use crate::alerting::post;
-use crate::serve::{Serve, TOKEN, eventually, setup};
 use crate::store::empty_postgres_database;
+use crate::support::serve::{Serve, TOKEN, eventually, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_two_locations_run_each_tick_once_and_page_each_incident_once() {

@@ -1,7 +1,7 @@
-//! Shared test helpers: a hostile-but-honest HTTP server and a one-call journey runner.
+//! Shared test helpers: a hostile-but-honest HTTP server and a one-call journey runner here;
+//! the `waymark serve` harness in [`serve`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,11 +15,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use waymark::journey::parse::{ParseOptions, parse_journey};
+use waymark::journey::parse::ParseOptions;
 use waymark::journey::template::SecretSource;
 use waymark::run::RunResult;
+use waymark::run::testkit::journey_from;
 use waymark::runner::Runner;
 use waymark::telemetry::Telemetry;
+
+pub mod serve;
 
 #[derive(Default)]
 struct Counters {
@@ -191,8 +194,7 @@ pub async fn run_yaml(yaml: &str, base: &str, secrets: &[(&str, &str)]) -> RunRe
         extra_vars: overrides.keys().cloned().collect(),
         ..ParseOptions::default()
     };
-    let journey = parse_journey(yaml, Path::new("test.yaml"), &opts)
-        .unwrap_or_else(|d| panic!("journey does not parse: {d:#?}"));
+    let journey = journey_from(yaml, "test.yaml", &opts);
     let secrets = secrets
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -4,6 +4,8 @@
 //! alerting, digests, reports and the API read them. They live here, below all of those, so
 //! that none of the readers depends on the runner (what an attempt measured, its `Timings`
 //! and `Failure`, belongs to [`crate::step`], which produces it).
+//!
+//! `testkit` builds them, and journeys, for tests and benchmarks.
 
 #![deny(clippy::disallowed_methods)]
 
@@ -12,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::journey::condition::ConditionOutcome;
 use crate::step::{ActionOutcome, Failure, RequestSummary, ResponseSummary, Timings};
+
+/// Builders of test data (runs, steps, journeys) for unit tests, `tests/it/` and benchmarks.
+#[doc(hidden)]
+pub mod testkit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

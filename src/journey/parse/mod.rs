@@ -7,6 +7,7 @@ mod anomaly;
 mod checker;
 mod fields;
 mod http;
+mod kind;
 mod probes;
 mod websocket;
 
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use self::checker::{Checker, Fields, valid_var_name};
 use self::fields::{alert_rules, runbook, schedule, slo, texts, variables};
+use self::kind::KindKey;
 use super::condition::{Condition, Placeholder};
 use super::model::{AlertRules, Journey, Retries, Schedule, Source, Step, StepKind};
 use super::yaml::{self, Node, Pos, Value};
@@ -114,39 +116,6 @@ const STEP_KEYS: &[&str] = &[
     "tls",
     "wait",
 ];
-/// The step kinds, each the key that names it in a step; matched exhaustively below, so a new
-/// kind cannot be parsed as another by accident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KindKey {
-    Http,
-    Websocket,
-    Tcp,
-    Dns,
-    Tls,
-    Wait,
-}
-
-impl KindKey {
-    const ALL: [KindKey; 6] = [
-        KindKey::Http,
-        KindKey::Websocket,
-        KindKey::Tcp,
-        KindKey::Dns,
-        KindKey::Tls,
-        KindKey::Wait,
-    ];
-
-    fn key(self) -> &'static str {
-        match self {
-            KindKey::Http => "http",
-            KindKey::Websocket => "websocket",
-            KindKey::Tcp => "tcp",
-            KindKey::Dns => "dns",
-            KindKey::Tls => "tls",
-            KindKey::Wait => "wait",
-        }
-    }
-}
 
 pub const DEFAULT_JOURNEY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);

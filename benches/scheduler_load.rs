@@ -295,10 +295,12 @@ fn measure(which: &str) {
     let every_s = env_or("EVERY_S", 10);
     // 4 × CPUs unless told: the figures in docs/benchmarks.md were taken so, below the
     // scheduler's own default, to measure the permit wait under load.
-    let mut config = SchedulerConfig::default();
-    config.max_concurrent_runs = match std::env::var("CONCURRENCY") {
-        Ok(c) => c.parse().expect("CONCURRENCY is a number"),
-        Err(_) => 4 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+    let config = SchedulerConfig {
+        max_concurrent_runs: match std::env::var("CONCURRENCY") {
+            Ok(c) => c.parse().expect("CONCURRENCY is a number"),
+            Err(_) => 4 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        ..SchedulerConfig::default()
     };
     let concurrency = config.max_concurrent_runs;
 

@@ -4,8 +4,8 @@
 //! - [`engine`] owns the incident state machine (pure: time comes in with every call).
 //! - [`route`] picks the channels of an incident; [`maintenance`] mutes them for a while.
 //! - The store commits an incident change together with the notifications it causes (the
-//!   outbox); [`outbox`] delivers them afterwards, retrying with backoff, recording attempts.
-//! - [`notify`] turns one [`Notification`] into bytes on a wire: one file per channel kind.
+//!   outbox); `service::outbox` delivers them afterwards, retrying with backoff, recording attempts.
+//! - `channels` turns one [`Notification`] into bytes on a wire: one file per channel kind.
 //!
 //! Everything a notification says is in the [`Notification`] stored in the outbox; channel
 //! credentials (routing keys, webhook URLs, secrets, SMTP passwords) are not: notifiers add
@@ -203,7 +203,7 @@ pub struct Links {
 }
 
 /// One message to one channel: exactly what is stored in the outbox and handed to the
-/// channel's [`notify::Notifier`]. `id` makes deliveries idempotent.
+/// channel's `channels::Notifier`. `id` makes deliveries idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub id: uuid::Uuid,

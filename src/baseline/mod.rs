@@ -3,7 +3,7 @@
 //! Each series has a [`SeriesDetector`]: a [`LatencyDetector`] fed with the latency of every
 //! passing run, and a [`FailureDetector`] fed with every run's pass/fail. Detectors are plain
 //! state machines over `(instant, observation)`: they read no clock and do no IO, so the
-//! service ([`engine`]), the replay CLI ([`replay`]) and the evaluation benchmark all run
+//! service (`service::baselines`), the replay CLI ([`replay`]) and the evaluation benchmark all run
 //! exactly the same code. [`shift`] compares two periods for digests.
 //!
 //! How the detectors work, and the benchmark behind their defaults: docs/anomaly-detection.md.

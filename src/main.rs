@@ -390,8 +390,8 @@ fn digest(
         eprintln!("{d}");
     }
     let links = LinkBase {
-        dashboard_url: config.alerting.dashboard_url.clone(),
-        trace_url: config.alerting.trace_url.clone(),
+        dashboard_url: config.alerting.dashboard_url.as_deref().map(str::to_string),
+        trace_url: config.alerting.trace_url.as_deref().map(str::to_string),
     };
     let rendered = render(&digest, &links, Images::DataUri);
     if let Some(path) = preview {

@@ -69,7 +69,7 @@ impl Runner {
         let run = self.run_inner(journey, run_id, trace, &redactor, started_at, start);
         match isolate::catch_panic(run.instrument(span.clone())).await {
             Ok(result) => result,
-            Err(message) => {
+            Err(isolate::Panicked(message)) => {
                 let failure = isolate::internal_failure(&redactor.redact(&message));
                 span.in_scope(|| {
                     tracing::error!(error = %failure.message, "run panicked; recorded as an error")
@@ -215,7 +215,7 @@ impl Runner {
             let attempt = execute(step, &ctx, deadline).instrument(log.clone());
             let attempt = match isolate::catch_panic(attempt).await {
                 Ok(attempt) => attempt,
-                Err(message) => {
+                Err(isolate::Panicked(message)) => {
                     let failure = isolate::internal_failure(&redactor.redact(&message));
                     log.in_scope(|| {
                         tracing::error!(error = %failure.message, "step panicked; recorded as an error")

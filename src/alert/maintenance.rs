@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::journey::model::CronSchedule;
-use crate::journey::schedule::parse_cron;
+use crate::journey::schedule::{CronError, parse_cron};
 use serde::Deserialize;
 
 /// A period during which notifications are muted (runs and incidents are still recorded).
@@ -51,31 +51,60 @@ enum When {
     },
 }
 
+/// Why a [`MaintenanceWindow`] is not valid; the message names the window.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("maintenance window `{name}`: end is before start")]
+    EndBeforeStart { name: String },
+    #[error("maintenance window `{name}`: {source}")]
+    Cron { name: String, source: CronError },
+    #[error(
+        "maintenance window `{name}` needs either `start` and `end`, or `cron` and a non-zero `duration`"
+    )]
+    Shape { name: String },
+    #[error(
+        "maintenance window `{name}`: `timezone` applies to `cron` only (write `start`/`end` with an offset)"
+    )]
+    TimezoneWithoutCron { name: String },
+}
+
+impl WindowError {
+    /// The window's field at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            WindowError::EndBeforeStart { .. } => Some("end"),
+            WindowError::Cron { source, .. } if source.is_timezone() => Some("timezone"),
+            WindowError::Cron { .. } => Some("cron"),
+            WindowError::Shape { .. } => None,
+            WindowError::TimezoneWithoutCron { .. } => Some("timezone"),
+        }
+    }
+}
+
 impl Window {
-    pub fn new(w: &MaintenanceWindow) -> Result<Window, String> {
-        let what = format!("maintenance window `{}`", w.name);
+    pub fn new(w: &MaintenanceWindow) -> Result<Window, WindowError> {
+        let name = || w.name.clone();
         let when = match (&w.start, &w.end, &w.cron, &w.duration) {
             (Some(start), Some(end), None, None) if start < end => When::Once {
                 start: *start,
                 end: *end,
             },
-            (Some(_), Some(_), None, None) => return Err(format!("{what}: end is before start")),
+            (Some(_), Some(_), None, None) => {
+                return Err(WindowError::EndBeforeStart { name: name() });
+            }
             (None, None, Some(cron), Some(duration)) if !duration.is_zero() => When::Recurring {
-                cron: Box::new(
-                    parse_cron(cron, w.timezone.as_deref()).map_err(|e| format!("{what}: {e}"))?,
-                ),
+                cron: Box::new(parse_cron(cron, w.timezone.as_deref()).map_err(|source| {
+                    WindowError::Cron {
+                        name: name(),
+                        source,
+                    }
+                })?),
                 duration: *duration,
             },
-            _ => {
-                return Err(format!(
-                    "{what} needs either `start` and `end`, or `cron` and a non-zero `duration`"
-                ));
-            }
+            _ => return Err(WindowError::Shape { name: name() }),
         };
         if w.timezone.is_some() && matches!(when, When::Once { .. }) {
-            return Err(format!(
-                "{what}: `timezone` applies to `cron` only (write `start`/`end` with an offset)"
-            ));
+            return Err(WindowError::TimezoneWithoutCron { name: name() });
         }
         Ok(Window {
             name: w.name.clone(),
@@ -127,7 +156,7 @@ mod tests {
 
     fn window(toml_text: &str) -> Result<Window, String> {
         let w: MaintenanceWindow = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        Window::new(&w)
+        Window::new(&w).map_err(|e| e.to_string())
     }
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -156,8 +156,18 @@ fn html_page(body: String) -> Response {
 
 fn links(state: &AppState) -> LinkBase {
     LinkBase {
-        dashboard_url: state.config.alerting.dashboard_url.clone(),
-        trace_url: state.config.alerting.trace_url.clone(),
+        dashboard_url: state
+            .config
+            .alerting
+            .dashboard_url
+            .as_deref()
+            .map(str::to_string),
+        trace_url: state
+            .config
+            .alerting
+            .trace_url
+            .as_deref()
+            .map(str::to_string),
     }
 }
 

@@ -153,41 +153,115 @@ pub struct LogConfig {}
 
 impl Channel {
     /// Resolves the channel's `${VAR}` secrets and checks what serde cannot (addresses,
-    /// URLs), naming fields as `alerting.channels.<name>.<field>`.
+    /// URLs), naming fields as `alerting.channels.<name>.<field>`. Every problem is returned,
+    /// not only the first.
     pub fn validate(
         &mut self,
         name: &str,
         env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<(), String> {
-        let what = |field: &str| format!("alerting.channels.{name}.{field}");
-        let mut secrets: Vec<(&str, &mut Secret)> = match &mut self.kind {
+    ) -> Result<(), Vec<ChannelError>> {
+        let channel = || name.to_string();
+        let mut problems = Vec::new();
+        let mut secrets: Vec<(&'static str, &mut Secret)> = match &mut self.kind {
             ChannelKind::Pagerduty(c) => {
-                check_url(&c.url, &what("url"))?;
+                if HttpUrl::parse(&c.url).is_err() {
+                    problems.push(ChannelError::NotHttpUrl {
+                        channel: channel(),
+                        field: "url",
+                    });
+                }
                 vec![("routing_key", &mut c.routing_key)]
             }
             ChannelKind::Slack(c) => vec![("webhook_url", &mut c.webhook_url)],
             ChannelKind::Webhook(c) => vec![("url", &mut c.url), ("secret", &mut c.secret)],
             ChannelKind::Email(c) => {
                 if c.to.is_empty() {
-                    return Err(format!("{} must list at least one address", what("to")));
+                    problems.push(ChannelError::NoRecipients { channel: channel() });
+                } else if let Err(message) = super::email::check(c) {
+                    problems.push(ChannelError::Email {
+                        channel: channel(),
+                        message,
+                    });
                 }
-                super::email::check(c).map_err(|e| format!("alerting.channels.{name}: {e}"))?;
                 c.password.iter_mut().map(|p| ("password", p)).collect()
             }
             ChannelKind::Log(_) => vec![],
         };
+        let mut unresolved = Vec::new();
         for (field, secret) in &mut secrets {
-            secret
-                .resolve(env)
-                .map_err(|e| format!("{}: {e}", what(field)))?;
+            if let Err(source) = secret.resolve(env) {
+                unresolved.push(*field);
+                problems.push(ChannelError::Secret {
+                    channel: channel(),
+                    field,
+                    source,
+                });
+            }
         }
-        match &self.kind {
-            ChannelKind::Slack(c) => check_url(c.webhook_url.expose(), &what("webhook_url"))?,
-            ChannelKind::Webhook(c) => check_url(c.url.expose(), &what("url"))?,
-            _ => {}
+        let url = match &self.kind {
+            ChannelKind::Slack(c) => Some(("webhook_url", &c.webhook_url)),
+            ChannelKind::Webhook(c) => Some(("url", &c.url)),
+            _ => None,
+        };
+        if let Some((field, url)) = url
+            && !unresolved.contains(&field)
+            && HttpUrl::parse(url.expose()).is_err()
+        {
+            problems.push(ChannelError::NotHttpUrl {
+                channel: channel(),
+                field,
+            });
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
+}
+
+/// A channel's setting that is wrong, naming it as `alerting.channels.<name>.<field>`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChannelError {
+    // The value may be a credential: never echo it.
+    #[error("alerting.channels.{channel}.{field} is not an http(s) URL")]
+    NotHttpUrl {
+        channel: String,
+        field: &'static str,
+    },
+    #[error("alerting.channels.{channel}.to must list at least one address")]
+    NoRecipients { channel: String },
+    /// What the mailer could not be built from (addresses, CA file, TLS settings).
+    #[error("alerting.channels.{channel}: {message}")]
+    Email { channel: String, message: String },
+    #[error("alerting.channels.{channel}.{field}: {source}")]
+    Secret {
+        channel: String,
+        field: &'static str,
+        source: SecretError,
+    },
+}
+
+impl ChannelError {
+    /// The channel's field at fault, when one is (the email checks name the channel only).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ChannelError::NotHttpUrl { field, .. } | ChannelError::Secret { field, .. } => {
+                Some(field)
+            }
+            ChannelError::NoRecipients { .. } => Some("to"),
+            ChannelError::Email { .. } => None,
+        }
+    }
+}
+
+/// Why a [`Secret`] has no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    #[error("is empty")]
+    Empty,
 }
 
 /// A credential from the config: written literally or as `${ENV_VAR}` (read at load). Never
@@ -205,12 +279,12 @@ impl Secret {
     }
 
     /// Replaces a `${NAME}` value with the variable's value.
-    fn resolve(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    fn resolve(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), SecretError> {
         if let Some(name) = self.0.strip_prefix("${").and_then(|s| s.strip_suffix('}')) {
-            self.0 = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            self.0 = env(name).ok_or_else(|| SecretError::Unset(name.to_string()))?;
         }
         if self.0.is_empty() {
-            return Err("is empty".into());
+            return Err(SecretError::Empty);
         }
         Ok(())
     }
@@ -228,10 +302,47 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-pub(crate) fn check_url(url: &str, what: &str) -> Result<(), String> {
-    match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        // The value may be a credential: never echo it.
-        _ => Err(format!("{what} is not an http(s) URL")),
+/// An `http://` or `https://` URL, checked when the configuration is read (the dashboard and
+/// trace links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(String);
+
+/// The value is not an `http(s)://` URL. It may be a credential, so it is not echoed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an http(s) URL")]
+pub struct NotHttpUrl;
+
+impl HttpUrl {
+    pub fn parse(url: &str) -> Result<HttpUrl, NotHttpUrl> {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(HttpUrl(url.to_string())),
+            _ => Err(NotHttpUrl),
+        }
+    }
+
+    /// As written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for HttpUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HttpUrl::parse(&text).map_err(serde::de::Error::custom)
     }
 }

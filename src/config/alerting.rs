@@ -12,7 +12,9 @@ use crate::alert::engine::{Flapping, Settings};
 use crate::alert::maintenance::MaintenanceWindow;
 use crate::alert::retry::Retry;
 use crate::alert::route::Route;
-use crate::channels::config::{Channel, check_url};
+use crate::channels::config::{Channel, HttpUrl};
+
+use super::problem::{ConfigProblem, KeyPath};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -21,9 +23,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 #[serde(deny_unknown_fields, default)]
 pub struct AlertConfig {
     /// Base URL of the dashboard (`https://waymark.example.com`), for links in notifications.
-    pub dashboard_url: Option<String>,
+    pub dashboard_url: Option<HttpUrl>,
     /// Trace link template, `{trace_id}` replaced: `http://jaeger:16686/trace/{trace_id}`.
-    pub trace_url: Option<String>,
+    pub trace_url: Option<HttpUrl>,
     /// A resolved incident that fails again within this long reopens instead of a new one.
     #[serde(with = "humantime_serde")]
     pub reopen_within: Duration,
@@ -55,41 +57,68 @@ impl Default for AlertConfig {
 }
 
 impl AlertConfig {
-    /// Resolves `${VAR}` secrets and checks what serde cannot: names, URLs, windows.
-    pub fn validate(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    /// Resolves `${VAR}` secrets and checks what serde cannot: names, URLs, windows. Every
+    /// problem is returned, each with its setting's path.
+    pub fn validate(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let section = || KeyPath::from("alerting");
         for (name, channel) in &mut self.channels {
-            channel.validate(name, &env)?;
+            for e in channel.validate(name, &env).err().unwrap_or_default() {
+                let at = section().key("channels").key(name.as_str());
+                let at = match e.field() {
+                    Some(field) => at.key(field),
+                    None => at,
+                };
+                problems.push(ConfigProblem::new(at, e));
+            }
         }
         for (i, route) in self.routes.iter().enumerate() {
+            let at = section().key("routes").index(i).key("channels");
             if route.channels.is_empty() {
-                return Err(format!("alerting.routes[{i}] names no channels"));
+                problems.push(ConfigProblem::new(
+                    at.clone(),
+                    format!("alerting.routes[{i}] names no channels"),
+                ));
             }
-            for c in &route.channels {
+            for (j, c) in route.channels.iter().enumerate() {
                 if !self.channels.contains_key(c) && c != crate::alert::route::LOG_CHANNEL {
-                    return Err(format!(
-                        "alerting.routes[{i}] names channel `{c}`, which is not defined"
+                    problems.push(ConfigProblem::new(
+                        at.clone().index(j),
+                        format!("alerting.routes[{i}] names channel `{c}`, which is not defined"),
                     ));
                 }
             }
         }
-        for w in &self.maintenance {
-            crate::alert::maintenance::Window::new(w)?;
-        }
-        for (field, url) in [
-            ("dashboard_url", &self.dashboard_url),
-            ("trace_url", &self.trace_url),
-        ] {
-            if let Some(url) = url {
-                check_url(url, &format!("alerting.{field}"))?;
+        for (i, w) in self.maintenance.iter().enumerate() {
+            if let Err(e) = crate::alert::maintenance::Window::new(w) {
+                let at = section().key("maintenance").index(i);
+                let at = match e.field() {
+                    Some(field) => at.key(field),
+                    None => at,
+                };
+                problems.push(ConfigProblem::new(at, e));
             }
         }
         if self.retry.initial.is_zero() || self.retry.max < self.retry.initial {
-            return Err("alerting.retry: initial must be positive and at most max".into());
+            problems.push(ConfigProblem::new(
+                "alerting.retry.initial",
+                "alerting.retry: initial must be positive and at most max",
+            ));
         }
         if self.flapping.changes == 0 {
-            return Err("alerting.flapping.changes must be at least 1".into());
+            problems.push(ConfigProblem::new(
+                "alerting.flapping.changes",
+                "alerting.flapping.changes must be at least 1",
+            ));
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// What the digest cycle needs of this section: the channels, links and delivery deadline.
@@ -97,8 +126,8 @@ impl AlertConfig {
         crate::digest::cycle::Delivery {
             channels: &self.channels,
             links: crate::digest::render::LinkBase {
-                dashboard_url: self.dashboard_url.clone(),
-                trace_url: self.trace_url.clone(),
+                dashboard_url: self.dashboard_url.as_deref().map(str::to_string),
+                trace_url: self.trace_url.as_deref().map(str::to_string),
             },
             give_up_after: self.give_up_after,
         }
@@ -186,7 +215,9 @@ mod tests {
         assert!(e.contains("webhook"), "{e}");
         let invalid = |text: &str| {
             let mut c = parse(text).unwrap();
-            c.validate(|_| None).unwrap_err()
+            let problems = c.validate(|_| None).unwrap_err();
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            lines.join("\n")
         };
         let e = invalid("[channels.p]\ntype = \"pagerduty\"\nrouting_key = \"${PD}\"\n");
         assert_eq!(

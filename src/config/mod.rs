@@ -3,8 +3,17 @@
 //! Loaded and validated once at start: unknown keys are errors, durations are humane strings
 //! (`30s`, `30d`), and every option has a documented default (see `waymark.example.toml`).
 //! Environment variables win over the file, the file over the defaults.
+//!
+//! A configuration that is not valid is reported whole: every syntax, type and semantic
+//! problem of the file and of the environment, each with its line and column in the file (or
+//! the variable that set it) and the setting's dotted path ([`ConfigError::Invalid`]).
 
 pub mod alerting;
+mod checks;
+mod document;
+pub mod problem;
+
+pub use problem::{ConfigError, ConfigProblem, KeyPath};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -146,64 +155,105 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("environment variable {name}: {message}")]
-    Env { name: &'static str, message: String },
-    #[error("{0}")]
-    Invalid(String),
-}
+/// The settings that `WAYMARK_*` variables override, by top-level key.
+const OVERRIDES: [(&str, &str); 7] = [
+    ("listen", "WAYMARK_LISTEN"),
+    ("database_url", "WAYMARK_DATABASE_URL"),
+    ("journeys", "WAYMARK_JOURNEYS"),
+    ("api_token", "WAYMARK_API_TOKEN"),
+    ("location", "WAYMARK_LOCATION"),
+    ("node_id", "WAYMARK_NODE_ID"),
+    ("concurrency", "WAYMARK_CONCURRENCY"),
+];
 
 impl Config {
-    /// The file (if given) under the environment's overrides, validated.
+    /// The file (if given) under the environment's overrides, validated. Every problem is
+    /// reported at once ([`ConfigError::Invalid`]).
     pub fn load(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match path {
+        let text = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Config::parse(&text).map_err(|message| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message,
-                })?
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
             }
-            None => Config::default(),
+            None => None,
         };
-        config.apply_env(&env)?;
-        config.validate()?;
-        config
-            .alerting
-            .validate(env)
-            .map_err(ConfigError::Invalid)?;
-        config
-            .digest
-            .validate(&config.alerting.channels)
-            .map_err(ConfigError::Invalid)?;
-        Ok(config)
+        let document = text
+            .as_deref()
+            .zip(path)
+            .map(|(text, path)| document::Document::parse(text, path));
+        let (config, mut problems) = match &document {
+            Some(document) => document.config(),
+            None => (Some(Config::default()), Vec::new()),
+        };
+        let Some(mut config) = config else {
+            return Err(ConfigError::Invalid(problems));
+        };
+        problems.extend(config.apply_env(&env));
+        let mut semantic = checks::validate(&config);
+        if let Err(e) = config.alerting.validate(&env) {
+            semantic.extend(e);
+        }
+        semantic.extend(checks::digest(&config));
+        for mut problem in semantic {
+            let overridden = OVERRIDES
+                .iter()
+                .find(|(key, var)| problem.path.first() == Some(key) && env(var).is_some());
+            match (overridden, &document) {
+                (Some((_, var)), _) => problem.source = problem::Source::Env(var),
+                (None, Some(document)) => document.place(&mut problem),
+                (None, None) => {}
+            }
+            problems.push(problem);
+        }
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        // In the file's order; then the environment's, then what the file does not hold.
+        problems.sort_by_key(|p| match &p.source {
+            problem::Source::File { at: Some(at), .. } => (0, *at),
+            problem::Source::File { at: None, .. } => (1, (0, 0)),
+            problem::Source::Env(_) => (2, (0, 0)),
+            problem::Source::Unplaced => (3, (0, 0)),
+        });
+        Err(ConfigError::Invalid(problems))
     }
 
-    /// Parses TOML text; the message carries the line and column of the problem.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    /// Parses the text of a `waymark.toml` (no environment, no semantic checks); every
+    /// problem carries its line and column.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let document = document::Document::parse(text, Path::new("waymark.toml"));
+        match document.config() {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigError::Invalid(problems)),
+        }
     }
 
-    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    /// Applies the `WAYMARK_*` overrides; a value that does not parse is a problem, located
+    /// by the variable's name.
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut bad = |path: &str, var: &'static str, message: String| {
+            problems.push(ConfigProblem {
+                source: problem::Source::Env(var),
+                ..ConfigProblem::new(path, message)
+            });
+        };
         if let Some(v) = env("WAYMARK_LISTEN") {
-            self.listen = v.parse().map_err(|e| ConfigError::Env {
-                name: "WAYMARK_LISTEN",
-                message: format!("`{v}` is not an address like 127.0.0.1:8080 ({e})"),
-            })?;
+            match v.parse() {
+                Ok(listen) => self.listen = listen,
+                Err(e) => bad(
+                    "listen",
+                    "WAYMARK_LISTEN",
+                    format!("`{v}` is not an address like 127.0.0.1:8080 ({e})"),
+                ),
+            }
         }
         if let Some(v) = env("WAYMARK_DATABASE_URL") {
             self.database_url = v;
@@ -221,65 +271,21 @@ impl Config {
             self.node_id = Some(v);
         }
         if let Some(v) = env("WAYMARK_CONCURRENCY") {
-            self.concurrency = v.parse().map_err(|_| ConfigError::Env {
-                name: "WAYMARK_CONCURRENCY",
-                message: format!("`{v}` is not a positive integer"),
-            })?;
-        }
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
-        {
-            return invalid("database_url must start with sqlite: or postgres://");
-        }
-        if self.concurrency == 0 {
-            return invalid("concurrency must be at least 1");
-        }
-        if self.location.trim().is_empty() {
-            return invalid("location must not be empty");
-        }
-        if self.node_id.as_deref().is_some_and(|n| n.trim().is_empty()) {
-            return invalid("node_id must not be empty");
-        }
-        if self.api_token.as_deref().is_some_and(|t| t.len() < 16) {
-            return invalid("api_token must be at least 16 characters");
-        }
-        if let Some(logo) = &self.status_page.logo_url
-            && url::Url::parse(logo).map_or(true, |u| u.scheme() != "https")
-        {
-            return invalid("status_page.logo_url must be an https:// URL");
-        }
-        for t in &self.api_tokens {
-            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ConfigError::Invalid(format!(
-                    "api_tokens `{}`: sha256 must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum)",
-                    t.name
-                )));
+            match v.parse() {
+                Ok(n) => self.concurrency = n,
+                Err(_) => bad(
+                    "concurrency",
+                    "WAYMARK_CONCURRENCY",
+                    format!("`{v}` is not a positive integer"),
+                ),
             }
         }
-        for (i, user) in self.dashboard.users.iter().enumerate() {
-            if user.name.trim().is_empty() {
-                return invalid("dashboard.users: a name must not be empty");
-            }
-            if self.dashboard.users[..i]
-                .iter()
-                .any(|u| u.name == user.name)
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "dashboard.users: `{}` is listed twice",
-                    user.name
-                )));
-            }
-        }
-        if self.retention.rollup < self.retention.raw {
-            return invalid("retention.rollup must be at least retention.raw");
-        }
-        Ok(())
+        problems
     }
 }
+
+#[cfg(test)]
+mod load_tests;
 
 #[cfg(test)]
 mod tests {
@@ -326,9 +332,11 @@ mod tests {
 
     #[test]
     fn problems_are_reported_with_their_place() {
-        let e = Config::parse("listen = \"x\"\nlocatoin = \"a\"\n").unwrap_err();
+        let e = Config::parse("listen = \"x\"\nlocatoin = \"a\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1") || e.contains("listen"), "{e}");
-        let e = Config::parse("locatoin = \"a\"\n").unwrap_err();
+        let e = Config::parse("locatoin = \"a\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `locatoin`"), "{e}");
         let bad = |k: &str, v: &str| {
             let env = |n: &str| (n == k).then(|| v.to_string());

@@ -45,19 +45,23 @@ pub struct FaultSet {
     pub n_plus_one: bool,
 }
 
+/// Why a fault set is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    #[error("payment_error_rate must be between 0 and 1, not {0}")]
+    PaymentErrorRate(f64),
+    #[error("search_latency_ms must be at most {MAX_SEARCH_LATENCY_MS}, not {0}")]
+    SearchLatency(u64),
+}
+
 impl FaultSet {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         let rate = self.payment_error_rate;
         if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
-            return Err(format!(
-                "payment_error_rate must be between 0 and 1, not {rate}"
-            ));
+            return Err(FaultError::PaymentErrorRate(rate));
         }
         if self.search_latency_ms > MAX_SEARCH_LATENCY_MS {
-            return Err(format!(
-                "search_latency_ms must be at most {MAX_SEARCH_LATENCY_MS}, not {}",
-                self.search_latency_ms
-            ));
+            return Err(FaultError::SearchLatency(self.search_latency_ms));
         }
         Ok(())
     }
@@ -88,7 +92,7 @@ async fn replace(State(faults): State<Faults>, body: Bytes) -> Response {
         Err(e) => return refuse(format!("invalid fault set: {e}")),
     };
     if let Err(e) = set.validate() {
-        return refuse(e);
+        return refuse(e.to_string());
     }
     faults.set(set.clone());
     tracing::info!(faults = ?set, "demo faults changed");

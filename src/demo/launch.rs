@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::channels::config::HttpUrl;
 use crate::config::{Config, DashboardUser};
 use crate::journey::Schedule;
 use crate::journey::parse::{self, ParseOptions};
@@ -135,10 +136,10 @@ pub async fn run(
             .map_err(|e| LaunchError::Port(config.listen, e))?;
     }
     let dashboard = format!("http://{}", config.listen);
-    config
-        .alerting
-        .dashboard_url
-        .get_or_insert_with(|| dashboard.clone());
+    if config.alerting.dashboard_url.is_none() {
+        // `http://` and a socket address: always a URL.
+        config.alerting.dashboard_url = HttpUrl::parse(&dashboard).ok();
+    }
     let password = config.dashboard.users.is_empty().then(|| {
         config.dashboard.users.push(DashboardUser {
             name: DASHBOARD_USER.into(),

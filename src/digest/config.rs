@@ -37,6 +37,40 @@ pub struct DigestConfig {
     pub owners: BTreeMap<String, OwnerDigest>,
 }
 
+/// A `[digest]` setting that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("digest.timezone: unknown timezone `{0}`")]
+    Timezone(String),
+    #[error("digest.every must be a whole number of hours (`14d`, `7d`, `6h`)")]
+    Every,
+    /// `kind` is the channel's kind when it is defined but cannot carry a digest.
+    #[error("{list}: channel `{name}` {}", match kind {
+        Some(kind) => format!("is {kind}; digests go to email, slack or log channels"),
+        None => "is not defined in [alerting.channels]".to_string(),
+    })]
+    Channel {
+        list: ChannelList,
+        index: usize,
+        name: String,
+        kind: Option<&'static str>,
+    },
+}
+
+/// Which list names a digest's channels: `digest.channels`, or an owner's
+/// `digest.owners.<owner>.channels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelList(pub Option<String>);
+
+impl std::fmt::Display for ChannelList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("digest.channels"),
+            Some(owner) => write!(f, "digest.owners.{owner}.channels"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OwnerDigest {
@@ -59,49 +93,54 @@ impl Default for DigestConfig {
 
 impl DigestConfig {
     /// Checks what serde cannot: the timezone, the period, and that every channel exists in
-    /// `[alerting.channels]` and can carry a digest.
-    pub fn validate(&self, defined: &Channels) -> Result<(), String> {
-        self.tz()?;
+    /// `[alerting.channels]` and can carry a digest. Every problem is returned.
+    pub fn validate(&self, defined: &Channels) -> Result<(), Vec<DigestError>> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.tz() {
+            problems.push(e);
+        }
         if self.every.is_zero()
             || !self.every.as_secs().is_multiple_of(3600)
             || self.every.subsec_nanos() != 0
         {
-            return Err("digest.every must be a whole number of hours (`14d`, `7d`, `6h`)".into());
+            problems.push(DigestError::Every);
         }
-        let lists = std::iter::once(("digest.channels".to_string(), &self.channels)).chain(
+        let lists = std::iter::once((None, &self.channels)).chain(
             self.owners
                 .iter()
-                .map(|(o, d)| (format!("digest.owners.{o}.channels"), &d.channels)),
+                .map(|(o, d)| (Some(o.as_str()), &d.channels)),
         );
-        for (field, channels) in lists {
-            for name in channels {
+        for (owner, channels) in lists {
+            for (index, name) in channels.iter().enumerate() {
                 if name == crate::alert::route::LOG_CHANNEL {
                     continue;
                 }
-                match defined.get(name).map(|c| &c.kind) {
-                    Some(ChannelKind::Email(_) | ChannelKind::Slack(_) | ChannelKind::Log(_)) => {}
-                    Some(other) => {
-                        return Err(format!(
-                            "{field}: channel `{name}` is {}; digests go to email, slack or log \
-                             channels",
-                            other.name()
-                        ));
+                let kind = match defined.get(name).map(|c| &c.kind) {
+                    Some(ChannelKind::Email(_) | ChannelKind::Slack(_) | ChannelKind::Log(_)) => {
+                        continue;
                     }
-                    None => {
-                        return Err(format!(
-                            "{field}: channel `{name}` is not defined in [alerting.channels]"
-                        ));
-                    }
-                }
+                    Some(other) => Some(other.name()),
+                    None => None,
+                };
+                problems.push(DigestError::Channel {
+                    list: ChannelList(owner.map(str::to_string)),
+                    index,
+                    name: name.clone(),
+                    kind,
+                });
             }
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
-    pub fn tz(&self) -> Result<chrono_tz::Tz, String> {
+    pub fn tz(&self) -> Result<chrono_tz::Tz, DigestError> {
         self.timezone
             .parse()
-            .map_err(|_| format!("digest.timezone: unknown timezone `{}`", self.timezone))
+            .map_err(|_| DigestError::Timezone(self.timezone.clone()))
     }
 
     /// The channels of `owner`'s digest.
@@ -250,6 +289,10 @@ mod tests {
             toml::from_str::<DigestConfig>(toml)
                 .unwrap()
                 .validate(&alerting.channels)
+                .map_err(|problems| {
+                    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    lines.join("\n")
+                })
         };
         assert_eq!(with("channels = [\"team-mail\", \"log\"]"), Ok(()));
         assert!(

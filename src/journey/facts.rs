@@ -39,19 +39,37 @@ pub struct Facts {
     message_json: OnceLock<Option<Parsed>>,
 }
 
-/// A text parsed as JSON: the value, or why it is not JSON, in plain words.
-type Parsed = Result<serde_json::Value, String>;
+/// A text parsed as JSON: the value, or why it is not JSON.
+type Parsed = Result<serde_json::Value, NotJson>;
+
+/// Why a body or message is not JSON, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotJson {
+    /// Nothing but whitespace.
+    #[error("empty")]
+    Empty,
+    /// `line 1, column 7: expected value`.
+    #[error("line {line}, column {column}: {what}")]
+    Invalid {
+        line: usize,
+        column: usize,
+        what: String,
+    },
+}
 
 fn parse_json(bytes: &[u8]) -> Parsed {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty".into());
+        return Err(NotJson::Empty);
     }
     serde_json::from_slice(bytes).map_err(|e| {
         // serde_json says "expected value at line 1 column 7"; the position goes first here.
         let text = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
-        let what = text.strip_suffix(&suffix).unwrap_or(&text);
-        format!("line {}, column {}: {what}", e.line(), e.column())
+        NotJson::Invalid {
+            line: e.line(),
+            column: e.column(),
+            what: text.strip_suffix(&suffix).unwrap_or(&text).to_string(),
+        }
     })
 }
 
@@ -63,8 +81,8 @@ impl Facts {
 
     /// Why the body is not JSON (`line 1, column 7: expected value`, or `empty`); `None` when
     /// it is JSON or there is no body at all.
-    pub fn body_json_error(&self) -> Option<&str> {
-        self.parsed_body()?.as_ref().err().map(String::as_str)
+    pub fn body_json_error(&self) -> Option<&NotJson> {
+        self.parsed_body()?.as_ref().err()
     }
 
     fn parsed_body(&self) -> Option<&Parsed> {
@@ -79,8 +97,8 @@ impl Facts {
     }
 
     /// Why the current WebSocket message is not JSON, like [`Facts::body_json_error`].
-    pub fn message_json_error(&self) -> Option<&str> {
-        self.parsed_message()?.as_ref().err().map(String::as_str)
+    pub fn message_json_error(&self) -> Option<&NotJson> {
+        self.parsed_message()?.as_ref().err()
     }
 
     fn parsed_message(&self) -> Option<&Parsed> {

@@ -8,8 +8,55 @@ use std::str::FromStr;
 
 use super::model::CronSchedule;
 
+/// Why a cron expression or its timezone is not accepted; the messages quote what the user
+/// wrote, never the `cron` crate's normalised form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error(
+        "cron expression `{expression}` has {fields} fields; expected 5 (minute hour day month weekday) or 6 (with seconds first)"
+    )]
+    FieldCount { expression: String, fields: usize },
+    #[error(
+        "invalid cron expression `{expression}`: step `/{step}` of the {field} field must be between 1 and {max}"
+    )]
+    Step {
+        expression: String,
+        step: String,
+        field: &'static str,
+        max: u32,
+    },
+    #[error(
+        "invalid cron expression `{expression}`: {field} `{number}` is out of range (valid: {min}-{max})"
+    )]
+    OutOfRange {
+        expression: String,
+        field: &'static str,
+        number: String,
+        min: u32,
+        max: u32,
+    },
+    /// The `cron` crate's explanation.
+    #[error("invalid cron expression `{expression}`: {reason}")]
+    Rejected { expression: String, reason: String },
+    #[error("invalid day of week `{0}` (expected 0-7 or SUN-SAT)")]
+    DayOfWeek(String),
+    #[error("invalid day-of-week range `{0}`")]
+    DayOfWeekRange(String),
+    #[error("invalid step `{0}` in day of week")]
+    DayOfWeekStep(String),
+    #[error("unknown timezone `{0}` (expected an IANA name such as `Europe/Paris`)")]
+    UnknownTimezone(String),
+}
+
+impl CronError {
+    /// Whether the timezone, rather than the expression, is at fault.
+    pub fn is_timezone(&self) -> bool {
+        matches!(self, CronError::UnknownTimezone(_))
+    }
+}
+
 /// Parses a user's cron expression and timezone into a [`CronSchedule`].
-pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, String> {
+pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, CronError> {
     let normalised = normalise(expression)?;
     let schedule = cron::Schedule::from_str(&normalised).map_err(|e| {
         // The crate's message quotes its own normalised form; keep only the explanation.
@@ -21,13 +68,16 @@ pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedu
             .unwrap_or("")
             .trim()
             .to_string();
-        format!("invalid cron expression `{expression}`: {reason}")
+        CronError::Rejected {
+            expression: expression.to_string(),
+            reason,
+        }
     })?;
     let timezone = match timezone {
         None => chrono_tz::UTC,
-        Some(tz) => tz.parse::<chrono_tz::Tz>().map_err(|_| {
-            format!("unknown timezone `{tz}` (expected an IANA name such as `Europe/Paris`)")
-        })?,
+        Some(tz) => tz
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| CronError::UnknownTimezone(tz.to_string()))?,
     };
     Ok(CronSchedule {
         expression: expression.trim().to_string(),
@@ -37,7 +87,7 @@ pub fn parse_cron(expression: &str, timezone: Option<&str>) -> Result<CronSchedu
 }
 
 /// Turns crontab syntax into the `cron` crate's: seconds first, Sunday = 1.
-fn normalise(expression: &str) -> Result<String, String> {
+fn normalise(expression: &str) -> Result<String, CronError> {
     let expression = expression.trim();
     if expression.starts_with('@') {
         return Ok(expression.to_string());
@@ -46,10 +96,11 @@ fn normalise(expression: &str) -> Result<String, String> {
     let (seconds, rest) = match fields.len() {
         5 => ("0", &fields[..]),
         6 => (fields[0], &fields[1..]),
-        n => {
-            return Err(format!(
-                "cron expression `{expression}` has {n} fields; expected 5 (minute hour day month weekday) or 6 (with seconds first)"
-            ));
+        fields => {
+            return Err(CronError::FieldCount {
+                expression: expression.to_string(),
+                fields,
+            });
         }
     };
     if fields.len() == 6 {
@@ -77,7 +128,13 @@ const FIELD_RANGES: [(&str, u32, u32); 4] = [
 /// Checks every number of a field (`5`, `1-5`, `*/15`, `10-50/5`, lists of them) against the
 /// field's range, so the message names the valid range (the `cron` crate says "Minutes must be
 /// less than 59" about 60). Names (`JAN`) and `*`/`?` are left to the crate.
-fn check_range(expr: &str, field: &str, what: &str, min: u32, max: u32) -> Result<(), String> {
+fn check_range(
+    expr: &str,
+    field: &str,
+    what: &'static str,
+    min: u32,
+    max: u32,
+) -> Result<(), CronError> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => (r, Some(s)),
@@ -88,10 +145,12 @@ fn check_range(expr: &str, field: &str, what: &str, min: u32, max: u32) -> Resul
                 .parse::<u32>()
                 .map_or(true, |s| s == 0 || s > max.max(1))
         {
-            return Err(format!(
-                "invalid cron expression `{expr}`: step `/{step}` of the {what} field must be between 1 and {}",
-                max.max(1)
-            ));
+            return Err(CronError::Step {
+                expression: expr.to_string(),
+                step: step.to_string(),
+                field: what,
+                max: max.max(1),
+            });
         }
         if matches!(range, "*" | "?") {
             continue;
@@ -103,9 +162,13 @@ fn check_range(expr: &str, field: &str, what: &str, min: u32, max: u32) -> Resul
             match number.parse::<u32>() {
                 Ok(n) if (min..=max).contains(&n) => {}
                 _ => {
-                    return Err(format!(
-                        "invalid cron expression `{expr}`: {what} `{number}` is out of range (valid: {min}-{max})"
-                    ));
+                    return Err(CronError::OutOfRange {
+                        expression: expr.to_string(),
+                        field: what,
+                        number: number.to_string(),
+                        min,
+                        max,
+                    });
                 }
             }
         }
@@ -115,7 +178,7 @@ fn check_range(expr: &str, field: &str, what: &str, min: u32, max: u32) -> Resul
 
 /// Converts a crontab day-of-week field (0–7, Sunday = 0 or 7) to the crate's 1–7, Sunday = 1.
 /// Named days pass through; numeric items are expanded to explicit lists.
-fn day_of_week(field: &str) -> Result<String, String> {
+fn day_of_week(field: &str) -> Result<String, CronError> {
     let mut out = Vec::new();
     for item in field.split(',') {
         if item.starts_with('*') || item.chars().any(|c| c.is_ascii_alphabetic()) {
@@ -126,11 +189,11 @@ fn day_of_week(field: &str) -> Result<String, String> {
             Some((r, s)) => (r, Some(s)),
             None => (item, None),
         };
-        let num = |s: &str| -> Result<u32, String> {
+        let num = |s: &str| -> Result<u32, CronError> {
             s.parse::<u32>()
                 .ok()
                 .filter(|n| *n <= 7)
-                .ok_or_else(|| format!("invalid day of week `{s}` (expected 0-7 or SUN-SAT)"))
+                .ok_or_else(|| CronError::DayOfWeek(s.to_string()))
         };
         let (start, end) = match range.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
@@ -138,14 +201,14 @@ fn day_of_week(field: &str) -> Result<String, String> {
             None => (num(range)?, num(range)?),
         };
         if start > end {
-            return Err(format!("invalid day-of-week range `{range}`"));
+            return Err(CronError::DayOfWeekRange(range.to_string()));
         }
         let step = match step {
             Some(s) => s
                 .parse::<usize>()
                 .ok()
                 .filter(|s| *s > 0)
-                .ok_or_else(|| format!("invalid step `{s}` in day of week"))?,
+                .ok_or_else(|| CronError::DayOfWeekStep(s.to_string()))?,
             None => 1,
         };
         for day in (start..=end).step_by(step) {
@@ -238,7 +301,7 @@ mod tests {
                 "step `/0` of the minute field must be between 1 and 59",
             ),
         ] {
-            let e = parse_cron(expr, None).unwrap_err();
+            let e = parse_cron(expr, None).unwrap_err().to_string();
             assert!(e.contains(want), "{expr}: {e}");
             assert!(!e.contains("less than"), "{expr}: {e}");
         }
@@ -246,12 +309,18 @@ mod tests {
 
     #[test]
     fn bad_expressions_are_rejected() {
-        assert!(parse_cron("* * *", None).unwrap_err().contains("3 fields"));
+        assert!(
+            parse_cron("* * *", None)
+                .unwrap_err()
+                .to_string()
+                .contains("3 fields")
+        );
         assert!(parse_cron("61 * * * *", None).is_err());
         assert!(parse_cron("0 9 * * 8", None).is_err());
         assert!(
             parse_cron("0 9 * * *", Some("Mars/Olympus"))
                 .unwrap_err()
+                .to_string()
                 .contains("timezone")
         );
     }

@@ -65,8 +65,17 @@ fn valid_name(s: &str) -> bool {
         && chars.all(is_name_char)
 }
 
+/// Why the inside of a `{{ ... }}` is not a reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    #[error("`{0}` is not a valid variable reference")]
+    Invalid(String),
+    #[error("unknown namespace `{namespace}` in `{{{{ {expr} }}}}` (expected `secret.` or `env.`)")]
+    Namespace { namespace: String, expr: String },
+}
+
 impl Ref {
-    fn parse(expr: &str) -> Result<Ref, String> {
+    fn parse(expr: &str) -> Result<Ref, RefError> {
         let builtin = match expr {
             "uuid" => Some(Ref::Uuid),
             "now_unix" => Some(Ref::NowUnix),
@@ -82,15 +91,16 @@ impl Ref {
             None => (None, expr),
         };
         if !valid_name(name) {
-            return Err(format!("`{expr}` is not a valid variable reference"));
+            return Err(RefError::Invalid(expr.to_string()));
         }
         match ns {
             None => Ok(Ref::Var(name.to_string())),
             Some("secret") => Ok(Ref::Secret(name.to_string())),
             Some("env") => Ok(Ref::Env(name.to_string())),
-            Some(other) => Err(format!(
-                "unknown namespace `{other}` in `{{{{ {expr} }}}}` (expected `secret.` or `env.`)"
-            )),
+            Some(other) => Err(RefError::Namespace {
+                namespace: other.to_string(),
+                expr: expr.to_string(),
+            }),
         }
     }
 }
@@ -112,9 +122,9 @@ impl Template {
                 });
             };
             let expr = after[..close].trim();
-            let r = Ref::parse(expr).map_err(|message| TemplateError {
+            let r = Ref::parse(expr).map_err(|e| TemplateError {
                 offset: offset + open,
-                message,
+                message: e.to_string(),
             })?;
             parts.push(Part::Ref(r));
             let consumed = open + 2 + close + 2;

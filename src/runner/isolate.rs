@@ -11,12 +11,17 @@ use futures_util::FutureExt;
 
 use crate::step::{Failure, FailureClass};
 
+/// A future panicked; the message it carried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Panicked(pub String);
+
 /// Runs `fut` to completion, or returns the message of the panic that stopped it.
-pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, String> {
+pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Panicked> {
     AssertUnwindSafe(fut)
         .catch_unwind()
         .await
-        .map_err(|p| panic_message(p.as_ref()))
+        .map_err(|p| Panicked(panic_message(p.as_ref())))
 }
 
 /// The text a panic carried (`panic!("…")` gives a `&str` or a `String`).
@@ -50,13 +55,13 @@ mod tests {
     #[tokio::test]
     async fn catch_panic_returns_the_message_of_str_and_string_panics() {
         assert_eq!(catch_panic(async { 7 }).await, Ok(7));
-        let r: Result<(), String> = catch_panic(async { panic!("boom") }).await;
-        assert_eq!(r, Err("boom".to_string()));
+        let r: Result<(), Panicked> = catch_panic(async { panic!("boom") }).await;
+        assert_eq!(r, Err(Panicked("boom".to_string())));
         let n = 3;
-        let r: Result<(), String> = catch_panic(async move { panic!("boom {n}") }).await;
-        assert_eq!(r, Err("boom 3".to_string()));
-        let r: Result<(), String> = catch_panic(async { std::panic::panic_any(42u8) }).await;
-        assert_eq!(r, Err("a panic without a message".to_string()));
+        let r: Result<(), Panicked> = catch_panic(async move { panic!("boom {n}") }).await;
+        assert_eq!(r, Err(Panicked("boom 3".to_string())));
+        let r: Result<(), Panicked> = catch_panic(async { std::panic::panic_any(42u8) }).await;
+        assert_eq!(r, Err(Panicked("a panic without a message".to_string())));
     }
 
     #[test]

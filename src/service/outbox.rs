@@ -66,7 +66,7 @@ impl Linker {
                 .dashboard_url
                 .as_ref()
                 .map(|u| u.trim_end_matches('/').to_string()),
-            trace_url: config.trace_url.clone(),
+            trace_url: config.trace_url.as_deref().map(str::to_string),
         }
     }
 

@@ -28,7 +28,7 @@ use url::Url;
 
 use super::http::header_pairs;
 use super::http::request::{
-    USER_AGENT, add_propagation_headers, host_header, render_headers, sendable,
+    USER_AGENT, UrlError, add_propagation_headers, host_header, render_headers, sendable,
 };
 use super::http::transport::{self, Transport};
 use super::net::Budget;
@@ -118,7 +118,10 @@ impl Upgrade {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         }
         if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, host_header(&url).map_err(template)?);
+            headers.insert(
+                header::HOST,
+                host_header(&url).map_err(|e| template(e.to_string()))?,
+            );
         }
         if !step.subprotocols.is_empty() {
             let offered = step.subprotocols.join(", ");
@@ -168,9 +171,8 @@ impl Upgrade {
 }
 
 /// Parses a rendered URL: `ws` or `wss`, a host, no credentials; the fragment is dropped.
-fn ws_url(rendered: &str) -> Result<Url, String> {
-    let url = Url::parse(rendered).map_err(|e| format!("not a valid URL: {e}"))?;
-    sendable(url, ["ws", "wss"])
+fn ws_url(rendered: &str) -> Result<Url, UrlError> {
+    sendable(Url::parse(rendered)?, ["ws", "wss"])
 }
 
 /// Sends the upgrade and waits for `101 Switching Protocols` (the `handshake` phase);

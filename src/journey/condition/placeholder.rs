@@ -127,7 +127,7 @@ impl Placeholder {
             _ => return None,
         };
         Some(match error {
-            "empty" => format!("the {what} is empty, not JSON"),
+            crate::journey::facts::NotJson::Empty => format!("the {what} is empty, not JSON"),
             error => format!("the {what} is not JSON ({error})"),
         })
     }

@@ -138,13 +138,13 @@ pub(super) fn schedule(c: &mut Checker, n: &Node) -> Option<Schedule> {
             let tz = f.get("timezone").and_then(|t| c.text(t, "`timezone`"));
             match parse_cron(&expr, tz.as_deref()) {
                 Ok(s) => Some(Schedule::Cron(Box::new(s))),
-                Err(msg) => {
-                    let pos = if msg.contains("timezone") {
+                Err(e) => {
+                    let pos = if e.is_timezone() {
                         f.get("timezone").unwrap_or(cron).pos
                     } else {
                         cron.pos
                     };
-                    c.err(pos, msg);
+                    c.err(pos, e.to_string());
                     None
                 }
             }

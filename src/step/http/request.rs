@@ -91,7 +91,7 @@ impl RequestSpec {
         if protocol == Protocol::Http1 && !self.headers.contains_key(header::HOST) {
             request.headers_mut().insert(
                 header::HOST,
-                host_header(&self.url).map_err(HttpError::Template)?,
+                host_header(&self.url).map_err(|e| HttpError::Template(e.to_string()))?,
             );
         }
         Ok(request)
@@ -152,21 +152,45 @@ fn render_url(step: &HttpStep, scope: &Scope<'_>) -> Result<Url, HttpError> {
     Ok(url)
 }
 
+/// Why a URL cannot be sent by this client (the step's URL, a redirect's, a WebSocket's).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UrlError {
+    #[error("not a valid URL: {0}")]
+    Invalid(#[from] url::ParseError),
+    #[error("scheme `{scheme}` is not supported (only {plain} and {secure})")]
+    Scheme {
+        scheme: String,
+        plain: String,
+        secure: String,
+    },
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("credentials in the URL are not supported; set an Authorization header")]
+    Credentials,
+    /// The host and port do not make a `Host` header value.
+    #[error("host of `{url}`: {source}")]
+    Host {
+        url: Url,
+        source: http::header::InvalidHeaderValue,
+    },
+}
+
 /// Checks that a URL is one this client can send: one of the `[plain, secure]` schemes
 /// (`http`/`https`, or `ws`/`wss` for WebSocket), a host, no credentials; strips the fragment
 /// (which never goes on the wire).
-pub(crate) fn sendable(mut url: Url, [plain, secure]: [&str; 2]) -> Result<Url, String> {
+pub(crate) fn sendable(mut url: Url, [plain, secure]: [&str; 2]) -> Result<Url, UrlError> {
     if url.scheme() != plain && url.scheme() != secure {
-        return Err(format!(
-            "scheme `{}` is not supported (only {plain} and {secure})",
-            url.scheme()
-        ));
+        return Err(UrlError::Scheme {
+            scheme: url.scheme().to_string(),
+            plain: plain.to_string(),
+            secure: secure.to_string(),
+        });
     }
     if url.host().is_none() {
-        return Err("the URL has no host".into());
+        return Err(UrlError::NoHost);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials in the URL are not supported; set an Authorization header".into());
+        return Err(UrlError::Credentials);
     }
     url.set_fragment(None);
     Ok(url)
@@ -174,13 +198,16 @@ pub(crate) fn sendable(mut url: Url, [plain, secure]: [&str; 2]) -> Result<Url, 
 
 /// `Host` for HTTP/1.1 (and WebSocket upgrades): host, plus the port when it is not the
 /// scheme's default.
-pub(crate) fn host_header(url: &Url) -> Result<HeaderValue, String> {
+pub(crate) fn host_header(url: &Url) -> Result<HeaderValue, UrlError> {
     let host = url.host_str().unwrap_or_default();
     let value = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
     };
-    HeaderValue::try_from(value).map_err(|e| format!("host of `{url}`: {e}"))
+    HeaderValue::try_from(value).map_err(|source| UrlError::Host {
+        url: url.clone(),
+        source,
+    })
 }
 
 pub(crate) fn render_headers(

@@ -155,6 +155,18 @@ fn step(name: &str, record_type: DnsRecordType, server: SocketAddr) -> DnsStep {
     }
 }
 
+/// Runs the query of `host` for `record_type` at `server`, asserting that it succeeded.
+async fn query_ok(
+    h: &Harness,
+    host: &str,
+    record_type: DnsRecordType,
+    server: SocketAddr,
+) -> Attempt {
+    let a = h.run(&step(host, record_type, server), FIVE_S).await;
+    assert_ok(&a);
+    a
+}
+
 fn body(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("JSON")
 }
@@ -180,8 +192,7 @@ async fn every_record_type_over_udp() {
         (DnsRecordType::Cname, json!([])),
     ];
     for (record_type, expected) in cases {
-        let a = h.run(&step("shop.test", record_type, server), FIVE_S).await;
-        assert_ok(&a);
+        let a = query_ok(&h, "shop.test", record_type, server).await;
         assert_eq!(a.facts.dns_rcode.as_deref(), Some("NOERROR"));
         assert_eq!(body(&a), expected, "{record_type:?}");
         assert_eq!(a.facts.ip, Some(server.ip()));
@@ -202,16 +213,10 @@ async fn every_record_type_over_udp() {
 async fn cname_answers_and_only_the_asked_type_in_the_body() {
     let (server, _) = dns_server().await;
     let h = Harness::new(&[("host", Value::from("WWW.shop.test"))]);
-    let a = h
-        .run(&step("{{ host }}", DnsRecordType::Cname, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "{{ host }}", DnsRecordType::Cname, server).await;
     assert_eq!(body(&a), json!(["shop.test."]));
     // An A query gets the CNAME and the address; the body lists the addresses.
-    let a = h
-        .run(&step("{{ host }}", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "{{ host }}", DnsRecordType::A, server).await;
     assert_eq!(body(&a), json!(["127.0.0.1"]));
 }
 
@@ -219,10 +224,7 @@ async fn cname_answers_and_only_the_asked_type_in_the_body() {
 async fn nxdomain_and_servfail_are_facts_not_failures() {
     let (server, _) = dns_server().await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("nope.shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "nope.shop.test", DnsRecordType::A, server).await;
     assert_eq!(a.facts.dns_rcode.as_deref(), Some("NXDOMAIN"));
     assert_eq!(body(&a), json!([]));
     assert_eq!(
@@ -231,10 +233,7 @@ async fn nxdomain_and_servfail_are_facts_not_failures() {
     );
     assert!(h.check("len([BODY]) == 0", &a).0);
 
-    let a = h
-        .run(&step("broken.shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "broken.shop.test", DnsRecordType::A, server).await;
     assert_eq!(a.facts.dns_rcode.as_deref(), Some("SERVFAIL"));
 }
 
@@ -255,10 +254,7 @@ async fn tcp_option_queries_over_tcp() {
 async fn truncated_udp_answer_is_asked_again_over_tcp() {
     let (server, seen) = dns_server().await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("big.shop.test", DnsRecordType::Txt, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "big.shop.test", DnsRecordType::Txt, server).await;
     assert_eq!(body(&a), json!(["x".repeat(2000)]));
     assert_eq!(seen.udp.load(Ordering::SeqCst), 1);
     assert_eq!(seen.tcp.load(Ordering::SeqCst), 1);
@@ -340,10 +336,7 @@ async fn stray_datagrams_are_ignored() {
     })
     .await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "shop.test", DnsRecordType::A, server).await;
     assert_eq!(body(&a), json!(["127.0.0.1"]));
 }
 

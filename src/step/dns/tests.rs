@@ -167,6 +167,17 @@ async fn query_ok(
     a
 }
 
+/// Queries `shop.test` for A records at `server` (no variables) within `timeout`: the attempt,
+/// and how long the step took.
+async fn timed_query(server: SocketAddr, timeout: Duration) -> (Attempt, Duration) {
+    let h = Harness::new(&[]);
+    let started = Instant::now();
+    let a = h
+        .run(&step("shop.test", DnsRecordType::A, server), timeout)
+        .await;
+    (a, started.elapsed())
+}
+
 fn body(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("JSON")
 }
@@ -272,15 +283,7 @@ async fn silent_server_times_out_by_the_deadline_after_one_query() {
             counter.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(
-            &step("shop.test", DnsRecordType::A, server),
-            Duration::from_millis(300),
-        )
-        .await;
-    let elapsed = started.elapsed();
+    let (a, elapsed) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Timeout);
     assert!(
         msg.contains(&server.to_string()) && msg.contains("UDP"),
@@ -302,14 +305,10 @@ async fn closed_udp_port_is_a_dns_failure() {
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.local_addr().unwrap()
     };
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(&step("shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
+    let (a, elapsed) = timed_query(server, FIVE_S).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(msg.contains("refused"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -349,21 +348,14 @@ async fn answers_with_a_wrong_id_are_reported_not_called_no_answer() {
         vec![stray.to_vec().unwrap(); 3]
     })
     .await;
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(
-            &step("shop.test", DnsRecordType::A, server),
-            Duration::from_millis(300),
-        )
-        .await;
+    let (a, elapsed) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(
         msg.contains("3 answers arrived but none matched the query (wrong id)"),
         "{msg}"
     );
     assert!(msg.contains(&server.to_string()), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(1));
     assert_eq!(a.facts.dns_rcode, None);
 }
 
@@ -375,9 +367,7 @@ async fn mixed_strays_are_counted_by_reason() {
         vec![b"\x00".to_vec(), stray.to_vec().unwrap()]
     })
     .await;
-    let h = Harness::new(&[]);
-    let s = step("shop.test", DnsRecordType::A, server);
-    let a = h.run(&s, Duration::from_millis(300)).await;
+    let (a, _) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(
         msg.contains(

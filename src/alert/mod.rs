@@ -194,6 +194,37 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A new open incident: not stored yet (`id` 0), never acknowledged, resolved or reopened,
+    /// with an empty cause and no channels, owner, runbook or tags.
+    pub(crate) fn opened(
+        journey: String,
+        severity: Severity,
+        dedup_key: String,
+        started_at: DateTime<Utc>,
+        opened_at: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            id: 0,
+            journey,
+            severity,
+            state: IncidentState::Open,
+            dedup_key,
+            started_at,
+            opened_at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            reopened: 0,
+            flapping: false,
+            cause: Cause::default(),
+            channels: vec![],
+            owner: None,
+            runbook: None,
+            tags: vec![],
+        }
+    }
+
     /// How long it has lasted, up to its resolution (or `now`).
     pub fn duration(&self, now: DateTime<Utc>) -> Duration {
         let end = self.resolved_at.unwrap_or(now);
@@ -343,26 +374,13 @@ impl Incident {
         severity: Severity,
         started: DateTime<Utc>,
     ) -> Incident {
-        Incident {
-            id: 0,
-            journey: journey.into(),
+        Incident::opened(
+            journey.into(),
             severity,
-            state: IncidentState::Open,
-            dedup_key: format!("test/{journey}"),
-            started_at: started,
-            opened_at: started,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            reopened: 0,
-            flapping: false,
-            cause: Cause::default(),
-            channels: vec![],
-            owner: None,
-            runbook: None,
-            tags: vec![],
-        }
+            format!("test/{journey}"),
+            started,
+            started,
+        )
     }
 }
 

@@ -217,16 +217,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::baseline::test_clock::{DAY_RUNS, at};
     use crate::journey::Sensitivity;
-
-    /// 2026-01-05 00:00 UTC.
-    const T0: i64 = 1_767_571_200_000;
-    const MINUTE: i64 = 60_000;
-    const DAY_RUNS: i64 = 24 * 60;
-
-    fn at(run: i64) -> i64 {
-        T0 + run * MINUTE
-    }
 
     fn detector() -> FailureDetector {
         FailureDetector::new(FailureParams::preset(Sensitivity::Medium).unwrap())

@@ -254,12 +254,8 @@ mod tests {
     use rand_distr::{Distribution, LogNormal};
 
     use super::*;
+    use crate::baseline::test_clock::{DAY_RUNS, MINUTE, T0, at};
     use crate::journey::{Seasonality, Sensitivity};
-
-    /// 2026-01-05 00:00 UTC, a Monday.
-    const T0: i64 = 1_767_571_200_000;
-    const MINUTE: i64 = 60_000;
-    const DAY_RUNS: i64 = 24 * 60;
 
     fn params(seasonality: Seasonality) -> LatencyParams {
         LatencyParams {
@@ -270,10 +266,6 @@ mod tests {
 
     fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
         LogNormal::new(median.ln(), sigma).unwrap().sample(rng)
-    }
-
-    fn at(run: i64) -> i64 {
-        T0 + run * MINUTE
     }
 
     #[test]

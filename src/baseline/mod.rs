@@ -19,6 +19,8 @@ pub mod replay;
 mod seasonal;
 pub mod shift;
 pub mod sketch;
+#[cfg(test)]
+mod test_clock;
 
 use serde::Serialize;
 

@@ -66,18 +66,6 @@ pub(crate) fn notification(kind: NotificationKind) -> Notification {
 fn failure_incident(started: DateTime<Utc>, opened: DateTime<Utc>) -> Incident {
     Incident {
         id: 42,
-        journey: "shop-checkout".into(),
-        severity: Severity::Failure,
-        state: IncidentState::Open,
-        dedup_key: "waymark/shop-checkout/42".into(),
-        started_at: started,
-        opened_at: opened,
-        acknowledged_at: None,
-        acknowledged_by: None,
-        resolved_at: None,
-        resolved_by: None,
-        reopened: 0,
-        flapping: false,
         cause: Cause {
             run_id: Some(RUN_ID),
             trace_id: Some(TRACE_ID.into()),
@@ -95,6 +83,13 @@ fn failure_incident(started: DateTime<Utc>, opened: DateTime<Utc>) -> Incident {
         owner: Some("team-payments".into()),
         runbook: Some("https://wiki.example.com/runbooks/checkout".into()),
         tags: vec!["shop".into(), "critical-path".into()],
+        ..Incident::opened(
+            "shop-checkout".into(),
+            Severity::Failure,
+            "waymark/shop-checkout/42".into(),
+            started,
+            opened,
+        )
     }
 }
 

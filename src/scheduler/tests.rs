@@ -542,6 +542,19 @@ async fn replace_journeys_stops_removed_starts_added_and_restarts_changed() {
     s.shutdown().await;
 }
 
+/// At 00:03:10, `a` ran at 00:01 and 00:03 only: its 00:02 tick was skipped as an overlap.
+/// Then shuts `s` down.
+async fn assert_only_the_0002_tick_was_skipped(s: &Scheduler, clock: &TokioClock, rec: &Recorder) {
+    sleep_until(clock, "2026-01-01T00:03:10Z").await;
+    let planned: Vec<_> = rec.calls("a").iter().map(|c| c.planned).collect();
+    assert_eq!(
+        planned,
+        [utc("2026-01-01T00:01:00Z"), utc("2026-01-01T00:03:00Z")]
+    );
+    assert_eq!(s.stats().skipped_overlap, 1);
+    s.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_changed_journey_does_not_overlap_the_run_of_its_previous_version() {
     let clock = TokioClock::starting_at(utc("2026-01-01T00:00:30Z"));
@@ -555,14 +568,7 @@ async fn a_changed_journey_does_not_overlap_the_run_of_its_previous_version() {
     sleep_until(&clock, "2026-01-01T00:01:10Z").await;
     s.replace_journeys([journey("a", cron("* * * * *", None), "v2")]);
     // v1's run lasts until 00:02:30: v2's 00:02 tick is skipped, 00:03 runs.
-    sleep_until(&clock, "2026-01-01T00:03:10Z").await;
-    let planned: Vec<_> = rec.calls("a").iter().map(|c| c.planned).collect();
-    assert_eq!(
-        planned,
-        [utc("2026-01-01T00:01:00Z"), utc("2026-01-01T00:03:00Z")]
-    );
-    assert_eq!(s.stats().skipped_overlap, 1);
-    s.shutdown().await;
+    assert_only_the_0002_tick_was_skipped(&s, &clock, &rec).await;
 }
 
 struct Panics;
@@ -686,14 +692,7 @@ async fn a_journey_removed_and_added_back_does_not_overlap_its_last_run() {
     assert_eq!(s.replace_journeys(Vec::<Journey>::new()).removed, ["a"]);
     assert_eq!(s.replace_journeys([a()]).added, ["a"]);
     // The removed version's run lasts until 00:02:30: the 00:02 tick is skipped.
-    sleep_until(&clock, "2026-01-01T00:03:10Z").await;
-    let planned: Vec<_> = rec.calls("a").iter().map(|c| c.planned).collect();
-    assert_eq!(
-        planned,
-        [utc("2026-01-01T00:01:00Z"), utc("2026-01-01T00:03:00Z")]
-    );
-    assert_eq!(s.stats().skipped_overlap, 1);
-    s.shutdown().await;
+    assert_only_the_0002_tick_was_skipped(&s, &clock, &rec).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -19,6 +19,8 @@ mod attributes;
 mod config;
 mod spans;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::{SpanKind, Status};
@@ -12,6 +12,7 @@ use super::*;
 use crate::journey::template::SecretSource;
 use crate::run::{RunResult, StepStatus};
 use crate::runner::Runner;
+use crate::telemetry::test_support::Collect;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: BTreeMap<String, String> = pairs
@@ -173,17 +174,6 @@ fn trace_url_template() {
         trace_url("http://jaeger:16686/trace/{trace_id}", "abc"),
         "http://jaeger:16686/trace/abc"
     );
-}
-
-/// Keeps every exported span in memory.
-#[derive(Debug, Clone, Default)]
-struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-impl SpanExporter for Collect {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.lock().unwrap().extend(batch);
-        Ok(())
-    }
 }
 
 /// A collector that is down.

@@ -386,25 +386,14 @@ impl Engine {
             (NotificationKind::Reopened, detail)
         } else {
             let detail = format!("opened: {}", cause.headline(severity));
+            let dedup_key = format!("waymark-{}", uuid::Uuid::new_v4().simple());
             js.incident = Some(Incident {
-                id: 0,
-                journey: name.to_string(),
-                severity,
-                state: IncidentState::Open,
-                dedup_key: format!("waymark-{}", uuid::Uuid::new_v4().simple()),
-                started_at,
-                opened_at: now,
-                acknowledged_at: None,
-                acknowledged_by: None,
-                resolved_at: None,
-                resolved_by: None,
-                reopened: 0,
-                flapping: false,
                 cause,
                 channels,
                 owner: js.owner.clone(),
                 runbook: js.runbook.clone(),
                 tags: js.tags.clone(),
+                ..Incident::opened(name.to_string(), severity, dedup_key, started_at, now)
             });
             js.announced = false;
             js.last_alerted.clear();

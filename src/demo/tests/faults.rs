@@ -56,15 +56,17 @@ async fn failing_payments_fail_the_order_with_502_and_create_nothing() {
     assert_eq!(d.orders_in_db().await, 0);
     let payments = d.target.payments_url();
     let charge = json!({ "amount_cents": 900, "reference": "direct" });
-    let direct = d
-        .send(
+    // A charge straight at the provider, past the shop.
+    let charge_directly = || {
+        d.send(
             &payments,
             Method::POST,
             "/charge",
             Some(charge.clone()),
             None,
         )
-        .await;
+    };
+    let direct = charge_directly().await;
     assert_eq!(direct.status, 503);
     assert_eq!(
         direct.body,
@@ -90,15 +92,7 @@ async fn failing_payments_fail_the_order_with_502_and_create_nothing() {
     d.target.faults().set(FaultSet::default());
     for _ in 0..5 {
         assert_eq!(d.order(3).await.status, 201);
-        let direct = d
-            .send(
-                &payments,
-                Method::POST,
-                "/charge",
-                Some(charge.clone()),
-                None,
-            )
-            .await;
+        let direct = charge_directly().await;
         assert_eq!(direct.status, 201);
         assert_eq!(direct.body["status"], "captured");
     }

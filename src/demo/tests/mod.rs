@@ -1,14 +1,12 @@
 //! The demo target on real sockets: the shop, its payments service, the faults and the spans
 //! both export, captured in memory.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Key, Value as Attr};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanData;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -16,20 +14,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::*;
+use crate::telemetry::test_support::Collect;
 
 mod faults;
 mod trace;
-
-/// Keeps every exported span in memory.
-#[derive(Debug, Clone, Default)]
-struct Collect(Arc<Mutex<Vec<SpanData>>>);
-
-impl SpanExporter for Collect {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.lock().unwrap().extend(batch);
-        Ok(())
-    }
-}
 
 /// A running target, its captured spans and a logged-in shopper.
 struct Demo {

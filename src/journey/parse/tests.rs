@@ -12,6 +12,14 @@ fn errors(src: &str) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that each of `needles` is part of one of `errs` (or of the lines they make).
+fn assert_errors_include(errs: &[String], needles: &[&str]) {
+    let joined = errs.join("\n");
+    for needle in needles {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+}
+
 const ISSUE_EXAMPLE: &str = r#"name: checkout
 description: A shopper logs in and lists items
 schedule: { every: 1m }
@@ -134,19 +142,19 @@ steps:
       url: ftp://h/
       max_body_bytes: 10 parsecs
 "#;
-    let joined = errors(src).join("\n");
-    for needle in [
-        "j.yaml:2:10: `timeout` needs a unit",
-        "j.yaml:3:6: `slo` must be a percentage",
-        "j.yaml:4:7: `tags` must be a list",
-        "j.yaml:5:19: invalid cron expression `61 * * * *`: minute `61` is out of range (valid: 0-59)",
-        "j.yaml:8:17: `always_run` of step `a` must be true or false",
-        "j.yaml:9:33: `retries` of step `a` delay `soon` is not a duration",
-        "j.yaml:11:12: URL scheme `ftp`",
-        "j.yaml:12:23: `http.max_body_bytes` of step `a` must be a size",
-    ] {
-        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
-    }
+    assert_errors_include(
+        &errors(src),
+        &[
+            "j.yaml:2:10: `timeout` needs a unit",
+            "j.yaml:3:6: `slo` must be a percentage",
+            "j.yaml:4:7: `tags` must be a list",
+            "j.yaml:5:19: invalid cron expression `61 * * * *`: minute `61` is out of range (valid: 0-59)",
+            "j.yaml:8:17: `always_run` of step `a` must be true or false",
+            "j.yaml:9:33: `retries` of step `a` delay `soon` is not a duration",
+            "j.yaml:11:12: URL scheme `ftp`",
+            "j.yaml:12:23: `http.max_body_bytes` of step `a` must be a size",
+        ],
+    );
 }
 
 #[test]
@@ -288,21 +296,21 @@ steps:
   - name: pause
     wait: 10m
 "#;
-    let joined = errors(src).join("\n");
-    for needle in [
-        "j.yaml:5:12: URL scheme `http` is not supported by websocket steps (use ws or wss)",
-        "j.yaml:7:19: `expect` needs `conditions`",
-        "j.yaml:8:17: `send` takes exactly one of `text` or `json`",
-        "j.yaml:9:11: unknown key `shout` in an action",
-        "variable `nope` is not defined",
-        "j.yaml:12:27: `tcp.port` must be between 0 and 65535",
-        "`tcp.send`: `4x` is not hex bytes",
-        "unsupported DNS record type `AAA`; did you mean `AAAA`?",
-        "`dns.server` must be an IP address",
-        "j.yaml:16:11: `wait` `10m` is out of range",
-    ] {
-        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
-    }
+    assert_errors_include(
+        &errors(src),
+        &[
+            "j.yaml:5:12: URL scheme `http` is not supported by websocket steps (use ws or wss)",
+            "j.yaml:7:19: `expect` needs `conditions`",
+            "j.yaml:8:17: `send` takes exactly one of `text` or `json`",
+            "j.yaml:9:11: unknown key `shout` in an action",
+            "variable `nope` is not defined",
+            "j.yaml:12:27: `tcp.port` must be between 0 and 65535",
+            "`tcp.send`: `4x` is not hex bytes",
+            "unsupported DNS record type `AAA`; did you mean `AAAA`?",
+            "`dns.server` must be an IP address",
+            "j.yaml:16:11: `wait` `10m` is out of range",
+        ],
+    );
 }
 
 #[test]
@@ -384,16 +392,17 @@ steps:
       min_delta: 20
 "#;
     let errs = errors(src);
+    assert_errors_include(
+        &errs,
+        &[
+            "j.yaml:2:10: `anomaly` must be one of off, low, medium, high",
+            "j.yaml:6:16: unknown key `sensitivty` in `anomaly` of step `a`; did you mean `sensitivity`?",
+            "j.yaml:10:19: `min_change` of `anomaly` of step `b` must be a fraction such as `0.2` or `20%`",
+            "j.yaml:11:20: `seasonality` of `anomaly` of step `b` must be one of off, daily, weekly",
+            "j.yaml:12:18: `min_delta` of `anomaly` of step `b` needs a unit",
+        ],
+    );
     let joined = errs.join("\n");
-    for needle in [
-        "j.yaml:2:10: `anomaly` must be one of off, low, medium, high",
-        "j.yaml:6:16: unknown key `sensitivty` in `anomaly` of step `a`; did you mean `sensitivity`?",
-        "j.yaml:10:19: `min_change` of `anomaly` of step `b` must be a fraction such as `0.2` or `20%`",
-        "j.yaml:11:20: `seasonality` of `anomaly` of step `b` must be one of off, daily, weekly",
-        "j.yaml:12:18: `min_delta` of `anomaly` of step `b` needs a unit",
-    ] {
-        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
-    }
     assert_eq!(errs.len(), 5, "{joined}");
 }
 

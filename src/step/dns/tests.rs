@@ -155,6 +155,29 @@ fn step(name: &str, record_type: DnsRecordType, server: SocketAddr) -> DnsStep {
     }
 }
 
+/// Runs the query of `host` for `record_type` at `server`, asserting that it succeeded.
+async fn query_ok(
+    h: &Harness,
+    host: &str,
+    record_type: DnsRecordType,
+    server: SocketAddr,
+) -> Attempt {
+    let a = h.run(&step(host, record_type, server), FIVE_S).await;
+    assert_ok(&a);
+    a
+}
+
+/// Queries `shop.test` for A records at `server` (no variables) within `timeout`: the attempt,
+/// and how long the step took.
+async fn timed_query(server: SocketAddr, timeout: Duration) -> (Attempt, Duration) {
+    let h = Harness::new(&[]);
+    let started = Instant::now();
+    let a = h
+        .run(&step("shop.test", DnsRecordType::A, server), timeout)
+        .await;
+    (a, started.elapsed())
+}
+
 fn body(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("JSON")
 }
@@ -180,8 +203,7 @@ async fn every_record_type_over_udp() {
         (DnsRecordType::Cname, json!([])),
     ];
     for (record_type, expected) in cases {
-        let a = h.run(&step("shop.test", record_type, server), FIVE_S).await;
-        assert_ok(&a);
+        let a = query_ok(&h, "shop.test", record_type, server).await;
         assert_eq!(a.facts.dns_rcode.as_deref(), Some("NOERROR"));
         assert_eq!(body(&a), expected, "{record_type:?}");
         assert_eq!(a.facts.ip, Some(server.ip()));
@@ -202,16 +224,10 @@ async fn every_record_type_over_udp() {
 async fn cname_answers_and_only_the_asked_type_in_the_body() {
     let (server, _) = dns_server().await;
     let h = Harness::new(&[("host", Value::from("WWW.shop.test"))]);
-    let a = h
-        .run(&step("{{ host }}", DnsRecordType::Cname, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "{{ host }}", DnsRecordType::Cname, server).await;
     assert_eq!(body(&a), json!(["shop.test."]));
     // An A query gets the CNAME and the address; the body lists the addresses.
-    let a = h
-        .run(&step("{{ host }}", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "{{ host }}", DnsRecordType::A, server).await;
     assert_eq!(body(&a), json!(["127.0.0.1"]));
 }
 
@@ -219,10 +235,7 @@ async fn cname_answers_and_only_the_asked_type_in_the_body() {
 async fn nxdomain_and_servfail_are_facts_not_failures() {
     let (server, _) = dns_server().await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("nope.shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "nope.shop.test", DnsRecordType::A, server).await;
     assert_eq!(a.facts.dns_rcode.as_deref(), Some("NXDOMAIN"));
     assert_eq!(body(&a), json!([]));
     assert_eq!(
@@ -231,10 +244,7 @@ async fn nxdomain_and_servfail_are_facts_not_failures() {
     );
     assert!(h.check("len([BODY]) == 0", &a).0);
 
-    let a = h
-        .run(&step("broken.shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "broken.shop.test", DnsRecordType::A, server).await;
     assert_eq!(a.facts.dns_rcode.as_deref(), Some("SERVFAIL"));
 }
 
@@ -255,10 +265,7 @@ async fn tcp_option_queries_over_tcp() {
 async fn truncated_udp_answer_is_asked_again_over_tcp() {
     let (server, seen) = dns_server().await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("big.shop.test", DnsRecordType::Txt, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "big.shop.test", DnsRecordType::Txt, server).await;
     assert_eq!(body(&a), json!(["x".repeat(2000)]));
     assert_eq!(seen.udp.load(Ordering::SeqCst), 1);
     assert_eq!(seen.tcp.load(Ordering::SeqCst), 1);
@@ -276,15 +283,7 @@ async fn silent_server_times_out_by_the_deadline_after_one_query() {
             counter.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(
-            &step("shop.test", DnsRecordType::A, server),
-            Duration::from_millis(300),
-        )
-        .await;
-    let elapsed = started.elapsed();
+    let (a, elapsed) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Timeout);
     assert!(
         msg.contains(&server.to_string()) && msg.contains("UDP"),
@@ -306,14 +305,10 @@ async fn closed_udp_port_is_a_dns_failure() {
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         s.local_addr().unwrap()
     };
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(&step("shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
+    let (a, elapsed) = timed_query(server, FIVE_S).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(msg.contains("refused"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -340,10 +335,7 @@ async fn stray_datagrams_are_ignored() {
     })
     .await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("shop.test", DnsRecordType::A, server), FIVE_S)
-        .await;
-    assert_ok(&a);
+    let a = query_ok(&h, "shop.test", DnsRecordType::A, server).await;
     assert_eq!(body(&a), json!(["127.0.0.1"]));
 }
 
@@ -356,21 +348,14 @@ async fn answers_with_a_wrong_id_are_reported_not_called_no_answer() {
         vec![stray.to_vec().unwrap(); 3]
     })
     .await;
-    let h = Harness::new(&[]);
-    let started = Instant::now();
-    let a = h
-        .run(
-            &step("shop.test", DnsRecordType::A, server),
-            Duration::from_millis(300),
-        )
-        .await;
+    let (a, elapsed) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(
         msg.contains("3 answers arrived but none matched the query (wrong id)"),
         "{msg}"
     );
     assert!(msg.contains(&server.to_string()), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(1));
     assert_eq!(a.facts.dns_rcode, None);
 }
 
@@ -382,9 +367,7 @@ async fn mixed_strays_are_counted_by_reason() {
         vec![b"\x00".to_vec(), stray.to_vec().unwrap()]
     })
     .await;
-    let h = Harness::new(&[]);
-    let s = step("shop.test", DnsRecordType::A, server);
-    let a = h.run(&s, Duration::from_millis(300)).await;
+    let (a, _) = timed_query(server, Duration::from_millis(300)).await;
     let msg = assert_failed(&a, FailureClass::Dns);
     assert!(
         msg.contains(

@@ -103,6 +103,12 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
 }
 
 /// One attempt trusting only `root` (instead of the Mozilla roots).
+/// Probes 127.0.0.1:`port` within five seconds.
+async fn probe(h: &Harness, port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
+    h.run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
+        .await
+}
+
 async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>) -> Attempt {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).unwrap();
@@ -121,12 +127,7 @@ async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
     let (cert, key) = self_signed();
     let (addr, mut closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(
-            &step("127.0.0.1", addr.port(), Some("shop.test"), true),
-            FIVE_S,
-        )
-        .await;
+    let a = probe(&h, addr.port(), Some("shop.test"), true).await;
     assert_ok(&a);
     let f = &a.facts;
     let left = f.certificate_expiration_ms.unwrap();
@@ -149,12 +150,7 @@ async fn self_signed_certificate_fails_verification_as_self_signed() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(
-            &step("127.0.0.1", addr.port(), Some("shop.test"), false),
-            FIVE_S,
-        )
-        .await;
+    let a = probe(&h, addr.port(), Some("shop.test"), false).await;
     let msg = assert_failed(&a, FailureClass::Tls);
     assert!(
         msg.contains("the certificate is self-signed, and not trusted"),
@@ -170,9 +166,7 @@ async fn expiry_condition_fails_showing_the_time_left() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
-    let a = h
-        .run(&step("127.0.0.1", addr.port(), None, true), FIVE_S)
-        .await;
+    let a = probe(&h, addr.port(), None, true).await;
     assert_ok(&a);
     let (passed, actual) = h.check("[CERTIFICATE_EXPIRATION] > 336h", &a);
     assert!(!passed);
@@ -220,9 +214,7 @@ async fn name_mismatch_and_expiry_fail_verification() {
     assert!(msg.contains("the certificate expired on 20"), "{msg}");
 
     // With insecure_skip_verify the expired certificate is inspected: time left is negative.
-    let a = h
-        .run(&step("127.0.0.1", addr.port(), None, true), FIVE_S)
-        .await;
+    let a = probe(&h, addr.port(), None, true).await;
     assert_ok(&a);
     let left = a.facts.certificate_expiration_ms.unwrap();
     assert!((left + 24 * 3600 * 1000).abs() < 60_000, "{left}");
@@ -265,7 +257,7 @@ async fn peer_closing_during_the_handshake_is_a_tls_failure() {
         }
     });
     let h = Harness::new(&[]);
-    let a = h.run(&step("127.0.0.1", port, None, true), FIVE_S).await;
+    let a = probe(&h, port, None, true).await;
     assert_failed(&a, FailureClass::Tls);
 }
 
@@ -273,11 +265,9 @@ async fn peer_closing_during_the_handshake_is_a_tls_failure() {
 async fn refused_port_and_bad_server_name() {
     let h = Harness::new(&[]);
     let port = closed_port().await;
-    let a = h.run(&step("127.0.0.1", port, None, false), FIVE_S).await;
+    let a = probe(&h, port, None, false).await;
     assert_failed(&a, FailureClass::Connect);
-    let a = h
-        .run(&step("127.0.0.1", port, Some("not a name!"), false), FIVE_S)
-        .await;
+    let a = probe(&h, port, Some("not a name!"), false).await;
     let msg = assert_failed(&a, FailureClass::Template);
     assert!(msg.contains("not a valid TLS server name"), "{msg}");
     assert_eq!(a.facts.connected, None, "nothing was attempted");
@@ -319,7 +309,7 @@ async fn unknown_issuer_is_not_called_self_signed() {
 async fn plain_http_server_is_said_not_to_speak_tls() {
     let port = plain_http_server().await;
     let h = Harness::new(&[]);
-    let a = h.run(&step("127.0.0.1", port, None, true), FIVE_S).await;
+    let a = probe(&h, port, None, true).await;
     let msg = assert_failed(&a, FailureClass::Tls);
     assert!(
         msg.contains("the server's answer is not TLS (plain HTTP on this port?)"),

@@ -2,16 +2,21 @@
 
 use super::*;
 
-#[tokio::test]
-async fn silent_server_times_out_at_the_deadline() {
-    let addr = raw_server(|s| send_then_stall(s, b"")).await;
-    let started = Instant::now();
-    let a = run_with(
+/// `GET /` of `addr` with a 300 ms timeout.
+async fn get_root_within_300ms(addr: SocketAddr) -> Attempt {
+    run_with(
         &step(Method::GET, &format!("http://{addr}/")),
         Duration::from_millis(300),
         &[],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn silent_server_times_out_at_the_deadline() {
+    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let started = Instant::now();
+    let a = get_root_within_300ms(addr).await;
     let elapsed = started.elapsed();
     let msg = assert_failed(&a, FailureClass::Timeout);
     assert!(msg.contains("waiting for response headers"), "{msg}");
@@ -36,12 +41,7 @@ async fn stalled_body_times_out_with_ttfb_recorded() {
     })
     .await;
     let started = Instant::now();
-    let a = run_with(
-        &step(Method::GET, &format!("http://{addr}/")),
-        Duration::from_millis(300),
-        &[],
-    )
-    .await;
+    let a = get_root_within_300ms(addr).await;
     assert!(started.elapsed() < Duration::from_millis(400));
     let msg = assert_failed(&a, FailureClass::Timeout);
     assert!(msg.contains("waiting for response body"), "{msg}");

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use bytes::Bytes;
@@ -99,43 +98,34 @@ async fn serve_app() -> SocketAddr {
             get(|| async { ([("x-test", "yes")], "hello world") }),
         )
         .route("/big", get(|| async { "x".repeat(1000) }))
-        .route("/echo", any(echo))
-        .route(
-            "/r/rel",
-            any(|| async { redirect(StatusCode::FOUND, "/r/abs".into()) }),
-        )
-        .route(
+        .route("/echo", any(echo));
+    let port = addr.port();
+    let redirects = [
+        ("/r/rel", StatusCode::FOUND, "/r/abs".to_string()),
+        (
             "/r/abs",
-            any(|State(port): State<u16>| async move {
-                redirect(
-                    StatusCode::MOVED_PERMANENTLY,
-                    format!("http://127.0.0.1:{port}/echo"),
-                )
-            }),
-        )
-        .route(
-            "/loop",
-            any(|| async { redirect(StatusCode::FOUND, "/loop".into()) }),
-        )
-        .route(
-            "/see-other",
-            any(|| async { redirect(StatusCode::SEE_OTHER, "/echo".into()) }),
-        )
-        .route(
-            "/found",
-            any(|| async { redirect(StatusCode::FOUND, "/echo".into()) }),
-        )
-        .route(
-            "/temporary",
-            any(|| async { redirect(StatusCode::TEMPORARY_REDIRECT, "/echo".into()) }),
-        )
-        .route(
+            StatusCode::MOVED_PERMANENTLY,
+            format!("http://127.0.0.1:{port}/echo"),
+        ),
+        ("/loop", StatusCode::FOUND, "/loop".into()),
+        ("/see-other", StatusCode::SEE_OTHER, "/echo".into()),
+        ("/found", StatusCode::FOUND, "/echo".into()),
+        ("/temporary", StatusCode::TEMPORARY_REDIRECT, "/echo".into()),
+        (
             "/to-localhost",
-            any(|State(port): State<u16>| async move {
-                redirect(StatusCode::FOUND, format!("http://localhost:{port}/echo"))
-            }),
-        )
-        .with_state(addr.port());
+            StatusCode::FOUND,
+            format!("http://localhost:{port}/echo"),
+        ),
+    ];
+    let app = redirects
+        .into_iter()
+        .fold(app, |app, (path, status, location)| {
+            let handler = move || {
+                let location = location.clone();
+                async move { redirect(status, location) }
+            };
+            app.route(path, any(handler))
+        });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }

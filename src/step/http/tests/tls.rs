@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// `GET https://localhost:<port>/` of `addr`, accepting any certificate.
+fn insecure_get(addr: SocketAddr) -> HttpStep {
+    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
+    s.insecure_skip_verify = true;
+    s
+}
+
 #[tokio::test]
 async fn self_signed_certificate_fails_verification() {
     let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
@@ -19,8 +26,7 @@ async fn self_signed_certificate_fails_verification() {
 #[tokio::test]
 async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
     let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
-    s.insecure_skip_verify = true;
+    let s = insecure_get(addr);
     let a = run(&s).await;
     assert_ok(&a);
     assert_eq!(a.facts.status, Some(200));
@@ -39,8 +45,7 @@ async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
 #[tokio::test]
 async fn https_records_subject_issuer_and_sans_like_the_tls_step() {
     let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
-    s.insecure_skip_verify = true;
+    let s = insecure_get(addr);
     let a = run(&s).await;
     assert_ok(&a);
     let f = &a.facts;

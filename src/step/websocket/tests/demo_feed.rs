@@ -36,16 +36,22 @@ async fn place_order(base: &str, token: &str, item_id: u64, qty: u64) -> Value {
     call(Method::POST, url("/api/orders"), Some(token), Some(cart)).await
 }
 
-#[tokio::test]
-async fn demo_feed_announces_a_placed_order() {
+/// The demo shop started on a free port, its base URL and the token of the logged-in shopper.
+async fn logged_in_shop() -> (crate::demo::DemoTarget, String, String) {
     let shop = crate::demo::DemoTarget::start(0, &Default::default())
         .await
         .unwrap();
-    let addr = shop.base_url().replace("http://", "");
     let base = shop.base_url();
     let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
     let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
     let token = body["auth"]["token"].as_str().unwrap().to_string();
+    (shop, base, token)
+}
+
+#[tokio::test]
+async fn demo_feed_announces_a_placed_order() {
+    let (_shop, base, token) = logged_in_shop().await;
+    let addr = base.replace("http://", "");
 
     let mut feed = step(
         &format!("ws://{addr}/api/orders/feed"),
@@ -111,14 +117,8 @@ async fn demo_feed_announces_a_placed_order() {
 async fn demo_feed_test_client_sees_cancellation() {
     // A plain tokio-tungstenite client, independent of the executor, checks the feed's wire
     // format (and that a bad token is refused with 401).
-    let shop = crate::demo::DemoTarget::start(0, &Default::default())
-        .await
-        .unwrap();
-    let addr = shop.base_url().replace("http://", "");
-    let base = shop.base_url();
-    let login = json!({ "user": crate::demo::DEMO_USER, "password": crate::demo::DEMO_PASSWORD });
-    let body = call(Method::POST, format!("{base}/api/login"), None, Some(login)).await;
-    let token = body["auth"]["token"].as_str().unwrap().to_string();
+    let (_shop, base, token) = logged_in_shop().await;
+    let addr = base.replace("http://", "");
     let order = place_order(&base, &token, 1, 1).await;
     let id = order["order_id"].as_u64().unwrap();
 

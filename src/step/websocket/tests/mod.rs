@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -190,6 +191,19 @@ async fn ws_peer() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
+/// Closes with `code` and `reason`, then reads until the client is gone.
+async fn close_and_drain<S>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
 // tungstenite's handshake callback returns its large `ErrorResponse` by value.
 #[allow(clippy::result_large_err)]
 async fn serve_ws<S>(stream: S, seen: Seen)
@@ -228,21 +242,11 @@ where
         "/deaf" => tokio::time::sleep(Duration::from_secs(10)).await,
         "/close1011" => {
             let _ = ws.send(text(json!({ "type": "hello" }))).await;
-            let frame = CloseFrame {
-                code: CloseCode::Error,
-                reason: "peer failure for tests".into(),
-            };
-            let _ = ws.close(Some(frame)).await;
-            while let Some(Ok(_)) = ws.next().await {}
+            close_and_drain(&mut ws, CloseCode::Error, "peer failure for tests").await;
         }
         "/goaway" => {
             let _ = ws.next().await;
-            let frame = CloseFrame {
-                code: CloseCode::Away,
-                reason: "".into(),
-            };
-            let _ = ws.close(Some(frame)).await;
-            while let Some(Ok(_)) = ws.next().await {}
+            close_and_drain(&mut ws, CloseCode::Away, "").await;
         }
         "/flood" => {
             for n in 0..200_000 {

@@ -129,9 +129,24 @@ async fn list(
     Ok(Json(IncidentList { incidents }))
 }
 
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
+/// An incident id from a path: anything but a number is an incident that does not exist.
+pub(super) fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::NotFound(format!("no incident with id `{raw}`")))
+}
+
+/// The incident `id` with its timeline (the API's and the dashboard's incident page).
+pub(super) async fn with_events(
+    state: &AppState,
+    id: i64,
+) -> Result<(Incident, Vec<IncidentEvent>), ApiError> {
+    let incidents = state.store.incidents();
+    let incident = incidents
+        .incident(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
+    let events = incidents.incident_events(id).await?;
+    Ok((incident, events))
 }
 
 /// One incident with its timeline, and every notification with its delivery attempts.
@@ -145,13 +160,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let id = parse_id(&id)?;
-    let incident = state
-        .store
-        .incidents()
-        .incident(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
-    let events = state.store.incidents().incident_events(id).await?;
+    let (incident, events) = with_events(&state, id).await?;
     let mut notifications = Vec::new();
     for record in state.store.incidents().incident_notifications(id).await? {
         let attempts = state

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::base;
 use crate::alert::IncidentState;
 use crate::api::auth::{CsrfForm, SignedIn};
+use crate::api::incidents::parse_id;
 use crate::api::{ApiError, AppState, ui};
 use crate::service::commands::Action;
 use crate::store::alerts::IncidentFilter;
@@ -81,11 +82,6 @@ pub(super) struct Message {
     done: Option<String>,
 }
 
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound(format!("no incident with id `{raw}`")))
-}
-
 pub(super) async fn one(
     State(state): State<AppState>,
     user: SignedIn,
@@ -93,13 +89,7 @@ pub(super) async fn one(
     Query(message): Query<Message>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let i = state
-        .store
-        .incidents()
-        .incident(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no incident with id `{id}`")))?;
-    let events = state.store.incidents().incident_events(id).await?;
+    let (i, events) = crate::api::incidents::with_events(&state, id).await?;
     let notifications: Vec<serde_json::Value> = state
         .store
         .incidents()

@@ -2,6 +2,7 @@
 //! every node or only on the leader (then it runs for each term of the lease, stopped when the
 //! term ends), and in which stage of stopping it is told to stop. One loop spawns them all.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -136,12 +137,11 @@ pub(super) fn list(
 
 /// The spawned duties, by the stage that stops them.
 pub(super) struct Running {
-    stages: Vec<Stage>,
+    stages: BTreeMap<Until, Stage>,
 }
 
 /// The duties one stage stops, with the token that tells them.
 struct Stage {
-    until: Until,
     token: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
@@ -152,7 +152,7 @@ pub(super) fn start(
     cluster: &Arc<Cluster>,
     service: &CancellationToken,
 ) -> Running {
-    let mut running = Running { stages: Vec::new() };
+    let mut stages: BTreeMap<Until, Stage> = BTreeMap::new();
     for Duty {
         name,
         nodes,
@@ -160,39 +160,30 @@ pub(super) fn start(
         mut run,
     } in duties
     {
-        let at = match running.stages.iter().position(|s| s.until == until) {
-            Some(at) => at,
-            None => {
-                let token = match until {
-                    Until::Service => service.clone(),
-                    _ => CancellationToken::new(),
-                };
-                running.stages.push(Stage {
-                    until,
-                    token,
-                    tasks: Vec::new(),
-                });
-                running.stages.len() - 1
-            }
-        };
-        let token = running.stages[at].token.clone();
+        let stage = stages.entry(until).or_insert_with(|| Stage {
+            token: match until {
+                Until::Service => service.clone(),
+                _ => CancellationToken::new(),
+            },
+            tasks: Vec::new(),
+        });
+        let token = stage.token.clone();
         let task = match nodes {
             Nodes::Every => tokio::spawn(run(token)),
             Nodes::Leader => tokio::spawn(cluster::while_leader(cluster.leadership(), token, run)),
         };
         tracing::debug!(duty = name, ?nodes, ?until, "duty started");
-        running.stages[at].tasks.push((name, task));
+        stage.tasks.push((name, task));
     }
-    running
+    Running { stages }
 }
 
 impl Running {
     /// Tells the duties of `until` to stop and waits for each, at most `wait` if given.
     pub(super) async fn stop(&mut self, until: Until, wait: Option<Duration>) {
-        let Some(at) = self.stages.iter().position(|s| s.until == until) else {
+        let Some(stage) = self.stages.remove(&until) else {
             return;
         };
-        let stage = self.stages.remove(at);
         stage.token.cancel();
         for (name, task) in stage.tasks {
             let done = match wait {

@@ -67,6 +67,8 @@ pub(super) fn list(
     runs: analysis::Sender,
 ) -> Vec<Duty> {
     let (catalog, metrics, config) = (&state.catalog, &state.metrics, &state.config);
+    // A duty is an `FnMut` (a leader's runs once per term); an every-node duty runs once, so
+    // the reloader, which `run` consumes, is taken out on that one call.
     let mut reloader = Some(reloader);
     let outbox = Arc::new(outbox);
     let mut duties = vec![

@@ -25,3 +25,4 @@ pub mod store;
 pub mod svg;
 pub mod telemetry;
 pub mod templates;
+pub mod words;

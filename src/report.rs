@@ -180,9 +180,12 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
         );
     }
     if let Some(f) = &s.failure {
-        let class = serde_json::to_value(f.class).ok();
-        let class = class.as_ref().and_then(|c| c.as_str()).unwrap_or("?");
-        let _ = writeln!(out, "      {class}: {}", terminal_safe(&f.message));
+        let _ = writeln!(
+            out,
+            "      {}: {}",
+            f.class.as_str(),
+            terminal_safe(&f.message)
+        );
     }
     if s.status != StepStatus::Passed {
         for c in s.conditions.iter().filter(|c| !c.passed) {

@@ -22,20 +22,16 @@ pub enum EventKind {
     Muted,
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Muted => "muted",
-            EventKind::Triggered => NotificationKind::Triggered.as_str(),
-            EventKind::Escalated => NotificationKind::Escalated.as_str(),
-            EventKind::Reopened => NotificationKind::Reopened.as_str(),
-            EventKind::Acknowledged => NotificationKind::Acknowledged.as_str(),
-            EventKind::Resolved => NotificationKind::Resolved.as_str(),
-            EventKind::Reminder => NotificationKind::Reminder.as_str(),
-            EventKind::Flapping => NotificationKind::Flapping.as_str(),
-        }
-    }
-}
+crate::words::words!(EventKind {
+    Triggered = "triggered",
+    Escalated = "escalated",
+    Reopened = "reopened",
+    Acknowledged = "acknowledged",
+    Resolved = "resolved",
+    Reminder = "reminder",
+    Flapping = "flapping",
+    Muted = "muted",
+});
 
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -50,14 +50,10 @@ pub enum Severity {
     Failure,
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Degraded => "degraded",
-            Severity::Failure => "failure",
-        }
-    }
-}
+crate::words::words!(Severity {
+    Degraded = "degraded",
+    Failure = "failure",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -67,15 +63,11 @@ pub enum IncidentState {
     Resolved,
 }
 
-impl IncidentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentState::Open => "open",
-            IncidentState::Acknowledged => "acknowledged",
-            IncidentState::Resolved => "resolved",
-        }
-    }
-}
+crate::words::words!(IncidentState {
+    Open = "open",
+    Acknowledged = "acknowledged",
+    Resolved = "resolved",
+});
 
 /// The evidence behind an incident, as of its latest change: what every notification shows.
 /// Values come from stored run results, which are already redacted.
@@ -249,19 +241,17 @@ pub enum NotificationKind {
     Flapping,
 }
 
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationKind::Triggered => "triggered",
-            NotificationKind::Escalated => "escalated",
-            NotificationKind::Reopened => "reopened",
-            NotificationKind::Acknowledged => "acknowledged",
-            NotificationKind::Resolved => "resolved",
-            NotificationKind::Reminder => "reminder",
-            NotificationKind::Flapping => "flapping",
-        }
-    }
+crate::words::words!(NotificationKind {
+    Triggered = "triggered",
+    Escalated = "escalated",
+    Reopened = "reopened",
+    Acknowledged = "acknowledged",
+    Resolved = "resolved",
+    Reminder = "reminder",
+    Flapping = "flapping",
+});
 
+impl NotificationKind {
     /// Whether it (re)asserts a problem, as opposed to acknowledging or ending one.
     pub fn is_alerting(self) -> bool {
         !matches!(

@@ -68,12 +68,7 @@ pub fn svg(run: &RunResult) -> String {
     }
     for (i, s) in run.steps.iter().enumerate() {
         let y = TOP + ROW_H * i as f64;
-        let status = match s.status {
-            StepStatus::Passed => "passed",
-            StepStatus::Failed => "failed",
-            StepStatus::Error => "error",
-            StepStatus::Skipped => "skipped",
-        };
+        let status = s.status.as_str();
         let mark = match s.status {
             StepStatus::Passed => "✔",
             StepStatus::Skipped => "–",

@@ -15,22 +15,10 @@ pub enum DetectorKind {
     FailureRate,
 }
 
-impl DetectorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DetectorKind::Latency => "latency",
-            DetectorKind::FailureRate => "failure_rate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DetectorKind> {
-        match s {
-            "latency" => Some(DetectorKind::Latency),
-            "failure_rate" => Some(DetectorKind::FailureRate),
-            _ => None,
-        }
-    }
-}
+crate::words::words!(DetectorKind {
+    Latency = "latency",
+    FailureRate = "failure_rate",
+});
 
 /// One episode, open (`end_ms == None`) or over. Instants are epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

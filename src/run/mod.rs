@@ -38,6 +38,19 @@ pub enum StepStatus {
     Error,
 }
 
+crate::words::words!(Outcome {
+    Passed = "passed",
+    Failed = "failed",
+    Error = "error",
+});
+
+crate::words::words!(StepStatus {
+    Passed = "passed",
+    Failed = "failed",
+    Skipped = "skipped",
+    Error = "error",
+});
+
 /// One run of one journey. Field names are a stable interface (`waymark run --format json`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunResult {

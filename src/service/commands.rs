@@ -20,20 +20,10 @@ pub enum Action {
     Resolve,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Acknowledge => "acknowledge",
-            Action::Resolve => "resolve",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        [Action::Acknowledge, Action::Resolve]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
-}
+crate::words::words!(Action {
+    Acknowledge = "acknowledge",
+    Resolve = "resolve",
+});
 
 pub struct Command {
     pub action: Action,

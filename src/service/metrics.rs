@@ -203,10 +203,7 @@ impl Metrics {
 
     /// Counts a completed run: its outcome, its steps' durations and its scheduling lag.
     pub fn record_run(&self, result: &RunResult, lag: Duration) {
-        let outcome = serde_json::to_value(result.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let outcome = result.outcome.as_str().to_string();
         self.runs
             .get_or_create(&RunLabels {
                 journey: result.journey.clone(),

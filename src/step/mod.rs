@@ -249,6 +249,26 @@ pub enum FailureClass {
     Internal,
 }
 
+crate::words::words!(FailureClass {
+    Timeout = "timeout",
+    Dns = "dns",
+    Connect = "connect",
+    Tls = "tls",
+    HttpStatus = "http_status",
+    Condition = "condition",
+    Extraction = "extraction",
+    BodyTooLarge = "body_too_large",
+    TooManyRedirects = "too_many_redirects",
+    Protocol = "protocol",
+    Handshake = "handshake",
+    ClosedByPeer = "closed_by_peer",
+    NoMatchingMessage = "no_matching_message",
+    UnexpectedMessage = "unexpected_message",
+    MessageTooLarge = "message_too_large",
+    Template = "template",
+    Internal = "internal",
+});
+
 impl FailureClass {
     /// True when the fault is not the target's (the journey's, or Waymark's own), so the step
     /// is an `error` rather than `failed`, and retrying cannot help.

@@ -22,11 +22,12 @@ pub enum NotificationStatus {
     Muted,
 }
 
-impl NotificationStatus {
-    pub fn as_str(self) -> &'static str {
-        super::text::StoredText::text(self)
-    }
-}
+crate::words::words!(NotificationStatus {
+    Pending = "pending",
+    Delivered = "delivered",
+    Failed = "failed",
+    Muted = "muted",
+});
 
 /// A notification with its delivery state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,11 +52,11 @@ pub enum DeliveryOutcome {
     Failed,
 }
 
-impl DeliveryOutcome {
-    pub fn as_str(self) -> &'static str {
-        super::text::StoredText::text(self)
-    }
-}
+crate::words::words!(DeliveryOutcome {
+    Delivered = "delivered",
+    Retry = "retry",
+    Failed = "failed",
+});
 
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

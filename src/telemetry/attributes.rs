@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
-use super::spans::{class_name, ms, status_name};
+use super::spans::ms;
 use crate::journey::facts::Facts;
 use crate::journey::template::Scope;
 use crate::journey::{Step, StepKind};
@@ -63,7 +63,7 @@ impl Attrs {
     pub(super) fn step(&mut self, step: &Step, result: &StepResult) {
         self.str("waymark.step.name", step.name.clone());
         self.str("waymark.step.kind", step.kind.name());
-        self.str("waymark.step.status", status_name(result.status));
+        self.str("waymark.step.status", result.status.as_str());
         if let Some(d) = &step.dependency {
             self.str("waymark.dependency", d.clone());
         }
@@ -71,7 +71,7 @@ impl Attrs {
             self.bool("waymark.step.sensitive", true);
         }
         if let Some(f) = &result.failure {
-            self.str("waymark.failure.class", class_name(f.class));
+            self.str("waymark.failure.class", f.class.as_str());
         }
         if let Some(total) = result.timings.total {
             self.f64("waymark.step.duration_ms", ms(total));
@@ -115,7 +115,7 @@ impl Attrs {
                         (Some(r), FailureClass::HttpStatus) if r.status >= 400 => {
                             r.status.to_string()
                         }
-                        _ => class_name(f.class),
+                        _ => f.class.as_str().to_string(),
                     };
                     self.str("error.type", error_type);
                 }
@@ -127,7 +127,7 @@ impl Attrs {
                     self.int("waymark.websocket.messages_received", n as i64);
                 }
                 if let Some(f) = &result.failure {
-                    self.str("error.type", class_name(f.class));
+                    self.str("error.type", f.class.as_str());
                 }
             }
             StepKind::Tcp(t) => {
@@ -210,7 +210,7 @@ impl Attrs {
 
     pub(super) fn error_type(&mut self, result: &StepResult) {
         if let Some(f) = &result.failure {
-            self.str("error.type", class_name(f.class));
+            self.str("error.type", f.class.as_str());
         }
     }
 

@@ -172,7 +172,7 @@ impl RunTrace {
                 "exception".into(),
                 at_end,
                 vec![
-                    KeyValue::new("exception.type", class_name(f.class)),
+                    KeyValue::new("exception.type", f.class.as_str()),
                     KeyValue::new("exception.message", f.message.clone()),
                 ],
             ));
@@ -233,11 +233,7 @@ impl RunTrace {
             root.end();
             return;
         }
-        let outcome = match result.outcome {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-            Outcome::Error => "error",
-        };
+        let outcome = result.outcome.as_str();
         let mut attrs = vec![
             KeyValue::new("waymark.journey.name", result.journey.clone()),
             KeyValue::new("waymark.run.id", result.run_id.to_string()),
@@ -344,22 +340,6 @@ fn is_exception(class: FailureClass) -> bool {
         class,
         FailureClass::HttpStatus | FailureClass::Condition | FailureClass::Extraction
     )
-}
-
-pub(super) fn class_name(class: FailureClass) -> String {
-    serde_json::to_value(class)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{class:?}"))
-}
-
-pub(super) fn status_name(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Passed => "passed",
-        StepStatus::Failed => "failed",
-        StepStatus::Skipped => "skipped",
-        StepStatus::Error => "error",
-    }
 }
 
 /// Span events for the timed phases, each at the moment its phase ended (phases follow each

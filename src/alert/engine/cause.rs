@@ -4,7 +4,6 @@ use crate::alert::{AnomalyCause, Cause};
 use crate::baseline::EpisodeEvent;
 use crate::baseline::Transition;
 use crate::run::{Outcome, RunResult, StepStatus};
-use crate::step::FailureClass;
 
 /// A run, as the incident rules see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +33,7 @@ pub(super) fn health(run: &RunResult) -> Health {
         return Health::Failed(Cause {
             step: Some(step.name.clone()),
             dependency: step.dependency.clone(),
-            failure_class: step.failure.as_ref().map(|f| class_name(f.class)),
+            failure_class: step.failure.as_ref().map(|f| f.class.as_str().to_string()),
             condition: failed.map(|c| c.expression.clone()),
             actual: failed.map(|c| c.actual.clone()),
             error: step.failure.as_ref().map(|f| f.message.clone()),
@@ -73,12 +72,4 @@ pub(super) fn anomaly(event: &EpisodeEvent) -> (i64, AnomalyCause) {
             value: e.peak_value,
         },
     )
-}
-
-/// The class's stable name (`timeout`, `http_status`…), as in JSON output and storage.
-fn class_name(class: FailureClass) -> String {
-    match serde_json::to_value(class) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{class:?}"),
-    }
 }

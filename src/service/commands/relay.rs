@@ -125,7 +125,7 @@ pub async fn serve(store: Store, local: AlertHandle, node: String, stop: Cancell
 }
 
 async fn apply(local: &AlertHandle, c: &StoredCommand) -> CommandAnswer {
-    let Some(action) = Action::parse(&c.action) else {
+    let Some(action) = Action::from_word(&c.action) else {
         return encode(Err(CommandFailed::Unavailable(format!(
             "unknown command `{}`",
             c.action

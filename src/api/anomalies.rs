@@ -161,8 +161,7 @@ mod tests {
 
     /// shop/login latency (closed, 10:00–10:20), then search/query failure rate (open, 11:00).
     async fn app_with_episodes() -> (Router, tempfile::TempDir, i64, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, dir) = state(None).await;
         let mut latency = Episode {
             detector: DetectorKind::Latency,
             start_ms: ms(0, 123),

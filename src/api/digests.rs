@@ -222,8 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn digests_as_json_and_as_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         let app = super::super::router(state.clone());
         let res = {
             use tower::ServiceExt;

@@ -38,8 +38,7 @@ mod tests {
 
     #[tokio::test]
     async fn healthz_and_readyz() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         let store = state.store.clone();
         let app = super::router(state);
         assert_eq!(call(&app, get("/healthz")).await.0, StatusCode::OK);

@@ -332,8 +332,7 @@ mod tests {
 
     /// shop (resolved, 10:00), shop (open, 10:30), search (acknowledged, 10:40).
     async fn app() -> (Router, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), Some(TOKEN)).await;
+        let (state, _, dir) = state(Some(TOKEN)).await;
         for (journey, s, minute) in [
             ("shop", IncidentState::Resolved, 0),
             ("shop", IncidentState::Open, 30),

@@ -384,8 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn journeys_with_last_run_and_problems() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.set_journeys([journey("shop")]);
         {
             let mut c = state.catalog.write().unwrap();
@@ -429,15 +428,9 @@ mod tests {
 
     #[tokio::test]
     async fn runs_newest_first_with_limits_and_one_run_with_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         let records: Vec<RunRecord> = (0..5).map(|m| record("shop", m)).collect();
-        state
-            .store
-            .runs()
-            .record_runs(&records, chrono::Utc::now())
-            .await
-            .unwrap();
+        state.store.runs().record_now(&records).await;
         let app = super::super::router(state);
 
         let (status, body) = call(&app, get("/api/v1/journeys/shop/runs?limit=2")).await;
@@ -495,8 +488,7 @@ mod tests {
     #[tokio::test]
     async fn trigger_needs_the_token() {
         const TOKEN: &str = "0123456789abcdef-token";
-        let dir = tempfile::tempdir().unwrap();
-        let (state, recorder) = state(dir.path(), Some(TOKEN)).await;
+        let (state, recorder, _dir) = state(Some(TOKEN)).await;
         state.set_journeys([journey("shop")]);
         let scheduler = state.scheduler.clone();
         let app = super::super::router(state);
@@ -531,7 +523,7 @@ mod tests {
         let (status, body) = call(&app, post(uri, Some(TOKEN))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
-        let (state, _) = super::super::test_support::state(dir.path(), None).await;
+        let (state, _, _other_dir) = super::super::test_support::state(None).await;
         let app = super::super::router(state);
         let (status, body) = call(&app, post(uri, Some(TOKEN))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "no token configured: {body}");
@@ -541,8 +533,7 @@ mod tests {
     async fn hashed_api_tokens_authorize_writes() {
         use sha2::{Digest, Sha256};
         const CI: &str = "ci-token-that-is-long-enough";
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = super::super::test_support::state_with(dir.path(), |c| {
+        let (state, _, _dir) = super::super::test_support::state_with(|c| {
             c.api_tokens = vec![crate::config::ApiToken {
                 name: "ci".into(),
                 sha256: hex::encode(Sha256::digest(CI.as_bytes())).to_uppercase(),

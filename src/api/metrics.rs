@@ -114,8 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn exposition_has_every_family() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.metrics.record_run(&run(), Duration::from_millis(20));
         state.metrics.record_dropped();
         let text = state

@@ -234,16 +234,18 @@ pub(crate) mod test_support {
         }
     }
 
-    pub async fn state(dir: &std::path::Path, token: Option<&str>) -> (AppState, Arc<Recorder>) {
-        state_with(dir, |c| c.api_token = token.map(str::to_string)).await
+    /// A state over a fresh SQLite store in its own directory (removed when the returned
+    /// `TempDir` is dropped), the API token `token`.
+    pub async fn state(token: Option<&str>) -> (AppState, Arc<Recorder>, tempfile::TempDir) {
+        state_with(|c| c.api_token = token.map(str::to_string)).await
     }
 
-    /// A state over a fresh SQLite store, with the configuration `edit` makes.
+    /// [`state`], with the configuration `edit` makes.
     pub async fn state_with(
-        dir: &std::path::Path,
         edit: impl FnOnce(&mut Config),
-    ) -> (AppState, Arc<Recorder>) {
-        let url = format!("sqlite://{}", dir.join("w.db").display());
+    ) -> (AppState, Arc<Recorder>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
         let store = Store::connect(&url).await.unwrap();
         let recorder = Arc::new(Recorder::default());
         let mut config = Config {
@@ -275,7 +277,7 @@ pub(crate) mod test_support {
             status: Arc::default(),
             login: Arc::default(),
         };
-        (state, recorder)
+        (state, recorder, dir)
     }
 
     pub async fn call(

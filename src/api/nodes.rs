@@ -90,8 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn nodes_with_the_leader_the_dead_and_skew() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         let now = chrono::Utc::now();
         let node = |id: &str, ago_s: i64, journeys: &str| NodeInfo {
             node_id: id.into(),

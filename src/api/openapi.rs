@@ -94,8 +94,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_served_document_describes_every_api_route() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         let app = super::super::router(state);
         let (status, body) = call(&app, get(super::PATH)).await;
         assert_eq!(status, StatusCode::OK);

@@ -239,8 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn journey_overview_and_dependency_map_as_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.set_journeys([
             journey("checkout", "shop-team"),
             journey("search", "search-team"),
@@ -250,12 +249,7 @@ mod tests {
             .map(|i| run("checkout", "eu", i, 40.0 + i as f64, i == 1))
             .collect();
         runs.extend((1..=10).map(|i| run("checkout", "us", i + 2, 90.0, false)));
-        state
-            .store
-            .runs()
-            .record_runs(&runs, chrono::Utc::now())
-            .await
-            .unwrap();
+        state.store.runs().record_now(&runs).await;
         let app = super::super::router(state);
 
         let j = json_of(&app, "/api/v1/journeys/checkout").await;

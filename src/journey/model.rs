@@ -130,6 +130,13 @@ pub enum Sensitivity {
     High,
 }
 
+crate::words::words!(Sensitivity {
+    Off = "off",
+    Low = "low",
+    Medium = "medium",
+    High = "high",
+});
+
 /// Which recurring pattern the latency baseline learns. `Weekly` learns hour-of-week once
 /// three weeks are seen and uses hour-of-day until then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

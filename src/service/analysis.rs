@@ -26,8 +26,8 @@ use crate::journey::Journey;
 use crate::run::RunResult;
 use crate::service::commands::{Action, Command, CommandFailed};
 use crate::service::metrics::Metrics;
+use crate::store::Store;
 use crate::store::alerts::IncidentFilter;
-use crate::store::{EpisodeFilter, Store};
 
 /// Runs waiting for analysis before new ones are dropped (and counted).
 pub const QUEUE: usize = 10_000;
@@ -106,14 +106,7 @@ impl Analysis {
                 ..IncidentFilter::default()
             })
             .await?;
-        let episodes = self
-            .store
-            .episodes()
-            .episodes(&EpisodeFilter {
-                open_only: true,
-                ..EpisodeFilter::default()
-            })
-            .await?;
+        let episodes = self.store.episodes().open().await?;
         let active = incidents
             .iter()
             .filter(|i| i.state != IncidentState::Resolved)
@@ -392,11 +385,7 @@ mod tests {
                 )
             })
             .collect();
-        store
-            .runs()
-            .record_runs(&runs, chrono::Utc::now())
-            .await
-            .unwrap();
+        store.runs().record_now(&runs).await;
         let mut incident =
             Incident::open_for_test("shop", crate::alert::Severity::Failure, Utc::now());
         incident.id = 0;

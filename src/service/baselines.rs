@@ -13,7 +13,7 @@ use crate::baseline::{DetectorKind, DetectorParams, SeriesDetector, Transition};
 use crate::baseline::{EpisodeEvent, SeriesKey};
 use crate::journey::{Journey, Sensitivity};
 use crate::run::{RunResult, StepStatus};
-use crate::store::{EpisodeFilter, Result, Store};
+use crate::store::{Result, Store};
 
 /// History read back at start: enough for the window (84 h half-life) and three weeks of
 /// hour-of-week seasonality.
@@ -44,15 +44,6 @@ fn step_params(
             DetectorParams::resolve(settings).map(|p| (p, sensitivity)),
         )
     })
-}
-
-fn sensitivity_name(s: Sensitivity) -> &'static str {
-    match s {
-        Sensitivity::Off => "off",
-        Sensitivity::Low => "low",
-        Sensitivity::Medium => "medium",
-        Sensitivity::High => "high",
-    }
 }
 
 impl Engine {
@@ -113,14 +104,7 @@ impl Engine {
                     .absorb_hour(hour, rollup.count, rollup.failures);
             }
         }
-        let open = self
-            .store
-            .episodes()
-            .episodes(&EpisodeFilter {
-                open_only: true,
-                ..EpisodeFilter::default()
-            })
-            .await?;
+        let open = self.store.episodes().open().await?;
         for stored in open {
             if let Some(t) = self.series.get_mut(&stored.series) {
                 match stored.detector {
@@ -190,7 +174,7 @@ impl Engine {
                         let id = self
                             .store
                             .episodes()
-                            .open_episode(&key, sensitivity_name(tracked.sensitivity), e)
+                            .open_episode(&key, tracked.sensitivity.as_str(), e)
                             .await?;
                         tracked.open.insert(detector, id);
                         id
@@ -223,7 +207,7 @@ mod tests {
 
     use super::*;
     use crate::run::testkit::{self, step};
-    use crate::store::RunRecord;
+    use crate::store::{EpisodeFilter, RunRecord};
 
     /// 2026-03-02 00:00 UTC.
     const T0_S: i64 = 1_772_409_600;
@@ -258,6 +242,20 @@ mod tests {
         100.0 * rng.random_range(0.9..1.1)
     }
 
+    /// The episode events of one run a minute over `minutes`, the `home` step taking `ms()`.
+    async fn observe(
+        engine: &mut Engine,
+        j: &Journey,
+        minutes: std::ops::Range<i64>,
+        mut ms: impl FnMut() -> f64,
+    ) -> Vec<EpisodeEvent> {
+        let mut events = Vec::new();
+        for minute in minutes {
+            events.extend(engine.observe(j, &run(minute, ms())).await.unwrap());
+        }
+        events
+    }
+
     async fn stored(store: &Store) -> Vec<crate::baseline::StoredEpisode> {
         store
             .episodes()
@@ -285,10 +283,7 @@ mod tests {
         assert_eq!(engine.len(), 1, "the `anomaly: off` step is not tracked");
 
         let slow = 2 * DAY_RUNS;
-        let mut started = Vec::new();
-        for minute in slow..slow + 10 {
-            started.extend(engine.observe(&j, &run(minute, 400.0)).await.unwrap());
-        }
+        let started = observe(&mut engine, &j, slow..slow + 10, || 400.0).await;
         assert_eq!(started.len(), 1, "{started:?}");
         let ev = &started[0];
         assert_eq!(
@@ -312,15 +307,10 @@ mod tests {
         assert_eq!(open[0].sensitivity, "medium");
 
         let recovery = slow + 10;
-        let mut ended = Vec::new();
-        for minute in recovery..recovery + 20 {
-            ended.extend(
-                engine
-                    .observe(&j, &run(minute, normal_ms(&mut rng)))
-                    .await
-                    .unwrap(),
-            );
-        }
+        let ended = observe(&mut engine, &j, recovery..recovery + 20, || {
+            normal_ms(&mut rng)
+        })
+        .await;
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].id, ev.id);
         assert!(matches!(ended[0].transition, Transition::Ended(_)));
@@ -344,21 +334,14 @@ mod tests {
             })
             .collect();
         for chunk in history.chunks(500) {
-            store
-                .runs()
-                .record_runs(chunk, chrono::Utc::now())
-                .await
-                .unwrap();
+            store.runs().record_now(chunk).await;
         }
 
         let slow = 2 * DAY_RUNS;
         let mut engine = Engine::new(store.clone());
         assert_eq!(engine.warm_up(&[&j], at(slow)).await.unwrap(), 1);
         // Warmed up from rollups only: the first slow runs are judged at once.
-        let mut started = Vec::new();
-        for minute in slow..slow + 5 {
-            started.extend(engine.observe(&j, &run(minute, 400.0)).await.unwrap());
-        }
+        let started = observe(&mut engine, &j, slow..slow + 5, || 400.0).await;
         assert_eq!(started.len(), 1, "{started:?}");
         assert!(matches!(started[0].transition, Transition::Started(_)));
         let id = started[0].id;
@@ -369,15 +352,10 @@ mod tests {
         assert_eq!(engine.warm_up(&[&j], at(slow + 30)).await.unwrap(), 1);
         assert_eq!(engine.len(), 1, "the `anomaly: off` step is not tracked");
         let recovery = slow + 30;
-        let mut ended = Vec::new();
-        for minute in recovery..recovery + 10 {
-            ended.extend(
-                engine
-                    .observe(&j, &run(minute, normal_ms(&mut rng)))
-                    .await
-                    .unwrap(),
-            );
-        }
+        let ended = observe(&mut engine, &j, recovery..recovery + 10, || {
+            normal_ms(&mut rng)
+        })
+        .await;
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].id, id);
         let Transition::Ended(e) = &ended[0].transition else {

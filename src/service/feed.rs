@@ -105,11 +105,7 @@ mod tests {
         let runs: Vec<_> = (0..2)
             .map(|i| run_record("shop", "eu", Utc::now(), f64::from(i), false, vec![]))
             .collect();
-        store
-            .runs()
-            .record_runs(&runs, chrono::Utc::now())
-            .await
-            .unwrap();
+        store.runs().record_now(&runs).await;
         // Seq 3 is missing: 4 is visible, recorded just now.
         let Store::Sqlite(pool) = &store else {
             unreachable!()

@@ -124,11 +124,7 @@ async fn retention_prunes_runs_older_than_the_raw_period() {
         }
     };
     let keep = record(1);
-    store
-        .runs()
-        .record_runs(&[record(40), keep.clone()], chrono::Utc::now())
-        .await
-        .unwrap();
+    store.runs().record_now(&[record(40), keep.clone()]).await;
     let pruned = retention::prune_once(&store, &Retention::default(), now)
         .await
         .unwrap();

@@ -183,23 +183,17 @@ macro_rules! dialect {
 
         pub(in crate::store) async fn save(pool: &Pool<Db>, change: &ChangeRows<'_>) -> Result<i64> {
             let mut tx = pool.begin_with($begin).await?;
-            // A new incident gets its id first; then one statement writes the columns and the
-            // body that carries that id, for new and existing incidents alike.
+            // A new incident gets its id first, from a row holding only its dedup key (which
+            // must be new); then one statement writes the columns and the body that carries
+            // that id, for new and existing incidents alike, in the same transaction.
             let id: i64 = match change.incident.id {
                 0 => {
                     sqlx::query_scalar(
                         "INSERT INTO incidents (journey, severity, state, dedup_key, \
-                         started_at_ns, opened_at_ns, resolved_at_ns, updated_at_ns, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '') RETURNING id",
+                         started_at_ns, opened_at_ns, updated_at_ns, body) \
+                         VALUES ('', '', '', $1, 0, 0, 0, '') RETURNING id",
                     )
-                    .bind(&change.incident.journey)
-                    .bind(change.severity)
-                    .bind(change.state)
                     .bind(&change.incident.dedup_key)
-                    .bind(change.started_ns)
-                    .bind(change.opened_ns)
-                    .bind(change.resolved_ns)
-                    .bind(change.updated_ns)
                     .fetch_one(&mut *tx)
                     .await?
                 }

@@ -53,6 +53,15 @@ impl Episodes<'_> {
         dispatch!(self.0, episodes::close(args))
     }
 
+    /// Every open episode (what a restart resumes and what the dashboard shows as active).
+    pub async fn open(self) -> Result<Vec<StoredEpisode>> {
+        self.episodes(&EpisodeFilter {
+            open_only: true,
+            ..EpisodeFilter::default()
+        })
+        .await
+    }
+
     /// Episodes, newest start first.
     pub async fn episodes(self, filter: &EpisodeFilter) -> Result<Vec<StoredEpisode>> {
         let since = filter.since.map(to_ns).transpose()?;

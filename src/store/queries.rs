@@ -47,6 +47,13 @@ impl Runs<'_> {
         self.record_runs(std::slice::from_ref(record), now).await
     }
 
+    /// Records runs as of the wall clock: tests' shorthand for [`Self::record_runs`].
+    #[cfg(test)]
+    #[allow(clippy::disallowed_methods)]
+    pub async fn record_now(self, records: &[RunRecord]) {
+        self.record_runs(records, Utc::now()).await.unwrap();
+    }
+
     /// Records runs in one transaction, at `now`. A run already stored (same `run_id`) is
     /// skipped, so retrying a batch never counts a run twice.
     pub async fn record_runs(self, records: &[RunRecord], now: DateTime<Utc>) -> Result<()> {

@@ -41,8 +41,7 @@ fn csrf(html: &str) -> String {
 
 #[tokio::test]
 async fn login_pages_csrf_and_logout() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, _) = state_with(dir.path(), |c| {
+    let (state, _, _dir) = state_with(|c| {
         c.dashboard.users = vec![DashboardUser {
             name: "ada".into(),
             password_hash: crate::auth::PasswordHash::of(PASSWORD),
@@ -203,8 +202,7 @@ async fn sqlx_tokens(state: &crate::api::AppState) -> Vec<String> {
 /// Issue #19: a journey named `payments/v2 health` got dashboard links that 404ed.
 #[tokio::test]
 async fn journey_names_with_slashes_and_spaces_link_to_their_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, _) = crate::api::test_support::state(dir.path(), None).await;
+    let (state, _, _dir) = crate::api::test_support::state(None).await;
     let (journey, _) = crate::api::test_support::catalog_with(
         "name: payments/v2 health\nsteps:\n  - name: ping\n    http: { url: \"http://127.0.0.1:9/\" }\n",
     );

@@ -61,8 +61,7 @@ fn assert_error_page(kind: &str, body: &str, heading: &str) {
 /// Issue #19: unmatched routes and 405s under `/api` answered an empty body.
 #[tokio::test]
 async fn api_errors_are_json_whoever_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, _) = state(dir.path(), Some("t0ken")).await;
+    let (state, _, _dir) = state(Some("t0ken")).await;
     let app = crate::api::router(state);
 
     let (status, kind, _, body) = answer(&app, request("GET", "/api/v1/nope", "", "")).await;
@@ -99,8 +98,7 @@ async fn api_errors_are_json_whoever_answers() {
 
 #[tokio::test]
 async fn dashboard_and_status_errors_are_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, _) = state(dir.path(), None).await;
+    let (state, _, _dir) = state(None).await;
     let cookie = session_cookie(&state).await;
     let app = crate::api::router(state);
 
@@ -151,8 +149,7 @@ async fn extractor_rejections_take_the_reader_s_shape() {
         #[allow(dead_code)]
         n: u32,
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (state, _) = state(dir.path(), None).await;
+    let (state, _, _dir) = state(None).await;
     let app = Router::new()
         .route("/api/v1/x", post(|_: axum::Json<Body>| async {}))
         .route("/app/x", post(|_: axum::Form<Body>| async {}))

@@ -409,15 +409,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_shows_on_the_next_request_and_unchanged_pages_answer_304() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.set_journeys([journey("checkout", "public: true\n")]);
         state
             .store
             .runs()
-            .record_runs(&[record("checkout", false)], chrono::Utc::now())
-            .await
-            .unwrap();
+            .record_now(&[record("checkout", false)])
+            .await;
         let app = super::super::router(state.clone());
         let (_, html) = call(&app, get("/")).await;
         assert!(html.contains("100.00% uptime over 90 days"), "{html}");
@@ -426,9 +424,8 @@ mod tests {
         state
             .store
             .runs()
-            .record_runs(&[record("checkout", true)], chrono::Utc::now())
-            .await
-            .unwrap();
+            .record_now(&[record("checkout", true)])
+            .await;
         let (_, html) = call(&app, get("/")).await;
         assert!(html.contains("100.00% uptime"), "served from the snapshot");
         state.status.invalidate();
@@ -450,8 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_public_page_feeds_and_badges_show_public_journeys_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.set_journeys([
             journey("checkout", "public: true\ngroup: Shop\n"),
             journey("back-office", ""),
@@ -460,12 +456,7 @@ mod tests {
             .map(|i| record("checkout", i == 0))
             .chain((0..3).map(|_| record("back-office", true)))
             .collect();
-        state
-            .store
-            .runs()
-            .record_runs(&runs, chrono::Utc::now())
-            .await
-            .unwrap();
+        state.store.runs().record_now(&runs).await;
         let app = super::super::router(state.clone());
 
         let res = {
@@ -530,8 +521,7 @@ mod tests {
     /// Issue #19: the badge of `payments/v2 health` is at its encoded name, decoded back.
     #[tokio::test]
     async fn badge_routes_decode_encoded_journey_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, _) = state(dir.path(), None).await;
+        let (state, _, _dir) = state(None).await;
         state.set_journeys([journey("payments/v2 health", "public: true\n")]);
         let app = super::super::router(state);
         let (status, svg) = call(&app, get("/badge/payments%2Fv2%20health.svg")).await;

@@ -1,10 +1,11 @@
-//! Enums with one stable word per variant: what the API, the store, notifications and metrics
-//! labels write for them. The lowest layer with `format`: it uses no other module.
+//! Enums with one stable word per variant: what the API, the store, notifications, traces and
+//! metrics labels write for them. The lowest layer with `format`: it uses no other module.
 //!
-//! Why one table per enum, declared next to the enum: the words are an on-disk and wire format
-//! that must never change by accident, so they are written once (`words!`) and everything
-//! else (`as_str`, reading a stored word back, the store's column codec) derives from that
-//! table. The words are also the enums' serde names, which the store's tests check.
+//! Why derived rather than tabled: the words are the variants' snake_case names, exactly as
+//! serde writes them, so they are derived the same way (strum's `IntoStaticStr` and
+//! `VariantArray`, with `serialize_all = "snake_case"`) instead of written out again, and
+//! everything else (`as_str`, reading a stored word back, the store's column codec) comes from
+//! [`Words`]. A test in `store/text.rs` checks every stored enum's words against its serde names.
 
 /// An enum whose variants each have one stable word.
 pub trait Words: Sized + Copy + 'static {
@@ -20,19 +21,26 @@ pub trait Words: Sized + Copy + 'static {
     }
 }
 
-/// Implements [`Words`] and inherent `as_str` and `from_word` for a unit enum from its variant → word
-/// table. The `match` is exhaustive, so a new variant does not compile until it has its word.
-macro_rules! words {
-    ($ty:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
-        impl $crate::words::Words for $ty {
-            const ALL: &'static [Self] = &[$($ty::$variant),+];
+impl<T> Words for T
+where
+    T: strum::VariantArray + Copy + 'static,
+    &'static str: From<T>,
+{
+    const ALL: &'static [Self] = T::VARIANTS;
 
-            fn word(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $word),+
-                }
-            }
-        }
+    fn word(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Declares an enum whose words are its variants' snake_case names: the enum as written, plus
+/// strum's derives and inherent `as_str` and `from_word` (so callers need no import).
+macro_rules! words {
+    ($(#[$meta:meta])* $vis:vis enum $ty:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(strum::IntoStaticStr, strum::VariantArray)]
+        #[strum(serialize_all = "snake_case")]
+        $vis enum $ty { $($body)* }
 
         impl $ty {
             /// The variant's stable word (its serde name).
@@ -53,22 +61,21 @@ pub(crate) use words;
 mod tests {
     use super::*;
 
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum Light {
-        Red,
-        Green,
+    words! {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Light {
+            Red,
+            DeepGreen,
+        }
     }
-    words!(Light {
-        Red = "red",
-        Green = "green"
-    });
 
     #[test]
-    fn words_read_back_as_their_variant() {
-        assert_eq!(Light::Red.as_str(), "red");
-        assert_eq!(Light::ALL, &[Light::Red, Light::Green]);
-        assert_eq!(Light::from_word("green"), Some(Light::Green));
-        assert_eq!(Light::from_word("Green"), None);
+    fn words_are_snake_case_names_and_read_back_as_their_variant() {
+        assert_eq!(Light::DeepGreen.as_str(), "deep_green");
+        assert_eq!(Light::ALL, &[Light::Red, Light::DeepGreen]);
+        assert_eq!(Light::from_word("red"), Some(Light::Red));
+        assert_eq!(Light::from_word("deep_green"), Some(Light::DeepGreen));
+        assert_eq!(Light::from_word("DeepGreen"), None);
         assert_eq!(Light::from_word(""), None);
     }
 }

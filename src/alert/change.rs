@@ -6,32 +6,23 @@ use serde::{Deserialize, Serialize};
 
 use super::{Incident, Notification, NotificationKind};
 
-/// What an entry of an incident's timeline records: the change that caused a notification, or
-/// that notifications were held back. Serialized (and stored) as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Triggered,
-    Escalated,
-    Reopened,
-    Acknowledged,
-    Resolved,
-    Reminder,
-    Flapping,
-    /// The change's notifications were not sent (maintenance, or its alert was never sent).
-    Muted,
+crate::words::words! {
+    /// What an entry of an incident's timeline records: the change that caused a notification, or
+    /// that notifications were held back. Serialized (and stored) as its snake_case name.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventKind {
+        Triggered,
+        Escalated,
+        Reopened,
+        Acknowledged,
+        Resolved,
+        Reminder,
+        Flapping,
+        /// The change's notifications were not sent (maintenance, or its alert was never sent).
+        Muted,
+    }
 }
-
-crate::words::words!(EventKind {
-    Triggered = "triggered",
-    Escalated = "escalated",
-    Reopened = "reopened",
-    Acknowledged = "acknowledged",
-    Resolved = "resolved",
-    Reminder = "reminder",
-    Flapping = "flapping",
-    Muted = "muted",
-});
 
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

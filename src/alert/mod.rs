@@ -28,46 +28,28 @@ use serde::{Deserialize, Serialize};
 
 pub use change::{EventKind, IncidentChange, IncidentEvent};
 
-/// How bad an incident is. Ordered: an incident only ever escalates.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Slower than its baseline or a `degraded_when` condition holds: tell the team.
-    Degraded,
-    /// Runs fail: page on-call.
-    Failure,
+crate::words::words! {
+    /// How bad an incident is. Ordered: an incident only ever escalates.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    #[derive(Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Severity {
+        /// Slower than its baseline or a `degraded_when` condition holds: tell the team.
+        Degraded,
+        /// Runs fail: page on-call.
+        Failure,
+    }
 }
 
-crate::words::words!(Severity {
-    Degraded = "degraded",
-    Failure = "failure",
-});
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentState {
-    Open,
-    Acknowledged,
-    Resolved,
+crate::words::words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum IncidentState {
+        Open,
+        Acknowledged,
+        Resolved,
+    }
 }
-
-crate::words::words!(IncidentState {
-    Open = "open",
-    Acknowledged = "acknowledged",
-    Resolved = "resolved",
-});
 
 /// The evidence behind an incident, as of its latest change: what every notification shows.
 /// Values come from stored run results, which are already redacted.
@@ -224,32 +206,24 @@ impl Incident {
     }
 }
 
-/// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    Triggered,
-    /// Degraded became failure: same incident, new severity.
-    Escalated,
-    /// Resolved recently and failing again: same incident, same dedup key.
-    Reopened,
-    Acknowledged,
-    Resolved,
-    /// Still open after the channel's reminder interval.
-    Reminder,
-    /// The journey flips state too often; further changes are not notified until it settles.
-    Flapping,
+crate::words::words! {
+    /// Why a notification is sent.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationKind {
+        Triggered,
+        /// Degraded became failure: same incident, new severity.
+        Escalated,
+        /// Resolved recently and failing again: same incident, same dedup key.
+        Reopened,
+        Acknowledged,
+        Resolved,
+        /// Still open after the channel's reminder interval.
+        Reminder,
+        /// The journey flips state too often; further changes are not notified until it settles.
+        Flapping,
+    }
 }
-
-crate::words::words!(NotificationKind {
-    Triggered = "triggered",
-    Escalated = "escalated",
-    Reopened = "reopened",
-    Acknowledged = "acknowledged",
-    Resolved = "resolved",
-    Reminder = "reminder",
-    Flapping = "flapping",
-});
 
 impl NotificationKind {
     /// Whether it (re)asserts a problem, as opposed to acknowledging or ending one.

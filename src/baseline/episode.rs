@@ -7,18 +7,15 @@ use serde::{Deserialize, Serialize};
 /// The most recent runs an episode rule can look at.
 pub const MAX_RECENT: u32 = 16;
 
-/// Which detector raised an episode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectorKind {
-    Latency,
-    FailureRate,
+crate::words::words! {
+    /// Which detector raised an episode.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DetectorKind {
+        Latency,
+        FailureRate,
+    }
 }
-
-crate::words::words!(DetectorKind {
-    Latency = "latency",
-    FailureRate = "failure_rate",
-});
 
 /// One episode, open (`end_ms == None`) or over. Instants are epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -119,23 +119,18 @@ pub struct Step {
     pub degraded_when: Vec<Condition>,
 }
 
-/// How eagerly anomalies are flagged; `Off` disables detection for the journey or step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Sensitivity {
-    Off,
-    Low,
-    #[default]
-    Medium,
-    High,
+crate::words::words! {
+    /// How eagerly anomalies are flagged; `Off` disables detection for the journey or step.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Sensitivity {
+        Off,
+        Low,
+        #[default]
+        Medium,
+        High,
+    }
 }
-
-crate::words::words!(Sensitivity {
-    Off = "off",
-    Low = "low",
-    Medium = "medium",
-    High = "high",
-});
 
 /// Which recurring pattern the latency baseline learns. `Weekly` learns hour-of-week once
 /// three weeks are seen and uses hour-of-day until then.

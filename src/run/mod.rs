@@ -19,37 +19,28 @@ use crate::step::{ActionOutcome, Failure, RequestSummary, ResponseSummary, Timin
 #[doc(hidden)]
 pub mod testkit;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Passed,
-    Failed,
-    /// The journey itself is broken (a template could not be rendered), or Waymark failed
-    /// while running it (a panic: "internal error: …").
-    Error,
+crate::words::words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Outcome {
+        Passed,
+        Failed,
+        /// The journey itself is broken (a template could not be rendered), or Waymark failed
+        /// while running it (a panic: "internal error: …").
+        Error,
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    Passed,
-    Failed,
-    Skipped,
-    Error,
+crate::words::words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum StepStatus {
+        Passed,
+        Failed,
+        Skipped,
+        Error,
+    }
 }
-
-crate::words::words!(Outcome {
-    Passed = "passed",
-    Failed = "failed",
-    Error = "error",
-});
-
-crate::words::words!(StepStatus {
-    Passed = "passed",
-    Failed = "failed",
-    Skipped = "skipped",
-    Error = "error",
-});
 
 /// One run of one journey. Field names are a stable interface (`waymark run --format json`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

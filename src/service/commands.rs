@@ -14,16 +14,13 @@ use crate::alert::Incident;
 use crate::alert::engine::CommandError;
 use crate::store::Store;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Acknowledge,
-    Resolve,
+crate::words::words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Action {
+        Acknowledge,
+        Resolve,
+    }
 }
-
-crate::words::words!(Action {
-    Acknowledge = "acknowledge",
-    Resolve = "resolve",
-});
 
 pub struct Command {
     pub action: Action,

@@ -205,69 +205,51 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Why a step failed: stable names, used in JSON output, storage and alert grouping.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureClass {
-    /// The step or the run deadline passed.
-    Timeout,
-    /// The name did not resolve.
-    Dns,
-    /// TCP connection refused, reset or unreachable.
-    Connect,
-    /// TLS handshake or certificate verification failed.
-    Tls,
-    /// A condition on `[STATUS]` failed.
-    HttpStatus,
-    /// Any other condition failed.
-    Condition,
-    /// A value named in `extract:` was not in the response.
-    Extraction,
-    /// The response body exceeded `max_body_bytes`.
-    BodyTooLarge,
-    /// Redirect loop or more redirects than allowed.
-    TooManyRedirects,
-    /// The peer broke the protocol (malformed response, closed mid-response).
-    Protocol,
-    /// The WebSocket upgrade was refused or never completed (the message has the HTTP status).
-    Handshake,
-    /// The peer closed the WebSocket (or TCP) connection when the script did not expect it.
-    ClosedByPeer,
-    /// An `expect` saw no matching message in time, or skipped too many non-matching ones.
-    NoMatchingMessage,
-    /// An `expect_none` saw a message it forbids.
-    UnexpectedMessage,
-    /// A WebSocket message exceeded `max_message_bytes`.
-    MessageTooLarge,
-    /// Waymark could not build the request (undefined variable, missing secret, bad URL):
-    /// a problem of the journey, not of the target.
-    Template,
-    /// Waymark itself failed while running the step (a panic: a bug, logged as an error);
-    /// the run is an `error` and the service carries on.
-    Internal,
+crate::words::words! {
+    /// Why a step failed: stable names, used in JSON output, storage and alert grouping.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum FailureClass {
+        /// The step or the run deadline passed.
+        Timeout,
+        /// The name did not resolve.
+        Dns,
+        /// TCP connection refused, reset or unreachable.
+        Connect,
+        /// TLS handshake or certificate verification failed.
+        Tls,
+        /// A condition on `[STATUS]` failed.
+        HttpStatus,
+        /// Any other condition failed.
+        Condition,
+        /// A value named in `extract:` was not in the response.
+        Extraction,
+        /// The response body exceeded `max_body_bytes`.
+        BodyTooLarge,
+        /// Redirect loop or more redirects than allowed.
+        TooManyRedirects,
+        /// The peer broke the protocol (malformed response, closed mid-response).
+        Protocol,
+        /// The WebSocket upgrade was refused or never completed (the message has the HTTP status).
+        Handshake,
+        /// The peer closed the WebSocket (or TCP) connection when the script did not expect it.
+        ClosedByPeer,
+        /// An `expect` saw no matching message in time, or skipped too many non-matching ones.
+        NoMatchingMessage,
+        /// An `expect_none` saw a message it forbids.
+        UnexpectedMessage,
+        /// A WebSocket message exceeded `max_message_bytes`.
+        MessageTooLarge,
+        /// Waymark could not build the request (undefined variable, missing secret, bad URL):
+        /// a problem of the journey, not of the target.
+        Template,
+        /// Waymark itself failed while running the step (a panic: a bug, logged as an error);
+        /// the run is an `error` and the service carries on.
+        Internal,
+    }
 }
-
-crate::words::words!(FailureClass {
-    Timeout = "timeout",
-    Dns = "dns",
-    Connect = "connect",
-    Tls = "tls",
-    HttpStatus = "http_status",
-    Condition = "condition",
-    Extraction = "extraction",
-    BodyTooLarge = "body_too_large",
-    TooManyRedirects = "too_many_redirects",
-    Protocol = "protocol",
-    Handshake = "handshake",
-    ClosedByPeer = "closed_by_peer",
-    NoMatchingMessage = "no_matching_message",
-    UnexpectedMessage = "unexpected_message",
-    MessageTooLarge = "message_too_large",
-    Template = "template",
-    Internal = "internal",
-});
 
 impl FailureClass {
     /// True when the fault is not the target's (the journey's, or Waymark's own), so the step

@@ -12,22 +12,17 @@ use super::alert_rows::{AttemptRow, ChangeRows, IncidentListing};
 use super::{Result, Store, to_ns};
 use crate::alert::{Incident, IncidentChange, IncidentEvent, IncidentState, Notification};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationStatus {
-    Pending,
-    Delivered,
-    /// Given up on: permanent error, or still failing after `give_up_after`.
-    Failed,
-    Muted,
+crate::words::words! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationStatus {
+        Pending,
+        Delivered,
+        /// Given up on: permanent error, or still failing after `give_up_after`.
+        Failed,
+        Muted,
+    }
 }
-
-crate::words::words!(NotificationStatus {
-    Pending = "pending",
-    Delivered = "delivered",
-    Failed = "failed",
-    Muted = "muted",
-});
 
 /// A notification with its delivery state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,22 +36,18 @@ pub struct NotificationRecord {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// How one delivery attempt ended (stored and serialized as its snake_case name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryOutcome {
-    Delivered,
-    /// Not delivered; it will be tried again.
-    Retry,
-    /// Not delivered, and given up on.
-    Failed,
+crate::words::words! {
+    /// How one delivery attempt ended (stored and serialized as its snake_case name).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DeliveryOutcome {
+        Delivered,
+        /// Not delivered; it will be tried again.
+        Retry,
+        /// Not delivered, and given up on.
+        Failed,
+    }
 }
-
-crate::words::words!(DeliveryOutcome {
-    Delivered = "delivered",
-    Retry = "retry",
-    Failed = "failed",
-});
 
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

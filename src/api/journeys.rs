@@ -74,42 +74,7 @@ pub struct LastRun {
 #[derive(Serialize, ToSchema)]
 pub struct RunList {
     pub journey: String,
-    pub runs: Vec<RunHead>,
-}
-
-/// A run without its steps.
-#[derive(Serialize, ToSchema)]
-pub struct RunHead {
-    pub run_id: uuid::Uuid,
-    pub journey: String,
-    pub location: String,
-    pub journey_sha256: String,
-    pub outcome: Outcome,
-    pub planned_at: DateTime<Utc>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: f64,
-    pub scheduling_lag_ms: f64,
-    /// Empty when tracing was off.
-    pub trace_id: String,
-}
-
-impl From<&RunSummary> for RunHead {
-    fn from(s: &RunSummary) -> RunHead {
-        RunHead {
-            run_id: s.run_id,
-            journey: s.journey.clone(),
-            location: s.location.clone(),
-            journey_sha256: s.journey_sha256.clone(),
-            outcome: s.outcome,
-            planned_at: s.planned_at,
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-            duration_ms: s.duration_ms,
-            scheduling_lag_ms: ms(s.scheduling_lag),
-            trace_id: s.trace_id.clone(),
-        }
-    }
+    pub runs: Vec<RunSummary>,
 }
 
 /// A stored run: the run as `waymark run --format json` prints it, and when it was planned.
@@ -229,7 +194,7 @@ async fn runs(
     }
     Ok(Json(RunList {
         journey: name,
-        runs: runs.iter().map(RunHead::from).collect(),
+        runs,
     }))
 }
 

@@ -18,10 +18,11 @@ use super::dashboard::overview::{OverviewQuery, Row};
 use super::depmap::Health;
 use super::extract::{Path, Query};
 use super::histogram::{self, Bin};
-use super::journeys::{RunHead, schedule_text};
+use super::journeys::schedule_text;
 use super::status::{JourneyState, Scope, snapshot};
 use super::{ApiError, AppState, ErrorBody};
 use crate::digest::model::JourneyDigest;
+use crate::store::RunSummary;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,7 +74,7 @@ pub struct JourneyDetail {
     /// Incidents and anomaly episodes of the period.
     pub bad_spans: Vec<Span>,
     /// The 50 newest runs.
-    pub runs: Vec<RunHead>,
+    pub runs: Vec<RunSummary>,
     /// The journey file as it is scheduled.
     pub definition: Option<String>,
 }
@@ -95,7 +96,7 @@ pub struct LocationView {
     pub availability: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
-    pub last_run: Option<RunHead>,
+    pub last_run: Option<RunSummary>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,7 +147,7 @@ async fn journey(
                 availability: availability(l.runs, l.failures),
                 p50_ms: l.p50_ms,
                 p95_ms: l.p95_ms,
-                last_run: l.last_run.as_ref().map(RunHead::from),
+                last_run: l.last_run.clone(),
             })
             .collect(),
         bad_spans: d
@@ -154,7 +155,7 @@ async fn journey(
             .iter()
             .map(|&(from, to)| Span { from, to })
             .collect(),
-        runs: d.runs.iter().map(RunHead::from).collect(),
+        runs: d.runs.clone(),
         definition: d.definition,
         figures: d.view,
     }))

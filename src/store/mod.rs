@@ -224,8 +224,8 @@ pub struct RunRecord {
 /// A run read back from the store: exactly the [`RunRecord`] that was written.
 pub type StoredRun = RunRecord;
 
-/// A run without its steps, for listings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A run without its steps, for listings (the API's and the dashboard's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub run_id: uuid::Uuid,
     pub journey: String,
@@ -236,8 +236,27 @@ pub struct RunSummary {
     pub finished_at: DateTime<Utc>,
     pub duration_ms: f64,
     pub outcome: crate::run::Outcome,
+    /// Empty when tracing was off.
     pub trace_id: String,
+    /// How late the run started against its plan, in milliseconds on the wire.
+    #[serde(rename = "scheduling_lag_ms", with = "lag_ms")]
+    #[schema(value_type = f64)]
     pub scheduling_lag: Duration,
+}
+
+/// A [`Duration`] as fractional milliseconds, the unit every `_ms` field of the API is in.
+mod lag_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(super::to_ms(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        f64::deserialize(d).map(super::from_ms)
+    }
 }
 
 /// One version of a journey file, identified by the hash of its content.

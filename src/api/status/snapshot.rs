@@ -332,6 +332,24 @@ mod tests {
         }
     }
 
+    /// The public page's inputs now, without maintenance windows.
+    fn public_page<'a>(
+        journeys: &'a [&'a Journey],
+        totals: &'a [DailyTotal],
+        incidents: &'a [Incident],
+    ) -> Inputs<'a> {
+        Inputs {
+            journeys,
+            only_public: true,
+            locations: &[],
+            hourly_p95: &[],
+            totals,
+            incidents,
+            maintenance: &[],
+            now: now(),
+        }
+    }
+
     fn incident(
         id: i64,
         journey: &str,
@@ -403,16 +421,7 @@ mod tests {
                 Some(day(20) + Duration::hours(1)),
             ),
         ];
-        let s = build(&Inputs {
-            journeys: &journeys,
-            only_public: true,
-            locations: &[],
-            hourly_p95: &[],
-            totals: &totals,
-            incidents: &incidents,
-            maintenance: &[],
-            now: now(),
-        });
+        let s = build(&public_page(&journeys, &totals, &incidents));
         let names: Vec<(&str, Vec<&str>)> = s
             .groups
             .iter()
@@ -449,14 +458,10 @@ mod tests {
             ("internal".to_string(), now() - Duration::hours(30), 999.0),
         ];
         let all = build(&Inputs {
-            journeys: &journeys,
             only_public: false,
             locations: &locations,
             hourly_p95: &p95,
-            totals: &totals,
-            incidents: &incidents,
-            maintenance: &[],
-            now: now(),
+            ..public_page(&journeys, &totals, &incidents)
         });
         let internal = all
             .groups
@@ -542,14 +547,8 @@ mod tests {
         let totals = [total("checkout", 0, 5, 5)];
         let journeys = [&checkout];
         let input = |maintenance| Inputs {
-            journeys: &journeys,
-            only_public: true,
-            locations: &[],
-            hourly_p95: &[],
-            totals: &totals,
-            incidents: &incidents,
             maintenance,
-            now: now(),
+            ..public_page(&journeys, &totals, &incidents)
         };
         assert_eq!(build(&input(&windows)).state, State::Maintenance);
         assert_eq!(build(&input(&[])).state, State::Down);

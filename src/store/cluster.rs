@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::expiry::Expiring;
 use super::{Result, Store, from_ns, to_ns};
 
 /// A node as its last heartbeat described it.
@@ -78,8 +79,7 @@ impl Cluster<'_> {
 
     /// Forgets nodes whose last heartbeat is older than `before`.
     pub async fn prune_nodes(self, before: DateTime<Utc>) -> Result<u64> {
-        let before = to_ns(before)?;
-        dispatch!(self.0, cluster::prune_nodes(before))
+        self.0.delete_expired(Expiring::Nodes, before).await
     }
 
     /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
@@ -134,8 +134,7 @@ impl Cluster<'_> {
 
     /// Deletes claims made before `before`; how many.
     pub async fn prune_claims(self, before: DateTime<Utc>) -> Result<u64> {
-        let before = to_ns(before)?;
-        dispatch!(self.0, cluster::prune_claims(before))
+        self.0.delete_expired(Expiring::Claims, before).await
     }
 }
 
@@ -247,13 +246,6 @@ macro_rules! dialect {
             Ok(rows.into_iter().map(NodeInfo::from).collect())
         }
 
-        pub(in crate::store) async fn prune_nodes(pool: &Pool<Db>, before: i64) -> Result<u64> {
-            let done = sqlx::query("DELETE FROM nodes WHERE heartbeat_at_ns < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
-        }
 
         pub(in crate::store) async fn acquire(
             pool: &Pool<Db>,
@@ -358,13 +350,6 @@ macro_rules! dialect {
             Ok(missed)
         }
 
-        pub(in crate::store) async fn prune_claims(pool: &Pool<Db>, before: i64) -> Result<u64> {
-            let done = sqlx::query("DELETE FROM run_claims WHERE claimed_at_ns < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
-        }
     };
 }
 pub(super) use dialect;

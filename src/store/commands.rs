@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::expiry::Expiring;
 use super::{Result, Store, to_ns};
 
 /// A command waiting for (or taken by) the leader.
@@ -81,8 +82,7 @@ impl Commands<'_> {
 
     /// Deletes commands asked before `before`; how many.
     pub async fn prune_commands(self, before: DateTime<Utc>) -> Result<u64> {
-        let before = to_ns(before)?;
-        dispatch!(self.0, commands::prune(before))
+        self.0.delete_expired(Expiring::Commands, before).await
     }
 }
 
@@ -217,14 +217,6 @@ macro_rules! dialect {
                 .execute(pool)
                 .await?;
             Ok(done.rows_affected() == 1)
-        }
-
-        pub(in crate::store) async fn prune(pool: &Pool<Db>, before: i64) -> Result<u64> {
-            let done = sqlx::query("DELETE FROM commands WHERE asked_at_ns < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
         }
     };
 }

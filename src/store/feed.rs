@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, StoredRun, from_ns, to_ns};
+use super::expiry::Expiring;
+use super::{Result, Store, StoredRun, from_ns};
 
 /// One entry of the feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +63,7 @@ impl Feed<'_> {
 
     /// Deletes entries recorded before `before`; how many.
     pub async fn prune_feed(self, before: DateTime<Utc>) -> Result<u64> {
-        let before = to_ns(before)?;
-        dispatch!(self.0, feed::prune(before))
+        self.0.delete_expired(Expiring::Feed, before).await
     }
 }
 
@@ -141,14 +141,6 @@ macro_rules! dialect {
             .execute(pool)
             .await?;
             Ok(())
-        }
-
-        pub(in crate::store) async fn prune(pool: &Pool<Db>, before: i64) -> Result<u64> {
-            let done = sqlx::query("DELETE FROM run_feed WHERE recorded_at_ns < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
         }
     };
 }

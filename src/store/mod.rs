@@ -65,6 +65,9 @@ macro_rules! dialect_modules {
         pub(in crate::store) mod sessions {
             crate::store::sessions::dialect!($db);
         }
+        pub(in crate::store) mod expiry {
+            crate::store::expiry::dialect!($db);
+        }
     };
 }
 
@@ -103,6 +106,7 @@ pub mod episodes;
 mod existing;
 pub mod feed;
 pub use existing::Unreadable;
+mod expiry;
 mod postgres;
 mod queries;
 mod run_rows;

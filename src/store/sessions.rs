@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::expiry::Expiring;
 use super::{Result, Store, from_ns, to_ns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,7 @@ impl Sessions<'_> {
 
     /// Deletes sessions expired at `now`; how many.
     pub async fn prune_sessions(self, now: DateTime<Utc>) -> Result<u64> {
-        let now = to_ns(now)?;
-        dispatch!(self.0, sessions::prune(now))
+        self.0.delete_expired(Expiring::Sessions, now).await
     }
 }
 
@@ -110,14 +110,6 @@ macro_rules! dialect {
                 .execute(pool)
                 .await?;
             Ok(())
-        }
-
-        pub(in crate::store) async fn prune(pool: &Pool<Db>, now: i64) -> Result<u64> {
-            let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ns <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
         }
     };
 }

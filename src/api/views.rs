@@ -23,6 +23,7 @@ use super::status::{JourneyState, Scope, snapshot};
 use super::{ApiError, AppState, ErrorBody};
 use crate::digest::model::JourneyDigest;
 use crate::store::RunSummary;
+use crate::store::status::LocationResult;
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -89,14 +90,10 @@ pub struct StepView {
 
 #[derive(Serialize, ToSchema)]
 pub struct LocationView {
-    pub location: String,
-    pub runs: u64,
-    pub failures: u64,
+    #[serde(flatten)]
+    pub result: LocationResult,
     /// Percent of runs that passed; None without runs.
     pub availability: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub last_run: Option<RunSummary>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -141,13 +138,8 @@ async fn journey(
             .locations
             .iter()
             .map(|l| LocationView {
-                location: l.location.clone(),
-                runs: l.runs,
-                failures: l.failures,
+                result: l.clone(),
                 availability: availability(l.runs, l.failures),
-                p50_ms: l.p50_ms,
-                p95_ms: l.p95_ms,
-                last_run: l.last_run.clone(),
             })
             .collect(),
         bad_spans: d

@@ -20,7 +20,7 @@ pub struct DailyTotal {
 }
 
 /// How one journey fares from one location.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct LocationResult {
     pub location: String,
     /// Runs and failed runs in the period.

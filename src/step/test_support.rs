@@ -108,6 +108,23 @@ pub(super) fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+pub(super) fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    let msg = assert_failed(a, class);
+    assert!(msg.contains(needle), "{msg}");
+    msg
+}
+
+/// The attempt ended at its 300 ms deadline: not before, and not long after.
+#[track_caller]
+pub(super) fn assert_ended_at_300ms(elapsed: Duration) {
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
+        "{elapsed:?}"
+    );
+}
+
 /// A TLS acceptor serving `cert` (with its PKCS#8 `key`) and offering the `alpn` protocols.
 pub(super) fn tls_acceptor(
     cert: rustls::pki_types::CertificateDer<'static>,

@@ -16,8 +16,11 @@ async fn announced_length_over_the_cap_fails_at_once() {
     let started = Instant::now();
     let a = run(&s).await;
     assert!(started.elapsed() < Duration::from_secs(1));
-    let msg = assert_failed(&a, FailureClass::BodyTooLarge);
-    assert!(msg.contains("Content-Length is 1000000000000"), "{msg}");
+    assert_failed_with(
+        &a,
+        FailureClass::BodyTooLarge,
+        "Content-Length is 1000000000000",
+    );
     assert_eq!(a.facts.body, None);
 }
 
@@ -57,8 +60,11 @@ async fn endless_chunked_stream_is_cut_at_the_cap() {
         "{:?}",
         started.elapsed()
     );
-    let msg = assert_failed(&a, FailureClass::BodyTooLarge);
-    assert!(msg.contains("max_body_bytes (65536 bytes)"), "{msg}");
+    assert_failed_with(
+        &a,
+        FailureClass::BodyTooLarge,
+        "max_body_bytes (65536 bytes)",
+    );
     assert!(a.response.unwrap().body_bytes <= 64 * 1024);
     assert_eq!(a.facts.body, None);
 }

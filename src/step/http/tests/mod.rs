@@ -82,6 +82,14 @@ fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    let msg = assert_failed(a, class);
+    assert!(msg.contains(needle), "{msg}");
+    msg
+}
+
 fn body_json(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("a JSON body")
 }

@@ -57,6 +57,5 @@ async fn connection_closed_early_is_a_protocol_failure() {
     })
     .await;
     let a = run(&step(Method::GET, &format!("http://{closed_mid_body}/"))).await;
-    let msg = assert_failed(&a, FailureClass::Protocol);
-    assert!(msg.contains("after 10 bytes"), "{msg}");
+    assert_failed_with(&a, FailureClass::Protocol, "after 10 bytes");
 }

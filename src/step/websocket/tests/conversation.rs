@@ -96,8 +96,7 @@ async fn a_missing_extraction_fails_the_expect() {
         )],
     );
     let a = run(&s).await;
-    let msg = assert_failed(&a, FailureClass::Extraction);
-    assert!(msg.contains("`id`"), "{msg}");
+    assert_failed_with(&a, FailureClass::Extraction, "`id`");
     assert!(a.extracted.is_empty());
 }
 
@@ -183,8 +182,7 @@ async fn expect_none_fails_on_a_message() {
         }],
     );
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::UnexpectedMessage);
-    assert!(msg.contains("\"hello\""), "{msg}");
+    assert_failed_with(&a, FailureClass::UnexpectedMessage, "\"hello\"");
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     assert!(!a.actions[0].passed);
 }
@@ -222,8 +220,7 @@ async fn a_missing_pong_times_out_at_the_ping_timeout() {
         }],
     );
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("pong"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "pong");
     // The ping's timeout, plus the closing courtesy to a peer that never answers it.
     assert_within(elapsed, timeout + super::super::script::CLOSE_GRACE);
 }
@@ -247,8 +244,7 @@ async fn without_expect_timeout_the_deadline_is_a_timeout_with_one_it_is_no_matc
     let own = Duration::from_millis(300);
     let s = step(&url, vec![expect_within(&["[MESSAGE].type == x"], own)]);
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::NoMatchingMessage);
-    assert!(msg.contains("no message arrived"), "{msg}");
+    assert_failed_with(&a, FailureClass::NoMatchingMessage, "no message arrived");
     assert!(elapsed >= own);
     assert_within(elapsed, own + super::super::script::CLOSE_GRACE);
 

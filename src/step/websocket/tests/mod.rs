@@ -144,6 +144,14 @@ fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    let msg = assert_failed(a, class);
+    assert!(msg.contains(needle), "{msg}");
+    msg
+}
+
 /// A hostile peer must be cut off by its timeout, not much later.
 #[track_caller]
 fn assert_within(elapsed: Duration, timeout: Duration) {

@@ -25,8 +25,7 @@ async fn subprotocols_are_negotiated() {
 
     s.url = t(&format!("ws://{addr}/wrongproto"));
     s.subprotocols = vec!["v1.echo".into()];
-    let msg = assert_failed(&run(&s).await, FailureClass::Handshake).to_string();
-    assert!(msg.contains("not offered"), "{msg}");
+    assert_failed_with(&run(&s).await, FailureClass::Handshake, "not offered");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::journey::template::EnvSecrets;
+use crate::journey::template::{EnvSecrets, MapSecrets};
 use crate::run::testkit::journey;
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunSink, RunnerExecutor, Scheduler, SchedulerConfig, TokioClock,
@@ -111,17 +111,6 @@ async fn the_scheduler_records_a_panicking_run_as_an_error_and_keeps_running_jou
     assert_eq!(of("good"), [Outcome::Passed; 3]);
 }
 
-struct OneSecret;
-
-impl SecretSource for OneSecret {
-    fn secret(&self, name: &str) -> Option<String> {
-        (name == "PW").then(|| "hunter2".to_string())
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
 /// Issue #19: `{{ }}` inside `variables:` is rendered from the variables above it.
 #[tokio::test]
 async fn variables_are_rendered_in_order_from_earlier_ones_and_keep_secrets_redacted() {
@@ -142,7 +131,7 @@ steps:
       - "{{ auth }} == nope"
 "#;
     let mut r = runner();
-    r.secrets = Arc::new(OneSecret);
+    r.secrets = Arc::new(MapSecrets::new(&[("PW", "hunter2")]));
     let result = r.run(&journey(src)).await;
     let conditions = &result.steps[0].conditions;
     assert!(conditions[..3].iter().all(|c| c.passed), "{conditions:#?}");

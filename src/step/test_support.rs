@@ -75,6 +75,12 @@ impl Harness {
     }
 }
 
+/// A trace propagation header as the runner sends it (the W3C Trace Context example).
+pub(super) const TRACEPARENT: (&str, &str) = (
+    "traceparent",
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+);
+
 pub(super) fn t(src: &str) -> Template {
     Template::parse(src).unwrap()
 }

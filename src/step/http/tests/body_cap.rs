@@ -4,13 +4,7 @@ use super::*;
 
 #[tokio::test]
 async fn announced_length_over_the_cap_fails_at_once() {
-    let addr = raw_server(|s| {
-        send_then_stall(
-            s,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n",
-        )
-    })
-    .await;
+    let addr = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n").await;
     let mut s = step(Method::GET, &format!("http://{addr}/"));
     s.max_body_bytes = 1024;
     let started = Instant::now();
@@ -26,8 +20,7 @@ async fn announced_length_over_the_cap_fails_at_once() {
 
 #[tokio::test]
 async fn head_is_not_held_to_the_announced_length() {
-    let addr = serve_app().await;
-    let mut s = step(Method::HEAD, &format!("http://{addr}/big"));
+    let mut s = app_step(Method::HEAD, "/big").await;
     s.max_body_bytes = 10;
     let a = run(&s).await;
     assert_ok(&a);

@@ -14,7 +14,7 @@ async fn get_root_within_300ms(addr: SocketAddr) -> Attempt {
 
 #[tokio::test]
 async fn silent_server_times_out_at_the_deadline() {
-    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let addr = stalling_server(b"").await;
     let started = Instant::now();
     let a = get_root_within_300ms(addr).await;
     let elapsed = started.elapsed();
@@ -32,13 +32,7 @@ async fn silent_server_times_out_at_the_deadline() {
 
 #[tokio::test]
 async fn stalled_body_times_out_with_ttfb_recorded() {
-    let addr = raw_server(|s| {
-        send_then_stall(
-            s,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
-        )
-    })
-    .await;
+    let addr = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789").await;
     let started = Instant::now();
     let a = get_root_within_300ms(addr).await;
     assert!(started.elapsed() < Duration::from_millis(400));
@@ -56,7 +50,7 @@ async fn stalled_body_times_out_with_ttfb_recorded() {
 async fn no_task_outlives_an_attempt_to_a_server_that_stops_reading() {
     // The server reads the request head, then neither reads the body nor answers: hyper's
     // own graceful close would wait forever to flush the rest of the body.
-    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let addr = stalling_server(b"").await;
     let before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();

@@ -48,8 +48,7 @@ async fn see_other_and_found_turn_post_into_get_without_body() {
 
 #[tokio::test]
 async fn temporary_redirect_keeps_method_and_body() {
-    let addr = serve_app().await;
-    let mut s = step(Method::POST, &format!("http://{addr}/temporary"));
+    let mut s = app_step(Method::POST, "/temporary").await;
     s.body = Some(HttpBody::Raw(t("payload")));
     let a = run(&s).await;
     assert_ok(&a);
@@ -62,8 +61,7 @@ async fn temporary_redirect_keeps_method_and_body() {
 
 #[tokio::test]
 async fn redirect_loop_fails_with_too_many_redirects() {
-    let addr = serve_app().await;
-    let mut s = step(Method::GET, &format!("http://{addr}/loop"));
+    let mut s = app_step(Method::GET, "/loop").await;
     s.max_redirects = 3;
     let a = run(&s).await;
     assert_failed_with(&a, FailureClass::TooManyRedirects, "more than 3 redirects");
@@ -72,8 +70,7 @@ async fn redirect_loop_fails_with_too_many_redirects() {
 
 #[tokio::test]
 async fn redirects_are_the_result_when_not_followed() {
-    let addr = serve_app().await;
-    let mut s = step(Method::GET, &format!("http://{addr}/r/rel"));
+    let mut s = app_step(Method::GET, "/r/rel").await;
     s.follow_redirects = false;
     let a = run(&s).await;
     assert_ok(&a);

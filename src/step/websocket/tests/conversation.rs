@@ -55,9 +55,8 @@ async fn hello_send_json_expect_echo_and_close() {
 
 #[tokio::test]
 async fn extracted_values_feed_later_actions_and_the_runner() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             expect_extract(
                 &["[MESSAGE].type == hello"],
@@ -71,7 +70,8 @@ async fn extracted_values_feed_later_actions_and_the_runner() {
             send_text("plain {{ server }} {{ echoed }}"),
             expect(&["[MESSAGE] == plain test true"]),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     assert_eq!(
@@ -87,14 +87,14 @@ async fn extracted_values_feed_later_actions_and_the_runner() {
 
 #[tokio::test]
 async fn a_missing_extraction_fails_the_expect() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![expect_extract(
             &["[MESSAGE].type == hello"],
             &[("id", "[MESSAGE].id")],
         )],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_failed_with(&a, FailureClass::Extraction, "`id`");
     assert!(a.extracted.is_empty());
@@ -102,16 +102,16 @@ async fn a_missing_extraction_fails_the_expect() {
 
 #[tokio::test]
 async fn non_matching_messages_are_skipped_until_one_matches() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             send_json(json!({ "type": "noise", "i": 1 })),
             send_json(json!({ "type": "noise", "i": 2 })),
             send_json(json!({ "type": "target" })),
             expect(&["[MESSAGE].type == target"]),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     // The hello and both noises were skipped.
@@ -125,14 +125,14 @@ async fn non_matching_messages_are_skipped_until_one_matches() {
 
 #[tokio::test]
 async fn binary_messages_are_messages_as_lossy_text() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/binary"),
+    let (s, _) = peer_step(
+        "/binary",
         vec![expect(&[
             "[MESSAGE] == pat(bin*ary)",
             "[MESSAGES_RECEIVED] == 1",
         ])],
-    );
+    )
+    .await;
     assert_ok(&run(&s).await);
 }
 
@@ -173,14 +173,14 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
 
 #[tokio::test]
 async fn expect_none_fails_on_a_message() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![WsAction::ExpectNone {
             duration: Duration::from_secs(2),
             conditions: conditions(&["[MESSAGE].type == hello"]),
         }],
-    );
+    )
+    .await;
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
     assert_failed_with(&a, FailureClass::UnexpectedMessage, "\"hello\"");
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
@@ -189,9 +189,8 @@ async fn expect_none_fails_on_a_message() {
 
 #[tokio::test]
 async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             WsAction::Ping { timeout: None },
             WsAction::Ping {
@@ -199,7 +198,8 @@ async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
             },
             expect(&["[MESSAGE].type == hello"]),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     assert!(
@@ -211,14 +211,14 @@ async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
 
 #[tokio::test]
 async fn a_missing_pong_times_out_at_the_ping_timeout() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_millis(300);
-    let s = step(
-        &format!("ws://{addr}/deaf"),
+    let (s, _) = peer_step(
+        "/deaf",
         vec![WsAction::Ping {
             timeout: Some(timeout),
         }],
-    );
+    )
+    .await;
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
     assert_failed_with(&a, FailureClass::Timeout, "pong");
     // The ping's timeout, plus the closing courtesy to a peer that never answers it.
@@ -227,11 +227,7 @@ async fn a_missing_pong_times_out_at_the_ping_timeout() {
 
 #[tokio::test]
 async fn close_with_an_unexpected_code_fails_naming_both() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/goaway"),
-        vec![send_text("bye"), close(Some(1000))],
-    );
+    let (s, _) = peer_step("/goaway", vec![send_text("bye"), close(Some(1000))]).await;
     let a = run(&s).await;
     let msg = assert_failed(&a, FailureClass::ClosedByPeer);
     assert!(msg.contains("1001") && msg.contains("1000"), "{msg}");

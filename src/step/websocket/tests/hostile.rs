@@ -89,12 +89,8 @@ async fn a_bogus_101_is_a_handshake_failure() {
 
 #[tokio::test]
 async fn a_message_over_the_cap_is_too_large() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(3);
-    let mut s = step(
-        &format!("ws://{addr}/big"),
-        vec![expect(&["[MESSAGE] == x"])],
-    );
+    let (mut s, _) = peer_step("/big", vec![expect(&["[MESSAGE] == x"])]).await;
     s.max_message_bytes = 64 * 1024;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
     assert_failed_with(&a, FailureClass::MessageTooLarge, "65536");
@@ -104,15 +100,15 @@ async fn a_message_over_the_cap_is_too_large() {
 
 #[tokio::test]
 async fn a_peer_closing_with_1011_is_closed_by_peer() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(2);
-    let s = step(
-        &format!("ws://{addr}/close1011"),
+    let (s, _) = peer_step(
+        "/close1011",
         vec![
             expect(&["[MESSAGE].type == hello"]),
             expect(&["[MESSAGE].type == never"]),
         ],
-    );
+    )
+    .await;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
     let msg = assert_failed(&a, FailureClass::ClosedByPeer);
     assert!(
@@ -126,12 +122,8 @@ async fn a_peer_closing_with_1011_is_closed_by_peer() {
 
 #[tokio::test]
 async fn a_flood_of_non_matching_messages_stops_at_max_skipped() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(5);
-    let mut s = step(
-        &format!("ws://{addr}/flood"),
-        vec![expect(&["[MESSAGE].type == never"])],
-    );
+    let (mut s, _) = peer_step("/flood", vec![expect(&["[MESSAGE].type == never"])]).await;
     s.max_skipped_messages = 50;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
     let msg = assert_failed_with(

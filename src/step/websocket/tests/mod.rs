@@ -23,7 +23,7 @@ use crate::journey::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SKIPPED_MESSAGES, HttpBody,
     HttpStep, JsonTemplate, WebsocketStep, WsAction, WsPayload,
 };
-use crate::step::test_support::{Harness, t};
+use crate::step::test_support::{Harness, TRACEPARENT, says, t};
 use crate::step::{Attempt, FailureClass, StepExecutor};
 
 // ---------------------------------------------------------------------------------------------
@@ -147,9 +147,7 @@ fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
 /// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
 #[track_caller]
 fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
-    let msg = assert_failed(a, class);
-    assert!(msg.contains(needle), "{msg}");
-    msg
+    says(assert_failed(a, class), needle)
 }
 
 /// A hostile peer must be cut off by its timeout, not much later.
@@ -197,6 +195,12 @@ async fn ws_peer() -> (SocketAddr, Seen) {
         }
     });
     (addr, seen)
+}
+
+/// A step on `path` of a fresh [`ws_peer`], and what that peer sees.
+async fn peer_step(path: &str, actions: Vec<WsAction>) -> (WebsocketStep, Seen) {
+    let (addr, seen) = ws_peer().await;
+    (step(&format!("ws://{addr}{path}"), actions), seen)
 }
 
 /// Closes with `code` and `reason`, then reads until the client is gone.

@@ -39,13 +39,7 @@ async fn step_and_propagation_headers_arrive_on_the_upgrade() {
         ("X-Team".into(), t("core-{{ n }}")),
         ("Authorization".into(), t("Bearer {{ secret.TOKEN }}")),
     ];
-    let propagation = [
-        (
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ),
-        ("X-Team", "from-the-runner"),
-    ];
+    let propagation = [TRACEPARENT, ("X-Team", "from-the-runner")];
     let (a, _) = run_with(&s, Duration::from_secs(5), &[], &propagation).await;
     assert_ok(&a);
     let headers = seen.last();

@@ -45,6 +45,15 @@ async fn echo_server() -> SocketAddr {
     .await
 }
 
+/// Accepts connections and holds each for 30 s without a byte.
+async fn silent_server() -> SocketAddr {
+    serve(|s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    })
+    .await
+}
+
 /// Writes each chunk with a pause in between, then keeps the connection open.
 async fn chunked_server(chunks: &'static [&'static [u8]]) -> SocketAddr {
     serve(move |mut s| async move {
@@ -215,11 +224,7 @@ async fn peer_closing_before_expect_is_closed_by_peer() {
 
 #[tokio::test]
 async fn silent_server_times_out_by_the_deadline() {
-    let addr = serve(|s| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    })
-    .await;
+    let addr = silent_server().await;
     let s = exchange("127.0.0.1", addr.port(), text("hello"), text("anything"));
     let started = Instant::now();
     let a = Harness::new(&[]).run(&s, Duration::from_millis(300)).await;
@@ -238,11 +243,7 @@ async fn refused_port_is_a_connect_failure() {
 
 #[tokio::test]
 async fn connect_only_passes_once_connected() {
-    let addr = serve(|s| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    })
-    .await;
+    let addr = silent_server().await;
     let h = Harness::new(&[]);
     let a = h.run(&step("127.0.0.1", addr.port()), FIVE_S).await;
     assert_ok(&a);

@@ -103,14 +103,21 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
     }
 }
 
-/// One attempt trusting only `root` (instead of the Mozilla roots).
 /// Probes 127.0.0.1:`port` within five seconds.
 async fn probe(h: &Harness, port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
     h.run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
         .await
 }
 
-async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>) -> Attempt {
+/// Probes 127.0.0.1:`port` like [`probe`], verifying but trusting only `root` (instead of
+/// the Mozilla roots).
+async fn probe_trusting(
+    h: &Harness,
+    port: u16,
+    server_name: Option<&str>,
+    root: CertificateDer<'static>,
+) -> Attempt {
+    let s = step("127.0.0.1", port, server_name, false);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).unwrap();
     let config = verifying_with(roots);
@@ -182,8 +189,7 @@ async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, mut closes) = tls_server(leaf, &key).await;
     let h = Harness::new(&[]);
-    let by_name = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let a = probe_trusting(&h, &by_name, ca.clone()).await;
+    let a = probe_trusting(&h, addr.port(), Some("shop.test"), ca.clone()).await;
     assert_ok(&a);
     assert_eq!(
         a.facts.certificate_issuer.as_deref(),
@@ -191,8 +197,7 @@ async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     );
     assert_eq!(closes.recv().await, Some(true));
     // No server_name: the IP literal is verified against the IP SAN.
-    let by_ip = step("127.0.0.1", addr.port(), None, false);
-    assert_ok(&probe_trusting(&h, &by_ip, ca).await);
+    assert_ok(&probe_trusting(&h, addr.port(), None, ca).await);
 }
 
 #[tokio::test]
@@ -200,8 +205,7 @@ async fn name_mismatch_and_expiry_fail_verification() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, _closes) = tls_server(leaf, &key).await;
     let h = Harness::new(&[]);
-    let other = step("127.0.0.1", addr.port(), Some("other.test"), false);
-    let a = probe_trusting(&h, &other, ca).await;
+    let a = probe_trusting(&h, addr.port(), Some("other.test"), ca).await;
     assert_failed_with(
         &a,
         FailureClass::Tls,
@@ -210,9 +214,8 @@ async fn name_mismatch_and_expiry_fail_verification() {
 
     let (ca, leaf, key) = ca_signed(in_days(-1));
     let (addr, _closes) = tls_server(leaf, &key).await;
-    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
     assert_failed_with(
-        &probe_trusting(&h, &s, ca).await,
+        &probe_trusting(&h, addr.port(), Some("shop.test"), ca).await,
         FailureClass::Tls,
         "the certificate expired on 20",
     );
@@ -281,8 +284,7 @@ async fn ca_certificate_served_as_the_leaf_is_said_plainly() {
     let ca = params.self_signed(&ca_key).unwrap().der().clone();
     let (addr, _closes) = tls_server(ca.clone(), &ca_key).await;
     let h = Harness::new(&[]);
-    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let a = probe_trusting(&h, &s, ca).await;
+    let a = probe_trusting(&h, addr.port(), Some("shop.test"), ca).await;
     assert_failed_with(
         &a,
         FailureClass::Tls,

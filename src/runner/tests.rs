@@ -21,6 +21,14 @@ fn runner() -> Runner {
     }
 }
 
+/// The step failed with `class`, and its message starts with `start`.
+#[track_caller]
+fn assert_failure_starts(step: &StepResult, class: FailureClass, start: &str) {
+    let failure = step.failure.as_ref().expect("the step failed");
+    assert_eq!(failure.class, class);
+    assert!(failure.message.starts_with(start), "{}", failure.message);
+}
+
 const PANICKING: &str = r#"name: buggy
 schedule: { every: 1m }
 steps:
@@ -50,14 +58,10 @@ async fn a_panicking_step_is_an_internal_error_and_the_run_goes_on_to_cleanup() 
         statuses,
         [StepStatus::Error, StepStatus::Skipped, StepStatus::Passed]
     );
-    let failure = result.steps[0].failure.as_ref().unwrap();
-    assert_eq!(failure.class, FailureClass::Internal);
-    assert!(
-        failure
-            .message
-            .starts_with("internal error: deliberate panic in step `panic-for-tests`"),
-        "{}",
-        failure.message
+    assert_failure_starts(
+        &result.steps[0],
+        FailureClass::Internal,
+        "internal error: deliberate panic in step `panic-for-tests`",
     );
     // A panicking step is never retried: the fault is not the target's.
     assert_eq!(result.steps[0].attempts, 1);
@@ -161,14 +165,10 @@ steps:
     let result = runner().run(&journey(src)).await;
     assert_eq!(result.outcome, Outcome::Error);
     assert_eq!(result.steps[0].status, StepStatus::Error);
-    let failure = result.steps[0].failure.as_ref().unwrap();
-    assert_eq!(failure.class, FailureClass::Template);
-    assert!(
-        failure
-            .message
-            .starts_with("variable `auth`: secret `MISSING` is not set"),
-        "{}",
-        failure.message
+    assert_failure_starts(
+        &result.steps[0],
+        FailureClass::Template,
+        "variable `auth`: secret `MISSING` is not set",
     );
     assert_eq!(result.steps[1].status, StepStatus::Skipped);
 }

@@ -103,16 +103,16 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
     }
 }
 
-/// Probes 127.0.0.1:`port` within five seconds.
-async fn probe(h: &Harness, port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
-    h.run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
+/// Probes 127.0.0.1:`port` within five seconds, without variables.
+async fn probe(port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
+    Harness::new(&[])
+        .run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
         .await
 }
 
 /// Probes 127.0.0.1:`port` like [`probe`], verifying but trusting only `root` (instead of
 /// the Mozilla roots).
 async fn probe_trusting(
-    h: &Harness,
     port: u16,
     server_name: Option<&str>,
     root: CertificateDer<'static>,
@@ -121,6 +121,7 @@ async fn probe_trusting(
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).unwrap();
     let config = verifying_with(roots);
+    let h = Harness::new(&[]);
     let ctx = StepContext {
         scope: h.scope(),
         deadline: Instant::now() + FIVE_S,
@@ -134,8 +135,7 @@ async fn probe_trusting(
 async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
     let (cert, key) = self_signed();
     let (addr, mut closes) = tls_server(cert, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), Some("shop.test"), true).await;
+    let a = probe(addr.port(), Some("shop.test"), true).await;
     assert_ok(&a);
     let f = &a.facts;
     let left = f.certificate_expiration_ms.unwrap();
@@ -157,8 +157,7 @@ async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
 async fn self_signed_certificate_fails_verification_as_self_signed() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), Some("shop.test"), false).await;
+    let a = probe(addr.port(), Some("shop.test"), false).await;
     let msg = assert_failed_with(
         &a,
         FailureClass::Tls,
@@ -174,7 +173,7 @@ async fn expiry_condition_fails_showing_the_time_left() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), None, true).await;
+    let a = probe(addr.port(), None, true).await;
     assert_ok(&a);
     let (passed, actual) = h.check("[CERTIFICATE_EXPIRATION] > 336h", &a);
     assert!(!passed);
@@ -188,8 +187,7 @@ async fn expiry_condition_fails_showing_the_time_left() {
 async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, mut closes) = tls_server(leaf, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe_trusting(&h, addr.port(), Some("shop.test"), ca.clone()).await;
+    let a = probe_trusting(addr.port(), Some("shop.test"), ca.clone()).await;
     assert_ok(&a);
     assert_eq!(
         a.facts.certificate_issuer.as_deref(),
@@ -197,15 +195,14 @@ async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     );
     assert_eq!(closes.recv().await, Some(true));
     // No server_name: the IP literal is verified against the IP SAN.
-    assert_ok(&probe_trusting(&h, addr.port(), None, ca).await);
+    assert_ok(&probe_trusting(addr.port(), None, ca).await);
 }
 
 #[tokio::test]
 async fn name_mismatch_and_expiry_fail_verification() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, _closes) = tls_server(leaf, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe_trusting(&h, addr.port(), Some("other.test"), ca).await;
+    let a = probe_trusting(addr.port(), Some("other.test"), ca).await;
     assert_failed_with(
         &a,
         FailureClass::Tls,
@@ -215,13 +212,13 @@ async fn name_mismatch_and_expiry_fail_verification() {
     let (ca, leaf, key) = ca_signed(in_days(-1));
     let (addr, _closes) = tls_server(leaf, &key).await;
     assert_failed_with(
-        &probe_trusting(&h, addr.port(), Some("shop.test"), ca).await,
+        &probe_trusting(addr.port(), Some("shop.test"), ca).await,
         FailureClass::Tls,
         "the certificate expired on 20",
     );
 
     // With insecure_skip_verify the expired certificate is inspected: time left is negative.
-    let a = probe(&h, addr.port(), None, true).await;
+    let a = probe(addr.port(), None, true).await;
     assert_ok(&a);
     let left = a.facts.certificate_expiration_ms.unwrap();
     assert!((left + 24 * 3600 * 1000).abs() < 60_000, "{left}");
@@ -237,9 +234,8 @@ async fn server_that_never_speaks_tls_times_out() {
             held.push(s);
         }
     });
-    let h = Harness::new(&[]);
     let started = Instant::now();
-    let a = h
+    let a = Harness::new(&[])
         .run(
             &step("127.0.0.1", port, None, true),
             Duration::from_millis(300),
@@ -259,18 +255,16 @@ async fn peer_closing_during_the_handshake_is_a_tls_failure() {
             drop(s);
         }
     });
-    let h = Harness::new(&[]);
-    let a = probe(&h, port, None, true).await;
+    let a = probe(port, None, true).await;
     assert_failed(&a, FailureClass::Tls);
 }
 
 #[tokio::test]
 async fn refused_port_and_bad_server_name() {
-    let h = Harness::new(&[]);
     let port = closed_port().await;
-    let a = probe(&h, port, None, false).await;
+    let a = probe(port, None, false).await;
     assert_failed(&a, FailureClass::Connect);
-    let a = probe(&h, port, Some("not a name!"), false).await;
+    let a = probe(port, Some("not a name!"), false).await;
     assert_failed_with(&a, FailureClass::Template, "not a valid TLS server name");
     assert_eq!(a.facts.connected, None, "nothing was attempted");
 }
@@ -283,8 +277,7 @@ async fn ca_certificate_served_as_the_leaf_is_said_plainly() {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = params.self_signed(&ca_key).unwrap().der().clone();
     let (addr, _closes) = tls_server(ca.clone(), &ca_key).await;
-    let h = Harness::new(&[]);
-    let a = probe_trusting(&h, addr.port(), Some("shop.test"), ca).await;
+    let a = probe_trusting(addr.port(), Some("shop.test"), ca).await;
     assert_failed_with(
         &a,
         FailureClass::Tls,
@@ -309,8 +302,7 @@ async fn unknown_issuer_is_not_called_self_signed() {
 #[tokio::test]
 async fn plain_http_server_is_said_not_to_speak_tls() {
     let port = plain_http_server().await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, port, None, true).await;
+    let a = probe(port, None, true).await;
     assert_failed_with(
         &a,
         FailureClass::Tls,

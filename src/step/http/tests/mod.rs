@@ -98,6 +98,18 @@ fn body_json(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("a JSON body")
 }
 
+/// What `/echo` (or a redirect to it) says it received, from a step that must succeed.
+async fn echoed(s: &HttpStep) -> Value {
+    let a = run(s).await;
+    assert_ok(&a);
+    body_json(&a)
+}
+
+/// The method and body an echo says it received.
+fn method_and_body(echo: &Value) -> (Option<&str>, Option<&str>) {
+    (echo["method"].as_str(), echo["body"].as_str())
+}
+
 // ---------------------------------------------------------------------------------------------
 // A well-behaved server
 

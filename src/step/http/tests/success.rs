@@ -128,9 +128,7 @@ async fn form_body_is_urlencoded() {
         ("a".into(), t("x y {{ name }}")),
         ("b".into(), t("&=é")),
     ]));
-    let a = run(&s).await;
-    assert_ok(&a);
-    let echo = body_json(&a);
+    let echo = echoed(&s).await;
     assert_eq!(echo["body"], "a=x+y+waymark&b=%26%3D%C3%A9");
     assert_eq!(
         echo["headers"]["content-type"],
@@ -142,11 +140,9 @@ async fn form_body_is_urlencoded() {
 async fn raw_body_is_sent_as_is_without_implicit_content_type() {
     let mut s = app_step(Method::PUT, "/echo").await;
     s.body = Some(HttpBody::Raw(t("plain {{ name }}\n")));
-    let a = run(&s).await;
-    assert_ok(&a);
-    let echo = body_json(&a);
+    let echo = echoed(&s).await;
     assert_eq!(
-        (echo["method"].as_str(), echo["body"].as_str()),
+        method_and_body(&echo),
         (Some("PUT"), Some("plain waymark\n"))
     );
     assert!(echo["headers"].get("content-type").is_none(), "{echo}");

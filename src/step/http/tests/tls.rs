@@ -2,21 +2,28 @@
 
 use super::*;
 
-/// `GET https://localhost:<port>/` of `addr`, accepting any certificate.
-fn insecure_get(addr: SocketAddr) -> HttpStep {
-    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
-    s.insecure_skip_verify = true;
-    s
+/// `GET https://localhost:<port>/` of `addr`.
+fn localhost_get(addr: SocketAddr) -> HttpStep {
+    step(Method::GET, &format!("https://localhost:{}/", addr.port()))
+}
+
+/// An attempt of [`localhost_get`] accepting any certificate, on a fresh server offering `h2`
+/// and `http/1.1`, which must succeed.
+async fn insecure_get_over_h2() -> Attempt {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let s = HttpStep {
+        insecure_skip_verify: true,
+        ..localhost_get(addr)
+    };
+    let a = run(&s).await;
+    assert_ok(&a);
+    a
 }
 
 #[tokio::test]
 async fn self_signed_certificate_fails_verification() {
     let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let a = run(&step(
-        Method::GET,
-        &format!("https://localhost:{}/", addr.port()),
-    ))
-    .await;
+    let a = run(&localhost_get(addr)).await;
     assert_failed_with(&a, FailureClass::Tls, "certificate");
     assert_eq!(a.facts.connected, Some(true));
     assert!(a.timings.connect.is_some() && a.timings.tls.is_none());
@@ -24,10 +31,7 @@ async fn self_signed_certificate_fails_verification() {
 
 #[tokio::test]
 async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
-    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let s = insecure_get(addr);
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = insecure_get_over_h2().await;
     assert_eq!(a.facts.status, Some(200));
     assert_eq!(a.facts.body.as_deref(), Some(&b"secure"[..]));
     assert_eq!(a.response.as_ref().unwrap().protocol, "HTTP/2");
@@ -43,10 +47,7 @@ async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
 
 #[tokio::test]
 async fn https_records_subject_issuer_and_sans_like_the_tls_step() {
-    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let s = insecure_get(addr);
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = insecure_get_over_h2().await;
     let f = &a.facts;
     // rcgen's default distinguished name, and the one SAN `self_signed_cert` asks for.
     assert_eq!(

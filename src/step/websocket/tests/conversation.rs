@@ -141,10 +141,7 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
     let (addr, _) = ws_peer().await;
     let quiet = step(
         &format!("ws://{addr}/quiet"),
-        vec![WsAction::ExpectNone {
-            duration: Duration::from_millis(200),
-            conditions: Vec::new(),
-        }],
+        vec![expect_none(&[], Duration::from_millis(200))],
     );
     let a = run(&quiet).await;
     assert_ok(&a);
@@ -155,10 +152,7 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
     let echo = step(
         &format!("ws://{addr}/echo"),
         vec![
-            WsAction::ExpectNone {
-                duration: Duration::from_millis(200),
-                conditions: conditions(&["[MESSAGE].type == error"]),
-            },
+            expect_none(&["[MESSAGE].type == error"], Duration::from_millis(200)),
             expect_within(&["[MESSAGE].type == hello"], Duration::from_millis(50)),
         ],
     );
@@ -175,10 +169,10 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
 async fn expect_none_fails_on_a_message() {
     let (s, _) = peer_step(
         "/echo",
-        vec![WsAction::ExpectNone {
-            duration: Duration::from_secs(2),
-            conditions: conditions(&["[MESSAGE].type == hello"]),
-        }],
+        vec![expect_none(
+            &["[MESSAGE].type == hello"],
+            Duration::from_secs(2),
+        )],
     )
     .await;
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
@@ -196,7 +190,7 @@ async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
             WsAction::Ping {
                 timeout: Some(Duration::from_secs(1)),
             },
-            expect(&["[MESSAGE].type == hello"]),
+            hello(),
         ],
     )
     .await;

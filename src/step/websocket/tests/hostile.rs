@@ -103,10 +103,7 @@ async fn a_peer_closing_with_1011_is_closed_by_peer() {
     let timeout = Duration::from_secs(2);
     let (s, _) = peer_step(
         "/close1011",
-        vec![
-            expect(&["[MESSAGE].type == hello"]),
-            expect(&["[MESSAGE].type == never"]),
-        ],
+        vec![hello(), expect(&["[MESSAGE].type == never"])],
     )
     .await;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;

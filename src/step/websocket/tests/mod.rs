@@ -53,6 +53,18 @@ fn expect(cs: &[&str]) -> WsAction {
     }
 }
 
+fn expect_none(cs: &[&str], duration: Duration) -> WsAction {
+    WsAction::ExpectNone {
+        duration,
+        conditions: conditions(cs),
+    }
+}
+
+/// Expects the `hello` the test peers greet every `/echo` connection with.
+fn hello() -> WsAction {
+    expect(&["[MESSAGE].type == hello"])
+}
+
 fn expect_within(cs: &[&str], timeout: Duration) -> WsAction {
     WsAction::Expect {
         conditions: conditions(cs),

@@ -5,10 +5,7 @@ use super::*;
 #[tokio::test]
 async fn subprotocols_are_negotiated() {
     let (addr, seen) = ws_peer().await;
-    let mut s = step(
-        &format!("ws://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"])],
-    );
+    let mut s = step(&format!("ws://{addr}/echo"), vec![hello()]);
     s.subprotocols = vec!["v0.old".into(), "v1.echo".into()];
     let a = run(&s).await;
     assert_ok(&a);
@@ -31,10 +28,7 @@ async fn subprotocols_are_negotiated() {
 #[tokio::test]
 async fn step_and_propagation_headers_arrive_on_the_upgrade() {
     let (addr, seen) = ws_peer().await;
-    let mut s = step(
-        &format!("ws://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"])],
-    );
+    let mut s = step(&format!("ws://{addr}/echo"), vec![hello()]);
     s.headers = vec![
         ("X-Team".into(), t("core-{{ n }}")),
         ("Authorization".into(), t("Bearer {{ secret.TOKEN }}")),
@@ -111,7 +105,7 @@ async fn wss_uses_the_shared_tls_path_with_http1_alpn() {
     let addr = wss_peer().await;
     let mut s = step(
         &format!("wss://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"]), close(Some(1000))],
+        vec![hello(), close(Some(1000))],
     );
     let a = run(&s).await;
     let msg = assert_failed(&a, FailureClass::Tls);

@@ -58,11 +58,7 @@ pub fn percent(v: f64) -> String {
 /// A latency in a table or a sentence: whole milliseconds from 100 ms (`250 ms`), one decimal
 /// below (`42.5 ms`), so small values keep their precision and large ones no false one.
 pub fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
+    millis(v, 100.0)
 }
 
 /// A latency where space is short (waterfall ticks and bars): seconds with one decimal from
@@ -70,10 +66,8 @@ pub fn ms(v: f64) -> String {
 pub fn ms_short(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.1} s", v / 1000.0)
-    } else if v >= 10.0 {
-        format!("{v:.0} ms")
     } else {
-        format!("{v:.1} ms")
+        millis(v, 10.0)
     }
 }
 
@@ -82,6 +76,16 @@ pub fn ms_short(v: f64) -> String {
 pub fn ms_precise(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.2} s", v / 1000.0)
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// Milliseconds, whole from `whole_from` up and with one decimal below: the two precisions
+/// of [`ms`] and [`ms_short`], which differ only in where one gives way to the other.
+fn millis(v: f64, whole_from: f64) -> String {
+    if v >= whole_from {
+        format!("{v:.0} ms")
     } else {
         format!("{v:.1} ms")
     }

@@ -21,7 +21,7 @@ use crate::journey::facts::Facts;
 use crate::journey::template::{Redactor, Ref, Scope, SecretSource, Vars, value_text};
 use crate::journey::{Journey, Step, StepKind};
 use crate::run::{Outcome, RunResult, StepResult, StepStatus};
-use crate::step::{Attempt, Failure, FailureClass, StepContext, StepExecutor, Timings};
+use crate::step::{Attempt, Failure, FailureClass, StepContext, StepExecutor};
 use crate::telemetry::{RunTrace, Telemetry};
 
 mod isolate;
@@ -455,23 +455,13 @@ fn missing_var<'a>(step: &'a Step, vars: &Vars) -> Option<&'a str> {
 
 fn skipped(step: &Step, reason: String) -> StepResult {
     StepResult {
-        name: step.name.clone(),
-        kind: step.kind.name().to_string(),
         dependency: step.dependency.clone(),
-        status: StepStatus::Skipped,
-        attempts: 0,
-        offset_ms: 0.0,
-        failure: None,
-        conditions: Vec::new(),
-        degraded: Vec::new(),
-        timings: Timings::default(),
-        request: None,
-        response: None,
-        actions: Vec::new(),
-        extracted: vec![],
         skip_reason: Some(reason),
-        span_id: String::new(),
-        attempt_span_ids: Vec::new(),
+        ..StepResult::unobserved(
+            step.name.clone(),
+            step.kind.name().to_string(),
+            StepStatus::Skipped,
+        )
     }
 }
 

@@ -118,29 +118,27 @@ impl KOfN {
 mod tests {
     use super::*;
 
-    fn feed(rule: &mut KOfN, flags: &[u8], open: &mut bool) -> Vec<Rule> {
+    /// A fresh rule fed `flags` a minute apart: what it said at each, and whether an episode
+    /// is open at the end.
+    fn feed(flags: &[u8]) -> (Vec<Rule>, bool) {
+        let mut rule = KOfN::default();
+        let mut open = false;
         let mut out = Vec::new();
         for (i, &f) in flags.iter().enumerate() {
-            let r = rule.push(i as i64 * 60_000, f == 1, *open, 3, 5, 4);
+            let r = rule.push(i as i64 * 60_000, f == 1, open, 3, 5, 4);
             match r {
-                Rule::Start(_) => *open = true,
-                Rule::End(_) => *open = false,
+                Rule::Start(_) => open = true,
+                Rule::End(_) => open = false,
                 Rule::Quiet => {}
             }
             out.push(r);
         }
-        out
+        (out, open)
     }
 
     #[test]
     fn three_of_five_start_and_four_normal_end() {
-        let mut rule = KOfN::default();
-        let mut open = false;
-        let rules = feed(
-            &mut rule,
-            &[0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0],
-            &mut open,
-        );
+        let (rules, open) = feed(&[0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0]);
         // Runs 4, 6, 7 are three of the last five at run 7: the episode starts at run 4.
         let starts: Vec<usize> = (0..rules.len())
             .filter(|&i| matches!(rules[i], Rule::Start(_)))
@@ -153,13 +151,7 @@ mod tests {
 
     #[test]
     fn isolated_spikes_never_start_an_episode() {
-        let mut rule = KOfN::default();
-        let mut open = false;
-        let rules = feed(
-            &mut rule,
-            &[1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1],
-            &mut open,
-        );
+        let (rules, _) = feed(&[1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
         assert!(rules.iter().all(|r| *r == Rule::Quiet), "{rules:?}");
     }
 }

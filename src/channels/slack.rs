@@ -307,35 +307,44 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_emoji_and_sentence() {
-        let ack = notification(NotificationKind::Acknowledged);
-        assert_eq!(emoji(&ack), ":eyes:");
-        assert!(
-            what(&ack)["text"]["text"]
-                .as_str()
-                .unwrap()
-                .starts_with("*Acknowledged by alice.* step \"pay\" failed")
-        );
-        let reminder = notification(NotificationKind::Reminder);
-        assert_eq!(emoji(&reminder), ":repeat:");
-        assert!(
-            what(&reminder)["text"]["text"]
-                .as_str()
-                .unwrap()
-                .starts_with("*Still open after 2m:*")
-        );
+        // (notification, emoji, how its sentence starts)
+        for (n, want_emoji, start) in [
+            (
+                notification(NotificationKind::Acknowledged),
+                ":eyes:",
+                "*Acknowledged by alice.* step \"pay\" failed",
+            ),
+            (
+                notification(NotificationKind::Reminder),
+                ":repeat:",
+                "*Still open after 2m:*",
+            ),
+        ] {
+            assert_eq!(emoji(&n), want_emoji);
+            assert!(
+                what(&n)["text"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(start)
+            );
+        }
         assert_eq!(emoji(&notification(NotificationKind::Flapping)), ":repeat:");
-        let slow = degraded_notification(NotificationKind::Triggered);
-        assert_eq!(emoji(&slow), ":large_orange_circle:");
-        assert_eq!(
-            what(&slow)["text"]["text"],
-            "step \"search\" is slower than its baseline (412 ms, usually 80 ms)"
-        );
-        let worse = notification(NotificationKind::Escalated);
-        assert_eq!(emoji(&worse), ":red_circle:");
-        assert_eq!(
-            what(&worse)["text"]["text"],
-            "*Escalated to failure:* step \"pay\" failed: [STATUS] == 200 (actual 503)"
-        );
+        // (notification, emoji, its whole sentence)
+        for (n, want_emoji, sentence) in [
+            (
+                degraded_notification(NotificationKind::Triggered),
+                ":large_orange_circle:",
+                "step \"search\" is slower than its baseline (412 ms, usually 80 ms)",
+            ),
+            (
+                notification(NotificationKind::Escalated),
+                ":red_circle:",
+                "*Escalated to failure:* step \"pay\" failed: [STATUS] == 200 (actual 503)",
+            ),
+        ] {
+            assert_eq!(emoji(&n), want_emoji);
+            assert_eq!(what(&n)["text"]["text"], sentence);
+        }
     }
 
     #[test]

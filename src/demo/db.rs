@@ -131,18 +131,12 @@ impl Statement<'_> {
         O: for<'r> FromRow<'r, SqliteRow>,
         E: Executor<'c, Database = Sqlite>,
     {
-        let (mut span, query) = self.start().await;
-        let result = query
-            .fetch_all(on)
-            .await
-            .and_then(|rows| rows.iter().map(O::from_row).collect::<Result<Vec<O>, _>>());
-        if let Ok(rows) = &result {
-            span.set_attribute(KeyValue::new(
-                "db.response.returned_rows",
-                rows.len() as i64,
-            ));
-        }
-        finish(span, result)
+        self.fetch(
+            |query| query.fetch_all(on),
+            |rows| rows.iter().map(O::from_row).collect::<Result<Vec<O>, _>>(),
+            |rows| rows.len() as i64,
+        )
+        .await
     }
 
     pub async fn fetch_optional<'c, O, E>(self, on: E) -> Result<Option<O>, sqlx::Error>
@@ -150,16 +144,29 @@ impl Statement<'_> {
         O: for<'r> FromRow<'r, SqliteRow>,
         E: Executor<'c, Database = Sqlite>,
     {
+        self.fetch(
+            |query| query.fetch_optional(on),
+            |row| row.as_ref().map(O::from_row).transpose(),
+            |row| i64::from(row.is_some()),
+        )
+        .await
+    }
+
+    /// Runs the statement with `run`, decodes what came back with `decode`, and records on the
+    /// span how many rows that was (`count`), for the fetches of every shape.
+    async fn fetch<R, T, F>(
+        self,
+        run: impl FnOnce(Query<'static, Sqlite, SqliteArguments>) -> F,
+        decode: impl FnOnce(R) -> Result<T, sqlx::Error>,
+        count: impl FnOnce(&T) -> i64,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Future<Output = Result<R, sqlx::Error>>,
+    {
         let (mut span, query) = self.start().await;
-        let result = query
-            .fetch_optional(on)
-            .await
-            .and_then(|row| row.as_ref().map(O::from_row).transpose());
-        if let Ok(row) = &result {
-            span.set_attribute(KeyValue::new(
-                "db.response.returned_rows",
-                i64::from(row.is_some()),
-            ));
+        let result = run(query).await.and_then(decode);
+        if let Ok(found) = &result {
+            span.set_attribute(KeyValue::new("db.response.returned_rows", count(found)));
         }
         finish(span, result)
     }

@@ -133,26 +133,16 @@ fn simulated_run(
             (StepStatus::Passed, Some(ms), None)
         };
         steps.push(StepResult {
-            name: step.name.clone(),
-            kind: step.kind.name().into(),
             dependency: step.dependency.clone(),
-            status,
             attempts: u32::from(status != StepStatus::Skipped),
             offset_ms: offset,
             failure,
-            conditions: Vec::new(),
-            degraded: Vec::new(),
             timings: Timings {
                 total: ms.map(|ms| Duration::from_secs_f64(ms / 1e3)),
                 ..Timings::default()
             },
-            request: None,
-            response: None,
-            actions: Vec::new(),
-            extracted: Vec::new(),
             skip_reason: (status == StepStatus::Skipped).then(|| "an earlier step failed".into()),
-            span_id: String::new(),
-            attempt_span_ids: Vec::new(),
+            ..StepResult::unobserved(step.name.clone(), step.kind.name().into(), status)
         });
         offset += ms.unwrap_or(0.0);
     }

@@ -527,15 +527,7 @@ fn parse_function(name: &str, text: &str, at: usize) -> Result<Side, ConditionEr
 
 fn unknown_function(name: &str, at: usize) -> ConditionError {
     let lower = name.to_ascii_lowercase();
-    let best = (name.len() <= 64)
-        .then(|| {
-            FUNCTIONS
-                .into_iter()
-                .min_by_key(|f| strsim::levenshtein(&lower, f))
-        })
-        .flatten()
-        .filter(|f| strsim::levenshtein(&lower, f) <= 2);
-    match best {
+    match closest(&lower, &FUNCTIONS, strsim::levenshtein, 2) {
         Some(f) => error(
             at,
             format!(
@@ -551,6 +543,26 @@ fn unknown_function(name: &str, at: usize) -> ConditionError {
             ),
         ),
     }
+}
+
+/// The candidate nearest to `name` by `distance` (the first of equals), if at most `max`
+/// away: the "did you mean" of unknown functions and placeholders. Names longer than 64 bytes
+/// get none: strsim allocates len × len, and `name` comes straight from the user.
+fn closest<'a>(
+    name: &str,
+    candidates: &[&'a str],
+    distance: fn(&str, &str) -> usize,
+    max: usize,
+) -> Option<&'a str> {
+    if name.len() > 64 {
+        return None;
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(name, c), *c))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= max)
+        .map(|(_, c)| c)
 }
 
 /// The regex crate's message is a multi-line diagram; keep its `error:` line.

@@ -227,6 +227,32 @@ impl SecretSource for EnvSecrets {
     }
 }
 
+/// The secrets tests pass: these names and values, and no environment variables.
+#[cfg(test)]
+pub(crate) struct MapSecrets(BTreeMap<String, String>);
+
+#[cfg(test)]
+impl MapSecrets {
+    pub fn new(secrets: &[(&str, &str)]) -> MapSecrets {
+        MapSecrets(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+impl SecretSource for MapSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
 /// A run's variables. Values keep their JSON type (an extracted `7` stays a number), so a
 /// JSON body leaf that is exactly `"{{ id }}"` sends what was extracted, not its text.
 pub type Vars = BTreeMap<String, serde_json::Value>;
@@ -245,6 +271,24 @@ pub struct Scope<'a> {
     pub secrets: &'a dyn SecretSource,
     pub redactor: &'a Redactor,
     pub now: chrono::DateTime<chrono::Utc>,
+}
+
+#[cfg(test)]
+impl<'a> Scope<'a> {
+    /// A scope at a fixed instant (Unix time 1 700 000 000), so that the time built-ins render
+    /// to known text.
+    pub(crate) fn at_fixed_time(
+        vars: &'a Vars,
+        secrets: &'a dyn SecretSource,
+        redactor: &'a Redactor,
+    ) -> Scope<'a> {
+        Scope {
+            vars,
+            secrets,
+            redactor,
+            now: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant"),
+        }
+    }
 }
 
 impl Scope<'_> {
@@ -292,29 +336,14 @@ impl Scope<'_> {
 mod tests {
     use super::*;
 
-    struct MapSecrets(BTreeMap<String, String>);
-    impl SecretSource for MapSecrets {
-        fn secret(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-        fn env(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
-
     fn render(src: &str, vars: &[(&str, &str)]) -> (Result<String, RenderError>, Redactor) {
         let vars = vars
             .iter()
             .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
             .collect();
-        let secrets = MapSecrets([("PW".to_string(), "hunter2".to_string())].into());
+        let secrets = MapSecrets::new(&[("PW", "hunter2")]);
         let redactor = Redactor::default();
-        let scope = Scope {
-            vars: &vars,
-            secrets: &secrets,
-            redactor: &redactor,
-            now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        };
+        let scope = Scope::at_fixed_time(&vars, &secrets, &redactor);
         let out = Template::parse(src).unwrap().render(&scope);
         (out, redactor)
     }

@@ -97,3 +97,30 @@ pub struct StepResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempt_span_ids: Vec<String>,
 }
+
+impl StepResult {
+    /// A result with `status` and nothing observed: no attempt, timings, conditions, request,
+    /// response, actions, extracted names or spans. Results that do not come from running the
+    /// step (a skipped one, the demo's made-up history, tests) start from it.
+    pub fn unobserved(name: String, kind: String, status: StepStatus) -> StepResult {
+        StepResult {
+            name,
+            kind,
+            dependency: None,
+            status,
+            attempts: 0,
+            offset_ms: 0.0,
+            failure: None,
+            conditions: Vec::new(),
+            degraded: Vec::new(),
+            timings: Timings::default(),
+            request: None,
+            response: None,
+            actions: Vec::new(),
+            extracted: Vec::new(),
+            skip_reason: None,
+            span_id: String::new(),
+            attempt_span_ids: Vec::new(),
+        }
+    }
+}

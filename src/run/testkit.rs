@@ -59,23 +59,8 @@ pub fn run(journey: &str) -> RunBuilder {
 /// A step called `name`; see the module doc for the defaults.
 pub fn step(name: &str) -> StepBuilder {
     StepBuilder(StepResult {
-        name: name.to_owned(),
-        kind: "http".to_owned(),
-        dependency: None,
-        status: StepStatus::Passed,
         attempts: 1,
-        offset_ms: 0.0,
-        failure: None,
-        conditions: Vec::new(),
-        degraded: Vec::new(),
-        timings: Timings::default(),
-        request: None,
-        response: None,
-        actions: Vec::new(),
-        extracted: Vec::new(),
-        skip_reason: None,
-        span_id: String::new(),
-        attempt_span_ids: Vec::new(),
+        ..StepResult::unobserved(name.to_owned(), "http".to_owned(), StepStatus::Passed)
     })
 }
 

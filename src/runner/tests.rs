@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::journey::template::EnvSecrets;
+use crate::journey::template::{EnvSecrets, MapSecrets};
 use crate::run::testkit::journey;
 use crate::scheduler::{
     BoxFuture, PlannedRun, RunSink, RunnerExecutor, Scheduler, SchedulerConfig, TokioClock,
@@ -19,6 +19,14 @@ fn runner() -> Runner {
         overrides: BTreeMap::new(),
         telemetry: Telemetry::disabled(),
     }
+}
+
+/// The step failed with `class`, and its message starts with `start`.
+#[track_caller]
+fn assert_failure_starts(step: &StepResult, class: FailureClass, start: &str) {
+    let failure = step.failure.as_ref().expect("the step failed");
+    assert_eq!(failure.class, class);
+    assert!(failure.message.starts_with(start), "{}", failure.message);
 }
 
 const PANICKING: &str = r#"name: buggy
@@ -50,14 +58,10 @@ async fn a_panicking_step_is_an_internal_error_and_the_run_goes_on_to_cleanup() 
         statuses,
         [StepStatus::Error, StepStatus::Skipped, StepStatus::Passed]
     );
-    let failure = result.steps[0].failure.as_ref().unwrap();
-    assert_eq!(failure.class, FailureClass::Internal);
-    assert!(
-        failure
-            .message
-            .starts_with("internal error: deliberate panic in step `panic-for-tests`"),
-        "{}",
-        failure.message
+    assert_failure_starts(
+        &result.steps[0],
+        FailureClass::Internal,
+        "internal error: deliberate panic in step `panic-for-tests`",
     );
     // A panicking step is never retried: the fault is not the target's.
     assert_eq!(result.steps[0].attempts, 1);
@@ -111,17 +115,6 @@ async fn the_scheduler_records_a_panicking_run_as_an_error_and_keeps_running_jou
     assert_eq!(of("good"), [Outcome::Passed; 3]);
 }
 
-struct OneSecret;
-
-impl SecretSource for OneSecret {
-    fn secret(&self, name: &str) -> Option<String> {
-        (name == "PW").then(|| "hunter2".to_string())
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
 /// Issue #19: `{{ }}` inside `variables:` is rendered from the variables above it.
 #[tokio::test]
 async fn variables_are_rendered_in_order_from_earlier_ones_and_keep_secrets_redacted() {
@@ -142,7 +135,7 @@ steps:
       - "{{ auth }} == nope"
 "#;
     let mut r = runner();
-    r.secrets = Arc::new(OneSecret);
+    r.secrets = Arc::new(MapSecrets::new(&[("PW", "hunter2")]));
     let result = r.run(&journey(src)).await;
     let conditions = &result.steps[0].conditions;
     assert!(conditions[..3].iter().all(|c| c.passed), "{conditions:#?}");
@@ -172,14 +165,10 @@ steps:
     let result = runner().run(&journey(src)).await;
     assert_eq!(result.outcome, Outcome::Error);
     assert_eq!(result.steps[0].status, StepStatus::Error);
-    let failure = result.steps[0].failure.as_ref().unwrap();
-    assert_eq!(failure.class, FailureClass::Template);
-    assert!(
-        failure
-            .message
-            .starts_with("variable `auth`: secret `MISSING` is not set"),
-        "{}",
-        failure.message
+    assert_failure_starts(
+        &result.steps[0],
+        FailureClass::Template,
+        "variable `auth`: secret `MISSING` is not set",
     );
     assert_eq!(result.steps[1].status, StepStatus::Skipped);
 }

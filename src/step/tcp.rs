@@ -133,7 +133,8 @@ async fn read_until(
     let mut chunk = vec![0u8; READ_CHUNK];
     // Where the next search starts: the match may straddle the previous chunk's end.
     let mut searched = 0usize;
-    loop {
+    // Every way out of the loop but a match is a failure, said once below.
+    let failed = loop {
         if contains(&read.bytes[searched..], expect.bytes) {
             return read;
         }
@@ -143,51 +144,47 @@ async fn read_until(
             .saturating_sub(expect.bytes.len().saturating_sub(1));
         let total = read.bytes.len();
         if total >= cap {
-            read.outcome = Err(failure(
+            break failure(
                 FailureClass::Protocol,
                 format!(
                     "{} not found in the first {total} bytes from {} (max_bytes)",
                     expect.describe(),
                     expect.peer
                 ),
-            ));
-            return read;
+            );
         }
         let want = chunk.len().min(cap - total);
         match timeout_at(deadline, stream.read(&mut chunk[..want])).await {
             Err(_) => {
                 let waited = humantime::format_duration(round_ms(since.elapsed()));
-                read.outcome = Err(failure(
+                break failure(
                     FailureClass::Timeout,
                     format!(
                         "timed out reading from {}: {} not seen after {waited} ({total} bytes read)",
                         expect.peer,
                         expect.describe()
                     ),
-                ));
-                return read;
+                );
             }
-            Ok(Err(e)) => {
-                read.outcome = Err(io_failure(&e, "reading from", expect.peer, total));
-                return read;
-            }
+            Ok(Err(e)) => break io_failure(&e, "reading from", expect.peer, total),
             Ok(Ok(0)) => {
-                read.outcome = Err(failure(
+                break failure(
                     FailureClass::ClosedByPeer,
                     format!(
                         "{} closed the connection after {total} bytes without sending the {}",
                         expect.peer,
                         expect.describe()
                     ),
-                ));
-                return read;
+                );
             }
             Ok(Ok(n)) => {
                 read.first_byte.get_or_insert_with(Instant::now);
                 read.bytes.extend_from_slice(&chunk[..n]);
             }
         }
-    }
+    };
+    read.outcome = Err(failed);
+    read
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -1,5 +1,5 @@
 //! Test harness shared by the step tests: a [`Harness`] that renders with fixed variables and
-//! the [`TestSecrets`], and runs one attempt; attempt assertions, and a closed port.
+//! the test [`SECRETS`], and runs one attempt; attempt assertions, and a closed port.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,28 +9,16 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::journey::condition::Condition;
-use crate::journey::template::{Redactor, Scope, SecretSource, Template};
+use crate::journey::template::{MapSecrets, Redactor, Scope, Template};
 use crate::step::{Attempt, FailureClass, StepContext, StepExecutor};
 
 /// The only secrets a step test sees: `TOKEN` and `PIN` (no environment).
-pub(super) struct TestSecrets;
+const SECRETS: &[(&str, &str)] = &[("TOKEN", "s3cret-token"), ("PIN", "1234")];
 
-impl SecretSource for TestSecrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        match name {
-            "TOKEN" => Some("s3cret-token".to_string()),
-            "PIN" => Some("1234".to_string()),
-            _ => None,
-        }
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
-/// Variables and redactor for one test; builds the [`Scope`] steps render with.
+/// Variables, [`SECRETS`] and redactor for one test; builds the [`Scope`] steps render with.
 pub(super) struct Harness {
     vars: BTreeMap<String, Value>,
+    secrets: MapSecrets,
     redactor: Redactor,
 }
 
@@ -41,6 +29,7 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            secrets: MapSecrets::new(SECRETS),
             redactor: Redactor::default(),
         }
     }
@@ -48,7 +37,7 @@ impl Harness {
     pub fn scope(&self) -> Scope<'_> {
         Scope {
             vars: &self.vars,
-            secrets: &TestSecrets,
+            secrets: &self.secrets,
             redactor: &self.redactor,
             now: chrono::Utc::now(),
         }
@@ -86,6 +75,12 @@ impl Harness {
     }
 }
 
+/// A trace propagation header as the runner sends it (the W3C Trace Context example).
+pub(super) const TRACEPARENT: (&str, &str) = (
+    "traceparent",
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+);
+
 pub(super) fn t(src: &str) -> Template {
     Template::parse(src).unwrap()
 }
@@ -106,6 +101,28 @@ pub(super) fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     assert_eq!(f.class, class, "{}", f.message);
     assert!(a.timings.total.is_some());
     &f.message
+}
+
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+pub(super) fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    says(assert_failed(a, class), needle)
+}
+
+/// `msg`, once checked to contain `needle`; the step kinds' own `assert_failed` use it too.
+#[track_caller]
+pub(super) fn says<'a>(msg: &'a str, needle: &str) -> &'a str {
+    assert!(msg.contains(needle), "{msg}");
+    msg
+}
+
+/// The attempt ended at its 300 ms deadline: not before, and not long after.
+#[track_caller]
+pub(super) fn assert_ended_at_300ms(elapsed: Duration) {
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
+        "{elapsed:?}"
+    );
 }
 
 /// A TLS acceptor serving `cert` (with its PKCS#8 `key`) and offering the `alpn` protocols.

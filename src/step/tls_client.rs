@@ -71,8 +71,8 @@ static CONFIGS: LazyLock<[[Arc<ClientConfig>; 3]; 2]> = LazyLock::new(|| {
 /// Which of the shared client configurations a connection uses.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TlsOptions {
-    /// Accept any certificate (the step's `insecure_skip_verify`, see
-    /// [`AcceptAnyCertificate`]); otherwise verify against the Mozilla roots.
+    /// Accept any certificate (the step's `insecure_skip_verify`, see [`Verifier`]);
+    /// otherwise verify against the Mozilla roots.
     pub insecure_skip_verify: bool,
     pub alpn: Alpn,
 }
@@ -106,14 +106,17 @@ pub(in crate::step) fn verifying_with(roots: rustls::RootCertStore) -> ClientCon
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
         .expect("the root store is not empty and the ring provider has algorithms");
-    builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Verifying { inner }))
-        .with_no_client_auth()
+    with_verifier(Some(inner))
 }
 
 fn insecure() -> ClientConfig {
-    let verifier = AcceptAnyCertificate {
+    with_verifier(None)
+}
+
+/// A configuration with [`Verifier`]: checking the chain with `chain`, or not at all.
+fn with_verifier(chain: Option<Arc<WebPkiServerVerifier>>) -> ClientConfig {
+    let verifier = Verifier {
+        chain,
         algorithms: provider().signature_verification_algorithms,
     };
     builder()
@@ -211,26 +214,47 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
         .map(|v6| Ipv6Addr::from(v6).to_string())
 }
 
-/// Accepts any certificate chain for any name, for `insecure_skip_verify`. Handshake
-/// signatures are still checked against the presented certificate, so the peer must hold its
-/// key: only trust in the certificate is skipped, not the cryptography of the handshake.
+/// The one certificate verifier of both configurations. Handshake signatures are always
+/// checked against the presented certificate with the provider's algorithms, so the peer must
+/// hold its key; what differs is trust in the certificate:
+/// - with `chain`, rustls's verifier, except that an unknown issuer is reported as
+///   [`reason::SelfSigned`] when the leaf issued itself: the most common certificate problem
+///   of test and internal servers;
+/// - without (`insecure_skip_verify`), any chain for any name is accepted.
 #[derive(Debug)]
-struct AcceptAnyCertificate {
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AcceptAnyCertificate {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let verdict =
+            chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self_issued(end_entity) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(reason::SelfSigned)),
+                )))
+            }
+            verdict => verdict,
+        }
     }
 
+    // rustls's own verifier checks signatures exactly so, with the algorithms of the
+    // provider it was built with: the same provider as here.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
@@ -251,64 +275,6 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// rustls's verifier, except that an unknown issuer is reported as [`reason::SelfSigned`] when
-/// the leaf issued itself: the most common certificate problem of test and internal servers.
-#[derive(Debug)]
-struct Verifying {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for Verifying {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        match verdict {
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-                if self_issued(end_entity) =>
-            {
-                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                    rustls::OtherError(Arc::new(reason::SelfSigned)),
-                )))
-            }
-            verdict => verdict,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 

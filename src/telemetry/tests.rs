@@ -9,7 +9,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::attributes::sanitize_url;
 use super::*;
-use crate::journey::template::SecretSource;
+use crate::journey::template::MapSecrets;
 use crate::run::{RunResult, StepStatus};
 use crate::runner::Runner;
 use crate::telemetry::test_support::Collect;
@@ -197,22 +197,11 @@ impl SpanExporter for Slow {
     }
 }
 
-struct Secrets;
-
-impl SecretSource for Secrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        (name == "KEY").then(|| "hunter2-secret".to_string())
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
 async fn run(yaml: &str, telemetry: &Telemetry) -> RunResult {
     let journey = crate::run::testkit::journey(yaml);
     let runner = Runner {
         location: "unit".into(),
-        secrets: Arc::new(Secrets),
+        secrets: Arc::new(MapSecrets::new(&[("KEY", "hunter2-secret")])),
         overrides: BTreeMap::new(),
         telemetry: telemetry.clone(),
     };

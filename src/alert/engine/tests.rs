@@ -29,6 +29,9 @@ fn config(text: &str) -> Settings {
     c.engine_settings()
 }
 
+/// Where a failure of [`engine`]'s journey is sent, in this order.
+const FAILURE_CHANNELS: &[&str] = &["pager", "mail", "chat"];
+
 /// Pager for failures, chat for everything, mail (reminders every 4 h by default) for failures.
 fn engine() -> Engine {
     Engine::new(&config(
@@ -141,7 +144,7 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     let opened = sim.runs(&[Failed], "eu", 2);
     assert_eq!(opened.len(), 1);
     let c = &opened[0];
-    sent(c, NotificationKind::Triggered, &["pager", "mail", "chat"]);
+    sent(c, NotificationKind::Triggered, FAILURE_CHANNELS);
     let i = &c.incident;
     assert_eq!(
         (i.severity, i.state),
@@ -169,11 +172,7 @@ fn two_failed_runs_open_a_failure_and_two_good_runs_resolve_it() {
     // More failures change nothing; one good run is not enough.
     assert!(sim.runs(&[Failed, Failed, Good], "eu", 3).is_empty());
     let resolved = sim.runs(&[Good], "eu", 6);
-    sent(
-        &resolved[0],
-        NotificationKind::Resolved,
-        &["pager", "mail", "chat"],
-    );
+    sent(&resolved[0], NotificationKind::Resolved, FAILURE_CHANNELS);
     let r = &resolved[0].incident;
     assert_eq!((r.id, r.state), (1, IncidentState::Resolved));
     assert_eq!(r.dedup_key, i.dedup_key);
@@ -340,11 +339,7 @@ fn failing_again_soon_reopens_the_same_incident() {
     assert_eq!(again[0].incident.dedup_key, key);
     assert_eq!(again[0].incident.reopened, 1);
     assert_eq!(again[0].incident.resolved_at, None);
-    sent(
-        &again[0],
-        NotificationKind::Reopened,
-        &["pager", "mail", "chat"],
-    );
+    sent(&again[0], NotificationKind::Reopened, FAILURE_CHANNELS);
     // Resolved, then failing again after the 30-minute window: a new incident.
     sim.runs(&[Good, Good], "eu", 12);
     let later = sim.runs(&[Failed, Failed], "eu", 60);
@@ -392,7 +387,7 @@ fn flapping_is_notified_once_then_settles() {
     let settled = sim.tick(at(23 + 61));
     assert_eq!(settled.len(), 1);
     assert!(!settled[0].incident.flapping);
-    sent(&settled[0], Resolved, &["pager", "mail", "chat"]);
+    sent(&settled[0], Resolved, FAILURE_CHANNELS);
     assert_eq!(settled[0].events[0].detail, "settled: resolved");
 }
 
@@ -485,11 +480,7 @@ fn acknowledge_and_resolve_commands() {
     let ack = sim.engine.acknowledge(id, "ada", at(3)).unwrap();
     assert_eq!(ack.incident.state, IncidentState::Acknowledged);
     assert_eq!(ack.incident.acknowledged_by.as_deref(), Some("ada"));
-    sent(
-        &ack,
-        NotificationKind::Acknowledged,
-        &["pager", "mail", "chat"],
-    );
+    sent(&ack, NotificationKind::Acknowledged, FAILURE_CHANNELS);
     assert_eq!(
         sim.engine.acknowledge(id, "bob", at(4)),
         Err(CommandError::Conflict {
@@ -502,11 +493,7 @@ fn acknowledge_and_resolve_commands() {
         resolved.incident.resolved_by,
         Some(ResolvedBy::User("bob".into()))
     );
-    sent(
-        &resolved,
-        NotificationKind::Resolved,
-        &["pager", "mail", "chat"],
-    );
+    sent(&resolved, NotificationKind::Resolved, FAILURE_CHANNELS);
     assert_eq!(
         sim.engine.resolve(id, "bob", at(6)),
         Err(CommandError::NotFound(id))
@@ -537,9 +524,5 @@ fn resumed_incidents_resolve_and_resumed_episodes_hold() {
     sim.engine.resume(vec![incident.clone()], &[], at(10));
     let resolved = sim.runs(&[Good, Good], "eu", 10);
     assert_eq!(resolved[0].incident.id, incident.id);
-    sent(
-        &resolved[0],
-        NotificationKind::Resolved,
-        &["pager", "mail", "chat"],
-    );
+    sent(&resolved[0], NotificationKind::Resolved, FAILURE_CHANNELS);
 }

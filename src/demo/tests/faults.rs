@@ -195,8 +195,9 @@ async fn faults_round_trip_through_the_admin_api_and_bad_sets_are_refused() {
         current.body,
         json!({ "search_latency_ms": 0, "payment_error_rate": 0.0, "feed_stalled": false, "n_plus_one": false })
     );
+    let put_faults = |set: Value| d.call(Method::PUT, "/admin/faults", Some(set));
     let set = json!({ "payment_error_rate": 0.5, "n_plus_one": true });
-    let put = d.call(Method::PUT, "/admin/faults", Some(set)).await;
+    let put = put_faults(set).await;
     assert_eq!(put.status, 200);
     let expected = FaultSet {
         payment_error_rate: 0.5,
@@ -217,19 +218,11 @@ async fn faults_round_trip_through_the_admin_api_and_bad_sets_are_refused() {
         json!({ "feed_stall": true }),
         json!({ "search_latency_ms": -1 }),
     ] {
-        let refused = d
-            .call(Method::PUT, "/admin/faults", Some(bad.clone()))
-            .await;
+        let refused = put_faults(bad.clone()).await;
         assert_eq!(refused.status, 400, "{bad}");
         assert!(refused.body["error"].is_string(), "{}", refused.body);
     }
-    let unknown = d
-        .call(
-            Method::PUT,
-            "/admin/faults",
-            Some(json!({ "feed_stall": true })),
-        )
-        .await;
+    let unknown = put_faults(json!({ "feed_stall": true })).await;
     assert!(
         unknown.body["error"]
             .as_str()

@@ -117,8 +117,14 @@ impl Demo {
         answer.body["cart_id"].as_i64().unwrap()
     }
 
+    /// Orders one of `item_id`, through a new cart.
     async fn order(&self, item_id: i64) -> Answer {
-        let cart = json!({ "cart_id": self.cart(item_id, 1).await });
+        self.place(self.cart(item_id, 1).await).await
+    }
+
+    /// Orders what cart `cart_id` holds.
+    async fn place(&self, cart_id: i64) -> Answer {
+        let cart = json!({ "cart_id": cart_id });
         self.call(Method::POST, "/api/orders", Some(cart)).await
     }
 
@@ -234,21 +240,9 @@ async fn a_shopper_buys_reads_back_and_cancels_and_it_is_all_in_sqlite() {
         );
     }
     let cart_id = d.cart(2, 1).await;
-    let unknown = json!({ "cart_id": cart_id + 100 });
-    assert_eq!(
-        d.call(Method::POST, "/api/orders", Some(unknown))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(d.place(cart_id + 100).await.status, 404);
 
-    let placed = d
-        .call(
-            Method::POST,
-            "/api/orders",
-            Some(json!({ "cart_id": cart_id })),
-        )
-        .await;
+    let placed = d.place(cart_id).await;
     assert_eq!(placed.status, 201, "{}", placed.body);
     assert_eq!(placed.body["status"], "confirmed");
     let id = placed.body["order_id"].as_i64().unwrap();

@@ -27,10 +27,11 @@ pub(super) fn journey(
     links: &LinkBase,
 ) -> Value {
     let heading = format!("Journey {}", j.name);
-    let open = vec![link(
-        links.page(&crate::links::journey_page(&j.name)),
+    let open = page_cell(
+        links,
+        &crate::links::journey_page(&j.name),
         "Open in Waymark",
-    )];
+    );
     let Some(src) = src else {
         return context! { heading, open, ran => false };
     };
@@ -179,10 +180,11 @@ pub(super) fn incidents(incidents: &[IncidentDigest], links: &LinkBase) -> Optio
                 what.push(text_part(")"));
             }
             vec![
-                vec![link(
-                    links.page(&format!("/app/incidents/{}", i.id)),
+                page_cell(
+                    links,
+                    &format!("/app/incidents/{}", i.id),
                     &format!("#{} {}", i.id, i.journey),
-                )],
+                ),
                 what,
                 plain(stamp(i.started_at)),
                 plain(format!(
@@ -212,10 +214,7 @@ pub(super) fn dependencies(deps: &[DependencyScore], links: &LinkBase) -> Option
         .iter()
         .map(|s| {
             vec![
-                vec![link(
-                    links.page(&crate::links::dependency_row(&s.label)),
-                    &s.label,
-                )],
+                page_cell(links, &crate::links::dependency_row(&s.label), &s.label),
                 plain(pct(s.availability)),
                 plain(crate::format::optional(s.p95_ms, ms)),
                 plain(s.incidents.to_string()),
@@ -234,10 +233,7 @@ pub(super) fn coverage(gaps: &[CoverageGap], links: &LinkBase) -> Option<Table> 
         .iter()
         .map(|g| {
             vec![
-                vec![link(
-                    links.page(&crate::links::journey_page(&g.journey)),
-                    &g.journey,
-                )],
+                page_cell(links, &crate::links::journey_page(&g.journey), &g.journey),
                 plain(g.step.as_deref().unwrap_or("(whole journey)")),
                 plain(&g.what),
             ]

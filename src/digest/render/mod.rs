@@ -213,6 +213,12 @@ pub(super) fn link(href: Option<String>, label: &str) -> Part {
     }
 }
 
+/// A cell linking `label` to the dashboard's page at `path` (plain text without a
+/// dashboard URL).
+pub(super) fn page_cell(links: &LinkBase, path: &str, label: &str) -> Cell {
+    vec![link(links.page(path), label)]
+}
+
 /// A cell of plain text.
 pub(super) fn plain(text: impl ToString) -> Cell {
     vec![text_part(text.to_string())]

@@ -107,29 +107,34 @@ pub(super) fn text(d: &Digest, links: &LinkBase) -> String {
             if i.notifications.is_empty() { "none".into() } else { i.notifications.join(", ") }
         ));
     }
-    if !d.dependencies.is_empty() {
-        out.push_str("\n== Third-party dependencies ==\n");
-        for s in &d.dependencies {
-            out.push_str(&format!(
-                "{}: availability {}, p95 {}, {} (used by {})\n",
-                s.label,
-                pct(s.availability),
-                s.p95_ms.map_or("–".into(), ms),
-                count(s.incidents as u64, "incident"),
-                s.journeys.join(", ")
-            ));
-        }
-    }
-    if !d.coverage.is_empty() {
-        out.push_str("\n== Coverage gaps ==\n");
-        for g in &d.coverage {
-            out.push_str(&format!(
-                "{} {}: {}\n",
-                g.journey,
-                g.step.as_deref().unwrap_or("(whole journey)"),
-                g.what
-            ));
-        }
-    }
+    section(&mut out, "Third-party dependencies", &d.dependencies, |s| {
+        format!(
+            "{}: availability {}, p95 {}, {} (used by {})\n",
+            s.label,
+            pct(s.availability),
+            s.p95_ms.map_or("–".into(), ms),
+            count(s.incidents as u64, "incident"),
+            s.journeys.join(", ")
+        )
+    });
+    section(&mut out, "Coverage gaps", &d.coverage, |g| {
+        format!(
+            "{} {}: {}\n",
+            g.journey,
+            g.step.as_deref().unwrap_or("(whole journey)"),
+            g.what
+        )
+    });
     out
+}
+
+/// The section `title`, one `line` per item; nothing at all without items.
+fn section<T>(out: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> String) {
+    if items.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\n== {title} ==\n"));
+    for item in items {
+        out.push_str(&line(item));
+    }
 }

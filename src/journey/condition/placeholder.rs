@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::value::Val;
-use super::{ConditionError, snippet};
+use super::{ConditionError, closest, snippet};
 use crate::journey::facts::Facts;
 
 /// One step of a JSON path: `.key` or `[index]`.
@@ -282,16 +282,7 @@ fn unknown_placeholder(name: &str) -> String {
             "unknown placeholder `[{shown}]`, did you mean `[{upper}]`? (names are upper-case)"
         );
     }
-    // Bounded: strsim allocates len × len, and `name` comes straight from the user.
-    let best = (name.len() <= 64)
-        .then(|| {
-            NAMES
-                .iter()
-                .min_by_key(|n| strsim::damerau_levenshtein(&upper, n))
-        })
-        .flatten()
-        .filter(|n| strsim::damerau_levenshtein(&upper, n) <= 3);
-    match best {
+    match closest(&upper, NAMES, strsim::damerau_levenshtein, 3) {
         Some(n) => format!("unknown placeholder `[{shown}]`, did you mean `[{n}]`?"),
         None => format!(
             "unknown placeholder `[{shown}]`; expected one of {}",

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::super::condition::ConditionError;
 use super::super::template::{Ref, Template};
 use super::super::yaml::{Node, Pos, Value};
 use super::Diagnostic;
@@ -76,6 +77,24 @@ impl Checker {
             col: pos.col,
             message: message.into(),
         });
+    }
+
+    /// What the condition language made of `text` (a condition, an extraction's placeholder),
+    /// or `None` with its error recorded at the offending character of `node`, as `invalid
+    /// {what} `{text}`: ...`.
+    pub fn parsed<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        text: &str,
+        parsed: Result<T, ConditionError>,
+    ) -> Option<T> {
+        parsed
+            .map_err(|e| {
+                let message = format!("invalid {what} `{text}`: {}", e.message);
+                self.err(node.pos_at(e.offset), message);
+            })
+            .ok()
     }
 
     /// A mapping with only `allowed` keys; unknown keys are reported with a suggestion.

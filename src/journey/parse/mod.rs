@@ -542,20 +542,14 @@ fn conditions(
             ok = false;
             continue;
         };
-        match Condition::parse(&text) {
-            Ok(cond) => {
+        match c.parsed(item, "condition", &text, Condition::parse(&text)) {
+            Some(cond) => {
                 for t in cond.templates() {
                     c.check_vars(item, t, &format!("condition `{text}`"), defined);
                 }
                 out.push(cond);
             }
-            Err(e) => {
-                c.err(
-                    item.pos_at(e.offset),
-                    format!("invalid condition `{text}`: {}", e.message),
-                );
-                ok = false;
-            }
+            None => ok = false,
         }
     }
     ok.then_some(out)
@@ -578,18 +572,12 @@ fn extract(
             ok = false;
             continue;
         };
-        match Placeholder::parse(text.trim()) {
-            Ok(p) => {
+        match c.parsed(v, "extraction", &text, Placeholder::parse(text.trim())) {
+            Some(p) => {
                 defined.insert(name.clone());
                 out.push((name, p));
             }
-            Err(e) => {
-                c.err(
-                    v.pos_at(e.offset),
-                    format!("invalid extraction `{text}`: {}", e.message),
-                );
-                ok = false;
-            }
+            None => ok = false,
         }
     }
     ok.then_some(out)

@@ -9,8 +9,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::journey::{BytesTemplate, DEFAULT_TCP_MAX_BYTES, TcpStep};
-use crate::step::FailureClass;
-use crate::step::test_support::{Harness, assert_failed, assert_ok, closed_port, t};
+use crate::step::test_support::{
+    Harness, assert_ended_at_300ms, assert_failed, assert_failed_with, assert_ok, closed_port, t,
+};
+use crate::step::{Attempt, FailureClass};
 
 // ---------------------------------------------------------------------------------------------
 // Servers
@@ -39,6 +41,15 @@ async fn echo_server() -> SocketAddr {
                 return;
             }
         }
+    })
+    .await
+}
+
+/// Accepts connections and holds each for 30 s without a byte.
+async fn silent_server() -> SocketAddr {
+    serve(|s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
     })
     .await
 }
@@ -79,7 +90,26 @@ fn step(host: &str, port: u16) -> TcpStep {
     }
 }
 
+/// A step that sends `send`, then reads until `expect`.
+fn exchange(
+    host: &str,
+    port: u16,
+    send: Option<BytesTemplate>,
+    expect: Option<BytesTemplate>,
+) -> TcpStep {
+    TcpStep {
+        send,
+        expect,
+        ..step(host, port)
+    }
+}
+
 const FIVE_S: Duration = Duration::from_secs(5);
+
+/// One attempt without variables, with five seconds to go.
+async fn run(s: &TcpStep) -> Attempt {
+    Harness::new(&[]).run(s, FIVE_S).await
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -88,9 +118,7 @@ const FIVE_S: Duration = Duration::from_secs(5);
 async fn echo_server_answers_what_was_sent() {
     let addr = echo_server().await;
     let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.send = text("PING\r\n");
-    s.expect = text("PING");
+    let s = exchange("127.0.0.1", addr.port(), text("PING\r\n"), text("PING"));
     let a = h.run(&s, FIVE_S).await;
     assert_ok(&a);
     assert_eq!(a.facts.body.as_deref(), Some(&b"PING\r\n"[..]));
@@ -106,11 +134,13 @@ async fn echo_server_answers_what_was_sent() {
 #[tokio::test]
 async fn hex_send_and_expect() {
     let addr = echo_server().await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.send = hex("de ad\tBE ef");
-    s.expect = hex("adbe");
-    let a = h.run(&s, FIVE_S).await;
+    let a = run(&exchange(
+        "127.0.0.1",
+        addr.port(),
+        hex("de ad\tBE ef"),
+        hex("adbe"),
+    ))
+    .await;
     assert_ok(&a);
     assert_eq!(a.facts.body.as_deref(), Some(&[0xde, 0xad, 0xbe, 0xef][..]));
 }
@@ -152,10 +182,7 @@ async fn bad_hex_at_run_time_is_a_template_error_before_connecting() {
 #[tokio::test]
 async fn expected_bytes_split_across_reads_are_found() {
     let addr = chunked_server(&[b"+PO", b"N", b"G\r\n"]).await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.expect = text("+PONG");
-    let a = h.run(&s, FIVE_S).await;
+    let a = run(&exchange("127.0.0.1", addr.port(), None, text("+PONG"))).await;
     assert_ok(&a);
     assert!(a.facts.body.as_deref().unwrap().starts_with(b"+PONG"));
 }
@@ -163,15 +190,15 @@ async fn expected_bytes_split_across_reads_are_found() {
 #[tokio::test]
 async fn expect_not_within_max_bytes_is_a_protocol_failure() {
     let addr = chunked_server(&[&[b'x'; 100]]).await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.expect = text("PONG");
-    s.max_bytes = 10;
-    let a = h.run(&s, FIVE_S).await;
-    let msg = assert_failed(&a, FailureClass::Protocol);
-    assert!(
-        msg.contains("`PONG` not found in the first 10 bytes"),
-        "{msg}"
+    let s = TcpStep {
+        max_bytes: 10,
+        ..exchange("127.0.0.1", addr.port(), None, text("PONG"))
+    };
+    let a = run(&s).await;
+    assert_failed_with(
+        &a,
+        FailureClass::Protocol,
+        "`PONG` not found in the first 10 bytes",
     );
     assert_eq!(a.facts.body.as_deref(), Some(&[b'x'; 10][..]), "capped");
 }
@@ -184,15 +211,12 @@ async fn peer_closing_before_expect_is_closed_by_peer() {
         let _ = s.write_all(b"-ERR go away\r\n").await;
     })
     .await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.send = text("PING\r\n");
-    s.expect = text("+PONG");
-    let a = h.run(&s, FIVE_S).await;
-    let msg = assert_failed(&a, FailureClass::ClosedByPeer);
-    assert!(
-        msg.contains("closed the connection after 14 bytes"),
-        "{msg}"
+    let s = exchange("127.0.0.1", addr.port(), text("PING\r\n"), text("+PONG"));
+    let a = run(&s).await;
+    assert_failed_with(
+        &a,
+        FailureClass::ClosedByPeer,
+        "closed the connection after 14 bytes",
     );
     assert_eq!(a.facts.body.as_deref(), Some(&b"-ERR go away\r\n"[..]));
     assert_eq!(a.facts.connected, Some(true));
@@ -200,44 +224,26 @@ async fn peer_closing_before_expect_is_closed_by_peer() {
 
 #[tokio::test]
 async fn silent_server_times_out_by_the_deadline() {
-    let addr = serve(|s| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    })
-    .await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.send = text("hello");
-    s.expect = text("anything");
+    let addr = silent_server().await;
+    let s = exchange("127.0.0.1", addr.port(), text("hello"), text("anything"));
     let started = Instant::now();
-    let a = h.run(&s, Duration::from_millis(300)).await;
+    let a = Harness::new(&[]).run(&s, Duration::from_millis(300)).await;
     let elapsed = started.elapsed();
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("timed out reading"), "{msg}");
-    assert!(
-        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
-        "{elapsed:?}"
-    );
+    assert_failed_with(&a, FailureClass::Timeout, "timed out reading");
+    assert_ended_at_300ms(elapsed);
     assert_eq!(a.facts.body.as_deref(), Some(&b""[..]));
 }
 
 #[tokio::test]
 async fn refused_port_is_a_connect_failure() {
-    let h = Harness::new(&[]);
-    let s = step("127.0.0.1", closed_port().await);
-    let a = h.run(&s, FIVE_S).await;
-    let msg = assert_failed(&a, FailureClass::Connect);
-    assert!(msg.contains("refused"), "{msg}");
+    let a = run(&step("127.0.0.1", closed_port().await)).await;
+    assert_failed_with(&a, FailureClass::Connect, "refused");
     assert_eq!(a.facts.connected, Some(false));
 }
 
 #[tokio::test]
 async fn connect_only_passes_once_connected() {
-    let addr = serve(|s| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(s);
-    })
-    .await;
+    let addr = silent_server().await;
     let h = Harness::new(&[]);
     let a = h.run(&step("127.0.0.1", addr.port()), FIVE_S).await;
     assert_ok(&a);
@@ -250,11 +256,7 @@ async fn connect_only_passes_once_connected() {
 async fn localhost_resolves_and_falls_back_across_addresses() {
     // `localhost` may resolve to ::1 first, where nothing listens: the next address is tried.
     let addr = echo_server().await;
-    let h = Harness::new(&[]);
-    let mut s = step("localhost", addr.port());
-    s.send = text("hi");
-    s.expect = text("hi");
-    let a = h.run(&s, FIVE_S).await;
+    let a = run(&exchange("localhost", addr.port(), text("hi"), text("hi"))).await;
     assert_ok(&a);
     assert!(a.timings.dns.is_some());
     assert_eq!(a.facts.ip, Some(addr.ip()));
@@ -269,10 +271,10 @@ async fn peer_resetting_the_connection_is_closed_by_peer() {
         drop(s);
     })
     .await;
-    let h = Harness::new(&[]);
-    let mut s = step("127.0.0.1", addr.port());
-    s.expect = text("+PONG");
-    let a = h.run(&s, FIVE_S).await;
-    let msg = assert_failed(&a, FailureClass::ClosedByPeer);
-    assert!(msg.contains("broke the connection while reading"), "{msg}");
+    let a = run(&exchange("127.0.0.1", addr.port(), None, text("+PONG"))).await;
+    assert_failed_with(
+        &a,
+        FailureClass::ClosedByPeer,
+        "broke the connection while reading",
+    );
 }

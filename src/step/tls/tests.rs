@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::journey::TlsStep;
 use crate::step::test_support::{
-    self, Harness, assert_failed, assert_ok, closed_port, plain_http_server, t,
+    self, Harness, assert_ended_at_300ms, assert_failed, assert_failed_with, assert_ok,
+    closed_port, plain_http_server, t,
 };
 use crate::step::tls_client::verifying_with;
 use crate::step::{Attempt, FailureClass, StepContext};
@@ -102,17 +103,25 @@ fn step(host: &str, port: u16, server_name: Option<&str>, insecure: bool) -> Tls
     }
 }
 
-/// One attempt trusting only `root` (instead of the Mozilla roots).
-/// Probes 127.0.0.1:`port` within five seconds.
-async fn probe(h: &Harness, port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
-    h.run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
+/// Probes 127.0.0.1:`port` within five seconds, without variables.
+async fn probe(port: u16, server_name: Option<&str>, insecure: bool) -> Attempt {
+    Harness::new(&[])
+        .run(&step("127.0.0.1", port, server_name, insecure), FIVE_S)
         .await
 }
 
-async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>) -> Attempt {
+/// Probes 127.0.0.1:`port` like [`probe`], verifying but trusting only `root` (instead of
+/// the Mozilla roots).
+async fn probe_trusting(
+    port: u16,
+    server_name: Option<&str>,
+    root: CertificateDer<'static>,
+) -> Attempt {
+    let s = step("127.0.0.1", port, server_name, false);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).unwrap();
     let config = verifying_with(roots);
+    let h = Harness::new(&[]);
     let ctx = StepContext {
         scope: h.scope(),
         deadline: Instant::now() + FIVE_S,
@@ -126,8 +135,7 @@ async fn probe_trusting(h: &Harness, s: &TlsStep, root: CertificateDer<'static>)
 async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
     let (cert, key) = self_signed();
     let (addr, mut closes) = tls_server(cert, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), Some("shop.test"), true).await;
+    let a = probe(addr.port(), Some("shop.test"), true).await;
     assert_ok(&a);
     let f = &a.facts;
     let left = f.certificate_expiration_ms.unwrap();
@@ -149,12 +157,11 @@ async fn insecure_skip_verify_inspects_a_self_signed_certificate() {
 async fn self_signed_certificate_fails_verification_as_self_signed() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), Some("shop.test"), false).await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(
-        msg.contains("the certificate is self-signed, and not trusted"),
-        "{msg}"
+    let a = probe(addr.port(), Some("shop.test"), false).await;
+    let msg = assert_failed_with(
+        &a,
+        FailureClass::Tls,
+        "the certificate is self-signed, and not trusted",
     );
     assert!(msg.contains("shop.test"), "{msg}");
     assert_eq!(a.facts.certificate_expiration_ms, None);
@@ -166,7 +173,7 @@ async fn expiry_condition_fails_showing_the_time_left() {
     let (cert, key) = self_signed();
     let (addr, _closes) = tls_server(cert, &key).await;
     let h = Harness::new(&[]);
-    let a = probe(&h, addr.port(), None, true).await;
+    let a = probe(addr.port(), None, true).await;
     assert_ok(&a);
     let (passed, actual) = h.check("[CERTIFICATE_EXPIRATION] > 336h", &a);
     assert!(!passed);
@@ -180,9 +187,7 @@ async fn expiry_condition_fails_showing_the_time_left() {
 async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, mut closes) = tls_server(leaf, &key).await;
-    let h = Harness::new(&[]);
-    let by_name = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let a = probe_trusting(&h, &by_name, ca.clone()).await;
+    let a = probe_trusting(addr.port(), Some("shop.test"), ca.clone()).await;
     assert_ok(&a);
     assert_eq!(
         a.facts.certificate_issuer.as_deref(),
@@ -190,31 +195,30 @@ async fn ca_signed_certificate_verifies_by_name_and_by_ip() {
     );
     assert_eq!(closes.recv().await, Some(true));
     // No server_name: the IP literal is verified against the IP SAN.
-    let by_ip = step("127.0.0.1", addr.port(), None, false);
-    assert_ok(&probe_trusting(&h, &by_ip, ca).await);
+    assert_ok(&probe_trusting(addr.port(), None, ca).await);
 }
 
 #[tokio::test]
 async fn name_mismatch_and_expiry_fail_verification() {
     let (ca, leaf, key) = ca_signed(in_days(90));
     let (addr, _closes) = tls_server(leaf, &key).await;
-    let h = Harness::new(&[]);
-    let other = step("127.0.0.1", addr.port(), Some("other.test"), false);
-    let a = probe_trusting(&h, &other, ca).await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(
-        msg.contains("the certificate is for shop.test, 127.0.0.1, not other.test"),
-        "{msg}"
+    let a = probe_trusting(addr.port(), Some("other.test"), ca).await;
+    assert_failed_with(
+        &a,
+        FailureClass::Tls,
+        "the certificate is for shop.test, 127.0.0.1, not other.test",
     );
 
     let (ca, leaf, key) = ca_signed(in_days(-1));
     let (addr, _closes) = tls_server(leaf, &key).await;
-    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let msg = assert_failed(&probe_trusting(&h, &s, ca).await, FailureClass::Tls).to_string();
-    assert!(msg.contains("the certificate expired on 20"), "{msg}");
+    assert_failed_with(
+        &probe_trusting(addr.port(), Some("shop.test"), ca).await,
+        FailureClass::Tls,
+        "the certificate expired on 20",
+    );
 
     // With insecure_skip_verify the expired certificate is inspected: time left is negative.
-    let a = probe(&h, addr.port(), None, true).await;
+    let a = probe(addr.port(), None, true).await;
     assert_ok(&a);
     let left = a.facts.certificate_expiration_ms.unwrap();
     assert!((left + 24 * 3600 * 1000).abs() < 60_000, "{left}");
@@ -230,21 +234,16 @@ async fn server_that_never_speaks_tls_times_out() {
             held.push(s);
         }
     });
-    let h = Harness::new(&[]);
     let started = Instant::now();
-    let a = h
+    let a = Harness::new(&[])
         .run(
             &step("127.0.0.1", port, None, true),
             Duration::from_millis(300),
         )
         .await;
     let elapsed = started.elapsed();
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("TLS handshake"), "{msg}");
-    assert!(
-        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(400),
-        "{elapsed:?}"
-    );
+    assert_failed_with(&a, FailureClass::Timeout, "TLS handshake");
+    assert_ended_at_300ms(elapsed);
 }
 
 #[tokio::test]
@@ -256,20 +255,17 @@ async fn peer_closing_during_the_handshake_is_a_tls_failure() {
             drop(s);
         }
     });
-    let h = Harness::new(&[]);
-    let a = probe(&h, port, None, true).await;
+    let a = probe(port, None, true).await;
     assert_failed(&a, FailureClass::Tls);
 }
 
 #[tokio::test]
 async fn refused_port_and_bad_server_name() {
-    let h = Harness::new(&[]);
     let port = closed_port().await;
-    let a = probe(&h, port, None, false).await;
+    let a = probe(port, None, false).await;
     assert_failed(&a, FailureClass::Connect);
-    let a = probe(&h, port, Some("not a name!"), false).await;
-    let msg = assert_failed(&a, FailureClass::Template);
-    assert!(msg.contains("not a valid TLS server name"), "{msg}");
+    let a = probe(port, Some("not a name!"), false).await;
+    assert_failed_with(&a, FailureClass::Template, "not a valid TLS server name");
     assert_eq!(a.facts.connected, None, "nothing was attempted");
 }
 
@@ -281,13 +277,11 @@ async fn ca_certificate_served_as_the_leaf_is_said_plainly() {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = params.self_signed(&ca_key).unwrap().der().clone();
     let (addr, _closes) = tls_server(ca.clone(), &ca_key).await;
-    let h = Harness::new(&[]);
-    let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let a = probe_trusting(&h, &s, ca).await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(
-        msg.contains("the certificate is a CA certificate used as a server certificate"),
-        "{msg}"
+    let a = probe_trusting(addr.port(), Some("shop.test"), ca).await;
+    assert_failed_with(
+        &a,
+        FailureClass::Tls,
+        "the certificate is a CA certificate used as a server certificate",
     );
 }
 
@@ -297,10 +291,10 @@ async fn unknown_issuer_is_not_called_self_signed() {
     let (addr, _closes) = tls_server(leaf, &key).await;
     let h = Harness::new(&[]);
     let s = step("127.0.0.1", addr.port(), Some("shop.test"), false);
-    let msg = assert_failed(&h.run(&s, FIVE_S).await, FailureClass::Tls).to_string();
-    assert!(
-        msg.contains("the certificate's issuer is unknown: no trusted CA signed it"),
-        "{msg}"
+    assert_failed_with(
+        &h.run(&s, FIVE_S).await,
+        FailureClass::Tls,
+        "the certificate's issuer is unknown: no trusted CA signed it",
     );
 }
 
@@ -308,11 +302,10 @@ async fn unknown_issuer_is_not_called_self_signed() {
 #[tokio::test]
 async fn plain_http_server_is_said_not_to_speak_tls() {
     let port = plain_http_server().await;
-    let h = Harness::new(&[]);
-    let a = probe(&h, port, None, true).await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(
-        msg.contains("the server's answer is not TLS (plain HTTP on this port?)"),
-        "{msg}"
+    let a = probe(port, None, true).await;
+    assert_failed_with(
+        &a,
+        FailureClass::Tls,
+        "the server's answer is not TLS (plain HTTP on this port?)",
     );
 }

@@ -7,19 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::journey::template::{Redactor, SecretSource};
+use crate::journey::template::{MapSecrets, Redactor};
 
 mod not_json;
-
-struct NoSecrets;
-impl SecretSource for NoSecrets {
-    fn secret(&self, _: &str) -> Option<String> {
-        None
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
 
 fn eval(cond: &str, facts: &Facts, vars: &[(&str, &str)]) -> ConditionOutcome {
     let vars: BTreeMap<String, serde_json::Value> = vars
@@ -27,12 +17,8 @@ fn eval(cond: &str, facts: &Facts, vars: &[(&str, &str)]) -> ConditionOutcome {
         .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
         .collect();
     let redactor = Redactor::default();
-    let scope = Scope {
-        vars: &vars,
-        secrets: &NoSecrets,
-        redactor: &redactor,
-        now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-    };
+    let no_secrets = MapSecrets::new(&[]);
+    let scope = Scope::at_fixed_time(&vars, &no_secrets, &redactor);
     let c = Condition::parse(cond).unwrap_or_else(|e| panic!("`{cond}` should parse: {e:?}"));
     c.evaluate(facts, &scope)
 }
@@ -790,12 +776,8 @@ fn actual_hides_credential_headers_and_redacts_before_cutting() {
     let redactor = Redactor::default();
     redactor.register(secret);
     let vars = BTreeMap::new();
-    let scope = Scope {
-        vars: &vars,
-        secrets: &NoSecrets,
-        redactor: &redactor,
-        now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-    };
+    let no_secrets = MapSecrets::new(&[]);
+    let scope = Scope::at_fixed_time(&vars, &no_secrets, &redactor);
     let outcome = Condition::parse("[BODY] == nope")
         .unwrap()
         .evaluate(&body(&text), &scope);

@@ -14,12 +14,11 @@ async fn get_root_within_300ms(addr: SocketAddr) -> Attempt {
 
 #[tokio::test]
 async fn silent_server_times_out_at_the_deadline() {
-    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let addr = stalling_server(b"").await;
     let started = Instant::now();
     let a = get_root_within_300ms(addr).await;
     let elapsed = started.elapsed();
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("waiting for response headers"), "{msg}");
+    let msg = assert_failed_with(&a, FailureClass::Timeout, "waiting for response headers");
     assert!(msg.starts_with("timed out after 0.3"), "{msg}");
     assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
     assert!(
@@ -33,18 +32,11 @@ async fn silent_server_times_out_at_the_deadline() {
 
 #[tokio::test]
 async fn stalled_body_times_out_with_ttfb_recorded() {
-    let addr = raw_server(|s| {
-        send_then_stall(
-            s,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
-        )
-    })
-    .await;
+    let addr = stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789").await;
     let started = Instant::now();
     let a = get_root_within_300ms(addr).await;
     assert!(started.elapsed() < Duration::from_millis(400));
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("waiting for response body"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "waiting for response body");
     assert!(
         a.timings.ttfb.is_some() && a.timings.download.is_none(),
         "{:?}",
@@ -58,7 +50,7 @@ async fn stalled_body_times_out_with_ttfb_recorded() {
 async fn no_task_outlives_an_attempt_to_a_server_that_stops_reading() {
     // The server reads the request head, then neither reads the body nor answers: hyper's
     // own graceful close would wait forever to flush the rest of the body.
-    let addr = raw_server(|s| send_then_stall(s, b"")).await;
+    let addr = stalling_server(b"").await;
     let before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
@@ -67,7 +59,6 @@ async fn no_task_outlives_an_attempt_to_a_server_that_stops_reading() {
         "z".repeat(32 * 1024 * 1024),
     )));
     let a = run_with(&s, Duration::from_millis(300), &[]).await;
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("response headers"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "response headers");
     assert_tasks_back_to(before).await;
 }

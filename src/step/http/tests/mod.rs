@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::journey::template::Template;
 use crate::journey::{DEFAULT_MAX_BODY_BYTES, HttpBody, HttpStep, JsonTemplate};
-use crate::step::test_support::{self, Harness, t};
+use crate::step::test_support::{self, Harness, TRACEPARENT, says, t};
 use crate::step::{Attempt, FailureClass};
 
 // ---------------------------------------------------------------------------------------------
@@ -38,6 +38,12 @@ fn step(method: Method, url: &str) -> HttpStep {
         insecure_skip_verify: false,
         compressed: true,
     }
+}
+
+/// A step calling `path` on a fresh [`serve_app`].
+async fn app_step(method: Method, path: &str) -> HttpStep {
+    let addr = serve_app().await;
+    step(method, &format!("http://{addr}{path}"))
 }
 
 /// Runs one attempt with `name = waymark` defined, a deadline `timeout` from now and the
@@ -82,8 +88,26 @@ fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    says(assert_failed(a, class), needle)
+}
+
 fn body_json(a: &Attempt) -> Value {
     serde_json::from_slice(a.facts.body.as_deref().expect("a body")).expect("a JSON body")
+}
+
+/// What `/echo` (or a redirect to it) says it received, from a step that must succeed.
+async fn echoed(s: &HttpStep) -> Value {
+    let a = run(s).await;
+    assert_ok(&a);
+    body_json(&a)
+}
+
+/// The method and body an echo says it received.
+fn method_and_body(echo: &Value) -> (Option<&str>, Option<&str>) {
+    (echo["method"].as_str(), echo["body"].as_str())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,10 +209,21 @@ async fn read_request_head(stream: &mut TcpStream) {
     }
 }
 
-/// Writes `bytes` then keeps the connection open without sending anything more.
-async fn send_then_stall(mut stream: TcpStream, bytes: &'static [u8]) {
-    let _ = stream.write_all(bytes).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+/// A server that answers every request with `bytes`, then holds the connection for 30 s.
+async fn stalling_server(bytes: &'static [u8]) -> SocketAddr {
+    raw_server(move |mut s| async move {
+        let _ = s.write_all(bytes).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await
+}
+
+/// A server that answers every request with `bytes`, then closes the connection.
+async fn closing_server(bytes: &'static [u8]) -> SocketAddr {
+    raw_server(move |mut s| async move {
+        let _ = s.write_all(bytes).await;
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

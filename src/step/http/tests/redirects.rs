@@ -33,11 +33,7 @@ async fn see_other_and_found_turn_post_into_get_without_body() {
         let a = run(&s).await;
         assert_ok(&a);
         let echo = body_json(&a);
-        assert_eq!(
-            (echo["method"].as_str(), echo["body"].as_str()),
-            (Some("GET"), Some("")),
-            "{path}"
-        );
+        assert_eq!(method_and_body(&echo), (Some("GET"), Some("")), "{path}");
         assert!(
             echo["headers"].get("content-type").is_none(),
             "{path}: {echo}"
@@ -48,33 +44,24 @@ async fn see_other_and_found_turn_post_into_get_without_body() {
 
 #[tokio::test]
 async fn temporary_redirect_keeps_method_and_body() {
-    let addr = serve_app().await;
-    let mut s = step(Method::POST, &format!("http://{addr}/temporary"));
+    let mut s = app_step(Method::POST, "/temporary").await;
     s.body = Some(HttpBody::Raw(t("payload")));
-    let a = run(&s).await;
-    assert_ok(&a);
-    let echo = body_json(&a);
-    assert_eq!(
-        (echo["method"].as_str(), echo["body"].as_str()),
-        (Some("POST"), Some("payload"))
-    );
+    let echo = echoed(&s).await;
+    assert_eq!(method_and_body(&echo), (Some("POST"), Some("payload")));
 }
 
 #[tokio::test]
 async fn redirect_loop_fails_with_too_many_redirects() {
-    let addr = serve_app().await;
-    let mut s = step(Method::GET, &format!("http://{addr}/loop"));
+    let mut s = app_step(Method::GET, "/loop").await;
     s.max_redirects = 3;
     let a = run(&s).await;
-    let msg = assert_failed(&a, FailureClass::TooManyRedirects);
-    assert!(msg.contains("more than 3 redirects"), "{msg}");
+    assert_failed_with(&a, FailureClass::TooManyRedirects, "more than 3 redirects");
     assert_eq!(a.response.unwrap().redirects, 3);
 }
 
 #[tokio::test]
 async fn redirects_are_the_result_when_not_followed() {
-    let addr = serve_app().await;
-    let mut s = step(Method::GET, &format!("http://{addr}/r/rel"));
+    let mut s = app_step(Method::GET, "/r/rel").await;
     s.follow_redirects = false;
     let a = run(&s).await;
     assert_ok(&a);

@@ -63,8 +63,7 @@ async fn localhost_goes_through_a_dns_phase() {
 
 #[tokio::test]
 async fn json_body_is_rendered_and_typed() {
-    let addr = serve_app().await;
-    let mut s = step(Method::POST, &format!("http://{addr}/echo"));
+    let mut s = app_step(Method::POST, "/echo").await;
     s.body = Some(HttpBody::Json(JsonTemplate::Object(vec![
         ("name".into(), JsonTemplate::String(t("{{ name }}"))),
         ("n".into(), JsonTemplate::Number(42.into())),
@@ -124,15 +123,12 @@ async fn json_leaf_that_is_one_variable_keeps_its_json_type() {
 
 #[tokio::test]
 async fn form_body_is_urlencoded() {
-    let addr = serve_app().await;
-    let mut s = step(Method::POST, &format!("http://{addr}/echo"));
+    let mut s = app_step(Method::POST, "/echo").await;
     s.body = Some(HttpBody::Form(vec![
         ("a".into(), t("x y {{ name }}")),
         ("b".into(), t("&=é")),
     ]));
-    let a = run(&s).await;
-    assert_ok(&a);
-    let echo = body_json(&a);
+    let echo = echoed(&s).await;
     assert_eq!(echo["body"], "a=x+y+waymark&b=%26%3D%C3%A9");
     assert_eq!(
         echo["headers"]["content-type"],
@@ -142,14 +138,11 @@ async fn form_body_is_urlencoded() {
 
 #[tokio::test]
 async fn raw_body_is_sent_as_is_without_implicit_content_type() {
-    let addr = serve_app().await;
-    let mut s = step(Method::PUT, &format!("http://{addr}/echo"));
+    let mut s = app_step(Method::PUT, "/echo").await;
     s.body = Some(HttpBody::Raw(t("plain {{ name }}\n")));
-    let a = run(&s).await;
-    assert_ok(&a);
-    let echo = body_json(&a);
+    let echo = echoed(&s).await;
     assert_eq!(
-        (echo["method"].as_str(), echo["body"].as_str()),
+        method_and_body(&echo),
         (Some("PUT"), Some("plain waymark\n"))
     );
     assert!(echo["headers"].get("content-type").is_none(), "{echo}");
@@ -162,8 +155,7 @@ async fn raw_body_is_sent_as_is_without_implicit_content_type() {
 
 #[tokio::test]
 async fn query_pairs_are_appended_and_encoded() {
-    let addr = serve_app().await;
-    let mut s = step(Method::GET, &format!("http://{addr}/echo?x=1#fragment"));
+    let mut s = app_step(Method::GET, "/echo?x=1#fragment").await;
     s.query = vec![
         ("q".into(), t("a b&c=d/é")),
         ("who".into(), t("{{ name }}")),
@@ -187,13 +179,7 @@ async fn step_and_propagation_headers_arrive_and_credentials_are_masked() {
         ("Authorization".into(), t("Bearer {{ secret.TOKEN }}")),
         ("baggage".into(), t("from-step")),
     ];
-    let propagation = [
-        (
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ),
-        ("baggage", "from-runner"),
-    ];
+    let propagation = [TRACEPARENT, ("baggage", "from-runner")];
     let a = run_with(&s, Duration::from_secs(5), &propagation).await;
     assert_ok(&a);
     let headers = &body_json(&a)["headers"];

@@ -2,33 +2,36 @@
 
 use super::*;
 
-/// `GET https://localhost:<port>/` of `addr`, accepting any certificate.
-fn insecure_get(addr: SocketAddr) -> HttpStep {
-    let mut s = step(Method::GET, &format!("https://localhost:{}/", addr.port()));
-    s.insecure_skip_verify = true;
-    s
+/// `GET https://localhost:<port>/` of `addr`.
+fn localhost_get(addr: SocketAddr) -> HttpStep {
+    step(Method::GET, &format!("https://localhost:{}/", addr.port()))
+}
+
+/// An attempt of [`localhost_get`] accepting any certificate, on a fresh server offering `h2`
+/// and `http/1.1`, which must succeed.
+async fn insecure_get_over_h2() -> Attempt {
+    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
+    let s = HttpStep {
+        insecure_skip_verify: true,
+        ..localhost_get(addr)
+    };
+    let a = run(&s).await;
+    assert_ok(&a);
+    a
 }
 
 #[tokio::test]
 async fn self_signed_certificate_fails_verification() {
     let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let a = run(&step(
-        Method::GET,
-        &format!("https://localhost:{}/", addr.port()),
-    ))
-    .await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(msg.contains("certificate"), "{msg}");
+    let a = run(&localhost_get(addr)).await;
+    assert_failed_with(&a, FailureClass::Tls, "certificate");
     assert_eq!(a.facts.connected, Some(true));
     assert!(a.timings.connect.is_some() && a.timings.tls.is_none());
 }
 
 #[tokio::test]
 async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
-    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let s = insecure_get(addr);
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = insecure_get_over_h2().await;
     assert_eq!(a.facts.status, Some(200));
     assert_eq!(a.facts.body.as_deref(), Some(&b"secure"[..]));
     assert_eq!(a.response.as_ref().unwrap().protocol, "HTTP/2");
@@ -44,10 +47,7 @@ async fn insecure_skip_verify_accepts_it_and_records_expiry_over_h2() {
 
 #[tokio::test]
 async fn https_records_subject_issuer_and_sans_like_the_tls_step() {
-    let addr = serve_tls(&[b"h2", b"http/1.1"]).await;
-    let s = insecure_get(addr);
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = insecure_get_over_h2().await;
     let f = &a.facts;
     // rcgen's default distinguished name, and the one SAN `self_signed_cert` asks for.
     assert_eq!(
@@ -101,8 +101,7 @@ async fn silent_h2_server_times_out_and_leaves_no_task() {
     let mut s = step(Method::GET, &format!("https://127.0.0.1:{}/", addr.port()));
     s.insecure_skip_verify = true;
     let a = run_with(&s, Duration::from_millis(300), &[]).await;
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("response headers"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "response headers");
     assert_tasks_back_to(before).await;
 }
 
@@ -111,8 +110,7 @@ async fn silent_h2_server_times_out_and_leaves_no_task() {
 async fn tls_failures_are_said_plainly_for_https() {
     let port = test_support::plain_http_server().await;
     let a = run(&step(Method::GET, &format!("https://127.0.0.1:{port}/"))).await;
-    let msg = assert_failed(&a, FailureClass::Tls);
-    assert!(msg.contains("the server's answer is not TLS"), "{msg}");
+    assert_failed_with(&a, FailureClass::Tls, "the server's answer is not TLS");
 
     // A server that speaks no protocol the client offers aborts the handshake with an alert.
     let addr = serve_tls(&[b"spdy/1"]).await;

@@ -33,12 +33,7 @@ async fn unresolvable_name_is_a_dns_failure() {
 
 #[tokio::test]
 async fn garbage_response_is_a_protocol_failure() {
-    let addr = raw_server(|mut s| async move {
-        let _ = s
-            .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02garbage\r\n\r\n")
-            .await;
-    })
-    .await;
+    let addr = closing_server(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02garbage\r\n\r\n").await;
     let a = run(&step(Method::GET, &format!("http://{addr}/"))).await;
     assert_failed(&a, FailureClass::Protocol);
     assert_eq!(a.facts.status, None);
@@ -50,13 +45,8 @@ async fn connection_closed_early_is_a_protocol_failure() {
     let a = run(&step(Method::GET, &format!("http://{closed_before}/"))).await;
     assert_failed(&a, FailureClass::Protocol);
 
-    let closed_mid_body = raw_server(|mut s| async move {
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-            .await;
-    })
-    .await;
+    let closed_mid_body =
+        closing_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789").await;
     let a = run(&step(Method::GET, &format!("http://{closed_mid_body}/"))).await;
-    let msg = assert_failed(&a, FailureClass::Protocol);
-    assert!(msg.contains("after 10 bytes"), "{msg}");
+    assert_failed_with(&a, FailureClass::Protocol, "after 10 bytes");
 }

@@ -55,9 +55,8 @@ async fn hello_send_json_expect_echo_and_close() {
 
 #[tokio::test]
 async fn extracted_values_feed_later_actions_and_the_runner() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             expect_extract(
                 &["[MESSAGE].type == hello"],
@@ -71,7 +70,8 @@ async fn extracted_values_feed_later_actions_and_the_runner() {
             send_text("plain {{ server }} {{ echoed }}"),
             expect(&["[MESSAGE] == plain test true"]),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     assert_eq!(
@@ -87,32 +87,31 @@ async fn extracted_values_feed_later_actions_and_the_runner() {
 
 #[tokio::test]
 async fn a_missing_extraction_fails_the_expect() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![expect_extract(
             &["[MESSAGE].type == hello"],
             &[("id", "[MESSAGE].id")],
         )],
-    );
+    )
+    .await;
     let a = run(&s).await;
-    let msg = assert_failed(&a, FailureClass::Extraction);
-    assert!(msg.contains("`id`"), "{msg}");
+    assert_failed_with(&a, FailureClass::Extraction, "`id`");
     assert!(a.extracted.is_empty());
 }
 
 #[tokio::test]
 async fn non_matching_messages_are_skipped_until_one_matches() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             send_json(json!({ "type": "noise", "i": 1 })),
             send_json(json!({ "type": "noise", "i": 2 })),
             send_json(json!({ "type": "target" })),
             expect(&["[MESSAGE].type == target"]),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     // The hello and both noises were skipped.
@@ -126,14 +125,14 @@ async fn non_matching_messages_are_skipped_until_one_matches() {
 
 #[tokio::test]
 async fn binary_messages_are_messages_as_lossy_text() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/binary"),
+    let (s, _) = peer_step(
+        "/binary",
         vec![expect(&[
             "[MESSAGE] == pat(bin*ary)",
             "[MESSAGES_RECEIVED] == 1",
         ])],
-    );
+    )
+    .await;
     assert_ok(&run(&s).await);
 }
 
@@ -142,10 +141,7 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
     let (addr, _) = ws_peer().await;
     let quiet = step(
         &format!("ws://{addr}/quiet"),
-        vec![WsAction::ExpectNone {
-            duration: Duration::from_millis(200),
-            conditions: Vec::new(),
-        }],
+        vec![expect_none(&[], Duration::from_millis(200))],
     );
     let a = run(&quiet).await;
     assert_ok(&a);
@@ -156,10 +152,7 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
     let echo = step(
         &format!("ws://{addr}/echo"),
         vec![
-            WsAction::ExpectNone {
-                duration: Duration::from_millis(200),
-                conditions: conditions(&["[MESSAGE].type == error"]),
-            },
+            expect_none(&["[MESSAGE].type == error"], Duration::from_millis(200)),
             expect_within(&["[MESSAGE].type == hello"], Duration::from_millis(50)),
         ],
     );
@@ -174,34 +167,33 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
 
 #[tokio::test]
 async fn expect_none_fails_on_a_message() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
-        vec![WsAction::ExpectNone {
-            duration: Duration::from_secs(2),
-            conditions: conditions(&["[MESSAGE].type == hello"]),
-        }],
-    );
+    let (s, _) = peer_step(
+        "/echo",
+        vec![expect_none(
+            &["[MESSAGE].type == hello"],
+            Duration::from_secs(2),
+        )],
+    )
+    .await;
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::UnexpectedMessage);
-    assert!(msg.contains("\"hello\""), "{msg}");
+    assert_failed_with(&a, FailureClass::UnexpectedMessage, "\"hello\"");
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     assert!(!a.actions[0].passed);
 }
 
 #[tokio::test]
 async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/echo"),
+    let (s, _) = peer_step(
+        "/echo",
         vec![
             WsAction::Ping { timeout: None },
             WsAction::Ping {
                 timeout: Some(Duration::from_secs(1)),
             },
-            expect(&["[MESSAGE].type == hello"]),
+            hello(),
         ],
-    );
+    )
+    .await;
     let a = run(&s).await;
     assert_ok(&a);
     assert!(
@@ -213,28 +205,23 @@ async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
 
 #[tokio::test]
 async fn a_missing_pong_times_out_at_the_ping_timeout() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_millis(300);
-    let s = step(
-        &format!("ws://{addr}/deaf"),
+    let (s, _) = peer_step(
+        "/deaf",
         vec![WsAction::Ping {
             timeout: Some(timeout),
         }],
-    );
+    )
+    .await;
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("pong"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "pong");
     // The ping's timeout, plus the closing courtesy to a peer that never answers it.
     assert_within(elapsed, timeout + super::super::script::CLOSE_GRACE);
 }
 
 #[tokio::test]
 async fn close_with_an_unexpected_code_fails_naming_both() {
-    let (addr, _) = ws_peer().await;
-    let s = step(
-        &format!("ws://{addr}/goaway"),
-        vec![send_text("bye"), close(Some(1000))],
-    );
+    let (s, _) = peer_step("/goaway", vec![send_text("bye"), close(Some(1000))]).await;
     let a = run(&s).await;
     let msg = assert_failed(&a, FailureClass::ClosedByPeer);
     assert!(msg.contains("1001") && msg.contains("1000"), "{msg}");
@@ -247,8 +234,7 @@ async fn without_expect_timeout_the_deadline_is_a_timeout_with_one_it_is_no_matc
     let own = Duration::from_millis(300);
     let s = step(&url, vec![expect_within(&["[MESSAGE].type == x"], own)]);
     let (a, elapsed) = run_with(&s, Duration::from_secs(5), &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::NoMatchingMessage);
-    assert!(msg.contains("no message arrived"), "{msg}");
+    assert_failed_with(&a, FailureClass::NoMatchingMessage, "no message arrived");
     assert!(elapsed >= own);
     assert_within(elapsed, own + super::super::script::CLOSE_GRACE);
 

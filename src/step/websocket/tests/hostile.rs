@@ -18,8 +18,7 @@ async fn a_peer_that_never_answers_the_upgrade_times_out() {
     let timeout = Duration::from_millis(400);
     let s = step(&format!("ws://{addr}/"), vec![expect(&["[MESSAGE] == x"])]);
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::Timeout);
-    assert!(msg.contains("handshake"), "{msg}");
+    assert_failed_with(&a, FailureClass::Timeout, "handshake");
     assert_eq!(a.facts.connected, Some(true));
     assert!(a.timings.connect.is_some() && a.timings.handshake.is_none());
     assert_eq!(a.timings.total, a.facts.response_time);
@@ -81,37 +80,32 @@ async fn a_bogus_101_is_a_handshake_failure() {
     )
     .await;
     let s = step(&format!("ws://{addr}/"), Vec::new());
-    let msg = assert_failed(&run(&s).await, FailureClass::Handshake).to_string();
-    assert!(msg.contains("Sec-WebSocket-Accept"), "{msg}");
+    assert_failed_with(
+        &run(&s).await,
+        FailureClass::Handshake,
+        "Sec-WebSocket-Accept",
+    );
 }
 
 #[tokio::test]
 async fn a_message_over_the_cap_is_too_large() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(3);
-    let mut s = step(
-        &format!("ws://{addr}/big"),
-        vec![expect(&["[MESSAGE] == x"])],
-    );
+    let (mut s, _) = peer_step("/big", vec![expect(&["[MESSAGE] == x"])]).await;
     s.max_message_bytes = 64 * 1024;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::MessageTooLarge);
-    assert!(msg.contains("65536"), "{msg}");
+    assert_failed_with(&a, FailureClass::MessageTooLarge, "65536");
     assert_eq!(a.facts.messages_received, Some(0));
     assert_within(elapsed, timeout);
 }
 
 #[tokio::test]
 async fn a_peer_closing_with_1011_is_closed_by_peer() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(2);
-    let s = step(
-        &format!("ws://{addr}/close1011"),
-        vec![
-            expect(&["[MESSAGE].type == hello"]),
-            expect(&["[MESSAGE].type == never"]),
-        ],
-    );
+    let (s, _) = peer_step(
+        "/close1011",
+        vec![hello(), expect(&["[MESSAGE].type == never"])],
+    )
+    .await;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
     let msg = assert_failed(&a, FailureClass::ClosedByPeer);
     assert!(
@@ -125,16 +119,15 @@ async fn a_peer_closing_with_1011_is_closed_by_peer() {
 
 #[tokio::test]
 async fn a_flood_of_non_matching_messages_stops_at_max_skipped() {
-    let (addr, _) = ws_peer().await;
     let timeout = Duration::from_secs(5);
-    let mut s = step(
-        &format!("ws://{addr}/flood"),
-        vec![expect(&["[MESSAGE].type == never"])],
-    );
+    let (mut s, _) = peer_step("/flood", vec![expect(&["[MESSAGE].type == never"])]).await;
     s.max_skipped_messages = 50;
     let (a, elapsed) = run_with(&s, timeout, &[], &[]).await;
-    let msg = assert_failed(&a, FailureClass::NoMatchingMessage);
-    assert!(msg.contains("51 non-matching messages skipped"), "{msg}");
+    let msg = assert_failed_with(
+        &a,
+        FailureClass::NoMatchingMessage,
+        "51 non-matching messages skipped",
+    );
     assert!(
         msg.contains("\"noise\"") && msg.contains("actual: noise"),
         "{msg}"
@@ -151,6 +144,9 @@ async fn wss_to_a_plain_http_port_says_it_is_not_tls() {
         &format!("wss://127.0.0.1:{port}/"),
         vec![expect(&["[MESSAGE] == x"])],
     );
-    let msg = assert_failed(&run(&s).await, FailureClass::Tls).to_string();
-    assert!(msg.contains("the server's answer is not TLS"), "{msg}");
+    assert_failed_with(
+        &run(&s).await,
+        FailureClass::Tls,
+        "the server's answer is not TLS",
+    );
 }

@@ -23,7 +23,7 @@ use crate::journey::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SKIPPED_MESSAGES, HttpBody,
     HttpStep, JsonTemplate, WebsocketStep, WsAction, WsPayload,
 };
-use crate::step::test_support::{Harness, t};
+use crate::step::test_support::{Harness, TRACEPARENT, says, t};
 use crate::step::{Attempt, FailureClass, StepExecutor};
 
 // ---------------------------------------------------------------------------------------------
@@ -51,6 +51,18 @@ fn expect(cs: &[&str]) -> WsAction {
         timeout: None,
         extract: Vec::new(),
     }
+}
+
+fn expect_none(cs: &[&str], duration: Duration) -> WsAction {
+    WsAction::ExpectNone {
+        duration,
+        conditions: conditions(cs),
+    }
+}
+
+/// Expects the `hello` the test peers greet every `/echo` connection with.
+fn hello() -> WsAction {
+    expect(&["[MESSAGE].type == hello"])
 }
 
 fn expect_within(cs: &[&str], timeout: Duration) -> WsAction {
@@ -144,6 +156,12 @@ fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     &f.message
 }
 
+/// [`assert_failed`], and the message says `needle`: most failure tests check one phrase.
+#[track_caller]
+fn assert_failed_with<'a>(a: &'a Attempt, class: FailureClass, needle: &str) -> &'a str {
+    says(assert_failed(a, class), needle)
+}
+
 /// A hostile peer must be cut off by its timeout, not much later.
 #[track_caller]
 fn assert_within(elapsed: Duration, timeout: Duration) {
@@ -189,6 +207,12 @@ async fn ws_peer() -> (SocketAddr, Seen) {
         }
     });
     (addr, seen)
+}
+
+/// A step on `path` of a fresh [`ws_peer`], and what that peer sees.
+async fn peer_step(path: &str, actions: Vec<WsAction>) -> (WebsocketStep, Seen) {
+    let (addr, seen) = ws_peer().await;
+    (step(&format!("ws://{addr}{path}"), actions), seen)
 }
 
 /// Closes with `code` and `reason`, then reads until the client is gone.

@@ -5,10 +5,7 @@ use super::*;
 #[tokio::test]
 async fn subprotocols_are_negotiated() {
     let (addr, seen) = ws_peer().await;
-    let mut s = step(
-        &format!("ws://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"])],
-    );
+    let mut s = step(&format!("ws://{addr}/echo"), vec![hello()]);
     s.subprotocols = vec!["v0.old".into(), "v1.echo".into()];
     let a = run(&s).await;
     assert_ok(&a);
@@ -25,28 +22,18 @@ async fn subprotocols_are_negotiated() {
 
     s.url = t(&format!("ws://{addr}/wrongproto"));
     s.subprotocols = vec!["v1.echo".into()];
-    let msg = assert_failed(&run(&s).await, FailureClass::Handshake).to_string();
-    assert!(msg.contains("not offered"), "{msg}");
+    assert_failed_with(&run(&s).await, FailureClass::Handshake, "not offered");
 }
 
 #[tokio::test]
 async fn step_and_propagation_headers_arrive_on_the_upgrade() {
     let (addr, seen) = ws_peer().await;
-    let mut s = step(
-        &format!("ws://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"])],
-    );
+    let mut s = step(&format!("ws://{addr}/echo"), vec![hello()]);
     s.headers = vec![
         ("X-Team".into(), t("core-{{ n }}")),
         ("Authorization".into(), t("Bearer {{ secret.TOKEN }}")),
     ];
-    let propagation = [
-        (
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ),
-        ("X-Team", "from-the-runner"),
-    ];
+    let propagation = [TRACEPARENT, ("X-Team", "from-the-runner")];
     let (a, _) = run_with(&s, Duration::from_secs(5), &[], &propagation).await;
     assert_ok(&a);
     let headers = seen.last();
@@ -118,7 +105,7 @@ async fn wss_uses_the_shared_tls_path_with_http1_alpn() {
     let addr = wss_peer().await;
     let mut s = step(
         &format!("wss://{addr}/echo"),
-        vec![expect(&["[MESSAGE].type == hello"]), close(Some(1000))],
+        vec![hello(), close(Some(1000))],
     );
     let a = run(&s).await;
     let msg = assert_failed(&a, FailureClass::Tls);

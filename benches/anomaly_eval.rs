@@ -208,13 +208,13 @@ fn evaluate(data: &[(Series, Vec<Row>)], params: DetectorParams) {
 /// The latency detector's episode rule and threshold around the medium preset: recall on
 /// level shifts of +50 % or more within 5 runs, against false episodes on clean series.
 fn sweep(data: &[(Series, Vec<Row>)]) {
-    println!("threshold  k/n  recall(≥+50%, ≤5 runs)  median delay  false episodes/series/30 d");
-    for threshold in [2.5, 3.0, 3.5, 4.0] {
-        for (k, n) in [(2, 3), (3, 5), (4, 5), (3, 6), (4, 6)] {
+    println!("open_p  window  recall(≥+50%, ≤5 runs)  median delay  false episodes/series/30 d");
+    for threshold in [1e-6, 1e-5, 1e-4] {
+        for (k, n) in [(0, 3), (0, 5), (0, 8)] {
             let mut params = DetectorParams::resolve(AnomalySettings::default()).unwrap();
-            params.latency.threshold = threshold;
-            params.latency.k = k;
-            params.latency.n = n;
+            params.latency.open_p = threshold;
+            params.latency.window = n;
+            let _ = k;
             let (mut hits, mut total, mut delays) = (0, 0, Vec::new());
             let (mut clean_eps, mut clean_days) = (0usize, 0.0f64);
             for (s, rows) in data {

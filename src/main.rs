@@ -190,7 +190,7 @@ enum Command {
 #[derive(Subcommand)]
 enum AnomalyCommand {
     /// Run the production detectors over a CSV history (`timestamp,value[,ok]`) and print
-    /// every flagged point and every episode.
+    /// every flagged point (or every point, with its anomaly likelihood) and every episode.
     Replay {
         /// The CSV file (`-` for standard input).
         #[arg(long)]
@@ -199,9 +199,33 @@ enum AnomalyCommand {
         sensitivity: SensitivityArg,
         #[arg(long, value_enum, default_value_t = SeasonalityArg::Weekly)]
         seasonality: SeasonalityArg,
+        /// Which changes count: rises, falls or both (the service's default for latency is up).
+        #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
+        direction: DirectionArg,
+        /// What the values are; `auto` reads a gauge when any value is negative, else a latency.
+        #[arg(long, value_enum, default_value_t = ValueKindArg::Auto)]
+        value_kind: ValueKindArg,
+        /// Print every row with its likelihood, not only the flagged ones.
+        #[arg(long)]
+        all_points: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Up,
+    Down,
+    Both,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ValueKindArg {
+    Auto,
+    Latency,
+    Count,
+    Gauge,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -304,9 +328,17 @@ fn main() -> ExitCode {
                     input,
                     sensitivity,
                     seasonality,
+                    direction,
+                    value_kind,
+                    all_points,
                     format,
                 },
-        } => anomaly_replay(&input, sensitivity, seasonality, format),
+        } => anomaly_replay(
+            &input,
+            (sensitivity, seasonality, direction, value_kind),
+            all_points,
+            format,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -422,12 +454,17 @@ fn hash_password() -> anyhow::Result<ExitCode> {
 /// Writes to stdout; a closed pipe (`waymark run x | head`) is not an error.
 fn anomaly_replay(
     input: &Path,
-    sensitivity: SensitivityArg,
-    seasonality: SeasonalityArg,
+    (sensitivity, seasonality, direction, value_kind): (
+        SensitivityArg,
+        SeasonalityArg,
+        DirectionArg,
+        ValueKindArg,
+    ),
+    all_points: bool,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    use waymark::baseline::{DetectorParams, replay};
-    use waymark::journey::{AnomalySettings, Seasonality, Sensitivity};
+    use waymark::baseline::{DetectorParams, ValueKind, replay};
+    use waymark::journey::{AnomalySettings, Direction, Seasonality, Sensitivity};
     let text = if input == Path::new("-") {
         std::io::read_to_string(std::io::stdin())?
     } else {
@@ -446,10 +483,22 @@ fn anomaly_replay(
             SeasonalityArg::Daily => Seasonality::Daily,
             SeasonalityArg::Weekly => Seasonality::Weekly,
         }),
+        direction: Some(match direction {
+            DirectionArg::Up => Direction::Up,
+            DirectionArg::Down => Direction::Down,
+            DirectionArg::Both => Direction::Both,
+        }),
         ..AnomalySettings::default()
     };
-    let params = DetectorParams::resolve(settings).expect("a sensitivity other than off");
-    let report = replay::replay(&rows, params);
+    let mut params = DetectorParams::resolve(settings).expect("a sensitivity other than off");
+    params.latency.kind = match value_kind {
+        ValueKindArg::Auto => replay::guess_kind(&rows),
+        ValueKindArg::Latency => ValueKind::Latency,
+        ValueKindArg::Count => ValueKind::Count,
+        ValueKindArg::Gauge => ValueKind::Gauge,
+    };
+    let options = replay::Options { params, all_points };
+    let report = replay::replay(&rows, options);
     match format {
         Format::Json => print(&format!("{}\n", serde_json::to_string(&report)?)),
         Format::Text => print(&replay::render_text(&report, rows.len())),

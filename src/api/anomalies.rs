@@ -109,7 +109,7 @@ async fn list(
 impl From<&StoredEpisode> for Anomaly {
     fn from(e: &StoredEpisode) -> Anomaly {
         let unit = match e.detector {
-            DetectorKind::Latency => "ms",
+            DetectorKind::Latency | DetectorKind::LatencyDrop => "ms",
             DetectorKind::FailureRate => "ratio",
         };
         Anomaly {

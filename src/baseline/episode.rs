@@ -1,18 +1,19 @@
-//! Anomaly episodes: when a series' anomalous runs add up to something worth telling, and
-//! when it is over. One stray slow run is not an episode; `k` of the last `n` are.
+//! Anomaly episodes: a series' anomalous stretch from its first flagged run to the first of
+//! the normal runs that ended it, as the detectors report them and the store keeps them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-/// The most recent runs an episode rule can look at.
-pub const MAX_RECENT: u32 = 16;
 
 crate::words::words! {
     /// Which detector raised an episode.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(rename_all = "snake_case")]
     pub enum DetectorKind {
+        /// Slower (or higher) than the baseline.
         Latency,
+        /// Faster (or lower) than the baseline: often a dependency answering at once with an
+        /// error or an empty result.
+        LatencyDrop,
         FailureRate,
     }
 }
@@ -49,110 +50,6 @@ impl Transition {
         match self {
             Transition::Started(e) | Transition::Ended(e) => e,
         }
-    }
-}
-
-/// The k-of-n start and m-consecutive-normal end rule over a stream of judged runs.
-#[derive(Debug, Clone, Default)]
-pub struct KOfN {
-    /// Bit i set: the run i places back was anomalous (bit 0 is the newest).
-    flags: u16,
-    /// Instants of the last runs, newest first (as many as `n`).
-    times: [i64; MAX_RECENT as usize],
-    judged: u32,
-    normal_streak: u32,
-    /// Instant of the first normal run after the last anomalous one.
-    first_normal_ms: Option<i64>,
-}
-
-/// What [`KOfN::push`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    Quiet,
-    /// `k` of the last `n` are anomalous; the first of them ran at this instant.
-    Start(i64),
-    /// `m` normal runs in a row; the first of them ran at this instant.
-    End(i64),
-}
-
-impl KOfN {
-    /// Adds one judged run. `open` says whether an episode is currently open.
-    pub fn push(
-        &mut self,
-        at_ms: i64,
-        anomalous: bool,
-        open: bool,
-        k: u32,
-        n: u32,
-        m: u32,
-    ) -> Rule {
-        let n = n.clamp(1, MAX_RECENT);
-        self.flags = (self.flags << 1) | u16::from(anomalous);
-        self.times.copy_within(0..MAX_RECENT as usize - 1, 1);
-        self.times[0] = at_ms;
-        self.judged = (self.judged + 1).min(MAX_RECENT);
-        let mask = if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
-        if anomalous {
-            self.normal_streak = 0;
-            self.first_normal_ms = None;
-        } else {
-            self.normal_streak += 1;
-            self.first_normal_ms.get_or_insert(at_ms);
-        }
-        if !open {
-            if (self.flags & mask).count_ones() >= k.max(1) {
-                let oldest = (0..n.min(self.judged))
-                    .rev()
-                    .find(|&i| self.flags & (1 << i) != 0)
-                    .unwrap_or(0);
-                return Rule::Start(self.times[oldest as usize]);
-            }
-        } else if self.normal_streak >= m.max(1) {
-            return Rule::End(self.first_normal_ms.unwrap_or(at_ms));
-        }
-        Rule::Quiet
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fresh rule fed `flags` a minute apart: what it said at each, and whether an episode
-    /// is open at the end.
-    fn feed(flags: &[u8]) -> (Vec<Rule>, bool) {
-        let mut rule = KOfN::default();
-        let mut open = false;
-        let mut out = Vec::new();
-        for (i, &f) in flags.iter().enumerate() {
-            let r = rule.push(i as i64 * 60_000, f == 1, open, 3, 5, 4);
-            match r {
-                Rule::Start(_) => open = true,
-                Rule::End(_) => open = false,
-                Rule::Quiet => {}
-            }
-            out.push(r);
-        }
-        (out, open)
-    }
-
-    #[test]
-    fn three_of_five_start_and_four_normal_end() {
-        let (rules, open) = feed(&[0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0]);
-        // Runs 4, 6, 7 are three of the last five at run 7: the episode starts at run 4.
-        let starts: Vec<usize> = (0..rules.len())
-            .filter(|&i| matches!(rules[i], Rule::Start(_)))
-            .collect();
-        assert_eq!(starts, vec![7]);
-        assert_eq!(rules[7], Rule::Start(4 * 60_000));
-        assert_eq!(rules[12], Rule::End(9 * 60_000));
-        assert!(!open);
-    }
-
-    #[test]
-    fn isolated_spikes_never_start_an_episode() {
-        let (rules, _) = feed(&[1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
-        assert!(rules.iter().all(|r| *r == Rule::Quiet), "{rules:?}");
     }
 }
 

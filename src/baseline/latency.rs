@@ -1,81 +1,149 @@
-//! The latency detector of one series: a rolling robust baseline (median and spread of the
-//! log-latency, with learnt seasonality) and the judgement of each new run against it.
+//! The latency detector of one series (or of any value series, in replay): a level and noise
+//! on the modelling scale with learnt seasonality, the learnt distribution of each run's
+//! deviation from it, and a calibrated anomaly likelihood for every run.
+//!
+//! Each run's deviation `z` (in noise units) gets a tail probability from the series' own
+//! history of deviations ([`TailModel`]), not from an assumed normal law. The likelihood
+//! combines that probability with the recent runs': the mean surprise (`−ln p`) of the last
+//! `window` runs is judged against the history of that mean, so several moderately unusual
+//! runs in a row weigh like one extreme run, and a series whose unusual runs come in bursts
+//! learns that too. A run alone must be `spike_ratio` times more improbable than the window
+//! to reach the same likelihood. How it was chosen: docs/anomaly-detection.md.
 
 use serde::Serialize;
 
-use super::episode::{DetectorKind, Episode, KOfN, Rule, Transition};
-use super::histogram::DecayedHistogram;
+use super::episode::{DetectorKind, Episode, Transition};
+use super::level::{Level, median};
 use super::params::LatencyParams;
 use super::seasonal::{Seasonal, hour_of};
+use super::tail::{MIN_P, TailModel};
 use crate::baseline::sketch::Sketch;
 
-/// Judged runs between two recomputations of the cached baseline.
+/// Judged runs between two recomputations of the tails' cuts.
 const REFRESH_EVERY: u32 = 16;
-/// The spread never counts as tighter than this (log units; 1 % is the buckets' resolution).
-const MIN_SCALE: f64 = 0.01;
+/// The noise never counts as smaller than this on the log scale (1 %), or than this fraction
+/// of the level's magnitude for a gauge.
+const MIN_NOISE: f64 = 0.01;
 /// An hour with fewer runs than this teaches the seasonal profile nothing.
-const MIN_RUNS_PER_HOUR: f64 = 3.0;
-/// Interquartile range of a standard normal distribution: IQR / this estimates σ robustly.
-const IQR_PER_SIGMA: f64 = 1.349;
+const MIN_RUNS_PER_HOUR: usize = 3;
+/// At most this many values of the current hour are kept for its median.
+const HOUR_VALUES: usize = 512;
+/// Recent runs remembered, for the likelihood's window and for re-learning a level.
+const RECENT: usize = 32;
+const HOUR_MS: f64 = 3_600_000.0;
 
 /// The baseline a run is judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatencyBaseline {
-    /// Median of the window (deseasonalised).
+    /// Expected value without seasonality, in the series' unit.
     pub level_ms: f64,
-    /// Robust spread of log-latency (σ-equivalent, from the interquartile range).
+    /// σ-equivalent noise on the modelling scale (log units for latency).
     pub scale: f64,
-    /// Decayed number of runs the window holds.
+    /// Decayed number of runs the distribution of deviations holds.
     pub weight: f64,
 }
 
 /// The verdict on one run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatencyPoint {
-    /// Robust deviations above (positive) or below the expected latency.
+    /// Deviations (noise units) above (positive) or below the expected value.
     pub score: f64,
+    /// Anomaly likelihood in [0, 1]: 1 − the probability, under the learnt model, of this run
+    /// together with the recent ones (or alone, for a spike) deviating this much.
+    pub likelihood: f64,
+    /// The likelihood reached the episode threshold (in a watched direction, and by at least
+    /// the minimum change).
     pub anomalous: bool,
-    /// What the baseline expected for this hour, seasonality included.
+    /// What the baseline expected for this instant, seasonality included.
     pub expected_ms: f64,
-    /// The latency above which this run would have been anomalous.
+    /// Above this a run alone would be anomalous (infinite when up is not watched)...
     pub threshold_ms: f64,
+    /// ...and below this (negative infinity when down is not watched).
+    pub lower_threshold_ms: f64,
+}
+
+/// One remembered run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Recent {
+    at_ms: i64,
+    /// Deseasonalised value on the modelling scale.
+    level_y: f64,
+    surprise_up: f64,
+    surprise_down: f64,
+    /// Its own tail probability was at most `point_p` in that direction, by the minimum change.
+    up: bool,
+    down: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct LatencyDetector {
     params: LatencyParams,
-    /// Deseasonalised latencies, decaying with the window's half-life.
-    window: DecayedHistogram,
-    /// Raw latencies of the current hour, for the seasonal profile.
-    hour: DecayedHistogram,
+    level: Level,
+    /// Deviations of learnt runs, in noise units.
+    deviations: TailModel,
+    /// Mean surprise of the last `window` runs, upwards and downwards.
+    window_up: TailModel,
+    window_down: TailModel,
+    /// Values (modelling scale) of the current hour, for the seasonal profile.
+    hour: Vec<f32>,
     current_hour: Option<i64>,
-    /// Instant of the oldest history learnt.
+    /// Instant of the oldest history learnt, and of the last run.
     since_ms: Option<i64>,
+    last_ms: Option<i64>,
     seasonal: Seasonal,
-    baseline: Option<LatencyBaseline>,
+    recent: std::collections::VecDeque<Recent>,
     since_refresh: u32,
-    rule: KOfN,
-    open: Option<Episode>,
+    open: Option<Open>,
+}
+
+/// An open episode and what the detector tracks about it.
+#[derive(Debug, Clone)]
+struct Open {
+    episode: Episode,
+    up: bool,
+    runs: u32,
+    normal_streak: u32,
+    first_normal_ms: Option<i64>,
+}
+
+/// What [`LatencyDetector::assess`] makes of one run.
+#[derive(Debug, Clone, Copy)]
+struct Assessed {
+    point: LatencyPoint,
+    recent: Recent,
+    /// The likelihood points upwards (else downwards).
+    up: bool,
+    /// The window means, learnt by the window models.
+    mean_up: f64,
+    mean_down: f64,
 }
 
 impl LatencyDetector {
     pub fn new(params: LatencyParams) -> LatencyDetector {
         LatencyDetector {
             params,
-            window: DecayedHistogram::default(),
-            hour: DecayedHistogram::default(),
+            level: Level::default(),
+            deviations: TailModel::default(),
+            window_up: TailModel::default(),
+            window_down: TailModel::default(),
+            hour: Vec::new(),
             current_hour: None,
             since_ms: None,
+            last_ms: None,
             seasonal: Seasonal::new(params.seasonality),
-            baseline: None,
-            since_refresh: 0,
-            rule: KOfN::default(),
+            recent: std::collections::VecDeque::with_capacity(RECENT),
+            since_refresh: REFRESH_EVERY,
             open: None,
         }
     }
 
-    /// New parameters keep the learnt baseline (a seasonality change restarts the profile).
+    /// New parameters keep what was learnt, unless they change what it means: a seasonality
+    /// change restarts the profile, a value-kind change everything.
     pub fn set_params(&mut self, params: LatencyParams) {
+        if params.kind != self.params.kind {
+            *self = LatencyDetector::new(params);
+            return;
+        }
         if params.seasonality != self.params.seasonality {
             self.seasonal = Seasonal::new(params.seasonality);
         }
@@ -83,123 +151,353 @@ impl LatencyDetector {
     }
 
     pub fn baseline(&mut self) -> Option<LatencyBaseline> {
-        self.refresh();
-        self.baseline
+        let (level, noise) = self.level.get()?;
+        Some(LatencyBaseline {
+            level_ms: self.params.kind.inverse(level),
+            scale: noise,
+            weight: self.deviations.total(),
+        })
     }
 
     /// Memory held by this detector, its own size included.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.window.heap_bytes()
-            + self.hour.heap_bytes()
+            + self.level.heap_bytes()
+            + 3 * self.deviations.heap_bytes()
+            + self.hour.capacity() * std::mem::size_of::<f32>()
             + self.seasonal.heap_bytes()
+            + self.recent.capacity() * std::mem::size_of::<Recent>()
     }
 
     pub fn open_episode(&self) -> Option<&Episode> {
-        self.open.as_ref()
+        self.open.as_ref().map(|o| &o.episode)
     }
 
     /// Resumes an episode that was open before a restart, so that it can end normally.
     pub fn resume(&mut self, episode: Episode) {
-        self.open = Some(episode);
+        let up = episode.detector != DetectorKind::LatencyDrop;
+        self.open = Some(Open {
+            episode,
+            up,
+            runs: 0,
+            normal_streak: 0,
+            first_normal_ms: None,
+        });
     }
 
-    /// Judges one successful run's latency, then learns from it. `None` while warming up.
+    /// Judges one run's value (a passing run's latency, in the service), then learns from it.
+    /// `None` while warming up, and for a value the series' kind cannot hold.
     pub fn observe(
         &mut self,
         at_ms: i64,
-        value_ms: f64,
+        value: f64,
     ) -> (Option<LatencyPoint>, Option<Transition>) {
-        if !value_ms.is_finite() || value_ms < 0.0 {
+        let Some(y) = self.params.kind.transform(value) else {
             return (None, None);
-        }
+        };
         self.advance_to(hour_of(at_ms));
-        let season = self.seasonal.offset(at_ms).exp();
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
         }
-        let since_ms = *self.since_ms.get_or_insert(at_ms);
-        let warm = (at_ms - since_ms) as f64 >= self.params.min_history_hours * 3_600_000.0;
-        let point = self.judge(value_ms, season).filter(|_| warm);
-        self.window.add(value_ms / season, 1.0);
-        self.hour.add(value_ms, 1.0);
+        let season = self.seasonal.offset(at_ms);
+        self.since_ms.get_or_insert(at_ms);
+        let elapsed_ms = self
+            .last_ms
+            .map_or(60_000, |last| (at_ms - last).clamp(0, 3_600_000));
+        self.last_ms = Some(at_ms);
+        // Deviations are learnt from the moment judging may start: before, the seasonal
+        // profile is not known, and a daily pattern would be learnt as a habit of deviating.
+        let learning = self.has_history(at_ms);
+        let warm = learning && self.deviations.total() >= self.params.min_samples;
+        let assessed = self
+            .level
+            .get()
+            .map(|(level, noise)| self.assess(at_ms, y, value, level + season, noise));
+        let mut transition = None;
+        if let Some(a) = assessed {
+            let inside = warm && self.open.is_some();
+            let anomalous_inside = inside
+                && self.open.as_ref().is_some_and(
+                    |o| {
+                        if o.up { a.recent.up } else { a.recent.down }
+                    },
+                );
+            // An open episode's anomalous runs do not teach the model that they are normal.
+            if learning && !anomalous_inside {
+                self.deviations.add(a.point.score, 1.0);
+                self.window_up.add(a.mean_up, 1.0);
+                self.window_down.add(a.mean_down, 1.0);
+            }
+            if warm {
+                transition = self.track(at_ms, value, &a);
+            }
+            self.remember(a.recent);
+        }
+        self.learn(y, season, 1.0, elapsed_ms as f64);
         self.since_refresh += 1;
-        let transition = point.and_then(|p| self.track(at_ms, value_ms, p));
-        (point, transition)
+        (assessed.filter(|_| warm).map(|a| a.point), transition)
     }
 
-    /// Learns one hour of history from a stored rollup (used to warm up after a restart).
+    fn has_history(&self, at_ms: i64) -> bool {
+        self.since_ms
+            .is_some_and(|since| (at_ms - since) as f64 >= self.params.min_history_hours * HOUR_MS)
+    }
+
+    fn learn(&mut self, y: f64, season: f64, weight: f64, elapsed_ms: f64) {
+        let rate =
+            |half_life_hours: f64| 1.0 - 0.5f64.powf(elapsed_ms / (half_life_hours * HOUR_MS));
+        let floor = if self.params.kind.is_ratio_scale() {
+            MIN_NOISE
+        } else {
+            1e-6 * y.abs().max(1.0)
+        };
+        self.level.learn(
+            y - season,
+            weight,
+            rate(self.params.level_half_life_hours),
+            rate(self.params.half_life_hours),
+            floor,
+        );
+        if self.hour.len() < HOUR_VALUES {
+            self.hour.push(y as f32);
+        }
+    }
+
+    fn remember(&mut self, recent: Recent) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(recent);
+    }
+
+    /// Whether a change from `expected_y` to `y` is large enough to matter, upwards and
+    /// downwards: by the minimum ratio (ratio kinds) and the minimum absolute change.
+    fn big_enough(&self, y: f64, expected_y: f64, value: f64, expected: f64) -> (bool, bool) {
+        let p = &self.params;
+        let ratio = if p.kind.is_ratio_scale() {
+            p.min_change.ln_1p()
+        } else {
+            0.0
+        };
+        let up = y - expected_y >= ratio && value - expected >= p.min_delta;
+        let down = expected_y - y >= ratio && expected - value >= p.min_delta;
+        (up, down)
+    }
+
+    fn assess(&self, at_ms: i64, y: f64, value: f64, expected_y: f64, noise: f64) -> Assessed {
+        let p = &self.params;
+        let kind = p.kind;
+        let z = (y - expected_y) / noise;
+        let expected = kind.inverse(expected_y);
+        let (big_up, big_down) = self.big_enough(y, expected_y, value, expected);
+        let (p_up, p_down) = (self.deviations.upper(z), self.deviations.lower(z));
+        let surprise = |p: f64| -p.max(MIN_P).ln();
+        let (s_up, s_down) = (surprise(p_up), surprise(p_down));
+        let n = p.window.clamp(1, 16) as usize;
+        let mean = |this: f64, of: fn(&Recent) -> f64| {
+            let earlier: f64 = self.recent.iter().rev().take(n - 1).map(of).sum();
+            (this + earlier) / n as f64
+        };
+        let (mean_up, mean_down) = (
+            mean(s_up, |r| r.surprise_up),
+            mean(s_down, |r| r.surprise_down),
+        );
+        let combined = |point: f64, window: &TailModel, mean: f64| {
+            (point / p.spike_ratio).min(window.upper(mean)).min(1.0)
+        };
+        let up_p = if p.direction.watches_up() && big_up {
+            combined(p_up, &self.window_up, mean_up)
+        } else {
+            1.0
+        };
+        let down_p = if p.direction.watches_down() && big_down {
+            combined(p_down, &self.window_down, mean_down)
+        } else {
+            1.0
+        };
+        // Watching both ways doubles the chances of a false alarm: pay for it.
+        let sides = if p.direction.watches_up() && p.direction.watches_down() {
+            2.0
+        } else {
+            1.0
+        };
+        let tail_p = (sides * up_p.min(down_p)).min(1.0);
+        let spike = p.open_p * p.spike_ratio;
+        let bound = |q: Option<f64>| q.map(|q| kind.inverse(expected_y + q * noise));
+        let ratio = if kind.is_ratio_scale() {
+            p.min_change.ln_1p()
+        } else {
+            0.0
+        };
+        let threshold_ms = match bound(self.deviations.upper_quantile(spike / sides)) {
+            Some(t) if p.direction.watches_up() => t
+                .max(kind.inverse(expected_y + ratio))
+                .max(expected + p.min_delta),
+            _ => f64::INFINITY,
+        };
+        let lower_threshold_ms = match bound(self.deviations.lower_quantile(spike / sides)) {
+            Some(t) if p.direction.watches_down() => t
+                .min(kind.inverse(expected_y - ratio))
+                .min(expected - p.min_delta),
+            _ => f64::NEG_INFINITY,
+        };
+        Assessed {
+            point: LatencyPoint {
+                score: z,
+                likelihood: 1.0 - tail_p,
+                anomalous: tail_p <= p.open_p,
+                expected_ms: expected,
+                threshold_ms,
+                lower_threshold_ms,
+            },
+            recent: Recent {
+                at_ms,
+                level_y: y - (expected_y - self.level.get().map_or(0.0, |l| l.0)),
+                surprise_up: s_up,
+                surprise_down: s_down,
+                up: p_up <= p.point_p && big_up,
+                down: p_down <= p.point_p && big_down,
+            },
+            up: up_p <= down_p,
+            mean_up,
+            mean_down,
+        }
+    }
+
+    fn track(&mut self, at_ms: i64, value: f64, a: &Assessed) -> Option<Transition> {
+        let p = self.params;
+        let Some(open) = self.open.as_mut() else {
+            if !a.point.anomalous {
+                return None;
+            }
+            let up = a.up;
+            let flagged = |r: &Recent| if up { r.up } else { r.down };
+            let n = p.window.clamp(1, 16) as usize;
+            // The episode starts at the first flagged run of the window that opened it.
+            let earlier: Vec<&Recent> = self.recent.iter().rev().take(n - 1).collect();
+            let start_ms = earlier
+                .iter()
+                .rev()
+                .find(|r| flagged(r))
+                .map_or(at_ms, |r| r.at_ms);
+            let anomalous_runs = 1 + earlier.iter().filter(|r| flagged(r)).count() as u32;
+            let episode = Episode {
+                detector: if up {
+                    DetectorKind::Latency
+                } else {
+                    DetectorKind::LatencyDrop
+                },
+                start_ms,
+                detected_ms: at_ms,
+                end_ms: None,
+                peak_score: a.point.score.abs(),
+                peak_value: value,
+                baseline: a.point.expected_ms,
+                anomalous_runs,
+            };
+            self.open = Some(Open {
+                episode: episode.clone(),
+                up,
+                runs: anomalous_runs,
+                normal_streak: 0,
+                first_normal_ms: None,
+            });
+            return Some(Transition::Started(episode));
+        };
+        let anomalous = if open.up { a.recent.up } else { a.recent.down };
+        open.runs += 1;
+        if anomalous {
+            open.episode.anomalous_runs += 1;
+            open.normal_streak = 0;
+            open.first_normal_ms = None;
+            if a.point.score.abs() > open.episode.peak_score {
+                open.episode.peak_score = a.point.score.abs();
+                open.episode.peak_value = value;
+            }
+        } else {
+            open.normal_streak += 1;
+            open.first_normal_ms.get_or_insert(at_ms);
+        }
+        if open.normal_streak >= p.m.max(1) {
+            let mut done = self.open.take()?;
+            done.episode.end_ms = done.first_normal_ms;
+            return Some(Transition::Ended(done.episode));
+        }
+        if open.runs >= p.relearn_runs.max(1) && 2 * open.episode.anomalous_runs >= open.runs {
+            return self.relearn(at_ms, a.recent);
+        }
+        None
+    }
+
+    /// A sustained change is the new normal: the level restarts from the recent runs and the
+    /// episode ends now.
+    fn relearn(&mut self, at_ms: i64, this: Recent) -> Option<Transition> {
+        let mut done = self.open.take()?;
+        let mut levels: Vec<f64> = self.recent.iter().map(|r| r.level_y).collect();
+        levels.push(this.level_y);
+        self.level.reset_to(median(&mut levels));
+        self.recent.clear();
+        done.episode.end_ms = Some(at_ms);
+        Some(Transition::Ended(done.episode))
+    }
+
+    /// Learns one hour of history from a stored rollup (used to warm up after a restart). The
+    /// rollup's values are learnt in a well-mixed order, as if they had come one by one.
     pub fn absorb_hour(&mut self, hour: i64, sketch: &Sketch) {
         self.advance_to(hour);
-        self.since_ms.get_or_insert(hour * 3_600_000);
-        let season = self.seasonal.offset(hour * 3_600_000).exp();
-        // A rollup has no individual values; dividing the whole hour by its seasonal factor
-        // is exact because the factor is constant within an hour.
-        for (value, weight) in sketch_values(sketch) {
-            self.window.add(value / season, weight);
+        let start_ms = hour * 3_600_000;
+        self.since_ms.get_or_insert(start_ms);
+        let season = self.seasonal.offset(start_ms + 1_800_000);
+        let kind = self.params.kind;
+        let values: Vec<f64> = sketch_values(sketch)
+            .flat_map(|(v, n)| std::iter::repeat_n(v, n as usize))
+            .filter_map(|v| kind.transform(v))
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        let spacing_ms = HOUR_MS / values.len() as f64;
+        // A stride of about 0.618 of the length, coprime with it, visits every value once.
+        let len = values.len();
+        let mut stride = ((len as f64 * 0.618) as usize).max(1);
+        while gcd(stride, len) != 1 {
+            stride += 1;
+        }
+        let learning = self.has_history(start_ms);
+        self.refresh();
+        let n = self.params.window.clamp(1, 16) as usize;
+        let mut surprises: std::collections::VecDeque<(f64, f64)> = Default::default();
+        for i in 0..len {
+            let y = values[(i * stride) % len];
+            if let Some((level, noise)) = self.level.get().filter(|_| learning) {
+                let z = (y - level - season) / noise;
+                let surprise = |p: f64| -p.max(MIN_P).ln();
+                let s = (
+                    surprise(self.deviations.upper(z)),
+                    surprise(self.deviations.lower(z)),
+                );
+                if surprises.len() == n {
+                    surprises.pop_front();
+                }
+                surprises.push_back(s);
+                let (up, down) = surprises
+                    .iter()
+                    .fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+                self.deviations.add(z, 1.0);
+                self.window_up.add(up / n as f64, 1.0);
+                self.window_down.add(down / n as f64, 1.0);
+            }
+            self.learn(y, season, 1.0, spacing_ms);
         }
         self.hour.clear();
-        self.hour.add_sketch(sketch, 1.0);
+        self.hour
+            .extend(values.iter().take(HOUR_VALUES).map(|&y| y as f32));
+        self.last_ms = Some(start_ms + 3_600_000);
         self.since_refresh = REFRESH_EVERY;
     }
 
-    fn judge(&self, value_ms: f64, season: f64) -> Option<LatencyPoint> {
-        let b = self
-            .baseline
-            .filter(|b| b.weight >= self.params.min_samples)?;
-        let expected_ms = b.level_ms * season;
-        let p = &self.params;
-        let by_deviation = expected_ms * (p.threshold * b.scale).exp();
-        let by_change = expected_ms * (1.0 + p.min_change);
-        let by_delta = expected_ms + p.min_delta_ms;
-        let threshold_ms = by_deviation.max(by_change).max(by_delta);
-        let score = (value_ms.max(1e-6) / expected_ms).ln() / b.scale;
-        Some(LatencyPoint {
-            score,
-            anomalous: value_ms > threshold_ms,
-            expected_ms,
-            threshold_ms,
-        })
-    }
-
-    fn track(&mut self, at_ms: i64, value_ms: f64, point: LatencyPoint) -> Option<Transition> {
-        let p = &self.params;
-        let rule = self
-            .rule
-            .push(at_ms, point.anomalous, self.open.is_some(), p.k, p.n, p.m);
-        if let Some(open) = self.open.as_mut().filter(|_| point.anomalous) {
-            open.anomalous_runs += 1;
-            if point.score > open.peak_score {
-                open.peak_score = point.score;
-                open.peak_value = value_ms;
-            }
-        }
-        match rule {
-            Rule::Quiet => None,
-            Rule::Start(start_ms) => {
-                let episode = Episode {
-                    detector: DetectorKind::Latency,
-                    start_ms,
-                    detected_ms: at_ms,
-                    end_ms: None,
-                    peak_score: point.score,
-                    peak_value: value_ms,
-                    baseline: point.expected_ms,
-                    anomalous_runs: p.k,
-                };
-                self.open = Some(episode.clone());
-                Some(Transition::Started(episode))
-            }
-            Rule::End(end_ms) => {
-                let mut episode = self.open.take()?;
-                episode.end_ms = Some(end_ms);
-                Some(Transition::Ended(episode))
-            }
-        }
-    }
-
     /// Closes the hours before `hour`: teaches the seasonal profile the finished hour's
-    /// median, and decays the window by the time that passed.
+    /// median, and decays the learnt distributions by the time that passed.
     fn advance_to(&mut self, hour: i64) {
         let Some(current) = self.current_hour else {
             self.current_hour = Some(hour);
@@ -208,42 +506,49 @@ impl LatencyDetector {
         if hour <= current {
             return;
         }
-        if self.seasonal.is_enabled() && self.hour.total() >= MIN_RUNS_PER_HOUR {
-            self.refresh();
-            if let (Some(b), Some([median])) = (self.baseline, self.hour.quantiles([0.5]))
-                && b.weight >= self.params.min_samples
-            {
-                self.seasonal.learn(current, (median / b.level_ms).ln());
-            }
+        if self.seasonal.is_enabled()
+            && self.hour.len() >= MIN_RUNS_PER_HOUR
+            && let Some((level, _)) = self.level.get()
+        {
+            let mut values: Vec<f64> = self.hour.iter().map(|&y| f64::from(y)).collect();
+            self.seasonal.learn(current, median(&mut values) - level);
         }
         self.hour.clear();
-        let hours = (hour - current) as f64;
-        self.window
-            .decay(0.5f64.powf(hours / self.params.half_life_hours));
+        let factor = 0.5f64.powf((hour - current) as f64 / self.params.half_life_hours);
+        for t in [
+            &mut self.deviations,
+            &mut self.window_up,
+            &mut self.window_down,
+        ] {
+            t.decay(factor);
+        }
         self.current_hour = Some(hour);
         self.since_refresh = REFRESH_EVERY;
     }
 
     fn refresh(&mut self) {
         self.since_refresh = 0;
-        self.baseline = self
-            .window
-            .quantiles([0.25, 0.5, 0.75])
-            .map(|[q1, median, q3]| LatencyBaseline {
-                level_ms: median,
-                scale: ((q3 / q1).ln() / IQR_PER_SIGMA).max(MIN_SCALE),
-                weight: self.window.total(),
-            });
+        for t in [
+            &mut self.deviations,
+            &mut self.window_up,
+            &mut self.window_down,
+        ] {
+            t.refresh();
+        }
     }
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// A sketch's contents as (representative value, count) pairs, zeros included.
-fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, f32)> + '_ {
-    let zeros = (sketch.zeros() > 0).then(|| (0.0, sketch.zeros() as f32));
+fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, u64)> + '_ {
+    let zeros = (sketch.zeros() > 0).then(|| (0.0, sketch.zeros()));
     zeros.into_iter().chain(
         sketch
             .buckets()
-            .map(|(i, n)| (crate::baseline::sketch::bucket_value(i), n as f32)),
+            .map(|(i, n)| (crate::baseline::sketch::bucket_value(i), n)),
     )
 }
 
@@ -251,11 +556,12 @@ fn sketch_values(sketch: &Sketch) -> impl Iterator<Item = (f64, f32)> + '_ {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
-    use rand_distr::{Distribution, LogNormal};
+    use rand_distr::{Distribution, LogNormal, Normal};
 
     use super::*;
     use crate::baseline::test_clock::{DAY_RUNS, MINUTE, T0, at};
-    use crate::journey::{Seasonality, Sensitivity};
+    use crate::baseline::value::ValueKind;
+    use crate::journey::{Direction, Seasonality, Sensitivity};
 
     fn params(seasonality: Seasonality) -> LatencyParams {
         LatencyParams {
@@ -266,6 +572,26 @@ mod tests {
 
     fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
         LogNormal::new(median.ln(), sigma).unwrap().sample(rng)
+    }
+
+    /// Feeds `runs` runs from `from`, the value of each from `value(run)`: the transitions.
+    fn feed(
+        d: &mut LatencyDetector,
+        runs: std::ops::Range<i64>,
+        mut value: impl FnMut(i64) -> f64,
+    ) -> Vec<(i64, Transition)> {
+        runs.filter_map(|run| d.observe(at(run), value(run)).1.map(|t| (run, t)))
+            .collect()
+    }
+
+    fn starts(transitions: &[(i64, Transition)]) -> Vec<(i64, Episode)> {
+        transitions
+            .iter()
+            .filter_map(|(run, t)| match t {
+                Transition::Started(e) => Some((*run, e.clone())),
+                Transition::Ended(_) => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -282,11 +608,11 @@ mod tests {
                 first_judged = Some(run);
             }
         }
-        // Minute runs reach 60 samples within the first hour: the 48 h of history decide.
-        assert_eq!(
-            first_judged,
-            Some(2 * DAY_RUNS),
-            "judged from exactly 48 h on"
+        // Deviations are learnt from 48 h on; judging starts once 60 are.
+        let first_judged = first_judged.unwrap();
+        assert!(
+            (2 * DAY_RUNS + 60..2 * DAY_RUNS + 63).contains(&first_judged),
+            "judged from 49 h on: {first_judged}"
         );
 
         // Without the history requirement, the sample count decides: not before 60 runs.
@@ -301,10 +627,11 @@ mod tests {
                     .is_some()
             })
             .expect("judged within 200 runs");
-        assert!((60..=80).contains(&first), "first judged run {first}");
+        assert!((60..=100).contains(&first), "first judged run {first}");
         assert!(d.baseline().unwrap().weight >= 60.0);
 
-        // Sparse runs (every 30 min): a day of history holds only 48 runs, not enough.
+        // Sparse runs (every 30 min): two days of history hold only 96 runs, enough; one does
+        // not count.
         let mut d = LatencyDetector::new(params(Seasonality::Off));
         let first = (0..500)
             .find(|&run| {
@@ -313,7 +640,7 @@ mod tests {
                     .is_some()
             })
             .expect("judged eventually");
-        assert!(first > 60, "first judged sparse run {first}");
+        assert!(first >= 96 + 60, "first judged sparse run {first}");
     }
 
     #[test]
@@ -322,25 +649,21 @@ mod tests {
         let mut d = LatencyDetector::new(params(Seasonality::Off));
         let shift = 3 * DAY_RUNS;
         let recovery = shift + 30;
-        let mut started = Vec::new();
-        let mut ended = Vec::new();
-        for run in 0..recovery + 60 {
+        let mut likelihoods = Vec::new();
+        let transitions = feed(&mut d, 0..recovery + 60, |run| {
             let median = if (shift..recovery).contains(&run) {
                 200.0
             } else {
                 100.0
             };
-            let (point, transition) = d.observe(at(run), lognormal(&mut rng, median, 0.1));
-            if run >= shift && run < recovery {
-                assert!(point.unwrap().anomalous, "shifted run {run}: {point:?}");
-            }
-            match transition {
-                Some(Transition::Started(e)) => started.push((run, e)),
-                Some(Transition::Ended(e)) => ended.push((run, e)),
-                None => {}
-            }
+            lognormal(&mut rng, median, 0.1)
+        });
+        for run in recovery + 60..recovery + 120 {
+            let (point, _) = d.observe(at(run), lognormal(&mut rng, 100.0, 0.1));
+            likelihoods.push(point.unwrap().likelihood);
         }
-        assert_eq!(started.len(), 1, "{started:?}");
+        let started = starts(&transitions);
+        assert_eq!(started.len(), 1, "{transitions:?}");
         let (run, e) = &started[0];
         assert!((shift..shift + 5).contains(run), "detected at run {run}");
         assert_eq!(e.detector, DetectorKind::Latency);
@@ -349,57 +672,181 @@ mod tests {
         assert!((e.baseline - 100.0).abs() < 5.0, "{e:?}");
         assert!(e.end_ms.is_none());
 
+        let ended: Vec<_> = transitions
+            .iter()
+            .filter(|(_, t)| matches!(t, Transition::Ended(_)))
+            .collect();
         assert_eq!(ended.len(), 1, "{ended:?}");
-        let (run, e) = &ended[0];
+        let (run, Transition::Ended(e)) = ended[0] else {
+            unreachable!()
+        };
         // m = 5 normal runs in a row end it; it ended at the first of them.
         assert_eq!(*run, recovery + 4);
         assert_eq!(e.end_ms, Some(at(recovery)));
-        assert_eq!(e.start_ms, started[0].1.start_ms);
         assert!(e.anomalous_runs >= 25, "{e:?}");
         assert!(e.peak_value > 180.0, "{e:?}");
         assert!(d.open_episode().is_none());
+        // Back to normal, the likelihood is unremarkable again.
+        let high = likelihoods.iter().filter(|&&l| l > 0.999).count();
+        assert!(high <= 1, "{high} of 60 normal runs above 0.999");
     }
 
     #[test]
-    fn isolated_slow_runs_never_start_an_episode() {
+    fn a_habit_of_slow_runs_is_learnt_but_a_new_spike_opens_an_episode_alone() {
         let mut rng = StdRng::seed_from_u64(3);
         let mut d = LatencyDetector::new(params(Seasonality::Off));
-        let mut flagged = 0;
-        for run in 0..5 * DAY_RUNS {
-            let slow = run % 60 == 59;
-            let v = lognormal(&mut rng, 100.0, 0.1) * if slow { 5.0 } else { 1.0 };
-            let (point, transition) = d.observe(at(run), v);
-            assert!(transition.is_none(), "run {run}: {transition:?}");
-            if slow && point.is_some_and(|p| p.anomalous) {
-                flagged += 1;
-            }
-        }
-        // The slow runs themselves are anomalous (3 days judged): only the episode rule holds.
-        assert!(flagged >= 3 * 24 - 1, "{flagged} slow runs flagged");
+        // Every hour one run is five times slower: routine for this step.
+        let transitions = feed(&mut d, 0..5 * DAY_RUNS, |run| {
+            let slow = if run % 60 == 59 { 5.0 } else { 1.0 };
+            lognormal(&mut rng, 100.0, 0.1) * slow
+        });
+        assert!(starts(&transitions).is_empty(), "{transitions:?}");
+
+        // A calm step's first run ten times slower than usual is an episode on its own.
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let spike = 3 * DAY_RUNS;
+        let transitions = feed(&mut d, 0..spike + 30, |run| {
+            lognormal(&mut rng, 100.0, 0.1) * if run == spike { 10.0 } else { 1.0 }
+        });
+        let started = starts(&transitions);
+        assert_eq!(started.len(), 1, "{transitions:?}");
+        assert_eq!(started[0].0, spike);
+        assert_eq!(started[0].1.start_ms, at(spike));
+        // A moderate lone outlier (+60 %, 4.7 σ) is not.
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let transitions = feed(&mut d, 0..spike + 30, |run| {
+            lognormal(&mut rng, 100.0, 0.1) * if run == spike { 1.6 } else { 1.0 }
+        });
+        assert!(starts(&transitions).is_empty(), "{transitions:?}");
     }
 
     #[test]
-    fn a_tiny_absolute_step_is_not_anomalous() {
+    fn drops_are_their_own_episodes_when_watched() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let drop = 3 * DAY_RUNS;
+        let series = |rng: &mut StdRng| -> Vec<f64> {
+            (0..drop + 60)
+                .map(|run| lognormal(rng, if run >= drop { 40.0 } else { 100.0 }, 0.1))
+                .collect()
+        };
+        let values = series(&mut rng);
+        let run_with = |direction: Direction| {
+            let mut d = LatencyDetector::new(LatencyParams {
+                direction,
+                ..params(Seasonality::Off)
+            });
+            starts(&feed(&mut d, 0..drop + 60, |run| values[run as usize]))
+        };
+        assert!(
+            run_with(Direction::Up).is_empty(),
+            "a faster step is not a slowdown"
+        );
+        for direction in [Direction::Down, Direction::Both] {
+            let started = run_with(direction);
+            assert_eq!(started.len(), 1, "{direction:?}: {started:?}");
+            assert_eq!(started[0].1.detector, DetectorKind::LatencyDrop);
+            assert!(started[0].0 < drop + 5, "{started:?}");
+        }
+    }
+
+    #[test]
+    fn the_minimum_change_is_relative_and_an_absolute_floor_is_optional() {
         let mut rng = StdRng::seed_from_u64(4);
+        let run = |min_delta: f64, rng: &mut StdRng| {
+            let mut d = LatencyDetector::new(LatencyParams {
+                min_delta,
+                ..params(Seasonality::Off)
+            });
+            let judged = 2 * DAY_RUNS + 120;
+            for run in 0..judged {
+                d.observe(at(run), lognormal(rng, 2.0, 0.05));
+            }
+            // 10 % slower, three times: many deviations away, but below the 20 % minimum
+            // change.
+            for run in judged..judged + 3 {
+                let p = d.observe(at(run), 2.2).0.expect("judged");
+                assert!(p.score > 1.5 && !p.anomalous, "{p:?}");
+            }
+            for run in judged + 3..judged + 5 {
+                d.observe(at(run), 3.0);
+            }
+            d.observe(at(judged + 5), 3.0).0.unwrap()
+        };
+        // A 2 ms step that takes 3 ms three times is 50 % slower: anomalous, whatever its
+        // size...
+        let p = run(0.0, &mut rng);
+        assert!(p.anomalous && p.score > 5.0, "{p:?}");
+        // ...unless an absolute minimum is asked for, which then sets the threshold.
+        let p = run(5.0, &mut rng);
+        assert!(!p.anomalous, "{p:?}");
+        assert!(
+            (p.threshold_ms - (p.expected_ms + 5.0)).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn gauges_below_zero_and_mostly_idle_counters_are_modelled() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let normal = Normal::new(-3.0, 0.5).unwrap();
+        let shift = 3 * DAY_RUNS;
+        let mut gauge = LatencyDetector::new(LatencyParams {
+            kind: ValueKind::Gauge,
+            direction: Direction::Both,
+            ..params(Seasonality::Off)
+        });
+        let transitions = feed(&mut gauge, 0..shift + 30, |run| {
+            normal.sample(&mut rng) + if run >= shift { 4.0 } else { 0.0 }
+        });
+        let started = starts(&transitions);
+        assert_eq!(started.len(), 1, "{transitions:?}");
+        assert!(started[0].0 < shift + 5);
+        assert!((gauge.baseline().unwrap().level_ms + 3.0).abs() < 0.5);
+
+        // A queue that is empty 90 % of the time with bursts of up to 8: no episodes, until
+        // a burst ten times larger than any before.
+        let mut counter = LatencyDetector::new(LatencyParams {
+            kind: ValueKind::Count,
+            ..params(Seasonality::Off)
+        });
+        use rand::Rng;
+        let transitions = feed(&mut counter, 0..shift, |_| {
+            if rng.random_bool(0.1) {
+                f64::from(rng.random_range(1..=8))
+            } else {
+                0.0
+            }
+        });
+        assert!(starts(&transitions).is_empty(), "{transitions:?}");
+        let (p, t) = counter.observe(at(shift), 80.0);
+        assert!(p.unwrap().likelihood > 0.9999, "{p:?}");
+        assert!(matches!(t, Some(Transition::Started(_))), "{t:?}");
+    }
+
+    #[test]
+    fn a_permanent_shift_is_relearnt_as_the_new_normal() {
+        let mut rng = StdRng::seed_from_u64(9);
         let mut d = LatencyDetector::new(params(Seasonality::Off));
-        for run in 0..2 * DAY_RUNS {
-            d.observe(at(run), lognormal(&mut rng, 2.0, 0.05));
-        }
-        for run in 2 * DAY_RUNS..2 * DAY_RUNS + 30 {
-            let (point, transition) = d.observe(at(run), 3.0);
-            let p = point.expect("judged");
-            assert!(p.score > 5.0, "many deviations away: {p:?}");
-            assert!(!p.anomalous, "only 1 ms slower: {p:?}");
-            // The 5 ms floor sets the threshold.
-            assert!(
-                (p.threshold_ms - (p.expected_ms + 5.0)).abs() < 1e-9,
-                "{p:?}"
-            );
-            assert!(transition.is_none());
-        }
-        // Above the floor, it is.
-        let (p, _) = d.observe(at(2 * DAY_RUNS + 30), 8.0);
-        assert!(p.unwrap().anomalous);
+        let shift = 3 * DAY_RUNS;
+        let transitions = feed(&mut d, 0..shift + DAY_RUNS, |run| {
+            lognormal(&mut rng, if run >= shift { 180.0 } else { 100.0 }, 0.1)
+        });
+        let started = starts(&transitions);
+        assert_eq!(
+            started.len(),
+            1,
+            "one episode, then the new level: {transitions:?}"
+        );
+        let ended: Vec<i64> = transitions
+            .iter()
+            .filter(|(_, t)| matches!(t, Transition::Ended(_)))
+            .map(|(run, _)| *run)
+            .collect();
+        let relearn = i64::from(params(Seasonality::Off).relearn_runs);
+        assert_eq!(ended.len(), 1, "{transitions:?}");
+        assert!(ended[0] <= started[0].0 + relearn, "ended at {}", ended[0]);
+        let level = d.baseline().unwrap().level_ms;
+        assert!((level - 180.0).abs() < 10.0, "{level}");
     }
 
     #[test]
@@ -426,44 +873,51 @@ mod tests {
         }
         let (a, b) = (live.baseline().unwrap(), warmed.baseline().unwrap());
         assert!(
-            (a.level_ms - b.level_ms).abs() / a.level_ms < 0.02,
+            (a.level_ms - b.level_ms).abs() / a.level_ms < 0.03,
             "{a:?} vs {b:?}"
         );
         assert!(
-            (a.weight - b.weight).abs() / a.weight < 0.01,
+            (a.weight - b.weight).abs() / a.weight < 0.05,
             "{a:?} vs {b:?}"
         );
         assert!((a.scale - b.scale).abs() < 0.02, "{a:?} vs {b:?}");
-        // Decay matters: the level is well above the unweighted median of the whole history.
-        assert!(a.level_ms > 130.0, "{a:?}");
-        // The warmed-up detector judges at once (its history started 72 h ago).
-        let (point, _) = warmed.observe(at(3 * DAY_RUNS), 400.0);
-        assert!(point.unwrap().anomalous);
-    }
-
-    fn episodes_on_days_4_to_6(seasonality: Seasonality) -> usize {
-        let mut rng = StdRng::seed_from_u64(6);
-        let mut d = LatencyDetector::new(params(seasonality));
-        let mut started = 0;
-        for run in 0..7 * DAY_RUNS {
-            let hour_of_day = (run / 60) % 24;
-            let median = if (12..18).contains(&hour_of_day) {
-                160.0
-            } else {
-                100.0
-            };
-            let (_, transition) = d.observe(at(run), lognormal(&mut rng, median, 0.1));
-            if run >= 4 * DAY_RUNS && matches!(transition, Some(Transition::Started(_))) {
-                started += 1;
-            }
+        // The level follows the drift: well above the median of the whole history.
+        assert!(a.level_ms > 145.0, "{a:?}");
+        // Both judge at once (the history started 72 h ago) and alike: three times slower
+        // runs open an episode within the likelihood's window.
+        for d in [&mut live, &mut warmed] {
+            let t = feed(d, 3 * DAY_RUNS..3 * DAY_RUNS + 5, |_| 480.0);
+            assert_eq!(starts(&t).len(), 1, "{t:?}");
         }
-        started
     }
 
     #[test]
     fn daily_seasonality_learns_slow_afternoons() {
-        assert_eq!(episodes_on_days_4_to_6(Seasonality::Daily), 0);
-        let off = episodes_on_days_4_to_6(Seasonality::Off);
-        assert!(off >= 1, "{off} episodes without seasonality");
+        // Afternoons (12:00–18:00) run at 160 ms, other hours at 100 ms. On day 5, a morning
+        // at 160 ms is an anomaly for a detector that knows mornings are fast.
+        let morning_episodes = |seasonality: Seasonality| {
+            let mut rng = StdRng::seed_from_u64(6);
+            let mut d = LatencyDetector::new(params(seasonality));
+            let slow_morning = 4 * DAY_RUNS + 9 * 60..4 * DAY_RUNS + 10 * 60;
+            let transitions = feed(&mut d, 0..5 * DAY_RUNS, |run| {
+                let hour_of_day = (run / 60) % 24;
+                let slow = (12..18).contains(&hour_of_day) || slow_morning.contains(&run);
+                lognormal(&mut rng, if slow { 160.0 } else { 100.0 }, 0.05)
+            });
+            let started = starts(&transitions);
+            let before = started
+                .iter()
+                .filter(|(run, _)| *run < slow_morning.start)
+                .count();
+            let during = started
+                .iter()
+                .filter(|(run, _)| slow_morning.contains(run))
+                .count();
+            (before, during)
+        };
+        assert_eq!(morning_episodes(Seasonality::Daily), (0, 1));
+        // Without seasonality, the level follows the day and afternoons raise false alarms.
+        let (before, _) = morning_episodes(Seasonality::Off);
+        assert!(before >= 1, "{before} false episodes without seasonality");
     }
 }

@@ -12,15 +12,17 @@
 
 mod episode;
 mod failure;
-mod histogram;
 mod latency;
+mod level;
 mod params;
 pub mod replay;
 mod seasonal;
 pub mod shift;
 pub mod sketch;
+mod tail;
 #[cfg(test)]
 mod test_clock;
+mod value;
 
 use serde::Serialize;
 
@@ -28,6 +30,7 @@ pub use episode::{DetectorKind, Episode, EpisodeEvent, SeriesKey, StoredEpisode,
 pub use failure::{FailureDetector, FailurePoint, binomial_tail};
 pub use latency::{LatencyBaseline, LatencyDetector, LatencyPoint};
 pub use params::{DetectorParams, FailureParams, LatencyParams, ShiftParams};
+pub use value::ValueKind;
 
 /// Both detectors of one series.
 #[derive(Debug, Clone)]
@@ -67,8 +70,8 @@ impl SeriesDetector {
         self.failure.set_params(params.failure);
     }
 
-    /// Memory held by the series' detectors: bounded by the number of 1 % buckets its
-    /// latencies span, plus a fixed part (seasonal slots, recent runs).
+    /// Memory held by the series' detectors: fixed (distributions, seasonal slots, recent
+    /// runs) but for the values of the current hour.
     pub fn memory_bytes(&self) -> usize {
         self.latency.memory_bytes() + std::mem::size_of::<FailureDetector>()
     }

@@ -4,30 +4,46 @@
 
 use std::time::Duration;
 
-use crate::journey::{AnomalySettings, Seasonality, Sensitivity};
+use super::value::ValueKind;
+use crate::journey::{AnomalySettings, Direction, Seasonality, Sensitivity};
 
-/// Parameters of the latency detector (one series: journey × step × location).
+/// Parameters of the latency (or any value) detector of one series: journey × step ×
+/// location in the service, one CSV column in replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyParams {
-    /// A run is anomalous above `expected · e^(threshold · scale)` (robust deviations in log
-    /// space, where latency noise is close to symmetric)...
-    pub threshold: f64,
-    /// ...and at least this much slower, relatively (0.2 = 20 %)...
-    pub min_change: f64,
-    /// ...and in absolute terms (milliseconds).
-    pub min_delta_ms: f64,
-    /// An episode starts when `k` of the last `n` runs are anomalous...
-    pub k: u32,
-    pub n: u32,
-    /// ...and ends after `m` consecutive normal runs.
+    pub kind: ValueKind,
+    pub direction: Direction,
+    /// An episode opens when a run's anomaly likelihood reaches `1 − open_p`: when the recent
+    /// runs together, or the run alone (see `spike_ratio`), are this improbable under the
+    /// learnt model.
+    pub open_p: f64,
+    /// A run alone must be this many times more improbable than `open_p` to open an episode on
+    /// its own (a spike); several moderately unusual runs in a row need not be.
+    pub spike_ratio: f64,
+    /// Runs whose own tail probability is at most this count as anomalous inside an episode...
+    pub point_p: f64,
+    /// ...and the episode ends after `m` runs in a row that are not.
     pub m: u32,
-    /// No judgement before the baseline holds this much (decayed) weight...
+    /// How many recent runs the likelihood combines (at most 16).
+    pub window: u32,
+    /// Smallest change worth flagging, relative to the expected value (latency and counts:
+    /// 0.2 = 20 % slower, or faster by the same ratio)...
+    pub min_change: f64,
+    /// ...and in the series' own unit (milliseconds for latency); 0 for none.
+    pub min_delta: f64,
+    /// No judgement before this many runs have been learnt...
     pub min_samples: f64,
-    /// ...and has seen this much history: two days, so that the daily pattern is known
-    /// before anything is judged (a first morning says nothing of the evening).
+    /// ...and this much history: two days, so that the daily pattern is known before anything
+    /// is judged (a first morning says nothing of the evening).
     pub min_history_hours: f64,
-    /// Half-life of the rolling window: older runs weigh less, halving every this many hours.
+    /// Half-life of the level (hours): a slow drift is followed within about this long.
+    pub level_half_life_hours: f64,
+    /// Half-life of the noise and of the learnt distribution of deviations (hours).
     pub half_life_hours: f64,
+    /// An episode whose runs have stayed anomalous for this many runs is a new regime: the
+    /// level is re-learnt from the recent runs and the episode ends (the digest still reports
+    /// the change against the previous period).
+    pub relearn_runs: u32,
     pub seasonality: Seasonality,
 }
 
@@ -75,22 +91,27 @@ const HALF_LIFE_HOURS: f64 = 84.0;
 
 impl LatencyParams {
     pub fn preset(sensitivity: Sensitivity) -> Option<LatencyParams> {
-        let (threshold, min_change, k, n) = match sensitivity {
+        let (open_p, min_change) = match sensitivity {
             Sensitivity::Off => return None,
-            Sensitivity::Low => (4.0, 0.3, 4, 5),
-            Sensitivity::Medium => (3.0, 0.2, 3, 5),
-            Sensitivity::High => (2.5, 0.15, 3, 5),
+            Sensitivity::Low => (1e-6, 0.3),
+            Sensitivity::Medium => (1e-5, 0.2),
+            Sensitivity::High => (1e-4, 0.15),
         };
         Some(LatencyParams {
-            threshold,
-            min_change,
-            min_delta_ms: 5.0,
-            k,
-            n,
+            kind: ValueKind::Latency,
+            direction: Direction::Up,
+            open_p,
+            spike_ratio: 0.01,
+            point_p: 0.01,
             m: 5,
+            window: 5,
+            min_change,
+            min_delta: 0.0,
             min_samples: 60.0,
             min_history_hours: 48.0,
+            level_half_life_hours: 6.0,
             half_life_hours: HALF_LIFE_HOURS,
+            relearn_runs: 120,
             seasonality: Seasonality::default(),
         })
     }
@@ -144,11 +165,14 @@ impl DetectorParams {
         if let Some(s) = settings.seasonality {
             latency.seasonality = s;
         }
+        if let Some(d) = settings.direction {
+            latency.direction = d;
+        }
         if let Some(c) = settings.min_change {
             latency.min_change = c;
         }
         if let Some(d) = settings.min_delta {
-            latency.min_delta_ms = duration_ms(d);
+            latency.min_delta = duration_ms(d);
         }
         Some(DetectorParams { latency, failure })
     }

@@ -1,13 +1,15 @@
 //! `waymark anomaly replay`: runs the production detectors over a CSV history so users can
 //! see what each sensitivity would have flagged, and so the detectors can be evaluated.
 //!
-//! Input rows are `timestamp,value[,ok]`: RFC 3339 or unix seconds, a latency in
-//! milliseconds, and optionally 1/0 for passed/failed. Output timestamps keep the input's
-//! own form (unix seconds stay numbers).
+//! Input rows are `timestamp,value[,ok]`: RFC 3339 or unix seconds, any finite number (a
+//! latency in milliseconds, a count, a gauge: see [`ValueKind`]), and optionally 1/0 for
+//! passed/failed. Output timestamps keep the input's own form (unix seconds stay numbers).
 
 use serde::Serialize;
 
-use super::{DetectorKind, DetectorParams, Episode, SeriesDetector, Transition};
+use super::{
+    DetectorKind, DetectorParams, Episode, Observation, SeriesDetector, Transition, ValueKind,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {message}")]
@@ -72,8 +74,8 @@ pub fn parse_csv(text: &str) -> Result<Vec<Row>, CsvError> {
         let value = fields[1]
             .parse::<f64>()
             .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| err(format!("`{}` is not a latency in milliseconds", fields[1])))?;
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| err(format!("`{}` is not a number", fields[1])))?;
         let ok = match fields.get(2) {
             None | Some(&"1") | Some(&"true") => true,
             Some(&"0") | Some(&"false") => false,
@@ -106,19 +108,28 @@ fn parse_stamp(text: &str) -> Option<(Stamp, i64)> {
     Some((Stamp::Text(text.to_string()), t.timestamp_millis()))
 }
 
-/// A run either detector flagged.
+/// A judged run: every run with `--all-points`, else only those either detector flagged.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlaggedPoint {
     pub timestamp: Stamp,
     pub value: f64,
     pub ok: bool,
-    pub detector: DetectorKind,
-    pub score: f64,
-    /// Latency: what the baseline expected, and the latency above which a run is flagged.
+    /// The larger of the detectors' anomaly likelihoods, in [0, 1] (0 while warming up).
+    pub likelihood: f64,
+    pub anomalous: bool,
+    /// The detector behind `likelihood`; absent while both are warming up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Value detector: what the baseline expected, and the values beyond which a run alone
+    /// is anomalous (absent on a side that is not watched).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_threshold_ms: Option<f64>,
     /// Failure rate: failures among the recent runs, and the baseline rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recent_failures: Option<u32>,
@@ -126,6 +137,55 @@ pub struct FlaggedPoint {
     pub recent_runs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_rate: Option<f64>,
+}
+
+impl FlaggedPoint {
+    fn of(row: &Row, obs: &Observation) -> FlaggedPoint {
+        let finite = |v: f64| Some(v).filter(|v| v.is_finite());
+        let latency = obs.latency.map(|p| (p.likelihood, p));
+        let failure = obs.failure.map(|p| (1.0 - 10f64.powf(-p.score), p));
+        let mut point = FlaggedPoint {
+            timestamp: row.stamp.clone(),
+            value: row.value,
+            ok: row.ok,
+            likelihood: 0.0,
+            anomalous: obs.is_anomalous(),
+            detector: None,
+            score: None,
+            expected_ms: None,
+            threshold_ms: None,
+            lower_threshold_ms: None,
+            recent_failures: None,
+            recent_runs: None,
+            baseline_rate: None,
+        };
+        if let Some((likelihood, p)) = latency {
+            point.likelihood = likelihood;
+            point.detector = Some(if p.score < 0.0 {
+                DetectorKind::LatencyDrop
+            } else {
+                DetectorKind::Latency
+            });
+            point.score = Some(p.score);
+            point.expected_ms = Some(p.expected_ms);
+            point.threshold_ms = finite(p.threshold_ms);
+            point.lower_threshold_ms = finite(p.lower_threshold_ms);
+        }
+        if let Some((likelihood, p)) = failure {
+            point.recent_failures = Some(p.recent_failures);
+            point.recent_runs = Some(p.recent_runs);
+            point.baseline_rate = Some(p.baseline_rate);
+            // The failure detector speaks for the run when it is the more certain, or the
+            // one that flagged it.
+            let flagged_here = p.anomalous && !obs.latency.is_some_and(|l| l.anomalous);
+            if point.detector.is_none() || likelihood > point.likelihood || flagged_here {
+                point.likelihood = point.likelihood.max(likelihood);
+                point.detector = Some(DetectorKind::FailureRate);
+                point.score = Some(p.score);
+            }
+        }
+        point
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,39 +209,28 @@ pub struct Report {
     pub episodes: Vec<ReplayEpisode>,
 }
 
+/// What to replay with.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub params: DetectorParams,
+    /// Report every row, not only the flagged ones.
+    pub all_points: bool,
+}
+
+/// The value kind rows fit when none is given: a gauge when any value is negative.
+pub fn guess_kind(rows: &[Row]) -> ValueKind {
+    ValueKind::guess(rows.iter().map(|r| r.value))
+}
+
 /// Runs one [`SeriesDetector`] over `rows` (already in time order).
-pub fn replay(rows: &[Row], params: DetectorParams) -> Report {
-    let mut detector = SeriesDetector::new(params);
+pub fn replay(rows: &[Row], options: Options) -> Report {
+    let mut detector = SeriesDetector::new(options.params);
     let mut points = Vec::new();
     let mut episodes: Vec<(Episode, usize)> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let obs = detector.observe(row.at_ms, row.value, row.ok);
-        let flagged = |detector, score| FlaggedPoint {
-            timestamp: row.stamp.clone(),
-            value: row.value,
-            ok: row.ok,
-            detector,
-            score,
-            expected_ms: None,
-            threshold_ms: None,
-            recent_failures: None,
-            recent_runs: None,
-            baseline_rate: None,
-        };
-        if let Some(p) = obs.latency.filter(|p| p.anomalous) {
-            points.push(FlaggedPoint {
-                expected_ms: Some(p.expected_ms),
-                threshold_ms: Some(p.threshold_ms),
-                ..flagged(DetectorKind::Latency, p.score)
-            });
-        }
-        if let Some(p) = obs.failure.filter(|p| p.anomalous) {
-            points.push(FlaggedPoint {
-                recent_failures: Some(p.recent_failures),
-                recent_runs: Some(p.recent_runs),
-                baseline_rate: Some(p.baseline_rate),
-                ..flagged(DetectorKind::FailureRate, p.score)
-            });
+        if options.all_points || obs.is_anomalous() {
+            points.push(FlaggedPoint::of(row, &obs));
         }
         for t in obs.transitions {
             match t {
@@ -202,7 +251,7 @@ pub fn replay(rows: &[Row], params: DetectorParams) -> Report {
     // take peaks from the detectors for those.
     for (e, _) in episodes.iter_mut().filter(|(e, _)| e.end_ms.is_none()) {
         let open = match e.detector {
-            DetectorKind::Latency => detector.latency.open_episode(),
+            DetectorKind::Latency | DetectorKind::LatencyDrop => detector.latency.open_episode(),
             DetectorKind::FailureRate => detector.failure.open_episode(),
         };
         if let Some(open) = open {
@@ -238,24 +287,31 @@ pub fn render_text(report: &Report, rows: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for p in &report.points {
+        let flag = if p.anomalous { "flagged" } else { "judged " };
+        let score = p.score.map_or("-".to_string(), |s| format!("{s:.2}"));
         let _ = match p.detector {
-            DetectorKind::Latency => writeln!(
+            None => writeln!(out, "warming  {}  {:.3}", p.timestamp, p.value),
+            Some(DetectorKind::FailureRate) => writeln!(
                 out,
-                "flagged  {}  latency       {:.3} ms, expected {:.3} ms, threshold {:.3} ms, score {:.2}",
-                p.timestamp,
-                p.value,
-                p.expected_ms.unwrap_or(0.0),
-                p.threshold_ms.unwrap_or(0.0),
-                p.score
-            ),
-            DetectorKind::FailureRate => writeln!(
-                out,
-                "flagged  {}  failure_rate  {}/{} recent runs failed, baseline rate {:.2} %, score {:.2}",
+                "{flag}  {}  failure_rate  {}/{} recent runs failed, baseline rate {:.2} %, likelihood {:.6}, score {score}",
                 p.timestamp,
                 p.recent_failures.unwrap_or(0),
                 p.recent_runs.unwrap_or(0),
                 100.0 * p.baseline_rate.unwrap_or(0.0),
-                p.score
+                p.likelihood,
+            ),
+            Some(kind) => writeln!(
+                out,
+                "{flag}  {}  {:<12}  {:.3}, expected {:.3}, thresholds {} .. {}, likelihood {:.6}, score {score}",
+                p.timestamp,
+                kind.as_str(),
+                p.value,
+                p.expected_ms.unwrap_or(0.0),
+                p.lower_threshold_ms
+                    .map_or("-".to_string(), |t| format!("{t:.3}")),
+                p.threshold_ms
+                    .map_or("-".to_string(), |t| format!("{t:.3}")),
+                p.likelihood,
             ),
         };
     }
@@ -265,10 +321,9 @@ pub fn render_text(report: &Report, rows: usize) -> String {
             .as_ref()
             .map_or("(open)".to_string(), ToString::to_string);
         let (peak_value, baseline) = match e.detector {
-            DetectorKind::Latency => (
-                format!("{:.3} ms", e.peak_value),
-                format!("{:.3} ms", e.baseline),
-            ),
+            DetectorKind::Latency | DetectorKind::LatencyDrop => {
+                (format!("{:.3}", e.peak_value), format!("{:.3}", e.baseline))
+            }
             DetectorKind::FailureRate => (
                 format!("{:.1} % failing", 100.0 * e.peak_value),
                 format!("{:.2} %", 100.0 * e.baseline),
@@ -291,7 +346,7 @@ pub fn render_text(report: &Report, rows: usize) -> String {
     let _ = writeln!(
         out,
         "{rows} rows, {} points flagged, {} episodes",
-        report.points.len(),
+        report.points.iter().filter(|p| p.anomalous).count(),
         report.episodes.len()
     );
     out

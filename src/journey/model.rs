@@ -143,11 +143,36 @@ pub enum Seasonality {
     Weekly,
 }
 
+crate::words::words! {
+    /// Which way a change must go to be an anomaly. Latency defaults to `Up`: a faster step is
+    /// rarely a page, but `both` also catches a dependency that starts answering fast with
+    /// errors or empty results.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Direction {
+        #[default]
+        Up,
+        Down,
+        Both,
+    }
+}
+
+impl Direction {
+    pub fn watches_up(self) -> bool {
+        matches!(self, Direction::Up | Direction::Both)
+    }
+
+    pub fn watches_down(self) -> bool {
+        matches!(self, Direction::Down | Direction::Both)
+    }
+}
+
 /// The `anomaly:` block of a journey or step; `None` means "inherit, then default".
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct AnomalySettings {
     pub sensitivity: Option<Sensitivity>,
     pub seasonality: Option<Seasonality>,
+    pub direction: Option<Direction>,
     /// Smallest relative slowdown worth flagging (0.2 = 20 %).
     pub min_change: Option<f64>,
     /// Smallest absolute slowdown worth flagging.
@@ -160,6 +185,7 @@ impl AnomalySettings {
         AnomalySettings {
             sensitivity: self.sensitivity.or(outer.sensitivity),
             seasonality: self.seasonality.or(outer.seasonality),
+            direction: self.direction.or(outer.direction),
             min_change: self.min_change.or(outer.min_change),
             min_delta: self.min_delta.or(outer.min_delta),
         }

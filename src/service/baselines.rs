@@ -108,7 +108,9 @@ impl Engine {
         for stored in open {
             if let Some(t) = self.series.get_mut(&stored.series) {
                 match stored.detector {
-                    DetectorKind::Latency => t.detector.latency.resume(stored.episode()),
+                    DetectorKind::Latency | DetectorKind::LatencyDrop => {
+                        t.detector.latency.resume(stored.episode())
+                    }
                     DetectorKind::FailureRate => t.detector.failure.resume(stored.episode()),
                 }
                 t.open.insert(stored.detector, stored.id);
@@ -273,7 +275,10 @@ mod tests {
         let j = journey();
         let mut engine = Engine::new(store.clone());
         let mut rng = StdRng::seed_from_u64(21);
-        for minute in 0..2 * DAY_RUNS {
+        // Two days of history, then the hours in which the detector learns how far runs
+        // deviate (judging starts after that).
+        let judged = 2 * DAY_RUNS + 120;
+        for minute in 0..judged {
             let events = engine
                 .observe(&j, &run(minute, normal_ms(&mut rng)))
                 .await
@@ -282,7 +287,7 @@ mod tests {
         }
         assert_eq!(engine.len(), 1, "the `anomaly: off` step is not tracked");
 
-        let slow = 2 * DAY_RUNS;
+        let slow = judged;
         let started = observe(&mut engine, &j, slow..slow + 10, || 400.0).await;
         assert_eq!(started.len(), 1, "{started:?}");
         let ev = &started[0];
@@ -325,7 +330,8 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let j = journey();
         let mut rng = StdRng::seed_from_u64(22);
-        let history: Vec<RunRecord> = (0..2 * DAY_RUNS)
+        let judged = 2 * DAY_RUNS + 120;
+        let history: Vec<RunRecord> = (0..judged)
             .map(|minute| RunRecord {
                 result: run(minute, normal_ms(&mut rng)),
                 planned_at: at(minute),
@@ -337,7 +343,7 @@ mod tests {
             store.runs().record_now(chunk).await;
         }
 
-        let slow = 2 * DAY_RUNS;
+        let slow = judged;
         let mut engine = Engine::new(store.clone());
         assert_eq!(engine.warm_up(&[&j], at(slow)).await.unwrap(), 1);
         // Warmed up from rollups only: the first slow runs are judged at once.

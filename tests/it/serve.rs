@@ -403,15 +403,19 @@ async fn serve_warms_baselines_from_rollups_and_ends_a_resumed_anomaly_with_norm
     use waymark::baseline::{DetectorKind, Episode};
 
     let srv = TestServer::start().await;
-    let dir = setup(&[(
-        "steady.yaml",
-        journey("steady", &format!("{}/json", srv.base)),
-    )]);
-    // Two days of history (one run every 10 minutes, ~1 ms like the local server answers)
-    // and an episode left open by a previous process.
+    // Local answers take a millisecond or two, whatever the history says: only changes of
+    // 5 ms or more matter here (the option for steps this fast).
+    let yaml = format!(
+        "{}    anomaly: {{ min_delta: 5ms }}\n",
+        journey("steady", &format!("{}/json", srv.base))
+    );
+    let dir = setup(&[("steady.yaml", yaml)]);
+    // Three days of history (one run every 10 minutes, ~1 ms like the local server answers;
+    // the third day teaches the detector how far runs deviate) and an episode left open by a
+    // previous process.
     let store = Store::connect(&db_url(dir.path())).await.unwrap();
     let now = chrono::Utc::now();
-    let history: Vec<_> = (1..=288)
+    let history: Vec<_> = (1..=432)
         .map(|i| {
             past_run(
                 "steady",

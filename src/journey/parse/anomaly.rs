@@ -3,13 +3,19 @@
 use std::time::Duration;
 
 use super::checker::Checker;
-use crate::journey::model::{AnomalySettings, Seasonality, Sensitivity};
+use crate::journey::model::{AnomalySettings, Direction, Seasonality, Sensitivity};
 use crate::journey::yaml::{Node, Value};
 
-const KEYS: &[&str] = &["sensitivity", "seasonality", "min_change", "min_delta"];
+const KEYS: &[&str] = &[
+    "sensitivity",
+    "seasonality",
+    "direction",
+    "min_change",
+    "min_delta",
+];
 
-/// `anomaly: high` or `anomaly: { sensitivity: low, seasonality: daily, min_change: 30%,
-/// min_delta: 20ms }`.
+/// `anomaly: high` or `anomaly: { sensitivity: low, seasonality: daily, direction: both,
+/// min_change: 30%, min_delta: 20ms }`.
 pub(super) fn anomaly(c: &mut Checker, n: &Node, what: &str) -> Option<AnomalySettings> {
     // A word, or `false`: what a YAML 1.1 reader makes of a bare `off`.
     if let Value::Str(_) | Value::Bool(false) = n.value {
@@ -28,6 +34,9 @@ pub(super) fn anomaly(c: &mut Checker, n: &Node, what: &str) -> Option<AnomalySe
         seasonality: f
             .get("seasonality")
             .and_then(|v| seasonality(c, v, &w("seasonality"))),
+        direction: f
+            .get("direction")
+            .and_then(|v| direction(c, v, &w("direction"))),
         min_change: f
             .get("min_change")
             .and_then(|v| fraction(c, v, &w("min_change"))),
@@ -79,6 +88,11 @@ fn seasonality(c: &mut Checker, n: &Node, what: &str) -> Option<Seasonality> {
         what,
         &[("off", Off), ("daily", Daily), ("weekly", Weekly)],
     )
+}
+
+fn direction(c: &mut Checker, n: &Node, what: &str) -> Option<Direction> {
+    use Direction::*;
+    word(c, n, what, &[("up", Up), ("down", Down), ("both", Both)])
 }
 
 /// `30%`, `0.3` or `30 %`: a non-negative fraction up to 10 (1,000 %).

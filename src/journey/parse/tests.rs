@@ -323,7 +323,7 @@ steps:
     http: { url: "http://h/" }
   - name: b
     http: { url: "http://h/" }
-    anomaly: { sensitivity: low, seasonality: daily, min_change: 30%, min_delta: 20ms }
+    anomaly: { sensitivity: low, seasonality: daily, direction: both, min_change: 30%, min_delta: 20ms }
   - name: c
     http: { url: "http://h/" }
     anomaly: { min_change: 0.5 }
@@ -340,6 +340,7 @@ steps:
     let b = j.steps[1].anomaly;
     assert_eq!(b.sensitivity, Some(Sensitivity::Low));
     assert_eq!(b.seasonality, Some(Seasonality::Daily));
+    assert_eq!(b.direction, Some(crate::journey::Direction::Both));
     assert!((b.min_change.unwrap() - 0.3).abs() < 1e-12, "{b:?}");
     assert_eq!(b.min_delta, Some(Duration::from_millis(20)));
     // Resolution: the step's fields win, unset ones come from the journey.
@@ -390,6 +391,7 @@ steps:
       min_change: 2000%
       seasonality: hourly
       min_delta: 20
+      direction: sideways
 "#;
     let errs = errors(src);
     assert_errors_include(
@@ -400,10 +402,11 @@ steps:
             "j.yaml:10:19: `min_change` of `anomaly` of step `b` must be a fraction such as `0.2` or `20%`",
             "j.yaml:11:20: `seasonality` of `anomaly` of step `b` must be one of off, daily, weekly",
             "j.yaml:12:18: `min_delta` of `anomaly` of step `b` needs a unit",
+            "j.yaml:13:18: `direction` of `anomaly` of step `b` must be one of up, down, both",
         ],
     );
     let joined = errs.join("\n");
-    assert_eq!(errs.len(), 5, "{joined}");
+    assert_eq!(errs.len(), 6, "{joined}");
 }
 
 #[test]

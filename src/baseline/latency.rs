@@ -15,9 +15,11 @@ use serde::Serialize;
 use super::episode::{DetectorKind, Episode, Transition};
 use super::level::{Level, median};
 use super::params::LatencyParams;
+use super::period::Periodic;
 use super::seasonal::{Seasonal, hour_of};
 use super::tail::{MIN_P, TailModel};
 use crate::baseline::sketch::Sketch;
+use crate::journey::Seasonality;
 
 /// Judged runs between two recomputations of the tails' cuts.
 const REFRESH_EVERY: u32 = 16;
@@ -91,6 +93,8 @@ pub struct LatencyDetector {
     since_ms: Option<i64>,
     last_ms: Option<i64>,
     seasonal: Seasonal,
+    /// Patterns shorter than a day, when seasonality is on.
+    periodic: Option<Periodic>,
     recent: std::collections::VecDeque<Recent>,
     since_refresh: u32,
     open: Option<Open>,
@@ -131,6 +135,7 @@ impl LatencyDetector {
             since_ms: None,
             last_ms: None,
             seasonal: Seasonal::new(params.seasonality),
+            periodic: (params.seasonality != Seasonality::Off).then(Periodic::default),
             recent: std::collections::VecDeque::with_capacity(RECENT),
             since_refresh: REFRESH_EVERY,
             open: None,
@@ -146,6 +151,7 @@ impl LatencyDetector {
         }
         if params.seasonality != self.params.seasonality {
             self.seasonal = Seasonal::new(params.seasonality);
+            self.periodic = (params.seasonality != Seasonality::Off).then(Periodic::default);
         }
         self.params = params;
     }
@@ -166,11 +172,17 @@ impl LatencyDetector {
             + 3 * self.deviations.heap_bytes()
             + self.hour.capacity() * std::mem::size_of::<f32>()
             + self.seasonal.heap_bytes()
+            + self.periodic.as_ref().map_or(0, Periodic::heap_bytes)
             + self.recent.capacity() * std::mem::size_of::<Recent>()
     }
 
     pub fn open_episode(&self) -> Option<&Episode> {
         self.open.as_ref().map(|o| &o.episode)
+    }
+
+    /// The period shorter than a day this series was found to repeat with, if any (ms).
+    pub fn period_ms(&self) -> Option<i64> {
+        self.periodic.as_ref().and_then(Periodic::period_ms)
     }
 
     /// Resumes an episode that was open before a restart, so that it can end normally.
@@ -199,7 +211,8 @@ impl LatencyDetector {
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
         }
-        let season = self.seasonal.offset(at_ms);
+        let daily = self.seasonal.offset(at_ms);
+        let season = daily + self.periodic.as_ref().map_or(0.0, |p| p.offset(at_ms));
         self.since_ms.get_or_insert(at_ms);
         let elapsed_ms = self
             .last_ms
@@ -232,6 +245,9 @@ impl LatencyDetector {
                 transition = self.track(at_ms, value, &a);
             }
             self.remember(a.recent);
+        }
+        if let (Some(periodic), Some((level, _))) = (self.periodic.as_mut(), self.level.get()) {
+            periodic.learn(at_ms, y - level - daily);
         }
         self.learn(y, season, 1.0, elapsed_ms as f64);
         self.since_refresh += 1;
@@ -889,6 +905,32 @@ mod tests {
             let t = feed(d, 3 * DAY_RUNS..3 * DAY_RUNS + 5, |_| 480.0);
             assert_eq!(starts(&t).len(), 1, "{t:?}");
         }
+    }
+
+    #[test]
+    fn an_hourly_batch_job_is_learnt_as_a_period() {
+        // Every hour from :04 to :19 the step is three times slower (a batch job). Once three
+        // hours are seen it is normal; a slowdown outside it is still an anomaly.
+        let mut rng = StdRng::seed_from_u64(10);
+        let mut d = LatencyDetector::new(params(Seasonality::Daily));
+        let job = |run: i64| (4..19).contains(&(run % 60));
+        let incident = 4 * DAY_RUNS + 30..4 * DAY_RUNS + 45;
+        let transitions = feed(&mut d, 0..5 * DAY_RUNS, |run| {
+            let slow = job(run) || incident.contains(&run);
+            lognormal(&mut rng, if slow { 300.0 } else { 100.0 }, 0.1)
+        });
+        assert_eq!(d.period_ms(), Some(60 * MINUTE));
+        let started = starts(&transitions);
+        let false_alarms: Vec<_> = started
+            .iter()
+            .filter(|(run, _)| !incident.contains(run))
+            .collect();
+        assert!(false_alarms.is_empty(), "{false_alarms:?}");
+        assert_eq!(
+            started.len(),
+            1,
+            "the slowdown at :30 is found: {started:?}"
+        );
     }
 
     #[test]

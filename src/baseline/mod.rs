@@ -15,6 +15,7 @@ mod failure;
 mod latency;
 mod level;
 mod params;
+mod period;
 pub mod replay;
 mod seasonal;
 pub mod shift;

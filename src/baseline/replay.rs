@@ -207,6 +207,10 @@ pub struct ReplayEpisode {
 pub struct Report {
     pub points: Vec<FlaggedPoint>,
     pub episodes: Vec<ReplayEpisode>,
+    /// The value kind the rows were modelled as.
+    pub value_kind: ValueKind,
+    /// The period shorter than a day the series was found to repeat with (seconds), if any.
+    pub period_s: Option<f64>,
 }
 
 /// What to replay with.
@@ -279,7 +283,12 @@ pub fn replay(rows: &[Row], options: Options) -> Report {
             }
         })
         .collect();
-    Report { points, episodes }
+    Report {
+        points,
+        episodes,
+        value_kind: options.params.latency.kind,
+        period_s: detector.latency.period_ms().map(|ms| ms as f64 / 1000.0),
+    }
 }
 
 /// The human-readable form of a report.
@@ -341,6 +350,13 @@ pub fn render_text(report: &Report, rows: usize) -> String {
             peak_value,
             baseline,
             e.anomalous_runs
+        );
+    }
+    if let Some(period) = report.period_s {
+        let _ = writeln!(
+            out,
+            "period   {} (a pattern that repeats, learnt as normal)",
+            crate::format::duration_secs(period)
         );
     }
     let _ = writeln!(

@@ -21,6 +21,7 @@ pub mod shift;
 pub mod sketch;
 #[cfg(test)]
 mod test_clock;
+pub mod window_score;
 
 use serde::Serialize;
 

@@ -24,6 +24,7 @@ mod tail;
 #[cfg(test)]
 mod test_clock;
 mod value;
+pub mod window_score;
 
 use serde::Serialize;
 

@@ -55,14 +55,12 @@ impl Series {
     }
 }
 
-
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 enum Expect {
     Latency,
     Failure,
 }
-
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
 #[serde(rename_all = "snake_case")]
@@ -407,7 +405,11 @@ fn evaluate(
     }
 
     // ---- precision per detector ----------------------------------------------------------
-    for kind in [DetectorKind::Latency, DetectorKind::LatencyDrop, DetectorKind::FailureRate] {
+    for kind in [
+        DetectorKind::Latency,
+        DetectorKind::LatencyDrop,
+        DetectorKind::FailureRate,
+    ] {
         let (mut hit, mut miss) = (0usize, 0usize);
         for (s, dets) in labels.series.iter().zip(&found) {
             for d in dets.iter().filter(|d| d.detector == kind) {

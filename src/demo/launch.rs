@@ -188,7 +188,7 @@ pub async fn run(
 }
 
 /// The journeys' variables that point at `target`.
-fn variables(target: &DemoTarget) -> BTreeMap<String, String> {
+pub(super) fn variables(target: &DemoTarget) -> BTreeMap<String, String> {
     let base = target.base_url();
     [
         ("feed", base.replacen("http://", "ws://", 1)),

@@ -16,6 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::*;
 use crate::telemetry::test_support::Collect;
 
+mod anomaly;
 mod faults;
 mod trace;
 

@@ -30,6 +30,9 @@ const MIN_NOISE: f64 = 0.01;
 const MIN_RUNS_PER_HOUR: usize = 3;
 /// At most this many values of the current hour are kept for its median.
 const HOUR_VALUES: usize = 512;
+/// Deviations learnt before the window's statistic is, and window statistics learnt before
+/// it judges: 2 % of them, the tails' cut, is then 10 runs.
+const KNOWN_TAILS: f64 = 500.0;
 /// Recent runs remembered, for the likelihood's window and for re-learning a level.
 const RECENT: usize = 32;
 const HOUR_MS: f64 = 3_600_000.0;
@@ -72,7 +75,8 @@ struct Recent {
     level_y: f64,
     surprise_up: f64,
     surprise_down: f64,
-    /// Its own tail probability was at most `point_p` in that direction, by the minimum change.
+    /// Unusual upwards (downwards): its likelihood in that direction was at least
+    /// `1 − point_p`, by the minimum change.
     up: bool,
     down: bool,
 }
@@ -227,29 +231,38 @@ impl LatencyDetector {
             .get()
             .map(|(level, noise)| self.assess(at_ms, y, value, level + season, noise));
         let mut transition = None;
+        let mut anomalous_inside = false;
         if let Some(a) = assessed {
-            let inside = warm && self.open.is_some();
-            let anomalous_inside = inside
-                && self.open.as_ref().is_some_and(
-                    |o| {
-                        if o.up { a.recent.up } else { a.recent.down }
-                    },
-                );
+            anomalous_inside = warm
+                && self
+                    .open
+                    .as_ref()
+                    .is_some_and(|o| if o.up { a.recent.up } else { a.recent.down });
             // An open episode's anomalous runs do not teach the model that they are normal.
             if learning && !anomalous_inside {
                 self.deviations.add(a.point.score, 1.0);
-                self.window_up.add(a.mean_up, 1.0);
-                self.window_down.add(a.mean_down, 1.0);
+                // Surprises mean something once the deviations' tails are known: before,
+                // ordinary runs are surprises, and the window would learn that as its habit.
+                if self.deviations.total() >= KNOWN_TAILS {
+                    self.window_up.add(a.mean_up, 1.0);
+                    self.window_down.add(a.mean_down, 1.0);
+                }
             }
             if warm {
                 transition = self.track(at_ms, value, &a);
             }
             self.remember(a.recent);
         }
-        if let (Some(periodic), Some((level, _))) = (self.periodic.as_mut(), self.level.get()) {
+        if let Some((level, _)) = self.level.get().filter(|_| !anomalous_inside)
+            && let Some(periodic) = self.periodic.as_mut()
+        {
             periodic.learn(at_ms, y - level - daily);
         }
-        self.learn(y, season, 1.0, elapsed_ms as f64);
+        if !anomalous_inside {
+            self.learn(y, season, 1.0, elapsed_ms as f64);
+        } else if self.hour.len() < HOUR_VALUES {
+            self.hour.push(y as f32);
+        }
         self.since_refresh += 1;
         (assessed.filter(|_| warm).map(|a| a.point), transition)
     }
@@ -307,19 +320,24 @@ impl LatencyDetector {
         let expected = kind.inverse(expected_y);
         let (big_up, big_down) = self.big_enough(y, expected_y, value, expected);
         let (p_up, p_down) = (self.deviations.upper(z), self.deviations.lower(z));
+        let n = p.window.clamp(1, 16) as usize;
         let surprise = |p: f64| -p.max(MIN_P).ln();
         let (s_up, s_down) = (surprise(p_up), surprise(p_down));
-        let n = p.window.clamp(1, 16) as usize;
         let mean = |this: f64, of: fn(&Recent) -> f64| {
-            let earlier: f64 = self.recent.iter().rev().take(n - 1).map(of).sum();
-            (this + earlier) / n as f64
+            let earlier = self.recent.iter().rev().take(n - 1).map(of);
+            window_mean(std::iter::once(this).chain(earlier))
         };
         let (mean_up, mean_down) = (
             mean(s_up, |r| r.surprise_up),
             mean(s_down, |r| r.surprise_down),
         );
         let combined = |point: f64, window: &TailModel, mean: f64| {
-            (point / p.spike_ratio).min(window.upper(mean)).min(1.0)
+            let window_p = if window.total() >= KNOWN_TAILS {
+                window.upper(mean)
+            } else {
+                1.0
+            };
+            (point / p.spike_ratio).min(window_p).min(1.0)
         };
         let up_p = if p.direction.watches_up() && big_up {
             combined(p_up, &self.window_up, mean_up)
@@ -371,8 +389,8 @@ impl LatencyDetector {
                 level_y: y - (expected_y - self.level.get().map_or(0.0, |l| l.0)),
                 surprise_up: s_up,
                 surprise_down: s_down,
-                up: p_up <= p.point_p && big_up,
-                down: p_down <= p.point_p && big_down,
+                up: up_p <= p.point_p,
+                down: down_p <= p.point_p,
             },
             up: up_p <= down_p,
             mean_up,
@@ -439,7 +457,8 @@ impl LatencyDetector {
             done.episode.end_ms = done.first_normal_ms;
             return Some(Transition::Ended(done.episode));
         }
-        if open.runs >= p.relearn_runs.max(1) && 2 * open.episode.anomalous_runs >= open.runs {
+        let lasted_h = (at_ms - open.episode.start_ms) as f64 / HOUR_MS;
+        if lasted_h >= p.relearn_hours && 2 * open.episode.anomalous_runs >= open.runs {
             return self.relearn(at_ms, a.recent);
         }
         None
@@ -496,12 +515,13 @@ impl LatencyDetector {
                     surprises.pop_front();
                 }
                 surprises.push_back(s);
-                let (up, down) = surprises
-                    .iter()
-                    .fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+                if self.deviations.total() >= KNOWN_TAILS {
+                    self.window_up
+                        .add(window_mean(surprises.iter().map(|s| s.0)), 1.0);
+                    self.window_down
+                        .add(window_mean(surprises.iter().map(|s| s.1)), 1.0);
+                }
                 self.deviations.add(z, 1.0);
-                self.window_up.add(up / n as f64, 1.0);
-                self.window_down.add(down / n as f64, 1.0);
             }
             self.learn(y, season, 1.0, spacing_ms);
         }
@@ -551,6 +571,22 @@ impl LatencyDetector {
         ] {
             t.refresh();
         }
+    }
+}
+
+/// The window's statistic: the mean surprise of its runs but the most surprising one, so a
+/// lone spike (judged on its own) does not make the next runs look like a stretch.
+fn window_mean(surprises: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut max, mut n) = (0.0, 0.0f64, 0usize);
+    for s in surprises {
+        sum += s;
+        max = max.max(s);
+        n += 1;
+    }
+    match n {
+        0 => 0.0,
+        1 | 2 => sum / n as f64,
+        _ => (sum - max) / (n - 1) as f64,
     }
 }
 
@@ -773,7 +809,7 @@ mod tests {
                 min_delta,
                 ..params(Seasonality::Off)
             });
-            let judged = 2 * DAY_RUNS + 120;
+            let judged = 2 * DAY_RUNS + 12 * 60;
             for run in 0..judged {
                 d.observe(at(run), lognormal(rng, 2.0, 0.05));
             }
@@ -844,7 +880,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(9);
         let mut d = LatencyDetector::new(params(Seasonality::Off));
         let shift = 3 * DAY_RUNS;
-        let transitions = feed(&mut d, 0..shift + DAY_RUNS, |run| {
+        let transitions = feed(&mut d, 0..shift + 2 * DAY_RUNS, |run| {
             lognormal(&mut rng, if run >= shift { 180.0 } else { 100.0 }, 0.1)
         });
         let started = starts(&transitions);
@@ -858,9 +894,13 @@ mod tests {
             .filter(|(_, t)| matches!(t, Transition::Ended(_)))
             .map(|(run, _)| *run)
             .collect();
-        let relearn = i64::from(params(Seasonality::Off).relearn_runs);
+        let relearn = (params(Seasonality::Off).relearn_hours * 60.0) as i64;
         assert_eq!(ended.len(), 1, "{transitions:?}");
-        assert!(ended[0] <= started[0].0 + relearn, "ended at {}", ended[0]);
+        assert!(
+            ended[0] <= started[0].0 + relearn + 5,
+            "ended at {}",
+            ended[0]
+        );
         let level = d.baseline().unwrap().level_ms;
         assert!((level - 180.0).abs() < 10.0, "{level}");
     }

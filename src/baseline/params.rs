@@ -20,7 +20,8 @@ pub struct LatencyParams {
     /// A run alone must be this many times more improbable than `open_p` to open an episode on
     /// its own (a spike); several moderately unusual runs in a row need not be.
     pub spike_ratio: f64,
-    /// Runs whose own tail probability is at most this count as anomalous inside an episode...
+    /// Runs whose likelihood is at least `1 − point_p` count as anomalous inside an episode
+    /// (and date its start)...
     pub point_p: f64,
     /// ...and the episode ends after `m` runs in a row that are not.
     pub m: u32,
@@ -40,10 +41,10 @@ pub struct LatencyParams {
     pub level_half_life_hours: f64,
     /// Half-life of the noise and of the learnt distribution of deviations (hours).
     pub half_life_hours: f64,
-    /// An episode whose runs have stayed anomalous for this many runs is a new regime: the
-    /// level is re-learnt from the recent runs and the episode ends (the digest still reports
-    /// the change against the previous period).
-    pub relearn_runs: u32,
+    /// An episode that has lasted this long (hours), its runs still mostly anomalous, is a new
+    /// regime: the level is re-learnt from the recent runs and the episode ends (the digest
+    /// still reports the change against the previous period).
+    pub relearn_hours: f64,
     pub seasonality: Seasonality,
 }
 
@@ -111,7 +112,7 @@ impl LatencyParams {
             min_history_hours: 48.0,
             level_half_life_hours: 6.0,
             half_life_hours: HALF_LIFE_HOURS,
-            relearn_runs: 120,
+            relearn_hours: 24.0,
             seasonality: Seasonality::default(),
         })
     }

@@ -4,9 +4,10 @@
 //! tail of slow runs, a counter that is mostly zero, a spike every hour. So the distribution is
 //! learnt: a decaying histogram of the statistic answers the bulk, and beyond a high quantile
 //! on each side the tail is extrapolated as exponential, with its rate fitted to the observed
-//! excesses (peaks over threshold). A value far beyond anything seen gets a tiny probability
-//! when the history's excesses are small, and only a modest one when large excursions are
-//! this series' habit. Memory is fixed: [`BINS`] weights.
+//! excesses (peaks over threshold), but never below the share of the history that lies that
+//! far out once it is a habit (three runs' worth). A value far beyond anything seen gets a tiny probability when the history's
+//! excesses are small, and only a modest one when large excursions are this series' habit,
+//! even a rare one. Memory is fixed: [`BINS`] weights.
 
 /// Histogram bins over `asinh(x)`, [`WIDTH`] wide from `−EDGE` to `EDGE`: fine near zero and
 /// still a few per doubling a million units out, so no value falls off the ends, whatever the
@@ -20,6 +21,9 @@ const TAIL_FRACTION: f64 = 0.02;
 /// (a normal law's excess over its 98th percentile averages about 0.4).
 const PRIOR_EXCESS: f64 = 0.5;
 const PRIOR_WEIGHT: f64 = 3.0;
+/// Beyond the fitted tail, the history's own share counts once it holds this much weight
+/// (three runs, decayed): a habit, not one earlier incident.
+const HABIT: f64 = 3.0;
 /// Tail probabilities never count as smaller than this (−log10 = 12).
 pub const MIN_P: f64 = 1e-12;
 
@@ -33,6 +37,7 @@ struct Cuts {
     lower_excess: f64,
     /// `above[i]`: weight in bins `i..`, as a fraction of the total.
     above: Vec<f32>,
+    total: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +121,7 @@ impl TailModel {
             lower,
             lower_excess,
             above,
+            total: self.total,
         });
     }
 
@@ -176,10 +182,15 @@ impl TailModel {
         };
         let (cut, excess) = Self::side(c, sign);
         let beyond = sign * (x - cut);
+        let empirical = Self::beyond(c, x, sign);
         if beyond > 0.0 {
-            return (Self::beyond(c, cut, sign) * (-beyond / excess).exp()).max(MIN_P);
+            // The fit describes the tail as a whole; where the history itself holds values
+            // this far out (a habit of rare large excursions), they count as they are.
+            let fitted = Self::beyond(c, cut, sign) * (-beyond / excess).exp();
+            let habit = empirical * c.total >= HABIT;
+            return fitted.max(if habit { empirical } else { 0.0 }).max(MIN_P);
         }
-        Self::beyond(c, x, sign).max(MIN_P)
+        empirical.max(MIN_P)
     }
 
     /// Weight fraction at or beyond `x` along `sign`, interpolated within its bin.
@@ -205,7 +216,18 @@ impl TailModel {
         let (cut, excess) = Self::side(c, sign);
         let at_cut = Self::beyond(c, cut, sign);
         if p < at_cut {
-            return Some(cut + sign * excess * (at_cut / p).ln());
+            let mut x = cut + sign * excess * (at_cut / p).ln();
+            // Where the history itself holds more than p beyond, the quantile lies further out.
+            let (mut i, _) = locate(x);
+            while Self::beyond(c, x, sign) > p
+                && Self::beyond(c, x, sign) * c.total >= HABIT
+                && 0 < i
+                && i < BINS - 1
+            {
+                i = if sign > 0.0 { i + 1 } else { i - 1 };
+                x = if sign > 0.0 { edge(i) } else { edge(i + 1) };
+            }
+            return Some(x);
         }
         // Within the bulk: walk inwards bin by bin until the tail weight reaches p.
         let (mut i, _) = locate(cut);

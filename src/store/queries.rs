@@ -95,32 +95,40 @@ impl Runs<'_> {
     ) -> Result<Pruned> {
         let batch = i64::from(batch.max(1));
         let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
-        let mut pruned = Pruned::default();
-        loop {
-            let n = dispatch!(self.0, queries::prune_runs(raw, batch))?;
-            pruned.runs += n;
-            if n < batch as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
+        Ok(Pruned {
+            runs: in_batches(batch, move || async move {
+                dispatch!(self.0, queries::prune_runs(raw, batch))
+            })
+            .await?,
+            rollups: in_batches(batch, move || async move {
+                dispatch!(self.0, queries::prune_rollups(hour, batch))
+            })
+            .await?,
+        })
+    }
+}
+
+/// Runs `delete` (one statement deleting at most `batch` rows) until it deletes fewer, letting
+/// other tasks run between statements; how many rows it deleted in all.
+async fn in_batches<F: Future<Output = Result<u64>>>(
+    batch: i64,
+    mut delete: impl FnMut() -> F,
+) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = delete().await?;
+        deleted += n;
+        if n < batch as u64 {
+            return Ok(deleted);
         }
-        loop {
-            let n = dispatch!(self.0, queries::prune_rollups(hour, batch))?;
-            pruned.rollups += n;
-            if n < batch as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        Ok(pruned)
+        tokio::task::yield_now().await;
     }
 }
 
 macro_rules! dialect {
-    ($db:ty, begin = $begin:literal, lock = $lock:literal) => {
+    (begin = $begin:literal, lock = $lock:literal) => {
         use std::collections::{BTreeMap, HashMap};
 
-        use sqlx::Pool;
         use sqlx::types::Json;
 
         use crate::run::StepResult;
@@ -128,15 +136,59 @@ macro_rules! dialect {
             JourneyRow, RollupDelta, RollupRow, RollupTotals, RunRow, StepDetail, StepRow,
             add_to_rollups, record,
         };
-        use crate::store::{
-            JourneyVersion, Result, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns,
-        };
+        use crate::store::{JourneyVersion, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns};
 
-        type Db = $db;
+        queries! {
+            fn ping() -> () = execute: "SELECT 1";
 
-        pub(in crate::store) async fn ping(pool: &Pool<Db>) -> Result<()> {
-            sqlx::query("SELECT 1").execute(pool).await?;
-            Ok(())
+            /// Migrations applied successfully; an error when the table is missing (not a
+            /// Waymark database).
+            fn applied_migrations() -> i64 = scalar:
+                "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+
+            fn first_run() -> Option<i32> = optional_scalar: "SELECT 1 FROM runs LIMIT 1";
+
+            fn record_journey_version(
+                name: &str,
+                sha: &str,
+                definition: Option<&str>,
+                seen_ns: i64,
+            ) -> bool = execute:
+                "INSERT INTO journeys (name, content_sha256, definition, first_seen_ns) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, content_sha256) DO NOTHING";
+
+            fn journeys() -> Vec<JourneyVersion> = all JourneyRow:
+                "SELECT name, content_sha256, definition, first_seen_ns FROM journeys \
+                 ORDER BY name, first_seen_ns, content_sha256";
+
+            fn recent_runs(journey: &str, limit: i64) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE journey = $1 \
+                     ORDER BY started_at_ns DESC, run_id LIMIT $2"
+                ));
+
+            /// The newest run of `journey` from each location.
+            fn latest_run_per_location(journey: &str) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r JOIN \
+                     (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
+                      GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
+                     WHERE r.journey = $1 ORDER BY r.location"
+                ));
+
+            fn rollups(journey: &str, from_s: i64, to_s: i64) -> Vec<Rollup> = all RollupRow:
+                "SELECT journey, step, location, hour_s, count, failures, sum_ms, min_ms, max_ms, \
+                 sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
+                 ORDER BY hour_s, step, location";
+
+            fn prune_runs(before_ns: i64, batch: i64) -> u64 = execute:
+                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
+                 WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)";
+
+            fn prune_rollups(before_s: i64, batch: i64) -> u64 = execute:
+                "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
+                 (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
+                 ORDER BY hour_s LIMIT $2)";
         }
 
         pub(in crate::store) async fn close(pool: &Pool<Db>) {
@@ -149,53 +201,6 @@ macro_rules! dialect {
         ) -> Result<()> {
             migrator.run(pool).await?;
             Ok(())
-        }
-
-        /// Migrations applied successfully; an error when the table is missing (not a
-        /// Waymark database).
-        pub(in crate::store) async fn applied_migrations(pool: &Pool<Db>) -> Result<i64> {
-            Ok(
-                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(pool)
-                    .await?,
-            )
-        }
-
-        pub(in crate::store) async fn any_run(pool: &Pool<Db>) -> Result<bool> {
-            let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs LIMIT 1")
-                .fetch_optional(pool)
-                .await?;
-            Ok(any.is_some())
-        }
-
-        pub(in crate::store) async fn record_journey_version(
-            pool: &Pool<Db>,
-            name: &str,
-            sha: &str,
-            definition: Option<&str>,
-            seen_ns: i64,
-        ) -> Result<bool> {
-            let done = sqlx::query(
-                "INSERT INTO journeys (name, content_sha256, definition, first_seen_ns) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, content_sha256) DO NOTHING",
-            )
-            .bind(name)
-            .bind(sha)
-            .bind(definition)
-            .bind(seen_ns)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        pub(in crate::store) async fn journeys(pool: &Pool<Db>) -> Result<Vec<JourneyVersion>> {
-            let rows: Vec<JourneyRow> = sqlx::query_as(
-                "SELECT name, content_sha256, definition, first_seen_ns FROM journeys \
-                 ORDER BY name, first_seen_ns, content_sha256",
-            )
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(JourneyVersion::from).collect())
         }
 
         pub(in crate::store) async fn record_runs(
@@ -320,39 +325,6 @@ macro_rules! dialect {
         const RUN_COLUMNS: &str = "run_id, journey, location, journey_sha256, planned_at_ns, \
             started_at_ns, finished_at_ns, duration_ms, outcome, trace_id, scheduling_lag_ms";
 
-        pub(in crate::store) async fn recent_runs(
-            pool: &Pool<Db>,
-            journey: &str,
-            limit: i64,
-        ) -> Result<Vec<RunSummary>> {
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE journey = $1 \
-                 ORDER BY started_at_ns DESC, run_id LIMIT $2"
-            )))
-            .bind(journey)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(RunSummary::from).collect())
-        }
-
-        /// The newest run of `journey` from each location.
-        pub(in crate::store) async fn latest_run_per_location(
-            pool: &Pool<Db>,
-            journey: &str,
-        ) -> Result<Vec<RunSummary>> {
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs r JOIN \
-                 (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
-                  GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
-                 WHERE r.journey = $1 ORDER BY r.location"
-            )))
-            .bind(journey)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(RunSummary::from).collect())
-        }
-
         pub(in crate::store) async fn run(
             pool: &Pool<Db>,
             run_id: uuid::Uuid,
@@ -415,57 +387,6 @@ macro_rules! dialect {
                 .collect())
         }
 
-        pub(in crate::store) async fn rollups(
-            pool: &Pool<Db>,
-            journey: &str,
-            from_s: i64,
-            to_s: i64,
-        ) -> Result<Vec<Rollup>> {
-            let rows: Vec<RollupRow> = sqlx::query_as(
-                "SELECT journey, step, location, hour_s, count, failures, sum_ms, min_ms, max_ms, \
-                 sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
-                 ORDER BY hour_s, step, location",
-            )
-            .bind(journey)
-            .bind(from_s)
-            .bind(to_s)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(RollupRow::into_rollup).collect()
-        }
-
-        pub(in crate::store) async fn prune_runs(
-            pool: &Pool<Db>,
-            before_ns: i64,
-            batch: i64,
-        ) -> Result<u64> {
-            let done = sqlx::query(
-                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
-                 WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)",
-            )
-            .bind(before_ns)
-            .bind(batch)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        }
-
-        pub(in crate::store) async fn prune_rollups(
-            pool: &Pool<Db>,
-            before_s: i64,
-            batch: i64,
-        ) -> Result<u64> {
-            let done = sqlx::query(
-                "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
-                 (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
-                 ORDER BY hour_s LIMIT $2)",
-            )
-            .bind(before_s)
-            .bind(batch)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        }
     };
 }
 pub(super) use dialect;

@@ -291,15 +291,17 @@ pub(super) struct RollupRow {
     totals: RollupTotals,
 }
 
-impl RollupRow {
-    pub(super) fn into_rollup(self) -> Result<Rollup> {
+impl TryFrom<RollupRow> for Rollup {
+    type Error = StoreError;
+
+    fn try_from(row: RollupRow) -> Result<Rollup> {
         let RollupRow {
             journey,
             step,
             location,
             hour_s,
             totals: t,
-        } = self;
+        } = row;
         Ok(Rollup {
             journey,
             step: (!step.is_empty()).then_some(step),

@@ -270,6 +270,7 @@ macro_rules! dialect {
             bodies.iter().map(|body| incident_of(body)).collect()
         }
 
+        #[rustfmt::skip]
         queries! {
             fn incident(id: i64) -> Option<String> = optional_scalar:
                 "SELECT body FROM incidents WHERE id = $1";

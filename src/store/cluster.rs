@@ -206,6 +206,7 @@ macro_rules! dialect {
             Lease, LeaseRow, MissedRow, MissedTick, NodeInfo, NodeRow, Tick,
         };
 
+        #[rustfmt::skip]
         queries! {
             fn heartbeat(n: &NodeInfo, (started, beat): (i64, i64)) -> () = execute:
                 "INSERT INTO nodes (node_id, location, version, hostname, journeys_sha256, \

@@ -138,6 +138,7 @@ macro_rules! dialect {
     () => {
         use crate::store::commands::{CommandAnswer, ProgressRow, StoredCommand, TakenRow};
 
+        #[rustfmt::skip]
         queries! {
             fn ask((action, incident, by, node, now): (&str, i64, &str, &str, i64)) -> i64 =
                 scalar:

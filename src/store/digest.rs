@@ -327,6 +327,7 @@ macro_rules! dialect {
             StoredDigest, step_stats_sql,
         };
 
+        #[rustfmt::skip]
         queries! {
             fn step_stats(journey: &str, from: i64, to: i64) -> Vec<StepStats> = all StatsRow:
                 sqlx::AssertSqlSafe(step_stats_sql());

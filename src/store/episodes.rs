@@ -147,6 +147,7 @@ macro_rules! dialect {
         use crate::baseline::StoredEpisode;
         use crate::store::episodes::{EpisodeRow, StoredRow};
 
+        #[rustfmt::skip]
         queries! {
             fn insert(row: &EpisodeRow<'_>) -> i64 = scalar:
                 "INSERT INTO anomaly_episodes (journey, step, location, detector, sensitivity, \

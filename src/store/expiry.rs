@@ -44,6 +44,7 @@ impl Store {
 
 macro_rules! dialect {
     () => {
+#[rustfmt::skip]
         queries! {
             fn delete(statement: &'static str, at: i64) -> u64 = execute: statement, at;
         }

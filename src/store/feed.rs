@@ -89,6 +89,7 @@ macro_rules! dialect {
     () => {
         use crate::store::feed::{EntryRow, FeedEntry};
 
+#[rustfmt::skip]
         queries! {
             fn after(seq: i64, limit: i64) -> Vec<FeedEntry> = all EntryRow:
                 "SELECT seq, run_id, recorded_at_ns FROM run_feed WHERE seq > $1 \

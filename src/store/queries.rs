@@ -138,6 +138,7 @@ macro_rules! dialect {
         };
         use crate::store::{JourneyVersion, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns};
 
+        #[rustfmt::skip]
         queries! {
             fn ping() -> () = execute: "SELECT 1";
 

@@ -66,6 +66,7 @@ macro_rules! dialect {
     () => {
         use crate::store::sessions::{Session, SessionRow};
 
+        #[rustfmt::skip]
         queries! {
             fn create((hash, s, created, expires): (&str, &Session, i64, i64)) -> () = execute:
                 "INSERT INTO sessions (token_sha256, username, csrf_token, created_at_ns, \

@@ -140,6 +140,7 @@ macro_rules! dialect {
     () => {
         use crate::store::status::{DailyRow, DailyTotal};
 
+        #[rustfmt::skip]
         queries! {
             fn whole_run_sketches(since_s: i64) -> Vec<(String, i64, String)> =
                 all (String, i64, String):

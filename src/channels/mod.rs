@@ -65,7 +65,7 @@ pub trait Notifier: Send + Sync {
 }
 
 /// A channel that posts one JSON request per notification (PagerDuty, Slack, webhook): its
-/// settings, which say what to post ([`Post`]), and the client it posts with.
+/// settings, which say what to post (`Post`), and the client it posts with.
 pub struct Http<C> {
     config: C,
     client: reqwest::Client,

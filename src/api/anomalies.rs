@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::journeys::{parse_limit, parse_since};
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, BadParameter};
 use crate::baseline::DetectorKind;
 use crate::baseline::StoredEpisode;
 use crate::store::EpisodeFilter;
@@ -79,11 +79,11 @@ pub struct Measure {
 #[utoipa::path(get, path = "/api/v1/anomalies", tag = "anomalies", params(AnomaliesQuery),
     responses(
         (status = 200, body = AnomalyList),
-        (status = 400, description = "a bad parameter", body = ErrorBody)))]
+        BadParameter))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<AnomaliesQuery>,
-) -> Result<Json<AnomalyList>, ApiError> {
+) -> ApiResult<AnomalyList> {
     let open_only = match q.open.as_deref() {
         None | Some("false") => false,
         Some("true") => true,

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, ErrorBody};
 use crate::journey::{Journey, Schedule};
 use crate::run::{Outcome, RunResult};
 use crate::scheduler::RunNow;
@@ -101,7 +101,7 @@ impl From<StoredRun> for RunDetail {
 /// Every scheduled journey with its last run, and the problems of the journeys directory.
 #[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys",
     responses((status = 200, body = JourneyList)))]
-async fn list(State(state): State<AppState>) -> Result<Json<JourneyList>, ApiError> {
+async fn list(State(state): State<AppState>) -> ApiResult<JourneyList> {
     let (journeys, problems): (Vec<Arc<Journey>>, Vec<String>) = {
         let catalog = state.catalog();
         (
@@ -186,7 +186,7 @@ async fn runs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<RunList>, ApiError> {
+) -> ApiResult<RunList> {
     let limit = parse_limit(q.limit.as_deref())?;
     let runs = state.store.runs().recent_runs(&name, limit).await?;
     if runs.is_empty() && !state.catalog().journeys.contains_key(&name) {
@@ -204,10 +204,7 @@ async fn runs(
     responses(
         (status = 200, body = RunDetail),
         (status = 404, description = "no such run", body = ErrorBody)))]
-async fn run(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RunDetail>, ApiError> {
+async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<RunDetail> {
     let not_found = || ApiError::NotFound(format!("no run with id `{id}`"));
     let run_id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
     let run = state

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiResult, AppState};
 use crate::service::cluster::GONE_AFTER;
 use crate::store::cluster::NodeInfo;
 
@@ -41,7 +41,7 @@ pub struct Node {
 /// The nodes, newest heartbeat first.
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
     responses((status = 200, body = NodeList)))]
-async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+async fn list(State(state): State<AppState>) -> ApiResult<NodeList> {
     Ok(Json(node_list(&state).await?))
 }
 

@@ -96,34 +96,34 @@ impl Runs<'_> {
         let batch = i64::from(batch.max(1));
         let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
         Ok(Pruned {
-            runs: in_batches(batch, move || async move {
-                dispatch!(self.0, queries::prune_runs(raw, batch))
-            })
-            .await?,
-            rollups: in_batches(batch, move || async move {
-                dispatch!(self.0, queries::prune_rollups(hour, batch))
-            })
-            .await?,
+            runs: self.in_batches(PRUNE_RUNS, raw, batch).await?,
+            rollups: self.in_batches(PRUNE_ROLLUPS, hour, batch).await?,
         })
+    }
+
+    /// Runs `statement` (which deletes at most `$2` rows older than `$1`) until it deletes
+    /// fewer than `batch`, letting other tasks run between statements; how many in all.
+    async fn in_batches(self, statement: &'static str, before: i64, batch: i64) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let n = dispatch!(self.0, queries::prune(statement, before, batch))?;
+            deleted += n;
+            if n < batch as u64 {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
-/// Runs `delete` (one statement deleting at most `batch` rows) until it deletes fewer, letting
-/// other tasks run between statements; how many rows it deleted in all.
-async fn in_batches<F: Future<Output = Result<u64>>>(
-    batch: i64,
-    mut delete: impl FnMut() -> F,
-) -> Result<u64> {
-    let mut deleted = 0;
-    loop {
-        let n = delete().await?;
-        deleted += n;
-        if n < batch as u64 {
-            return Ok(deleted);
-        }
-        tokio::task::yield_now().await;
-    }
-}
+/// Runs started before `$1` (with their steps), at most `$2`.
+const PRUNE_RUNS: &str = "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
+     WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)";
+
+/// Rollups of hours that started before `$1`, at most `$2`.
+const PRUNE_ROLLUPS: &str = "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
+     (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
+     ORDER BY hour_s LIMIT $2)";
 
 macro_rules! dialect {
     (begin = $begin:literal, lock = $lock:literal) => {
@@ -182,14 +182,8 @@ macro_rules! dialect {
                  sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
                  ORDER BY hour_s, step, location";
 
-            fn prune_runs(before_ns: i64, batch: i64) -> u64 = execute:
-                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
-                 WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)";
-
-            fn prune_rollups(before_s: i64, batch: i64) -> u64 = execute:
-                "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
-                 (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
-                 ORDER BY hour_s LIMIT $2)";
+            fn prune(statement: &'static str, before: i64, batch: i64) -> u64 = execute:
+                statement, before, batch;
         }
 
         pub(in crate::store) async fn close(pool: &Pool<Db>) {

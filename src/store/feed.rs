@@ -38,7 +38,7 @@ impl Feed<'_> {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Vec::new());
         };
-        let mut runs = dispatch!(self.0, queries::fed_runs(seq, last))?;
+        let mut runs = self.0.runs().fed(seq, last).await?;
         Ok(entries
             .into_iter()
             .map(|e| {

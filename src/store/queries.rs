@@ -3,12 +3,16 @@
 //! and instantiated per dialect: both accept `$N` placeholders, `ON CONFLICT` and row-value
 //! `IN`, so only how a write transaction starts and how a rollup row is locked differ.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
+use super::run_rows::record;
 use super::{
     JourneyVersion, Pruned, Result, Rollup, RunRecord, RunSummary, Store, StoredRun, to_ns,
 };
 use crate::journey::Journey;
+use crate::run::StepResult;
 
 /// Runs, their steps, journey versions and hourly rollups.
 ///
@@ -70,7 +74,29 @@ impl Runs<'_> {
 
     /// One run with its steps.
     pub async fn run(self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
-        dispatch!(self.0, queries::run(run_id))
+        let Some(run) = dispatch!(self.0, queries::run(run_id))? else {
+            return Ok(None);
+        };
+        let steps = dispatch!(self.0, queries::steps(run_id))?;
+        Ok(Some(record(run, steps)))
+    }
+
+    /// The stored runs of the feed entries with `after < seq <= last`, by run id: two
+    /// statements for a page of the feed instead of two per run.
+    pub(super) async fn fed(self, after: i64, last: i64) -> Result<HashMap<uuid::Uuid, StoredRun>> {
+        let mut steps: HashMap<uuid::Uuid, Vec<StepResult>> = HashMap::new();
+        let runs = dispatch!(self.0, queries::fed_runs(after, last))?;
+        for row in dispatch!(self.0, queries::fed_steps(after, last))? {
+            let run_id = row.run_id;
+            steps.entry(run_id).or_default().push(row.try_into()?);
+        }
+        Ok(runs
+            .into_iter()
+            .map(|s| {
+                let own = steps.remove(&s.run_id).unwrap_or_default();
+                (s.run_id, record(s, own))
+            })
+            .collect())
     }
 
     /// Rollups of a journey for the hours starting in `[from, to)`, by hour, step, location.
@@ -127,16 +153,16 @@ const PRUNE_ROLLUPS: &str = "DELETE FROM rollups WHERE (journey, step, location,
 
 macro_rules! dialect {
     (begin = $begin:literal, lock = $lock:literal) => {
-        use std::collections::{BTreeMap, HashMap};
+        use std::collections::BTreeMap;
 
         use sqlx::types::Json;
 
         use crate::run::StepResult;
         use crate::store::run_rows::{
             JourneyRow, RollupDelta, RollupRow, RollupTotals, RunRow, StepDetail, StepRow,
-            add_to_rollups, record,
+            add_to_rollups,
         };
-        use crate::store::{JourneyVersion, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns};
+        use crate::store::{JourneyVersion, Rollup, RunRecord, RunSummary, to_ms, to_ns};
 
         #[rustfmt::skip]
         queries! {
@@ -175,6 +201,22 @@ macro_rules! dialect {
                      (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
                       GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
                      WHERE r.journey = $1 ORDER BY r.location"
+                ));
+
+            fn run(run_id: uuid::Uuid) -> Option<RunSummary> = optional RunRow:
+                sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"));
+
+            fn steps(run_id: uuid::Uuid) -> Vec<StepResult> = all StepRow:
+                "SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index";
+
+            /// The runs of the feed entries with `after < seq <= last`.
+            fn fed_runs(after: i64, last: i64) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ({FED})"));
+
+            /// Their steps, by run.
+            fn fed_steps(after: i64, last: i64) -> Vec<StepRow> = all StepRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM step_results WHERE run_id IN ({FED}) ORDER BY run_id, step_index"
                 ));
 
             fn rollups(journey: &str, from_s: i64, to_s: i64) -> Vec<Rollup> = all RollupRow:
@@ -317,71 +359,11 @@ macro_rules! dialect {
             Ok(())
         }
 
+        /// The feed entries with `after < seq <= last`.
+        const FED: &str = "SELECT run_id FROM run_feed WHERE seq > $1 AND seq <= $2";
+
         const RUN_COLUMNS: &str = "run_id, journey, location, journey_sha256, planned_at_ns, \
             started_at_ns, finished_at_ns, duration_ms, outcome, trace_id, scheduling_lag_ms";
-
-        pub(in crate::store) async fn run(
-            pool: &Pool<Db>,
-            run_id: uuid::Uuid,
-        ) -> Result<Option<StoredRun>> {
-            let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
-            )))
-            .bind(run_id)
-            .fetch_optional(pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let steps: Vec<StepRow> =
-                sqlx::query_as("SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index")
-                    .bind(run_id)
-                    .fetch_all(pool)
-                    .await?;
-            let steps = steps
-                .into_iter()
-                .map(StepRow::into_step)
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Some(record(row.into(), steps)))
-        }
-
-        /// The stored runs of the feed entries with `after < seq <= last`, by run id: two
-        /// statements for a page of the feed instead of two per run.
-        pub(in crate::store) async fn fed_runs(
-            pool: &Pool<Db>,
-            after: i64,
-            last: i64,
-        ) -> Result<HashMap<uuid::Uuid, StoredRun>> {
-            const FED: &str = "SELECT run_id FROM run_feed WHERE seq > $1 AND seq <= $2";
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ({FED})"
-            )))
-            .bind(after)
-            .bind(last)
-            .fetch_all(pool)
-            .await?;
-            let step_rows: Vec<StepRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT * FROM step_results WHERE run_id IN ({FED}) ORDER BY run_id, step_index"
-            )))
-            .bind(after)
-            .bind(last)
-            .fetch_all(pool)
-            .await?;
-            let mut steps: HashMap<uuid::Uuid, Vec<StepResult>> = HashMap::new();
-            for row in step_rows {
-                let run_id = row.run_id;
-                steps.entry(run_id).or_default().push(row.into_step()?);
-            }
-            Ok(rows
-                .into_iter()
-                .map(|row| {
-                    let s = RunSummary::from(row);
-                    let own = steps.remove(&s.run_id).unwrap_or_default();
-                    (s.run_id, record(s, own))
-                })
-                .collect())
-        }
-
     };
 }
 pub(super) use dialect;

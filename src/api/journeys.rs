@@ -306,7 +306,7 @@ async fn trigger(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, get_json, state};
     use super::*;
     use crate::journey::parse::Diagnostic;
     use crate::run::testkit;
@@ -371,9 +371,7 @@ mod tests {
             .await
             .unwrap();
         let app = super::super::router(state);
-        let (status, body) = call(&app, get("/api/v1/journeys")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, "/api/v1/journeys").await;
         let j = &v["journeys"][0];
         assert_eq!(j["name"], "shop");
         assert_eq!(j["schedule"], "every 30s");
@@ -395,9 +393,7 @@ mod tests {
         state.store.runs().record_now(&records).await;
         let app = super::super::router(state);
 
-        let (status, body) = call(&app, get("/api/v1/journeys/shop/runs?limit=2")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, "/api/v1/journeys/shop/runs?limit=2").await;
         let ids: Vec<&Value> = v["runs"]
             .as_array()
             .unwrap()
@@ -430,9 +426,7 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
         let id = records[2].result.run_id;
-        let (status, body) = call(&app, get(&format!("/api/v1/runs/{id}"))).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, &format!("/api/v1/runs/{id}")).await;
         assert_eq!(v["run_id"], json!(id));
         assert_eq!(v["steps"][0]["name"], "home");
         assert_eq!(v["journey_sha256"], "abc");

@@ -302,6 +302,13 @@ pub(crate) mod test_support {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// What `GET uri` answers, which must be 200 with JSON.
+    pub async fn get_json(app: &Router, uri: &str) -> serde_json::Value {
+        let (status, body) = call(app, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// A cookie of a fresh dashboard session (user `tester`).
     pub async fn session_cookie(state: &AppState) -> String {
         use sha2::{Digest, Sha256};

@@ -4,45 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Incident, Notification, NotificationKind};
-
-crate::words::words! {
-    /// What an entry of an incident's timeline records: the change that caused a notification, or
-    /// that notifications were held back. Serialized (and stored) as its snake_case name.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum EventKind {
-        Triggered,
-        Escalated,
-        Reopened,
-        Acknowledged,
-        Resolved,
-        Reminder,
-        Flapping,
-        /// The change's notifications were not sent (maintenance, or its alert was never sent).
-        Muted,
-    }
-}
-
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<NotificationKind> for EventKind {
-    fn from(kind: NotificationKind) -> Self {
-        match kind {
-            NotificationKind::Triggered => EventKind::Triggered,
-            NotificationKind::Escalated => EventKind::Escalated,
-            NotificationKind::Reopened => EventKind::Reopened,
-            NotificationKind::Acknowledged => EventKind::Acknowledged,
-            NotificationKind::Resolved => EventKind::Resolved,
-            NotificationKind::Reminder => EventKind::Reminder,
-            NotificationKind::Flapping => EventKind::Flapping,
-        }
-    }
-}
+use super::{EventKind, Incident, Notification};
 
 /// One entry of an incident's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

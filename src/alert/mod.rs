@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use change::{EventKind, IncidentChange, IncidentEvent};
+pub use change::{IncidentChange, IncidentEvent};
 
 crate::words::words! {
     /// How bad an incident is. Ordered: an incident only ever escalates.
@@ -206,22 +206,60 @@ impl Incident {
     }
 }
 
-crate::words::words! {
-    /// Why a notification is sent.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum NotificationKind {
-        Triggered,
-        /// Degraded became failure: same incident, new severity.
-        Escalated,
-        /// Resolved recently and failing again: same incident, same dedup key.
-        Reopened,
-        Acknowledged,
-        Resolved,
-        /// Still open after the channel's reminder interval.
-        Reminder,
-        /// The journey flips state too often; further changes are not notified until it settles.
-        Flapping,
+/// Declares [`NotificationKind`] and [`EventKind`] from one list: every reason to notify is
+/// also what a timeline entry can record, which has one more (`Muted`).
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident,)+) => {
+        crate::words::words! {
+            /// Why a notification is sent.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+            #[serde(rename_all = "snake_case")]
+            pub enum NotificationKind {
+                $($(#[$doc])* $kind,)+
+            }
+        }
+
+        crate::words::words! {
+            /// What an entry of an incident's timeline records: the change that caused a
+            /// notification, or that notifications were held back. Serialized (and stored) as
+            /// its snake_case name.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+            #[serde(rename_all = "snake_case")]
+            pub enum EventKind {
+                $($kind,)+
+                /// The change's notifications were not sent (maintenance, or its alert was never
+                /// sent).
+                Muted,
+            }
+        }
+
+        impl From<NotificationKind> for EventKind {
+            fn from(kind: NotificationKind) -> Self {
+                match kind {
+                    $(NotificationKind::$kind => EventKind::$kind,)+
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    Triggered,
+    /// Degraded became failure: same incident, new severity.
+    Escalated,
+    /// Resolved recently and failing again: same incident, same dedup key.
+    Reopened,
+    Acknowledged,
+    Resolved,
+    /// Still open after the channel's reminder interval.
+    Reminder,
+    /// The journey flips state too often; further changes are not notified until it settles.
+    Flapping,
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

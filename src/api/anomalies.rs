@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::journeys::{parse_limit, parse_since};
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, BadParameter};
 use crate::baseline::DetectorKind;
 use crate::baseline::StoredEpisode;
 use crate::store::EpisodeFilter;
@@ -79,11 +79,11 @@ pub struct Measure {
 #[utoipa::path(get, path = "/api/v1/anomalies", tag = "anomalies", params(AnomaliesQuery),
     responses(
         (status = 200, body = AnomalyList),
-        (status = 400, description = "a bad parameter", body = ErrorBody)))]
+        BadParameter))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<AnomaliesQuery>,
-) -> Result<Json<AnomalyList>, ApiError> {
+) -> ApiResult<AnomalyList> {
     let open_only = match q.open.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -139,7 +139,7 @@ impl From<&StoredEpisode> for Anomaly {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, get_json, state};
     use crate::baseline::SeriesKey;
     use crate::baseline::{DetectorKind, Episode};
     use axum::Router;
@@ -162,6 +162,7 @@ mod tests {
     /// shop/login latency (closed, 10:00–10:20), then search/query failure rate (open, 11:00).
     async fn app_with_episodes() -> (Router, tempfile::TempDir, i64, i64) {
         let (state, _, dir) = state(None).await;
+        let episodes = state.store.episodes();
         let mut latency = Episode {
             detector: DetectorKind::Latency,
             start_ms: ms(0, 123),
@@ -172,9 +173,7 @@ mod tests {
             baseline: 101.125,
             anomalous_runs: 3,
         };
-        let closed = state
-            .store
-            .episodes()
+        let closed = episodes
             .open_episode(&series("shop", "login"), "medium", &latency)
             .await
             .unwrap();
@@ -182,12 +181,7 @@ mod tests {
         latency.peak_score = 9.5;
         latency.peak_value = 312.25;
         latency.anomalous_runs = 11;
-        state
-            .store
-            .episodes()
-            .close_episode(closed, &latency)
-            .await
-            .unwrap();
+        episodes.close_episode(closed, &latency).await.unwrap();
         let failure = Episode {
             detector: DetectorKind::FailureRate,
             start_ms: ms(60, 1),
@@ -198,9 +192,7 @@ mod tests {
             baseline: 0.0125,
             anomalous_runs: 4,
         };
-        let open = state
-            .store
-            .episodes()
+        let open = episodes
             .open_episode(&series("search", "query"), "high", &failure)
             .await
             .unwrap();
@@ -208,10 +200,7 @@ mod tests {
     }
 
     async fn list_of(app: &Router, uri: &str) -> Vec<Value> {
-        let (status, body) = call(app, get(uri)).await;
-        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["anomalies"]
+        get_json(app, uri).await["anomalies"]
             .as_array()
             .expect("an `anomalies` array")
             .clone()

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::auth::SignedIn;
 use super::journeys::parse_limit;
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, BadParameter, ErrorBody};
 use crate::digest::Digest;
 use crate::digest::render::{self, Images, LinkBase};
 use crate::format;
@@ -98,20 +98,22 @@ pub struct DigestDetail {
 #[utoipa::path(get, path = "/api/v1/digests", tag = "digests", params(DigestsQuery),
     responses(
         (status = 200, body = DigestList),
-        (status = 400, description = "a bad parameter", body = ErrorBody)))]
+        BadParameter))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<DigestsQuery>,
-) -> Result<Json<DigestList>, ApiError> {
-    let limit = parse_limit(q.limit.as_deref())?;
-    let digests = state
-        .store
-        .digests()
-        .digests(q.owner.as_deref(), limit)
-        .await?;
+) -> ApiResult<DigestList> {
+    let digests = listed(&state, &q).await?;
     Ok(Json(DigestList {
         digests: digests.iter().map(DigestHead::from).collect(),
     }))
+}
+
+/// The digests `q` asks for.
+async fn listed(state: &AppState, q: &DigestsQuery) -> Result<Vec<StoredDigest>, ApiError> {
+    let limit = parse_limit(q.limit.as_deref())?;
+    let digests = state.store.digests();
+    Ok(digests.digests(q.owner.as_deref(), limit).await?)
 }
 
 async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
@@ -126,10 +128,7 @@ async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
     responses(
         (status = 200, body = DigestDetail),
         (status = 404, description = "no such digest", body = ErrorBody)))]
-async fn one(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<DigestDetail>, ApiError> {
+async fn one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<DigestDetail> {
     let d = stored(&state, &id).await?;
     let deliveries = state.store.digests().digest_deliveries(d.id).await?;
     Ok(Json(DigestDetail {
@@ -189,12 +188,7 @@ async fn list_page(
     _user: SignedIn,
     Query(q): Query<DigestsQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = parse_limit(q.limit.as_deref())?;
-    let digests = state
-        .store
-        .digests()
-        .digests(q.owner.as_deref(), limit)
-        .await?;
+    let digests = listed(&state, &q).await?;
     let digests: Vec<minijinja::Value> = digests
         .iter()
         .map(|d| {

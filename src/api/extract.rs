@@ -8,30 +8,29 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
-/// The query string as `T`.
-pub struct Query<T>(pub T);
+/// Declares each extractor as a wrapper of axum's extractor of the same name whose rejection
+/// is a 400 [`ApiError`].
+macro_rules! extractors {
+    ($($(#[$doc:meta])* $name:ident<T: $($bound:path),+>;)+) => {$(
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
+        impl<S: Send + Sync, T: $($bound +)+> FromRequestParts<S> for $name<T> {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                axum::extract::$name::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|extracted| $name(extracted.0))
+                    .map_err(|e| ApiError::BadRequest(e.body_text()))
+            }
+        }
+    )+};
 }
 
-/// The path's parameters as `T`.
-pub struct Path<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Path(p.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
-    }
+extractors! {
+    /// The query string as `T`.
+    Query<T: DeserializeOwned>;
+    /// The path's parameters as `T`.
+    Path<T: DeserializeOwned, Send>;
 }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::journeys::{authorize, parse_limit, parse_since};
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, BadParameter, ErrorBody};
 use crate::alert::IncidentEvent;
 use crate::alert::engine::CommandError;
 use crate::alert::{Incident, IncidentState, NotificationKind};
@@ -101,11 +101,11 @@ struct CommandBody {
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentsQuery),
     responses(
         (status = 200, body = IncidentList),
-        (status = 400, description = "a bad parameter", body = ErrorBody)))]
+        BadParameter))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<IncidentsQuery>,
-) -> Result<Json<IncidentList>, ApiError> {
+) -> ApiResult<IncidentList> {
     use IncidentState::*;
     let states = match q.state.as_deref() {
         None => vec![],
@@ -155,10 +155,7 @@ pub(super) async fn with_events(
     responses(
         (status = 200, body = IncidentDetail),
         (status = 404, description = "no such incident", body = ErrorBody)))]
-async fn one(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<IncidentDetail>, ApiError> {
+async fn one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<IncidentDetail> {
     let id = parse_id(&id)?;
     let (incident, events) = with_events(&state, id).await?;
     let mut notifications = Vec::new();
@@ -217,34 +214,32 @@ enum CommandAnswers {
     Unavailable(ErrorBody),
 }
 
-/// Acknowledges an open incident: notifications stop escalating.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/ack", tag = "incidents",
-    params(("id" = i64, Path, description = "incident id")),
-    request_body(content = Option<CommandBody>, content_type = "application/json"),
-    security(("bearer" = [])),
-    responses(CommandAnswers))]
-async fn acknowledge(
-    state: State<AppState>,
-    headers: HeaderMap,
-    id: Path<String>,
-    body: Bytes,
-) -> Result<Json<IncidentChanged>, ApiError> {
-    command(state, headers, id, body, Action::Acknowledge).await
+/// Declares the endpoints that ask the incident engine for a command on one incident: each
+/// is [`command`] with its action, and answers as `CommandAnswers` documents.
+macro_rules! command_endpoints {
+    ($($(#[$doc:meta])* $name:ident = $path:literal => $action:expr;)+) => {$(
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "incidents",
+            params(("id" = i64, Path, description = "incident id")),
+            request_body(content = Option<CommandBody>, content_type = "application/json"),
+            security(("bearer" = [])),
+            responses(CommandAnswers))]
+        async fn $name(
+            state: State<AppState>,
+            headers: HeaderMap,
+            id: Path<String>,
+            body: Bytes,
+        ) -> ApiResult<IncidentChanged> {
+            command(state, headers, id, body, $action).await
+        }
+    )+};
 }
 
-/// Resolves an incident by hand (it reopens if the journey keeps failing).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
-    params(("id" = i64, Path, description = "incident id")),
-    request_body(content = Option<CommandBody>, content_type = "application/json"),
-    security(("bearer" = [])),
-    responses(CommandAnswers))]
-async fn resolve(
-    state: State<AppState>,
-    headers: HeaderMap,
-    id: Path<String>,
-    body: Bytes,
-) -> Result<Json<IncidentChanged>, ApiError> {
-    command(state, headers, id, body, Action::Resolve).await
+command_endpoints! {
+    /// Acknowledges an open incident: notifications stop escalating.
+    acknowledge = "/api/v1/incidents/{id}/ack" => Action::Acknowledge;
+    /// Resolves an incident by hand (it reopens if the journey keeps failing).
+    resolve = "/api/v1/incidents/{id}/resolve" => Action::Resolve;
 }
 
 async fn command(
@@ -253,7 +248,7 @@ async fn command(
     Path(id): Path<String>,
     body: Bytes,
     action: Action,
-) -> Result<Json<IncidentChanged>, ApiError> {
+) -> ApiResult<IncidentChanged> {
     authorize(&state, &headers)?;
     let id = parse_id(&id)?;
     // No body, or `null`, is as good as `{}`.

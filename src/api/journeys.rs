@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, ApiResult, AppState, ErrorBody};
 use crate::journey::{Journey, Schedule};
 use crate::run::{Outcome, RunResult};
 use crate::scheduler::RunNow;
@@ -101,7 +101,7 @@ impl From<StoredRun> for RunDetail {
 /// Every scheduled journey with its last run, and the problems of the journeys directory.
 #[utoipa::path(get, path = "/api/v1/journeys", tag = "journeys",
     responses((status = 200, body = JourneyList)))]
-async fn list(State(state): State<AppState>) -> Result<Json<JourneyList>, ApiError> {
+async fn list(State(state): State<AppState>) -> ApiResult<JourneyList> {
     let (journeys, problems): (Vec<Arc<Journey>>, Vec<String>) = {
         let catalog = state.catalog();
         (
@@ -186,7 +186,7 @@ async fn runs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<RunList>, ApiError> {
+) -> ApiResult<RunList> {
     let limit = parse_limit(q.limit.as_deref())?;
     let runs = state.store.runs().recent_runs(&name, limit).await?;
     if runs.is_empty() && !state.catalog().journeys.contains_key(&name) {
@@ -204,10 +204,7 @@ async fn runs(
     responses(
         (status = 200, body = RunDetail),
         (status = 404, description = "no such run", body = ErrorBody)))]
-async fn run(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RunDetail>, ApiError> {
+async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<RunDetail> {
     let not_found = || ApiError::NotFound(format!("no run with id `{id}`"));
     let run_id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
     let run = state
@@ -309,7 +306,7 @@ async fn trigger(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, get_json, state};
     use super::*;
     use crate::journey::parse::Diagnostic;
     use crate::run::testkit;
@@ -374,9 +371,7 @@ mod tests {
             .await
             .unwrap();
         let app = super::super::router(state);
-        let (status, body) = call(&app, get("/api/v1/journeys")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, "/api/v1/journeys").await;
         let j = &v["journeys"][0];
         assert_eq!(j["name"], "shop");
         assert_eq!(j["schedule"], "every 30s");
@@ -398,9 +393,7 @@ mod tests {
         state.store.runs().record_now(&records).await;
         let app = super::super::router(state);
 
-        let (status, body) = call(&app, get("/api/v1/journeys/shop/runs?limit=2")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, "/api/v1/journeys/shop/runs?limit=2").await;
         let ids: Vec<&Value> = v["runs"]
             .as_array()
             .unwrap()
@@ -433,9 +426,7 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
         let id = records[2].result.run_id;
-        let (status, body) = call(&app, get(&format!("/api/v1/runs/{id}"))).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, &format!("/api/v1/runs/{id}")).await;
         assert_eq!(v["run_id"], json!(id));
         assert_eq!(v["steps"][0]["name"], "home");
         assert_eq!(v["journey_sha256"], "abc");

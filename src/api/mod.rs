@@ -131,6 +131,15 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// What a JSON endpoint answers: the value, or an [`ApiError`].
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The answer to a query parameter that does not parse, as endpoints document it.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "a bad parameter")]
+#[allow(dead_code)]
+struct BadParameter(ErrorBody);
+
 /// An error as the API answers it: `{"error": "..."}` with a status. Internal errors are
 /// logged with their context and answered with an opaque 500.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +300,13 @@ pub(crate) mod test_support {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// What `GET uri` answers, which must be 200 with JSON.
+    pub async fn get_json(app: &Router, uri: &str) -> serde_json::Value {
+        let (status, body) = call(app, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        serde_json::from_str(&body).unwrap()
     }
 
     /// A cookie of a fresh dashboard session (user `tester`).

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiResult, AppState};
 use crate::service::cluster::GONE_AFTER;
 use crate::store::cluster::NodeInfo;
 
@@ -41,7 +41,7 @@ pub struct Node {
 /// The nodes, newest heartbeat first.
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
     responses((status = 200, body = NodeList)))]
-async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
+async fn list(State(state): State<AppState>) -> ApiResult<NodeList> {
     Ok(Json(node_list(&state).await?))
 }
 
@@ -83,9 +83,8 @@ pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, get_json, state};
     use crate::store::cluster::NodeInfo;
-    use axum::http::StatusCode;
     use serde_json::Value;
 
     #[tokio::test]
@@ -115,9 +114,7 @@ mod tests {
             .await
             .unwrap();
         let app = super::super::router(state);
-        let (status, body) = call(&app, get("/api/v1/nodes")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v = get_json(&app, "/api/v1/nodes").await;
         let summary: Vec<(&str, bool, bool)> = v["nodes"]
             .as_array()
             .unwrap()

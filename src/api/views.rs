@@ -20,7 +20,7 @@ use super::extract::{Path, Query};
 use super::histogram::{self, Bin};
 use super::journeys::schedule_text;
 use super::status::{JourneyState, Scope, snapshot};
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiResult, AppState, BadParameter, ErrorBody};
 use crate::digest::model::JourneyDigest;
 use crate::store::RunSummary;
 use crate::store::status::LocationResult;
@@ -42,11 +42,11 @@ pub struct Overview {
 #[utoipa::path(get, path = "/api/v1/overview", tag = "dashboard", params(OverviewQuery),
     responses(
         (status = 200, body = Overview),
-        (status = 400, description = "a bad parameter", body = ErrorBody)))]
+        BadParameter))]
 async fn overview(
     State(state): State<AppState>,
     Query(filter): Query<OverviewQuery>,
-) -> Result<Json<Overview>, ApiError> {
+) -> ApiResult<Overview> {
     let s = snapshot(&state, Scope::All).await?;
     let catalog = state.catalog().clone();
     Ok(Json(Overview {
@@ -111,7 +111,7 @@ pub struct Span {
 async fn journey(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<JourneyDetail>, ApiError> {
+) -> ApiResult<JourneyDetail> {
     let d = page::load(&state, &name).await?;
     let def = &d.def;
     Ok(Json(JourneyDetail {
@@ -179,7 +179,7 @@ pub struct HostDependency {
 /// The dependency map.
 #[utoipa::path(get, path = "/api/v1/dependencies", tag = "dashboard",
     responses((status = 200, body = DependencyMap)))]
-async fn dependencies(State(state): State<AppState>) -> Result<Json<DependencyMap>, ApiError> {
+async fn dependencies(State(state): State<AppState>) -> ApiResult<DependencyMap> {
     let g = page::dependency_graph(&state).await?;
     Ok(Json(DependencyMap {
         journey_hosts: g

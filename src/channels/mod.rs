@@ -64,6 +64,45 @@ pub trait Notifier: Send + Sync {
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>>;
 }
 
+/// A channel that posts one JSON request per notification (PagerDuty, Slack, webhook): its
+/// settings, which say what to post (`Post`), and the client it posts with.
+pub struct Http<C> {
+    config: C,
+    client: reqwest::Client,
+}
+
+impl<C: Clone> Http<C> {
+    pub fn new(config: &C, client: reqwest::Client) -> Self {
+        Http {
+            config: config.clone(),
+            client,
+        }
+    }
+}
+
+/// One request of an HTTP channel.
+pub(crate) struct Request<'a> {
+    pub(crate) url: &'a str,
+    /// Besides `Content-Type`.
+    pub(crate) headers: Vec<(&'static str, String)>,
+    /// JSON.
+    pub(crate) body: Vec<u8>,
+}
+
+/// What an HTTP channel's settings post for a notification.
+pub(crate) trait Post: Send + Sync {
+    fn request<'a>(&'a self, n: &Notification) -> Request<'a>;
+}
+
+impl<C: Post> Notifier for Http<C> {
+    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+        Box::pin(async move {
+            let request = self.config.request(n);
+            post_json(&self.client, request.url, &request.headers, request.body).await
+        })
+    }
+}
+
 /// Longest a single delivery attempt may take before it counts as a (retryable) failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 

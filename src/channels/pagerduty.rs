@@ -11,36 +11,25 @@
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, is_web_url, post_json};
+use super::{Http, Post, Request, is_web_url};
 use crate::alert::{AnomalyCause, Notification, NotificationKind, Severity};
-use crate::channels::config::{PagerDutyConfig, Secret};
+use crate::channels::config::PagerDutyConfig;
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 const SUMMARY_MAX_CHARS: usize = 1024;
 
-pub struct PagerDuty {
-    routing_key: Secret,
-    url: String,
-    client: reqwest::Client,
-}
+/// The PagerDuty channel.
+pub type PagerDuty = Http<PagerDutyConfig>;
 
-impl PagerDuty {
-    pub fn new(config: &PagerDutyConfig, client: reqwest::Client) -> PagerDuty {
-        PagerDuty {
-            routing_key: config.routing_key.clone(),
-            url: config.url.clone(),
-            client,
+impl Post for PagerDutyConfig {
+    fn request<'a>(&'a self, n: &Notification) -> Request<'a> {
+        let event = event(self.routing_key.expose(), n);
+        let body = serde_json::to_vec(&event).expect("an event serializes to JSON");
+        Request {
+            url: &self.url,
+            headers: Vec::new(),
+            body,
         }
-    }
-}
-
-impl Notifier for PagerDuty {
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
-        Box::pin(async move {
-            let event = event(self.routing_key.expose(), n);
-            let body = serde_json::to_vec(&event).expect("an event serializes to JSON");
-            post_json(&self.client, &self.url, &[], body).await
-        })
     }
 }
 
@@ -214,10 +203,12 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::channels::config::Secret;
     use crate::channels::test_support::{
         RUN_ID, Recorder, TRACE_ID, assert_errors_classified, assert_unreachable_is_retried,
         closed_port, degraded_notification, notification,
     };
+    use crate::channels::{Delivered, Notifier};
 
     const KEY: &str = "R0UT1NGK3Y0000000000000000000000";
 

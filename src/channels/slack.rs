@@ -11,9 +11,9 @@
 
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, is_web_url, post_json};
+use super::{Http, Post, Request, is_web_url};
 use crate::alert::{Notification, NotificationKind, ResolvedBy, Severity};
-use crate::channels::config::{Secret, SlackConfig};
+use crate::channels::config::SlackConfig;
 use crate::format::{self, truncate};
 
 /// Block Kit limits, in characters (<https://api.slack.com/reference/block-kit/blocks>).
@@ -24,26 +24,16 @@ const FIELDS_MAX: usize = 10;
 pub(crate) const BUTTON_TEXT_MAX: usize = 75;
 pub(crate) const BUTTON_URL_MAX: usize = 3000;
 
-pub struct Slack {
-    webhook_url: Secret,
-    client: reqwest::Client,
-}
+/// The Slack channel.
+pub type Slack = Http<SlackConfig>;
 
-impl Slack {
-    pub fn new(config: &SlackConfig, client: reqwest::Client) -> Slack {
-        Slack {
-            webhook_url: config.webhook_url.clone(),
-            client,
+impl Post for SlackConfig {
+    fn request<'a>(&'a self, n: &Notification) -> Request<'a> {
+        Request {
+            url: self.webhook_url.expose(),
+            headers: Vec::new(),
+            body: serde_json::to_vec(&message(n)).expect("a message serializes to JSON"),
         }
-    }
-}
-
-impl Notifier for Slack {
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
-        Box::pin(async move {
-            let body = serde_json::to_vec(&message(n)).expect("a message serializes to JSON");
-            post_json(&self.client, self.webhook_url.expose(), &[], body).await
-        })
     }
 }
 
@@ -183,10 +173,12 @@ pub(crate) fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channels::config::Secret;
     use crate::channels::test_support::{
         RUN_ID, Recorder, assert_errors_classified, assert_unreachable_is_retried, closed_port,
         degraded_notification, notification,
     };
+    use crate::channels::{Delivered, DeliveryError, Notifier};
 
     const HOOK_PATH: &str = "/services/T0001/B0001/hooksecretpart";
 

@@ -17,43 +17,27 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{BoxFuture, Delivered, DeliveryError, Notifier, post_json};
+use super::{Http, Post, Request};
 use crate::alert::{AnomalyCause, Cause, Incident, Links, Notification, ResolvedBy};
-use crate::channels::config::{Secret, WebhookConfig};
+use crate::channels::config::WebhookConfig;
 
 /// The body's format and version, its `schema` field. Within a version fields may be added
 /// (receivers must ignore unknown ones); renaming, removing or changing the meaning of one
 /// makes a new version.
 pub const SCHEMA: &str = "waymark.notification/v1";
 
-pub struct Webhook {
-    url: Secret,
-    secret: Secret,
-    client: reqwest::Client,
-}
+/// The webhook channel.
+pub type Webhook = Http<WebhookConfig>;
 
-impl Webhook {
-    pub fn new(config: &WebhookConfig, client: reqwest::Client) -> Webhook {
-        Webhook {
-            url: config.url.clone(),
-            secret: config.secret.clone(),
-            client,
+impl Post for WebhookConfig {
+    fn request<'a>(&'a self, n: &Notification) -> Request<'a> {
+        let body = serde_json::to_vec(&Body::new(n)).expect("a body serializes to JSON");
+        let timestamp = Utc::now().timestamp();
+        Request {
+            url: self.url.expose(),
+            headers: headers(self.secret.expose().as_bytes(), timestamp, n, &body),
+            body,
         }
-    }
-}
-
-impl Notifier for Webhook {
-    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
-        Box::pin(async move {
-            let body = serde_json::to_vec(&Body::new(n)).expect("a body serializes to JSON");
-            let headers = headers(
-                self.secret.expose().as_bytes(),
-                Utc::now().timestamp(),
-                n,
-                &body,
-            );
-            post_json(&self.client, self.url.expose(), &headers, body).await
-        })
     }
 }
 
@@ -256,10 +240,12 @@ mod tests {
 
     use super::*;
     use crate::alert::NotificationKind;
+    use crate::channels::config::Secret;
     use crate::channels::test_support::{
         NOTIFICATION_ID, RUN_ID, Recorded, Recorder, TRACE_ID, assert_errors_classified,
         assert_unreachable_is_retried, closed_port, degraded_notification, notification,
     };
+    use crate::channels::{Delivered, Notifier};
 
     const SECRET: &str = "whsec_Xk2p9Lq4";
 

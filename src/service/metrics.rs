@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::run::{RunResult, StepStatus};
 use crate::scheduler::SchedulerStats;
@@ -77,14 +77,20 @@ impl Default for Metrics {
     }
 }
 
+/// A new metric registered as `name` with `help`, and the handle that updates it.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("waymark");
-        let runs = Family::<RunLabels, Counter>::default();
-        registry.register(
+        let runs = registered(
+            &mut registry,
             "runs",
             "Runs completed, by journey and outcome",
-            runs.clone(),
         );
         let step_duration: Family<StepLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_buckets);
@@ -101,102 +107,76 @@ impl Metrics {
             Unit::Seconds,
             scheduling_lag.clone(),
         );
-        let runs_dropped = Counter::default();
-        registry.register(
-            "store_runs_dropped",
-            "Runs not stored because the store writer's queue was full or closed",
-            runs_dropped.clone(),
-        );
-        let runs_missed = Counter::default();
-        registry.register(
-            "runs_missed",
-            "Ticks a node claimed and never stored, because it stopped mid-run (counted by the leader)",
-            runs_missed.clone(),
-        );
-        let in_flight = Gauge::default();
-        registry.register(
-            "scheduler_runs_in_flight",
-            "Runs executing now",
-            in_flight.clone(),
-        );
-        let waiting_for_permit = Gauge::default();
-        registry.register(
-            "scheduler_runs_waiting_for_permit",
-            "Runs waiting for a concurrency permit now",
-            waiting_for_permit.clone(),
-        );
-        let journeys = Gauge::default();
-        registry.register(
-            "scheduler_journeys",
-            "Journeys being scheduled",
-            journeys.clone(),
-        );
-        let skipped_overlap = Counter::default();
-        registry.register(
-            "scheduler_skipped_overlap",
-            "Ticks skipped because the journey's previous run was still in progress",
-            skipped_overlap.clone(),
-        );
-        let abandoned = Counter::default();
-        registry.register(
-            "scheduler_runs_abandoned",
-            "Runs dropped at shutdown after the grace period",
-            abandoned.clone(),
-        );
-        let writer_queue = Gauge::default();
-        registry.register(
-            "store_writer_queue_depth",
-            "Runs queued for the store writer",
-            writer_queue.clone(),
-        );
-        let spans_lost = Counter::default();
-        registry.register(
-            "telemetry_spans_lost",
-            "Spans that could not be exported (collector down or queue full)",
-            spans_lost.clone(),
-        );
-        let deliveries = Family::<DeliveryLabels, Counter>::default();
-        registry.register(
-            "notification_attempts",
-            "Notification delivery attempts, by channel and outcome (delivered, retry, failed)",
-            deliveries.clone(),
-        );
-        let incidents_open = Gauge::default();
-        registry.register(
-            "incidents_open",
-            "Incidents open or acknowledged",
-            incidents_open.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "cluster_leader",
-            "1 while this node holds the leader lease and runs the singleton duties, else 0",
-            leader.clone(),
-        );
-        let outbox = Family::<OutboxLabels, Gauge>::default();
-        registry.register(
-            "notifications",
-            "Notifications in the store, by channel and status (failed = given up)",
-            outbox.clone(),
-        );
         Metrics {
-            registry,
             runs,
             step_duration,
             scheduling_lag,
-            runs_dropped,
-            runs_missed,
-            in_flight,
-            waiting_for_permit,
-            journeys,
-            skipped_overlap,
-            abandoned,
-            writer_queue,
-            spans_lost,
-            deliveries,
-            incidents_open,
-            leader,
-            outbox,
+            runs_dropped: registered(
+                &mut registry,
+                "store_runs_dropped",
+                "Runs not stored because the store writer's queue was full or closed",
+            ),
+            runs_missed: registered(
+                &mut registry,
+                "runs_missed",
+                "Ticks a node claimed and never stored, because it stopped mid-run (counted by the leader)",
+            ),
+            in_flight: registered(
+                &mut registry,
+                "scheduler_runs_in_flight",
+                "Runs executing now",
+            ),
+            waiting_for_permit: registered(
+                &mut registry,
+                "scheduler_runs_waiting_for_permit",
+                "Runs waiting for a concurrency permit now",
+            ),
+            journeys: registered(
+                &mut registry,
+                "scheduler_journeys",
+                "Journeys being scheduled",
+            ),
+            skipped_overlap: registered(
+                &mut registry,
+                "scheduler_skipped_overlap",
+                "Ticks skipped because the journey's previous run was still in progress",
+            ),
+            abandoned: registered(
+                &mut registry,
+                "scheduler_runs_abandoned",
+                "Runs dropped at shutdown after the grace period",
+            ),
+            writer_queue: registered(
+                &mut registry,
+                "store_writer_queue_depth",
+                "Runs queued for the store writer",
+            ),
+            spans_lost: registered(
+                &mut registry,
+                "telemetry_spans_lost",
+                "Spans that could not be exported (collector down or queue full)",
+            ),
+            deliveries: registered(
+                &mut registry,
+                "notification_attempts",
+                "Notification delivery attempts, by channel and outcome (delivered, retry, failed)",
+            ),
+            incidents_open: registered(
+                &mut registry,
+                "incidents_open",
+                "Incidents open or acknowledged",
+            ),
+            leader: registered(
+                &mut registry,
+                "cluster_leader",
+                "1 while this node holds the leader lease and runs the singleton duties, else 0",
+            ),
+            outbox: registered(
+                &mut registry,
+                "notifications",
+                "Notifications in the store, by channel and status (failed = given up)",
+            ),
+            registry,
             scrape: Mutex::new(()),
         }
     }

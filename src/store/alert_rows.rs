@@ -184,15 +184,17 @@ pub(super) struct RecordRow {
     delivered_at_ns: Option<i64>,
 }
 
-impl RecordRow {
-    pub(super) fn into_record(self) -> Result<NotificationRecord> {
+impl TryFrom<RecordRow> for NotificationRecord {
+    type Error = StoreError;
+
+    fn try_from(row: RecordRow) -> Result<NotificationRecord> {
         Ok(NotificationRecord {
-            notification: from_json(&self.payload)?,
-            status: self.status,
-            attempts: narrow(self.attempts, "attempts")?,
-            next_attempt_at: self.next_attempt_at_ns.map(from_ns),
-            last_error: self.last_error,
-            delivered_at: self.delivered_at_ns.map(from_ns),
+            notification: from_json(&row.payload)?,
+            status: row.status,
+            attempts: narrow(row.attempts, "attempts")?,
+            next_attempt_at: row.next_attempt_at_ns.map(from_ns),
+            last_error: row.last_error,
+            delivered_at: row.delivered_at_ns.map(from_ns),
         })
     }
 }
@@ -207,17 +209,19 @@ pub(super) struct AttemptReadRow {
     error: Option<String>,
 }
 
-impl AttemptReadRow {
-    pub(super) fn into_attempt(self) -> Result<DeliveryAttempt> {
+impl TryFrom<AttemptReadRow> for DeliveryAttempt {
+    type Error = StoreError;
+
+    fn try_from(row: AttemptReadRow) -> Result<DeliveryAttempt> {
         Ok(DeliveryAttempt {
-            at: from_ns(self.at_ns),
-            duration_ms: self.duration_ms,
-            status_code: self
+            at: from_ns(row.at_ns),
+            duration_ms: row.duration_ms,
+            status_code: row
                 .status_code
                 .map(|code| narrow(code, "status code"))
                 .transpose()?,
-            outcome: self.outcome,
-            error: self.error,
+            outcome: row.outcome,
+            error: row.error,
         })
     }
 }
@@ -230,8 +234,10 @@ pub(super) struct CountRow {
     n: i64,
 }
 
-impl CountRow {
-    pub(super) fn into_count(self) -> Result<(String, NotificationStatus, u64)> {
-        Ok((self.channel, self.status, narrow(self.n, "count")?))
+impl TryFrom<CountRow> for (String, NotificationStatus, u64) {
+    type Error = StoreError;
+
+    fn try_from(row: CountRow) -> Result<(String, NotificationStatus, u64)> {
+        Ok((row.channel, row.status, narrow(row.n, "count")?))
     }
 }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::alert_rows::{AttemptRow, ChangeRows, IncidentListing};
+use super::alert_rows::{AttemptRow, ChangeRows, IncidentListing, incident_of};
 use super::{Result, Store, to_ns};
 use crate::alert::{Incident, IncidentChange, IncidentEvent, IncidentState, Notification};
 
@@ -116,7 +116,8 @@ impl Incidents<'_> {
     }
 
     pub async fn incident(self, id: i64) -> Result<Option<Incident>> {
-        dispatch!(self.0, alerts::incident(id))
+        let body = dispatch!(self.0, alerts::incident(id))?;
+        body.as_deref().map(incident_of).transpose()
     }
 
     /// The incident's timeline, oldest first.
@@ -159,18 +160,14 @@ impl Incidents<'_> {
 }
 
 macro_rules! dialect {
-    ($db:ty, begin = $begin:literal) => {
-        use sqlx::Pool;
-
+    (begin = $begin:literal) => {
         use crate::alert::{Incident, IncidentEvent};
         use crate::store::alert_rows::{
             AttemptReadRow, AttemptRow, ChangeRows, CountRow, EventRow, IncidentListing,
             RecordRow, incident_of,
         };
         use crate::store::alerts::{DeliveryAttempt, NotificationRecord, NotificationStatus};
-        use crate::store::{Result, StoreError};
-
-        type Db = $db;
+        use crate::store::StoreError;
 
         pub(in crate::store) async fn save(pool: &Pool<Db>, change: &ChangeRows<'_>) -> Result<i64> {
             let mut tx = pool.begin_with($begin).await?;
@@ -273,52 +270,29 @@ macro_rules! dialect {
             bodies.iter().map(|body| incident_of(body)).collect()
         }
 
-        pub(in crate::store) async fn incident(pool: &Pool<Db>, id: i64) -> Result<Option<Incident>> {
-            let body: Option<String> = sqlx::query_scalar("SELECT body FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            body.as_deref().map(incident_of).transpose()
-        }
+        #[rustfmt::skip]
+        queries! {
+            fn incident(id: i64) -> Option<String> = optional_scalar:
+                "SELECT body FROM incidents WHERE id = $1";
 
-        pub(in crate::store) async fn events(
-            pool: &Pool<Db>,
-            incident_id: i64,
-        ) -> Result<Vec<IncidentEvent>> {
-            let rows: Vec<EventRow> = sqlx::query_as(
+            fn events(incident_id: i64) -> Vec<IncidentEvent> = all EventRow:
                 "SELECT at_ns, kind, detail FROM incident_events WHERE incident_id = $1 \
-                 ORDER BY id",
-            )
-            .bind(incident_id)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(IncidentEvent::from).collect())
-        }
+                 ORDER BY id";
 
-        pub(in crate::store) async fn notifications_of(
-            pool: &Pool<Db>,
-            incident_id: i64,
-        ) -> Result<Vec<NotificationRecord>> {
-            let rows: Vec<RecordRow> =
-                sqlx::query_as("SELECT * FROM notifications WHERE incident_id = $1 ORDER BY seq")
-                    .bind(incident_id)
-                    .fetch_all(pool)
-                    .await?;
-            rows.into_iter().map(RecordRow::into_record).collect()
-        }
+            fn notifications_of(incident_id: i64) -> Vec<NotificationRecord> = all RecordRow:
+                "SELECT * FROM notifications WHERE incident_id = $1 ORDER BY seq";
 
-        pub(in crate::store) async fn pending(
-            pool: &Pool<Db>,
-            limit: i64,
-        ) -> Result<Vec<NotificationRecord>> {
-            let rows: Vec<RecordRow> = sqlx::query_as(
+            fn pending(limit: i64) -> Vec<NotificationRecord> = all RecordRow:
                 "SELECT * FROM notifications WHERE status = $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(NotificationStatus::Pending)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(RecordRow::into_record).collect()
+                NotificationStatus::Pending, limit;
+
+            fn attempts(notification_id: &str) -> Vec<DeliveryAttempt> = all AttemptReadRow:
+                "SELECT at_ns, duration_ms, status_code, outcome, error FROM delivery_attempts \
+                 WHERE notification_id = $1 ORDER BY id";
+
+            fn counts() -> Vec<(String, NotificationStatus, u64)> = all CountRow:
+                "SELECT channel, status, COUNT(*) AS n FROM notifications \
+                 GROUP BY channel, status ORDER BY channel, status";
         }
 
         pub(in crate::store) async fn record_attempt(
@@ -355,32 +329,6 @@ macro_rules! dialect {
             .await?;
             tx.commit().await?;
             Ok(())
-        }
-
-        pub(in crate::store) async fn attempts(
-            pool: &Pool<Db>,
-            notification_id: &str,
-        ) -> Result<Vec<DeliveryAttempt>> {
-            let rows: Vec<AttemptReadRow> = sqlx::query_as(
-                "SELECT at_ns, duration_ms, status_code, outcome, error FROM delivery_attempts \
-                 WHERE notification_id = $1 ORDER BY id",
-            )
-            .bind(notification_id)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(AttemptReadRow::into_attempt).collect()
-        }
-
-        pub(in crate::store) async fn counts(
-            pool: &Pool<Db>,
-        ) -> Result<Vec<(String, NotificationStatus, u64)>> {
-            let rows: Vec<CountRow> = sqlx::query_as(
-                "SELECT channel, status, COUNT(*) AS n FROM notifications \
-                 GROUP BY channel, status ORDER BY channel, status",
-            )
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(CountRow::into_count).collect()
         }
     };
 }

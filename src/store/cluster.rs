@@ -92,14 +92,14 @@ impl Cluster<'_> {
         until: DateTime<Utc>,
     ) -> Result<bool> {
         let (now, until) = (to_ns(now)?, to_ns(until)?);
-        dispatch!(self.0, cluster::acquire(name, holder, now, until))
+        dispatch!(self.0, cluster::acquire(name, holder, until, now))
     }
 
     /// Takes the lease `name` for `holder` until `until` whoever holds it: for a store only one
     /// node can use (SQLite), where any other holder is this node's own previous life.
     pub async fn take_lease(self, name: &str, holder: &str, until: DateTime<Utc>) -> Result<bool> {
         let until = to_ns(until)?;
-        dispatch!(self.0, cluster::acquire(name, holder, i64::MAX, until))
+        dispatch!(self.0, cluster::acquire(name, holder, until, i64::MAX))
     }
 
     /// Gives the lease up if `holder` has it (a clean shutdown: the next node need not wait
@@ -201,120 +201,42 @@ impl From<MissedRow> for MissedTick {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
+    () => {
         use crate::store::cluster::{
             Lease, LeaseRow, MissedRow, MissedTick, NodeInfo, NodeRow, Tick,
         };
-        use crate::store::Result;
 
-        type Db = $db;
-
-        pub(in crate::store) async fn heartbeat(
-            pool: &Pool<Db>,
-            n: &NodeInfo,
-            (started, beat): (i64, i64),
-        ) -> Result<()> {
-            sqlx::query(
+        #[rustfmt::skip]
+        queries! {
+            fn heartbeat(n: &NodeInfo, (started, beat): (i64, i64)) -> () = execute:
                 "INSERT INTO nodes (node_id, location, version, hostname, journeys_sha256, \
                  started_at_ns, heartbeat_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (node_id) DO UPDATE SET location = excluded.location, \
                  version = excluded.version, hostname = excluded.hostname, \
                  journeys_sha256 = excluded.journeys_sha256, \
                  started_at_ns = excluded.started_at_ns, heartbeat_at_ns = excluded.heartbeat_at_ns",
-            )
-            .bind(&n.node_id)
-            .bind(&n.location)
-            .bind(&n.version)
-            .bind(&n.hostname)
-            .bind(&n.journeys_sha256)
-            .bind(started)
-            .bind(beat)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+                &n.node_id, &n.location, &n.version, &n.hostname, &n.journeys_sha256, started, beat;
 
-        pub(in crate::store) async fn nodes(pool: &Pool<Db>) -> Result<Vec<NodeInfo>> {
-            let rows: Vec<NodeRow> = sqlx::query_as(
+            fn nodes() -> Vec<NodeInfo> = all NodeRow:
                 "SELECT node_id, location, version, hostname, journeys_sha256, started_at_ns, \
-                 heartbeat_at_ns FROM nodes ORDER BY heartbeat_at_ns DESC, node_id",
-            )
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(NodeInfo::from).collect())
-        }
+                 heartbeat_at_ns FROM nodes ORDER BY heartbeat_at_ns DESC, node_id";
 
-
-        pub(in crate::store) async fn acquire(
-            pool: &Pool<Db>,
-            name: &str,
-            holder: &str,
-            now: i64,
-            until: i64,
-        ) -> Result<bool> {
-            let done = sqlx::query(
+            fn acquire(name: &str, holder: &str, until: i64, now: i64) -> bool = execute:
                 "INSERT INTO leases (name, holder, expires_at_ns) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
                  expires_at_ns = excluded.expires_at_ns \
-                 WHERE leases.holder = excluded.holder OR leases.expires_at_ns <= $4",
-            )
-            .bind(name)
-            .bind(holder)
-            .bind(until)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        }
+                 WHERE leases.holder = excluded.holder OR leases.expires_at_ns <= $4";
 
-        pub(in crate::store) async fn release(
-            pool: &Pool<Db>,
-            name: &str,
-            holder: &str,
-        ) -> Result<()> {
-            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-                .bind(name)
-                .bind(holder)
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
+            fn release(name: &str, holder: &str) -> () = execute:
+                "DELETE FROM leases WHERE name = $1 AND holder = $2";
 
-        pub(in crate::store) async fn lease(
-            pool: &Pool<Db>,
-            name: &str,
-            now: i64,
-        ) -> Result<Option<Lease>> {
-            let row: Option<LeaseRow> = sqlx::query_as(
-                "SELECT holder, expires_at_ns FROM leases WHERE name = $1 AND expires_at_ns > $2",
-            )
-            .bind(name)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(Lease::from))
-        }
+            fn lease(name: &str, now: i64) -> Option<Lease> = optional LeaseRow:
+                "SELECT holder, expires_at_ns FROM leases WHERE name = $1 AND expires_at_ns > $2";
 
-        pub(in crate::store) async fn claim(
-            pool: &Pool<Db>,
-            tick: Tick<'_>,
-            node: &str,
-            (planned, now): (i64, i64),
-        ) -> Result<bool> {
-            let done = sqlx::query(
+            fn claim(tick: Tick<'_>, node: &str, (planned, now): (i64, i64)) -> bool = execute:
                 "INSERT INTO run_claims (journey, location, planned_at_ns, node_id, claimed_at_ns) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(tick.journey)
-            .bind(tick.location)
-            .bind(planned)
-            .bind(node)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
+                tick.journey, tick.location, planned, node, now;
         }
 
         pub(in crate::store) async fn settle(
@@ -349,7 +271,6 @@ macro_rules! dialect {
             missed.sort_by(|a, b| (a.planned_at, &a.journey).cmp(&(b.planned_at, &b.journey)));
             Ok(missed)
         }
-
     };
 }
 pub(super) use dialect;

@@ -58,7 +58,9 @@ impl Commands<'_> {
 
     /// Takes up to `limit` commands nobody has taken, oldest first, for `node`.
     pub async fn take_commands(self, node: &str, limit: u32) -> Result<Vec<StoredCommand>> {
-        dispatch!(self.0, commands::take(node, limit.into()))
+        let mut taken = dispatch!(self.0, commands::take(node, limit.into()))?;
+        taken.sort_by_key(|c| c.id);
+        Ok(taken)
     }
 
     pub async fn answer_command(
@@ -72,7 +74,7 @@ impl Commands<'_> {
     }
 
     pub async fn command_progress(self, id: i64) -> Result<CommandProgress> {
-        dispatch!(self.0, commands::progress(id))
+        Ok(dispatch!(self.0, commands::progress(id))?.into())
     }
 
     /// Deletes the command if no leader has taken it yet; whether it did.
@@ -133,90 +135,33 @@ impl From<Option<ProgressRow>> for CommandProgress {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
+    () => {
+        use crate::store::commands::{CommandAnswer, ProgressRow, StoredCommand, TakenRow};
 
-        use crate::store::Result;
-        use crate::store::commands::{
-            CommandAnswer, CommandProgress, ProgressRow, StoredCommand, TakenRow,
-        };
-
-        type Db = $db;
-
-        pub(in crate::store) async fn ask(
-            pool: &Pool<Db>,
-            (action, incident, by, node, now): (&str, i64, &str, &str, i64),
-        ) -> Result<i64> {
-            Ok(sqlx::query_scalar(
+        #[rustfmt::skip]
+        queries! {
+            fn ask((action, incident, by, node, now): (&str, i64, &str, &str, i64)) -> i64 =
+                scalar:
                 "INSERT INTO commands (action, incident_id, by_whom, asked_on, asked_at_ns) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(action)
-            .bind(incident)
-            .bind(by)
-            .bind(node)
-            .bind(now)
-            .fetch_one(pool)
-            .await?)
-        }
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                action, incident, by, node, now;
 
-        pub(in crate::store) async fn take(
-            pool: &Pool<Db>,
-            node: &str,
-            limit: i64,
-        ) -> Result<Vec<StoredCommand>> {
             // A concurrent taker (an old leader not yet aware it lost the lease) re-checks
             // `taken_by IS NULL` on the rows it waited for, so each command is taken once.
-            let rows: Vec<TakenRow> = sqlx::query_as(
+            fn take(node: &str, limit: i64) -> Vec<StoredCommand> = all TakenRow:
                 "UPDATE commands SET taken_by = $1 WHERE taken_by IS NULL AND id IN \
-                 (SELECT id FROM commands WHERE taken_by IS NULL ORDER BY id LIMIT $2) \
-                 RETURNING id, action, incident_id, by_whom, asked_on",
-            )
-            .bind(node)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            let mut taken: Vec<StoredCommand> = rows.into_iter().map(StoredCommand::from).collect();
-            taken.sort_by_key(|c| c.id);
-            Ok(taken)
-        }
+         (SELECT id FROM commands WHERE taken_by IS NULL ORDER BY id LIMIT $2) \
+         RETURNING id, action, incident_id, by_whom, asked_on";
 
-        pub(in crate::store) async fn answer(
-            pool: &Pool<Db>,
-            id: i64,
-            answer: &CommandAnswer,
-            now: i64,
-        ) -> Result<()> {
-            sqlx::query(
+            fn answer(id: i64, answer: &CommandAnswer, now: i64) -> () = execute:
                 "UPDATE commands SET outcome = $1, detail = $2, answered_at_ns = $3 WHERE id = $4",
-            )
-            .bind(&answer.outcome)
-            .bind(&answer.detail)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+                &answer.outcome, &answer.detail, now, id;
 
-        pub(in crate::store) async fn progress(
-            pool: &Pool<Db>,
-            id: i64,
-        ) -> Result<CommandProgress> {
-            let row: Option<ProgressRow> =
-                sqlx::query_as("SELECT taken_by, outcome, detail FROM commands WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?;
-            Ok(row.into())
-        }
+            fn progress(id: i64) -> Option<ProgressRow> = optional ProgressRow:
+                "SELECT taken_by, outcome, detail FROM commands WHERE id = $1";
 
-        pub(in crate::store) async fn withdraw(pool: &Pool<Db>, id: i64) -> Result<bool> {
-            let done = sqlx::query("DELETE FROM commands WHERE id = $1 AND taken_by IS NULL")
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() == 1)
+            fn withdraw(id: i64) -> bool = execute:
+                "DELETE FROM commands WHERE id = $1 AND taken_by IS NULL";
         }
     };
 }

@@ -130,14 +130,13 @@ impl Digests<'_> {
         created_at: DateTime<Utc>,
         body: &serde_json::Value,
     ) -> Result<(i64, bool)> {
-        let row = (
-            owner,
-            to_ns(from)?,
-            to_ns(to)?,
-            to_ns(created_at)?,
-            body.to_string(),
-        );
-        dispatch!(self.0, digest::save(row))
+        let (from, to) = (to_ns(from)?, to_ns(to)?);
+        let row = (owner, from, to, to_ns(created_at)?, body.to_string());
+        if let Some(id) = dispatch!(self.0, digest::inserted(row))? {
+            return Ok((id, true));
+        }
+        let id = dispatch!(self.0, digest::existing(owner, from, to))?;
+        Ok((id, false))
     }
 
     /// Records how delivery to one channel ended (the first record is kept).
@@ -191,16 +190,18 @@ pub(super) struct DigestRow {
     body: String,
 }
 
-impl DigestRow {
-    pub(super) fn into_digest(self) -> Result<StoredDigest> {
+impl TryFrom<DigestRow> for StoredDigest {
+    type Error = StoreError;
+
+    fn try_from(row: DigestRow) -> Result<StoredDigest> {
         Ok(StoredDigest {
-            id: self.id,
-            owner: self.owner,
-            from: from_ns(self.from_ns),
-            to: from_ns(self.to_ns),
-            created_at: from_ns(self.created_at_ns),
-            sent_at: self.sent_at_ns.map(from_ns),
-            body: serde_json::from_str(&self.body)
+            id: row.id,
+            owner: row.owner,
+            from: from_ns(row.from_ns),
+            to: from_ns(row.to_ns),
+            created_at: from_ns(row.created_at_ns),
+            sent_at: row.sent_at_ns.map(from_ns),
+            body: serde_json::from_str(&row.body)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         })
     }
@@ -286,201 +287,107 @@ impl From<DeliveryRow> for DigestDelivery {
     }
 }
 
+/// The `step_stats` aggregate: one row per step of `$1` over runs that started in `[$2, $3)`.
+pub(super) fn step_stats_sql() -> String {
+    const RAN: &str = "s.status <> 'skipped'";
+    let avg = |c: &str| format!("AVG(CASE WHEN {RAN} THEN s.{c}_ms END) AS {c}");
+    let phases = [
+        "dns",
+        "connect",
+        "tls",
+        "handshake",
+        "ttfb",
+        "download",
+        "total",
+    ]
+    .map(avg)
+    .join(", ");
+    format!(
+        "SELECT s.name AS step, CAST(MAX(s.step_index) AS BIGINT) AS step_index, \
+         MAX(s.dependency) AS dependency, CAST(COUNT(*) AS BIGINT) AS results, \
+         CAST(SUM(CASE WHEN s.status = 'passed' THEN 1 ELSE 0 END) AS BIGINT) AS passed, \
+         CAST(SUM(CASE WHEN s.status IN ('failed', 'error') THEN 1 ELSE 0 END) AS BIGINT) \
+         AS failed, \
+         CAST(SUM(CASE WHEN s.status = 'skipped' THEN 1 ELSE 0 END) AS BIGINT) AS skipped, \
+         CAST(SUM(CASE WHEN s.status = 'passed' AND s.attempts > 1 THEN 1 ELSE 0 END) \
+         AS BIGINT) AS passed_after_retry, {phases} \
+         FROM runs r JOIN step_results s ON s.run_id = r.run_id \
+         WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
+         GROUP BY s.name ORDER BY step_index, step"
+    )
+}
+
 /// The queries, once for both dialects (`$N` placeholders, window functions and `ON CONFLICT`
 /// work in both). Counts are cast to BIGINT: PostgreSQL's `SUM` of an integer is `bigint` or
 /// `numeric` depending on the column, and sqlx decodes exact types.
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
+    () => {
         use crate::store::digest::{
             DeliveryRow, DigestDelivery, DigestRow, FailureGroup, GroupRow, StatsRow, StepStats,
-            StoredDigest,
+            StoredDigest, step_stats_sql,
         };
 
-        type Db = $db;
+        #[rustfmt::skip]
+        queries! {
+            fn step_stats(journey: &str, from: i64, to: i64) -> Vec<StepStats> = all StatsRow:
+                sqlx::AssertSqlSafe(step_stats_sql());
 
-        const RAN: &str = "s.status <> 'skipped'";
-
-        pub(in crate::store) async fn step_stats(
-            pool: &Pool<Db>,
-            journey: &str,
-            from: i64,
-            to: i64,
-        ) -> Result<Vec<StepStats>> {
-            let avg = |c: &str| format!("AVG(CASE WHEN {RAN} THEN s.{c}_ms END) AS {c}");
-            let phases = ["dns", "connect", "tls", "handshake", "ttfb", "download", "total"]
-                .map(avg)
-                .join(", ");
-            let sql = format!(
-                "SELECT s.name AS step, CAST(MAX(s.step_index) AS BIGINT) AS step_index, \
-                 MAX(s.dependency) AS dependency, CAST(COUNT(*) AS BIGINT) AS results, \
-                 CAST(SUM(CASE WHEN s.status = 'passed' THEN 1 ELSE 0 END) AS BIGINT) AS passed, \
-                 CAST(SUM(CASE WHEN s.status IN ('failed', 'error') THEN 1 ELSE 0 END) AS BIGINT) \
-                 AS failed, \
-                 CAST(SUM(CASE WHEN s.status = 'skipped' THEN 1 ELSE 0 END) AS BIGINT) AS skipped, \
-                 CAST(SUM(CASE WHEN s.status = 'passed' AND s.attempts > 1 THEN 1 ELSE 0 END) \
-                 AS BIGINT) AS passed_after_retry, {phases} \
-                 FROM runs r JOIN step_results s ON s.run_id = r.run_id \
-                 WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
-                 GROUP BY s.name ORDER BY step_index, step"
-            );
-            let rows: Vec<StatsRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(journey)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows.into_iter().map(StepStats::from).collect())
-        }
-
-        pub(in crate::store) async fn failure_groups(
-            pool: &Pool<Db>,
-            journey: &str,
-            from: i64,
-            to: i64,
-        ) -> Result<Vec<FailureGroup>> {
-            let rows: Vec<GroupRow> = sqlx::query_as(
+            fn failure_groups(journey: &str, from: i64, to: i64) -> Vec<FailureGroup> =
+                all GroupRow:
                 "SELECT step, class, message, n, first_ns, last_ns, run_id, trace_id FROM ( \
-                 SELECT s.name AS step, COALESCE(s.failure_class, '') AS class, \
-                 COALESCE(s.failure_message, '') AS message, r.run_id, r.trace_id, \
-                 CAST(COUNT(*) OVER g AS BIGINT) AS n, MIN(r.started_at_ns) OVER g AS first_ns, \
-                 MAX(r.started_at_ns) OVER g AS last_ns, \
-                 ROW_NUMBER() OVER (PARTITION BY s.name, s.failure_class, s.failure_message \
-                 ORDER BY r.started_at_ns DESC, r.run_id DESC) AS newest \
-                 FROM runs r JOIN step_results s ON s.run_id = r.run_id \
-                 WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
-                 AND s.status IN ('failed', 'error') \
-                 WINDOW g AS (PARTITION BY s.name, s.failure_class, s.failure_message) \
-                 ) groups WHERE newest = 1 ORDER BY n DESC, last_ns DESC, step, message",
-            )
-            .bind(journey)
-            .bind(from)
-            .bind(to)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(FailureGroup::from).collect())
-        }
+         SELECT s.name AS step, COALESCE(s.failure_class, '') AS class, \
+         COALESCE(s.failure_message, '') AS message, r.run_id, r.trace_id, \
+         CAST(COUNT(*) OVER g AS BIGINT) AS n, MIN(r.started_at_ns) OVER g AS first_ns, \
+         MAX(r.started_at_ns) OVER g AS last_ns, \
+         ROW_NUMBER() OVER (PARTITION BY s.name, s.failure_class, s.failure_message \
+         ORDER BY r.started_at_ns DESC, r.run_id DESC) AS newest \
+         FROM runs r JOIN step_results s ON s.run_id = r.run_id \
+         WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
+         AND s.status IN ('failed', 'error') \
+         WINDOW g AS (PARTITION BY s.name, s.failure_class, s.failure_message) \
+         ) groups WHERE newest = 1 ORDER BY n DESC, last_ns DESC, step, message";
 
-        pub(in crate::store) async fn step_sample(
-            pool: &Pool<Db>,
-            (journey, step, from, to, at_least): (&str, &str, i64, i64, f64),
-        ) -> Result<Option<(uuid::Uuid, String, f64)>> {
-            Ok(sqlx::query_as(
+            fn step_sample(
+                (journey, step, from, to, at_least): (&str, &str, i64, i64, f64),
+            ) -> Option<(uuid::Uuid, String, f64)> = optional (uuid::Uuid, String, f64):
                 "SELECT r.run_id, r.trace_id, s.total_ms FROM runs r \
-                 JOIN step_results s ON s.run_id = r.run_id \
-                 WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
-                 AND s.name = $4 AND s.status = 'passed' AND s.total_ms >= $5 \
-                 ORDER BY s.total_ms, r.started_at_ns LIMIT 1",
-            )
-            .bind(journey)
-            .bind(from)
-            .bind(to)
-            .bind(step)
-            .bind(at_least)
-            .fetch_optional(pool)
-            .await?)
-        }
+         JOIN step_results s ON s.run_id = r.run_id \
+         WHERE r.journey = $1 AND r.started_at_ns >= $2 AND r.started_at_ns < $3 \
+         AND s.name = $4 AND s.status = 'passed' AND s.total_ms >= $5 \
+         ORDER BY s.total_ms, r.started_at_ns LIMIT 1",
+                journey, from, to, step, at_least;
 
-        pub(in crate::store) async fn save(
-            pool: &Pool<Db>,
-            (owner, from, to, created, body): (&str, i64, i64, i64, String),
-        ) -> Result<(i64, bool)> {
-            let inserted: Option<i64> = sqlx::query_scalar(
+            fn inserted(
+                (owner, from, to, created, body): (&str, i64, i64, i64, String),
+            ) -> Option<i64> = optional_scalar:
                 "INSERT INTO digests (owner, from_ns, to_ns, created_at_ns, body) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, from_ns, to_ns) DO NOTHING \
-                 RETURNING id",
-            )
-            .bind(owner)
-            .bind(from)
-            .bind(to)
-            .bind(created)
-            .bind(body)
-            .fetch_optional(pool)
-            .await?;
-            if let Some(id) = inserted {
-                return Ok((id, true));
-            }
-            let id: i64 = sqlx::query_scalar(
-                "SELECT id FROM digests WHERE owner = $1 AND from_ns = $2 AND to_ns = $3",
-            )
-            .bind(owner)
-            .bind(from)
-            .bind(to)
-            .fetch_one(pool)
-            .await?;
-            Ok((id, false))
-        }
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, from_ns, to_ns) DO NOTHING \
+         RETURNING id",
+                owner, from, to, created, body;
 
-        pub(in crate::store) async fn mark_sent(pool: &Pool<Db>, id: i64, at: i64) -> Result<()> {
-            sqlx::query("UPDATE digests SET sent_at_ns = COALESCE(sent_at_ns, $2) WHERE id = $1")
-                .bind(id)
-                .bind(at)
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
+            fn existing(owner: &str, from: i64, to: i64) -> i64 = scalar:
+                "SELECT id FROM digests WHERE owner = $1 AND from_ns = $2 AND to_ns = $3";
 
-        pub(in crate::store) async fn record_delivery(
-            pool: &Pool<Db>,
-            id: i64,
-            d: &DigestDelivery,
-            at: i64,
-        ) -> Result<()> {
-            sqlx::query(
+            fn mark_sent(id: i64, at: i64) -> () = execute:
+                "UPDATE digests SET sent_at_ns = COALESCE(sent_at_ns, $2) WHERE id = $1";
+
+            fn record_delivery(id: i64, d: &DigestDelivery, at: i64) -> () = execute:
                 "INSERT INTO digest_deliveries (digest_id, channel, status, at_ns, error) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest_id, channel) DO NOTHING",
-            )
-            .bind(id)
-            .bind(&d.channel)
-            .bind(&d.status)
-            .bind(at)
-            .bind(&d.error)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest_id, channel) DO NOTHING",
+                id, &d.channel, &d.status, at, &d.error;
 
-        pub(in crate::store) async fn deliveries(
-            pool: &Pool<Db>,
-            id: i64,
-        ) -> Result<Vec<DigestDelivery>> {
-            let rows: Vec<DeliveryRow> = sqlx::query_as(
+            fn deliveries(id: i64) -> Vec<DigestDelivery> = all DeliveryRow:
                 "SELECT channel, status, at_ns, error FROM digest_deliveries \
-                 WHERE digest_id = $1 ORDER BY channel",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(DigestDelivery::from).collect())
-        }
+         WHERE digest_id = $1 ORDER BY channel";
 
-        pub(in crate::store) async fn one(pool: &Pool<Db>, id: i64) -> Result<Option<StoredDigest>> {
-            let row: Option<DigestRow> = sqlx::query_as("SELECT * FROM digests WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            row.map(DigestRow::into_digest).transpose()
-        }
+            fn one(id: i64) -> Option<StoredDigest> = optional DigestRow:
+                "SELECT * FROM digests WHERE id = $1";
 
-        pub(in crate::store) async fn list(
-            pool: &Pool<Db>,
-            owner: Option<&str>,
-            unsent_only: bool,
-            limit: i64,
-        ) -> Result<Vec<StoredDigest>> {
-            let rows: Vec<DigestRow> = sqlx::query_as(
+            fn list(owner: Option<&str>, unsent_only: bool, limit: i64) -> Vec<StoredDigest> =
+                all DigestRow:
                 "SELECT * FROM digests WHERE ($1 IS NULL OR owner = $1) \
-                 AND (NOT $2 OR sent_at_ns IS NULL) \
-                 ORDER BY from_ns DESC, to_ns DESC, owner, id DESC LIMIT $3",
-            )
-            .bind(owner)
-            .bind(unsent_only)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(DigestRow::into_digest).collect()
+         AND (NOT $2 OR sent_at_ns IS NULL) \
+         ORDER BY from_ns DESC, to_ns DESC, owner, id DESC LIMIT $3";
         }
     };
 }

@@ -143,77 +143,37 @@ impl From<StoredRow> for StoredEpisode {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
+    () => {
         use crate::baseline::StoredEpisode;
         use crate::store::episodes::{EpisodeRow, StoredRow};
 
-        type Db = $db;
-
-        pub(in crate::store) async fn insert(pool: &Pool<Db>, row: &EpisodeRow<'_>) -> Result<i64> {
-            let e = row.episode;
-            let id: i64 = sqlx::query_scalar(
+        #[rustfmt::skip]
+        queries! {
+            fn insert(row: &EpisodeRow<'_>) -> i64 = scalar:
                 "INSERT INTO anomaly_episodes (journey, step, location, detector, sensitivity, \
-                 start_ns, detected_ns, end_ns, peak_score, peak_value, baseline, anomalous_runs) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-            )
-            .bind(&row.series.journey)
-            .bind(&row.series.step)
-            .bind(&row.series.location)
-            .bind(row.detector)
-            .bind(row.sensitivity)
-            .bind(row.start_ns)
-            .bind(row.detected_ns)
-            .bind(row.end_ns)
-            .bind(e.peak_score)
-            .bind(e.peak_value)
-            .bind(e.baseline)
-            .bind(i64::from(e.anomalous_runs))
-            .fetch_one(pool)
-            .await?;
-            Ok(id)
-        }
+         start_ns, detected_ns, end_ns, peak_score, peak_value, baseline, anomalous_runs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                &row.series.journey, &row.series.step, &row.series.location, row.detector,
+                row.sensitivity, row.start_ns, row.detected_ns, row.end_ns, row.episode.peak_score,
+                row.episode.peak_value, row.episode.baseline, i64::from(row.episode.anomalous_runs);
 
-        pub(in crate::store) async fn close(
-            pool: &Pool<Db>,
-            (id, end_ns, peak_score, peak_value, runs): (i64, i64, f64, f64, i64),
-        ) -> Result<()> {
-            sqlx::query(
+            fn close(
+                (id, end_ns, peak_score, peak_value, runs): (i64, i64, f64, f64, i64),
+            ) -> () = execute:
                 "UPDATE anomaly_episodes SET end_ns = $2, peak_score = $3, peak_value = $4, \
-                 anomalous_runs = $5 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(end_ns)
-            .bind(peak_score)
-            .bind(peak_value)
-            .bind(runs)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+         anomalous_runs = $5 WHERE id = $1",
+                id, end_ns, peak_score, peak_value, runs;
 
-        pub(in crate::store) async fn list(
-            pool: &Pool<Db>,
-            journey: Option<&str>,
-            open_only: bool,
-            since_ns: Option<i64>,
-            limit: i64,
-        ) -> Result<Vec<StoredEpisode>> {
-            let rows: Vec<StoredRow> = sqlx::query_as(
+            fn list(
+                journey: Option<&str>,
+                open_only: bool,
+                since_ns: Option<i64>,
+                limit: i64,
+            ) -> Vec<StoredEpisode> = all StoredRow:
                 "SELECT * FROM anomaly_episodes \
-                 WHERE ($1 IS NULL OR journey = $1) AND (NOT $2 OR end_ns IS NULL) \
-                 AND ($3 IS NULL OR end_ns IS NULL OR end_ns >= $3) \
-                 ORDER BY start_ns DESC, id DESC LIMIT $4",
-            )
-            .bind(journey)
-            .bind(open_only)
-            .bind(since_ns)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(StoredEpisode::from).collect())
+         WHERE ($1 IS NULL OR journey = $1) AND (NOT $2 OR end_ns IS NULL) \
+         AND ($3 IS NULL OR end_ns IS NULL OR end_ns >= $3) \
+         ORDER BY start_ns DESC, id DESC LIMIT $4";
         }
     };
 }

@@ -69,7 +69,7 @@ impl Store {
         let applied = dispatch!(self, queries::applied_migrations()).ok();
         let known = migrator(self.migrations()).iter().count();
         let any_run = match applied {
-            Some(_) => dispatch!(self, queries::any_run())?,
+            Some(_) => dispatch!(self, queries::first_run())?.is_some(),
             None => false,
         };
         let url = shown.to_string();

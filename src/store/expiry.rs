@@ -43,18 +43,10 @@ impl Store {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
-
-        pub(in crate::store) async fn delete(
-            pool: &Pool<$db>,
-            statement: &'static str,
-            at: i64,
-        ) -> Result<u64> {
-            let done = sqlx::query(statement).bind(at).execute(pool).await?;
-            Ok(done.rows_affected())
+    () => {
+#[rustfmt::skip]
+        queries! {
+            fn delete(statement: &'static str, at: i64) -> u64 = execute: statement, at;
         }
     };
 }

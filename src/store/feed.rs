@@ -38,7 +38,7 @@ impl Feed<'_> {
         let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(Vec::new());
         };
-        let mut runs = dispatch!(self.0, queries::fed_runs(seq, last))?;
+        let mut runs = self.0.runs().fed(seq, last).await?;
         Ok(entries
             .into_iter()
             .map(|e| {
@@ -86,61 +86,23 @@ impl From<EntryRow> for FeedEntry {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
+    () => {
         use crate::store::feed::{EntryRow, FeedEntry};
 
-        type Db = $db;
-
-        pub(in crate::store) async fn after(
-            pool: &Pool<Db>,
-            seq: i64,
-            limit: i64,
-        ) -> Result<Vec<FeedEntry>> {
-            let rows: Vec<EntryRow> = sqlx::query_as(
+#[rustfmt::skip]
+        queries! {
+            fn after(seq: i64, limit: i64) -> Vec<FeedEntry> = all EntryRow:
                 "SELECT seq, run_id, recorded_at_ns FROM run_feed WHERE seq > $1 \
-                 ORDER BY seq LIMIT $2",
-            )
-            .bind(seq)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(FeedEntry::from).collect())
-        }
+         ORDER BY seq LIMIT $2";
 
-        pub(in crate::store) async fn head(pool: &Pool<Db>) -> Result<i64> {
-            Ok(
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) AS head FROM run_feed")
-                    .fetch_one(pool)
-                    .await?,
-            )
-        }
+            fn head() -> i64 = scalar: "SELECT COALESCE(MAX(seq), 0) AS head FROM run_feed";
 
-        pub(in crate::store) async fn cursor(pool: &Pool<Db>, name: &str) -> Result<Option<i64>> {
-            Ok(
-                sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?,
-            )
-        }
+            fn cursor(name: &str) -> Option<i64> = optional_scalar:
+                "SELECT value FROM cursors WHERE name = $1";
 
-        pub(in crate::store) async fn set_cursor(
-            pool: &Pool<Db>,
-            name: &str,
-            value: i64,
-        ) -> Result<()> {
-            sqlx::query(
+            fn set_cursor(name: &str, value: i64) -> () = execute:
                 "INSERT INTO cursors (name, value) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            )
-            .bind(name)
-            .bind(value)
-            .execute(pool)
-            .await?;
-            Ok(())
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value";
         }
     };
 }

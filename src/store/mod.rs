@@ -33,41 +33,81 @@ macro_rules! dispatch {
     };
 }
 
-/// Instantiates every area's queries for one dialect, one module per area named after it.
-/// Both dialects go through this one list, so they have the same modules and, since each
-/// module is one macro's expansion, the same functions.
+/// Defines the dialect functions that are one statement each, inside an area's `dialect!`:
+/// `fn name(params) -> Output = kind: SQL, binds;` is
+/// `pub(in crate::store) async fn name(pool: &Pool<Db>, params) -> Result<Output>`. The kind
+/// says what the statement answers:
+///
+/// - `all R`: every row, read as `R` and converted to the output's items (`TryFrom`: a `From`,
+///   or a check that the stored data is readable);
+/// - `optional R`: at most one row, the same way;
+/// - `scalar`: the value of the one row; `optional_scalar`: of at most one row;
+/// - `execute`: no rows; the output is nothing (`()`), the number of rows changed (`u64`) or
+///   whether exactly one was (`bool`: an insert that did not conflict, a delete that found
+///   its row).
+///
+/// The parameters are bound in order as `$1`, `$2`, …; a list after the SQL binds those
+/// expressions instead (fields of a parameter, another order).
+macro_rules! queries {
+    () => {};
+    ($(#[$attr:meta])* fn $name:ident($($arg:tt: $ty:ty),* $(,)?) -> $out:ty =
+        $kind:ident $($row:ty)? : $sql:expr $(, $bind:expr)* ; $($rest:tt)*) => {
+        $(#[$attr])*
+        pub(in crate::store) async fn $name(pool: &Pool<Db>, $($arg: $ty),*) -> Result<$out> {
+            queries!(@$kind $($row)?; pool; $sql; [$($arg)*] [$($bind),*])
+        }
+        queries!($($rest)*);
+    };
+    (@all $row:ty; $pool:ident; $sql:expr; $($binds:tt)*) => {
+        crate::store::decoded_all(
+            queries!(@bind sqlx::query_as::<Db, $row>($sql), $($binds)*).fetch_all($pool).await?,
+        )
+    };
+    (@optional $row:ty; $pool:ident; $sql:expr; $($binds:tt)*) => {
+        crate::store::decoded_one(
+            queries!(@bind sqlx::query_as::<Db, $row>($sql), $($binds)*)
+                .fetch_optional($pool)
+                .await?,
+        )
+    };
+    (@scalar; $pool:ident; $sql:expr; $($binds:tt)*) => {
+        Ok(queries!(@bind sqlx::query_scalar($sql), $($binds)*).fetch_one($pool).await?)
+    };
+    (@optional_scalar; $pool:ident; $sql:expr; $($binds:tt)*) => {
+        Ok(queries!(@bind sqlx::query_scalar($sql), $($binds)*).fetch_optional($pool).await?)
+    };
+    (@execute; $pool:ident; $sql:expr; $($binds:tt)*) => {{
+        let done = queries!(@bind sqlx::query($sql), $($binds)*).execute($pool).await?;
+        Ok(crate::store::Executed::of(done.rows_affected()))
+    }};
+    (@bind $query:expr, [$($arg:ident)*] []) => {
+        $query$(.bind($arg))*
+    };
+    (@bind $query:expr, $args:tt [$($bind:expr),+]) => {
+        $query$(.bind($bind))+
+    };
+}
+
+/// Instantiates every area's queries for one dialect, one module per area named after it,
+/// each with the dialect as `Db`. Both dialects go through this one list, so they have the
+/// same modules and, since each module is one macro's expansion, the same functions.
 macro_rules! dialect_modules {
     ($db:ty, begin = $begin:literal, lock = $lock:literal) => {
-        pub(in crate::store) mod queries {
-            crate::store::queries::dialect!($db, begin = $begin, lock = $lock);
-        }
-        pub(in crate::store) mod episodes {
-            crate::store::episodes::dialect!($db);
-        }
-        pub(in crate::store) mod alerts {
-            crate::store::alerts::dialect!($db, begin = $begin);
-        }
-        pub(in crate::store) mod digest {
-            crate::store::digest::dialect!($db);
-        }
-        pub(in crate::store) mod status {
-            crate::store::status::dialect!($db);
-        }
-        pub(in crate::store) mod cluster {
-            crate::store::cluster::dialect!($db);
-        }
-        pub(in crate::store) mod commands {
-            crate::store::commands::dialect!($db);
-        }
-        pub(in crate::store) mod feed {
-            crate::store::feed::dialect!($db);
-        }
-        pub(in crate::store) mod sessions {
-            crate::store::sessions::dialect!($db);
-        }
-        pub(in crate::store) mod expiry {
-            crate::store::expiry::dialect!($db);
-        }
+        dialect_modules!(@ $db;
+            queries(begin = $begin, lock = $lock), episodes(), alerts(begin = $begin),
+            digest(), status(), cluster(), commands(), feed(), sessions(), expiry(),
+        );
+    };
+    (@ $db:ty; $($area:ident($($args:tt)*),)+) => {
+        $(pub(in crate::store) mod $area {
+            use sqlx::Pool;
+
+            use crate::store::Result;
+
+            type Db = $db;
+
+            crate::store::$area::dialect!($($args)*);
+        })+
     };
 }
 
@@ -156,6 +196,13 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A row that always converts (`From`).
+impl From<std::convert::Infallible> for StoreError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     /// A column that does not decode (an unknown enum word, an out-of-range number, bad JSON)
@@ -442,6 +489,44 @@ fn to_ms(d: Duration) -> f64 {
 /// Inverse of [`to_ms`], exact for any duration under about 100 days.
 fn from_ms(ms: f64) -> Duration {
     Duration::from_nanos((ms.max(0.0) * 1e6).round() as u64)
+}
+
+/// Every row read back as what it stores (see `queries!`).
+fn decoded_all<R, T: TryFrom<R>>(rows: Vec<R>) -> Result<Vec<T>>
+where
+    StoreError: From<T::Error>,
+{
+    rows.into_iter().map(|row| Ok(T::try_from(row)?)).collect()
+}
+
+/// At most one row read back as what it stores (see `queries!`).
+fn decoded_one<R, T: TryFrom<R>>(row: Option<R>) -> Result<Option<T>>
+where
+    StoreError: From<T::Error>,
+{
+    Ok(row.map(T::try_from).transpose()?)
+}
+
+/// A statement's answer from the rows it changed (see `queries!`).
+trait Executed {
+    fn of(rows_affected: u64) -> Self;
+}
+
+impl Executed for () {
+    fn of(_: u64) -> Self {}
+}
+
+impl Executed for u64 {
+    fn of(rows_affected: u64) -> Self {
+        rows_affected
+    }
+}
+
+impl Executed for bool {
+    /// Whether exactly one row changed.
+    fn of(rows_affected: u64) -> Self {
+        rows_affected == 1
+    }
 }
 
 fn json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {

@@ -3,12 +3,16 @@
 //! and instantiated per dialect: both accept `$N` placeholders, `ON CONFLICT` and row-value
 //! `IN`, so only how a write transaction starts and how a rollup row is locked differ.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
+use super::run_rows::record;
 use super::{
     JourneyVersion, Pruned, Result, Rollup, RunRecord, RunSummary, Store, StoredRun, to_ns,
 };
 use crate::journey::Journey;
+use crate::run::StepResult;
 
 /// Runs, their steps, journey versions and hourly rollups.
 ///
@@ -70,7 +74,29 @@ impl Runs<'_> {
 
     /// One run with its steps.
     pub async fn run(self, run_id: uuid::Uuid) -> Result<Option<StoredRun>> {
-        dispatch!(self.0, queries::run(run_id))
+        let Some(run) = dispatch!(self.0, queries::run(run_id))? else {
+            return Ok(None);
+        };
+        let steps = dispatch!(self.0, queries::steps(run_id))?;
+        Ok(Some(record(run, steps)))
+    }
+
+    /// The stored runs of the feed entries with `after < seq <= last`, by run id: two
+    /// statements for a page of the feed instead of two per run.
+    pub(super) async fn fed(self, after: i64, last: i64) -> Result<HashMap<uuid::Uuid, StoredRun>> {
+        let mut steps: HashMap<uuid::Uuid, Vec<StepResult>> = HashMap::new();
+        let runs = dispatch!(self.0, queries::fed_runs(after, last))?;
+        for row in dispatch!(self.0, queries::fed_steps(after, last))? {
+            let run_id = row.run_id;
+            steps.entry(run_id).or_default().push(row.try_into()?);
+        }
+        Ok(runs
+            .into_iter()
+            .map(|s| {
+                let own = steps.remove(&s.run_id).unwrap_or_default();
+                (s.run_id, record(s, own))
+            })
+            .collect())
     }
 
     /// Rollups of a journey for the hours starting in `[from, to)`, by hour, step, location.
@@ -95,48 +121,111 @@ impl Runs<'_> {
     ) -> Result<Pruned> {
         let batch = i64::from(batch.max(1));
         let (raw, hour) = (to_ns(raw_before)?, rollup_before.timestamp());
-        let mut pruned = Pruned::default();
+        Ok(Pruned {
+            runs: self.in_batches(PRUNE_RUNS, raw, batch).await?,
+            rollups: self.in_batches(PRUNE_ROLLUPS, hour, batch).await?,
+        })
+    }
+
+    /// Runs `statement` (which deletes at most `$2` rows older than `$1`) until it deletes
+    /// fewer than `batch`, letting other tasks run between statements; how many in all.
+    async fn in_batches(self, statement: &'static str, before: i64, batch: i64) -> Result<u64> {
+        let mut deleted = 0;
         loop {
-            let n = dispatch!(self.0, queries::prune_runs(raw, batch))?;
-            pruned.runs += n;
+            let n = dispatch!(self.0, queries::prune(statement, before, batch))?;
+            deleted += n;
             if n < batch as u64 {
-                break;
+                return Ok(deleted);
             }
             tokio::task::yield_now().await;
         }
-        loop {
-            let n = dispatch!(self.0, queries::prune_rollups(hour, batch))?;
-            pruned.rollups += n;
-            if n < batch as u64 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        Ok(pruned)
     }
 }
 
-macro_rules! dialect {
-    ($db:ty, begin = $begin:literal, lock = $lock:literal) => {
-        use std::collections::{BTreeMap, HashMap};
+/// Runs started before `$1` (with their steps), at most `$2`.
+const PRUNE_RUNS: &str = "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
+     WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)";
 
-        use sqlx::Pool;
+/// Rollups of hours that started before `$1`, at most `$2`.
+const PRUNE_ROLLUPS: &str = "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
+     (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
+     ORDER BY hour_s LIMIT $2)";
+
+macro_rules! dialect {
+    (begin = $begin:literal, lock = $lock:literal) => {
+        use std::collections::BTreeMap;
+
         use sqlx::types::Json;
 
         use crate::run::StepResult;
         use crate::store::run_rows::{
             JourneyRow, RollupDelta, RollupRow, RollupTotals, RunRow, StepDetail, StepRow,
-            add_to_rollups, record,
+            add_to_rollups,
         };
-        use crate::store::{
-            JourneyVersion, Result, Rollup, RunRecord, RunSummary, StoredRun, to_ms, to_ns,
-        };
+        use crate::store::{JourneyVersion, Rollup, RunRecord, RunSummary, to_ms, to_ns};
 
-        type Db = $db;
+        #[rustfmt::skip]
+        queries! {
+            fn ping() -> () = execute: "SELECT 1";
 
-        pub(in crate::store) async fn ping(pool: &Pool<Db>) -> Result<()> {
-            sqlx::query("SELECT 1").execute(pool).await?;
-            Ok(())
+            /// Migrations applied successfully; an error when the table is missing (not a
+            /// Waymark database).
+            fn applied_migrations() -> i64 = scalar:
+                "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+
+            fn first_run() -> Option<i32> = optional_scalar: "SELECT 1 FROM runs LIMIT 1";
+
+            fn record_journey_version(
+                name: &str,
+                sha: &str,
+                definition: Option<&str>,
+                seen_ns: i64,
+            ) -> bool = execute:
+                "INSERT INTO journeys (name, content_sha256, definition, first_seen_ns) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, content_sha256) DO NOTHING";
+
+            fn journeys() -> Vec<JourneyVersion> = all JourneyRow:
+                "SELECT name, content_sha256, definition, first_seen_ns FROM journeys \
+                 ORDER BY name, first_seen_ns, content_sha256";
+
+            fn recent_runs(journey: &str, limit: i64) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE journey = $1 \
+                     ORDER BY started_at_ns DESC, run_id LIMIT $2"
+                ));
+
+            /// The newest run of `journey` from each location.
+            fn latest_run_per_location(journey: &str) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r JOIN \
+                     (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
+                      GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
+                     WHERE r.journey = $1 ORDER BY r.location"
+                ));
+
+            fn run(run_id: uuid::Uuid) -> Option<RunSummary> = optional RunRow:
+                sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"));
+
+            fn steps(run_id: uuid::Uuid) -> Vec<StepResult> = all StepRow:
+                "SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index";
+
+            /// The runs of the feed entries with `after < seq <= last`.
+            fn fed_runs(after: i64, last: i64) -> Vec<RunSummary> = all RunRow:
+                sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ({FED})"));
+
+            /// Their steps, by run.
+            fn fed_steps(after: i64, last: i64) -> Vec<StepRow> = all StepRow:
+                sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM step_results WHERE run_id IN ({FED}) ORDER BY run_id, step_index"
+                ));
+
+            fn rollups(journey: &str, from_s: i64, to_s: i64) -> Vec<Rollup> = all RollupRow:
+                "SELECT journey, step, location, hour_s, count, failures, sum_ms, min_ms, max_ms, \
+                 sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
+                 ORDER BY hour_s, step, location";
+
+            fn prune(statement: &'static str, before: i64, batch: i64) -> u64 = execute:
+                statement, before, batch;
         }
 
         pub(in crate::store) async fn close(pool: &Pool<Db>) {
@@ -149,53 +238,6 @@ macro_rules! dialect {
         ) -> Result<()> {
             migrator.run(pool).await?;
             Ok(())
-        }
-
-        /// Migrations applied successfully; an error when the table is missing (not a
-        /// Waymark database).
-        pub(in crate::store) async fn applied_migrations(pool: &Pool<Db>) -> Result<i64> {
-            Ok(
-                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(pool)
-                    .await?,
-            )
-        }
-
-        pub(in crate::store) async fn any_run(pool: &Pool<Db>) -> Result<bool> {
-            let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs LIMIT 1")
-                .fetch_optional(pool)
-                .await?;
-            Ok(any.is_some())
-        }
-
-        pub(in crate::store) async fn record_journey_version(
-            pool: &Pool<Db>,
-            name: &str,
-            sha: &str,
-            definition: Option<&str>,
-            seen_ns: i64,
-        ) -> Result<bool> {
-            let done = sqlx::query(
-                "INSERT INTO journeys (name, content_sha256, definition, first_seen_ns) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, content_sha256) DO NOTHING",
-            )
-            .bind(name)
-            .bind(sha)
-            .bind(definition)
-            .bind(seen_ns)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        pub(in crate::store) async fn journeys(pool: &Pool<Db>) -> Result<Vec<JourneyVersion>> {
-            let rows: Vec<JourneyRow> = sqlx::query_as(
-                "SELECT name, content_sha256, definition, first_seen_ns FROM journeys \
-                 ORDER BY name, first_seen_ns, content_sha256",
-            )
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(JourneyVersion::from).collect())
         }
 
         pub(in crate::store) async fn record_runs(
@@ -317,155 +359,11 @@ macro_rules! dialect {
             Ok(())
         }
 
+        /// The feed entries with `after < seq <= last`.
+        const FED: &str = "SELECT run_id FROM run_feed WHERE seq > $1 AND seq <= $2";
+
         const RUN_COLUMNS: &str = "run_id, journey, location, journey_sha256, planned_at_ns, \
             started_at_ns, finished_at_ns, duration_ms, outcome, trace_id, scheduling_lag_ms";
-
-        pub(in crate::store) async fn recent_runs(
-            pool: &Pool<Db>,
-            journey: &str,
-            limit: i64,
-        ) -> Result<Vec<RunSummary>> {
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE journey = $1 \
-                 ORDER BY started_at_ns DESC, run_id LIMIT $2"
-            )))
-            .bind(journey)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(RunSummary::from).collect())
-        }
-
-        /// The newest run of `journey` from each location.
-        pub(in crate::store) async fn latest_run_per_location(
-            pool: &Pool<Db>,
-            journey: &str,
-        ) -> Result<Vec<RunSummary>> {
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs r JOIN \
-                 (SELECT location AS l, MAX(started_at_ns) AS m FROM runs WHERE journey = $1 \
-                  GROUP BY location) latest ON r.location = latest.l AND r.started_at_ns = latest.m \
-                 WHERE r.journey = $1 ORDER BY r.location"
-            )))
-            .bind(journey)
-            .fetch_all(pool)
-            .await?;
-            Ok(rows.into_iter().map(RunSummary::from).collect())
-        }
-
-        pub(in crate::store) async fn run(
-            pool: &Pool<Db>,
-            run_id: uuid::Uuid,
-        ) -> Result<Option<StoredRun>> {
-            let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
-            )))
-            .bind(run_id)
-            .fetch_optional(pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let steps: Vec<StepRow> =
-                sqlx::query_as("SELECT * FROM step_results WHERE run_id = $1 ORDER BY step_index")
-                    .bind(run_id)
-                    .fetch_all(pool)
-                    .await?;
-            let steps = steps
-                .into_iter()
-                .map(StepRow::into_step)
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Some(record(row.into(), steps)))
-        }
-
-        /// The stored runs of the feed entries with `after < seq <= last`, by run id: two
-        /// statements for a page of the feed instead of two per run.
-        pub(in crate::store) async fn fed_runs(
-            pool: &Pool<Db>,
-            after: i64,
-            last: i64,
-        ) -> Result<HashMap<uuid::Uuid, StoredRun>> {
-            const FED: &str = "SELECT run_id FROM run_feed WHERE seq > $1 AND seq <= $2";
-            let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ({FED})"
-            )))
-            .bind(after)
-            .bind(last)
-            .fetch_all(pool)
-            .await?;
-            let step_rows: Vec<StepRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT * FROM step_results WHERE run_id IN ({FED}) ORDER BY run_id, step_index"
-            )))
-            .bind(after)
-            .bind(last)
-            .fetch_all(pool)
-            .await?;
-            let mut steps: HashMap<uuid::Uuid, Vec<StepResult>> = HashMap::new();
-            for row in step_rows {
-                let run_id = row.run_id;
-                steps.entry(run_id).or_default().push(row.into_step()?);
-            }
-            Ok(rows
-                .into_iter()
-                .map(|row| {
-                    let s = RunSummary::from(row);
-                    let own = steps.remove(&s.run_id).unwrap_or_default();
-                    (s.run_id, record(s, own))
-                })
-                .collect())
-        }
-
-        pub(in crate::store) async fn rollups(
-            pool: &Pool<Db>,
-            journey: &str,
-            from_s: i64,
-            to_s: i64,
-        ) -> Result<Vec<Rollup>> {
-            let rows: Vec<RollupRow> = sqlx::query_as(
-                "SELECT journey, step, location, hour_s, count, failures, sum_ms, min_ms, max_ms, \
-                 sketch FROM rollups WHERE journey = $1 AND hour_s >= $2 AND hour_s < $3 \
-                 ORDER BY hour_s, step, location",
-            )
-            .bind(journey)
-            .bind(from_s)
-            .bind(to_s)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(RollupRow::into_rollup).collect()
-        }
-
-        pub(in crate::store) async fn prune_runs(
-            pool: &Pool<Db>,
-            before_ns: i64,
-            batch: i64,
-        ) -> Result<u64> {
-            let done = sqlx::query(
-                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs \
-                 WHERE started_at_ns < $1 ORDER BY started_at_ns LIMIT $2)",
-            )
-            .bind(before_ns)
-            .bind(batch)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        }
-
-        pub(in crate::store) async fn prune_rollups(
-            pool: &Pool<Db>,
-            before_s: i64,
-            batch: i64,
-        ) -> Result<u64> {
-            let done = sqlx::query(
-                "DELETE FROM rollups WHERE (journey, step, location, hour_s) IN \
-                 (SELECT journey, step, location, hour_s FROM rollups WHERE hour_s < $1 \
-                 ORDER BY hour_s LIMIT $2)",
-            )
-            .bind(before_s)
-            .bind(batch)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        }
     };
 }
 pub(super) use dialect;

@@ -212,31 +212,33 @@ pub(super) struct StepRow {
     detail: Json<serde_json::Value>,
 }
 
-impl StepRow {
-    pub(super) fn into_step(self) -> Result<StepResult> {
-        let detail: StepDetail = json(self.detail.0)?;
+impl TryFrom<StepRow> for StepResult {
+    type Error = StoreError;
+
+    fn try_from(row: StepRow) -> Result<StepResult> {
+        let detail: StepDetail = json(row.detail.0)?;
         Ok(StepResult {
-            name: self.name,
-            kind: self.kind,
-            dependency: self.dependency,
-            status: self.status,
-            attempts: u32::try_from(self.attempts)
+            name: row.name,
+            kind: row.kind,
+            dependency: row.dependency,
+            status: row.status,
+            attempts: u32::try_from(row.attempts)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            offset_ms: self.offset_ms,
-            failure: self.failure_class.map(|class| Failure {
+            offset_ms: row.offset_ms,
+            failure: row.failure_class.map(|class| Failure {
                 class,
-                message: self.failure_message.unwrap_or_default(),
+                message: row.failure_message.unwrap_or_default(),
             }),
-            conditions: json(self.conditions.0)?,
+            conditions: json(row.conditions.0)?,
             degraded: detail.degraded,
             timings: Timings {
-                dns: self.dns_ms.map(from_ms),
-                connect: self.connect_ms.map(from_ms),
-                tls: self.tls_ms.map(from_ms),
-                handshake: self.handshake_ms.map(from_ms),
-                ttfb: self.ttfb_ms.map(from_ms),
-                download: self.download_ms.map(from_ms),
-                total: self.total_ms.map(from_ms),
+                dns: row.dns_ms.map(from_ms),
+                connect: row.connect_ms.map(from_ms),
+                tls: row.tls_ms.map(from_ms),
+                handshake: row.handshake_ms.map(from_ms),
+                ttfb: row.ttfb_ms.map(from_ms),
+                download: row.download_ms.map(from_ms),
+                total: row.total_ms.map(from_ms),
             },
             request: detail.request,
             response: detail.response,
@@ -291,15 +293,17 @@ pub(super) struct RollupRow {
     totals: RollupTotals,
 }
 
-impl RollupRow {
-    pub(super) fn into_rollup(self) -> Result<Rollup> {
+impl TryFrom<RollupRow> for Rollup {
+    type Error = StoreError;
+
+    fn try_from(row: RollupRow) -> Result<Rollup> {
         let RollupRow {
             journey,
             step,
             location,
             hour_s,
             totals: t,
-        } = self;
+        } = row;
         Ok(Rollup {
             journey,
             step: (!step.is_empty()).then_some(step),

@@ -63,53 +63,20 @@ impl From<SessionRow> for Session {
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
+    () => {
         use crate::store::sessions::{Session, SessionRow};
 
-        type Db = $db;
-
-        pub(in crate::store) async fn create(
-            pool: &Pool<Db>,
-            (hash, s, created, expires): (&str, &Session, i64, i64),
-        ) -> Result<()> {
-            sqlx::query(
+        #[rustfmt::skip]
+        queries! {
+            fn create((hash, s, created, expires): (&str, &Session, i64, i64)) -> () = execute:
                 "INSERT INTO sessions (token_sha256, username, csrf_token, created_at_ns, \
-                 expires_at_ns) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(hash)
-            .bind(&s.username)
-            .bind(&s.csrf_token)
-            .bind(created)
-            .bind(expires)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+         expires_at_ns) VALUES ($1, $2, $3, $4, $5)",
+                hash, &s.username, &s.csrf_token, created, expires;
 
-        pub(in crate::store) async fn get(
-            pool: &Pool<Db>,
-            hash: &str,
-            now: i64,
-        ) -> Result<Option<Session>> {
-            let row: Option<SessionRow> = sqlx::query_as(
-                "SELECT * FROM sessions WHERE token_sha256 = $1 AND expires_at_ns > $2",
-            )
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(Session::from))
-        }
+            fn get(hash: &str, now: i64) -> Option<Session> = optional SessionRow:
+                "SELECT * FROM sessions WHERE token_sha256 = $1 AND expires_at_ns > $2";
 
-        pub(in crate::store) async fn delete(pool: &Pool<Db>, hash: &str) -> Result<()> {
-            sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
-                .bind(hash)
-                .execute(pool)
-                .await?;
-            Ok(())
+            fn delete(hash: &str) -> () = execute: "DELETE FROM sessions WHERE token_sha256 = $1";
         }
     };
 }

@@ -122,81 +122,46 @@ pub(super) struct DailyRow {
     failures: i64,
 }
 
-impl DailyRow {
-    pub(super) fn into_total(self) -> Result<DailyTotal> {
+impl TryFrom<DailyRow> for DailyTotal {
+    type Error = StoreError;
+
+    fn try_from(row: DailyRow) -> Result<DailyTotal> {
         Ok(DailyTotal {
-            journey: self.journey,
-            day: DateTime::from_timestamp(self.day_s, 0)
-                .ok_or_else(|| StoreError::Corrupt(format!("day {}", self.day_s)))?,
-            runs: self.runs.max(0) as u64,
-            failures: self.failures.max(0) as u64,
+            journey: row.journey,
+            day: DateTime::from_timestamp(row.day_s, 0)
+                .ok_or_else(|| StoreError::Corrupt(format!("day {}", row.day_s)))?,
+            runs: row.runs.max(0) as u64,
+            failures: row.failures.max(0) as u64,
         })
     }
 }
 
 macro_rules! dialect {
-    ($db:ty) => {
-        use sqlx::Pool;
-
-        use crate::store::Result;
+    () => {
         use crate::store::status::{DailyRow, DailyTotal};
 
-        type Db = $db;
+        #[rustfmt::skip]
+        queries! {
+            fn whole_run_sketches(since_s: i64) -> Vec<(String, i64, String)> =
+                all (String, i64, String):
+                "SELECT journey, hour_s, sketch FROM rollups WHERE step = '' AND hour_s >= $1";
 
-        pub(in crate::store) async fn whole_run_sketches(
-            pool: &Pool<Db>,
-            since_s: i64,
-        ) -> Result<Vec<(String, i64, String)>> {
-            Ok(sqlx::query_as(
-                "SELECT journey, hour_s, sketch FROM rollups WHERE step = '' AND hour_s >= $1",
-            )
-            .bind(since_s)
-            .fetch_all(pool)
-            .await?)
-        }
-
-        pub(in crate::store) async fn location_rollups(
-            pool: &Pool<Db>,
-            journey: &str,
-            since_s: i64,
-        ) -> Result<Vec<(String, i64, i64, String)>> {
-            Ok(sqlx::query_as(
+            fn location_rollups(
+                journey: &str,
+                since_s: i64,
+            ) -> Vec<(String, i64, i64, String)> = all (String, i64, i64, String):
                 "SELECT location, count, failures, sketch FROM rollups \
-                 WHERE journey = $1 AND step = '' AND hour_s >= $2",
-            )
-            .bind(journey)
-            .bind(since_s)
-            .fetch_all(pool)
-            .await?)
-        }
+         WHERE journey = $1 AND step = '' AND hour_s >= $2";
 
-        pub(in crate::store) async fn journey_locations(
-            pool: &Pool<Db>,
-            since_s: i64,
-        ) -> Result<Vec<(String, String)>> {
-            Ok(sqlx::query_as(
+            fn journey_locations(since_s: i64) -> Vec<(String, String)> = all (String, String):
                 "SELECT DISTINCT journey, location FROM rollups \
-                 WHERE step = '' AND hour_s >= $1 ORDER BY journey, location",
-            )
-            .bind(since_s)
-            .fetch_all(pool)
-            .await?)
-        }
+         WHERE step = '' AND hour_s >= $1 ORDER BY journey, location";
 
-        pub(in crate::store) async fn daily_totals(
-            pool: &Pool<Db>,
-            since_s: i64,
-        ) -> Result<Vec<DailyTotal>> {
-            let rows: Vec<DailyRow> = sqlx::query_as(
+            fn daily_totals(since_s: i64) -> Vec<DailyTotal> = all DailyRow:
                 "SELECT journey, (hour_s / 86400) * 86400 AS day_s, \
-                 CAST(SUM(count) AS BIGINT) AS runs, CAST(SUM(failures) AS BIGINT) AS failures \
-                 FROM rollups WHERE step = '' AND hour_s >= $1 \
-                 GROUP BY journey, day_s ORDER BY journey, day_s",
-            )
-            .bind(since_s)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(DailyRow::into_total).collect()
+         CAST(SUM(count) AS BIGINT) AS runs, CAST(SUM(failures) AS BIGINT) AS failures \
+         FROM rollups WHERE step = '' AND hour_s >= $1 \
+         GROUP BY journey, day_s ORDER BY journey, day_s";
         }
     };
 }

@@ -30,9 +30,6 @@ const MIN_NOISE: f64 = 0.01;
 const MIN_RUNS_PER_HOUR: usize = 3;
 /// At most this many values of the current hour are kept for its median.
 const HOUR_VALUES: usize = 512;
-/// Deviations learnt before the window's statistic is, and window statistics learnt before
-/// it judges: 2 % of them, the tails' cut, is then 10 runs.
-const KNOWN_TAILS: f64 = 500.0;
 /// Recent runs remembered, for the likelihood's window and for re-learning a level.
 const RECENT: usize = 32;
 const HOUR_MS: f64 = 3_600_000.0;
@@ -243,7 +240,7 @@ impl LatencyDetector {
                 self.deviations.add(a.point.score, 1.0);
                 // Surprises mean something once the deviations' tails are known: before,
                 // ordinary runs are surprises, and the window would learn that as its habit.
-                if self.deviations.total() >= KNOWN_TAILS {
+                if self.deviations.total() >= self.params.min_samples {
                     self.window_up.add(a.mean_up, 1.0);
                     self.window_down.add(a.mean_down, 1.0);
                 }
@@ -332,7 +329,7 @@ impl LatencyDetector {
             mean(s_down, |r| r.surprise_down),
         );
         let combined = |point: f64, window: &TailModel, mean: f64| {
-            let window_p = if window.total() >= KNOWN_TAILS {
+            let window_p = if window.total() >= p.min_samples {
                 window.upper(mean)
             } else {
                 1.0
@@ -515,7 +512,7 @@ impl LatencyDetector {
                     surprises.pop_front();
                 }
                 surprises.push_back(s);
-                if self.deviations.total() >= KNOWN_TAILS {
+                if self.deviations.total() >= self.params.min_samples {
                     self.window_up
                         .add(window_mean(surprises.iter().map(|s| s.0)), 1.0);
                     self.window_down

@@ -108,7 +108,11 @@ fn replay_json(input: &Path, extra: &[&str]) -> Value {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["episodes", "points"], "{out}");
+    assert_eq!(
+        keys,
+        ["episodes", "period_s", "points", "value_kind"],
+        "{out}"
+    );
     report
 }
 

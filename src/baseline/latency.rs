@@ -226,7 +226,7 @@ impl LatencyDetector {
         let assessed = self
             .level
             .get()
-            .map(|(level, noise)| self.assess(at_ms, y, value, level + season, noise));
+            .map(|(level, noise)| self.assess(at_ms, y, value, (level, season), noise));
         let mut transition = None;
         let mut anomalous_inside = false;
         if let Some(a) = assessed {
@@ -257,7 +257,8 @@ impl LatencyDetector {
         }
         if !anomalous_inside {
             self.learn(y, season, 1.0, elapsed_ms as f64);
-        } else if self.hour.len() < HOUR_VALUES {
+        }
+        if self.hour.len() < HOUR_VALUES {
             self.hour.push(y as f32);
         }
         self.since_refresh += 1;
@@ -284,9 +285,6 @@ impl LatencyDetector {
             rate(self.params.half_life_hours),
             floor,
         );
-        if self.hour.len() < HOUR_VALUES {
-            self.hour.push(y as f32);
-        }
     }
 
     fn remember(&mut self, recent: Recent) {
@@ -296,29 +294,47 @@ impl LatencyDetector {
         self.recent.push_back(recent);
     }
 
+    /// The minimum change on the modelling scale (0 for gauges, which have no ratio).
+    fn min_ratio(&self) -> f64 {
+        if self.params.kind.is_ratio_scale() {
+            self.params.min_change.ln_1p()
+        } else {
+            0.0
+        }
+    }
+
+    /// Runs the likelihood's window combines.
+    fn window_len(&self) -> usize {
+        self.params.window.clamp(1, 16) as usize
+    }
+
     /// Whether a change from `expected_y` to `y` is large enough to matter, upwards and
     /// downwards: by the minimum ratio (ratio kinds) and the minimum absolute change.
     fn big_enough(&self, y: f64, expected_y: f64, value: f64, expected: f64) -> (bool, bool) {
         let p = &self.params;
-        let ratio = if p.kind.is_ratio_scale() {
-            p.min_change.ln_1p()
-        } else {
-            0.0
-        };
+        let ratio = self.min_ratio();
         let up = y - expected_y >= ratio && value - expected >= p.min_delta;
         let down = expected_y - y >= ratio && expected - value >= p.min_delta;
         (up, down)
     }
 
-    fn assess(&self, at_ms: i64, y: f64, value: f64, expected_y: f64, noise: f64) -> Assessed {
+    /// Judges `y` (modelling scale; `value` as given) against the level plus the season.
+    fn assess(
+        &self,
+        at_ms: i64,
+        y: f64,
+        value: f64,
+        (level, season): (f64, f64),
+        noise: f64,
+    ) -> Assessed {
         let p = &self.params;
+        let expected_y = level + season;
         let kind = p.kind;
         let z = (y - expected_y) / noise;
         let expected = kind.inverse(expected_y);
         let (big_up, big_down) = self.big_enough(y, expected_y, value, expected);
         let (p_up, p_down) = (self.deviations.upper(z), self.deviations.lower(z));
-        let n = p.window.clamp(1, 16) as usize;
-        let surprise = |p: f64| -p.max(MIN_P).ln();
+        let n = self.window_len();
         let (s_up, s_down) = (surprise(p_up), surprise(p_down));
         let mean = |this: f64, of: fn(&Recent) -> f64| {
             let earlier = self.recent.iter().rev().take(n - 1).map(of);
@@ -355,11 +371,7 @@ impl LatencyDetector {
         let tail_p = (sides * up_p.min(down_p)).min(1.0);
         let spike = p.open_p * p.spike_ratio;
         let bound = |q: Option<f64>| q.map(|q| kind.inverse(expected_y + q * noise));
-        let ratio = if kind.is_ratio_scale() {
-            p.min_change.ln_1p()
-        } else {
-            0.0
-        };
+        let ratio = self.min_ratio();
         let threshold_ms = match bound(self.deviations.upper_quantile(spike / sides)) {
             Some(t) if p.direction.watches_up() => t
                 .max(kind.inverse(expected_y + ratio))
@@ -383,7 +395,7 @@ impl LatencyDetector {
             },
             recent: Recent {
                 at_ms,
-                level_y: y - (expected_y - self.level.get().map_or(0.0, |l| l.0)),
+                level_y: y - season,
                 surprise_up: s_up,
                 surprise_down: s_down,
                 up: up_p <= p.point_p,
@@ -403,7 +415,7 @@ impl LatencyDetector {
             }
             let up = a.up;
             let flagged = |r: &Recent| if up { r.up } else { r.down };
-            let n = p.window.clamp(1, 16) as usize;
+            let n = self.window_len();
             // The episode starts at the first flagged run of the window that opened it.
             let earlier: Vec<&Recent> = self.recent.iter().rev().take(n - 1).collect();
             let start_ms = earlier
@@ -497,13 +509,12 @@ impl LatencyDetector {
         }
         let learning = self.has_history(start_ms);
         self.refresh();
-        let n = self.params.window.clamp(1, 16) as usize;
+        let n = self.window_len();
         let mut surprises: std::collections::VecDeque<(f64, f64)> = Default::default();
         for i in 0..len {
             let y = values[(i * stride) % len];
             if let Some((level, noise)) = self.level.get().filter(|_| learning) {
                 let z = (y - level - season) / noise;
-                let surprise = |p: f64| -p.max(MIN_P).ln();
                 let s = (
                     surprise(self.deviations.upper(z)),
                     surprise(self.deviations.lower(z)),
@@ -585,6 +596,11 @@ fn window_mean(surprises: impl Iterator<Item = f64>) -> f64 {
         1 | 2 => sum / n as f64,
         _ => (sum - max) / (n - 1) as f64,
     }
+}
+
+/// How surprising a tail probability is: `−ln p`, capped where probabilities are.
+fn surprise(p: f64) -> f64 {
+    -p.max(MIN_P).ln()
 }
 
 fn gcd(a: usize, b: usize) -> usize {

@@ -5,6 +5,10 @@
 //!     SPLIT=test cargo bench --bench anomaly_eval  # one split
 //!     SWEEP=1 cargo bench --bench anomaly_eval     # the tuning sweep, on train only
 //!
+//! To look into a result: `SENSITIVITY=medium` judges at one sensitivity only, `ONLY=latency,spikes`
+//! reads only those groups' series (the totals then cover them alone), and `MISSES=1` lists
+//! every labelled anomaly not found within 5 runs and every false episode after warm-up.
+//!
 //! Generates a missing split first (python3 tests/data/anomaly/generate.py --split NAME).
 //! For each split and sensitivity it prints the window score (three profiles), precision
 //! per detector, recall and median delay per anomaly type and direction, false episodes
@@ -169,7 +173,14 @@ fn main() {
             sweep(&labels, &data);
             continue;
         }
-        for sensitivity in [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High] {
+        let sensitivities = match std::env::var("SENSITIVITY").ok().as_deref() {
+            None => vec![Sensitivity::Low, Sensitivity::Medium, Sensitivity::High],
+            Some("low") => vec![Sensitivity::Low],
+            Some("medium") => vec![Sensitivity::Medium],
+            Some("high") => vec![Sensitivity::High],
+            Some(other) => panic!("SENSITIVITY must be low, medium or high, not `{other}`"),
+        };
+        for sensitivity in sensitivities {
             println!("\n== split {split}, sensitivity {sensitivity:?} ==");
             evaluate(&labels, &data, sensitivity, seasonality);
         }
@@ -187,9 +198,13 @@ fn load_split(dir: &Path, split: &str) -> (Labels, Vec<Vec<Row>>) {
             .expect("python3 runs");
         assert!(status.success(), "the generator failed");
     }
-    let labels: Labels =
+    let mut labels: Labels =
         serde_json::from_str(&std::fs::read_to_string(series_dir.join("labels.json")).unwrap())
             .unwrap();
+    if let Ok(groups) = std::env::var("ONLY") {
+        let groups: Vec<&str> = groups.split(',').collect();
+        labels.series.retain(|s| groups.contains(&s.group.as_str()));
+    }
     let data = labels
         .series
         .iter()
@@ -347,6 +362,7 @@ fn evaluate(
     sensitivity: Sensitivity,
     seasonality: Option<Seasonality>,
 ) {
+    let misses = std::env::var_os("MISSES").is_some();
     let found: Vec<Vec<Detection>> = labels
         .series
         .iter()
@@ -443,6 +459,16 @@ fn evaluate(
                 .iter()
                 .find(|d| d.detector == a.expected_kind() && a.matches(d));
             let delay = hit.map(|d| d.row + 1 - start_row.min(d.row));
+            if misses && delay.is_none_or(|d| d > 5) {
+                println!(
+                    "  miss {} {} {:?} at {} for {} min: delay {delay:?}",
+                    s.file,
+                    bucket(s, a),
+                    a.magnitude.or(a.noise_multiple),
+                    a.start,
+                    (a.end - a.start) / 60
+                );
+            }
             let mut targets = vec![tallies.entry(bucket(s, a)).or_default()];
             if is_big_shift_up(a) {
                 targets.push(&mut shifts);
@@ -487,6 +513,11 @@ fn evaluate(
         let false_eps = dets
             .iter()
             .filter(|d| d.at_s >= s.warmup_end && !s.anomalies.iter().any(|a| a.matches(d)))
+            .inspect(|d| {
+                if misses {
+                    println!("  false {} {} at {}", s.file, d.detector.as_str(), d.at_s);
+                }
+            })
             .count();
         let days = (labels.end - s.warmup_end) as f64 / DAY_S;
         let category = match s.group.as_str() {

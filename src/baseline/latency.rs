@@ -31,6 +31,17 @@ const MIN_RUNS_PER_HOUR: usize = 3;
 const HOUR_VALUES: usize = 512;
 /// Recent runs remembered, for the likelihood's window and for re-learning a level.
 const RECENT: usize = 32;
+/// A stretch is at least this many unusual runs of the window.
+const STRETCH_FROM: usize = 3;
+/// An episode of at most this many runs that ends on its own is a burst; the last [`BURSTS`]
+/// are remembered, and [`HABIT_BURSTS`] of them make a habit.
+const BURST_RUNS: u32 = 32;
+const BURSTS: usize = 8;
+const HABIT_BURSTS: usize = 3;
+/// The fewest deviations a sparse series is judged on.
+const FEWEST_SAMPLES: f64 = 60.0;
+/// The deviations' autocorrelation counts as at most this.
+const MAX_RHO: f64 = 0.9;
 const HOUR_MS: f64 = 3_600_000.0;
 
 /// The baseline a run is judged against.
@@ -83,9 +94,6 @@ pub struct LatencyDetector {
     level: Level,
     /// Deviations of learnt runs, in noise units.
     deviations: TailModel,
-    /// Mean surprise of the last `window` runs, upwards and downwards.
-    window_up: TailModel,
-    window_down: TailModel,
     /// Values (modelling scale) of the current hour, for the seasonal profile.
     hour: Vec<f32>,
     current_hour: Option<i64>,
@@ -98,6 +106,15 @@ pub struct LatencyDetector {
     recent: std::collections::VecDeque<Recent>,
     since_refresh: u32,
     open: Option<Open>,
+    /// Consecutive runs whose stretch reached the threshold, upwards and downwards.
+    streaks: (u32, u32),
+    /// Decayed number of consecutive learnt runs that deviated the same way, and of all,
+    /// for the deviations' lag-one autocorrelation; and the last learnt run's deviation and
+    /// value.
+    lag_sums: (f64, f64),
+    last_z: Option<(f64, f64)>,
+    /// The latest short episodes that ended on their own: (end, runs they lasted).
+    bursts: std::collections::VecDeque<(i64, u32)>,
 }
 
 /// An open episode and what the detector tracks about it.
@@ -117,9 +134,8 @@ struct Assessed {
     recent: Recent,
     /// The likelihood points upwards (else downwards).
     up: bool,
-    /// The window means, learnt by the window models.
-    mean_up: f64,
-    mean_down: f64,
+    /// Consecutive runs, this one included, whose stretch reached the threshold (up, down).
+    streaks: (u32, u32),
 }
 
 impl LatencyDetector {
@@ -128,8 +144,6 @@ impl LatencyDetector {
             params,
             level: Level::default(),
             deviations: TailModel::default(),
-            window_up: TailModel::default(),
-            window_down: TailModel::default(),
             hour: Vec::new(),
             current_hour: None,
             since_ms: None,
@@ -139,6 +153,10 @@ impl LatencyDetector {
             recent: std::collections::VecDeque::with_capacity(RECENT),
             since_refresh: REFRESH_EVERY,
             open: None,
+            streaks: (0, 0),
+            lag_sums: (0.0, 0.0),
+            last_z: None,
+            bursts: std::collections::VecDeque::with_capacity(BURSTS),
         }
     }
 
@@ -169,11 +187,12 @@ impl LatencyDetector {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.level.heap_bytes()
-            + 3 * self.deviations.heap_bytes()
+            + self.deviations.heap_bytes()
             + self.hour.capacity() * std::mem::size_of::<f32>()
             + self.seasonal.heap_bytes()
             + self.periodic.as_ref().map_or(0, Periodic::heap_bytes)
             + self.recent.capacity() * std::mem::size_of::<Recent>()
+            + self.bursts.capacity() * std::mem::size_of::<(i64, u32)>()
     }
 
     pub fn open_episode(&self) -> Option<&Episode> {
@@ -221,7 +240,13 @@ impl LatencyDetector {
         // Deviations are learnt from the moment judging may start: before, the seasonal
         // profile is not known, and a daily pattern would be learnt as a habit of deviating.
         let learning = self.has_history(at_ms);
-        let warm = learning && self.deviations.total() >= self.params.min_samples;
+        // Judging needs `min_samples` deviations; a sparse series that holds fewer at steady
+        // state (the history decays) is judged after a day of learning, on at least
+        // [`FEWEST_SAMPLES`].
+        let total = self.deviations.total();
+        let warm = learning
+            && (total >= self.params.min_samples
+                || (total >= FEWEST_SAMPLES && self.has_history(at_ms - 24 * HOUR_MS as i64)));
         let assessed = self
             .level
             .get()
@@ -237,16 +262,18 @@ impl LatencyDetector {
             // An open episode's anomalous runs do not teach the model that they are normal.
             if learning && !anomalous_inside {
                 self.deviations.add(a.point.score, 1.0);
-                // Surprises mean something once the deviations' tails are known: before,
-                // ordinary runs are surprises, and the window would learn that as its habit.
-                if self.deviations.total() >= self.params.min_samples {
-                    self.window_up.add(a.mean_up, 1.0);
-                    self.window_down.add(a.mean_down, 1.0);
+                let z = a.point.score;
+                // Equal values (a counter's zeros) say nothing about how runs follow each other.
+                if let Some((prev, _)) = self.last_z.filter(|&(_, prev_y)| prev_y != y) {
+                    self.lag_sums.0 += f64::from(u8::from((z > 0.0) == (prev > 0.0)));
+                    self.lag_sums.1 += 1.0;
                 }
+                self.last_z = Some((z, y));
             }
             if warm {
                 transition = self.track(at_ms, value, &a);
             }
+            self.streaks = a.streaks;
             self.remember(a.recent);
         }
         if let Some((level, _)) = self.level.get().filter(|_| !anomalous_inside)
@@ -334,32 +361,23 @@ impl LatencyDetector {
         let (big_up, big_down) = self.big_enough(y, expected_y, value, expected);
         let (p_up, p_down) = (self.deviations.upper(z), self.deviations.lower(z));
         let n = self.window_len();
-        let (s_up, s_down) = (surprise(p_up), surprise(p_down));
-        let mean = |this: f64, of: fn(&Recent) -> f64| {
-            let earlier = self.recent.iter().rev().take(n - 1).map(of);
-            window_mean(std::iter::once(this).chain(earlier))
-        };
-        let (mean_up, mean_down) = (
-            mean(s_up, |r| r.surprise_up),
-            mean(s_down, |r| r.surprise_down),
-        );
-        let combined = |point: f64, window: &TailModel, mean: f64| {
-            let window_p = if window.total() >= p.min_samples {
-                window.upper(mean)
-            } else {
-                1.0
-            };
-            (point / p.spike_ratio).min(window_p).min(1.0)
-        };
-        let up_p = if p.direction.watches_up() && big_up {
-            combined(p_up, &self.window_up, mean_up)
-        } else {
-            1.0
-        };
-        let down_p = if p.direction.watches_down() && big_down {
-            combined(p_down, &self.window_down, mean_down)
-        } else {
-            1.0
+        // A stretch must be large enough as a whole: its median run, not only this one, by the
+        // minimum ratio (a wander of the model within it is not a change).
+        let mut levels: Vec<f64> = self
+            .recent
+            .iter()
+            .rev()
+            .take(n - 1)
+            .map(|r| r.level_y)
+            .collect();
+        levels.push(y - season);
+        let middle = median(&mut levels) - level;
+        let ratio = self.min_ratio();
+        let (wide_up, wide_down) = (middle >= ratio, -middle >= ratio);
+        let earlier = |of: fn(&Recent) -> f64| {
+            let mut qs: Vec<f64> = self.recent.iter().rev().take(n - 1).map(of).collect();
+            qs.iter_mut().for_each(|s| *s = (-*s).exp());
+            qs
         };
         // Watching both ways doubles the chances of a false alarm: pay for it.
         let sides = if p.direction.watches_up() && p.direction.watches_down() {
@@ -367,10 +385,50 @@ impl LatencyDetector {
         } else {
             1.0
         };
+        let habit = self.burst_habit(at_ms);
+        // Runs that follow each other's deviations hold fewer independent chances: with
+        // lag-one autocorrelation ρ, n runs weigh like n(1 − ρ)/(1 + ρ).
+        let rho = self.autocorrelation();
+        let independence = (1.0 - rho) / (1.0 + rho);
+        // One side's probability, and whether it opens an episode: a spike alone, or a
+        // stretch longer than this series' habitual bursts.
+        let side = |(watched, big, wide): (bool, bool, bool),
+                    point: f64,
+                    mut qs: Vec<f64>,
+                    streak: u32| {
+            if !watched {
+                return (1.0, false, 0);
+            }
+            qs.push(point);
+            let spike_p = if big { point / p.spike_ratio } else { 1.0 };
+            let stretch = if big && wide {
+                stretch_p(&mut qs).powf(independence)
+            } else {
+                1.0
+            };
+            let streak = if sides * stretch <= p.open_p {
+                streak + 1
+            } else {
+                0
+            };
+            let opens = sides * spike_p <= p.open_p || streak > habit;
+            (spike_p.min(stretch).min(1.0), opens, streak)
+        };
+        let (up_p, opens_up, streak_up) = side(
+            (p.direction.watches_up(), big_up, wide_up),
+            p_up,
+            earlier(|r| r.surprise_up),
+            self.streaks.0,
+        );
+        let (down_p, opens_down, streak_down) = side(
+            (p.direction.watches_down(), big_down, wide_down),
+            p_down,
+            earlier(|r| r.surprise_down),
+            self.streaks.1,
+        );
         let tail_p = (sides * up_p.min(down_p)).min(1.0);
         let spike = p.open_p * p.spike_ratio;
         let bound = |q: Option<f64>| q.map(|q| kind.inverse(expected_y + q * noise));
-        let ratio = self.min_ratio();
         let threshold_ms = match bound(self.deviations.upper_quantile(spike / sides)) {
             Some(t) if p.direction.watches_up() => t
                 .max(kind.inverse(expected_y + ratio))
@@ -387,7 +445,7 @@ impl LatencyDetector {
             point: LatencyPoint {
                 score: z,
                 likelihood: 1.0 - tail_p,
-                anomalous: tail_p <= p.open_p,
+                anomalous: if up_p <= down_p { opens_up } else { opens_down },
                 expected_ms: expected,
                 threshold_ms,
                 lower_threshold_ms,
@@ -395,14 +453,13 @@ impl LatencyDetector {
             recent: Recent {
                 at_ms,
                 level_y: y - season,
-                surprise_up: s_up,
-                surprise_down: s_down,
+                surprise_up: surprise(p_up),
+                surprise_down: surprise(p_down),
                 up: up_p <= p.point_p,
                 down: down_p <= p.point_p,
             },
             up: up_p <= down_p,
-            mean_up,
-            mean_down,
+            streaks: (streak_up, streak_down),
         }
     }
 
@@ -463,6 +520,13 @@ impl LatencyDetector {
         if open.normal_streak >= p.m.max(1) {
             let mut done = self.open.take()?;
             done.episode.end_ms = done.first_normal_ms;
+            let lasted = done.runs - done.normal_streak;
+            if (STRETCH_FROM as u32..=BURST_RUNS).contains(&lasted) {
+                if self.bursts.len() == BURSTS {
+                    self.bursts.pop_front();
+                }
+                self.bursts.push_back((at_ms, lasted));
+            }
             return Some(Transition::Ended(done.episode));
         }
         let lasted_h = (at_ms - open.episode.start_ms) as f64 / HOUR_MS;
@@ -480,8 +544,42 @@ impl LatencyDetector {
         levels.push(this.level_y);
         self.level.reset_to(median(&mut levels));
         self.recent.clear();
+        self.streaks = (0, 0);
         done.episode.end_ms = Some(at_ms);
         Some(Transition::Ended(done.episode))
+    }
+
+    /// The deviations' lag-one autocorrelation, in `0..=MAX_RHO` (0 until enough is known),
+    /// from how often consecutive runs deviate the same way: for a normal pair that share is
+    /// 1/2 + asin(ρ)/π. Signs, not products, so neither slow runs nor a stretch that was
+    /// learnt before it was recognised can dominate it.
+    fn autocorrelation(&self) -> f64 {
+        let (same, pairs) = self.lag_sums;
+        if pairs < self.params.min_samples {
+            return 0.0;
+        }
+        (std::f64::consts::PI * (same / pairs - 0.5))
+            .sin()
+            .clamp(0.0, MAX_RHO)
+    }
+
+    /// How many runs a stretch must outlast to open an episode: once at least [`HABIT_BURSTS`]
+    /// short episodes ended on their own within two half-lives, the length that many of them
+    /// reached. A counter's routine bursts and a pattern not yet learnt stop paging, while a
+    /// change that persists still does, a little later.
+    fn burst_habit(&self, at_ms: i64) -> u32 {
+        let horizon_ms = (2.0 * self.params.half_life_hours * HOUR_MS) as i64;
+        let mut lengths: Vec<u32> = self
+            .bursts
+            .iter()
+            .filter(|(end, _)| at_ms - end <= horizon_ms)
+            .map(|&(_, runs)| runs)
+            .collect();
+        if lengths.len() < HABIT_BURSTS {
+            return 0;
+        }
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths[HABIT_BURSTS - 1]
     }
 
     /// Closes the hours before `hour`: teaches the seasonal profile the finished hour's
@@ -503,43 +601,50 @@ impl LatencyDetector {
         }
         self.hour.clear();
         let factor = 0.5f64.powf((hour - current) as f64 / self.params.half_life_hours);
-        for t in [
-            &mut self.deviations,
-            &mut self.window_up,
-            &mut self.window_down,
-        ] {
-            t.decay(factor);
-        }
+        self.deviations.decay(factor);
+        self.lag_sums.0 *= factor;
+        self.lag_sums.1 *= factor;
         self.current_hour = Some(hour);
         self.since_refresh = REFRESH_EVERY;
     }
 
     fn refresh(&mut self) {
         self.since_refresh = 0;
-        for t in [
-            &mut self.deviations,
-            &mut self.window_up,
-            &mut self.window_down,
-        ] {
-            t.refresh();
-        }
+        self.deviations.refresh();
     }
 }
 
-/// The window's statistic: the mean surprise of its runs but the most surprising one, so a
-/// lone spike (judged on its own) does not make the next runs look like a stretch.
-fn window_mean(surprises: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut max, mut n) = (0.0, 0.0f64, 0usize);
-    for s in surprises {
-        sum += s;
-        max = max.max(s);
-        n += 1;
+/// The probability that `qs.len()` independent runs hold a stretch this unusual: for each
+/// k of at least [`STRETCH_FROM`], that k of them have a tail probability at most the k-th
+/// smallest seen (a binomial tail), the smallest of those, paid for the number of k tried.
+/// Read from the deviations' own distribution, so it needs no model of its own that a missed
+/// stretch could teach, and a burst of fewer than [`STRETCH_FROM`] runs (a slow request
+/// and its retry) never makes a stretch: lone runs are judged as spikes.
+fn stretch_p(qs: &mut [f64]) -> f64 {
+    let n = qs.len();
+    if n < STRETCH_FROM {
+        return 1.0;
     }
-    match n {
-        0 => 0.0,
-        1 | 2 => sum / n as f64,
-        _ => (sum - max) / (n - 1) as f64,
+    qs.sort_by(f64::total_cmp);
+    let tries = (n + 1 - STRETCH_FROM) as f64;
+    let best = (STRETCH_FROM..=n)
+        .map(|k| binomial_tail(n, k, qs[k - 1]))
+        .fold(1.0, f64::min);
+    (best * tries).min(1.0)
+}
+
+/// P(at least k of n successes), each with probability q.
+fn binomial_tail(n: usize, k: usize, q: f64) -> f64 {
+    let q = q.clamp(0.0, 1.0);
+    let mut choose = 1.0f64;
+    let mut total = 0.0;
+    for j in 0..=n {
+        if j >= k {
+            total += choose * q.powi(j as i32) * (1.0 - q).powi((n - j) as i32);
+        }
+        choose = choose * (n - j) as f64 / (j + 1) as f64;
     }
+    total.min(1.0)
 }
 
 /// How surprising a tail probability is: `−ln p`, capped where probabilities are.

@@ -108,7 +108,7 @@ impl LatencyParams {
             window: 5,
             min_change,
             min_delta: 0.0,
-            min_samples: 60.0,
+            min_samples: 360.0,
             min_history_hours: 48.0,
             level_half_life_hours: 6.0,
             half_life_hours: HALF_LIFE_HOURS,

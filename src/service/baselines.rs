@@ -277,7 +277,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(21);
         // Two days of history, then the hours in which the detector learns how far runs
         // deviate (judging starts after that).
-        let judged = 2 * DAY_RUNS + 120;
+        let judged = 2 * DAY_RUNS + 480;
         for minute in 0..judged {
             let events = engine
                 .observe(&j, &run(minute, normal_ms(&mut rng)))
@@ -330,7 +330,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let j = journey();
         let mut rng = StdRng::seed_from_u64(22);
-        let judged = 2 * DAY_RUNS + 120;
+        let judged = 2 * DAY_RUNS + 480;
         let history: Vec<RunRecord> = (0..judged)
             .map(|minute| RunRecord {
                 result: run(minute, normal_ms(&mut rng)),

@@ -1,7 +1,7 @@
 //! Warming a latency detector up from the store's hourly rollups after a restart: each hour's
 //! values learnt as if they had come one by one.
 
-use super::{HOUR_MS, HOUR_VALUES, LatencyDetector, REFRESH_EVERY, surprise, window_mean};
+use super::{HOUR_MS, HOUR_VALUES, LatencyDetector, REFRESH_EVERY};
 use crate::baseline::sketch::Sketch;
 
 impl LatencyDetector {
@@ -29,27 +29,10 @@ impl LatencyDetector {
         }
         let learning = self.has_history(start_ms);
         self.refresh();
-        let n = self.window_len();
-        let mut surprises: std::collections::VecDeque<(f64, f64)> = Default::default();
         for i in 0..len {
             let y = values[(i * stride) % len];
             if let Some((level, noise)) = self.level.get().filter(|_| learning) {
-                let z = (y - level - season) / noise;
-                let s = (
-                    surprise(self.deviations.upper(z)),
-                    surprise(self.deviations.lower(z)),
-                );
-                if surprises.len() == n {
-                    surprises.pop_front();
-                }
-                surprises.push_back(s);
-                if self.deviations.total() >= self.params.min_samples {
-                    self.window_up
-                        .add(window_mean(surprises.iter().map(|s| s.0)), 1.0);
-                    self.window_down
-                        .add(window_mean(surprises.iter().map(|s| s.1)), 1.0);
-                }
-                self.deviations.add(z, 1.0);
+                self.deviations.add((y - level - season) / noise, 1.0);
             }
             self.learn(y, season, 1.0, spacing_ms);
         }

@@ -165,8 +165,12 @@ async fn page(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = stored(&state, &id).await?;
-    let digest: Digest = serde_json::from_value(d.body)
-        .map_err(|source| ApiError::Internal(super::Internal::Digest { id: d.meta.id, source }))?;
+    let digest: Digest = serde_json::from_value(d.body).map_err(|source| {
+        ApiError::Internal(super::Internal::Digest {
+            id: d.meta.id,
+            source,
+        })
+    })?;
     Ok(html_page(
         render::render(&digest, &links(&state), Images::DataUri).html,
     ))

@@ -161,10 +161,7 @@ struct Search {
     q: Option<String>,
 }
 
-async fn items(
-    Authorized { shop, cx }: Authorized,
-    Query(search): Query<Search>,
-) -> Answer {
+async fn items(Authorized { shop, cx }: Authorized, Query(search): Query<Search>) -> Answer {
     let q = search.q.unwrap_or_default().to_lowercase();
     let latency = Duration::from_millis(shop.faults.get().search_latency_ms);
     let rows: Vec<(i64, String, i64)> = shop
@@ -190,10 +187,7 @@ struct AddToCart {
     qty: i64,
 }
 
-async fn add_to_cart(
-    Authorized { shop, cx }: Authorized,
-    Json(body): Json<AddToCart>,
-) -> Answer {
+async fn add_to_cart(Authorized { shop, cx }: Authorized, Json(body): Json<AddToCart>) -> Answer {
     let unknown = || {
         error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -240,10 +234,7 @@ struct PlaceOrder {
 }
 
 /// Charges the cart's total, then records the order: an order exists only once paid.
-async fn place_order(
-    Authorized { shop, cx }: Authorized,
-    Json(body): Json<PlaceOrder>,
-) -> Answer {
+async fn place_order(Authorized { shop, cx }: Authorized, Json(body): Json<PlaceOrder>) -> Answer {
     let cart: Option<(i64, i64)> = shop
         .db
         .sql(
@@ -290,10 +281,7 @@ async fn place_order(
         .into_response())
 }
 
-async fn get_order(
-    Authorized { shop, cx }: Authorized,
-    Path(id): Path<i64>,
-) -> Answer {
+async fn get_order(Authorized { shop, cx }: Authorized, Path(id): Path<i64>) -> Answer {
     let order: Option<(i64, String)> = shop
         .db
         .sql(&cx, "SELECT cart_id, status FROM orders WHERE id = ?")
@@ -372,10 +360,7 @@ async fn recommendations_one_by_one(
     Ok(found)
 }
 
-async fn cancel_order(
-    Authorized { shop, cx }: Authorized,
-    Path(id): Path<i64>,
-) -> Answer {
+async fn cancel_order(Authorized { shop, cx }: Authorized, Path(id): Path<i64>) -> Answer {
     let deleted = shop
         .db
         .sql(&cx, "DELETE FROM orders WHERE id = ?")
@@ -426,10 +411,7 @@ async fn ship(shop: AppState, id: i64, placed: Context) {
 }
 
 /// The live order feed: the current status of every order, then each change.
-async fn order_feed(
-    Authorized { shop, cx }: Authorized,
-    ws: WebSocketUpgrade,
-) -> Answer {
+async fn order_feed(Authorized { shop, cx }: Authorized, ws: WebSocketUpgrade) -> Answer {
     // Subscribed before the snapshot is read: a change in between is seen twice, not missed.
     let updates = shop.orders.subscribe();
     let orders: Vec<(i64, String)> = shop

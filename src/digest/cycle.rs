@@ -161,7 +161,9 @@ impl DigestCycle {
                 message,
             };
             let outcome = match (&digest, self.channels.get(name)) {
-                (Ok(digest), Some(channel)) => channel.send(stored.meta.id, digest, &self.links).await,
+                (Ok(digest), Some(channel)) => {
+                    channel.send(stored.meta.id, digest, &self.links).await
+                }
                 (Err(e), _) => Err(permanent(e.clone())),
                 (_, None) => Err(permanent(format!(
                     "channel `{name}` is unusable (see the log at start)"

@@ -136,6 +136,13 @@ async fn run(step: &WebsocketStep) -> Attempt {
     run_with(step, Duration::from_secs(5), &[], &[]).await.0
 }
 
+/// The attempt of a step that must succeed.
+async fn passed(step: &WebsocketStep) -> Attempt {
+    let a = run(step).await;
+    assert_ok(&a);
+    a
+}
+
 #[track_caller]
 fn assert_ok(a: &Attempt) {
     assert!(

@@ -153,6 +153,12 @@ fn assert_ok(a: &Attempt) {
     );
 }
 
+/// Action `i`'s detail passes `holds`; else the failure shows every action.
+#[track_caller]
+fn assert_detail(a: &Attempt, i: usize, holds: impl Fn(&str) -> bool) {
+    assert!(holds(&a.actions[i].detail), "{:?}", a.actions);
+}
+
 #[track_caller]
 fn assert_failed(a: &Attempt, class: FailureClass) -> &str {
     let f = a

@@ -15,8 +15,7 @@ async fn insecure_get_over_h2() -> Attempt {
         insecure_skip_verify: true,
         ..localhost_get(addr)
     };
-    let a = passed(&s).await;
-    a
+    passed(&s).await
 }
 
 #[tokio::test]

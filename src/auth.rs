@@ -8,10 +8,12 @@ use std::fmt;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use rand::RngCore;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-/// An Argon2 PHC string (`$argon2id$v=19$…`) as `waymark hash-password` prints it.
-#[derive(Clone, PartialEq, Eq)]
+/// An Argon2 PHC string (`$argon2id$v=19$…`) as `waymark hash-password` prints it; read
+/// through [`PasswordHash::parse`], so a configuration cannot hold anything else.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct PasswordHash(String);
 
 /// A `password_hash` that is not an Argon2 PHC string this build can verify.
@@ -46,6 +48,14 @@ impl PasswordHash {
     }
 }
 
+impl TryFrom<String> for PasswordHash {
+    type Error = NotAPasswordHash;
+
+    fn try_from(phc: String) -> Result<PasswordHash, NotAPasswordHash> {
+        PasswordHash::parse(&phc)
+    }
+}
+
 /// Not secret, but not worth a log line either.
 impl fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,13 +66,6 @@ impl fmt::Debug for PasswordHash {
 impl fmt::Display for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for PasswordHash {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        PasswordHash::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -160,14 +160,17 @@ mod tests {
 
     #[test]
     fn an_availability_below_100_never_reads_100() {
-        assert_eq!(percent(99.994), "99.99%");
-        assert_eq!(percent(99.995), "99.99%");
-        assert_eq!(percent(99.999), "99.99%");
-        assert_eq!(percent(99.999_999), "99.99%");
-        assert_eq!(percent(100.0), "100.00%");
-        assert_eq!(percent(99.95), "99.95%");
-        assert_eq!(percent(99.4), "99.40%");
-        assert_eq!(percent(0.0), "0.00%");
+        for below in [99.994, 99.995, 99.999, 99.999_999] {
+            assert_eq!(percent(below), "99.99%", "{below}");
+        }
+        for (value, shown) in [
+            (100.0, "100.00%"),
+            (99.95, "99.95%"),
+            (99.4, "99.40%"),
+            (0.0, "0.00%"),
+        ] {
+            assert_eq!(percent(value), shown);
+        }
         assert_eq!(optional(None, percent), "–");
         assert_eq!(optional(Some(97.0), percent), "97.00%");
     }

@@ -151,9 +151,11 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
     }
     out.push_str(line.trim_end());
     out.push('\n');
+    // The lines under the step's, all indented alike.
+    let mut details = Vec::new();
     let phases = phases(&s.timings);
     if !phases.is_empty() {
-        let _ = writeln!(out, "      {phases}");
+        details.push(phases);
     }
     if !s.actions.is_empty() {
         let actions: Vec<String> = s
@@ -169,36 +171,30 @@ fn write_step(out: &mut String, s: &StepResult, width: usize) {
                 )
             })
             .collect();
-        let _ = writeln!(out, "      actions: {}", actions.join(" · "));
+        details.push(format!("actions: {}", actions.join(" · ")));
     }
     if let Some(req) = &s.request {
-        let _ = writeln!(
-            out,
-            "      {} {}",
-            terminal_safe(&req.method),
-            terminal_safe(&req.url)
-        );
+        let (method, url) = (terminal_safe(&req.method), terminal_safe(&req.url));
+        details.push(format!("{method} {url}"));
     }
     if let Some(f) = &s.failure {
-        let _ = writeln!(
-            out,
-            "      {}: {}",
+        details.push(format!(
+            "{}: {}",
             f.class.as_str(),
             terminal_safe(&f.message)
-        );
+        ));
     }
     if s.status != StepStatus::Passed {
         for c in s.conditions.iter().filter(|c| !c.passed) {
-            let _ = writeln!(
-                out,
-                "      ✘ {}   actual: {}",
-                terminal_safe(&c.expression),
-                terminal_safe(&c.actual)
-            );
+            let (expression, actual) = (terminal_safe(&c.expression), terminal_safe(&c.actual));
+            details.push(format!("✘ {expression}   actual: {actual}"));
         }
     }
     if let Some(reason) = &s.skip_reason {
-        let _ = writeln!(out, "      skipped: {}", terminal_safe(reason));
+        details.push(format!("skipped: {}", terminal_safe(reason)));
+    }
+    for line in details {
+        let _ = writeln!(out, "      {line}");
     }
 }
 

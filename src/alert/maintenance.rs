@@ -163,18 +163,28 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// At each instant, until when `w` is active (`None`: it is not).
+    #[track_caller]
+    fn assert_active_until(w: &Window, cases: &[(&str, Option<&str>)]) {
+        for &(at, until) in cases {
+            assert_eq!(w.active_until(t(at)), until.map(t), "at {at}");
+        }
+    }
+
     #[test]
     fn one_off_windows_are_half_open() {
         let w = window(
             "name = \"db\"\nstart = \"2026-11-22T02:00:00Z\"\nend = \"2026-11-22T03:00:00Z\"\n",
         )
         .unwrap();
-        assert_eq!(w.active_until(t("2026-11-22T01:59:59Z")), None);
-        assert_eq!(
-            w.active_until(t("2026-11-22T02:00:00Z")),
-            Some(t("2026-11-22T03:00:00Z"))
+        assert_active_until(
+            &w,
+            &[
+                ("2026-11-22T01:59:59Z", None),
+                ("2026-11-22T02:00:00Z", Some("2026-11-22T03:00:00Z")),
+                ("2026-11-22T03:00:00Z", None),
+            ],
         );
-        assert_eq!(w.active_until(t("2026-11-22T03:00:00Z")), None);
     }
 
     #[test]
@@ -184,17 +194,16 @@ mod tests {
             "name = \"weekly\"\ncron = \"0 2 * * SUN\"\nduration = \"2h\"\ntimezone = \"Europe/Paris\"\n",
         )
         .unwrap();
-        assert_eq!(w.active_until(t("2026-11-22T00:59:00Z")), None);
-        assert_eq!(
-            w.active_until(t("2026-11-22T01:00:00Z")),
-            Some(t("2026-11-22T03:00:00Z"))
+        assert_active_until(
+            &w,
+            &[
+                ("2026-11-22T00:59:00Z", None),
+                ("2026-11-22T01:00:00Z", Some("2026-11-22T03:00:00Z")),
+                ("2026-11-22T02:59:59Z", Some("2026-11-22T03:00:00Z")),
+                ("2026-11-22T03:00:00Z", None),
+                ("2026-11-23T01:30:00Z", None),
+            ],
         );
-        assert_eq!(
-            w.active_until(t("2026-11-22T02:59:59Z")),
-            Some(t("2026-11-22T03:00:00Z"))
-        );
-        assert_eq!(w.active_until(t("2026-11-22T03:00:00Z")), None);
-        assert_eq!(w.active_until(t("2026-11-23T01:30:00Z")), None);
     }
 
     #[test]

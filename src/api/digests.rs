@@ -12,7 +12,6 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +23,7 @@ use super::{ApiError, ApiResult, AppState, BadParameter, ErrorBody};
 use crate::digest::Digest;
 use crate::digest::render::{self, Images, LinkBase};
 use crate::format;
-use crate::store::digest::{DigestDelivery, StoredDigest};
+use crate::store::digest::{DigestDelivery, DigestMeta, StoredDigest};
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,13 +57,8 @@ pub struct DigestList {
 /// A digest without its figures, for listings.
 #[derive(Serialize, ToSchema)]
 pub struct DigestHead {
-    pub id: i64,
-    pub owner: String,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    /// When delivery ended (every channel delivered or given up on).
-    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub meta: DigestMeta,
     /// The digest's headline figures.
     #[schema(value_type = Option<crate::digest::model::Summary>)]
     pub summary: Option<serde_json::Value>,
@@ -73,12 +67,7 @@ pub struct DigestHead {
 impl From<&StoredDigest> for DigestHead {
     fn from(d: &StoredDigest) -> DigestHead {
         DigestHead {
-            id: d.id,
-            owner: d.owner.clone(),
-            from: d.from,
-            to: d.to,
-            created_at: d.created_at,
-            sent_at: d.sent_at,
+            meta: d.meta.clone(),
             summary: d.body.get("summary").cloned(),
         }
     }
@@ -130,7 +119,7 @@ async fn stored(state: &AppState, raw: &str) -> Result<StoredDigest, ApiError> {
         (status = 404, description = "no such digest", body = ErrorBody)))]
 async fn one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<DigestDetail> {
     let d = stored(&state, &id).await?;
-    let deliveries = state.store.digests().digest_deliveries(d.id).await?;
+    let deliveries = state.store.digests().digest_deliveries(d.meta.id).await?;
     Ok(Json(DigestDetail {
         head: DigestHead::from(&d),
         deliveries,
@@ -176,8 +165,12 @@ async fn page(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = stored(&state, &id).await?;
-    let digest: Digest = serde_json::from_value(d.body)
-        .map_err(|source| ApiError::Internal(super::Internal::Digest { id: d.id, source }))?;
+    let digest: Digest = serde_json::from_value(d.body).map_err(|source| {
+        ApiError::Internal(super::Internal::Digest {
+            id: d.meta.id,
+            source,
+        })
+    })?;
     Ok(html_page(
         render::render(&digest, &links(&state), Images::DataUri).html,
     ))
@@ -193,13 +186,13 @@ async fn list_page(
         .iter()
         .map(|d| {
             minijinja::context! {
-                id => d.id,
-                owner => &d.owner,
-                from => format::date(d.from),
-                to => format::date(d.to),
+                id => d.meta.id,
+                owner => &d.meta.owner,
+                from => format::date(d.meta.from),
+                to => format::date(d.meta.to),
                 availability => format::optional(d.body["summary"]["availability"].as_f64(), format::percent),
                 incidents => d.body["summary"]["incidents"].as_u64().unwrap_or(0),
-                sent => d.sent_at.map_or("not yet".to_string(), format::timestamp_minutes),
+                sent => d.meta.sent_at.map_or("not yet".to_string(), format::timestamp_minutes),
             }
         })
         .collect();

@@ -290,7 +290,7 @@ pub(super) async fn send_command(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, state};
+    use super::super::test_support::{call, get, map_array, state};
     use super::*;
     use crate::alert::IncidentChange;
     use crate::alert::{Cause, Incident, Severity};
@@ -353,17 +353,12 @@ mod tests {
         let (status, body) = call(app, get(&format!("/api/v1/incidents{query}"))).await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
-        v["incidents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["id"].as_i64().unwrap(),
-                    i["journey"].as_str().unwrap().into(),
-                )
-            })
-            .collect()
+        map_array(&v["incidents"], |i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["journey"].as_str().unwrap().into(),
+            )
+        })
     }
 
     #[tokio::test]

@@ -306,7 +306,7 @@ async fn trigger(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, get_json, state};
+    use super::super::test_support::{call, get, get_json, map_array, state};
     use super::*;
     use crate::journey::parse::Diagnostic;
     use crate::run::testkit;
@@ -394,12 +394,7 @@ mod tests {
         let app = super::super::router(state);
 
         let v = get_json(&app, "/api/v1/journeys/shop/runs?limit=2").await;
-        let ids: Vec<&Value> = v["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| &r["run_id"])
-            .collect();
+        let ids: Vec<&Value> = map_array(&v["runs"], |r| &r["run_id"]);
         assert_eq!(
             ids,
             [

@@ -309,6 +309,20 @@ pub(crate) mod test_support {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// `f` of each element of `array`, which must be a JSON array.
+    #[track_caller]
+    pub fn map_array<'v, T>(
+        array: &'v serde_json::Value,
+        f: impl FnMut(&'v serde_json::Value) -> T,
+    ) -> Vec<T> {
+        array
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(f)
+            .collect()
+    }
+
     /// A cookie of a fresh dashboard session (user `tester`).
     pub async fn session_cookie(state: &AppState) -> String {
         use sha2::{Digest, Sha256};

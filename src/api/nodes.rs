@@ -83,7 +83,7 @@ pub(crate) async fn node_list(state: &AppState) -> Result<NodeList, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, get_json, state};
+    use super::super::test_support::{call, get, get_json, map_array, state};
     use crate::store::cluster::NodeInfo;
     use serde_json::Value;
 
@@ -115,18 +115,13 @@ mod tests {
             .unwrap();
         let app = super::super::router(state);
         let v = get_json(&app, "/api/v1/nodes").await;
-        let summary: Vec<(&str, bool, bool)> = v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                (
-                    n["node_id"].as_str().unwrap(),
-                    n["alive"].as_bool().unwrap(),
-                    n["leader"].as_bool().unwrap(),
-                )
-            })
-            .collect();
+        let summary: Vec<(&str, bool, bool)> = map_array(&v["nodes"], |n| {
+            (
+                n["node_id"].as_str().unwrap(),
+                n["alive"].as_bool().unwrap(),
+                n["leader"].as_bool().unwrap(),
+            )
+        });
         assert_eq!(
             summary,
             [

@@ -200,7 +200,7 @@ async fn dependencies(State(state): State<AppState>) -> ApiResult<DependencyMap>
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{call, get, run_record, state};
+    use super::super::test_support::{call, get, map_array, run_record, state};
     use crate::run::testkit;
     use crate::store::RunRecord;
     use axum::http::StatusCode;
@@ -250,18 +250,13 @@ mod tests {
         assert_eq!(j["schedule"], "every 1m");
         assert_eq!(j["figures"]["runs"], 30);
         assert_eq!(j["figures"]["failed"], 1);
-        let locations: Vec<(&str, u64, u64)> = j["locations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                (
-                    l["location"].as_str().unwrap(),
-                    l["runs"].as_u64().unwrap(),
-                    l["failures"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let locations: Vec<(&str, u64, u64)> = map_array(&j["locations"], |l| {
+            (
+                l["location"].as_str().unwrap(),
+                l["runs"].as_u64().unwrap(),
+                l["failures"].as_u64().unwrap(),
+            )
+        });
         assert_eq!(locations, [("eu", 20, 1), ("us", 10, 0)]);
         assert_eq!(j["locations"][0]["availability"], 95.0);
         assert_eq!(j["locations"][0]["last_run"]["outcome"], "failed");
@@ -281,12 +276,7 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
         let o = json_of(&app, "/api/v1/overview").await;
-        let names: Vec<&str> = o["journeys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> = map_array(&o["journeys"], |r| r["name"].as_str().unwrap());
         // The failing one first; one that never ran has no state yet.
         assert_eq!(names, ["checkout", "search"], "{o}");
         let month = o["journeys"][0]["month"].as_f64().unwrap();

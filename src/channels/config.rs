@@ -303,8 +303,9 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// An `http://` or `https://` URL, checked when the configuration is read (the dashboard and
-/// trace links).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// trace links) by [`HttpUrl::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct HttpUrl(String);
 
 /// The value is not an `http(s)://` URL. It may be a credential, so it is not echoed.
@@ -319,13 +320,17 @@ impl HttpUrl {
             _ => Err(NotHttpUrl),
         }
     }
+}
 
-    /// As written in the configuration.
-    pub fn as_str(&self) -> &str {
-        &self.0
+impl TryFrom<String> for HttpUrl {
+    type Error = NotHttpUrl;
+
+    fn try_from(url: String) -> Result<HttpUrl, NotHttpUrl> {
+        HttpUrl::parse(&url)
     }
 }
 
+/// The URL as written in the configuration.
 impl std::ops::Deref for HttpUrl {
     type Target = str;
 
@@ -337,12 +342,5 @@ impl std::ops::Deref for HttpUrl {
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        HttpUrl::parse(&text).map_err(serde::de::Error::custom)
     }
 }

@@ -93,8 +93,12 @@ impl IntoResponse for Failure {
 
 type Answer = Result<Response, Failure>;
 
-/// Proof that the request carried a token issued by `/api/login`.
-struct Authorized;
+/// Proof that the request carried a token issued by `/api/login`, with what every authorized
+/// handler needs: the shop and the request's trace context (to pass to [`Db::sql`]).
+struct Authorized {
+    shop: AppState,
+    cx: Context,
+}
 
 impl FromRequestParts<AppState> for Authorized {
     type Rejection = Response;
@@ -109,10 +113,7 @@ impl FromRequestParts<AppState> for Authorized {
         let Some(token) = token else {
             return Err(error(StatusCode::UNAUTHORIZED, "missing or bad token"));
         };
-        let cx = parts
-            .extensions
-            .get::<RequestSpan>()
-            .map_or_else(Context::new, |r| r.0.clone());
+        let Ok(RequestSpan(cx)) = RequestSpan::from_request_parts(parts, shop).await;
         let user: Option<(i64,)> = shop
             .db
             .sql(&cx, "SELECT user_id FROM tokens WHERE token = ?")
@@ -121,7 +122,10 @@ impl FromRequestParts<AppState> for Authorized {
             .await
             .map_err(|e| Failure::from(e).0)?;
         match user {
-            Some(_) => Ok(Authorized),
+            Some(_) => Ok(Authorized {
+                shop: Arc::clone(shop),
+                cx,
+            }),
             None => Err(error(StatusCode::UNAUTHORIZED, "missing or bad token")),
         }
     }
@@ -157,12 +161,7 @@ struct Search {
     q: Option<String>,
 }
 
-async fn items(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    Query(search): Query<Search>,
-) -> Answer {
+async fn items(Authorized { shop, cx }: Authorized, Query(search): Query<Search>) -> Answer {
     let q = search.q.unwrap_or_default().to_lowercase();
     let latency = Duration::from_millis(shop.faults.get().search_latency_ms);
     let rows: Vec<(i64, String, i64)> = shop
@@ -188,12 +187,7 @@ struct AddToCart {
     qty: i64,
 }
 
-async fn add_to_cart(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    Json(body): Json<AddToCart>,
-) -> Answer {
+async fn add_to_cart(Authorized { shop, cx }: Authorized, Json(body): Json<AddToCart>) -> Answer {
     let unknown = || {
         error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -240,12 +234,7 @@ struct PlaceOrder {
 }
 
 /// Charges the cart's total, then records the order: an order exists only once paid.
-async fn place_order(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    Json(body): Json<PlaceOrder>,
-) -> Answer {
+async fn place_order(Authorized { shop, cx }: Authorized, Json(body): Json<PlaceOrder>) -> Answer {
     let cart: Option<(i64, i64)> = shop
         .db
         .sql(
@@ -292,12 +281,7 @@ async fn place_order(
         .into_response())
 }
 
-async fn get_order(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    Path(id): Path<i64>,
-) -> Answer {
+async fn get_order(Authorized { shop, cx }: Authorized, Path(id): Path<i64>) -> Answer {
     let order: Option<(i64, String)> = shop
         .db
         .sql(&cx, "SELECT cart_id, status FROM orders WHERE id = ?")
@@ -376,12 +360,7 @@ async fn recommendations_one_by_one(
     Ok(found)
 }
 
-async fn cancel_order(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    Path(id): Path<i64>,
-) -> Answer {
+async fn cancel_order(Authorized { shop, cx }: Authorized, Path(id): Path<i64>) -> Answer {
     let deleted = shop
         .db
         .sql(&cx, "DELETE FROM orders WHERE id = ?")
@@ -432,12 +411,7 @@ async fn ship(shop: AppState, id: i64, placed: Context) {
 }
 
 /// The live order feed: the current status of every order, then each change.
-async fn order_feed(
-    _: Authorized,
-    State(shop): State<AppState>,
-    RequestSpan(cx): RequestSpan,
-    ws: WebSocketUpgrade,
-) -> Answer {
+async fn order_feed(Authorized { shop, cx }: Authorized, ws: WebSocketUpgrade) -> Answer {
     // Subscribed before the snapshot is read: a change in between is seen twice, not missed.
     let updates = shop.orders.subscribe();
     let orders: Vec<(i64, String)> = shop

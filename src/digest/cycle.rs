@@ -105,7 +105,7 @@ impl DigestCycle {
                     .digests(Some(owner), 1)
                     .await?
                     .first()
-                    .is_some_and(|d| d.from == from && d.to == to)
+                    .is_some_and(|d| d.meta.from == from && d.meta.to == to)
                 {
                     continue;
                 }
@@ -144,15 +144,15 @@ impl DigestCycle {
         let done: BTreeSet<String> = self
             .store
             .digests()
-            .digest_deliveries(stored.id)
+            .digest_deliveries(stored.meta.id)
             .await?
             .into_iter()
             .map(|d| d.channel)
             .collect();
-        let expired = now - stored.created_at
+        let expired = now - stored.meta.created_at
             > chrono::Duration::from_std(self.give_up_after).unwrap_or(chrono::Duration::MAX);
         let mut pending = 0;
-        for name in self.config.channels_of(&stored.owner) {
+        for name in self.config.channels_of(&stored.meta.owner) {
             if done.contains(name) {
                 continue;
             }
@@ -161,7 +161,9 @@ impl DigestCycle {
                 message,
             };
             let outcome = match (&digest, self.channels.get(name)) {
-                (Ok(digest), Some(channel)) => channel.send(stored.id, digest, &self.links).await,
+                (Ok(digest), Some(channel)) => {
+                    channel.send(stored.meta.id, digest, &self.links).await
+                }
                 (Err(e), _) => Err(permanent(e.clone())),
                 (_, None) => Err(permanent(format!(
                     "channel `{name}` is unusable (see the log at start)"
@@ -170,7 +172,7 @@ impl DigestCycle {
             let (status, error) = match outcome {
                 Ok(_) => ("delivered", None),
                 Err(DeliveryError::Retry { message, .. }) if !expired => {
-                    tracing::warn!(digest = stored.id, channel = %name, error = %message, "digest not delivered; will retry");
+                    tracing::warn!(digest = stored.meta.id, channel = %name, error = %message, "digest not delivered; will retry");
                     pending += 1;
                     continue;
                 }
@@ -179,7 +181,7 @@ impl DigestCycle {
             self.store
                 .digests()
                 .record_digest_delivery(
-                    stored.id,
+                    stored.meta.id,
                     &DigestDelivery {
                         channel: name.clone(),
                         status: status.into(),
@@ -189,17 +191,17 @@ impl DigestCycle {
                 )
                 .await?;
             match error {
-                None => tick.delivered.push((stored.id, name.clone())),
+                None => tick.delivered.push((stored.meta.id, name.clone())),
                 Some(e) => {
-                    tracing::error!(digest = stored.id, channel = %name, error = %e, "digest delivery failed for good");
-                    tick.failed.push((stored.id, name.clone(), e));
+                    tracing::error!(digest = stored.meta.id, channel = %name, error = %e, "digest delivery failed for good");
+                    tick.failed.push((stored.meta.id, name.clone(), e));
                 }
             }
         }
         if pending == 0 {
             self.store
                 .digests()
-                .mark_digest_sent(stored.id, now)
+                .mark_digest_sent(stored.meta.id, now)
                 .await?;
         }
         tick.pending += pending;

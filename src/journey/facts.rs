@@ -73,6 +73,11 @@ fn parse_json(bytes: &[u8]) -> Parsed {
     })
 }
 
+/// `text` parsed as JSON into `cell` the first time it is asked for; `None` without a text.
+fn parsed_once<'a>(cell: &'a OnceLock<Option<Parsed>>, text: Option<&[u8]>) -> Option<&'a Parsed> {
+    cell.get_or_init(|| text.map(parse_json)).as_ref()
+}
+
 impl Facts {
     /// The body parsed as JSON, once; `None` if there is no body or it is not JSON.
     pub fn body_json(&self) -> Option<&serde_json::Value> {
@@ -86,9 +91,7 @@ impl Facts {
     }
 
     fn parsed_body(&self) -> Option<&Parsed> {
-        self.body_json
-            .get_or_init(|| self.body.as_deref().map(parse_json))
-            .as_ref()
+        parsed_once(&self.body_json, self.body.as_deref())
     }
 
     /// The current WebSocket message parsed as JSON, once.
@@ -102,9 +105,10 @@ impl Facts {
     }
 
     fn parsed_message(&self) -> Option<&Parsed> {
-        self.message_json
-            .get_or_init(|| self.message.as_deref().map(|m| parse_json(m.as_bytes())))
-            .as_ref()
+        parsed_once(
+            &self.message_json,
+            self.message.as_deref().map(str::as_bytes),
+        )
     }
 
     /// The body as text (lossy for non-UTF-8 bytes).

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Retention;
-use crate::store::{Pruned, Store, StoreError};
+use crate::store::{Expiring, Pruned, Store, StoreError};
 
 pub const FIRST_PASS_AFTER: Duration = Duration::from_secs(30);
 pub const EVERY: Duration = Duration::from_secs(3600);
@@ -39,11 +39,11 @@ pub async fn run(store: Store, retention: Retention, stop: CancellationToken) {
         let now = Utc::now();
         let day_ago = now - chrono::Duration::days(1);
         let small = [
-            store.sessions().prune_sessions(now).await,
-            store.cluster().prune_claims(day_ago).await,
-            store.cluster().prune_nodes(day_ago).await,
-            store.feed().prune_feed(day_ago).await,
-            store.commands().prune_commands(day_ago).await,
+            store.prune(Expiring::Sessions, now).await,
+            store.prune(Expiring::Claims, day_ago).await,
+            store.prune(Expiring::Nodes, day_ago).await,
+            store.prune(Expiring::Feed, day_ago).await,
+            store.prune(Expiring::Commands, day_ago).await,
         ];
         if let Some(Err(e)) = small.iter().find(|r| r.is_err()) {
             tracing::warn!(error = %e, "retention: pruning sessions, claims, nodes, the run feed or commands failed");

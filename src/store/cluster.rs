@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::expiry::Expiring;
 use super::{Result, Store, from_ns, to_ns};
 
 /// A node as its last heartbeat described it.
@@ -77,11 +76,6 @@ impl Cluster<'_> {
         dispatch!(self.0, cluster::nodes())
     }
 
-    /// Forgets nodes whose last heartbeat is older than `before`.
-    pub async fn prune_nodes(self, before: DateTime<Utc>) -> Result<u64> {
-        self.0.delete_expired(Expiring::Nodes, before).await
-    }
-
     /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
     /// already `holder`'s (a renewal); true if `holder` holds it now.
     pub async fn acquire_lease(
@@ -130,11 +124,6 @@ impl Cluster<'_> {
             to_ns(cutoffs.silent_since)?,
         );
         dispatch!(self.0, cluster::settle(ns))
-    }
-
-    /// Deletes claims made before `before`; how many.
-    pub async fn prune_claims(self, before: DateTime<Utc>) -> Result<u64> {
-        self.0.delete_expired(Expiring::Claims, before).await
     }
 }
 

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::expiry::Expiring;
 use super::{Result, Store, to_ns};
 
 /// A command waiting for (or taken by) the leader.
@@ -80,11 +79,6 @@ impl Commands<'_> {
     /// Deletes the command if no leader has taken it yet; whether it did.
     pub async fn withdraw_command(self, id: i64) -> Result<bool> {
         dispatch!(self.0, commands::withdraw(id))
-    }
-
-    /// Deletes commands asked before `before`; how many.
-    pub async fn prune_commands(self, before: DateTime<Utc>) -> Result<u64> {
-        self.0.delete_expired(Expiring::Commands, before).await
     }
 }
 

@@ -63,15 +63,24 @@ pub struct DigestDelivery {
     pub error: Option<String>,
 }
 
-/// A digest as stored: its figures (`body`, the `crate::digest::Digest` as JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredDigest {
+/// A stored digest without its figures: whose and which period it is, when it was made and
+/// sent. The API lists digests by it, so it is the one description of a digest's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DigestMeta {
     pub id: i64,
     pub owner: String,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// When delivery ended (every channel delivered or given up on).
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A digest as stored: its figures (`body`, the `crate::digest::Digest` as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDigest {
+    #[serde(flatten)]
+    pub meta: DigestMeta,
     pub body: serde_json::Value,
 }
 
@@ -173,7 +182,10 @@ impl Digests<'_> {
     /// Digests saved but not sent yet (a crash between the two), oldest period first.
     pub async fn unsent_digests(self) -> Result<Vec<StoredDigest>> {
         let mut out = dispatch!(self.0, digest::list(None, true, i64::MAX))?;
-        out.sort_by(|a, b| (a.from, a.to, &a.owner, a.id).cmp(&(b.from, b.to, &b.owner, b.id)));
+        out.sort_by(|a, b| {
+            let (a, b) = (&a.meta, &b.meta);
+            (a.from, a.to, &a.owner, a.id).cmp(&(b.from, b.to, &b.owner, b.id))
+        });
         Ok(out)
     }
 }
@@ -195,12 +207,14 @@ impl TryFrom<DigestRow> for StoredDigest {
 
     fn try_from(row: DigestRow) -> Result<StoredDigest> {
         Ok(StoredDigest {
-            id: row.id,
-            owner: row.owner,
-            from: from_ns(row.from_ns),
-            to: from_ns(row.to_ns),
-            created_at: from_ns(row.created_at_ns),
-            sent_at: row.sent_at_ns.map(from_ns),
+            meta: DigestMeta {
+                id: row.id,
+                owner: row.owner,
+                from: from_ns(row.from_ns),
+                to: from_ns(row.to_ns),
+                created_at: from_ns(row.created_at_ns),
+                sent_at: row.sent_at_ns.map(from_ns),
+            },
             body: serde_json::from_str(&row.body)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         })

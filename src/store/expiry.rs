@@ -1,6 +1,6 @@
 //! Rows that expire by one instant column (node heartbeats, run claims, commands, the run feed,
-//! sessions): one statement each, run by one dialect function, so every area's pruning is the
-//! same few lines instead of its own copy of them.
+//! sessions): one statement each, run by one dialect function behind one method,
+//! [`Store::prune`], so no area keeps its own copy of the pruning.
 
 use chrono::{DateTime, Utc};
 
@@ -8,7 +8,7 @@ use super::{Result, Store, to_ns};
 
 /// A table whose old rows are deleted by the instant in one column.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Expiring {
+pub enum Expiring {
     /// Nodes not heard from since the instant.
     Nodes,
     /// Claims on runs made before it.
@@ -35,8 +35,9 @@ impl Expiring {
 }
 
 impl Store {
-    /// Deletes the rows of `what` expired as of `at`; how many.
-    pub(super) async fn delete_expired(&self, what: Expiring, at: DateTime<Utc>) -> Result<u64> {
+    /// Deletes the rows of `what` expired as of `at` (see each [`Expiring`] for which);
+    /// how many.
+    pub async fn prune(&self, what: Expiring, at: DateTime<Utc>) -> Result<u64> {
         let at = to_ns(at)?;
         dispatch!(self, expiry::delete(what.statement(), at))
     }

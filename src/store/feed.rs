@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::expiry::Expiring;
 use super::{Result, Store, StoredRun, from_ns};
 
 /// One entry of the feed.
@@ -59,11 +58,6 @@ impl Feed<'_> {
 
     pub async fn set_cursor(self, name: &str, value: i64) -> Result<()> {
         dispatch!(self.0, feed::set_cursor(name, value))
-    }
-
-    /// Deletes entries recorded before `before`; how many.
-    pub async fn prune_feed(self, before: DateTime<Utc>) -> Result<u64> {
-        self.0.delete_expired(Expiring::Feed, before).await
     }
 }
 

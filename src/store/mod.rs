@@ -171,6 +171,7 @@ pub use cluster::Cluster;
 pub use commands::Commands;
 pub use digest::Digests;
 pub use episodes::{EpisodeFilter, Episodes};
+pub use expiry::Expiring;
 pub use feed::Feed;
 pub use queries::Runs;
 pub use sessions::Sessions;

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::expiry::Expiring;
 use super::{Result, Store, from_ns, to_ns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +33,6 @@ impl Sessions<'_> {
 
     pub async fn delete_session(self, token_sha256: &str) -> Result<()> {
         dispatch!(self.0, sessions::delete(token_sha256))
-    }
-
-    /// Deletes sessions expired at `now`; how many.
-    pub async fn prune_sessions(self, now: DateTime<Utc>) -> Result<u64> {
-        self.0.delete_expired(Expiring::Sessions, now).await
     }
 }
 

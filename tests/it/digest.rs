@@ -336,18 +336,19 @@ async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_chann
     let stored = store.digests().digest(a).await.unwrap().unwrap();
     assert_eq!(
         (
-            stored.owner.as_str(),
-            stored.from,
-            stored.to,
-            stored.created_at
+            stored.meta.owner.as_str(),
+            stored.meta.from,
+            stored.meta.to,
+            stored.meta.created_at
         ),
         ("shop", t(0), t(60), t(61))
     );
     assert_eq!(stored.body, body(1));
     assert_eq!(store.digests().digest(9999).await.unwrap(), None);
 
-    let ids =
-        |ds: Vec<waymark::store::digest::StoredDigest>| ds.iter().map(|d| d.id).collect::<Vec<_>>();
+    let ids = |ds: Vec<waymark::store::digest::StoredDigest>| {
+        ds.iter().map(|d| d.meta.id).collect::<Vec<_>>()
+    };
     assert_eq!(
         ids(store.digests().digests(None, 0).await.unwrap()),
         [c, b, a],
@@ -404,7 +405,14 @@ async fn digests_are_stored_once_per_owner_and_period_with_one_outcome_per_chann
     store.digests().mark_digest_sent(a, t(66)).await.unwrap();
     store.digests().mark_digest_sent(a, t(70)).await.unwrap();
     assert_eq!(
-        store.digests().digest(a).await.unwrap().unwrap().sent_at,
+        store
+            .digests()
+            .digest(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .sent_at,
         Some(t(66)),
         "the first time is kept"
     );
@@ -824,10 +832,18 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
     // Both owners get a digest stored; only shop-team's has channels.
     assert_eq!(first.created.len(), 2, "{first:?}");
     let owners = db.store.digests().digests(None, 0).await.unwrap();
-    let id = owners.iter().find(|d| d.owner == "shop-team").unwrap().id;
-    let other = owners.iter().find(|d| d.owner == "other-team").unwrap();
+    let id = owners
+        .iter()
+        .find(|d| d.meta.owner == "shop-team")
+        .unwrap()
+        .meta
+        .id;
+    let other = owners
+        .iter()
+        .find(|d| d.meta.owner == "other-team")
+        .unwrap();
     assert_eq!(
-        other.sent_at,
+        other.meta.sent_at,
         Some(t(day(28, 0, 1))),
         "nothing to send: done at once"
     );
@@ -836,10 +852,10 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
     let stored = db.store.digests().digest(id).await.unwrap().unwrap();
     assert_eq!(
         (
-            stored.owner.as_str(),
-            stored.from,
-            stored.to,
-            stored.sent_at
+            stored.meta.owner.as_str(),
+            stored.meta.from,
+            stored.meta.to,
+            stored.meta.sent_at
         ),
         ("shop-team", t(day(14, 0, 0)), t(day(28, 0, 0)), None)
     );
@@ -859,7 +875,10 @@ async fn the_digest_is_made_once_sent_by_email_and_slack_and_resumed_after_a_fai
         .unwrap();
     assert_eq!(third, Default::default());
     let stored = db.store.digests().digest(id).await.unwrap().unwrap();
-    assert_eq!(stored.sent_at, Some(now + chrono::Duration::minutes(1)));
+    assert_eq!(
+        stored.meta.sent_at,
+        Some(now + chrono::Duration::minutes(1))
+    );
     let deliveries: Vec<(String, String)> = db
         .store
         .digests()
@@ -1308,7 +1327,10 @@ async fn refused_and_expired_deliveries_end_as_failed() {
         ["mail"]
     );
     let stored = db.store.digests().digest(id).await.unwrap().unwrap();
-    assert_eq!(stored.sent_at, Some(now + chrono::Duration::minutes(61)));
+    assert_eq!(
+        stored.meta.sent_at,
+        Some(now + chrono::Duration::minutes(61))
+    );
     let statuses: Vec<String> = db
         .store
         .digests()

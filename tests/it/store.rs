@@ -15,7 +15,7 @@ use waymark::journey::parse::ParseOptions;
 use waymark::run::testkit::{journey_from, run, step};
 use waymark::run::{Outcome, RunResult};
 use waymark::step::{Failure, FailureClass, Timings};
-use waymark::store::{EpisodeFilter, RunRecord, Store, StoreWriter, WriterConfig};
+use waymark::store::{EpisodeFilter, Expiring, RunRecord, Store, StoreWriter, WriterConfig};
 
 use crate::support::run_yaml;
 
@@ -997,8 +997,7 @@ async fn sessions_expire_and_end_at_logout(db: Db) {
     );
     assert_eq!(
         store
-            .sessions()
-            .prune_sessions(at(11, 30, 0, 0))
+            .prune(Expiring::Sessions, at(11, 30, 0, 0))
             .await
             .unwrap(),
         1

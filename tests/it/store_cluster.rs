@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use waymark::run::testkit::run;
-use waymark::store::RunRecord;
 use waymark::store::cluster::{NodeInfo, SettleCutoffs, Tick};
 use waymark::store::commands::{CommandAnswer, CommandProgress};
+use waymark::store::{Expiring, RunRecord};
 
 use crate::store::{Db, at, record, same, simple_run, suite};
 
@@ -213,7 +213,7 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
             .is_empty(),
         "settled once"
     );
-    assert_eq!(store.cluster().prune_claims(t(61)).await.unwrap(), 2);
+    assert_eq!(store.prune(Expiring::Claims, t(61)).await.unwrap(), 2);
     assert!(
         !store.cluster().claim_run(next, "a", t(62)).await.unwrap(),
         "kept after pruning"
@@ -246,7 +246,7 @@ async fn leases_claims_and_heartbeats_for_several_nodes(db: Db) {
         .unwrap();
     let nodes = store.cluster().nodes().await.unwrap();
     assert_eq!(nodes, [node("a", "eu", 6), node("b", "us", 2)]);
-    assert_eq!(store.cluster().prune_nodes(t(3)).await.unwrap(), 1);
+    assert_eq!(store.prune(Expiring::Nodes, t(3)).await.unwrap(), 1);
     assert_eq!(store.cluster().nodes().await.unwrap(), [node("a", "eu", 6)]);
 
     // A silent node's claims settle early; a live node's wait for the general cutoff.
@@ -349,7 +349,7 @@ async fn the_run_feed_lists_stored_runs_in_order_with_a_cursor(db: Db) {
     );
 
     let later = feed[2].recorded_at + chrono::Duration::seconds(1);
-    assert_eq!(store.feed().prune_feed(later).await.unwrap(), 3);
+    assert_eq!(store.prune(Expiring::Feed, later).await.unwrap(), 3);
     assert!(store.feed().feed_after(0, 10).await.unwrap().is_empty());
     assert_eq!(
         store.feed().cursor("analysis").await.unwrap(),
@@ -450,8 +450,7 @@ async fn commands_are_taken_once_answered_and_withdrawn_only_untaken(db: Db) {
 
     assert_eq!(
         store
-            .commands()
-            .prune_commands(at(9, 0, 0, 1))
+            .prune(Expiring::Commands, at(9, 0, 0, 1))
             .await
             .unwrap(),
         3

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::checker::Checker;
+use super::checker::{Checker, Fields};
 use crate::journey::model::{AnomalySettings, Direction, Seasonality, Sensitivity};
 use crate::journey::yaml::{Node, Value};
 
@@ -25,30 +25,29 @@ pub(super) fn anomaly(c: &mut Checker, n: &Node, what: &str) -> Option<AnomalySe
         });
     }
     let f = c.fields(n, what, KEYS)?;
-    let w = |key: &str| format!("`{key}` of {what}");
     // A bad value is reported by the checker, which fails the journey; its field stays unset.
     Some(AnomalySettings {
-        sensitivity: f
-            .get("sensitivity")
-            .and_then(|v| sensitivity(c, v, &w("sensitivity"))),
-        seasonality: f
-            .get("seasonality")
-            .and_then(|v| seasonality(c, v, &w("seasonality"))),
-        direction: f
-            .get("direction")
-            .and_then(|v| direction(c, v, &w("direction"))),
-        min_change: f
-            .get("min_change")
-            .and_then(|v| fraction(c, v, &w("min_change"))),
-        min_delta: f.get("min_delta").and_then(|v| {
-            c.duration(
-                v,
-                &w("min_delta"),
-                Duration::ZERO,
-                Duration::from_secs(3600),
-            )
+        sensitivity: field(c, &f, what, "sensitivity", sensitivity),
+        seasonality: field(c, &f, what, "seasonality", seasonality),
+        direction: field(c, &f, what, "direction", direction),
+        min_change: field(c, &f, what, "min_change", fraction),
+        min_delta: field(c, &f, what, "min_delta", |c, v, what| {
+            c.duration(v, what, Duration::ZERO, Duration::from_secs(3600))
         }),
     })
+}
+
+/// The `key` setting read by `parse`, named `` `key` of {what} `` in its problems: each key
+/// is spelled once, so the one looked up and the one reported cannot drift apart.
+fn field<T>(
+    c: &mut Checker,
+    f: &Fields<'_>,
+    what: &str,
+    key: &str,
+    parse: impl FnOnce(&mut Checker, &Node, &str) -> Option<T>,
+) -> Option<T> {
+    f.get(key)
+        .and_then(|v| parse(c, v, &format!("`{key}` of {what}")))
 }
 
 fn word<T: Copy>(c: &mut Checker, n: &Node, what: &str, words: &[(&str, T)]) -> Option<T> {

@@ -17,6 +17,16 @@ pub(super) struct Checker {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// `check` on every item, the ones after a bad one included (so one pass reports every
+/// problem); the values if every item was good.
+pub(super) fn every<I, T>(
+    items: impl IntoIterator<Item = I>,
+    check: impl FnMut(I) -> Option<T>,
+) -> Option<Vec<T>> {
+    let checked: Vec<Option<T>> = items.into_iter().map(check).collect();
+    checked.into_iter().collect()
+}
+
 /// The entries of a mapping whose keys were all checked against the allowed set.
 pub(super) struct Fields<'n> {
     entries: Vec<(&'n str, &'n Node, &'n Node)>,

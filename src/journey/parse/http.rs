@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::super::model::{DEFAULT_MAX_BODY_BYTES, HttpBody, HttpStep, JsonTemplate};
 use super::super::template::{Ref, Template};
 use super::super::yaml::{Node, Value};
-use super::checker::{Checker, did_you_mean};
+use super::checker::{Checker, did_you_mean, every};
 
 const HTTP_KEYS: &[&str] = &[
     "method",
@@ -212,19 +212,14 @@ pub(super) fn pairs(
     what: &str,
     defined: &BTreeSet<String>,
 ) -> Option<Vec<(String, Template)>> {
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (k, v, kpos) in c.string_map(n, what) {
+    let entries = c.string_map(n, what);
+    every(entries, |(k, v, kpos)| {
         if !c.literal_only(kpos, &k, &format!("a name in {what}")) {
-            ok = false;
-            continue;
+            return None;
         }
-        match c.template(v, &format!("{what} `{k}`"), defined) {
-            Some(t) => out.push((k, t)),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+        let t = c.template(v, &format!("{what} `{k}`"), defined)?;
+        Some((k, t))
+    })
 }
 
 pub(super) fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Option<JsonTemplate> {
@@ -240,24 +235,15 @@ pub(super) fn json(c: &mut Checker, n: &Node, defined: &BTreeSet<String>) -> Opt
             }
         },
         Value::Str(s) => JsonTemplate::String(c.template_text(n, s, 0, "`http.json`", defined)?),
-        Value::Seq(items) => {
-            let items: Vec<_> = items.iter().map(|i| json(c, i, defined)).collect();
-            JsonTemplate::Array(items.into_iter().collect::<Option<_>>()?)
-        }
-        Value::Map(entries) => {
-            let mut fields = Vec::new();
-            let mut ok = true;
-            for (k, v) in entries {
-                let key = c
-                    .text(k, "a JSON key")
-                    .filter(|key| c.literal_only(k.pos, key, "a JSON key"));
-                match (key, json(c, v, defined)) {
-                    (Some(k), Some(v)) => fields.push((k, v)),
-                    _ => ok = false,
-                }
-            }
-            ok.then_some(JsonTemplate::Object(fields))?
-        }
+        Value::Seq(items) => JsonTemplate::Array(every(items, |i| json(c, i, defined))?),
+        Value::Map(entries) => JsonTemplate::Object(every(entries, |(k, v)| {
+            let key = c
+                .text(k, "a JSON key")
+                .filter(|key| c.literal_only(k.pos, key, "a JSON key"));
+            // The value is checked even when the key is bad.
+            let value = json(c, v, defined);
+            Some((key?, value?))
+        })?),
     })
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use self::checker::{Checker, Fields, valid_var_name};
+use self::checker::{Checker, Fields, every, valid_var_name};
 use self::fields::{alert_rules, runbook, schedule, slo, texts, variables};
 use self::kind::KindKey;
 use super::condition::{Condition, Placeholder};
@@ -375,15 +375,11 @@ fn steps(
         );
         ok = false;
     }
-    let mut out = Vec::new();
     let mut names = HashSet::new();
-    for item in items.iter().take(max_steps) {
-        match step(c, item, defined, &mut names) {
-            Some(s) => out.push(s),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    let steps = every(items.iter().take(max_steps), |item| {
+        step(c, item, defined, &mut names)
+    })?;
+    ok.then_some(steps)
 }
 
 fn step(
@@ -535,24 +531,14 @@ fn conditions(
     what: &str,
 ) -> Option<Vec<Condition>> {
     let items = c.list(n, what)?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in items {
-        let Some(text) = c.text(item, "a condition") else {
-            ok = false;
-            continue;
-        };
-        match c.parsed(item, "condition", &text, Condition::parse(&text)) {
-            Some(cond) => {
-                for t in cond.templates() {
-                    c.check_vars(item, t, &format!("condition `{text}`"), defined);
-                }
-                out.push(cond);
-            }
-            None => ok = false,
+    every(items, |item| {
+        let text = c.text(item, "a condition")?;
+        let cond = c.parsed(item, "condition", &text, Condition::parse(&text))?;
+        for t in cond.templates() {
+            c.check_vars(item, t, &format!("condition `{text}`"), defined);
         }
-    }
-    ok.then_some(out)
+        Some(cond)
+    })
 }
 
 /// Variables extracted by a step become defined for the steps after it.
@@ -561,26 +547,17 @@ fn extract(
     n: &Node,
     defined: &mut BTreeSet<String>,
 ) -> Option<Vec<(String, Placeholder)>> {
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (name, v, kpos) in c.string_map(n, "`extract`") {
-        if !valid_var_name(&name) {
+    let entries = c.string_map(n, "`extract`");
+    every(entries, |(name, v, kpos)| {
+        let valid = valid_var_name(&name);
+        if !valid {
             c.err(kpos, format!("`{name}` is not a valid variable name"));
-            ok = false;
         }
-        let Some(text) = c.text(v, &format!("extract `{name}`")) else {
-            ok = false;
-            continue;
-        };
-        match c.parsed(v, "extraction", &text, Placeholder::parse(text.trim())) {
-            Some(p) => {
-                defined.insert(name.clone());
-                out.push((name, p));
-            }
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+        let text = c.text(v, &format!("extract `{name}`"))?;
+        let p = c.parsed(v, "extraction", &text, Placeholder::parse(text.trim()))?;
+        defined.insert(name.clone());
+        valid.then_some((name, p))
+    })
 }
 
 #[cfg(test)]

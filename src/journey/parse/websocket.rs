@@ -7,7 +7,7 @@ use super::super::model::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SKIPPED_MESSAGES, WebsocketStep, WsAction, WsPayload,
 };
 use super::super::yaml::{Node, Value};
-use super::checker::Checker;
+use super::checker::{Checker, every};
 use super::http::{byte_size, check_url, json, pairs};
 use super::{conditions, extract};
 
@@ -86,15 +86,7 @@ pub(super) fn websocket_step(
 
 fn actions(c: &mut Checker, n: &Node, defined: &mut BTreeSet<String>) -> Option<Vec<WsAction>> {
     let items = c.list(n, "`websocket.actions`")?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in items {
-        match action(c, item, defined) {
-            Some(a) => out.push(a),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    every(items, |item| action(c, item, defined))
 }
 
 /// One action: a mapping with exactly one key, the action's name.

@@ -5,8 +5,7 @@ use super::*;
 #[tokio::test]
 async fn follows_relative_and_absolute_redirects() {
     let addr = serve_app().await;
-    let a = run(&step(Method::GET, &format!("http://{addr}/r/rel"))).await;
-    assert_ok(&a);
+    let a = passed(&step(Method::GET, &format!("http://{addr}/r/rel"))).await;
     assert_eq!(a.facts.status, Some(200));
     assert_eq!(body_json(&a)["uri"], "/echo");
     let resp = a.response.as_ref().unwrap();
@@ -30,8 +29,7 @@ async fn see_other_and_found_turn_post_into_get_without_body() {
             "a".into(),
             JsonTemplate::Bool(true),
         )])));
-        let a = run(&s).await;
-        assert_ok(&a);
+        let a = passed(&s).await;
         let echo = body_json(&a);
         assert_eq!(method_and_body(&echo), (Some("GET"), Some("")), "{path}");
         assert!(
@@ -63,8 +61,7 @@ async fn redirect_loop_fails_with_too_many_redirects() {
 async fn redirects_are_the_result_when_not_followed() {
     let mut s = app_step(Method::GET, "/r/rel").await;
     s.follow_redirects = false;
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     assert_eq!(a.facts.status, Some(302));
     assert_eq!(a.facts.header("location"), Some("/r/abs"));
     assert_eq!(a.response.unwrap().redirects, 0);
@@ -83,8 +80,7 @@ async fn credentials_are_dropped_only_when_the_redirect_changes_host() {
         s
     };
     // 127.0.0.1 → localhost: another host, same server.
-    let a = run(&with_credentials("to-localhost")).await;
-    assert_ok(&a);
+    let a = passed(&with_credentials("to-localhost")).await;
     let headers = &body_json(&a)["headers"];
     assert!(
         headers.get("authorization").is_none() && headers.get("cookie").is_none(),

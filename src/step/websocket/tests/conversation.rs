@@ -18,16 +18,11 @@ async fn hello_send_json_expect_echo_and_close() {
             close(Some(1000)),
         ],
     );
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     let names: Vec<_> = a.actions.iter().map(|o| o.action.as_str()).collect();
     assert_eq!(names, ["expect", "send", "expect", "close"]);
     assert!(a.actions.iter().all(|o| o.passed && o.duration.is_some()));
-    assert!(
-        a.actions[2].detail.contains("\"echo\":true"),
-        "{:?}",
-        a.actions
-    );
+    assert_detail(&a, 2, |d| d.contains("\"echo\":true"));
     assert_eq!(a.actions[3].detail, "closed: 1000 (normal closure)");
     // The JSON leaf that is exactly `{{ n }}` keeps the number type.
     let echoed: Value = serde_json::from_str(a.facts.message.as_deref().unwrap()).unwrap();
@@ -72,8 +67,7 @@ async fn extracted_values_feed_later_actions_and_the_runner() {
         ],
     )
     .await;
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     assert_eq!(
         a.extracted,
         [
@@ -112,8 +106,7 @@ async fn non_matching_messages_are_skipped_until_one_matches() {
         ],
     )
     .await;
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     // The hello and both noises were skipped.
     let detail = &a.actions[3].detail;
     assert!(
@@ -143,8 +136,7 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
         &format!("ws://{addr}/quiet"),
         vec![expect_none(&[], Duration::from_millis(200))],
     );
-    let a = run(&quiet).await;
-    assert_ok(&a);
+    let a = passed(&quiet).await;
     assert_eq!(a.actions[0].detail, "no message in 200ms");
     assert!(a.actions[0].duration.unwrap() >= Duration::from_millis(200));
 
@@ -156,13 +148,8 @@ async fn expect_none_passes_on_silence_and_keeps_other_messages() {
             expect_within(&["[MESSAGE].type == hello"], Duration::from_millis(50)),
         ],
     );
-    let a = run(&echo).await;
-    assert_ok(&a);
-    assert!(
-        a.actions[0].detail.contains("1 others kept"),
-        "{:?}",
-        a.actions
-    );
+    let a = passed(&echo).await;
+    assert_detail(&a, 0, |d| d.contains("1 others kept"));
 }
 
 #[tokio::test]
@@ -194,13 +181,8 @@ async fn ping_gets_its_pong_and_messages_meanwhile_are_kept() {
         ],
     )
     .await;
-    let a = run(&s).await;
-    assert_ok(&a);
-    assert!(
-        a.actions[0].detail.starts_with("pong after"),
-        "{:?}",
-        a.actions
-    );
+    let a = passed(&s).await;
+    assert_detail(&a, 0, |d| d.starts_with("pong after"));
 }
 
 #[tokio::test]

@@ -136,6 +136,13 @@ async fn run(step: &WebsocketStep) -> Attempt {
     run_with(step, Duration::from_secs(5), &[], &[]).await.0
 }
 
+/// The attempt of a step that must succeed.
+async fn passed(step: &WebsocketStep) -> Attempt {
+    let a = run(step).await;
+    assert_ok(&a);
+    a
+}
+
 #[track_caller]
 fn assert_ok(a: &Attempt) {
     assert!(
@@ -144,6 +151,12 @@ fn assert_ok(a: &Attempt) {
         a.failure,
         a.actions
     );
+}
+
+/// Action `i`'s detail passes `holds`; else the failure shows every action.
+#[track_caller]
+fn assert_detail(a: &Attempt, i: usize, holds: impl Fn(&str) -> bool) {
+    assert!(holds(&a.actions[i].detail), "{:?}", a.actions);
 }
 
 #[track_caller]

@@ -7,8 +7,7 @@ async fn subprotocols_are_negotiated() {
     let (addr, seen) = ws_peer().await;
     let mut s = step(&format!("ws://{addr}/echo"), vec![hello()]);
     s.subprotocols = vec!["v0.old".into(), "v1.echo".into()];
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     assert_eq!(a.facts.header("sec-websocket-protocol"), Some("v1.echo"));
     assert_eq!(seen.last()["sec-websocket-protocol"], "v0.old, v1.echo");
 
@@ -112,8 +111,7 @@ async fn wss_uses_the_shared_tls_path_with_http1_alpn() {
     assert!(a.actions.is_empty(), "{msg}");
 
     s.insecure_skip_verify = true;
-    let a = run(&s).await;
-    assert_ok(&a);
+    let a = passed(&s).await;
     assert!(a.timings.tls.is_some() && a.timings.handshake.is_some());
     assert!(a.facts.certificate_expiration_ms.unwrap() > 0);
     assert_eq!(a.facts.certificate_sans.as_deref(), Some("127.0.0.1"));

@@ -564,22 +564,21 @@ impl LatencyDetector {
     }
 
     /// How many runs a stretch must outlast to open an episode: once at least [`HABIT_BURSTS`]
-    /// short episodes ended on their own within two half-lives, the length that many of them
-    /// reached. A counter's routine bursts and a pattern not yet learnt stop paging, while a
-    /// change that persists still does, a little later.
+    /// short episodes ended on their own within two half-lives, the longest of them (on train,
+    /// the longest scored 81.9 against 81.5 for the third-longest). A counter's routine bursts
+    /// and a pattern not yet learnt stop paging, while a change that persists still does, a
+    /// little later.
     fn burst_habit(&self, at_ms: i64) -> u32 {
         let horizon_ms = (2.0 * self.params.half_life_hours * HOUR_MS) as i64;
-        let mut lengths: Vec<u32> = self
-            .bursts
-            .iter()
-            .filter(|(end, _)| at_ms - end <= horizon_ms)
-            .map(|&(_, runs)| runs)
-            .collect();
-        if lengths.len() < HABIT_BURSTS {
+        let recent = || {
+            self.bursts
+                .iter()
+                .filter(move |(end, _)| at_ms - end <= horizon_ms)
+        };
+        if recent().count() < HABIT_BURSTS {
             return 0;
         }
-        lengths.sort_unstable_by(|a, b| b.cmp(a));
-        lengths[HABIT_BURSTS - 1]
+        recent().map(|&(_, runs)| runs).max().unwrap_or(0)
     }
 
     /// Closes the hours before `hour`: teaches the seasonal profile the finished hour's

@@ -400,3 +400,106 @@ fn daily_seasonality_learns_slow_afternoons() {
     let (before, _) = morning_episodes(Seasonality::Off);
     assert!(before >= 1, "{before} false episodes without seasonality");
 }
+
+#[test]
+fn a_stretch_is_read_from_the_deviations_tail_and_two_runs_are_not_one() {
+    // Five runs each with tail probability 0.01: all five beyond it has probability 1e-10,
+    // paid three times for the three k tried.
+    let mut qs = [0.01; 5];
+    let p = stretch_p(&mut qs);
+    assert!((p / 3e-10 - 1.0).abs() < 0.01, "{p}");
+    // Two extreme runs among ordinary ones are no stretch (they are judged as spikes).
+    let mut qs = [1e-12, 1e-12, 0.5, 0.4, 0.6];
+    assert!(stretch_p(&mut qs) > 0.1, "{}", stretch_p(&mut qs));
+    // Fewer runs than a stretch needs: nothing to say.
+    assert_eq!(stretch_p(&mut [1e-9, 1e-9]), 1.0);
+    // The binomial tail: at least 3 of 5 at q = 0.1 is 0.00856.
+    assert!((binomial_tail(5, 3, 0.1) - 0.00856).abs() < 1e-5);
+    assert!((binomial_tail(5, 0, 0.3) - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn autocorrelated_noise_is_discounted_and_a_shift_in_it_is_still_found() {
+    // AR(1) noise, φ = 0.8 (marginal σ 0.1 in log units): runs follow each other, so five
+    // moderately slow runs in a row are routine, not a slowdown.
+    let run_series = |phi: f64, shift: Option<std::ops::Range<i64>>| {
+        let mut rng = StdRng::seed_from_u64(41);
+        let normal = Normal::new(0.0, 0.1 * (1.0 - phi * phi).sqrt()).unwrap();
+        let mut d = LatencyDetector::new(params(Seasonality::Off));
+        let mut e = 0.0f64;
+        let transitions = feed(&mut d, 0..8 * DAY_RUNS, |run| {
+            e = phi * e + normal.sample(&mut rng);
+            let factor = match &shift {
+                Some(r) if r.contains(&run) => 3.0,
+                _ => 1.0,
+            };
+            100.0 * e.exp() * factor
+        });
+        (d.autocorrelation(), starts(&transitions))
+    };
+    let (rho, quiet) = run_series(0.8, None);
+    // Signs of AR(1) pairs agree 1/2 + asin(0.8)/π ≈ 80 % of the time.
+    assert!((0.7..=0.9).contains(&rho), "estimated ρ {rho}");
+    assert!(
+        quiet.len() <= 1,
+        "{} false episodes: {quiet:?}",
+        quiet.len()
+    );
+    let (rho_iid, _) = run_series(0.0, None);
+    assert!(rho_iid < 0.1, "independent noise: ρ {rho_iid}");
+    // Tripled latency for an hour on day 6 is still found, within a few runs.
+    let shift = 6 * DAY_RUNS..6 * DAY_RUNS + 60;
+    let (_, found) = run_series(0.8, Some(shift.clone()));
+    let during: Vec<_> = found
+        .iter()
+        .filter(|(run, _)| shift.contains(run))
+        .collect();
+    assert_eq!(during.len(), 1, "{found:?}");
+    assert!(
+        during[0].0 < shift.start + 10,
+        "found at run {}",
+        during[0].0
+    );
+}
+
+#[test]
+fn routine_bursts_stop_paging_and_a_lasting_change_still_does() {
+    // Every 4 hours, 6 runs three times slower (a cache rebuild nobody scheduled to the
+    // minute: the phase wanders, so no period is learnt). The first bursts open episodes;
+    // once three have, the next ones do not, and an hour at the same level still does.
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut d = LatencyDetector::new(params(Seasonality::Off));
+    let burst_at = |run: i64| {
+        let slot = run / 240;
+        let offset = (slot * 37) % 150;
+        let start = slot * 240 + 30 + offset;
+        (start..start + 6).contains(&run)
+    };
+    let lasting = 7 * DAY_RUNS + 100..7 * DAY_RUNS + 160;
+    let transitions = feed(&mut d, 0..8 * DAY_RUNS, |run| {
+        let slow = burst_at(run) || lasting.contains(&run);
+        lognormal(&mut rng, if slow { 300.0 } else { 100.0 }, 0.05)
+    });
+    let started = starts(&transitions);
+    let judged_from = 2 * DAY_RUNS + 400;
+    let early = started
+        .iter()
+        .filter(|(run, _)| *run < judged_from + DAY_RUNS)
+        .count();
+    let late = started
+        .iter()
+        .filter(|(run, _)| (5 * DAY_RUNS..7 * DAY_RUNS).contains(run))
+        .count();
+    assert!(early >= 3, "the first bursts page: {early}");
+    assert_eq!(late, 0, "routine bursts on days 5 and 6: {started:?}");
+    let found: Vec<_> = started
+        .iter()
+        .filter(|(run, _)| lasting.contains(run))
+        .collect();
+    assert_eq!(found.len(), 1, "{started:?}");
+    assert!(
+        found[0].0 <= lasting.start + 12,
+        "after the bursts' length: {}",
+        found[0].0
+    );
+}

@@ -4,11 +4,12 @@
 //!
 //! Each run's deviation `z` (in noise units) gets a tail probability from the series' own
 //! history of deviations ([`TailModel`]), not from an assumed normal law. The likelihood
-//! combines that probability with the recent runs': the mean surprise (`−ln p`) of the last
-//! `window` runs is judged against the history of that mean, so several moderately unusual
-//! runs in a row weigh like one extreme run, and a series whose unusual runs come in bursts
-//! learns that too. A run alone must be `spike_ratio` times more improbable than the window
-//! to reach the same likelihood. How it was chosen: docs/anomaly-detection.md.
+//! combines that probability with the recent runs': how improbable it is that 3, 4 or 5 of
+//! the last `window` runs are all this unusual (a binomial tail read from the same history,
+//! discounted for the runs' autocorrelation), so several moderately unusual runs in a row
+//! weigh like one extreme run. A run alone must be `spike_ratio` times more improbable to
+//! reach the same likelihood. A series whose short episodes are a habit waits for a stretch
+//! to outlast them. How it was chosen: docs/anomaly-detection.md.
 
 use serde::Serialize;
 

@@ -25,14 +25,16 @@ pub struct LatencyParams {
     pub point_p: f64,
     /// ...and the episode ends after `m` runs in a row that are not.
     pub m: u32,
-    /// How many recent runs the likelihood combines (at most 16).
+    /// How many recent runs the likelihood combines (at most 16); a stretch is 3 or more of
+    /// them.
     pub window: u32,
     /// Smallest change worth flagging, relative to the expected value (latency and counts:
     /// 0.2 = 20 % slower, or faster by the same ratio)...
     pub min_change: f64,
     /// ...and in the series' own unit (milliseconds for latency); 0 for none.
     pub min_delta: f64,
-    /// No judgement before this many runs have been learnt...
+    /// No judgement before this many deviations have been learnt (a sparse series whose
+    /// decaying history never holds that many: after a day of learning)...
     pub min_samples: f64,
     /// ...and this much history: two days, so that the daily pattern is known before anything
     /// is judged (a first morning says nothing of the evening).

@@ -230,7 +230,7 @@ fn params(
         ..AnomalySettings::default()
     };
     let mut params = DetectorParams::resolve(settings).expect("sensitivity is not off");
-    params.latency.kind = kind;
+    params.latency = params.latency.for_kind(kind);
     params
 }
 

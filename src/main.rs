@@ -491,12 +491,12 @@ fn anomaly_replay(
         ..AnomalySettings::default()
     };
     let mut params = DetectorParams::resolve(settings).expect("a sensitivity other than off");
-    params.latency.kind = match value_kind {
+    params.latency = params.latency.for_kind(match value_kind {
         ValueKindArg::Auto => replay::guess_kind(&rows),
         ValueKindArg::Latency => ValueKind::Latency,
         ValueKindArg::Count => ValueKind::Count,
         ValueKindArg::Gauge => ValueKind::Gauge,
-    };
+    });
     let options = replay::Options { params, all_points };
     let report = replay::replay(&rows, options);
     match format {

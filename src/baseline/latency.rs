@@ -332,7 +332,7 @@ impl LatencyDetector {
 
     /// Runs the likelihood's window combines.
     fn window_len(&self) -> usize {
-        self.params.window.clamp(1, 16) as usize
+        self.params.window.clamp(1, RECENT as u32) as usize
     }
 
     /// Whether a change from `expected_y` to `y` is large enough to matter, upwards and

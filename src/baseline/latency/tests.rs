@@ -503,3 +503,37 @@ fn routine_bursts_stop_paging_and_a_lasting_change_still_does() {
         found[0].0
     );
 }
+
+#[test]
+fn a_counters_rate_shift_is_found_by_its_longer_window() {
+    // An idle error counter (0.01 per run) whose rate rises by 0.15 per run for three hours
+    // on day 4: about nine more events an hour.
+    let base = LatencyParams {
+        direction: Direction::Up,
+        ..params(Seasonality::Off)
+    };
+    let counter = base.for_kind(ValueKind::Count);
+    assert_eq!((counter.kind, counter.window), (ValueKind::Count, 30));
+    assert_eq!(base.for_kind(ValueKind::Gauge).window, base.window);
+    let mut rng = StdRng::seed_from_u64(43);
+    let mut d = LatencyDetector::new(counter);
+    let shift = 4 * DAY_RUNS..4 * DAY_RUNS + 180;
+    let transitions = feed(&mut d, 0..5 * DAY_RUNS, |run| {
+        let rate = if shift.contains(&run) { 0.16 } else { 0.01 };
+        rand_distr::Poisson::new(rate).unwrap().sample(&mut rng)
+    });
+    let started = starts(&transitions);
+    // It may end and open again within the three hours (runs without an event are normal).
+    // Nothing opens on the quiet days once single events are a habit: in the first day of
+    // judging, the first few are flagged as spikes.
+    assert!(
+        started.iter().any(|(run, _)| shift.contains(run)),
+        "{started:?}"
+    );
+    let quiet = started
+        .iter()
+        .filter(|(run, _)| *run >= 3 * DAY_RUNS + DAY_RUNS / 2)
+        .filter(|(run, _)| !(shift.start..shift.end + 60).contains(run))
+        .count();
+    assert_eq!(quiet, 0, "{started:?}");
+}

@@ -49,6 +49,8 @@ struct Series {
     anomalies: Vec<Anomaly>,
     benign: Vec<Benign>,
     periods: Option<Periods>,
+    #[serde(default)]
+    periods_s: Vec<u64>,
 }
 
 impl Series {
@@ -237,11 +239,17 @@ fn params(
 /// The detections of both detectors over one series, as `waymark anomaly replay` reports
 /// them.
 fn detections(rows: &[Row], params: DetectorParams) -> Vec<Detection> {
+    replayed(rows, params).0
+}
+
+/// The detections, and the period shorter than a day found by the end (seconds).
+fn replayed(rows: &[Row], params: DetectorParams) -> (Vec<Detection>, Option<f64>) {
     let options = replay::Options {
         params,
         all_points: false,
     };
-    replay::replay(rows, options)
+    let report = replay::replay(rows, options);
+    let found = report
         .episodes
         .iter()
         .map(|e| {
@@ -255,7 +263,8 @@ fn detections(rows: &[Row], params: DetectorParams) -> Vec<Detection> {
                 row: rows.partition_point(|r| r.at_ms < at_s * 1000),
             }
         })
-        .collect()
+        .collect();
+    (found, report.period_s)
 }
 
 fn scoring_windows(labels: &Labels, s: &Series) -> Vec<window_score::Window> {
@@ -363,12 +372,12 @@ fn evaluate(
     seasonality: Option<Seasonality>,
 ) {
     let misses = std::env::var_os("MISSES").is_some();
-    let found: Vec<Vec<Detection>> = labels
+    let (found, periods): (Vec<Vec<Detection>>, Vec<Option<f64>>) = labels
         .series
         .iter()
         .zip(data)
-        .map(|(s, rows)| detections(rows, params(s.value_kind, sensitivity, seasonality)))
-        .collect();
+        .map(|(s, rows)| replayed(rows, params(s.value_kind, sensitivity, seasonality)))
+        .unzip();
 
     // ---- window score, and per group --------------------------------------------------
     let mut totals = [Outcome::default(); 3];
@@ -607,8 +616,41 @@ fn evaluate(
         lines.iter().filter(|(ok, _)| *ok).count(),
         lines.len()
     );
-    // TODO(periods): check the periods the detectors find against `periods_s` once the
-    // seasonal profile exposes them.
+    period_finding(labels, &periods);
+}
+
+/// The periods shorter than a day found by the end of each series, against its true
+/// `periods_s`: found when within 5 % of one of them.
+fn period_finding(labels: &Labels, found: &[Option<f64>]) {
+    let (mut with, mut right, mut without, mut wrong) = (0, 0, 0, 0);
+    let mut missed = Vec::new();
+    for (s, period) in labels.series.iter().zip(found) {
+        let truth: Vec<f64> = s
+            .periods_s
+            .iter()
+            .map(|&p| p as f64)
+            .filter(|&p| p < DAY_S)
+            .collect();
+        if truth.is_empty() {
+            without += 1;
+            wrong += usize::from(period.is_some());
+            continue;
+        }
+        with += 1;
+        match period {
+            Some(p) if truth.iter().any(|t| (p / t - 1.0).abs() <= 0.05) => right += 1,
+            other => missed.push(format!("{} {other:?} (true {truth:?})", s.file)),
+        }
+    }
+    println!(
+        "periods shorter than a day: found {right} of {with} series that have one (within 5 %), \
+         {wrong} reported in {without} series that have none"
+    );
+    if std::env::var_os("MISSES").is_some() {
+        for m in missed {
+            println!("  period {m}");
+        }
+    }
 }
 
 /// The latency rule around the medium preset, on train only: recall of level shifts of

@@ -93,7 +93,8 @@ pub struct IncidentChanged {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
-    #[schema(min_length = 1, max_length = 200)]
+    /// Not blank: at least one character other than white space.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     by: Option<String>,
 }
 
@@ -192,7 +193,7 @@ async fn one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
 enum CommandAnswers {
     /// The incident as it is now.
     #[response(status = 200)]
-    Changed(IncidentChanged),
+    Changed(#[to_schema] IncidentChanged),
     /// A bad body.
     #[response(status = 400)]
     BadBody(ErrorBody),

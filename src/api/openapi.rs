@@ -166,5 +166,31 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+        // Every reference resolves (a response type not registered is a dangling `$ref`).
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(refs.len() > 10, "{refs:?}");
+        for r in refs {
+            let name = r.strip_prefix("#/components/schemas/").expect(&r);
+            assert!(schemas.get(name).is_some(), "dangling reference {r}");
+        }
+        // A blank `by` is refused, so the document says so.
+        let by = &schemas["CommandBody"]["properties"]["by"];
+        assert_eq!(by["pattern"], "\\S", "{by}");
+    }
+
+    fn collect_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$ref", serde_json::Value::String(r)) => out.push(r.clone()),
+                        _ => collect_refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
     }
 }

@@ -633,7 +633,10 @@ fn period_finding(labels: &Labels, found: &[Option<f64>]) {
             .collect();
         if truth.is_empty() {
             without += 1;
-            wrong += usize::from(period.is_some());
+            if let Some(p) = period {
+                wrong += 1;
+                missed.push(format!("{} {p} s, none true", s.file));
+            }
             continue;
         }
         with += 1;

@@ -21,6 +21,9 @@ const MIN_CORRELATION: f64 = 0.3;
 const MIN_RISE: f64 = 0.2;
 /// Cycles a profile slot needs before it answers.
 const CYCLES: usize = 3;
+/// Passes in a row that must miss a period before it is forgotten (about half a day of fine
+/// passes).
+const UNCONFIRMED_PASSES: u32 = 12;
 
 #[derive(Debug, Clone)]
 struct Ring {
@@ -33,6 +36,8 @@ struct Ring {
     current: Option<(i64, f64, u32)>,
     since_pass: usize,
     found: Option<i64>,
+    /// Autocorrelation passes made.
+    passes: u64,
 }
 
 impl Ring {
@@ -45,6 +50,7 @@ impl Ring {
             current: None,
             since_pass: 0,
             found: None,
+            passes: 0,
         }
     }
 
@@ -74,6 +80,7 @@ impl Ring {
         self.since_pass += 1;
         if self.values.len() == self.len && self.since_pass >= self.every {
             self.since_pass = 0;
+            self.passes += 1;
             self.found =
                 strongest_period(self.values.make_contiguous()).map(|lag| lag as i64 * self.bin_ms);
         }
@@ -179,6 +186,9 @@ pub struct Periodic {
     fine: Ring,
     coarse: Ring,
     profile: Option<Profile>,
+    /// Passes (of either ring) seen, and how many in a row did not find the profile's period.
+    passes: u64,
+    unconfirmed: u32,
 }
 
 impl Default for Periodic {
@@ -187,6 +197,8 @@ impl Default for Periodic {
             fine: Ring::new(60_000, 360, 60),
             coarse: Ring::new(600_000, 216, 36),
             profile: None,
+            passes: 0,
+            unconfirmed: 0,
         }
     }
 }
@@ -211,9 +223,28 @@ impl Periodic {
         self.coarse.push(at_ms, r);
         let found = self.fine.found.or(self.coarse.found);
         let current = self.period_ms();
+        let passes = self.fine.passes + self.coarse.passes;
+        let passed = passes > self.passes;
+        self.passes = passes;
+        let same = |p: i64, c: i64| (p - c).abs() * 20 <= c;
+        // A period that stops being found was a chance (or an incident's) pattern: it is
+        // forgotten once [`UNCONFIRMED_PASSES`] passes in a row do not find it again.
+        if passed && let Some(c) = current {
+            if found.is_some_and(|p| same(p, c)) {
+                self.unconfirmed = 0;
+            } else {
+                self.unconfirmed += 1;
+                if self.unconfirmed >= UNCONFIRMED_PASSES {
+                    self.profile = None;
+                    self.unconfirmed = 0;
+                    return;
+                }
+            }
+        }
         match (found, current) {
-            (Some(p), Some(c)) if (p - c).abs() * 20 <= c => {}
+            (Some(p), Some(c)) if same(p, c) => {}
             (Some(p), _) => {
+                self.unconfirmed = 0;
                 let slot_ms = if p <= 2 * 3_600_000 {
                     self.fine.bin_ms
                 } else {
@@ -294,6 +325,32 @@ mod tests {
         });
         let found = p.period_ms().expect("a period");
         assert!((found - 360 * MINUTE).abs() <= 10 * MINUTE, "{found}");
+    }
+
+    #[test]
+    fn a_pattern_that_stops_is_forgotten() {
+        // An hourly pattern for a day (found), then plain noise: once neither ring holds it
+        // (the coarse one looks back 36 hours) and a dozen passes have missed it, it is gone.
+        let mut rng = StdRng::seed_from_u64(2);
+        let noise = Normal::new(0.0, 0.1).unwrap();
+        let mut p = Periodic::default();
+        let mut learn = |p: &mut Periodic, minutes: std::ops::Range<i64>, pattern: bool| {
+            for m in minutes {
+                let bump = if pattern && m % 60 < 10 { 1.0 } else { 0.0 };
+                p.learn(m * MINUTE, bump + noise.sample(&mut rng));
+            }
+        };
+        learn(&mut p, 0..24 * 60, true);
+        assert_eq!(p.period_ms(), Some(60 * MINUTE));
+        learn(&mut p, 24 * 60..30 * 60, false);
+        assert_eq!(
+            p.period_ms(),
+            Some(60 * MINUTE),
+            "not yet: the ring still holds it"
+        );
+        learn(&mut p, 30 * 60..80 * 60, false);
+        assert_eq!(p.period_ms(), None);
+        assert_eq!(p.offset(80 * 60 * MINUTE), 0.0);
     }
 
     #[test]

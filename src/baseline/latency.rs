@@ -20,6 +20,7 @@ use super::period::Periodic;
 use super::seasonal::{Seasonal, hour_of};
 use super::tail::{MIN_P, TailModel};
 use crate::journey::Seasonality;
+use stretch::{STRETCH_FROM, stretch_p};
 
 /// Judged runs between two recomputations of the tails' cuts.
 const REFRESH_EVERY: u32 = 16;
@@ -32,8 +33,6 @@ const MIN_RUNS_PER_HOUR: usize = 3;
 const HOUR_VALUES: usize = 512;
 /// Recent runs remembered, for the likelihood's window and for re-learning a level.
 const RECENT: usize = 32;
-/// A stretch is at least this many unusual runs of the window.
-const STRETCH_FROM: usize = 3;
 /// An episode of at most this many runs that ends on its own is a burst; the last [`BURSTS`]
 /// are remembered, and [`HABIT_BURSTS`] of them make a habit.
 const BURST_RUNS: u32 = 32;
@@ -614,44 +613,12 @@ impl LatencyDetector {
     }
 }
 
-/// The probability that `qs.len()` independent runs hold a stretch this unusual: for each
-/// k of at least [`STRETCH_FROM`], that k of them have a tail probability at most the k-th
-/// smallest seen (a binomial tail), the smallest of those, paid for the number of k tried.
-/// Read from the deviations' own distribution, so it needs no model of its own that a missed
-/// stretch could teach, and a burst of fewer than [`STRETCH_FROM`] runs (a slow request
-/// and its retry) never makes a stretch: lone runs are judged as spikes.
-fn stretch_p(qs: &mut [f64]) -> f64 {
-    let n = qs.len();
-    if n < STRETCH_FROM {
-        return 1.0;
-    }
-    qs.sort_by(f64::total_cmp);
-    let tries = (n + 1 - STRETCH_FROM) as f64;
-    let best = (STRETCH_FROM..=n)
-        .map(|k| binomial_tail(n, k, qs[k - 1]))
-        .fold(1.0, f64::min);
-    (best * tries).min(1.0)
-}
-
-/// P(at least k of n successes), each with probability q.
-fn binomial_tail(n: usize, k: usize, q: f64) -> f64 {
-    let q = q.clamp(0.0, 1.0);
-    let mut choose = 1.0f64;
-    let mut total = 0.0;
-    for j in 0..=n {
-        if j >= k {
-            total += choose * q.powi(j as i32) * (1.0 - q).powi((n - j) as i32);
-        }
-        choose = choose * (n - j) as f64 / (j + 1) as f64;
-    }
-    total.min(1.0)
-}
-
 /// How surprising a tail probability is: `−ln p`, capped where probabilities are.
 fn surprise(p: f64) -> f64 {
     -p.max(MIN_P).ln()
 }
 
+mod stretch;
 #[cfg(test)]
 mod tests;
 mod warm_up;

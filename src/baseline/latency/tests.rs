@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal, Normal};
 
+use super::stretch::binomial_tail;
 use super::*;
 use crate::baseline::sketch::Sketch;
 use crate::baseline::test_clock::{DAY_RUNS, MINUTE, T0, at};

@@ -18,7 +18,7 @@ use super::level::{Level, median};
 use super::params::LatencyParams;
 use super::period::Periodic;
 use super::seasonal::{Seasonal, hour_of};
-use super::tail::{MIN_P, TailModel};
+use super::tail::TailModel;
 use crate::journey::Seasonality;
 use stretch::{STRETCH_FROM, stretch_p};
 
@@ -80,8 +80,9 @@ struct Recent {
     at_ms: i64,
     /// Deseasonalised value on the modelling scale.
     level_y: f64,
-    surprise_up: f64,
-    surprise_down: f64,
+    /// Its tail probabilities upwards and downwards, for the stretches it is part of.
+    p_up: f64,
+    p_down: f64,
     /// Unusual upwards (downwards): its likelihood in that direction was at least
     /// `1 − point_p`, by the minimum change.
     up: bool,
@@ -374,10 +375,8 @@ impl LatencyDetector {
         let middle = median(&mut levels) - level;
         let ratio = self.min_ratio();
         let (wide_up, wide_down) = (middle >= ratio, -middle >= ratio);
-        let earlier = |of: fn(&Recent) -> f64| {
-            let mut qs: Vec<f64> = self.recent.iter().rev().take(n - 1).map(of).collect();
-            qs.iter_mut().for_each(|s| *s = (-*s).exp());
-            qs
+        let earlier = |of: fn(&Recent) -> f64| -> Vec<f64> {
+            self.recent.iter().rev().take(n - 1).map(of).collect()
         };
         // Watching both ways doubles the chances of a false alarm: pay for it.
         let sides = if p.direction.watches_up() && p.direction.watches_down() {
@@ -417,13 +416,13 @@ impl LatencyDetector {
         let (up_p, opens_up, streak_up) = side(
             (p.direction.watches_up(), big_up, wide_up),
             p_up,
-            earlier(|r| r.surprise_up),
+            earlier(|r| r.p_up),
             self.streaks.0,
         );
         let (down_p, opens_down, streak_down) = side(
             (p.direction.watches_down(), big_down, wide_down),
             p_down,
-            earlier(|r| r.surprise_down),
+            earlier(|r| r.p_down),
             self.streaks.1,
         );
         let tail_p = (sides * up_p.min(down_p)).min(1.0);
@@ -453,8 +452,8 @@ impl LatencyDetector {
             recent: Recent {
                 at_ms,
                 level_y: y - season,
-                surprise_up: surprise(p_up),
-                surprise_down: surprise(p_down),
+                p_up,
+                p_down,
                 up: up_p <= p.point_p,
                 down: down_p <= p.point_p,
             },
@@ -611,11 +610,6 @@ impl LatencyDetector {
         self.since_refresh = 0;
         self.deviations.refresh();
     }
-}
-
-/// How surprising a tail probability is: `−ln p`, capped where probabilities are.
-fn surprise(p: f64) -> f64 {
-    -p.max(MIN_P).ln()
 }
 
 mod stretch;

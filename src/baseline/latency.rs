@@ -20,7 +20,7 @@ use super::period::Periodic;
 use super::seasonal::{Seasonal, hour_of};
 use super::tail::TailModel;
 use crate::journey::Seasonality;
-use stretch::{STRETCH_FROM, stretch_p};
+use stretch::{Autocorrelation, Bursts, stretch_p};
 
 /// Judged runs between two recomputations of the tails' cuts.
 const REFRESH_EVERY: u32 = 16;
@@ -33,15 +33,8 @@ const MIN_RUNS_PER_HOUR: usize = 3;
 const HOUR_VALUES: usize = 512;
 /// Recent runs remembered, for the likelihood's window and for re-learning a level.
 const RECENT: usize = 32;
-/// An episode of at most this many runs that ends on its own is a burst; the last [`BURSTS`]
-/// are remembered, and [`HABIT_BURSTS`] of them make a habit.
-const BURST_RUNS: u32 = 32;
-const BURSTS: usize = 8;
-const HABIT_BURSTS: usize = 3;
 /// The fewest deviations a sparse series is judged on.
 const FEWEST_SAMPLES: f64 = 60.0;
-/// The deviations' autocorrelation counts as at most this.
-const MAX_RHO: f64 = 0.9;
 const HOUR_MS: f64 = 3_600_000.0;
 
 /// The baseline a run is judged against.
@@ -109,13 +102,10 @@ pub struct LatencyDetector {
     open: Option<Open>,
     /// Consecutive runs whose stretch reached the threshold, upwards and downwards.
     streaks: (u32, u32),
-    /// Decayed number of consecutive learnt runs that deviated the same way, and of all,
-    /// for the deviations' lag-one autocorrelation; and the last learnt run's deviation and
-    /// value.
-    lag_sums: (f64, f64),
-    last_z: Option<(f64, f64)>,
-    /// The latest short episodes that ended on their own: (end, runs they lasted).
-    bursts: std::collections::VecDeque<(i64, u32)>,
+    /// How the deviations of consecutive runs follow each other.
+    lag: Autocorrelation,
+    /// The latest short episodes that ended on their own.
+    bursts: Bursts,
 }
 
 /// An open episode and what the detector tracks about it.
@@ -155,9 +145,8 @@ impl LatencyDetector {
             since_refresh: REFRESH_EVERY,
             open: None,
             streaks: (0, 0),
-            lag_sums: (0.0, 0.0),
-            last_z: None,
-            bursts: std::collections::VecDeque::with_capacity(BURSTS),
+            lag: Autocorrelation::default(),
+            bursts: Bursts::default(),
         }
     }
 
@@ -193,7 +182,7 @@ impl LatencyDetector {
             + self.seasonal.heap_bytes()
             + self.periodic.as_ref().map_or(0, Periodic::heap_bytes)
             + self.recent.capacity() * std::mem::size_of::<Recent>()
-            + self.bursts.capacity() * std::mem::size_of::<(i64, u32)>()
+            + self.bursts.heap_bytes()
     }
 
     pub fn open_episode(&self) -> Option<&Episode> {
@@ -263,13 +252,7 @@ impl LatencyDetector {
             // An open episode's anomalous runs do not teach the model that they are normal.
             if learning && !anomalous_inside {
                 self.deviations.add(a.point.score, 1.0);
-                let z = a.point.score;
-                // Equal values (a counter's zeros) say nothing about how runs follow each other.
-                if let Some((prev, _)) = self.last_z.filter(|&(_, prev_y)| prev_y != y) {
-                    self.lag_sums.0 += f64::from(u8::from((z > 0.0) == (prev > 0.0)));
-                    self.lag_sums.1 += 1.0;
-                }
-                self.last_z = Some((z, y));
+                self.lag.learn(a.point.score, y);
             }
             if warm {
                 transition = self.track(at_ms, value, &a);
@@ -384,10 +367,11 @@ impl LatencyDetector {
         } else {
             1.0
         };
-        let habit = self.burst_habit(at_ms);
+        let horizon_ms = (2.0 * p.half_life_hours * HOUR_MS) as i64;
+        let habit = self.bursts.habit(at_ms, horizon_ms);
         // Runs that follow each other's deviations hold fewer independent chances: with
         // lag-one autocorrelation ρ, n runs weigh like n(1 − ρ)/(1 + ρ).
-        let rho = self.autocorrelation();
+        let rho = self.lag.rho(p.min_samples);
         let independence = (1.0 - rho) / (1.0 + rho);
         // One side's probability, and whether it opens an episode: a spike alone, or a
         // stretch longer than this series' habitual bursts.
@@ -520,12 +504,7 @@ impl LatencyDetector {
             let mut done = self.open.take()?;
             done.episode.end_ms = done.first_normal_ms;
             let lasted = done.runs - done.normal_streak;
-            if (STRETCH_FROM as u32..=BURST_RUNS).contains(&lasted) {
-                if self.bursts.len() == BURSTS {
-                    self.bursts.pop_front();
-                }
-                self.bursts.push_back((at_ms, lasted));
-            }
+            self.bursts.ended(at_ms, lasted);
             return Some(Transition::Ended(done.episode));
         }
         let lasted_h = (at_ms - open.episode.start_ms) as f64 / HOUR_MS;
@@ -548,38 +527,6 @@ impl LatencyDetector {
         Some(Transition::Ended(done.episode))
     }
 
-    /// The deviations' lag-one autocorrelation, in `0..=MAX_RHO` (0 until enough is known),
-    /// from how often consecutive runs deviate the same way: for a normal pair that share is
-    /// 1/2 + asin(ρ)/π. Signs, not products, so neither slow runs nor a stretch that was
-    /// learnt before it was recognised can dominate it.
-    fn autocorrelation(&self) -> f64 {
-        let (same, pairs) = self.lag_sums;
-        if pairs < self.params.min_samples {
-            return 0.0;
-        }
-        (std::f64::consts::PI * (same / pairs - 0.5))
-            .sin()
-            .clamp(0.0, MAX_RHO)
-    }
-
-    /// How many runs a stretch must outlast to open an episode: once at least [`HABIT_BURSTS`]
-    /// short episodes ended on their own within two half-lives, the longest of them (on train,
-    /// the longest scored 81.9 against 81.5 for the third-longest). A counter's routine bursts
-    /// and a pattern not yet learnt stop paging, while a change that persists still does, a
-    /// little later.
-    fn burst_habit(&self, at_ms: i64) -> u32 {
-        let horizon_ms = (2.0 * self.params.half_life_hours * HOUR_MS) as i64;
-        let recent = || {
-            self.bursts
-                .iter()
-                .filter(move |(end, _)| at_ms - end <= horizon_ms)
-        };
-        if recent().count() < HABIT_BURSTS {
-            return 0;
-        }
-        recent().map(|&(_, runs)| runs).max().unwrap_or(0)
-    }
-
     /// Closes the hours before `hour`: teaches the seasonal profile the finished hour's
     /// median, and decays the learnt distributions by the time that passed.
     fn advance_to(&mut self, hour: i64) {
@@ -600,8 +547,7 @@ impl LatencyDetector {
         self.hour.clear();
         let factor = 0.5f64.powf((hour - current) as f64 / self.params.half_life_hours);
         self.deviations.decay(factor);
-        self.lag_sums.0 *= factor;
-        self.lag_sums.1 *= factor;
+        self.lag.decay(factor);
         self.current_hour = Some(hour);
         self.since_refresh = REFRESH_EVERY;
     }

@@ -436,7 +436,7 @@ fn autocorrelated_noise_is_discounted_and_a_shift_in_it_is_still_found() {
             };
             100.0 * e.exp() * factor
         });
-        (d.autocorrelation(), starts(&transitions))
+        (d.lag.rho(d.params.min_samples), starts(&transitions))
     };
     let (rho, quiet) = run_series(0.8, None);
     // Signs of AR(1) pairs agree 1/2 + asin(0.8)/π ≈ 80 % of the time.

@@ -42,6 +42,17 @@ fn starts(transitions: &[(i64, Transition)]) -> Vec<(i64, Episode)> {
         .collect()
 }
 
+/// The run at which the one episode that started within `runs` started (there must be one).
+fn only_start_in(started: &[(i64, Episode)], runs: &std::ops::Range<i64>) -> i64 {
+    let inside: Vec<i64> = started
+        .iter()
+        .map(|(run, _)| *run)
+        .filter(|run| runs.contains(run))
+        .collect();
+    assert_eq!(inside.len(), 1, "{started:?}");
+    inside[0]
+}
+
 #[test]
 fn nothing_is_judged_before_two_days_of_history_and_enough_runs() {
     let mut rng = StdRng::seed_from_u64(1);
@@ -451,16 +462,8 @@ fn autocorrelated_noise_is_discounted_and_a_shift_in_it_is_still_found() {
     // Tripled latency for an hour on day 6 is still found, within a few runs.
     let shift = 6 * DAY_RUNS..6 * DAY_RUNS + 60;
     let (_, found) = run_series(0.8, Some(shift.clone()));
-    let during: Vec<_> = found
-        .iter()
-        .filter(|(run, _)| shift.contains(run))
-        .collect();
-    assert_eq!(during.len(), 1, "{found:?}");
-    assert!(
-        during[0].0 < shift.start + 10,
-        "found at run {}",
-        during[0].0
-    );
+    let at = only_start_in(&found, &shift);
+    assert!(at < shift.start + 10, "found at run {at}");
 }
 
 #[test]
@@ -493,16 +496,8 @@ fn routine_bursts_stop_paging_and_a_lasting_change_still_does() {
         .count();
     assert!(early >= 3, "the first bursts page: {early}");
     assert_eq!(late, 0, "routine bursts on days 5 and 6: {started:?}");
-    let found: Vec<_> = started
-        .iter()
-        .filter(|(run, _)| lasting.contains(run))
-        .collect();
-    assert_eq!(found.len(), 1, "{started:?}");
-    assert!(
-        found[0].0 <= lasting.start + 12,
-        "after the bursts' length: {}",
-        found[0].0
-    );
+    let at = only_start_in(&started, &lasting);
+    assert!(at <= lasting.start + 12, "after the bursts' length: {at}");
 }
 
 #[test]

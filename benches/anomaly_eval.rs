@@ -7,7 +7,8 @@
 //!
 //! To look into a result: `SENSITIVITY=medium` judges at one sensitivity only, `ONLY=latency,spikes`
 //! reads only those groups' series (the totals then cover them alone), and `MISSES=1` lists
-//! every labelled anomaly not found within 5 runs and every false episode after warm-up.
+//! every labelled anomaly not found within 5 runs, every false episode after warm-up and
+//! every wrong or missed period.
 //!
 //! Generates a missing split first (python3 tests/data/anomaly/generate.py --split NAME).
 //! For each split and sensitivity it prints the window score (three profiles), precision
@@ -616,14 +617,14 @@ fn evaluate(
         lines.iter().filter(|(ok, _)| *ok).count(),
         lines.len()
     );
-    period_finding(labels, &periods);
+    period_finding(labels, &periods, misses);
 }
 
 /// The periods shorter than a day found by the end of each series, against its true
-/// `periods_s`: found when within 5 % of one of them.
-fn period_finding(labels: &Labels, found: &[Option<f64>]) {
+/// `periods_s`: found when within 5 % of one of them. `list`: print each wrong or missed one.
+fn period_finding(labels: &Labels, found: &[Option<f64>], list: bool) {
     let (mut with, mut right, mut without, mut wrong) = (0, 0, 0, 0);
-    let mut missed = Vec::new();
+    let mut off = Vec::new();
     for (s, period) in labels.series.iter().zip(found) {
         let truth: Vec<f64> = s
             .periods_s
@@ -635,23 +636,23 @@ fn period_finding(labels: &Labels, found: &[Option<f64>]) {
             without += 1;
             if let Some(p) = period {
                 wrong += 1;
-                missed.push(format!("{} {p} s, none true", s.file));
+                off.push(format!("{} {p} s, none true", s.file));
             }
             continue;
         }
         with += 1;
         match period {
             Some(p) if truth.iter().any(|t| (p / t - 1.0).abs() <= 0.05) => right += 1,
-            other => missed.push(format!("{} {other:?} (true {truth:?})", s.file)),
+            other => off.push(format!("{} {other:?} (true {truth:?})", s.file)),
         }
     }
     println!(
         "periods shorter than a day: found {right} of {with} series that have one (within 5 %), \
          {wrong} reported in {without} series that have none"
     );
-    if std::env::var_os("MISSES").is_some() {
-        for m in missed {
-            println!("  period {m}");
+    if list {
+        for line in off {
+            println!("  period {line}");
         }
     }
 }

@@ -36,8 +36,6 @@ struct Ring {
     current: Option<(i64, f64, u32)>,
     since_pass: usize,
     found: Option<i64>,
-    /// Autocorrelation passes made.
-    passes: u64,
 }
 
 impl Ring {
@@ -50,12 +48,13 @@ impl Ring {
             current: None,
             since_pass: 0,
             found: None,
-            passes: 0,
         }
     }
 
-    fn push(&mut self, at_ms: i64, r: f64) {
+    /// Adds one residual; whether an autocorrelation pass was made.
+    fn push(&mut self, at_ms: i64, r: f64) -> bool {
         let bin = at_ms.div_euclid(self.bin_ms);
+        let mut passed = false;
         match self.current {
             Some((b, sum, n)) if b == bin => self.current = Some((b, sum + r, n + 1)),
             Some((b, sum, n)) if bin > b => {
@@ -63,16 +62,18 @@ impl Ring {
                 // Missing bins repeat the last value (bounded by the ring's length).
                 let missing = ((bin - b - 1) as usize).min(self.len);
                 for _ in 0..=missing {
-                    self.close(mean);
+                    passed |= self.close(mean);
                 }
                 self.current = Some((bin, r, 1));
             }
             Some(_) => {}
             None => self.current = Some((bin, r, 1)),
         }
+        passed
     }
 
-    fn close(&mut self, mean: f32) {
+    /// Closes a bin; whether an autocorrelation pass was made.
+    fn close(&mut self, mean: f32) -> bool {
         if self.values.len() == self.len {
             self.values.pop_front();
         }
@@ -80,10 +81,11 @@ impl Ring {
         self.since_pass += 1;
         if self.values.len() == self.len && self.since_pass >= self.every {
             self.since_pass = 0;
-            self.passes += 1;
             self.found =
                 strongest_period(self.values.make_contiguous()).map(|lag| lag as i64 * self.bin_ms);
+            return true;
         }
+        false
     }
 
     fn heap_bytes(&self) -> usize {
@@ -186,8 +188,7 @@ pub struct Periodic {
     fine: Ring,
     coarse: Ring,
     profile: Option<Profile>,
-    /// Passes (of either ring) seen, and how many in a row did not find the profile's period.
-    passes: u64,
+    /// Passes (of either ring) in a row that did not find the profile's period.
     unconfirmed: u32,
 }
 
@@ -197,7 +198,6 @@ impl Default for Periodic {
             fine: Ring::new(60_000, 360, 60),
             coarse: Ring::new(600_000, 216, 36),
             profile: None,
-            passes: 0,
             unconfirmed: 0,
         }
     }
@@ -219,13 +219,10 @@ impl Periodic {
 
     /// Learns one residual (value minus level and daily profile, on the modelling scale).
     pub fn learn(&mut self, at_ms: i64, r: f64) {
-        self.fine.push(at_ms, r);
-        self.coarse.push(at_ms, r);
+        let fine = self.fine.push(at_ms, r);
+        let passed = self.coarse.push(at_ms, r) || fine;
         let found = self.fine.found.or(self.coarse.found);
         let current = self.period_ms();
-        let passes = self.fine.passes + self.coarse.passes;
-        let passed = passes > self.passes;
-        self.passes = passes;
         let same = |p: i64, c: i64| (p - c).abs() * 20 <= c;
         // A period that stops being found was a chance (or an incident's) pattern: it is
         // forgotten once [`UNCONFIRMED_PASSES`] passes in a row do not find it again.
